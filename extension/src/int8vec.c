@@ -1,0 +1,587 @@
+/*
+ * int8vec.c: the int8vec type (one signed byte per dimension) and its calibrated quantization.
+ *
+ * With per-dimension ranges lo <= hi and scale = (hi - lo) / 255 (all single precision):
+ *   quantize:   q = rint(clip((v - lo) / scale, 0, 255)) - 128, or -128 where scale = 0
+ *   dequantize: v' = lo + (q + 128) * scale
+ * Values outside [lo, hi] are clipped, never wrapped.  Distances to a float query are computed
+ * against the dequantized vector.
+ */
+#include "postgres.h"
+
+#include <math.h>
+#include <limits.h>
+
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "libpq/pqformat.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "kernels.h"
+#include "shrinkvec.h"
+
+/* Check that an int8vec has the dimension its typmod demands. */
+static void
+check_typmod(int dim, int32 typmod)
+{
+	if (typmod != -1 && dim != typmod)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("expected %d dimensions, not %d", typmod, dim)));
+}
+
+/* Check a dimension count read from input. */
+static void
+check_dim(int dim)
+{
+	if (dim < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("int8vec must have at least 1 dimension")));
+	if (dim > SV_MAX_DIM)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("int8vec cannot have more than %d dimensions", SV_MAX_DIM)));
+}
+
+PG_FUNCTION_INFO_V1(int8vec_in);
+/* Text input: '[1,-2,127]'. */
+Datum
+int8vec_in(PG_FUNCTION_ARGS)
+{
+	char	   *lit = PG_GETARG_CSTRING(0);
+	int32		typmod = PG_GETARG_INT32(2);
+	int8		values[SV_MAX_DIM];
+	int			dim = 0;
+	char	   *p = lit;
+	SvInt8Vec  *result;
+
+	while (*p == ' ' || *p == '\t' || *p == '\n')
+		p++;
+	if (*p != '[')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid input syntax for type int8vec: \"%s\"", lit),
+				 errdetail("int8vec contents must start with \"[\".")));
+	p++;
+	while (*p == ' ' || *p == '\t' || *p == '\n')
+		p++;
+	if (*p == ']')
+		check_dim(0);
+	for (;;)
+	{
+		char	   *end;
+		long		val;
+
+		if (dim == SV_MAX_DIM)
+			check_dim(dim + 1);
+		errno = 0;
+		val = strtol(p, &end, 10);
+		if (end == p)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("invalid input syntax for type int8vec: \"%s\"", lit)));
+		if (errno == ERANGE || val < -128 || val > 127)
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("value \"%.*s\" is out of range for type int8vec (-128 to 127)", (int) (end - p), p)));
+		values[dim++] = (int8) val;
+		p = end;
+		while (*p == ' ' || *p == '\t' || *p == '\n')
+			p++;
+		if (*p == ',')
+		{
+			p++;
+			continue;
+		}
+		if (*p == ']')
+			break;
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid input syntax for type int8vec: \"%s\"", lit)));
+	}
+	p++;
+	while (*p == ' ' || *p == '\t' || *p == '\n')
+		p++;
+	if (*p != '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid input syntax for type int8vec: \"%s\"", lit),
+				 errdetail("Junk after closing right bracket.")));
+	check_typmod(dim, typmod);
+	result = sv_new_int8vec(dim);
+	memcpy(result->x, values, dim);
+	PG_RETURN_POINTER(result);
+}
+
+PG_FUNCTION_INFO_V1(int8vec_out);
+/* Text output: '[1,-2,127]'. */
+Datum
+int8vec_out(PG_FUNCTION_ARGS)
+{
+	SvInt8Vec  *v = PG_GETARG_SVINT8VEC_P(0);
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '[');
+	for (int i = 0; i < v->dim; i++)
+	{
+		if (i > 0)
+			appendStringInfoChar(&buf, ',');
+		appendStringInfo(&buf, "%d", (int) v->x[i]);
+	}
+	appendStringInfoChar(&buf, ']');
+	PG_RETURN_CSTRING(buf.data);
+}
+
+PG_FUNCTION_INFO_V1(int8vec_typmod_in);
+/* Type modifier input: int8vec(n) with 1 <= n <= 16000. */
+Datum
+int8vec_typmod_in(PG_FUNCTION_ARGS)
+{
+	ArrayType  *ta = PG_GETARG_ARRAYTYPE_P(0);
+	int32	   *tl;
+	int			n;
+
+	tl = ArrayGetIntegerTypmods(ta, &n);
+	if (n != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid type modifier")));
+	if (*tl < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("dimensions for type int8vec must be at least 1")));
+	if (*tl > SV_MAX_DIM)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("dimensions for type int8vec cannot exceed %d", SV_MAX_DIM)));
+	PG_RETURN_INT32(*tl);
+}
+
+PG_FUNCTION_INFO_V1(int8vec_recv);
+/* Binary input: int16 dim, int16 unused, then dim signed bytes. */
+Datum
+int8vec_recv(PG_FUNCTION_ARGS)
+{
+	StringInfo	buf = (StringInfo) PG_GETARG_POINTER(0);
+	int32		typmod = PG_GETARG_INT32(2);
+	int16		dim = pq_getmsgint(buf, sizeof(int16));
+	int16		unused = pq_getmsgint(buf, sizeof(int16));
+	SvInt8Vec  *result;
+
+	check_dim(dim);
+	check_typmod(dim, typmod);
+	if (unused != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("expected unused to be 0, not %d", unused)));
+	result = sv_new_int8vec(dim);
+	pq_copymsgbytes(buf, (char *) result->x, dim);
+	PG_RETURN_POINTER(result);
+}
+
+PG_FUNCTION_INFO_V1(int8vec_send);
+/* Binary output: int16 dim, int16 unused, then dim signed bytes. */
+Datum
+int8vec_send(PG_FUNCTION_ARGS)
+{
+	SvInt8Vec  *v = PG_GETARG_SVINT8VEC_P(0);
+	StringInfoData buf;
+
+	pq_begintypsend(&buf);
+	pq_sendint(&buf, v->dim, sizeof(int16));
+	pq_sendint(&buf, v->unused, sizeof(int16));
+	pq_sendbytes(&buf, (const char *) v->x, v->dim);
+	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+}
+
+PG_FUNCTION_INFO_V1(int8vec_cast);
+/* Coerce an int8vec to a typmod (the cast behind int8vec(n) columns). */
+Datum
+int8vec_cast(PG_FUNCTION_ARGS)
+{
+	SvInt8Vec  *v = PG_GETARG_SVINT8VEC_P(0);
+
+	check_typmod(v->dim, PG_GETARG_INT32(1));
+	PG_RETURN_POINTER(v);
+}
+
+PG_FUNCTION_INFO_V1(int8vec_dims);
+/* SQL: vector_dims(int8vec) -> int4. */
+Datum
+int8vec_dims(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(PG_GETARG_SVINT8VEC_P(0)->dim);
+}
+
+/* Per-dimension ranges, checked: lo and hi real[] of dim elements with lo <= hi. */
+typedef struct Int8Ranges
+{
+	const float *lo;
+	const float *hi;
+} Int8Ranges;
+
+/* Read and check the lo/hi arguments at positions arg and arg + 1 for a dim-long input. */
+static Int8Ranges
+int8_ranges_args(FunctionCallInfo fcinfo, int arg, int dim)
+{
+	Int8Ranges	r;
+	int			nlo,
+				nhi;
+
+	r.lo = sv_float_array(PG_GETARG_ARRAYTYPE_P(arg), "lo", &nlo);
+	r.hi = sv_float_array(PG_GETARG_ARRAYTYPE_P(arg + 1), "hi", &nhi);
+	if (nlo != dim || nhi != dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("lo and hi must have %d elements, not %d and %d", dim, nlo, nhi)));
+	for (int i = 0; i < dim; i++)
+		if (r.lo[i] > r.hi[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("lo[%d] = %g is greater than hi[%d] = %g", i + 1, r.lo[i], i + 1, r.hi[i])));
+	return r;
+}
+
+/* Quantize dim floats with checked ranges into a new int8vec. */
+static SvInt8Vec *
+quantize_floats(const float *x, int dim, Int8Ranges r)
+{
+	SvInt8Vec  *result = sv_new_int8vec(dim);
+
+	for (int i = 0; i < dim; i++)
+	{
+		float		scale = (r.hi[i] - r.lo[i]) / 255.0f;
+		float		t;
+
+		if (scale == 0.0f)
+		{
+			result->x[i] = -128;
+			continue;
+		}
+		t = (x[i] - r.lo[i]) / scale;
+		if (t < 0.0f)
+			t = 0.0f;
+		else if (t > 255.0f)
+			t = 255.0f;
+		result->x[i] = (int8) ((int) rintf(t) - 128);
+	}
+	return result;
+}
+
+/* Dequantize an int8vec with checked ranges into out[dim]. */
+static void
+dequantize_into(const SvInt8Vec *c, Int8Ranges r, float *out)
+{
+	for (int i = 0; i < c->dim; i++)
+	{
+		float		scale = (r.hi[i] - r.lo[i]) / 255.0f;
+
+		out[i] = r.lo[i] + (float) ((int) c->x[i] + 128) * scale;
+	}
+}
+
+PG_FUNCTION_INFO_V1(quantize_int8_vector);
+/* SQL: quantize_int8(vector, lo real[], hi real[]) -> int8vec. */
+Datum
+quantize_int8_vector(PG_FUNCTION_ARGS)
+{
+	SvVector   *v = PG_GETARG_SVVECTOR_P(0);
+
+	PG_RETURN_POINTER(quantize_floats(v->x, v->dim, int8_ranges_args(fcinfo, 1, v->dim)));
+}
+
+PG_FUNCTION_INFO_V1(quantize_int8_halfvec);
+/* SQL: quantize_int8(halfvec, lo real[], hi real[]) -> int8vec; elements are widened to float first. */
+Datum
+quantize_int8_halfvec(PG_FUNCTION_ARGS)
+{
+	SvHalfVec  *v = PG_GETARG_SVHALFVEC_P(0);
+	Int8Ranges	r = int8_ranges_args(fcinfo, 1, v->dim);
+	float	   *x = palloc(sizeof(float) * v->dim);
+
+	for (int i = 0; i < v->dim; i++)
+		x[i] = sv_half_to_float(v->x[i]);
+	PG_RETURN_POINTER(quantize_floats(x, v->dim, r));
+}
+
+PG_FUNCTION_INFO_V1(quantize_int8_array);
+/* SQL: quantize_int8(real[], lo real[], hi real[]) -> int8vec. */
+Datum
+quantize_int8_array(PG_FUNCTION_ARGS)
+{
+	int			n;
+	const float *x = sv_float_array(PG_GETARG_ARRAYTYPE_P(0), "array", &n);
+
+	PG_RETURN_POINTER(quantize_floats(x, n, int8_ranges_args(fcinfo, 1, n)));
+}
+
+PG_FUNCTION_INFO_V1(dequantize_int8);
+/* SQL: dequantize_int8(int8vec, lo real[], hi real[]) -> vector. */
+Datum
+dequantize_int8(PG_FUNCTION_ARGS)
+{
+	SvInt8Vec  *c = PG_GETARG_SVINT8VEC_P(0);
+	Int8Ranges	r = int8_ranges_args(fcinfo, 1, c->dim);
+	SvVector   *result = sv_new_vector(c->dim);
+
+	dequantize_into(c, r, result->x);
+	PG_RETURN_POINTER(result);
+}
+
+/* Dequantize argument 0 with ranges at arguments 2-3 and return dot/norms against the query at argument 1. */
+static void
+int8_query_parts(FunctionCallInfo fcinfo, float *dot, float *normc, float *normq)
+{
+	SvInt8Vec  *c = PG_GETARG_SVINT8VEC_P(0);
+	SvVector   *q = PG_GETARG_SVVECTOR_P(1);
+	Int8Ranges	r;
+	float	   *d;
+
+	if (c->dim != q->dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("different dimensions %d and %d", c->dim, q->dim)));
+	r = int8_ranges_args(fcinfo, 2, c->dim);
+	d = palloc(sizeof(float) * c->dim);
+	dequantize_into(c, r, d);
+	sv_kernels.dot_norms(d, q->x, c->dim, dot, normc, normq);
+	pfree(d);
+}
+
+PG_FUNCTION_INFO_V1(int8_ip_distance);
+/* SQL: int8_ip_distance(int8vec, vector, lo, hi) -> float8, the negative inner product (as pgvector's <#>). */
+Datum
+int8_ip_distance(PG_FUNCTION_ARGS)
+{
+	float		dot,
+				normc,
+				normq;
+
+	int8_query_parts(fcinfo, &dot, &normc, &normq);
+	PG_RETURN_FLOAT8(-(double) dot);
+}
+
+PG_FUNCTION_INFO_V1(int8_cosine_distance);
+/* SQL: int8_cosine_distance(int8vec, vector, lo, hi) -> float8, cosine distance to the dequantized code. */
+Datum
+int8_cosine_distance(PG_FUNCTION_ARGS)
+{
+	float		dot,
+				normc,
+				normq;
+
+	int8_query_parts(fcinfo, &dot, &normc, &normq);
+	PG_RETURN_FLOAT8(sv_cosine_from_parts(dot, normc, normq));
+}
+
+/*
+ * The int8_ranges aggregate.  Without a coverage it keeps per-dimension min and max; with one it
+ * keeps every value (bounded by maintenance_work_mem) and picks order statistics at the end.
+ */
+typedef struct RangesState
+{
+	int			dim;
+	int64		n;
+	double		coverage;		/* 0 for min/max */
+	float	   *lo;				/* min/max mode */
+	float	   *hi;
+	float	   *values;			/* coverage mode: n x dim, row-major */
+	int64		capacity;		/* rows allocated in values */
+} RangesState;
+
+/* Add one vector to the aggregate state, creating it on the first call. */
+static RangesState *
+ranges_accumulate(FunctionCallInfo fcinfo, RangesState *state, SvVector *v, double coverage)
+{
+	MemoryContext aggcontext;
+	MemoryContext old;
+
+	if (!AggCheckCallContext(fcinfo, &aggcontext))
+		elog(ERROR, "int8_ranges called in non-aggregate context");
+	old = MemoryContextSwitchTo(aggcontext);
+	if (state == NULL)
+	{
+		state = palloc0(sizeof(RangesState));
+		state->dim = v->dim;
+		state->coverage = coverage;
+		if (coverage == 0.0)
+		{
+			state->lo = palloc(sizeof(float) * v->dim);
+			state->hi = palloc(sizeof(float) * v->dim);
+			memcpy(state->lo, v->x, sizeof(float) * v->dim);
+			memcpy(state->hi, v->x, sizeof(float) * v->dim);
+		}
+	}
+	else if (v->dim != state->dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("different vector dimensions %d and %d", state->dim, v->dim)));
+
+	if (state->coverage == 0.0)
+	{
+		for (int i = 0; i < v->dim; i++)
+		{
+			if (v->x[i] < state->lo[i])
+				state->lo[i] = v->x[i];
+			if (v->x[i] > state->hi[i])
+				state->hi[i] = v->x[i];
+		}
+	}
+	else
+	{
+		if (state->n == state->capacity)
+		{
+			int64		newcap = Max(state->capacity * 2, 1024);
+			Size		limit = (Size) maintenance_work_mem * 1024;
+
+			if ((Size) newcap * state->dim * sizeof(float) > limit)
+			{
+				newcap = limit / (state->dim * sizeof(float));
+				if (newcap <= state->n)
+					ereport(ERROR,
+							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+							 errmsg("int8_ranges with a coverage needs more than maintenance_work_mem (%d kB) for %lld rows of %d dimensions",
+									maintenance_work_mem, (long long) state->n + 1, state->dim),
+							 errhint("Compute the ranges on a sample, e.g. FROM t TABLESAMPLE SYSTEM (10), or raise maintenance_work_mem.")));
+			}
+			state->values = state->values == NULL
+				? palloc_extended((Size) newcap * state->dim * sizeof(float), MCXT_ALLOC_HUGE)
+				: repalloc_huge(state->values, (Size) newcap * state->dim * sizeof(float));
+			state->capacity = newcap;
+		}
+		memcpy(state->values + state->n * state->dim, v->x, sizeof(float) * v->dim);
+	}
+	state->n++;
+	MemoryContextSwitchTo(old);
+	return state;
+}
+
+PG_FUNCTION_INFO_V1(int8_ranges_accum);
+/* Transition function of int8_ranges(vector): per-dimension min and max. */
+Datum
+int8_ranges_accum(PG_FUNCTION_ARGS)
+{
+	RangesState *state = PG_ARGISNULL(0) ? NULL : (RangesState *) PG_GETARG_POINTER(0);
+
+	if (PG_ARGISNULL(1))
+	{
+		if (state == NULL)
+			PG_RETURN_NULL();
+		PG_RETURN_POINTER(state);
+	}
+	PG_RETURN_POINTER(ranges_accumulate(fcinfo, state, PG_GETARG_SVVECTOR_P(1), 0.0));
+}
+
+PG_FUNCTION_INFO_V1(int8_ranges_coverage_accum);
+/* Transition function of int8_ranges(vector, coverage): collects the values. */
+Datum
+int8_ranges_coverage_accum(PG_FUNCTION_ARGS)
+{
+	RangesState *state = PG_ARGISNULL(0) ? NULL : (RangesState *) PG_GETARG_POINTER(0);
+	double		coverage;
+
+	if (PG_ARGISNULL(1))
+	{
+		if (state == NULL)
+			PG_RETURN_NULL();
+		PG_RETURN_POINTER(state);
+	}
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("coverage must not be NULL")));
+	coverage = PG_GETARG_FLOAT8(2);
+	if (isnan(coverage) || coverage <= 0.0 || coverage > 1.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("coverage must be greater than 0 and at most 1, not %g", coverage)));
+	PG_RETURN_POINTER(ranges_accumulate(fcinfo, state, PG_GETARG_SVVECTOR_P(1), coverage));
+}
+
+/* qsort comparator for floats (no NaN can occur: vectors are finite). */
+static int
+float_cmp(const void *a, const void *b)
+{
+	float		x = *(const float *) a;
+	float		y = *(const float *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* Index of the order statistic for probability p among n values: ceil(n * p) - 1, clamped to [0, n-1]. */
+static int64
+order_index(int64 n, double p)
+{
+	double		k = ceil((double) n * p) - 1;
+
+	if (k < 0)
+		return 0;
+	if (k > n - 1)
+		return n - 1;
+	return (int64) k;
+}
+
+/* Build a real[] from n floats. */
+static ArrayType *
+float_array(const float *x, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * n);
+
+	for (int i = 0; i < n; i++)
+		d[i] = Float4GetDatum(x[i]);
+	return construct_array(d, n, FLOAT4OID, sizeof(float4), true, TYPALIGN_INT);
+}
+
+PG_FUNCTION_INFO_V1(int8_ranges_final);
+/* Final function of int8_ranges: the (lo real[], hi real[]) pair, or NULL for no rows. */
+Datum
+int8_ranges_final(PG_FUNCTION_ARGS)
+{
+	RangesState *state;
+	TupleDesc	tupdesc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+	float	   *lo;
+	float	   *hi;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	state = (RangesState *) PG_GETARG_POINTER(0);
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "int8_ranges must return a composite type");
+	tupdesc = BlessTupleDesc(tupdesc);
+
+	if (state->coverage == 0.0)
+	{
+		lo = state->lo;
+		hi = state->hi;
+	}
+	else
+	{
+		double		tail = (1.0 - state->coverage) / 2.0;
+		int64		klo = order_index(state->n, tail);
+		int64		khi = order_index(state->n, 1.0 - tail);
+		float	   *column = palloc_extended(sizeof(float) * state->n, MCXT_ALLOC_HUGE);
+
+		lo = palloc(sizeof(float) * state->dim);
+		hi = palloc(sizeof(float) * state->dim);
+		for (int j = 0; j < state->dim; j++)
+		{
+			for (int64 i = 0; i < state->n; i++)
+				column[i] = state->values[i * state->dim + j];
+			qsort(column, state->n, sizeof(float), float_cmp);
+			lo[j] = column[klo];
+			hi[j] = column[khi];
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	values[0] = PointerGetDatum(float_array(lo, state->dim));
+	values[1] = PointerGetDatum(float_array(hi, state->dim));
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}

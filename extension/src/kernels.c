@@ -1,0 +1,241 @@
+/*
+ * kernels.c: portable scalar kernels and the run-time dispatcher.
+ */
+#include "kernels.h"
+
+#include <string.h>
+
+SvKernels	sv_kernels;
+static SvKernelLevel sv_level = SV_KERNELS_SCALAR;
+
+uint8_t		sv_bitrev8[256];
+
+/* Fill sv_bitrev8: entry b holds b with its bit order reversed. */
+static void
+fill_bitrev8(void)
+{
+	for (int b = 0; b < 256; b++)
+	{
+		uint8_t		r = 0;
+
+		for (int j = 0; j < 8; j++)
+			if (b & (1 << j))
+				r |= (uint8_t) (1 << (7 - j));
+		sv_bitrev8[b] = r;
+	}
+}
+
+/* Count the set bits of a 64-bit word without relying on a popcnt instruction. */
+static inline uint64_t
+popcount64_portable(uint64_t x)
+{
+	x = x - ((x >> 1) & 0x5555555555555555ULL);
+	x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+	x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+	return (x * 0x0101010101010101ULL) >> 56;
+}
+
+/* Read 8 unaligned bytes as a word (byte order does not matter for popcount). */
+static inline uint64_t
+load64(const uint8_t *p)
+{
+	uint64_t	v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+/* Scalar popcount of nbytes bytes. */
+static uint64_t
+popcount_scalar(const uint8_t *a, size_t nbytes)
+{
+	uint64_t	total = 0;
+	size_t		i = 0;
+
+	for (; i + 8 <= nbytes; i += 8)
+		total += popcount64_portable(load64(a + i));
+	for (; i < nbytes; i++)
+		total += popcount64_portable(a[i]);
+	return total;
+}
+
+/* Scalar Hamming distance of two byte strings. */
+static uint64_t
+xor_popcount_scalar(const uint8_t *a, const uint8_t *b, size_t nbytes)
+{
+	uint64_t	total = 0;
+	size_t		i = 0;
+
+	for (; i + 8 <= nbytes; i += 8)
+		total += popcount64_portable(load64(a + i) ^ load64(b + i));
+	for (; i < nbytes; i++)
+		total += popcount64_portable((uint64_t) (a[i] ^ b[i]));
+	return total;
+}
+
+/* Scalar sum of the q[i] whose bit is set. */
+static float
+masked_sum_scalar(const float *q, const uint8_t *bits, size_t nbits)
+{
+	float		s = 0.0f;
+
+	for (size_t i = 0; i < nbits; i++)
+		if ((bits[i >> 3] >> (7 - (i & 7))) & 1)
+			s += q[i];
+	return s;
+}
+
+/* Scalar sum of n floats. */
+static float
+sum_scalar(const float *q, size_t n)
+{
+	float		s = 0.0f;
+
+	for (size_t i = 0; i < n; i++)
+		s += q[i];
+	return s;
+}
+
+/* Scalar dot product and squared norms. */
+static void
+dot_norms_scalar(const float *a, const float *b, size_t n, float *dot, float *norma, float *normb)
+{
+	float		d = 0.0f,
+				na = 0.0f,
+				nb = 0.0f;
+
+	for (size_t i = 0; i < n; i++)
+	{
+		d += a[i] * b[i];
+		na += a[i] * a[i];
+		nb += b[i] * b[i];
+	}
+	*dot = d;
+	*norma = na;
+	*normb = nb;
+}
+
+/* Convert one IEEE binary16 value to float; exact for every input, NaN and Inf included. */
+float
+sv_half_to_float(uint16_t h)
+{
+	uint32_t	sign = (uint32_t) (h & 0x8000) << 16;
+	uint32_t	exponent = (h >> 10) & 0x1F;
+	uint32_t	mantissa = h & 0x3FF;
+	uint32_t	bits;
+	float		f;
+
+	if (exponent == 0x1F)
+		bits = sign | 0x7F800000 | (mantissa << 13);
+	else if (exponent != 0)
+		bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
+	else if (mantissa == 0)
+		bits = sign;
+	else
+	{
+		/* subnormal: normalise the mantissa */
+		exponent = 113;
+		while ((mantissa & 0x400) == 0)
+		{
+			mantissa <<= 1;
+			exponent--;
+		}
+		bits = sign | (exponent << 23) | ((mantissa & 0x3FF) << 13);
+	}
+	memcpy(&f, &bits, sizeof(f));
+	return f;
+}
+
+/* Scalar dot product and squared norms of two half-precision arrays. */
+static void
+half_dot_norms_scalar(const uint16_t *a, const uint16_t *b, size_t n, float *dot, float *norma, float *normb)
+{
+	float		d = 0.0f,
+				na = 0.0f,
+				nb = 0.0f;
+
+	for (size_t i = 0; i < n; i++)
+	{
+		float		x = sv_half_to_float(a[i]);
+		float		y = sv_half_to_float(b[i]);
+
+		d += x * y;
+		na += x * x;
+		nb += y * y;
+	}
+	*dot = d;
+	*norma = na;
+	*normb = nb;
+}
+
+/* Scalar Hamming distances of one query to consecutive codes. */
+static void
+hamming_scan_scalar(const uint8_t *codes, size_t ncodes, size_t nbytes, const uint8_t *query, uint32_t *out)
+{
+	for (size_t i = 0; i < ncodes; i++)
+		out[i] = (uint32_t) xor_popcount_scalar(codes + i * nbytes, query, nbytes);
+}
+
+/* Fill k with the scalar kernels. */
+void
+sv_kernels_fill_scalar(SvKernels *k)
+{
+	k->popcount = popcount_scalar;
+	k->xor_popcount = xor_popcount_scalar;
+	k->masked_sum = masked_sum_scalar;
+	k->sum = sum_scalar;
+	k->dot_norms = dot_norms_scalar;
+	k->half_dot_norms = half_dot_norms_scalar;
+	k->hamming_scan = hamming_scan_scalar;
+}
+
+/* Point sv_kernels at the best implementation the CPU supports, capped at max_level. */
+SvKernelLevel
+sv_kernels_init(SvKernelLevel max_level)
+{
+	SvKernelLevel level = SV_KERNELS_SCALAR;
+
+	fill_bitrev8();
+#if defined(__x86_64__) && defined(__GNUC__)
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+		__builtin_cpu_supports("f16c") && __builtin_cpu_supports("popcnt"))
+		level = SV_KERNELS_AVX2;
+	if (level == SV_KERNELS_AVX2 && __builtin_cpu_supports("avx512f") &&
+		__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+		__builtin_cpu_supports("avx512vpopcntdq"))
+		level = SV_KERNELS_AVX512;
+#endif
+	if (level > max_level)
+		level = max_level;
+
+	sv_kernels_fill_scalar(&sv_kernels);
+	if (level >= SV_KERNELS_AVX2)
+		sv_kernels_fill_avx2(&sv_kernels);
+	if (level >= SV_KERNELS_AVX512)
+		sv_kernels_fill_avx512(&sv_kernels);
+	sv_level = level;
+	return level;
+}
+
+/* The level chosen by the last sv_kernels_init(). */
+SvKernelLevel
+sv_kernels_level(void)
+{
+	return sv_level;
+}
+
+/* Human-readable name of a level. */
+const char *
+sv_kernels_level_name(SvKernelLevel level)
+{
+	switch (level)
+	{
+		case SV_KERNELS_AVX512:
+			return "avx512";
+		case SV_KERNELS_AVX2:
+			return "avx2";
+		default:
+			return "scalar";
+	}
+}

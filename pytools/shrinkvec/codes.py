@@ -1,0 +1,252 @@
+"""The numpy reference of every shrinkvec code: the definition the C extension, the loader and the
+query generator share.
+
+Conventions (the C code in extension/src follows them bit for bit):
+
+- Vectors are float32; halfvec inputs are widened to float32 first. Arithmetic on codes happens in
+  float32 in the order written here (no fused multiply-add).
+- Bit codes are packed MSB-first (``np.packbits`` with bitorder="big"), as in PostgreSQL's ``bit``
+  type and pgvector's ``binary_quantize``: bit i is ``(byte[i // 8] >> (7 - i % 8)) & 1``.
+- Distances are returned as float64 and agree with the C code to float32 rounding (the C kernels
+  sum in SIMD lanes, in a different order).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+MAX_DIM = 16000
+
+FloatArray = npt.NDArray[np.float32]
+ByteArray = npt.NDArray[np.uint8]
+
+
+class CodeError(ValueError):
+    """An input the codes are not defined for (the C functions raise the same errors)."""
+
+
+def as_float32(v: npt.ArrayLike, what: str = "vector") -> FloatArray:
+    """A finite 1-D float32 array of 1..MAX_DIM elements, or CodeError naming the problem."""
+    a = np.asarray(v)
+    if a.dtype == np.float16:
+        a = a.astype(np.float32)
+    a = np.asarray(a, dtype=np.float32)
+    if a.ndim != 1:
+        raise CodeError(f"{what} must have one dimension, not {a.ndim}")
+    if a.size == 0:
+        raise CodeError(f"{what} must not be empty")
+    if a.size > MAX_DIM:
+        raise CodeError(f"{what} has {a.size} elements, more than the limit of {MAX_DIM}")
+    if np.isnan(a).any():
+        raise CodeError(f"NaN not allowed in {what}")
+    if np.isinf(a).any():
+        raise CodeError(f"infinite value not allowed in {what}")
+    return a
+
+
+# ---------------------------------------------------------------------------------------------
+# Sign bits
+# ---------------------------------------------------------------------------------------------
+
+
+def binarize(v: npt.ArrayLike, dims: int | None = None, center: npt.ArrayLike | None = None) -> ByteArray:
+    """Sign bits of (v - center) over the first `dims` dims, packed MSB-first.
+
+    Bit i is 1 when ``v[i] - center[i] > 0`` in float32 (``v[i] > 0`` without a center), so the
+    default equals pgvector's ``binary_quantize``. `center` has v's length or `dims` elements.
+    """
+    x = as_float32(v)
+    full = x.size
+    n = full if dims is None else int(dims)
+    if n < 1 or n > full:
+        raise CodeError(f"dims must be between 1 and {full}, not {n}")
+    if center is None:
+        return np.packbits(x[:n] > 0, bitorder="big")
+    c = as_float32(center, "center")
+    if c.size not in (full, n):
+        raise CodeError(f"center has {c.size} elements, expected {full} (the input's dimensions) or {n} (dims)")
+    x = x[:n] - c[:n]
+    return np.packbits(x > 0, bitorder="big")
+
+
+def binarize_batch(m: npt.ArrayLike, dims: int | None = None, center: npt.ArrayLike | None = None) -> ByteArray:
+    """binarize() of every row of a 2-D array, as an (n, ceil(dims/8)) uint8 array."""
+    x = np.asarray(m, dtype=np.float32)
+    if x.ndim != 2:
+        raise CodeError(f"expected a 2-D array, not {x.ndim}-D")
+    n = x.shape[1] if dims is None else int(dims)
+    if n < 1 or n > x.shape[1]:
+        raise CodeError(f"dims must be between 1 and {x.shape[1]}, not {n}")
+    x = x[:, :n]
+    if center is not None:
+        x = x - as_float32(center, "center")[:n]
+    return np.packbits(x > 0, axis=1, bitorder="big")
+
+
+def unpack_bits(code: npt.ArrayLike, nbits: int) -> npt.NDArray[np.uint8]:
+    """The first nbits bits of a packed code, one 0/1 value per element."""
+    return np.unpackbits(np.asarray(code, dtype=np.uint8), bitorder="big")[:nbits]
+
+
+def bits_to_str(code: npt.ArrayLike, nbits: int) -> str:
+    """A packed code as PostgreSQL's text form of ``bit(nbits)``, e.g. '1011'."""
+    return "".join("1" if b else "0" for b in unpack_bits(code, nbits))
+
+
+def str_to_bits(text: str) -> ByteArray:
+    """PostgreSQL's text form of a bit string, packed MSB-first."""
+    return np.packbits(np.frombuffer(text.encode(), dtype=np.uint8) - ord("0"), bitorder="big")
+
+
+def hamming(a: npt.ArrayLike, b: npt.ArrayLike, nbits_a: int, nbits_b: int, nbits: int | None = None) -> int:
+    """Hamming distance over the first `nbits` bits (default: the common prefix of the two codes)."""
+    shorter = min(nbits_a, nbits_b)
+    n = shorter if nbits is None else int(nbits)
+    if n < 0 or n > shorter:
+        raise CodeError(f"bit count {n} is out of range: the codes have {nbits_a} and {nbits_b} bits")
+    return int(np.count_nonzero(unpack_bits(a, n) != unpack_bits(b, n)))
+
+
+def bit_ip(code: npt.ArrayLike, nbits: int, q: npt.ArrayLike) -> float:
+    """Asymmetric distance of a float query to a bit code: -(sum_{i<nbits} q_i * (2*b_i - 1))."""
+    qf = as_float32(q, "query")
+    if nbits > qf.size:
+        raise CodeError(f"code has {nbits} bits, more than the query's {qf.size} dimensions")
+    signs = unpack_bits(code, nbits).astype(np.float64) * 2 - 1
+    return float(-(qf[:nbits].astype(np.float64) * signs).sum())
+
+
+# ---------------------------------------------------------------------------------------------
+# Prefix cosine
+# ---------------------------------------------------------------------------------------------
+
+
+def cosine_distance(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
+    """1 - cos(a, b) clamped to [0, 2]; NaN when either norm is zero (as pgvector's <=>)."""
+    x = np.asarray(a, dtype=np.float64)
+    y = np.asarray(b, dtype=np.float64)
+    denom = math.sqrt(float(x @ x) * float(y @ y))
+    if denom == 0.0:
+        return math.nan
+    return 1.0 - min(1.0, max(-1.0, float(x @ y) / denom))
+
+
+def prefix_cosine_distance(a: npt.ArrayLike, b: npt.ArrayLike, dims: int | None = None) -> float:
+    """Cosine distance over the first `dims` dims (default: the shorter input's length)."""
+    x = as_float32(a)
+    y = as_float32(b)
+    shorter = min(x.size, y.size)
+    n = shorter if dims is None else int(dims)
+    if n < 1 or n > shorter:
+        raise CodeError(f"dims must be between 1 and {shorter}, not {n}")
+    return cosine_distance(x[:n], y[:n])
+
+
+# ---------------------------------------------------------------------------------------------
+# int8 codes
+# ---------------------------------------------------------------------------------------------
+
+
+class Int8Ranges(NamedTuple):
+    """Per-dimension calibration ranges of an int8 code."""
+
+    lo: FloatArray
+    hi: FloatArray
+
+
+def check_ranges(lo: npt.ArrayLike, hi: npt.ArrayLike, dim: int) -> Int8Ranges:
+    """Checked float32 ranges: dim elements each, finite, lo <= hi."""
+    lo32 = as_float32(lo, "lo")
+    hi32 = as_float32(hi, "hi")
+    if lo32.size != dim or hi32.size != dim:
+        raise CodeError(f"lo and hi must have {dim} elements, not {lo32.size} and {hi32.size}")
+    bad = np.nonzero(lo32 > hi32)[0]
+    if bad.size:
+        i = int(bad[0])
+        raise CodeError(f"lo[{i + 1}] = {lo32[i]:g} is greater than hi[{i + 1}] = {hi32[i]:g}")
+    return Int8Ranges(lo32, hi32)
+
+
+def int8_scale(r: Int8Ranges) -> FloatArray:
+    """Per-dimension step: (hi - lo) / 255 in float32."""
+    return (r.hi - r.lo) / np.float32(255.0)
+
+
+def quantize_int8(v: npt.ArrayLike, lo: npt.ArrayLike, hi: npt.ArrayLike) -> npt.NDArray[np.int8]:
+    """int8 code: rint(clip((v - lo) / scale, 0, 255)) - 128 in float32, and -128 where scale is 0.
+
+    Values outside [lo, hi] are clipped, never wrapped. rint rounds half to even.
+    """
+    x = as_float32(v)
+    return quantize_int8_batch(x[None, :], lo, hi)[0]
+
+
+def quantize_int8_batch(m: npt.ArrayLike, lo: npt.ArrayLike, hi: npt.ArrayLike) -> npt.NDArray[np.int8]:
+    """quantize_int8() of every row of a 2-D float array."""
+    x = np.asarray(m, dtype=np.float32)
+    if x.ndim != 2:
+        raise CodeError(f"expected a 2-D array, not {x.ndim}-D")
+    r = check_ranges(lo, hi, x.shape[1])
+    scale = int8_scale(r)
+    zero = scale == 0
+    safe = np.where(zero, np.float32(1.0), scale)
+    with np.errstate(over="ignore"):
+        t = (x - r.lo) / safe
+    t = np.clip(t, np.float32(0.0), np.float32(255.0))
+    q = np.rint(t).astype(np.int32) - 128
+    q[:, zero] = -128
+    return q.astype(np.int8)
+
+
+def dequantize_int8(code: npt.ArrayLike, lo: npt.ArrayLike, hi: npt.ArrayLike) -> FloatArray:
+    """The vector an int8 code stands for: lo + (q + 128) * scale in float32."""
+    c = np.asarray(code, dtype=np.int8)
+    r = check_ranges(lo, hi, c.size)
+    return r.lo + (c.astype(np.int32) + 128).astype(np.float32) * int8_scale(r)
+
+
+def int8_ip_distance(code: npt.ArrayLike, q: npt.ArrayLike, lo: npt.ArrayLike, hi: npt.ArrayLike) -> float:
+    """Negative inner product of a float query and the dequantized code (as pgvector's <#>)."""
+    d = dequantize_int8(code, lo, hi)
+    qf = as_float32(q, "query")
+    if qf.size != d.size:
+        raise CodeError(f"different dimensions {d.size} and {qf.size}")
+    return -float(d.astype(np.float64) @ qf.astype(np.float64))
+
+
+def int8_cosine_distance(code: npt.ArrayLike, q: npt.ArrayLike, lo: npt.ArrayLike, hi: npt.ArrayLike) -> float:
+    """Cosine distance of a float query and the dequantized code."""
+    d = dequantize_int8(code, lo, hi)
+    qf = as_float32(q, "query")
+    if qf.size != d.size:
+        raise CodeError(f"different dimensions {d.size} and {qf.size}")
+    return cosine_distance(d, qf)
+
+
+def order_index(n: int, p: float) -> int:
+    """Index of the order statistic for probability p among n sorted values: ceil(n*p) - 1, clamped."""
+    k = math.ceil(n * p) - 1
+    return min(max(k, 0), n - 1)
+
+
+def int8_ranges(m: npt.ArrayLike, coverage: float | None = None) -> Int8Ranges:
+    """Per-dimension (lo, hi) of a 2-D array: min/max, or the central `coverage` fraction.
+
+    With a coverage c, lo and hi are the order statistics order_index(n, (1-c)/2) and
+    order_index(n, 1-(1-c)/2) of each column (actual values, no interpolation).
+    """
+    x = np.asarray(m, dtype=np.float32)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise CodeError("int8_ranges needs a non-empty 2-D array")
+    if coverage is None:
+        return Int8Ranges(x.min(axis=0), x.max(axis=0))
+    if not (0.0 < coverage <= 1.0):
+        raise CodeError(f"coverage must be greater than 0 and at most 1, not {coverage:g}")
+    tail = (1.0 - coverage) / 2.0
+    s = np.sort(x, axis=0)
+    n = x.shape[0]
+    return Int8Ranges(s[order_index(n, tail)].copy(), s[order_index(n, 1.0 - tail)].copy())

@@ -1,0 +1,218 @@
+-- shrinkvec 0.1.0: compact codes beside pgvector columns.
+-- Every function here equals the numpy reference in pytools/shrinkvec/codes.py.
+
+\echo Use "CREATE EXTENSION shrinkvec CASCADE" to load this file. \quit
+
+-- ---------------------------------------------------------------------------
+-- Kernels
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION shrinkvec_kernels() RETURNS text
+	AS 'MODULE_PATHNAME' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION shrinkvec_kernels() IS
+	'SIMD level of the kernels in use in this backend: avx512, avx2 or scalar (capped by the shrinkvec.kernels setting)';
+
+-- ---------------------------------------------------------------------------
+-- Sign-bit codes
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION binarize(vector) RETURNS bit
+	AS 'MODULE_PATHNAME', 'binarize_vector' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION binarize(vector, integer) RETURNS bit
+	AS 'MODULE_PATHNAME', 'binarize_vector' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION binarize(vector, integer, real[]) RETURNS bit
+	AS 'MODULE_PATHNAME', 'binarize_vector' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION binarize(halfvec) RETURNS bit
+	AS 'MODULE_PATHNAME', 'binarize_halfvec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION binarize(halfvec, integer) RETURNS bit
+	AS 'MODULE_PATHNAME', 'binarize_halfvec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION binarize(halfvec, integer, real[]) RETURNS bit
+	AS 'MODULE_PATHNAME', 'binarize_halfvec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION binarize(real[]) RETURNS bit
+	AS 'MODULE_PATHNAME', 'binarize_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION binarize(real[], integer) RETURNS bit
+	AS 'MODULE_PATHNAME', 'binarize_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION binarize(real[], integer, real[]) RETURNS bit
+	AS 'MODULE_PATHNAME', 'binarize_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION binarize(vector) IS
+	'sign bits of the vector, MSB-first (bit i is 1 when v[i] > 0); equals binary_quantize(v)';
+COMMENT ON FUNCTION binarize(vector, integer) IS
+	'sign bits of the first dims dimensions (a Matryoshka prefix code)';
+COMMENT ON FUNCTION binarize(vector, integer, real[]) IS
+	'sign bits of (v - center) over the first dims dimensions; center has the vector''s or dims elements';
+COMMENT ON FUNCTION binarize(halfvec) IS
+	'sign bits of the halfvec, MSB-first (bit i is 1 when v[i] > 0)';
+COMMENT ON FUNCTION binarize(halfvec, integer) IS
+	'sign bits of the first dims dimensions of the halfvec';
+COMMENT ON FUNCTION binarize(halfvec, integer, real[]) IS
+	'sign bits of (v - center) over the first dims dimensions of the halfvec';
+COMMENT ON FUNCTION binarize(real[]) IS
+	'sign bits of a real[] (no NULL, NaN or infinite elements)';
+COMMENT ON FUNCTION binarize(real[], integer) IS
+	'sign bits of the first dims elements of a real[]';
+COMMENT ON FUNCTION binarize(real[], integer, real[]) IS
+	'sign bits of (v - center) over the first dims elements of a real[]';
+
+-- ---------------------------------------------------------------------------
+-- Hamming distance (prefix-aware) and the asymmetric bit score
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION hamming(bit, bit) RETURNS integer
+	AS 'MODULE_PATHNAME', 'hamming' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION hamming(bit, bit, integer) RETURNS integer
+	AS 'MODULE_PATHNAME', 'hamming_n' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION hamming(bit, bit) IS
+	'Hamming distance over the common prefix: a long code can be compared with a shorter (prefix) query';
+COMMENT ON FUNCTION hamming(bit, bit, integer) IS
+	'Hamming distance over the first n bits; both codes must have at least n bits';
+
+CREATE OPERATOR <^> (
+	LEFTARG = bit, RIGHTARG = bit, FUNCTION = hamming,
+	COMMUTATOR = '<^>'
+);
+COMMENT ON OPERATOR <^> (bit, bit) IS
+	'prefix Hamming distance (for ORDER BY code <^> query LIMIT k); unlike <~>, lengths may differ';
+
+CREATE FUNCTION bit_ip(bit, vector) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'bit_ip' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION bit_ip(bit, vector) IS
+	'asymmetric distance -(sum of q[i] * (2 * bit_i - 1)) over the code''s length: float query, bit document';
+
+CREATE OPERATOR <^#> (
+	LEFTARG = bit, RIGHTARG = vector, FUNCTION = bit_ip
+);
+COMMENT ON OPERATOR <^#> (bit, vector) IS
+	'asymmetric bit distance of a code to a float query (for ORDER BY code <^#> query LIMIT k)';
+
+-- ---------------------------------------------------------------------------
+-- Matryoshka prefix cosine distance
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION prefix_cosine_distance(vector, vector) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'prefix_cosine_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION prefix_cosine_distance(vector, vector, integer) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'prefix_cosine_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION prefix_cosine_distance(halfvec, halfvec) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'halfvec_prefix_cosine_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION prefix_cosine_distance(halfvec, halfvec, integer) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'halfvec_prefix_cosine_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION prefix_cosine_distance(vector, vector) IS
+	'cosine distance over the first min(dim a, dim b) dimensions, without building subvectors';
+COMMENT ON FUNCTION prefix_cosine_distance(vector, vector, integer) IS
+	'cosine distance over the first dims dimensions, without building subvectors';
+COMMENT ON FUNCTION prefix_cosine_distance(halfvec, halfvec) IS
+	'cosine distance over the first min(dim a, dim b) dimensions of two halfvecs';
+COMMENT ON FUNCTION prefix_cosine_distance(halfvec, halfvec, integer) IS
+	'cosine distance over the first dims dimensions of two halfvecs';
+
+CREATE OPERATOR <^=> (
+	LEFTARG = vector, RIGHTARG = vector, FUNCTION = prefix_cosine_distance,
+	COMMUTATOR = '<^=>'
+);
+CREATE OPERATOR <^=> (
+	LEFTARG = halfvec, RIGHTARG = halfvec, FUNCTION = prefix_cosine_distance,
+	COMMUTATOR = '<^=>'
+);
+COMMENT ON OPERATOR <^=> (vector, vector) IS
+	'prefix cosine distance: the shorter operand (the query) gives the prefix length';
+COMMENT ON OPERATOR <^=> (halfvec, halfvec) IS
+	'prefix cosine distance: the shorter operand (the query) gives the prefix length';
+
+-- ---------------------------------------------------------------------------
+-- int8vec: calibrated int8 codes
+-- ---------------------------------------------------------------------------
+
+CREATE TYPE int8vec;
+
+CREATE FUNCTION int8vec_in(cstring, oid, integer) RETURNS int8vec
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION int8vec_out(int8vec) RETURNS cstring
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION int8vec_typmod_in(cstring[]) RETURNS integer
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION int8vec_recv(internal, oid, integer) RETURNS int8vec
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION int8vec_send(int8vec) RETURNS bytea
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE TYPE int8vec (
+	INPUT = int8vec_in,
+	OUTPUT = int8vec_out,
+	TYPMOD_IN = int8vec_typmod_in,
+	RECEIVE = int8vec_recv,
+	SEND = int8vec_send,
+	STORAGE = main,
+	ALIGNMENT = int4
+);
+COMMENT ON TYPE int8vec IS
+	'int8 code: one signed byte per dimension (4 bytes of header + dim bytes), text form [1,-2,127]';
+
+COMMENT ON FUNCTION int8vec_in(cstring, oid, integer) IS 'text input of int8vec';
+COMMENT ON FUNCTION int8vec_out(int8vec) IS 'text output of int8vec';
+COMMENT ON FUNCTION int8vec_typmod_in(cstring[]) IS 'type modifier input of int8vec (dimensions)';
+COMMENT ON FUNCTION int8vec_recv(internal, oid, integer) IS 'binary input of int8vec';
+COMMENT ON FUNCTION int8vec_send(int8vec) IS 'binary output of int8vec';
+
+CREATE FUNCTION int8vec(int8vec, integer, boolean) RETURNS int8vec
+	AS 'MODULE_PATHNAME', 'int8vec_cast' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION int8vec(int8vec, integer, boolean) IS 'checks an int8vec against a dimension type modifier';
+CREATE CAST (int8vec AS int8vec) WITH FUNCTION int8vec(int8vec, integer, boolean) AS IMPLICIT;
+
+CREATE FUNCTION vector_dims(int8vec) RETURNS integer
+	AS 'MODULE_PATHNAME', 'int8vec_dims' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION vector_dims(int8vec) IS 'number of dimensions of an int8vec';
+
+CREATE FUNCTION quantize_int8(vector, real[], real[]) RETURNS int8vec
+	AS 'MODULE_PATHNAME', 'quantize_int8_vector' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION quantize_int8(halfvec, real[], real[]) RETURNS int8vec
+	AS 'MODULE_PATHNAME', 'quantize_int8_halfvec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION quantize_int8(real[], real[], real[]) RETURNS int8vec
+	AS 'MODULE_PATHNAME', 'quantize_int8_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION quantize_int8(vector, real[], real[]) IS
+	'int8 code with per-dimension ranges lo, hi: rint(clip((v - lo) / ((hi - lo) / 255), 0, 255)) - 128; clipped, never wrapped';
+COMMENT ON FUNCTION quantize_int8(halfvec, real[], real[]) IS
+	'int8 code of a halfvec with per-dimension ranges lo, hi (clipped)';
+COMMENT ON FUNCTION quantize_int8(real[], real[], real[]) IS
+	'int8 code of a real[] with per-dimension ranges lo, hi (clipped)';
+
+CREATE FUNCTION dequantize_int8(int8vec, real[], real[]) RETURNS vector
+	AS 'MODULE_PATHNAME', 'dequantize_int8' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION dequantize_int8(int8vec, real[], real[]) IS
+	'vector reconstructed from an int8 code: lo + (q + 128) * (hi - lo) / 255';
+
+CREATE FUNCTION int8_ip_distance(int8vec, vector, real[], real[]) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'int8_ip_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION int8_cosine_distance(int8vec, vector, real[], real[]) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'int8_cosine_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION int8_ip_distance(int8vec, vector, real[], real[]) IS
+	'negative inner product of a float query and the dequantized code (as pgvector''s <#>)';
+COMMENT ON FUNCTION int8_cosine_distance(int8vec, vector, real[], real[]) IS
+	'cosine distance of a float query and the dequantized code (NaN for a zero norm, as pgvector)';
+
+CREATE TYPE int8vec_ranges AS (lo real[], hi real[]);
+COMMENT ON TYPE int8vec_ranges IS 'per-dimension calibration ranges of an int8 code';
+
+CREATE FUNCTION int8_ranges_accum(internal, vector) RETURNS internal
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION int8_ranges_coverage_accum(internal, vector, double precision) RETURNS internal
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION int8_ranges_final(internal) RETURNS int8vec_ranges
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION int8_ranges_accum(internal, vector) IS 'transition function of int8_ranges(vector)';
+COMMENT ON FUNCTION int8_ranges_coverage_accum(internal, vector, double precision) IS
+	'transition function of int8_ranges(vector, coverage)';
+COMMENT ON FUNCTION int8_ranges_final(internal) IS 'final function of int8_ranges';
+
+CREATE AGGREGATE int8_ranges(vector) (
+	SFUNC = int8_ranges_accum, STYPE = internal, FINALFUNC = int8_ranges_final,
+	PARALLEL = SAFE
+);
+CREATE AGGREGATE int8_ranges(vector, double precision) (
+	SFUNC = int8_ranges_coverage_accum, STYPE = internal, FINALFUNC = int8_ranges_final,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE int8_ranges(vector) IS
+	'per-dimension (lo, hi) = (min, max) of a vector column, for quantize_int8';
+COMMENT ON AGGREGATE int8_ranges(vector, double precision) IS
+	'per-dimension (lo, hi) covering the central fraction of values: order statistics ceil(n*p)-1 at p = (1-coverage)/2 and 1-(1-coverage)/2 (memory bounded by maintenance_work_mem)';

