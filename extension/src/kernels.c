@@ -189,6 +189,98 @@ sv_kernels_fill_scalar(SvKernels *k)
 	k->hamming_scan = hamming_scan_scalar;
 }
 
+/* Is heap entry a worse (farther, or equally far and later) than entry b? */
+static inline int
+topk_worse(uint32_t da, uint64_t ia, uint32_t db, uint64_t ib)
+{
+	return da > db || (da == db && ia > ib);
+}
+
+/* Restore the max-heap property downwards from position i. */
+static void
+topk_sift_down(uint32_t *dist, uint64_t *ids, size_t n, size_t i)
+{
+	for (;;)
+	{
+		size_t		l = 2 * i + 1,
+					r = l + 1,
+					m = i;
+
+		if (l < n && topk_worse(dist[l], ids[l], dist[m], ids[m]))
+			m = l;
+		if (r < n && topk_worse(dist[r], ids[r], dist[m], ids[m]))
+			m = r;
+		if (m == i)
+			return;
+		{
+			uint32_t	td = dist[i];
+			uint64_t	ti = ids[i];
+
+			dist[i] = dist[m];
+			ids[i] = ids[m];
+			dist[m] = td;
+			ids[m] = ti;
+		}
+		i = m;
+	}
+}
+
+#define TOPK_BLOCK 1024
+
+/* The k nearest codes by Hamming distance (see kernels.h). */
+size_t
+sv_hamming_topk(const uint8_t *codes, size_t ncodes, size_t nbytes, const uint8_t *query,
+				size_t k, uint64_t *out_ids, uint32_t *out_dists)
+{
+	uint32_t	block[TOPK_BLOCK];
+	size_t		n = 0;
+
+	if (k == 0)
+		return 0;
+	for (size_t start = 0; start < ncodes; start += TOPK_BLOCK)
+	{
+		size_t		len = ncodes - start < TOPK_BLOCK ? ncodes - start : TOPK_BLOCK;
+
+		sv_kernels.hamming_scan(codes + start * nbytes, len, nbytes, query, block);
+		for (size_t j = 0; j < len; j++)
+		{
+			uint64_t	id = start + j;
+
+			if (n < k)
+			{
+				/* fill, then heapify once full */
+				out_dists[n] = block[j];
+				out_ids[n] = id;
+				if (++n == k)
+					for (size_t i = k / 2; i-- > 0;)
+						topk_sift_down(out_dists, out_ids, k, i);
+			}
+			else if (block[j] < out_dists[0])
+			{
+				out_dists[0] = block[j];
+				out_ids[0] = id;
+				topk_sift_down(out_dists, out_ids, k, 0);
+			}
+		}
+	}
+	if (n < k)
+		for (size_t i = n / 2; i-- > 0;)
+			topk_sift_down(out_dists, out_ids, n, i);
+	/* heap sort: repeatedly move the worst to the end */
+	for (size_t end = n; end > 1; end--)
+	{
+		uint32_t	td = out_dists[0];
+		uint64_t	ti = out_ids[0];
+
+		out_dists[0] = out_dists[end - 1];
+		out_ids[0] = out_ids[end - 1];
+		out_dists[end - 1] = td;
+		out_ids[end - 1] = ti;
+		topk_sift_down(out_dists, out_ids, end - 1, 0);
+	}
+	return n;
+}
+
 /* Point sv_kernels at the best implementation the CPU supports, capped at max_level. */
 SvKernelLevel
 sv_kernels_init(SvKernelLevel max_level)

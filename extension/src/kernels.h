@@ -42,6 +42,14 @@ typedef struct SvKernels
 
 extern SvKernels sv_kernels;
 
+/*
+ * The k codes nearest to query by Hamming distance, ties broken by lower index: ids and distances
+ * in ascending order are written to out_ids/out_dists; returns how many (min(k, ncodes)).
+ * Scans in blocks with sv_kernels.hamming_scan and keeps a bounded max-heap.
+ */
+size_t		sv_hamming_topk(const uint8_t *codes, size_t ncodes, size_t nbytes, const uint8_t *query,
+							size_t k, uint64_t *out_ids, uint32_t *out_dists);
+
 /* Choose the best implementation for this CPU (or at most max_level); returns the level chosen. */
 SvKernelLevel sv_kernels_init(SvKernelLevel max_level);
 

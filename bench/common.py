@@ -1,0 +1,61 @@
+"""Shared helpers of the benchmarks: data, timing, output."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+SHARED = BENCH.parent.parent / "shared" / "data" / "docstrings"
+
+
+def docstrings() -> tuple[np.ndarray, np.ndarray, str]:
+    """(docs, queries, name): ../shared/data/docstrings when present, else the shipped demo data."""
+    if (SHARED / "docs.f16.npy").exists():
+        return (np.load(SHARED / "docs.f16.npy").astype(np.float32),
+                np.load(SHARED / "queries.f16.npy").astype(np.float32), "shared docstrings")
+    from shrinkvec import demo
+
+    d = demo.load_data()
+    return d.docs, d.queries, "demo docstrings"
+
+
+def median_ms(fn: Callable[[], object], repeat: int, warmup: int = 2) -> float:
+    """Median wall time of fn() in milliseconds."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return float(np.median(times))
+
+
+def machine() -> str:
+    """One line naming the machine, for reports."""
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = os.cpu_count()
+    return f"{date.today()}, {cpu}, {cores} cores, Python {platform.python_version()}"
+
+
+def write_markdown(path: Path, title: str, header: list[str], rows: list[list[str]], notes: list[str]) -> None:
+    """A markdown table with a title and notes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"## {title}", "", *notes, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    path.write_text("\n".join(lines) + "\n")
