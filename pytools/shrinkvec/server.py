@@ -81,6 +81,16 @@ def _read_pid_file(data_dir: Path) -> ServerInfo | None:
     return ServerInfo(data_dir=data_dir, pid=int(info.pid), socket_dir=Path(info.socket_dir), port=int(info.port))
 
 
+def _postgres_executable(pid: int) -> Path | None:
+    """The executable of a running postmaster, or None if it cannot be read."""
+    import psutil
+
+    try:
+        return Path(psutil.Process(pid).exe()).resolve()
+    except (psutil.Error, OSError):
+        return None
+
+
 def status(data_dir: Path | None = None) -> ServerInfo | None:
     """The running server for `data_dir`, or None if it is not running."""
     data_dir = (data_dir or default_data_dir()).expanduser().resolve()
@@ -95,6 +105,14 @@ def start(data_dir: Path | None = None) -> ServerInfo:
     data_dir = (data_dir or default_data_dir()).expanduser().resolve()
     running = status(data_dir)
     if running is not None:
+        ours = (bin_dir() / "postgres").resolve()
+        theirs = _postgres_executable(running.pid)
+        if theirs is not None and theirs != ours:
+            raise ServerError(
+                f"the server running in {data_dir} belongs to another installation ({theirs}), "
+                f"so it does not have this installation's extension build; stop it first "
+                f"(shrinkvec server stop --data-dir {data_dir}) or use another --data-dir"
+            )
         return running
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
