@@ -120,3 +120,8 @@ def test_check_ranges_errors() -> None:
         codes.check_ranges([0, 2], [1, 1], 2)
     with pytest.raises(codes.CodeError, match="lo and hi must have 2 elements, not 3 and 3"):
         codes.check_ranges([0, 0, 0], [1, 1, 1], 2)
+
+
+def test_ranges_too_wide_for_real_are_rejected() -> None:
+    with pytest.raises(codes.CodeError, match="range .* of dimension 1 is too wide: hi - lo overflows real"):
+        codes.quantize_int8([1.0], [-3e38], [3e38])

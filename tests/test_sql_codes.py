@@ -218,6 +218,8 @@ def test_int8_ranges_aggregate_equals_reference(conn: psycopg.Connection, n: int
         ("SELECT bit_ip(B'111', '[1,2]')", "22000", "code has 3 bits, more than the query's 2 dimensions"),
         ("SELECT prefix_cosine_distance('[1,2]'::vector, '[1]'::vector, 2)", "22023", "dims must be between 1 and 1, not 2"),
         ("SELECT quantize_int8('[1]'::vector, '{1}', '{0}')", "22000", "lo[1] = 1 is greater than hi[1] = 0"),
+        ("SELECT dequantize_int8('[-128,127]', '{-3e38,-3e38}', '{3e38,3e38}')", "22003",
+         "range [-3e+38, 3e+38] of dimension 1 is too wide: hi - lo overflows real"),
         ("SELECT '[200]'::int8vec", "22003", 'value "200" is out of range for type int8vec (-128 to 127)'),
         ("SELECT '[1,2]'::int8vec(3)", "22000", "expected 3 dimensions, not 2"),
     ],

@@ -241,10 +241,16 @@ int8_ranges_args(FunctionCallInfo fcinfo, int arg, int dim)
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("lo and hi must have %d elements, not %d and %d", dim, nlo, nhi)));
 	for (int i = 0; i < dim; i++)
+	{
 		if (r.lo[i] > r.hi[i])
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
 					 errmsg("lo[%d] = %g is greater than hi[%d] = %g", i + 1, r.lo[i], i + 1, r.hi[i])));
+		if (isinf(r.hi[i] - r.lo[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("range [%g, %g] of dimension %d is too wide: hi - lo overflows real", r.lo[i], r.hi[i], i + 1)));
+	}
 	return r;
 }
 
@@ -501,6 +507,10 @@ int8_ranges_coverage_accum(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("coverage must be greater than 0 and at most 1, not %g", coverage)));
+	if (state != NULL && coverage != state->coverage)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("coverage must be the same for every row, not %g and %g", state->coverage, coverage)));
 	PG_RETURN_POINTER(ranges_accumulate(fcinfo, state, PG_GETARG_SVVECTOR_P(1), coverage));
 }
 

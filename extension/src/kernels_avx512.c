@@ -8,7 +8,7 @@
 #if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512VPOPCNTDQ__)
 #include <immintrin.h>
 
-/* Mask of the first n (< 64) byte lanes. */
+/* Mask of the first n byte lanes (all 64 when n >= 64). */
 static inline __mmask64
 byte_mask(size_t n)
 {

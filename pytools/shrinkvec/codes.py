@@ -7,8 +7,12 @@ Conventions (the C code in extension/src follows them bit for bit):
   float32 in the order written here (no fused multiply-add).
 - Bit codes are packed MSB-first (``np.packbits`` with bitorder="big"), as in PostgreSQL's ``bit``
   type and pgvector's ``binary_quantize``: bit i is ``(byte[i // 8] >> (7 - i % 8)) & 1``.
-- Distances are returned as float64 and agree with the C code to float32 rounding (the C kernels
-  sum in SIMD lanes, in a different order).
+- Codes (bits, Hamming distances, int8 values, ranges) are exact: the C code gives the same
+  values at every SIMD level. Float distances are computed here in float64; the C code accumulates
+  in float32 as pgvector does (in SIMD lanes, with FMA on AVX2/AVX-512), so it agrees within float32
+  accumulation error, relative to the sum of the magnitudes involved, and its last bits can differ
+  between kernel levels. Squared norms outside float32's range (|x| below ~1e-19 or above ~1e19
+  per element) give NaN in C, as in pgvector.
 """
 
 from __future__ import annotations
@@ -168,6 +172,11 @@ def check_ranges(lo: npt.ArrayLike, hi: npt.ArrayLike, dim: int) -> Int8Ranges:
     if bad.size:
         i = int(bad[0])
         raise CodeError(f"lo[{i + 1}] = {lo32[i]:g} is greater than hi[{i + 1}] = {hi32[i]:g}")
+    with np.errstate(over="ignore"):
+        wide = np.nonzero(np.isinf(hi32 - lo32))[0]
+    if wide.size:
+        i = int(wide[0])
+        raise CodeError(f"range [{lo32[i]:g}, {hi32[i]:g}] of dimension {i + 1} is too wide: hi - lo overflows real")
     return Int8Ranges(lo32, hi32)
 
 

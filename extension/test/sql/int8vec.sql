@@ -36,3 +36,6 @@ SELECT (int8_ranges(v, 1)).* FROM tr;
 SELECT int8_ranges(v) IS NULL AS no_rows FROM tr WHERE false;
 SELECT (int8_ranges(v, 0)).* FROM tr;
 DROP TABLE tr;
+-- ranges whose width overflows real, and a coverage that changes between rows
+SELECT quantize_int8('[1]'::vector, '{-3e38}', '{3e38}');
+SELECT int8_ranges(v, c) FROM (VALUES ('[1,2]'::vector, 0.5), ('[3,4]', 0.9)) t(v, c);
