@@ -15,15 +15,11 @@ import subprocess
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import faiss  # noqa: E402
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from common import BENCH, RESULTS, machine, median_ms, write_markdown  # noqa: E402
+from common import BENCH, RESULTS, machine, median_ms, ms_bar_plot, write_markdown  # noqa: E402
 from shrinkvec.kernels_build import Kernels  # noqa: E402
 
 
@@ -102,12 +98,8 @@ def main() -> None:
         md_rows,
         [f"Machine: {machine()}; faiss {faiss.__version__}; median of 5 runs of {args.queries} queries, k={args.k}."],
     )
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    ax.barh([r[0] for r in rows][::-1], [r[1] for r in rows][::-1], color="tab:blue")
-    ax.set_xlabel("ms per query (lower is better)")
-    ax.set_title(f"Hamming top-{args.k} over {args.n:,} x {args.bits}-bit codes, 1 thread")
-    fig.tight_layout()
-    fig.savefig(RESULTS / "kernels.png", dpi=110)
+    ms_bar_plot(RESULTS / "kernels.png", [r[0] for r in rows], [r[1] for r in rows],
+                f"Hamming top-{args.k} over {args.n:,} x {args.bits}-bit codes, 1 thread")
     console.print(f"wrote {RESULTS / 'kernels.md'} and {RESULTS / 'kernels.png'}")
 
 

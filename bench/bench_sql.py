@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import argparse
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import psycopg  # noqa: E402
 from pgvector.psycopg import register_vector  # noqa: E402
@@ -22,7 +18,7 @@ from psycopg import sql  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from common import RESULTS, docstrings, machine, write_markdown  # noqa: E402
+from common import RESULTS, docstrings, machine, ms_bar_plot, write_markdown  # noqa: E402
 from shrinkvec import codes, server  # noqa: E402
 
 TABLE = "bench_sql_docs"
@@ -117,13 +113,8 @@ def main() -> None:
         [f"Machine: {machine()}; PostgreSQL 18 + pgvector 0.8.2 (embedded), {len(queries)} queries, "
          f"median of 3 passes, max_parallel_workers_per_gather = 0, kernels {kernels}."],
     )
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    labels = [r[1] for r in results][::-1]
-    ax.barh(labels, [r[2] for r in results][::-1], color=["tab:orange" if l.startswith("shrinkvec") else "tab:gray" for l in labels])
-    ax.set_xlabel("ms per query (lower is better)")
-    ax.set_title(f"Sequential-scan KNN over {len(docs):,} rows")
-    fig.tight_layout()
-    fig.savefig(RESULTS / "sql.png", dpi=110)
+    ms_bar_plot(RESULTS / "sql.png", [r[1] for r in results], [r[2] for r in results],
+                f"Sequential-scan KNN over {len(docs):,} rows")
     console.print(f"wrote {RESULTS / 'sql.md'} and {RESULTS / 'sql.png'}")
 
 

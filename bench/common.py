@@ -59,3 +59,20 @@ def write_markdown(path: Path, title: str, header: list[str], rows: list[list[st
     lines = [f"## {title}", "", *notes, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     path.write_text("\n".join(lines) + "\n")
+
+
+def ms_bar_plot(path: Path, labels: list[str], ms: list[float], title: str) -> None:
+    """Horizontal bars of ms per query, shrinkvec's rows in orange, peers in grey."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    colors = ["tab:orange" if label.startswith("shrinkvec") else "tab:gray" for label in labels[::-1]]
+    ax.barh(labels[::-1], ms[::-1], color=colors)
+    ax.set_xlabel("ms per query (lower is better)")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
