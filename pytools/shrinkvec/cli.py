@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -31,7 +32,7 @@ def server() -> None:
     """The embedded PostgreSQL 18 + pgvector server."""
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     """Print a one-line error and exit 1."""
     click.echo(f"error: {message}", err=True)
     sys.exit(1)
