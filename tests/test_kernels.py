@@ -34,7 +34,11 @@ def test_hamming_scan_and_topk(kernels: Kernels, nbytes: int, n: int, seed: int,
     for level in ["scalar", "avx2", "avx512"]:
         if kernels.use(level) != level:
             continue
-        assert np.array_equal(kernels.hamming_scan(codes, query), expected)
+        # k = n returns every code: the scan's distances, whole
+        all_ids, all_dists = kernels.hamming_topk(codes, query, n)
+        scanned = np.empty(n, dtype=np.uint32)
+        scanned[all_ids] = all_dists
+        assert np.array_equal(scanned, expected)
         ids, dists = kernels.hamming_topk(codes, query, k)
         order = np.lexsort((np.arange(n), expected))[:k]  # by distance, then by id
         assert np.array_equal(ids, order)

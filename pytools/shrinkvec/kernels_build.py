@@ -18,23 +18,29 @@ REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "extension" / "src"
 LEVELS = {"scalar": 0, "avx2": 1, "avx512": 2}
 
-# Same per-file instruction sets as extension/Makefile.
-FLAGS = {
-    "kernels.c": [],
-    "kernels_avx2.c": ["-mavx2", "-mfma", "-mf16c", "-mpopcnt"],
-    "kernels_avx512.c": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vpopcntdq", "-mf16c", "-mfma", "-mpopcnt"],
-}
+SIMD_MK = REPO / "extension" / "simd.mk"
+
+
+def simd_flags() -> dict[str, list[str]]:
+    """Per-file compiler flags, read from extension/simd.mk (the extension's build uses the same file)."""
+    values = {}
+    for line in SIMD_MK.read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            name, _, flags = line.partition("=")
+            values[name.strip()] = flags.split()
+    return {"kernels.c": [], "kernels_avx2.c": values["AVX2_FLAGS"], "kernels_avx512.c": values["AVX512_FLAGS"]}
 
 
 def build(out_dir: Path) -> Path:
     """Compile the kernels into out_dir/libsvkernels.so (rebuilt when a source is newer)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     lib = out_dir / "libsvkernels.so"
-    sources = [SRC / name for name in FLAGS] + [SRC / "kernels.h"]
+    flags_by_file = simd_flags()
+    sources = [SRC / name for name in flags_by_file] + [SRC / "kernels.h", SIMD_MK]
     if lib.exists() and all(lib.stat().st_mtime >= s.stat().st_mtime for s in sources):
         return lib
     objects = []
-    for name, flags in FLAGS.items():
+    for name, flags in flags_by_file.items():
         obj = out_dir / (name[:-2] + ".o")
         subprocess.run(
             ["gcc", "-O2", "-fPIC", "-Wall", "-Werror", "-ffp-contract=off", *flags, "-c", str(SRC / name), "-o", str(obj)],
@@ -68,16 +74,6 @@ class Kernels:
         got = self.lib.sv_kernels_init(LEVELS[level])
         return {v: k for k, v in LEVELS.items()}[got]
 
-    def hamming_scan(self, codes: npt.NDArray[np.uint8], query: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint32]:
-        """Hamming distance of query to every row of codes (n x nbytes, C-contiguous)."""
-        codes = np.ascontiguousarray(codes, dtype=np.uint8)
-        query = np.ascontiguousarray(query, dtype=np.uint8)
-        out = np.empty(codes.shape[0], dtype=np.uint32)
-        fn = ctypes.cast(self._kernel_ptr("hamming_scan"), ctypes.CFUNCTYPE(
-            None, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p))
-        fn(codes.ctypes.data, codes.shape[0], codes.shape[1], query.ctypes.data, out.ctypes.data)
-        return out
-
     def hamming_topk(self, codes: npt.NDArray[np.uint8], query: npt.NDArray[np.uint8], k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k nearest rows (ids, distances), ascending, ties by lower id."""
         ids = np.empty(k, dtype=np.uint64)
@@ -86,8 +82,3 @@ class Kernels:
                                      k, ids.ctypes.data, dists.ctypes.data)
         return ids[:n].astype(np.int64), dists[:n]
 
-    def _kernel_ptr(self, name: str) -> int:
-        """Address of the current implementation of kernel `name` in the sv_kernels table."""
-        names = ["popcount", "xor_popcount", "masked_sum", "sum", "dot_norms", "half_dot_norms", "hamming_scan"]
-        table = ctypes.cast(ctypes.addressof(ctypes.c_void_p.in_dll(self.lib, "sv_kernels")), ctypes.POINTER(ctypes.c_void_p))
-        return table[names.index(name)]
