@@ -260,3 +260,31 @@ def test_all_functions_are_commented_and_marked(conn: psycopg.Connection) -> Non
             continue
         assert volatile == "i", f"{name} is not IMMUTABLE"
         assert strict, f"{name} is not STRICT"
+
+
+def test_int8_ranges_changing_between_rows(conn: psycopg.Connection) -> None:
+    """Ranges that differ from row to row (not query constants) are re-read and re-checked per row."""
+    rng = np.random.default_rng(5)
+    dim = 33
+    conn.execute("CREATE TEMP TABLE q8 (id int, v vector, lo real[], hi real[])")
+    rows = []
+    for i in range(40):
+        v = rng.standard_normal(dim).astype(np.float32)
+        lo = (-rng.random(dim) * (1 + i % 3)).astype(np.float32)
+        hi = (lo + rng.random(dim) * (1 + i % 5)).astype(np.float32)
+        if i % 4 == 0 and rows:  # repeat the previous row's ranges, then change them again
+            lo, hi = rows[-1][2], rows[-1][3]
+        rows.append((i, v, lo, hi))
+        conn.execute("INSERT INTO q8 VALUES (%s, %s, %s::real[], %s::real[])", (i, v, lo.tolist(), hi.tolist()))
+    got = conn.execute(
+        "SELECT id, quantize_int8(v, lo, hi)::text, dequantize_int8(quantize_int8(v, lo, hi), lo, hi) FROM q8 ORDER BY id"
+    ).fetchall()
+    for (i, v, lo, hi), (gid, text, back) in zip(rows, got):
+        code = codes.quantize_int8(v, lo, hi)
+        assert gid == i and text == "[" + ",".join(str(int(x)) for x in code) + "]"
+        assert np.array_equal(back.to_numpy(), codes.dequantize_int8(code, lo, hi))
+    conn.execute("UPDATE q8 SET hi = lo WHERE id = 7")
+    conn.execute("UPDATE q8 SET lo = array_fill(5::real, ARRAY[33]) WHERE id = 20")
+    with pytest.raises(psycopg.Error) as err:
+        conn.execute("SELECT quantize_int8(v, lo, hi) FROM q8 ORDER BY id")
+    assert err.value.diag.message_primary.startswith("lo[") and "is greater than hi[" in err.value.diag.message_primary

@@ -219,58 +219,97 @@ int8vec_dims(PG_FUNCTION_ARGS)
 	PG_RETURN_INT32(PG_GETARG_SVINT8VEC_P(0)->dim);
 }
 
-/* Per-dimension ranges, checked: lo and hi real[] of dim elements with lo <= hi. */
+/*
+ * Checked per-dimension ranges (lo <= hi, finite width) with their steps, cached per call site in
+ * fn_extra: the ranges are constants of a query, so per row only a memcmp confirms them.  work is
+ * scratch space of dim floats (dequantized codes, widened halfvecs), so rows allocate nothing.
+ */
 typedef struct Int8Ranges
 {
-	const float *lo;
-	const float *hi;
+	int			dim;
+	float	   *lo;
+	float	   *hi;
+	float	   *scale;			/* (hi - lo) / 255 */
+	float	   *work;
 } Int8Ranges;
 
+/* Does array a hold exactly the dim floats cached in x (same shape, no NULLs, same bits)? */
+static bool
+same_floats(ArrayType *a, const float *x, int dim)
+{
+	return ARR_ELEMTYPE(a) == FLOAT4OID && ARR_NDIM(a) == 1 && !ARR_HASNULL(a) &&
+		ARR_DIMS(a)[0] == dim && memcmp(ARR_DATA_PTR(a), x, sizeof(float) * dim) == 0;
+}
+
 /* Read and check the lo/hi arguments at positions arg and arg + 1 for a dim-long input. */
-static Int8Ranges
+static const Int8Ranges *
 int8_ranges_args(FunctionCallInfo fcinfo, int arg, int dim)
 {
-	Int8Ranges	r;
+	Int8Ranges *r = (Int8Ranges *) fcinfo->flinfo->fn_extra;
+	ArrayType  *alo = PG_GETARG_ARRAYTYPE_P(arg);
+	ArrayType  *ahi = PG_GETARG_ARRAYTYPE_P(arg + 1);
+	const float *lo;
+	const float *hi;
 	int			nlo,
 				nhi;
 
-	r.lo = sv_float_array(PG_GETARG_ARRAYTYPE_P(arg), "lo", &nlo);
-	r.hi = sv_float_array(PG_GETARG_ARRAYTYPE_P(arg + 1), "hi", &nhi);
+	if (r != NULL && r->dim == dim && same_floats(alo, r->lo, dim) && same_floats(ahi, r->hi, dim))
+		return r;
+
+	lo = sv_float_array(alo, "lo", &nlo);
+	hi = sv_float_array(ahi, "hi", &nhi);
 	if (nlo != dim || nhi != dim)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("lo and hi must have %d elements, not %d and %d", dim, nlo, nhi)));
 	for (int i = 0; i < dim; i++)
 	{
-		if (r.lo[i] > r.hi[i])
+		if (lo[i] > hi[i])
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("lo[%d] = %g is greater than hi[%d] = %g", i + 1, r.lo[i], i + 1, r.hi[i])));
-		if (isinf(r.hi[i] - r.lo[i]))
+					 errmsg("lo[%d] = %g is greater than hi[%d] = %g", i + 1, lo[i], i + 1, hi[i])));
+		if (isinf(hi[i] - lo[i]))
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-					 errmsg("range [%g, %g] of dimension %d is too wide: hi - lo overflows real", r.lo[i], r.hi[i], i + 1)));
+					 errmsg("range [%g, %g] of dimension %d is too wide: hi - lo overflows real", lo[i], hi[i], i + 1)));
 	}
+
+	if (r == NULL || r->dim != dim)
+	{
+		/* one allocation holds lo, hi, scale and work */
+		if (r != NULL)
+			pfree(r);
+		r = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(Int8Ranges) + 4 * sizeof(float) * dim);
+		r->dim = dim;
+		r->lo = (float *) (r + 1);
+		r->hi = r->lo + dim;
+		r->scale = r->hi + dim;
+		r->work = r->scale + dim;
+		fcinfo->flinfo->fn_extra = r;
+	}
+	memcpy(r->lo, lo, sizeof(float) * dim);
+	memcpy(r->hi, hi, sizeof(float) * dim);
+	for (int i = 0; i < dim; i++)
+		r->scale[i] = (hi[i] - lo[i]) / 255.0f;
 	return r;
 }
 
 /* Quantize dim floats with checked ranges into a new int8vec. */
 static SvInt8Vec *
-quantize_floats(const float *x, int dim, Int8Ranges r)
+quantize_floats(const float *x, const Int8Ranges *r)
 {
-	SvInt8Vec  *result = sv_new_int8vec(dim);
+	SvInt8Vec  *result = sv_new_int8vec(r->dim);
 
-	for (int i = 0; i < dim; i++)
+	for (int i = 0; i < r->dim; i++)
 	{
-		float		scale = (r.hi[i] - r.lo[i]) / 255.0f;
 		float		t;
 
-		if (scale == 0.0f)
+		if (r->scale[i] == 0.0f)
 		{
 			result->x[i] = -128;
 			continue;
 		}
-		t = (x[i] - r.lo[i]) / scale;
+		t = (x[i] - r->lo[i]) / r->scale[i];
 		if (t < 0.0f)
 			t = 0.0f;
 		else if (t > 255.0f)
@@ -282,14 +321,10 @@ quantize_floats(const float *x, int dim, Int8Ranges r)
 
 /* Dequantize an int8vec with checked ranges into out[dim]. */
 static void
-dequantize_into(const SvInt8Vec *c, Int8Ranges r, float *out)
+dequantize_into(const SvInt8Vec *c, const Int8Ranges *r, float *out)
 {
 	for (int i = 0; i < c->dim; i++)
-	{
-		float		scale = (r.hi[i] - r.lo[i]) / 255.0f;
-
-		out[i] = r.lo[i] + (float) ((int) c->x[i] + 128) * scale;
-	}
+		out[i] = r->lo[i] + (float) ((int) c->x[i] + 128) * r->scale[i];
 }
 
 PG_FUNCTION_INFO_V1(quantize_int8_vector);
@@ -299,7 +334,7 @@ quantize_int8_vector(PG_FUNCTION_ARGS)
 {
 	SvVector   *v = PG_GETARG_SVVECTOR_P(0);
 
-	PG_RETURN_POINTER(quantize_floats(v->x, v->dim, int8_ranges_args(fcinfo, 1, v->dim)));
+	PG_RETURN_POINTER(quantize_floats(v->x, int8_ranges_args(fcinfo, 1, v->dim)));
 }
 
 PG_FUNCTION_INFO_V1(quantize_int8_halfvec);
@@ -308,12 +343,11 @@ Datum
 quantize_int8_halfvec(PG_FUNCTION_ARGS)
 {
 	SvHalfVec  *v = PG_GETARG_SVHALFVEC_P(0);
-	Int8Ranges	r = int8_ranges_args(fcinfo, 1, v->dim);
-	float	   *x = palloc(sizeof(float) * v->dim);
+	const Int8Ranges *r = int8_ranges_args(fcinfo, 1, v->dim);
 
 	for (int i = 0; i < v->dim; i++)
-		x[i] = sv_half_to_float(v->x[i]);
-	PG_RETURN_POINTER(quantize_floats(x, v->dim, r));
+		r->work[i] = sv_half_to_float(v->x[i]);
+	PG_RETURN_POINTER(quantize_floats(r->work, r));
 }
 
 PG_FUNCTION_INFO_V1(quantize_int8_array);
@@ -324,7 +358,7 @@ quantize_int8_array(PG_FUNCTION_ARGS)
 	int			n;
 	const float *x = sv_float_array(PG_GETARG_ARRAYTYPE_P(0), "array", &n);
 
-	PG_RETURN_POINTER(quantize_floats(x, n, int8_ranges_args(fcinfo, 1, n)));
+	PG_RETURN_POINTER(quantize_floats(x, int8_ranges_args(fcinfo, 1, n)));
 }
 
 PG_FUNCTION_INFO_V1(dequantize_int8);
@@ -333,7 +367,7 @@ Datum
 dequantize_int8(PG_FUNCTION_ARGS)
 {
 	SvInt8Vec  *c = PG_GETARG_SVINT8VEC_P(0);
-	Int8Ranges	r = int8_ranges_args(fcinfo, 1, c->dim);
+	const Int8Ranges *r = int8_ranges_args(fcinfo, 1, c->dim);
 	SvVector   *result = sv_new_vector(c->dim);
 
 	dequantize_into(c, r, result->x);
@@ -346,18 +380,15 @@ int8_query_parts(FunctionCallInfo fcinfo, float *dot, float *normc, float *normq
 {
 	SvInt8Vec  *c = PG_GETARG_SVINT8VEC_P(0);
 	SvVector   *q = PG_GETARG_SVVECTOR_P(1);
-	Int8Ranges	r;
-	float	   *d;
+	const Int8Ranges *r;
 
 	if (c->dim != q->dim)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("different dimensions %d and %d", c->dim, q->dim)));
 	r = int8_ranges_args(fcinfo, 2, c->dim);
-	d = palloc(sizeof(float) * c->dim);
-	dequantize_into(c, r, d);
-	sv_kernels.dot_norms(d, q->x, c->dim, dot, normc, normq);
-	pfree(d);
+	dequantize_into(c, r, r->work);
+	sv_kernels.dot_norms(r->work, q->x, c->dim, dot, normc, normq);
 }
 
 PG_FUNCTION_INFO_V1(int8_ip_distance);
