@@ -216,3 +216,105 @@ COMMENT ON AGGREGATE int8_ranges(vector) IS
 	'per-dimension (lo, hi) = (min, max) of a vector column, for quantize_int8';
 COMMENT ON AGGREGATE int8_ranges(vector, double precision) IS
 	'per-dimension (lo, hi) covering the central fraction of values: order statistics ceil(n*p)-1 at p = (1-coverage)/2 and 1-(1-coverage)/2 (memory bounded by maintenance_work_mem)';
+
+-- ---------------------------------------------------------------------------
+-- The shrinkvec index access method
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION shrinkvec_handler(internal) RETURNS index_am_handler
+	AS 'MODULE_PATHNAME', 'shrinkvec_handler' LANGUAGE C;
+COMMENT ON FUNCTION shrinkvec_handler(internal) IS
+	'handler of the shrinkvec index access method';
+
+CREATE ACCESS METHOD shrinkvec TYPE INDEX HANDLER shrinkvec_handler;
+COMMENT ON ACCESS METHOD shrinkvec IS
+	'packed compact codes scanned by SIMD kernels: exact Hamming order on bit columns, shortlist and exact rerank on vector columns';
+
+CREATE FUNCTION shrinkvec_hamming_kind(internal) RETURNS integer
+	AS 'MODULE_PATHNAME', 'shrinkvec_hamming_kind' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION shrinkvec_l2_kind(internal) RETURNS integer
+	AS 'MODULE_PATHNAME', 'shrinkvec_l2_kind' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION shrinkvec_ip_kind(internal) RETURNS integer
+	AS 'MODULE_PATHNAME', 'shrinkvec_ip_kind' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION shrinkvec_cosine_kind(internal) RETURNS integer
+	AS 'MODULE_PATHNAME', 'shrinkvec_cosine_kind' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION shrinkvec_hamming_kind(internal) IS 'support function of bit_hamming_ops: the distance kind';
+COMMENT ON FUNCTION shrinkvec_l2_kind(internal) IS 'support function of the shrinkvec L2 opclasses: the distance kind';
+COMMENT ON FUNCTION shrinkvec_ip_kind(internal) IS 'support function of the shrinkvec inner-product opclasses: the distance kind';
+COMMENT ON FUNCTION shrinkvec_cosine_kind(internal) IS 'support function of the shrinkvec cosine opclasses: the distance kind';
+
+CREATE OPERATOR CLASS bit_hamming_ops DEFAULT FOR TYPE bit USING shrinkvec AS
+	OPERATOR 1 <~> (bit, bit) FOR ORDER BY float_ops,
+	OPERATOR 2 <^> (bit, bit) FOR ORDER BY integer_ops,
+	FUNCTION 1 shrinkvec_hamming_kind(internal);
+
+CREATE OPERATOR CLASS vector_l2_ops DEFAULT FOR TYPE vector USING shrinkvec AS
+	OPERATOR 1 <-> (vector, vector) FOR ORDER BY float_ops,
+	FUNCTION 1 shrinkvec_l2_kind(internal);
+CREATE OPERATOR CLASS vector_ip_ops FOR TYPE vector USING shrinkvec AS
+	OPERATOR 1 <#> (vector, vector) FOR ORDER BY float_ops,
+	FUNCTION 1 shrinkvec_ip_kind(internal);
+CREATE OPERATOR CLASS vector_cosine_ops FOR TYPE vector USING shrinkvec AS
+	OPERATOR 1 <=> (vector, vector) FOR ORDER BY float_ops,
+	FUNCTION 1 shrinkvec_cosine_kind(internal);
+
+CREATE OPERATOR CLASS halfvec_l2_ops DEFAULT FOR TYPE halfvec USING shrinkvec AS
+	OPERATOR 1 <-> (halfvec, halfvec) FOR ORDER BY float_ops,
+	FUNCTION 1 shrinkvec_l2_kind(internal);
+CREATE OPERATOR CLASS halfvec_ip_ops FOR TYPE halfvec USING shrinkvec AS
+	OPERATOR 1 <#> (halfvec, halfvec) FOR ORDER BY float_ops,
+	FUNCTION 1 shrinkvec_ip_kind(internal);
+CREATE OPERATOR CLASS halfvec_cosine_ops FOR TYPE halfvec USING shrinkvec AS
+	OPERATOR 1 <=> (halfvec, halfvec) FOR ORDER BY float_ops,
+	FUNCTION 1 shrinkvec_cosine_kind(internal);
+
+CREATE FUNCTION shrinkvec_index_info(index regclass,
+	OUT distance text, OUT element text, OUT dims integer, OUT code_bits integer,
+	OUT entry_bytes integer, OUT lists integer, OUT entries_per_page integer,
+	OUT entries bigint, OUT data_pages bigint, OUT pages bigint, OUT size_bytes bigint,
+	OUT build_rows bigint)
+	AS 'MODULE_PATHNAME', 'shrinkvec_index_info' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION shrinkvec_index_info(regclass) IS
+	'layout and size of a shrinkvec index: distance, element type, code bits, bytes per entry, lists, entries and pages';
+
+CREATE FUNCTION shrinkvec_index_entries(index regclass, OUT tid tid, OUT list integer, OUT code bit)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'shrinkvec_index_entries' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION shrinkvec_index_entries(regclass) IS
+	'every entry of a shrinkvec index: heap TID, list and stored code';
+
+CREATE FUNCTION shrinkvec_index_check(index regclass,
+	OUT live_rows bigint, OUT index_entries bigint, OUT missing bigint, OUT duplicated bigint,
+	OUT dangling bigint, OUT wrong_codes bigint, OUT ok boolean)
+	LANGUAGE plpgsql STRICT VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	heap regclass;
+	expr text;
+	pred text;
+	is_bit boolean;
+BEGIN
+	SELECT i.indrelid::regclass, pg_get_indexdef(i.indexrelid, 1, true),
+		coalesce(pg_get_expr(i.indpred, i.indrelid), 'true')
+	INTO heap, expr, pred
+	FROM pg_index i WHERE i.indexrelid = index;
+	is_bit := (SELECT element = 'bit' FROM @extschema@.shrinkvec_index_info(index));
+	EXECUTE format($q$
+		WITH h AS (SELECT ctid AS tid, (%1$s) AS val FROM %2$s WHERE (%1$s) IS NOT NULL AND (%3$s)),
+		     e AS (SELECT tid, code FROM @extschema@.shrinkvec_index_entries($1)),
+		     counts AS (SELECT tid, count(*) AS n FROM e GROUP BY tid)
+		SELECT (SELECT count(*) FROM h),
+		       (SELECT count(*) FROM e),
+		       (SELECT count(*) FROM h WHERE NOT EXISTS (SELECT 1 FROM counts c WHERE c.tid = h.tid)),
+		       (SELECT coalesce(sum(n - 1), 0) FROM counts WHERE n > 1),
+		       (SELECT count(*) FROM counts c WHERE NOT EXISTS (SELECT 1 FROM h WHERE h.tid = c.tid)),
+		       CASE WHEN $2 THEN (SELECT count(*) FROM h JOIN e USING (tid) WHERE e.code::text <> h.val::text) END
+	$q$, expr, heap, pred)
+	INTO live_rows, index_entries, missing, duplicated, dangling, wrong_codes
+	USING index, is_bit;
+	ok := missing = 0 AND duplicated = 0 AND dangling = 0 AND coalesce(wrong_codes, 0) = 0;
+END
+$$;
+COMMENT ON FUNCTION shrinkvec_index_check(regclass) IS
+	'checks a shrinkvec index against its table: every live row indexed once, no entries for missing rows, bit codes equal to the column';

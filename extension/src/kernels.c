@@ -115,6 +115,17 @@ dot_norms_scalar(const float *a, const float *b, size_t n, float *dot, float *no
 	*normb = nb;
 }
 
+/* Scalar dot product. */
+static float
+dot_scalar(const float *a, const float *b, size_t n)
+{
+	float		d = 0.0f;
+
+	for (size_t i = 0; i < n; i++)
+		d += a[i] * b[i];
+	return d;
+}
+
 /* Convert one IEEE binary16 value to float; exact for every input, NaN and Inf included. */
 float
 sv_half_to_float(uint16_t h)
@@ -185,6 +196,7 @@ sv_kernels_fill_scalar(SvKernels *k)
 	k->masked_sum = masked_sum_scalar;
 	k->sum = sum_scalar;
 	k->dot_norms = dot_norms_scalar;
+	k->dot = dot_scalar;
 	k->half_dot_norms = half_dot_norms_scalar;
 	k->hamming_scan = hamming_scan_scalar;
 }
@@ -329,5 +341,49 @@ sv_kernels_level_name(SvKernelLevel level)
 			return "avx2";
 		default:
 			return "scalar";
+	}
+}
+
+/* Fill the per-byte lookup tables of the weights w (see kernels.h). */
+void
+sv_lut_build(const float *w, size_t nbits, size_t nbytes, float *lut)
+{
+	for (size_t j = 0; j < nbytes; j++)
+	{
+		float	   *t = lut + j * 256;
+		float		wb[8];
+
+		for (int b = 0; b < 8; b++)
+			wb[b] = (j * 8 + b < nbits) ? w[j * 8 + b] : 0.0f;
+		t[0] = 0.0f;
+		/* each value adds its lowest set bit (bit 7 - ctz in MSB-first order) to a smaller value */
+		for (unsigned v = 1; v < 256; v++)
+			t[v] = t[v & (v - 1)] + wb[7 - __builtin_ctz(v)];
+	}
+}
+
+/* Sum of the weights over the set bits of each code, four table lookups in flight. */
+void
+sv_lut_scan(const uint8_t *codes, size_t ncodes, size_t stride, size_t nbytes, const float *lut, float *out)
+{
+	for (size_t i = 0; i < ncodes; i++)
+	{
+		const uint8_t *c = codes + i * stride;
+		float		s0 = 0.0f,
+					s1 = 0.0f,
+					s2 = 0.0f,
+					s3 = 0.0f;
+		size_t		j = 0;
+
+		for (; j + 4 <= nbytes; j += 4)
+		{
+			s0 += lut[j * 256 + c[j]];
+			s1 += lut[(j + 1) * 256 + c[j + 1]];
+			s2 += lut[(j + 2) * 256 + c[j + 2]];
+			s3 += lut[(j + 3) * 256 + c[j + 3]];
+		}
+		for (; j < nbytes; j++)
+			s0 += lut[j * 256 + c[j]];
+		out[i] = (s0 + s1) + (s2 + s3);
 	}
 }

@@ -36,6 +36,8 @@ typedef struct SvKernels
 	void		(*dot_norms) (const float *a, const float *b, size_t n, float *dot, float *norma, float *normb);
 	/* the same for IEEE half-precision inputs */
 	void		(*half_dot_norms) (const uint16_t *a, const uint16_t *b, size_t n, float *dot, float *norma, float *normb);
+	/* dot product of a and b over n floats */
+	float		(*dot) (const float *a, const float *b, size_t n);
 	/* Hamming distance of one query to ncodes consecutive codes of nbytes each */
 	void		(*hamming_scan) (const uint8_t *codes, size_t ncodes, size_t nbytes, const uint8_t *query, uint32_t *out);
 } SvKernels;
@@ -49,6 +51,15 @@ extern SvKernels sv_kernels;
  */
 size_t		sv_hamming_topk(const uint8_t *codes, size_t ncodes, size_t nbytes, const uint8_t *query,
 							size_t k, uint64_t *out_ids, uint32_t *out_dists);
+
+/*
+ * Asymmetric scoring of sign codes by table lookup.  sv_lut_build fills lut (nbytes * 256 floats)
+ * so that lut[j * 256 + v] is the sum of w[8j + b] over the bits b set in byte value v (MSB-first);
+ * w has nbits weights and the bits past nbits weigh nothing.  sv_lut_scan then writes, for each of
+ * ncodes codes laid out stride bytes apart, the sum of w over the code's set bits.
+ */
+void		sv_lut_build(const float *w, size_t nbits, size_t nbytes, float *lut);
+void		sv_lut_scan(const uint8_t *codes, size_t ncodes, size_t stride, size_t nbytes, const float *lut, float *out);
 
 /* Choose the best implementation for this CPU (or at most max_level); returns the level chosen. */
 SvKernelLevel sv_kernels_init(SvKernelLevel max_level);

@@ -154,6 +154,22 @@ dot_norms_avx2(const float *a, const float *b, size_t n, float *dot, float *norm
 	*normb = sb;
 }
 
+/* Dot product with FMA, 8 lanes at a time. */
+static float
+dot_avx2(const float *a, const float *b, size_t n)
+{
+	__m256		d = _mm256_setzero_ps();
+	size_t		i = 0;
+	float		sd;
+
+	for (; i + 8 <= n; i += 8)
+		d = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), d);
+	sd = hsum256(d);
+	for (; i < n; i++)
+		sd += a[i] * b[i];
+	return sd;
+}
+
 /* Half-precision dot product and squared norms, converting with F16C. */
 static void
 half_dot_norms_avx2(const uint16_t *a, const uint16_t *b, size_t n, float *dot, float *norma, float *normb)
@@ -209,6 +225,7 @@ sv_kernels_fill_avx2(SvKernels *k)
 	k->masked_sum = masked_sum_avx2;
 	k->sum = sum_avx2;
 	k->dot_norms = dot_norms_avx2;
+	k->dot = dot_avx2;
 	k->half_dot_norms = half_dot_norms_avx2;
 	k->hamming_scan = hamming_scan_avx2;
 }

@@ -126,6 +126,30 @@ dot_norms_avx512(const float *a, const float *b, size_t n, float *dot, float *no
 	*normb = _mm512_reduce_add_ps(nb);
 }
 
+/* Dot product, 16 lanes at a time with a masked tail. */
+static float
+dot_avx512(const float *a, const float *b, size_t n)
+{
+	__m512		d0 = _mm512_setzero_ps(),
+				d1 = _mm512_setzero_ps();
+	size_t		i = 0;
+
+	for (; i + 32 <= n; i += 32)
+	{
+		d0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), d0);
+		d1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), d1);
+	}
+	for (; i + 16 <= n; i += 16)
+		d0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), d0);
+	if (i < n)
+	{
+		__mmask16	m = (__mmask16) ((1u << (n - i)) - 1);
+
+		d1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), d1);
+	}
+	return _mm512_reduce_add_ps(_mm512_add_ps(d0, d1));
+}
+
 /* Half-precision dot product and squared norms, 16 lanes at a time. */
 static void
 half_dot_norms_avx512(const uint16_t *a, const uint16_t *b, size_t n, float *dot, float *norma, float *normb)
@@ -201,6 +225,7 @@ sv_kernels_fill_avx512(SvKernels *k)
 	k->masked_sum = masked_sum_avx512;
 	k->sum = sum_avx512;
 	k->dot_norms = dot_norms_avx512;
+	k->dot = dot_avx512;
 	k->half_dot_norms = half_dot_norms_avx512;
 	k->hamming_scan = hamming_scan_avx512;
 }

@@ -9,6 +9,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
+#include "index.h"
 #include "kernels.h"
 #include "shrinkvec.h"
 
@@ -51,6 +52,7 @@ _PG_init(void)
 							 NULL,
 							 assign_kernel_level,
 							 NULL);
+	sv_index_init();
 	MarkGUCPrefixReserved("shrinkvec");
 }
 

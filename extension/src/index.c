@@ -1,0 +1,245 @@
+/*
+ * index.c: the shrinkvec access method's handler, options, GUCs and cost estimate.
+ */
+#include "postgres.h"
+
+#include <float.h>
+
+#include "access/amapi.h"
+#include "access/reloptions.h"
+#include "commands/vacuum.h"
+#include "optimizer/optimizer.h"
+#include "utils/float.h"
+#include "utils/guc.h"
+#include "utils/rel.h"
+#include "utils/selfuncs.h"
+#include "utils/spccache.h"
+
+#include "index.h"
+
+int			sv_shortlist = 100;
+int			sv_probes = 10;
+static relopt_kind sv_relopt_kind;
+
+/* Register the reloptions and GUCs (from _PG_init). */
+void
+sv_index_init(void)
+{
+	sv_relopt_kind = add_reloption_kind();
+	add_int_reloption(sv_relopt_kind, "lists", "Number of inverted lists (1 = flat)",
+					  1, 1, SV_INDEX_MAX_LISTS, AccessExclusiveLock);
+	add_int_reloption(sv_relopt_kind, "bits", "Coded dimensions of a vector column (0 = all)",
+					  0, 0, SV_INDEX_MAX_BITS, AccessExclusiveLock);
+
+	DefineCustomIntVariable("shrinkvec.shortlist",
+							"Candidates one shrinkvec index scan keeps and returns.",
+							"Vector opclasses return at most this many rows, in exact order; "
+							"bit_hamming_ops reads this many at a time.",
+							&sv_shortlist, 100, 1, SV_INDEX_MAX_SHORTLIST,
+							PGC_USERSET, GUC_EXPLAIN, NULL, NULL, NULL);
+	DefineCustomIntVariable("shrinkvec.probes",
+							"Lists of an IVF shrinkvec index that a scan visits.",
+							NULL, &sv_probes, 10, 1, SV_INDEX_MAX_LISTS,
+							PGC_USERSET, GUC_EXPLAIN, NULL, NULL, NULL);
+}
+
+/* Parse and validate the index options. */
+static bytea *
+sv_amoptions(Datum reloptions, bool validate)
+{
+	static const relopt_parse_elt tab[] = {
+		{"lists", RELOPT_TYPE_INT, offsetof(SvOptions, lists)},
+		{"bits", RELOPT_TYPE_INT, offsetof(SvOptions, bits)},
+	};
+
+	return (bytea *) build_reloptions(reloptions, validate, sv_relopt_kind,
+									  sizeof(SvOptions), tab, lengthof(tab));
+}
+
+/* Mark a path as unusable: no ORDER BY, or more rows wanted than a scan can return. */
+static void
+sv_refuse_path(IndexPath *path, Cost *startup, Cost *total, Selectivity *sel, double *corr, double *pages)
+{
+	*startup = get_float8_infinity();
+	*total = get_float8_infinity();
+	*sel = 0;
+	*corr = 0;
+	*pages = 0;
+#if PG_VERSION_NUM >= 180000
+	path->path.disabled_nodes = 2;
+#endif
+}
+
+/*
+ * Estimate the cost of a scan.  The index is only for ORDER BY distance with a LIMIT: a vector
+ * opclass returns at most shrinkvec.shortlist rows, so a query that wants more of them (no LIMIT, a
+ * larger one, or a filter expected to reject too many) gets an exact plan instead.  The startup
+ * cost is reading the probed fraction of the index sequentially plus a small per-entry kernel cost.
+ */
+static void
+sv_amcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
+				  Cost *indexStartupCost, Cost *indexTotalCost,
+				  Selectivity *indexSelectivity, double *indexCorrelation, double *indexPages)
+{
+	GenericCosts costs;
+	Relation	index;
+	SvIndexCache *cache;
+	int			lists,
+				elemtype;
+	double		ratio,
+				spc_seq_page_cost,
+				entries,
+				wanted,
+				filtered;
+
+	if (path->indexorderbys == NIL)
+	{
+		sv_refuse_path(path, indexStartupCost, indexTotalCost, indexSelectivity, indexCorrelation, indexPages);
+		return;
+	}
+	index = index_open(path->indexinfo->indexoid, NoLock);
+	cache = sv_index_cache(index);
+	lists = cache->meta.lists;
+	elemtype = cache->meta.elemtype;
+	index_close(index, NoLock);
+
+	if (elemtype != SV_ELEM_BIT)
+	{
+		/* rows surviving the table's filters, of the shortlist */
+		filtered = sv_shortlist;
+		if (path->indexinfo->rel->tuples > 0)
+			filtered *= Min(1.0, path->indexinfo->rel->rows / path->indexinfo->rel->tuples);
+		wanted = root->limit_tuples;
+		if (wanted <= 0 || wanted > filtered)
+		{
+			sv_refuse_path(path, indexStartupCost, indexTotalCost, indexSelectivity, indexCorrelation, indexPages);
+			return;
+		}
+	}
+
+	MemSet(&costs, 0, sizeof(costs));
+	genericcostestimate(root, path, loop_count, &costs);
+	get_tablespace_page_costs(path->indexinfo->reltablespace, NULL, &spc_seq_page_cost);
+
+	ratio = Min(1.0, (double) sv_probes / lists);
+	entries = path->indexinfo->tuples * ratio;
+	costs.indexStartupCost = costs.numIndexPages * ratio * spc_seq_page_cost
+		+ entries * cpu_operator_cost * 0.1;
+	if (costs.indexTotalCost < costs.indexStartupCost)
+		costs.indexTotalCost = costs.indexStartupCost;
+
+	*indexStartupCost = costs.indexStartupCost;
+	*indexTotalCost = costs.indexTotalCost;
+	*indexSelectivity = costs.indexSelectivity;
+	*indexCorrelation = 0;
+	*indexPages = costs.numIndexPages;
+}
+
+/* Check an operator class: nothing beyond what CREATE OPERATOR CLASS checks. */
+static bool
+sv_amvalidate(Oid opclassoid)
+{
+	return true;
+}
+
+PG_FUNCTION_INFO_V1(shrinkvec_handler);
+
+/* The access method's handler: its capabilities and callbacks. */
+Datum
+shrinkvec_handler(PG_FUNCTION_ARGS)
+{
+	IndexAmRoutine *am = makeNode(IndexAmRoutine);
+
+	am->amstrategies = 0;
+	am->amsupport = 1;
+	am->amoptsprocnum = 0;
+	am->amcanorder = false;
+	am->amcanorderbyop = true;
+	am->amcanbackward = false;
+	am->amcanunique = false;
+	am->amcanmulticol = false;
+	am->amoptionalkey = true;
+	am->amsearcharray = false;
+	am->amsearchnulls = false;
+	am->amstorage = false;
+	am->amclusterable = false;
+	am->ampredlocks = false;
+	am->amcanparallel = false;
+	am->amcaninclude = false;
+	am->amusemaintenanceworkmem = false;
+	am->amparallelvacuumoptions = VACUUM_OPTION_PARALLEL_BULKDEL;
+	am->amkeytype = InvalidOid;
+#if PG_VERSION_NUM >= 160000
+	am->amsummarizing = false;
+#endif
+#if PG_VERSION_NUM >= 170000
+	am->amcanbuildparallel = false;
+	am->aminsertcleanup = NULL;
+#endif
+#if PG_VERSION_NUM >= 180000
+	am->amcanhash = false;
+	am->amconsistentequality = false;
+	am->amconsistentordering = false;
+	am->amgettreeheight = NULL;
+	am->amtranslatestrategy = NULL;
+	am->amtranslatecmptype = NULL;
+#endif
+
+	am->ambuild = sv_ambuild;
+	am->ambuildempty = sv_ambuildempty;
+	am->aminsert = sv_aminsert;
+	am->ambulkdelete = sv_ambulkdelete;
+	am->amvacuumcleanup = sv_amvacuumcleanup;
+	am->amcanreturn = NULL;
+	am->amcostestimate = sv_amcostestimate;
+	am->amoptions = sv_amoptions;
+	am->amproperty = NULL;
+	am->ambuildphasename = NULL;
+	am->amvalidate = sv_amvalidate;
+	am->amadjustmembers = NULL;
+	am->ambeginscan = sv_ambeginscan;
+	am->amrescan = sv_amrescan;
+	am->amgettuple = sv_amgettuple;
+	am->amgetbitmap = NULL;
+	am->amendscan = sv_amendscan;
+	am->ammarkpos = NULL;
+	am->amrestrpos = NULL;
+	am->amestimateparallelscan = NULL;
+	am->aminitparallelscan = NULL;
+	am->amparallelrescan = NULL;
+
+	PG_RETURN_POINTER(am);
+}
+
+PG_FUNCTION_INFO_V1(shrinkvec_hamming_kind);
+PG_FUNCTION_INFO_V1(shrinkvec_l2_kind);
+PG_FUNCTION_INFO_V1(shrinkvec_ip_kind);
+PG_FUNCTION_INFO_V1(shrinkvec_cosine_kind);
+
+/* Support function 1 of bit_hamming_ops: the distance kind Hamming. */
+Datum
+shrinkvec_hamming_kind(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(SV_KIND_HAMMING);
+}
+
+/* Support function 1 of the L2 opclasses: the distance kind L2. */
+Datum
+shrinkvec_l2_kind(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(SV_KIND_L2);
+}
+
+/* Support function 1 of the inner-product opclasses: the distance kind inner product. */
+Datum
+shrinkvec_ip_kind(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(SV_KIND_IP);
+}
+
+/* Support function 1 of the cosine opclasses: the distance kind cosine. */
+Datum
+shrinkvec_cosine_kind(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(SV_KIND_COSINE);
+}

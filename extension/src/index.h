@@ -1,0 +1,193 @@
+/*
+ * index.h: the shrinkvec index access method.
+ *
+ * The index stores only compact codes, packed many to a page beside their heap TIDs, so a scan is
+ * a tight kernel loop over page contents instead of per-row executor work.
+ *
+ * Relation layout (every page has a standard header and an SvPageOpaque special space; pd_lower
+ * covers the whole contents, so GenericXLog logs changed bytes and never treats data as a hole):
+ *   block 0                  meta page (SvMetaData)
+ *   centroid pages           the lists' centroids as one byte stream (lists * centroid_bytes)
+ *   directory pages          one SvListEntry per list: first page and insert page of its chain
+ *   data pages               entries of one list; each list is a chain of pages linked by next
+ *
+ * A data page holds up to meta.capacity entries in arrays: codes[capacity][code_bytes], then, for
+ * vector opclasses, alpha[capacity] and r2[capacity] (floats), then tids[capacity].
+ *
+ * Codes:
+ *   bit_hamming_ops: the bit string itself (zero-padded to code_bytes).
+ *   vector opclasses: x is the vector (normalised for cosine) over its first code_bits dims; c is
+ *   the centroid of the entry's list; the code is the sign bits of r = x - c, alpha = mean |r_i|
+ *   (the least-squares scale of the signs) and r2 = |r|^2.  Then <q, x> ~ <q, c> + alpha * <q, s>
+ *   with s_i = +-1, which a scan evaluates with per-byte lookup tables of the query.
+ */
+#ifndef SHRINKVEC_INDEX_H
+#define SHRINKVEC_INDEX_H
+
+#include "postgres.h"
+
+#include "access/amapi.h"
+#include "access/generic_xlog.h"
+#include "access/relscan.h"
+#include "nodes/execnodes.h"
+#include "storage/bufmgr.h"
+#include "storage/bufpage.h"
+#include "utils/relcache.h"
+
+#define SV_INDEX_MAGIC 0x53564958	/* "SVIX" */
+#define SV_INDEX_VERSION 1
+#define SV_META_BLKNO 0
+#define SV_PAGE_ID 0xFF91			/* last two bytes of every page, for pg_filedump */
+
+/* Limits. */
+#define SV_INDEX_MAX_BITS 16000		/* longest code (bits, or coded dims) */
+#define SV_INDEX_MAX_LISTS 32768
+#define SV_INDEX_MAX_SHORTLIST 100000
+
+/* Page kinds (SvPageOpaque.flags). */
+#define SV_PAGE_META 1
+#define SV_PAGE_CENTROIDS 2
+#define SV_PAGE_DIRECTORY 3
+#define SV_PAGE_DATA 4
+
+/* Distance kinds, from the opclass's support function 1. */
+#define SV_KIND_HAMMING 1
+#define SV_KIND_L2 2
+#define SV_KIND_IP 3
+#define SV_KIND_COSINE 4
+
+/* Indexed element types. */
+#define SV_ELEM_BIT 1
+#define SV_ELEM_VECTOR 2
+#define SV_ELEM_HALFVEC 3
+
+/* Special space of every page. */
+typedef struct SvPageOpaque
+{
+	BlockNumber next;			/* data pages: next page of the same list */
+	uint32		list;			/* data pages: the list */
+	uint16		count;			/* data pages: entries in use */
+	uint16		flags;			/* SV_PAGE_* */
+	uint16		unused;
+	uint16		page_id;		/* SV_PAGE_ID */
+} SvPageOpaque;
+
+/* Contents of the meta page.  Everything but build_rows is fixed at build. */
+typedef struct SvMetaData
+{
+	uint32		magic;
+	uint32		version;
+	int32		kind;			/* SV_KIND_* */
+	int32		elemtype;		/* SV_ELEM_* */
+	int32		dims;			/* dimensions of the indexed vectors (bits for bit columns) */
+	int32		code_bits;		/* bits per code */
+	int32		code_bytes;		/* bytes per stored code: code_bits rounded up to 8 bytes */
+	int32		has_factors;	/* entries carry alpha and r2 (vector opclasses) */
+	int32		capacity;		/* entries per data page */
+	int32		lists;			/* number of lists (1 = flat) */
+	int32		centroid_bytes; /* bytes per centroid (0 for a flat bit index) */
+	BlockNumber centroid_start;
+	int32		centroid_pages;
+	BlockNumber directory_start;
+	int32		directory_pages;
+	int64		build_rows;		/* rows indexed by the build */
+} SvMetaData;
+
+/* One list of the directory. */
+typedef struct SvListEntry
+{
+	BlockNumber first;			/* first page of the chain */
+	BlockNumber insert;			/* a page at or before the first one with room (a hint) */
+} SvListEntry;
+
+/* Index options (WITH (...)). */
+typedef struct SvOptions
+{
+	int32		vl_len_;
+	int			lists;			/* 0 or 1 = flat */
+	int			bits;			/* vector opclasses: coded dims (0 = all) */
+} SvOptions;
+
+/* The fixed part of an index, cached in rd_amcache: meta page and centroids. */
+typedef struct SvIndexCache
+{
+	SvMetaData	meta;
+	char	   *centroids;		/* lists * centroid_bytes */
+	float	   *centroid_norm2; /* vector opclasses: |c|^2 per list */
+} SvIndexCache;
+
+/* GUCs. */
+extern int	sv_shortlist;
+extern int	sv_probes;
+
+/* Bytes of page contents available to entries. */
+#define SV_PAGE_CONTENT_SIZE \
+	(BLCKSZ - MAXALIGN(SizeOfPageHeaderData) - MAXALIGN(sizeof(SvPageOpaque)))
+#define SvPageGetOpaque(page) ((SvPageOpaque *) PageGetSpecialPointer(page))
+#define SvPageGetMeta(page) ((SvMetaData *) PageGetContents(page))
+
+/* Register the reloptions and GUCs (from _PG_init). */
+void		sv_index_init(void);
+
+/* Initialise a page of the given kind with an empty contents area counted as used. */
+void		sv_page_init(Page page, uint16 flags, uint32 list);
+
+/* Pointers into a data page's arrays. */
+uint8	   *sv_page_codes(Page page, const SvMetaData *meta);
+float	   *sv_page_alpha(Page page, const SvMetaData *meta);
+float	   *sv_page_r2(Page page, const SvMetaData *meta);
+ItemPointerData *sv_page_tids(Page page, const SvMetaData *meta);
+
+/* The index's meta page and centroids, read once and cached in rd_amcache. */
+SvIndexCache *sv_index_cache(Relation index);
+
+/* Read list i's directory entry. */
+SvListEntry sv_read_list(Relation index, const SvMetaData *meta, int list);
+
+/* A new, exclusively locked buffer at the end of the index (or a recycled free page). */
+Buffer		sv_new_buffer(Relation index, ForkNumber fork);
+
+/* The opclass's distance kind and the indexed element type. */
+int			sv_index_kind(Relation index);
+int			sv_index_elemtype(Relation index);
+
+/*
+ * The coded part of an indexed datum as floats: the first code_bits dims of a vector or halfvec,
+ * normalised over all dims for cosine.  Returns false for a zero vector under cosine (x is zero).
+ */
+bool		sv_datum_to_floats(Datum value, int elemtype, int kind, int dims, int code_bits, float *x);
+
+/* The list nearest to x (squared L2 to the centroids), or to a bit code (Hamming). */
+int			sv_nearest_list(const SvIndexCache *cache, const float *x, const uint8 *code);
+
+/* Encode x against centroid c: sign bits of x - c, alpha and r2 (vector opclasses). */
+void		sv_encode(const SvMetaData *meta, const float *x, const float *c, uint8 *code, float *alpha, float *r2);
+
+/* Encode a bit datum: the first code_bits bits, zero-padded; errors on a wrong length. */
+void		sv_encode_bits(const SvMetaData *meta, Datum value, uint8 *code);
+
+/* Add one entry to list's chain, extending it when full (WAL-logged). */
+void		sv_insert_entry(Relation index, const SvIndexCache *cache, int list, const uint8 *code,
+							float alpha, float r2, ItemPointer tid);
+
+/* Access method callbacks. */
+IndexBuildResult *sv_ambuild(Relation heap, Relation index, IndexInfo *indexInfo);
+void		sv_ambuildempty(Relation index);
+bool		sv_aminsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
+						Relation heap, IndexUniqueCheck checkUnique, bool indexUnchanged,
+						IndexInfo *indexInfo);
+IndexBulkDeleteResult *sv_ambulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
+									   IndexBulkDeleteCallback callback, void *callback_state);
+IndexBulkDeleteResult *sv_amvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats);
+IndexScanDesc sv_ambeginscan(Relation index, int nkeys, int norderbys);
+void		sv_amrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int norderbys);
+bool		sv_amgettuple(IndexScanDesc scan, ScanDirection dir);
+void		sv_amendscan(IndexScanDesc scan);
+
+/* k-means over n points of dim floats into k centroids (k <= n); deterministic. */
+void		sv_kmeans_float(const float *points, int n, int dim, int k, float *centroids);
+
+/* k-majority over n bit codes of nbytes into k binary centroids (k <= n); deterministic. */
+void		sv_kmeans_bits(const uint8 *codes, int n, int nbytes, int nbits, int k, uint8 *centroids);
+
+#endif

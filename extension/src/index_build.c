@@ -1,0 +1,457 @@
+/*
+ * index_build.c: CREATE INDEX for the shrinkvec access method.
+ *
+ * One heap pass samples rows (reservoir, fixed seed) for the centroids, then a second pass encodes
+ * every row and appends it to its list.  Each list fills one page in memory at a time; a full page
+ * is written to a block reserved for it when the previous page of the list was written, so every
+ * chain is linked first to last without rewriting pages.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/tableam.h"
+#include "catalog/index.h"
+#include "common/pg_prng.h"
+#include "miscadmin.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "index.h"
+#include "kernels.h"
+#include "shrinkvec.h"
+
+/* State of a build. */
+typedef struct SvBuildState
+{
+	Relation	index;
+	SvMetaData	meta;
+	SvIndexCache cache;			/* meta and centroids, as scans will see them */
+	MemoryContext tmpcxt;		/* reset for every row */
+	float	   *x;				/* code_bits floats */
+	uint8	   *code;			/* code_bytes */
+
+	/* sampling pass */
+	int			sample_target;
+	int			nsample;
+	int64		seen;
+	char	   *sample;			/* sample_target items of item_bytes */
+	int			item_bytes;
+	pg_prng_state prng;
+
+	/* loading pass */
+	Page	   *pages;			/* one in-memory page per list */
+	BlockNumber *blocks;		/* the block reserved for each list's in-memory page */
+	BlockNumber *first;			/* first block of each list */
+	int64		indexed;
+} SvBuildState;
+
+/* Reserve the next block of the index for a page written later. */
+static BlockNumber
+sv_reserve_block(Relation index, ForkNumber fork)
+{
+	Buffer		buf = sv_new_buffer(index, fork);
+	BlockNumber blk = BufferGetBlockNumber(buf);
+
+	UnlockReleaseBuffer(buf);
+	return blk;
+}
+
+/* Write a page image to block blk of fork (WAL-logged as a full image). */
+static void
+sv_write_page(Relation index, ForkNumber fork, BlockNumber blk, Page image)
+{
+	Buffer		buf = ReadBufferExtended(index, fork, blk, RBM_NORMAL, NULL);
+	GenericXLogState *state;
+	Page		page;
+
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	state = GenericXLogStart(index);
+	page = GenericXLogRegisterBuffer(state, buf, GENERIC_XLOG_FULL_IMAGE);
+	memcpy(page, image, BLCKSZ);
+	GenericXLogFinish(state);
+	UnlockReleaseBuffer(buf);
+}
+
+/* Write n bytes as a stream of pages of the given kind; returns the first block. */
+static BlockNumber
+sv_write_stream(Relation index, ForkNumber fork, const char *src, Size n, uint16 flags, int *npages)
+{
+	PGAlignedBlock image;
+	BlockNumber first = InvalidBlockNumber;
+
+	*npages = 0;
+	while (n > 0)
+	{
+		Size		chunk = Min(n, SV_PAGE_CONTENT_SIZE);
+		BlockNumber blk = sv_reserve_block(index, fork);
+
+		if (first == InvalidBlockNumber)
+			first = blk;
+		sv_page_init(image.data, flags, 0);
+		memcpy(PageGetContents(image.data), src, chunk);
+		sv_write_page(index, fork, blk, image.data);
+		src += chunk;
+		n -= chunk;
+		(*npages)++;
+	}
+	return first;
+}
+
+/* Fill meta from the index definition and its options; errors on unsupported definitions. */
+static void
+sv_build_meta(Relation index, SvMetaData *meta)
+{
+	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(index), 0);
+	SvOptions  *opts = (SvOptions *) index->rd_options;
+	int			lists = opts ? opts->lists : 0;
+	int			bits = opts ? opts->bits : 0;
+	Size		entry;
+
+	memset(meta, 0, sizeof(SvMetaData));
+	meta->magic = SV_INDEX_MAGIC;
+	meta->version = SV_INDEX_VERSION;
+	meta->kind = sv_index_kind(index);
+	meta->elemtype = sv_index_elemtype(index);
+	meta->dims = att->atttypmod;
+	if (meta->dims <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("column does not have dimensions"),
+				 errhint("Declare the column (or cast the expression) with a length, e.g. vector(384) or bit(384).")));
+	if (meta->elemtype == SV_ELEM_BIT)
+	{
+		if (bits != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option bits applies to vector and halfvec columns, not bit"),
+					 errhint("Index a shorter cast of the column, e.g. (substring(bits from 1 for 256)::bit(256)).")));
+		meta->code_bits = meta->dims;
+	}
+	else
+	{
+		if (bits > meta->dims)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("bits = %d exceeds the column's %d dimensions", bits, meta->dims)));
+		meta->code_bits = bits > 0 ? bits : meta->dims;
+	}
+	if (meta->code_bits > SV_INDEX_MAX_BITS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("column cannot have more than %d %s for a shrinkvec index, it has %d",
+						SV_INDEX_MAX_BITS, meta->elemtype == SV_ELEM_BIT ? "bits" : "coded dimensions",
+						meta->code_bits),
+				 meta->elemtype == SV_ELEM_BIT ? 0 : errhint("Code a prefix with WITH (bits = ...).")));
+	meta->code_bytes = TYPEALIGN(8, (meta->code_bits + 7) / 8);
+	meta->has_factors = meta->elemtype != SV_ELEM_BIT;
+	entry = meta->code_bytes + sizeof(ItemPointerData) + (meta->has_factors ? 2 * sizeof(float) : 0);
+	meta->capacity = SV_PAGE_CONTENT_SIZE / entry;
+	meta->lists = Max(lists, 1);
+	if (meta->elemtype == SV_ELEM_BIT)
+		meta->centroid_bytes = meta->lists > 1 ? meta->code_bytes : 0;
+	else
+		meta->centroid_bytes = meta->code_bits * sizeof(float);
+}
+
+/* Reservoir-sample one row's coded part. */
+static void
+sv_sample_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull, bool alive, void *arg)
+{
+	SvBuildState *bs = (SvBuildState *) arg;
+	MemoryContext old;
+	int			slot;
+
+	if (isnull[0])
+		return;
+	bs->seen++;
+	if (bs->nsample < bs->sample_target)
+		slot = bs->nsample++;
+	else
+	{
+		uint64		r = pg_prng_uint64_range(&bs->prng, 0, bs->seen - 1);
+
+		if (r >= (uint64) bs->sample_target)
+			return;
+		slot = (int) r;
+	}
+	old = MemoryContextSwitchTo(bs->tmpcxt);
+	if (bs->meta.elemtype == SV_ELEM_BIT)
+		sv_encode_bits(&bs->meta, values[0], (uint8 *) bs->sample + (Size) slot * bs->item_bytes);
+	else
+		sv_datum_to_floats(values[0], bs->meta.elemtype, bs->meta.kind, bs->meta.dims, bs->meta.code_bits,
+						   (float *) (bs->sample + (Size) slot * bs->item_bytes));
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(bs->tmpcxt);
+}
+
+/* Learn the centroids from the sample (the mean for a flat vector index). */
+static void
+sv_learn_centroids(SvBuildState *bs)
+{
+	SvMetaData *meta = &bs->meta;
+	Size		total = (Size) meta->lists * meta->centroid_bytes;
+
+	if (total == 0)
+		return;
+	bs->cache.centroids = MemoryContextAllocHuge(CurrentMemoryContext, total);
+	memset(bs->cache.centroids, 0, total);
+	if (bs->nsample == 0)
+		return;					/* an empty table: zero centroids */
+	if (meta->elemtype == SV_ELEM_BIT)
+		sv_kmeans_bits((uint8 *) bs->sample, bs->nsample, meta->code_bytes, meta->code_bits, meta->lists,
+					   (uint8 *) bs->cache.centroids);
+	else if (meta->lists == 1)
+	{
+		float	   *c = (float *) bs->cache.centroids;
+		double	   *sum = palloc0(sizeof(double) * meta->code_bits);
+
+		for (int i = 0; i < bs->nsample; i++)
+		{
+			const float *x = (const float *) (bs->sample + (Size) i * bs->item_bytes);
+
+			for (int d = 0; d < meta->code_bits; d++)
+				sum[d] += x[d];
+		}
+		for (int d = 0; d < meta->code_bits; d++)
+			c[d] = (float) (sum[d] / bs->nsample);
+		pfree(sum);
+	}
+	else
+		sv_kmeans_float((const float *) bs->sample, bs->nsample, meta->code_bits, meta->lists,
+						(float *) bs->cache.centroids);
+	if (meta->elemtype != SV_ELEM_BIT)
+	{
+		bs->cache.centroid_norm2 = palloc(sizeof(float) * meta->lists);
+		for (int i = 0; i < meta->lists; i++)
+		{
+			const float *c = (const float *) bs->cache.centroids + (Size) i * meta->code_bits;
+
+			bs->cache.centroid_norm2[i] = sv_kernels.dot(c, c, meta->code_bits);
+		}
+	}
+}
+
+/* Append an encoded entry to list's in-memory page, writing the page out when it is full. */
+static void
+sv_build_append(SvBuildState *bs, ForkNumber fork, int list, float alpha, float r2, ItemPointer tid)
+{
+	SvMetaData *meta = &bs->meta;
+	Page		page = bs->pages[list];
+	SvPageOpaque *opaque = SvPageGetOpaque(page);
+	int			i = opaque->count;
+
+	if (i == meta->capacity)
+	{
+		BlockNumber next = sv_reserve_block(bs->index, fork);
+
+		opaque->next = next;
+		sv_write_page(bs->index, fork, bs->blocks[list], page);
+		sv_page_init(page, SV_PAGE_DATA, list);
+		bs->blocks[list] = next;
+		opaque = SvPageGetOpaque(page);
+		i = 0;
+	}
+	memcpy(sv_page_codes(page, meta) + (Size) i * meta->code_bytes, bs->code, meta->code_bytes);
+	if (meta->has_factors)
+	{
+		sv_page_alpha(page, meta)[i] = alpha;
+		sv_page_r2(page, meta)[i] = r2;
+	}
+	sv_page_tids(page, meta)[i] = *tid;
+	opaque->count = i + 1;
+	bs->indexed++;
+}
+
+/* Encode one row and append it to its list. */
+static void
+sv_load_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull, bool alive, void *arg)
+{
+	SvBuildState *bs = (SvBuildState *) arg;
+	SvMetaData *meta = &bs->meta;
+	MemoryContext old;
+	int			list;
+	float		alpha = 0,
+				r2 = 0;
+
+	if (isnull[0])
+		return;
+	old = MemoryContextSwitchTo(bs->tmpcxt);
+	if (meta->elemtype == SV_ELEM_BIT)
+	{
+		sv_encode_bits(meta, values[0], bs->code);
+		list = sv_nearest_list(&bs->cache, NULL, bs->code);
+	}
+	else
+	{
+		sv_datum_to_floats(values[0], meta->elemtype, meta->kind, meta->dims, meta->code_bits, bs->x);
+		list = sv_nearest_list(&bs->cache, bs->x, NULL);
+		sv_encode(meta, bs->x, (const float *) bs->cache.centroids + (Size) list * meta->code_bits,
+				  bs->code, &alpha, &r2);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(bs->tmpcxt);
+	sv_build_append(bs, MAIN_FORKNUM, list, alpha, r2, tid);
+}
+
+/* Write meta, centroids, directory and empty first pages; the lists' first blocks are reserved. */
+static void
+sv_write_layout(SvBuildState *bs, ForkNumber fork)
+{
+	SvMetaData *meta = &bs->meta;
+	PGAlignedBlock image;
+	SvListEntry *dir;
+
+	if (sv_reserve_block(bs->index, fork) != SV_META_BLKNO)
+		elog(ERROR, "shrinkvec index build must start on an empty relation");
+	if (meta->centroid_bytes > 0)
+		meta->centroid_start = sv_write_stream(bs->index, fork, bs->cache.centroids,
+											   (Size) meta->lists * meta->centroid_bytes,
+											   SV_PAGE_CENTROIDS, &meta->centroid_pages);
+	else
+		meta->centroid_start = InvalidBlockNumber;
+
+	/* the directory comes after one reserved first page per list */
+	bs->pages = palloc(sizeof(Page) * meta->lists);
+	bs->blocks = palloc(sizeof(BlockNumber) * meta->lists);
+	bs->first = palloc(sizeof(BlockNumber) * meta->lists);
+	for (int i = 0; i < meta->lists; i++)
+	{
+		bs->pages[i] = palloc(BLCKSZ);
+		sv_page_init(bs->pages[i], SV_PAGE_DATA, i);
+		bs->blocks[i] = bs->first[i] = sv_reserve_block(bs->index, fork);
+	}
+	dir = palloc(sizeof(SvListEntry) * meta->lists);
+	for (int i = 0; i < meta->lists; i++)
+		dir[i].first = dir[i].insert = bs->first[i];
+	meta->directory_start = sv_write_stream(bs->index, fork, (char *) dir, sizeof(SvListEntry) * meta->lists,
+											SV_PAGE_DIRECTORY, &meta->directory_pages);
+	pfree(dir);
+
+	sv_page_init(image.data, SV_PAGE_META, 0);
+	memcpy(SvPageGetMeta(image.data), meta, sizeof(SvMetaData));
+	sv_write_page(bs->index, fork, SV_META_BLKNO, image.data);
+}
+
+/* Write every list's last in-memory page and the final row count. */
+static void
+sv_finish_layout(SvBuildState *bs, ForkNumber fork)
+{
+	PGAlignedBlock image;
+
+	for (int i = 0; i < bs->meta.lists; i++)
+	{
+		sv_write_page(bs->index, fork, bs->blocks[i], bs->pages[i]);
+		/* the insert page of each list is its last page */
+		bs->first[i] = bs->blocks[i];
+	}
+	{
+		int			per_page = SV_PAGE_CONTENT_SIZE / sizeof(SvListEntry);
+
+		for (int p = 0; p < bs->meta.directory_pages; p++)
+		{
+			Buffer		buf = ReadBufferExtended(bs->index, fork, bs->meta.directory_start + p, RBM_NORMAL, NULL);
+			GenericXLogState *state;
+			SvListEntry *dir;
+
+			LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+			state = GenericXLogStart(bs->index);
+			dir = (SvListEntry *) PageGetContents(GenericXLogRegisterBuffer(state, buf, 0));
+			for (int i = p * per_page; i < Min((p + 1) * per_page, bs->meta.lists); i++)
+				dir[i - p * per_page].insert = bs->blocks[i];
+			GenericXLogFinish(state);
+			UnlockReleaseBuffer(buf);
+		}
+	}
+	bs->meta.build_rows = bs->indexed;
+	sv_page_init(image.data, SV_PAGE_META, 0);
+	memcpy(SvPageGetMeta(image.data), &bs->meta, sizeof(SvMetaData));
+	sv_write_page(bs->index, fork, SV_META_BLKNO, image.data);
+}
+
+/* Set up the state shared by a build and an empty build. */
+static void
+sv_build_init(SvBuildState *bs, Relation index)
+{
+	memset(bs, 0, sizeof(SvBuildState));
+	bs->index = index;
+	sv_build_meta(index, &bs->meta);
+	bs->cache.meta = bs->meta;
+	bs->tmpcxt = AllocSetContextCreate(CurrentMemoryContext, "shrinkvec build row", ALLOCSET_DEFAULT_SIZES);
+	bs->x = palloc0(sizeof(float) * bs->meta.code_bits);
+	bs->code = palloc0(bs->meta.code_bytes);
+}
+
+/* Build the index: sample, learn centroids, then encode every row. */
+IndexBuildResult *
+sv_ambuild(Relation heap, Relation index, IndexInfo *indexInfo)
+{
+	SvBuildState bs;
+	IndexBuildResult *result;
+	double		reltuples;
+	Size		budget;
+
+	if (RelationGetNumberOfBlocks(index) != 0)
+		elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
+	sv_build_init(&bs, index);
+
+	if (bs.meta.centroid_bytes > 0)
+	{
+		int			per_list = bs.meta.elemtype == SV_ELEM_BIT ? 64 : 50;
+
+		bs.item_bytes = bs.meta.elemtype == SV_ELEM_BIT ? bs.meta.code_bytes : bs.meta.centroid_bytes;
+		/* at least 10000 rows (50 a list), within maintenance_work_mem */
+		budget = (Size) maintenance_work_mem * 1024 / bs.item_bytes;
+		bs.sample_target = Max(10000, per_list * bs.meta.lists);
+		if ((Size) bs.sample_target > budget)
+			bs.sample_target = Max((int) budget, bs.meta.lists);
+		bs.sample = MemoryContextAllocHuge(CurrentMemoryContext, (Size) bs.sample_target * bs.item_bytes);
+		pg_prng_seed(&bs.prng, 0x5356);
+		table_index_build_scan(heap, index, indexInfo, false, true, sv_sample_callback, &bs, NULL);
+		if (bs.nsample < bs.meta.lists)
+		{
+			int			lists = Max(bs.nsample, 1);
+
+			if (bs.meta.lists > 1)
+				ereport(NOTICE,
+						(errmsg("shrinkvec index has %d lists instead of %d: the table has only %d rows",
+								lists, bs.meta.lists, bs.nsample),
+						 errhint("Create the index after loading the data.")));
+			bs.meta.lists = lists;
+			if (bs.meta.elemtype == SV_ELEM_BIT && lists == 1)
+				bs.meta.centroid_bytes = 0;
+		}
+		bs.cache.meta = bs.meta;
+		sv_learn_centroids(&bs);
+		pfree(bs.sample);
+		bs.sample = NULL;
+	}
+
+	sv_write_layout(&bs, MAIN_FORKNUM);
+	bs.cache.meta = bs.meta;
+	reltuples = table_index_build_scan(heap, index, indexInfo, true, true, sv_load_callback, &bs, NULL);
+	sv_finish_layout(&bs, MAIN_FORKNUM);
+
+	result = palloc(sizeof(IndexBuildResult));
+	result->heap_tuples = reltuples;
+	result->index_tuples = (double) bs.indexed;
+	MemoryContextDelete(bs.tmpcxt);
+	return result;
+}
+
+/* Build an empty index in the init fork (unlogged tables): one list, zero centroid. */
+void
+sv_ambuildempty(Relation index)
+{
+	SvBuildState bs;
+
+	sv_build_init(&bs, index);
+	bs.meta.lists = 1;
+	if (bs.meta.elemtype == SV_ELEM_BIT)
+		bs.meta.centroid_bytes = 0;
+	bs.cache.meta = bs.meta;
+	sv_learn_centroids(&bs);
+	sv_write_layout(&bs, INIT_FORKNUM);
+	sv_finish_layout(&bs, INIT_FORKNUM);
+	MemoryContextDelete(bs.tmpcxt);
+}

@@ -1,0 +1,50 @@
+/*
+ * index_insert.c: adding a row to a shrinkvec index after the build.
+ */
+#include "postgres.h"
+
+#include "utils/memutils.h"
+
+#include "index.h"
+#include "shrinkvec.h"
+
+/* Encode one new row and add it to the list nearest to it. */
+bool
+sv_aminsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
+			Relation heap, IndexUniqueCheck checkUnique, bool indexUnchanged,
+			IndexInfo *indexInfo)
+{
+	SvIndexCache *cache;
+	const SvMetaData *meta;
+	MemoryContext cxt,
+				old;
+	uint8	   *code;
+	float		alpha = 0,
+				r2 = 0;
+	int			list;
+
+	if (isnull[0])
+		return false;
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "shrinkvec insert", ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	cache = sv_index_cache(index);
+	meta = &cache->meta;
+	code = palloc0(meta->code_bytes);
+	if (meta->elemtype == SV_ELEM_BIT)
+	{
+		sv_encode_bits(meta, values[0], code);
+		list = sv_nearest_list(cache, NULL, code);
+	}
+	else
+	{
+		float	   *x = palloc(sizeof(float) * meta->code_bits);
+
+		sv_datum_to_floats(values[0], meta->elemtype, meta->kind, meta->dims, meta->code_bits, x);
+		list = sv_nearest_list(cache, x, NULL);
+		sv_encode(meta, x, (const float *) cache->centroids + (Size) list * meta->code_bits, code, &alpha, &r2);
+	}
+	sv_insert_entry(index, cache, list, code, alpha, r2, heap_tid);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	return false;
+}

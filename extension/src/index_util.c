@@ -1,0 +1,473 @@
+/*
+ * index_util.c: pages, the cached meta data, and the encoding of entries of the shrinkvec index.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "storage/indexfsm.h"
+#include "storage/lmgr.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/varbit.h"
+
+#include "index.h"
+#include "kernels.h"
+#include "shrinkvec.h"
+
+/* Initialise a page of the given kind with an empty contents area counted as used. */
+void
+sv_page_init(Page page, uint16 flags, uint32 list)
+{
+	SvPageOpaque *opaque;
+
+	PageInit(page, BLCKSZ, sizeof(SvPageOpaque));
+	opaque = SvPageGetOpaque(page);
+	opaque->next = InvalidBlockNumber;
+	opaque->list = list;
+	opaque->count = 0;
+	opaque->flags = flags;
+	opaque->page_id = SV_PAGE_ID;
+	/* the contents are arrays, not line pointers: all of it is data to GenericXLog */
+	((PageHeader) page)->pd_lower = ((PageHeader) page)->pd_upper;
+}
+
+/* The codes array of a data page. */
+uint8 *
+sv_page_codes(Page page, const SvMetaData *meta)
+{
+	return (uint8 *) PageGetContents(page);
+}
+
+/* The alpha array of a data page (vector opclasses). */
+float *
+sv_page_alpha(Page page, const SvMetaData *meta)
+{
+	return (float *) (PageGetContents(page) + (Size) meta->capacity * meta->code_bytes);
+}
+
+/* The r2 array of a data page (vector opclasses). */
+float *
+sv_page_r2(Page page, const SvMetaData *meta)
+{
+	return sv_page_alpha(page, meta) + meta->capacity;
+}
+
+/* The TID array of a data page. */
+ItemPointerData *
+sv_page_tids(Page page, const SvMetaData *meta)
+{
+	Size		off = (Size) meta->capacity * meta->code_bytes;
+
+	if (meta->has_factors)
+		off += (Size) meta->capacity * 2 * sizeof(float);
+	return (ItemPointerData *) (PageGetContents(page) + off);
+}
+
+/* Copy n bytes from a stream of pages starting at block start into dst. */
+static void
+sv_read_stream(Relation index, BlockNumber start, char *dst, Size n)
+{
+	BlockNumber blk = start;
+
+	while (n > 0)
+	{
+		Buffer		buf = ReadBuffer(index, blk);
+		Size		chunk = Min(n, SV_PAGE_CONTENT_SIZE);
+
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		memcpy(dst, PageGetContents(BufferGetPage(buf)), chunk);
+		UnlockReleaseBuffer(buf);
+		dst += chunk;
+		n -= chunk;
+		blk++;
+	}
+}
+
+/* The index's meta page and centroids, read once and cached in rd_amcache. */
+SvIndexCache *
+sv_index_cache(Relation index)
+{
+	SvIndexCache *cache;
+	Buffer		buf;
+	MemoryContext old;
+
+	if (index->rd_amcache != NULL)
+		return (SvIndexCache *) index->rd_amcache;
+
+	old = MemoryContextSwitchTo(index->rd_indexcxt);
+	cache = palloc0(sizeof(SvIndexCache));
+	buf = ReadBuffer(index, SV_META_BLKNO);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	memcpy(&cache->meta, SvPageGetMeta(BufferGetPage(buf)), sizeof(SvMetaData));
+	UnlockReleaseBuffer(buf);
+
+	if (cache->meta.magic != SV_INDEX_MAGIC || cache->meta.version != SV_INDEX_VERSION)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" is not a shrinkvec index of version %d",
+						RelationGetRelationName(index), SV_INDEX_VERSION),
+				 errhint("REINDEX it.")));
+
+	if (cache->meta.centroid_bytes > 0)
+	{
+		Size		total = (Size) cache->meta.lists * cache->meta.centroid_bytes;
+
+		cache->centroids = MemoryContextAllocHuge(index->rd_indexcxt, total);
+		sv_read_stream(index, cache->meta.centroid_start, cache->centroids, total);
+		if (cache->meta.elemtype != SV_ELEM_BIT)
+		{
+			int			dim = cache->meta.code_bits;
+
+			cache->centroid_norm2 = palloc(sizeof(float) * cache->meta.lists);
+			for (int i = 0; i < cache->meta.lists; i++)
+			{
+				const float *c = (const float *) cache->centroids + (Size) i * dim;
+
+				cache->centroid_norm2[i] = sv_kernels.dot(c, c, dim);
+			}
+		}
+	}
+	MemoryContextSwitchTo(old);
+	index->rd_amcache = cache;
+	return cache;
+}
+
+/* Read list i's directory entry. */
+SvListEntry
+sv_read_list(Relation index, const SvMetaData *meta, int list)
+{
+	int			per_page = SV_PAGE_CONTENT_SIZE / sizeof(SvListEntry);
+	Buffer		buf = ReadBuffer(index, meta->directory_start + list / per_page);
+	SvListEntry entry;
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	entry = ((SvListEntry *) PageGetContents(BufferGetPage(buf)))[list % per_page];
+	UnlockReleaseBuffer(buf);
+	return entry;
+}
+
+/* A new, exclusively locked buffer at the end of the index (or a recycled free page). */
+Buffer
+sv_new_buffer(Relation index, ForkNumber fork)
+{
+	Buffer		buf;
+
+	if (fork == MAIN_FORKNUM)
+	{
+		for (;;)
+		{
+			BlockNumber blk = GetFreeIndexPage(index);
+
+			if (blk == InvalidBlockNumber)
+				break;
+			buf = ReadBuffer(index, blk);
+			/* someone may have taken it since the FSM said it was free */
+			if (ConditionalLockBuffer(buf))
+			{
+				if (PageIsNew(BufferGetPage(buf)))
+					return buf;
+				LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+			}
+			ReleaseBuffer(buf);
+		}
+	}
+	LockRelationForExtension(index, ExclusiveLock);
+	buf = ReadBufferExtended(index, fork, P_NEW, RBM_NORMAL, NULL);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	UnlockRelationForExtension(index, ExclusiveLock);
+	return buf;
+}
+
+/* The opclass's distance kind, from support function 1. */
+int
+sv_index_kind(Relation index)
+{
+	FmgrInfo   *proc = index_getprocinfo(index, 1, 1);
+
+	return DatumGetInt32(FunctionCall1(proc, PointerGetDatum(NULL)));
+}
+
+/* The indexed element type: bit, vector or halfvec. */
+int
+sv_index_elemtype(Relation index)
+{
+	Oid			typid = TupleDescAttr(RelationGetDescr(index), 0)->atttypid;
+	HeapTuple	tup;
+	char		name[NAMEDATALEN];
+
+	if (typid == BITOID)
+		return SV_ELEM_BIT;
+	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for type %u", typid);
+	strlcpy(name, NameStr(((Form_pg_type) GETSTRUCT(tup))->typname), NAMEDATALEN);
+	ReleaseSysCache(tup);
+	if (strcmp(name, "vector") == 0)
+		return SV_ELEM_VECTOR;
+	if (strcmp(name, "halfvec") == 0)
+		return SV_ELEM_HALFVEC;
+	ereport(ERROR,
+			(errcode(ERRCODE_DATATYPE_MISMATCH),
+			 errmsg("shrinkvec indexes bit, vector and halfvec columns, not type %s", name)));
+	return 0;
+}
+
+/*
+ * The coded part of an indexed datum as floats: the first code_bits dims, normalised over all
+ * dims for cosine.  Returns false for a zero vector under cosine (x is then zero).
+ */
+bool
+sv_datum_to_floats(Datum value, int elemtype, int kind, int dims, int code_bits, float *x)
+{
+	int			n;
+	bool		ok = true;
+
+	if (elemtype == SV_ELEM_VECTOR)
+	{
+		SvVector   *v = (SvVector *) PG_DETOAST_DATUM(value);
+
+		n = v->dim;
+		if (n != dims)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("expected %d dimensions, not %d", dims, n)));
+		if (kind == SV_KIND_COSINE)
+		{
+			float		norm = sqrtf(sv_kernels.dot(v->x, v->x, n));
+
+			if (norm > 0 && isfinite(norm))
+				for (int i = 0; i < code_bits; i++)
+					x[i] = v->x[i] / norm;
+			else
+			{
+				memset(x, 0, sizeof(float) * code_bits);
+				ok = false;
+			}
+		}
+		else
+			memcpy(x, v->x, sizeof(float) * code_bits);
+		if ((Pointer) v != DatumGetPointer(value))
+			pfree(v);
+	}
+	else
+	{
+		SvHalfVec  *v = (SvHalfVec *) PG_DETOAST_DATUM(value);
+		double		norm2 = 0;
+
+		n = v->dim;
+		if (n != dims)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("expected %d dimensions, not %d", dims, n)));
+		for (int i = 0; i < code_bits; i++)
+			x[i] = sv_half_to_float(v->x[i]);
+		if (kind == SV_KIND_COSINE)
+		{
+			float		norm;
+
+			for (int i = 0; i < n; i++)
+			{
+				float		f = sv_half_to_float(v->x[i]);
+
+				norm2 += (double) f * f;
+			}
+			norm = (float) sqrt(norm2);
+			if (norm > 0 && isfinite(norm))
+				for (int i = 0; i < code_bits; i++)
+					x[i] /= norm;
+			else
+			{
+				memset(x, 0, sizeof(float) * code_bits);
+				ok = false;
+			}
+		}
+		if ((Pointer) v != DatumGetPointer(value))
+			pfree(v);
+	}
+	return ok;
+}
+
+/* The list nearest to x (squared L2 to the centroids), or to a bit code (Hamming). */
+int
+sv_nearest_list(const SvIndexCache *cache, const float *x, const uint8 *code)
+{
+	const SvMetaData *meta = &cache->meta;
+	int			best = 0;
+
+	if (meta->lists <= 1)
+		return 0;
+	if (meta->elemtype == SV_ELEM_BIT)
+	{
+		uint64		bestd = UINT64_MAX;
+
+		for (int i = 0; i < meta->lists; i++)
+		{
+			uint64		d = sv_kernels.xor_popcount(code, (const uint8 *) cache->centroids + (Size) i * meta->code_bytes,
+													meta->code_bytes);
+
+			if (d < bestd)
+			{
+				bestd = d;
+				best = i;
+			}
+		}
+	}
+	else
+	{
+		int			dim = meta->code_bits;
+		float		bestd = INFINITY;
+
+		/* |x - c|^2 = |x|^2 + |c|^2 - 2 <x, c>; |x|^2 is common to all lists */
+		for (int i = 0; i < meta->lists; i++)
+		{
+			const float *c = (const float *) cache->centroids + (Size) i * dim;
+			float		d = cache->centroid_norm2[i] - 2.0f * sv_kernels.dot(x, c, dim);
+
+			if (d < bestd)
+			{
+				bestd = d;
+				best = i;
+			}
+		}
+	}
+	return best;
+}
+
+/* Encode x against centroid c (NULL = zero): sign bits of x - c, alpha and r2. */
+void
+sv_encode(const SvMetaData *meta, const float *x, const float *c, uint8 *code, float *alpha, float *r2)
+{
+	int			dim = meta->code_bits;
+	double		abs_sum = 0,
+				sq_sum = 0;
+
+	memset(code, 0, meta->code_bytes);
+	for (int i = 0; i < dim; i++)
+	{
+		float		r = c ? x[i] - c[i] : x[i];
+
+		if (r > 0)
+			code[i / 8] |= (uint8) (0x80 >> (i % 8));
+		abs_sum += fabs(r);
+		sq_sum += (double) r * r;
+	}
+	*alpha = (float) (abs_sum / dim);
+	*r2 = (float) sq_sum;
+}
+
+/* Encode a bit datum: the first code_bits bits, zero-padded; errors on a wrong length. */
+void
+sv_encode_bits(const SvMetaData *meta, Datum value, uint8 *code)
+{
+	VarBit	   *b = DatumGetVarBitP(value);
+
+	if (VARBITLEN(b) != meta->code_bits)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_LENGTH_MISMATCH),
+				 errmsg("expected %d bits, not %d", meta->code_bits, VARBITLEN(b))));
+	memset(code, 0, meta->code_bytes);
+	memcpy(code, VARBITS(b), VARBITBYTES(b));
+	if ((Pointer) b != DatumGetPointer(value))
+		pfree(b);
+}
+
+/* Write entry slot i of a data page. */
+static void
+sv_page_put(Page page, const SvMetaData *meta, int i, const uint8 *code, float alpha, float r2, ItemPointer tid)
+{
+	memcpy(sv_page_codes(page, meta) + (Size) i * meta->code_bytes, code, meta->code_bytes);
+	if (meta->has_factors)
+	{
+		sv_page_alpha(page, meta)[i] = alpha;
+		sv_page_r2(page, meta)[i] = r2;
+	}
+	sv_page_tids(page, meta)[i] = *tid;
+}
+
+/* Point list's directory entry at a new insert page (WAL-logged; caller holds no directory lock). */
+static void
+sv_set_insert_page(Relation index, const SvMetaData *meta, int list, BlockNumber blk)
+{
+	int			per_page = SV_PAGE_CONTENT_SIZE / sizeof(SvListEntry);
+	Buffer		buf = ReadBuffer(index, meta->directory_start + list / per_page);
+	GenericXLogState *state;
+	SvListEntry *entry;
+
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	state = GenericXLogStart(index);
+	entry = &((SvListEntry *) PageGetContents(GenericXLogRegisterBuffer(state, buf, 0)))[list % per_page];
+	entry->insert = blk;
+	GenericXLogFinish(state);
+	UnlockReleaseBuffer(buf);
+}
+
+/*
+ * Add one entry to list's chain.  Starts at the list's insert page and walks the chain to the
+ * first page with room; at the end of the chain it links a new page.  Lock order: data pages,
+ * then the directory page; nothing holds a directory lock while waiting for a data page.
+ */
+void
+sv_insert_entry(Relation index, const SvIndexCache *cache, int list, const uint8 *code,
+				float alpha, float r2, ItemPointer tid)
+{
+	const SvMetaData *meta = &cache->meta;
+	SvListEntry entry = sv_read_list(index, meta, list);
+	BlockNumber blk = entry.insert;
+	bool		moved = false;
+
+	for (;;)
+	{
+		Buffer		buf = ReadBuffer(index, blk);
+		Page		page;
+		SvPageOpaque *opaque;
+		GenericXLogState *state;
+
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		page = BufferGetPage(buf);
+		opaque = SvPageGetOpaque(page);
+		if (opaque->count < meta->capacity)
+		{
+			state = GenericXLogStart(index);
+			page = GenericXLogRegisterBuffer(state, buf, 0);
+			opaque = SvPageGetOpaque(page);
+			sv_page_put(page, meta, opaque->count, code, alpha, r2, tid);
+			opaque->count++;
+			GenericXLogFinish(state);
+			UnlockReleaseBuffer(buf);
+			if (moved)
+				sv_set_insert_page(index, meta, list, blk);
+			return;
+		}
+		if (opaque->next != InvalidBlockNumber)
+		{
+			blk = opaque->next;
+			moved = true;
+			UnlockReleaseBuffer(buf);
+			continue;
+		}
+		else
+		{
+			/* the end of a full chain: link a new page holding the entry */
+			Buffer		newbuf = sv_new_buffer(index, MAIN_FORKNUM);
+			Page		newpage;
+
+			state = GenericXLogStart(index);
+			page = GenericXLogRegisterBuffer(state, buf, 0);
+			newpage = GenericXLogRegisterBuffer(state, newbuf, GENERIC_XLOG_FULL_IMAGE);
+			sv_page_init(newpage, SV_PAGE_DATA, list);
+			sv_page_put(newpage, meta, 0, code, alpha, r2, tid);
+			SvPageGetOpaque(newpage)->count = 1;
+			SvPageGetOpaque(page)->next = BufferGetBlockNumber(newbuf);
+			blk = BufferGetBlockNumber(newbuf);
+			GenericXLogFinish(state);
+			UnlockReleaseBuffer(newbuf);
+			UnlockReleaseBuffer(buf);
+			sv_set_insert_page(index, meta, list, blk);
+			return;
+		}
+	}
+}
