@@ -1,0 +1,254 @@
+"""The shrinkvec index access method against a real server, with numpy as the oracle.
+
+Recall on the shipped real embeddings, exact Hamming order against numpy, inserts after the build,
+VACUUM, the planner's choices, and the errors at CREATE INDEX and at query time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import psycopg
+import pytest
+from pgvector import HalfVector
+from psycopg import sql
+
+from shrinkvec import codes, demo
+
+K = 10
+
+
+@pytest.fixture(scope="module")
+def data() -> demo.DemoData:
+    return demo.load_data()
+
+
+def load_docs(conn: psycopg.Connection, docs: np.ndarray, table: str = "docs", kind: str = "vector") -> None:
+    """A table (id, embedding) filled with binary COPY, plus a generated bit column of the sign codes."""
+    dim = docs.shape[1]
+    conn.execute(sql.SQL("CREATE TABLE {} (id int PRIMARY KEY, embedding {}({}), "
+                         "bits bit({}) GENERATED ALWAYS AS (binarize(embedding)::bit({})) STORED)").format(
+        sql.Identifier(table), sql.SQL(kind), sql.Literal(dim), sql.Literal(dim), sql.Literal(dim)))
+    with conn.cursor().copy(sql.SQL("COPY {} (id, embedding) FROM STDIN WITH (FORMAT BINARY)").format(
+            sql.Identifier(table))) as copy:
+        copy.set_types(["int4", kind])
+        for i, v in enumerate(docs):
+            copy.write_row((i, v if kind == "vector" else HalfVector(v)))
+    conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
+
+
+def exact_ids(docs: np.ndarray, q: np.ndarray, metric: str, k: int = K) -> list[int]:
+    if metric == "cosine":
+        d = 1 - docs @ q / (np.linalg.norm(docs, axis=1) * np.linalg.norm(q))
+    elif metric == "l2":
+        d = np.linalg.norm(docs - q, axis=1)
+    else:
+        d = -(docs @ q)
+    return np.argsort(d, kind="stable")[:k].tolist()
+
+
+OPS = {"cosine": ("<=>", "vector_cosine_ops"), "l2": ("<->", "vector_l2_ops"), "ip": ("<#>", "vector_ip_ops")}
+
+
+def knn(conn: psycopg.Connection, q: np.ndarray, op: str, k: int = K, table: str = "docs",
+        cast: str = "vector") -> list[tuple[int, float]]:
+    query = sql.SQL("SELECT id, embedding {op} %s::{cast} FROM {t} ORDER BY embedding {op} %s::{cast} LIMIT {k}").format(
+        op=sql.SQL(op), t=sql.Identifier(table), k=sql.Literal(k), cast=sql.SQL(cast))
+    return conn.execute(query, (q, q)).fetchall()
+
+
+def uses_index(conn: psycopg.Connection, query: str, params: tuple = ()) -> bool:
+    plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + query, params).fetchall())
+    return "Index Scan using" in plan and "Sort" not in plan.split("Index Scan")[0].split("Limit")[-1]
+
+
+@pytest.mark.parametrize("metric", ["cosine", "l2", "ip"])
+@pytest.mark.parametrize("lists", [1, 16])
+def test_vector_opclasses_recall_and_exact_order(conn: psycopg.Connection, data: demo.DemoData, metric: str,
+                                                 lists: int) -> None:
+    op, opclass = OPS[metric]
+    load_docs(conn, data.docs)
+    conn.execute(f"CREATE INDEX ON docs USING shrinkvec (embedding {opclass}) WITH (lists = {lists})")
+    conn.execute("SET shrinkvec.shortlist = 100")
+    conn.execute("SET shrinkvec.probes = 8")
+    q0 = data.queries[0]
+    assert uses_index(conn, f"SELECT id FROM docs ORDER BY embedding {op} %s::vector LIMIT 10", (q0,))
+    hits = 0
+    for q in data.queries[:50]:
+        rows = knn(conn, q, op)
+        assert len(rows) == K
+        dists = [r[1] for r in rows]
+        assert dists == sorted(dists)  # the executor's recheck gives exact order
+        hits += len(set(r[0] for r in rows) & set(exact_ids(data.docs, q, metric)))
+    recall = hits / (50 * K)
+    assert recall >= (0.97 if lists == 1 else 0.9), recall
+
+
+def test_halfvec_cosine(conn: psycopg.Connection, data: demo.DemoData) -> None:
+    load_docs(conn, data.docs[:2000], kind="halfvec")
+    conn.execute("CREATE INDEX ON docs USING shrinkvec (embedding halfvec_cosine_ops)")
+    hits = 0
+    for q in data.queries[:20]:
+        rows = knn(conn, HalfVector(q), "<=>", cast="halfvec")
+        hits += len(set(r[0] for r in rows) & set(exact_ids(data.docs[:2000], q, "cosine")))
+    assert hits / 200 >= 0.95
+
+
+def test_prefix_code_with_bits_option(conn: psycopg.Connection, data: demo.DemoData) -> None:
+    load_docs(conn, data.docs)
+    conn.execute("CREATE INDEX ix ON docs USING shrinkvec (embedding vector_cosine_ops) WITH (bits = 128)")
+    info = conn.execute("SELECT code_bits, entry_bytes, entries FROM shrinkvec_index_info('ix')").fetchone()
+    assert info == (128, 16 + 6 + 8, 4000)
+    conn.execute("SET shrinkvec.shortlist = 200")
+    hits = sum(len(set(r[0] for r in knn(conn, q, "<=>")) & set(exact_ids(data.docs, q, "cosine")))
+               for q in data.queries[:20])
+    assert hits / 200 >= 0.9
+
+
+def test_bit_hamming_exact_order_across_batches(conn: psycopg.Connection, data: demo.DemoData) -> None:
+    load_docs(conn, data.docs)
+    conn.execute("CREATE INDEX ON docs USING shrinkvec (bits bit_hamming_ops)")
+    conn.execute("SET shrinkvec.shortlist = 37")  # 300 rows need several batches
+    doc_bits = np.unpackbits(codes.binarize_batch(data.docs), axis=1)
+    for q in data.queries[:5]:
+        qb = codes.binarize(q)
+        expected = np.sort((doc_bits != np.unpackbits(qb)).sum(axis=1))[:300]
+        q_text = codes.bits_to_str(qb, 384)
+        assert uses_index(conn, "SELECT id FROM docs ORDER BY bits <~> %s::bit(384) LIMIT 300", (q_text,))
+        rows = conn.execute("SELECT id, bits <~> %s::bit(384) FROM docs ORDER BY bits <~> %s::bit(384) LIMIT 300",
+                            (q_text, q_text)).fetchall()
+        assert [int(r[1]) for r in rows] == expected.tolist()
+        assert len({r[0] for r in rows}) == 300  # no row twice across batches
+
+
+def test_bit_prefix_query(conn: psycopg.Connection, data: demo.DemoData) -> None:
+    load_docs(conn, data.docs)
+    conn.execute("CREATE INDEX ON docs USING shrinkvec (bits) WITH (lists = 8)")
+    conn.execute("SET shrinkvec.probes = 8")  # every list: exact
+    doc_bits = np.unpackbits(codes.binarize_batch(data.docs), axis=1)[:, :100]
+    q = codes.binarize(data.queries[3])
+    q100 = codes.bits_to_str(q, 384)[:100]
+    expected = np.sort((doc_bits != np.unpackbits(q)[:100]).sum(axis=1))[:50]
+    rows = conn.execute("SELECT bits <^> %s::bit(100) FROM docs ORDER BY bits <^> %s::bit(100) LIMIT 50",
+                        (q100, q100)).fetchall()
+    assert [r[0] for r in rows] == expected.tolist()
+    with pytest.raises(psycopg.errors.StringDataLengthMismatch, match="different bit lengths 384 and 100"):
+        conn.execute("SELECT id FROM docs ORDER BY bits <~> %s::bit(100) LIMIT 5", (q100,)).fetchall()
+
+
+def test_inserts_vacuum_and_check(conn: psycopg.Connection, data: demo.DemoData) -> None:
+    load_docs(conn, data.docs[:1000])
+    conn.execute("CREATE INDEX iv ON docs USING shrinkvec (embedding vector_cosine_ops) WITH (lists = 4)")
+    conn.execute("CREATE INDEX ib ON docs USING shrinkvec (bits)")
+    # rows after the build go through aminsert
+    with conn.cursor().copy("COPY docs (id, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy:
+        copy.set_types(["int4", "vector"])
+        for i in range(1000, 3000):
+            copy.write_row((i, data.docs[i]))
+    for ix in ("iv", "ib"):
+        check = conn.execute("SELECT live_rows, index_entries, ok FROM shrinkvec_index_check(%s)", (ix,)).fetchone()
+        assert check[0] == 3000 and check[2], (ix, check)
+    pages_before = conn.execute("SELECT pages FROM shrinkvec_index_info('iv')").fetchone()[0]
+    conn.execute("DELETE FROM docs WHERE id % 2 = 0")
+    dirty = conn.execute("SELECT dangling FROM shrinkvec_index_check('iv')").fetchone()[0]
+    assert dirty == 1500  # dead rows stay until VACUUM
+    conn.execute("VACUUM docs")
+    for ix in ("iv", "ib"):
+        row = conn.execute("SELECT live_rows, index_entries, missing, duplicated, dangling, ok "
+                           "FROM shrinkvec_index_check(%s)", (ix,)).fetchone()
+        assert row == (1500, 1500, 0, 0, 0, True), (ix, row)
+    # freed space is reused: inserting as many rows again does not grow the index much
+    with conn.cursor().copy("COPY docs (id, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy:
+        copy.set_types(["int4", "vector"])
+        for i in range(3000, 4000):
+            copy.write_row((i, data.docs[i]))
+    pages_after = conn.execute("SELECT pages FROM shrinkvec_index_info('iv')").fetchone()[0]
+    assert pages_after <= pages_before + 4  # at most one new page per list
+    assert conn.execute("SELECT ok FROM shrinkvec_index_check('iv')").fetchone()[0]
+    # the search sees the new rows and never the deleted ones
+    q = data.docs[3500]
+    rows = knn(conn, q, "<=>")
+    assert rows[0][0] == 3500 and all(r[0] % 2 == 1 or r[0] >= 3000 for r in rows)
+
+
+def test_planner_uses_index_only_for_knn_with_limit(conn: psycopg.Connection, data: demo.DemoData) -> None:
+    load_docs(conn, data.docs)
+    conn.execute("CREATE INDEX ON docs USING shrinkvec (embedding vector_cosine_ops)")
+    conn.execute("SET shrinkvec.shortlist = 100")
+    q = data.queries[0]
+    assert uses_index(conn, "SELECT id FROM docs ORDER BY embedding <=> %s::vector LIMIT 10", (q,))
+    # no LIMIT, or more rows than one scan returns: an exact plan, never a truncated answer
+    assert not uses_index(conn, "SELECT id FROM docs ORDER BY embedding <=> %s::vector", (q,))
+    assert not uses_index(conn, "SELECT id FROM docs ORDER BY embedding <=> %s::vector LIMIT 500", (q,))
+    assert len(conn.execute("SELECT id FROM docs ORDER BY embedding <=> %s::vector LIMIT 500", (q,)).fetchall()) == 500
+    # not for filters or other orders
+    assert not uses_index(conn, "SELECT id FROM docs WHERE id < 10", ())
+    assert not uses_index(conn, "SELECT id FROM docs ORDER BY embedding <-> %s::vector LIMIT 10", (q,))
+    conn.execute("SET shrinkvec.shortlist = 1000")
+    assert uses_index(conn, "SELECT id FROM docs ORDER BY embedding <=> %s::vector LIMIT 500", (q,))
+
+
+def test_create_index_errors(conn: psycopg.Connection) -> None:
+    conn.execute("CREATE TABLE e (v vector, b bit(20000), w vector(3), h bit(8))")
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="column does not have dimensions"):
+        conn.execute("CREATE INDEX ON e USING shrinkvec (v vector_cosine_ops)")
+    with pytest.raises(psycopg.errors.ProgramLimitExceeded, match="more than 16000 bits"):
+        conn.execute("CREATE INDEX ON e USING shrinkvec (b)")
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="bits = 5 exceeds the column's 3 dimensions"):
+        conn.execute("CREATE INDEX ON e USING shrinkvec (w vector_l2_ops) WITH (bits = 5)")
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="option bits applies to vector"):
+        conn.execute("CREATE INDEX ON e USING shrinkvec (h) WITH (bits = 4)")
+    with pytest.raises(psycopg.errors.DatatypeMismatch, match="bit_hamming_ops"):
+        conn.execute("CREATE INDEX ON e USING shrinkvec (w bit_hamming_ops)")
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="lists"):
+        conn.execute("CREATE INDEX ON e USING shrinkvec (w) WITH (lists = 0)")
+
+
+def test_query_errors_and_empty_tables(conn: psycopg.Connection) -> None:
+    conn.execute("CREATE TABLE e (id int, v vector(3), b bit(8))")
+    conn.execute("CREATE INDEX ON e USING shrinkvec (v vector_cosine_ops) WITH (lists = 10)")
+    conn.execute("CREATE INDEX ON e USING shrinkvec (b)")
+    conn.execute("SET enable_seqscan = off")
+    assert conn.execute("SELECT id FROM e ORDER BY v <=> '[1,2,3]' LIMIT 5").fetchall() == []
+    conn.execute("INSERT INTO e VALUES (1, '[1,2,3]', '10101010'), (2, '[0,0,0]', '11111111'), (3, NULL, NULL)")
+    rows = conn.execute("SELECT id FROM e ORDER BY v <=> '[1,2,3]' LIMIT 5").fetchall()
+    assert rows == [(1,), (2,)]  # the zero vector's NaN distance sorts last; NULL is not indexed
+    assert conn.execute("SELECT id FROM e ORDER BY b <~> '10101011' LIMIT 5").fetchall() == [(1,), (2,)]
+    with pytest.raises(psycopg.errors.DataException, match="different vector dimensions 3 and 2"):
+        conn.execute("SELECT id FROM e ORDER BY v <=> '[1,2]' LIMIT 5").fetchall()
+    with pytest.raises(psycopg.errors.StringDataLengthMismatch, match="query has 9 bits, the index stores 8"):
+        conn.execute("SELECT id FROM e ORDER BY b <^> '101010101' LIMIT 5").fetchall()
+    with pytest.raises(psycopg.errors.DataException, match="expected 3 dimensions, not 2"):
+        conn.execute("INSERT INTO e (v) VALUES ('[1,2]'::vector)")
+    assert conn.execute("SELECT ok FROM shrinkvec_index_check('e_v_idx')").fetchone()[0]
+
+
+def test_unlogged_table_and_reindex(conn: psycopg.Connection, data: demo.DemoData) -> None:
+    conn.execute("CREATE UNLOGGED TABLE u (id int, embedding vector(384))")
+    conn.execute("CREATE INDEX ui ON u USING shrinkvec (embedding vector_cosine_ops)")
+    with conn.cursor().copy("COPY u (id, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy:
+        copy.set_types(["int4", "vector"])
+        for i in range(500):
+            copy.write_row((i, data.docs[i]))
+    assert conn.execute("SELECT ok FROM shrinkvec_index_check('ui')").fetchone()[0]
+    conn.execute("REINDEX INDEX ui")
+    assert conn.execute("SELECT entries, build_rows FROM shrinkvec_index_info('ui')").fetchone() == (500, 500)
+    rows = knn(conn, data.docs[7], "<=>", table="u")
+    assert rows[0][0] == 7
+
+
+def test_introspection_needs_select_on_the_table(conn: psycopg.Connection, dsn: str) -> None:
+    conn.execute("CREATE TABLE s (v vector(3))")
+    conn.execute("CREATE INDEX si ON s USING shrinkvec (v)")
+    conn.execute("DROP ROLE IF EXISTS sv_nobody")
+    conn.execute("CREATE ROLE sv_nobody")
+    try:
+        conn.execute("SET ROLE sv_nobody")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied for table s"):
+            conn.execute("SELECT * FROM shrinkvec_index_info('si')")
+        conn.execute("RESET ROLE")
+        with pytest.raises(psycopg.errors.WrongObjectType, match="is not a shrinkvec index"):
+            conn.execute("CREATE INDEX sb ON s USING btree ((v::text))")
+            conn.execute("SELECT * FROM shrinkvec_index_info('sb')")
+    finally:
+        conn.execute("RESET ROLE")
+        conn.execute("DROP ROLE sv_nobody")
