@@ -33,6 +33,7 @@ def _pgserver():  # type: ignore[no-untyped-def]
             warnings.simplefilter("ignore")
             import pgserver
             import pgserver._commands
+            import pgserver.postgres_server
             import pgserver.utils
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ServerError(
@@ -115,6 +116,9 @@ def start(data_dir: Path | None = None) -> ServerInfo:
             )
         return running
     data_dir.parent.mkdir(parents=True, exist_ok=True)
+    # pgserver caches one handle per data dir for the life of the process; after a stop or a crash
+    # that handle is stale and get_server() would return it without starting anything.
+    _pgserver().postgres_server.PostgresServer._instances.pop(data_dir, None)
     try:
         # cleanup_mode=None: the server outlives this process, `shrinkvec server stop` ends it.
         with warnings.catch_warnings():
