@@ -160,6 +160,14 @@ bool		sv_datum_to_floats(Datum value, int elemtype, int kind, int dims, int code
 /* The list nearest to x (squared L2 to the centroids), or to a bit code (Hamming). */
 int			sv_nearest_list(const SvIndexCache *cache, const float *x, const uint8 *code);
 
+/*
+ * The nearest of k centroids (squared L2) to each of n points, written to out.  Works in blocks of
+ * rows, centroid by centroid, so each centroid is read from cache once per block instead of once per
+ * point: with 1000 centroids of 768 dims the centroids (3 MB) do not fit in L2.
+ */
+void		sv_nearest_centroids(const float *centroids, const float *cnorm2, int k, int dim,
+								 const float *points, int n, int *out);
+
 /* Encode x against centroid c: sign bits of x - c, alpha and r2 (vector opclasses). */
 void		sv_encode(const SvMetaData *meta, const float *x, const float *c, uint8 *code, float *alpha, float *r2);
 

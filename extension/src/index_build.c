@@ -21,6 +21,8 @@
 #include "kernels.h"
 #include "shrinkvec.h"
 
+#define SV_BUILD_BATCH 256
+
 /* State of a build. */
 typedef struct SvBuildState
 {
@@ -44,6 +46,12 @@ typedef struct SvBuildState
 	BlockNumber *blocks;		/* the block reserved for each list's in-memory page */
 	BlockNumber *first;			/* first block of each list */
 	int64		indexed;
+
+	/* vector rows waiting for their lists, assigned a block at a time */
+	float	   *pending_x;		/* SV_BUILD_BATCH * code_bits */
+	ItemPointerData pending_tid[SV_BUILD_BATCH];
+	int			pending_list[SV_BUILD_BATCH];
+	int			npending;
 } SvBuildState;
 
 /* Reserve the next block of the index for a page written later. */
@@ -263,7 +271,31 @@ sv_build_append(SvBuildState *bs, ForkNumber fork, int list, float alpha, float 
 	bs->indexed++;
 }
 
-/* Encode one row and append it to its list. */
+/* Assign the pending vector rows to their lists together, then encode and append each. */
+static void
+sv_flush_pending(SvBuildState *bs)
+{
+	SvMetaData *meta = &bs->meta;
+
+	if (meta->lists > 1)
+		sv_nearest_centroids((const float *) bs->cache.centroids, bs->cache.centroid_norm2, meta->lists,
+							 meta->code_bits, bs->pending_x, bs->npending, bs->pending_list);
+	else
+		memset(bs->pending_list, 0, sizeof(int) * bs->npending);
+	for (int i = 0; i < bs->npending; i++)
+	{
+		int			list = bs->pending_list[i];
+		float		alpha,
+					r2;
+
+		sv_encode(meta, bs->pending_x + (Size) i * meta->code_bits,
+				  (const float *) bs->cache.centroids + (Size) list * meta->code_bits, bs->code, &alpha, &r2);
+		sv_build_append(bs, MAIN_FORKNUM, list, alpha, r2, &bs->pending_tid[i]);
+	}
+	bs->npending = 0;
+}
+
+/* Encode one row and append it to its list (vector rows wait for a batch). */
 static void
 sv_load_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull, bool alive, void *arg)
 {
@@ -284,10 +316,14 @@ sv_load_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull, b
 	}
 	else
 	{
-		sv_datum_to_floats(values[0], meta->elemtype, meta->kind, meta->dims, meta->code_bits, bs->x);
-		list = sv_nearest_list(&bs->cache, bs->x, NULL);
-		sv_encode(meta, bs->x, (const float *) bs->cache.centroids + (Size) list * meta->code_bits,
-				  bs->code, &alpha, &r2);
+		sv_datum_to_floats(values[0], meta->elemtype, meta->kind, meta->dims, meta->code_bits,
+						   bs->pending_x + (Size) bs->npending * meta->code_bits);
+		bs->pending_tid[bs->npending++] = *tid;
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(bs->tmpcxt);
+		if (bs->npending == SV_BUILD_BATCH)
+			sv_flush_pending(bs);
+		return;
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(bs->tmpcxt);
@@ -429,7 +465,11 @@ sv_ambuild(Relation heap, Relation index, IndexInfo *indexInfo)
 
 	sv_write_layout(&bs, MAIN_FORKNUM);
 	bs.cache.meta = bs.meta;
+	if (bs.meta.elemtype != SV_ELEM_BIT)
+		bs.pending_x = palloc(sizeof(float) * SV_BUILD_BATCH * bs.meta.code_bits);
 	reltuples = table_index_build_scan(heap, index, indexInfo, true, true, sv_load_callback, &bs, NULL);
+	if (bs.npending > 0)
+		sv_flush_pending(&bs);
 	sv_finish_layout(&bs, MAIN_FORKNUM);
 
 	result = palloc(sizeof(IndexBuildResult));

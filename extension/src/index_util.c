@@ -337,6 +337,40 @@ sv_nearest_list(const SvIndexCache *cache, const float *x, const uint8 *code)
 	return best;
 }
 
+/* The nearest of k centroids to each of n points (see index.h). */
+void
+sv_nearest_centroids(const float *centroids, const float *cnorm2, int k, int dim,
+					 const float *points, int n, int *out)
+{
+	const int	block = 32;
+	float		best[32];
+
+	for (int start = 0; start < n; start += block)
+	{
+		int			m = Min(block, n - start);
+		const float *x = points + (Size) start * dim;
+
+		for (int i = 0; i < m; i++)
+			best[i] = INFINITY;
+		for (int c = 0; c < k; c++)
+		{
+			const float *cc = centroids + (Size) c * dim;
+
+			for (int i = 0; i < m; i++)
+			{
+				/* |x - c|^2 = |x|^2 + |c|^2 - 2 <x, c>; |x|^2 is common to all centroids */
+				float		d = cnorm2[c] - 2.0f * sv_kernels.dot(x + (Size) i * dim, cc, dim);
+
+				if (d < best[i])
+				{
+					best[i] = d;
+					out[start + i] = c;
+				}
+			}
+		}
+	}
+}
+
 /* Encode x against centroid c (NULL = zero): sign bits of x - c, alpha and r2. */
 void
 sv_encode(const SvMetaData *meta, const float *x, const float *c, uint8 *code, float *alpha, float *r2)

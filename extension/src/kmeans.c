@@ -44,6 +44,7 @@ sv_kmeans_float(const float *points, int n, int dim, int k, float *centroids)
 	pg_prng_state prng;
 	int		   *pick = palloc(sizeof(int) * k);
 	int		   *assign = palloc(sizeof(int) * n);
+	int		   *next = palloc(sizeof(int) * n);
 	int		   *count = palloc(sizeof(int) * k);
 	float	   *cnorm = palloc(sizeof(float) * k);
 	double	   *sum = palloc(sizeof(double) * (Size) k * dim);
@@ -61,25 +62,12 @@ sv_kmeans_float(const float *points, int n, int dim, int k, float *centroids)
 		CHECK_FOR_INTERRUPTS();
 		for (int c = 0; c < k; c++)
 			cnorm[c] = sv_kernels.dot(centroids + (Size) c * dim, centroids + (Size) c * dim, dim);
+		sv_nearest_centroids(centroids, cnorm, k, dim, points, n, next);
 		for (int i = 0; i < n; i++)
 		{
-			const float *x = points + (Size) i * dim;
-			float		bestd = INFINITY;
-			int			best = 0;
-
-			for (int c = 0; c < k; c++)
-			{
-				float		d = cnorm[c] - 2.0f * sv_kernels.dot(x, centroids + (Size) c * dim, dim);
-
-				if (d < bestd)
-				{
-					bestd = d;
-					best = c;
-				}
-			}
-			if (iter == 0 || assign[i] != best)
+			if (iter == 0 || assign[i] != next[i])
 				changed++;
-			assign[i] = best;
+			assign[i] = next[i];
 		}
 		if (iter > 0 && changed == 0)
 			break;
@@ -113,6 +101,7 @@ sv_kmeans_float(const float *points, int n, int dim, int k, float *centroids)
 	}
 	pfree(pick);
 	pfree(assign);
+	pfree(next);
 	pfree(count);
 	pfree(cnorm);
 	pfree(sum);
