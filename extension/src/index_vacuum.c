@@ -35,7 +35,11 @@ sv_ambulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 		GenericXLogState *state = NULL;
 		int			n;
 
+#if PG_VERSION_NUM >= 180000
 		vacuum_delay_point(false);
+#else
+		vacuum_delay_point();
+#endif
 		buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, info->strategy);
 		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 		page = BufferGetPage(buf);
