@@ -433,10 +433,10 @@ sv_ambuild(Relation heap, Relation index, IndexInfo *indexInfo)
 
 	if (bs.meta.centroid_bytes > 0)
 	{
-		int			per_list = bs.meta.elemtype == SV_ELEM_BIT ? 64 : 50;
+		int			per_list = bs.meta.elemtype == SV_ELEM_BIT ? 64 : 32;
 
 		bs.item_bytes = bs.meta.elemtype == SV_ELEM_BIT ? bs.meta.code_bytes : bs.meta.centroid_bytes;
-		/* at least 10000 rows (50 a list), within maintenance_work_mem */
+		/* at least 10000 rows (32 a list for vectors), within maintenance_work_mem */
 		budget = (Size) maintenance_work_mem * 1024 / bs.item_bytes;
 		bs.sample_target = Max(10000, per_list * bs.meta.lists);
 		if ((Size) bs.sample_target > budget)

@@ -355,10 +355,30 @@ sv_nearest_centroids(const float *centroids, const float *cnorm2, int k, int dim
 		for (int c = 0; c < k; c++)
 		{
 			const float *cc = centroids + (Size) c * dim;
+			int			i = 0;
 
-			for (int i = 0; i < m; i++)
+			/* four rows at a time share each load of the centroid */
+			for (; i + 4 <= m; i += 4)
 			{
-				/* |x - c|^2 = |x|^2 + |c|^2 - 2 <x, c>; |x|^2 is common to all centroids */
+				const float *rows[4] = {x + (Size) i * dim, x + (Size) (i + 1) * dim,
+				x + (Size) (i + 2) * dim, x + (Size) (i + 3) * dim};
+				float		dots[4];
+
+				sv_kernels.dot4(rows, cc, dim, dots);
+				for (int r = 0; r < 4; r++)
+				{
+					/* |x - c|^2 = |x|^2 + |c|^2 - 2 <x, c>; |x|^2 is common to all centroids */
+					float		d = cnorm2[c] - 2.0f * dots[r];
+
+					if (d < best[i + r])
+					{
+						best[i + r] = d;
+						out[start + i + r] = c;
+					}
+				}
+			}
+			for (; i < m; i++)
+			{
 				float		d = cnorm2[c] - 2.0f * sv_kernels.dot(x + (Size) i * dim, cc, dim);
 
 				if (d < best[i])

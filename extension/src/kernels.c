@@ -126,6 +126,14 @@ dot_scalar(const float *a, const float *b, size_t n)
 	return d;
 }
 
+/* Scalar dot products of four vectors with one. */
+static void
+dot4_scalar(const float *const *a, const float *b, size_t n, float *out)
+{
+	for (int r = 0; r < 4; r++)
+		out[r] = dot_scalar(a[r], b, n);
+}
+
 /* Convert one IEEE binary16 value to float; exact for every input, NaN and Inf included. */
 float
 sv_half_to_float(uint16_t h)
@@ -197,6 +205,7 @@ sv_kernels_fill_scalar(SvKernels *k)
 	k->sum = sum_scalar;
 	k->dot_norms = dot_norms_scalar;
 	k->dot = dot_scalar;
+	k->dot4 = dot4_scalar;
 	k->half_dot_norms = half_dot_norms_scalar;
 	k->hamming_scan = hamming_scan_scalar;
 }

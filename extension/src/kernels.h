@@ -38,6 +38,8 @@ typedef struct SvKernels
 	void		(*half_dot_norms) (const uint16_t *a, const uint16_t *b, size_t n, float *dot, float *norma, float *normb);
 	/* dot product of a and b over n floats */
 	float		(*dot) (const float *a, const float *b, size_t n);
+	/* dot products of four vectors a[0..3] with b over n floats, reading b once */
+	void		(*dot4) (const float *const *a, const float *b, size_t n, float *out);
 	/* Hamming distance of one query to ncodes consecutive codes of nbytes each */
 	void		(*hamming_scan) (const uint8_t *codes, size_t ncodes, size_t nbytes, const uint8_t *query, uint32_t *out);
 } SvKernels;

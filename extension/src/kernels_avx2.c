@@ -170,6 +170,34 @@ dot_avx2(const float *a, const float *b, size_t n)
 	return sd;
 }
 
+/* Dot products of four vectors with one, 8 lanes at a time, b loaded once per step. */
+static void
+dot4_avx2(const float *const *a, const float *b, size_t n, float *out)
+{
+	__m256		d0 = _mm256_setzero_ps(),
+				d1 = _mm256_setzero_ps(),
+				d2 = _mm256_setzero_ps(),
+				d3 = _mm256_setzero_ps();
+	size_t		i = 0;
+
+	for (; i + 8 <= n; i += 8)
+	{
+		__m256		y = _mm256_loadu_ps(b + i);
+
+		d0 = _mm256_fmadd_ps(_mm256_loadu_ps(a[0] + i), y, d0);
+		d1 = _mm256_fmadd_ps(_mm256_loadu_ps(a[1] + i), y, d1);
+		d2 = _mm256_fmadd_ps(_mm256_loadu_ps(a[2] + i), y, d2);
+		d3 = _mm256_fmadd_ps(_mm256_loadu_ps(a[3] + i), y, d3);
+	}
+	out[0] = hsum256(d0);
+	out[1] = hsum256(d1);
+	out[2] = hsum256(d2);
+	out[3] = hsum256(d3);
+	for (; i < n; i++)
+		for (int r = 0; r < 4; r++)
+			out[r] += a[r][i] * b[i];
+}
+
 /* Half-precision dot product and squared norms, converting with F16C. */
 static void
 half_dot_norms_avx2(const uint16_t *a, const uint16_t *b, size_t n, float *dot, float *norma, float *normb)
@@ -226,6 +254,7 @@ sv_kernels_fill_avx2(SvKernels *k)
 	k->sum = sum_avx2;
 	k->dot_norms = dot_norms_avx2;
 	k->dot = dot_avx2;
+	k->dot4 = dot4_avx2;
 	k->half_dot_norms = half_dot_norms_avx2;
 	k->hamming_scan = hamming_scan_avx2;
 }

@@ -150,6 +150,41 @@ dot_avx512(const float *a, const float *b, size_t n)
 	return _mm512_reduce_add_ps(_mm512_add_ps(d0, d1));
 }
 
+/* Dot products of four vectors with one, 16 lanes at a time, b loaded once per step. */
+static void
+dot4_avx512(const float *const *a, const float *b, size_t n, float *out)
+{
+	__m512		d0 = _mm512_setzero_ps(),
+				d1 = _mm512_setzero_ps(),
+				d2 = _mm512_setzero_ps(),
+				d3 = _mm512_setzero_ps();
+	size_t		i = 0;
+
+	for (; i + 16 <= n; i += 16)
+	{
+		__m512		y = _mm512_loadu_ps(b + i);
+
+		d0 = _mm512_fmadd_ps(_mm512_loadu_ps(a[0] + i), y, d0);
+		d1 = _mm512_fmadd_ps(_mm512_loadu_ps(a[1] + i), y, d1);
+		d2 = _mm512_fmadd_ps(_mm512_loadu_ps(a[2] + i), y, d2);
+		d3 = _mm512_fmadd_ps(_mm512_loadu_ps(a[3] + i), y, d3);
+	}
+	if (i < n)
+	{
+		__mmask16	m = (__mmask16) ((1u << (n - i)) - 1);
+		__m512		y = _mm512_maskz_loadu_ps(m, b + i);
+
+		d0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a[0] + i), y, d0);
+		d1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a[1] + i), y, d1);
+		d2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a[2] + i), y, d2);
+		d3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a[3] + i), y, d3);
+	}
+	out[0] = _mm512_reduce_add_ps(d0);
+	out[1] = _mm512_reduce_add_ps(d1);
+	out[2] = _mm512_reduce_add_ps(d2);
+	out[3] = _mm512_reduce_add_ps(d3);
+}
+
 /* Half-precision dot product and squared norms, 16 lanes at a time. */
 static void
 half_dot_norms_avx512(const uint16_t *a, const uint16_t *b, size_t n, float *dot, float *norma, float *normb)
@@ -226,6 +261,7 @@ sv_kernels_fill_avx512(SvKernels *k)
 	k->sum = sum_avx512;
 	k->dot_norms = dot_norms_avx512;
 	k->dot = dot_avx512;
+	k->dot4 = dot4_avx512;
 	k->half_dot_norms = half_dot_norms_avx512;
 	k->hamming_scan = hamming_scan_avx512;
 }
