@@ -86,7 +86,7 @@ class Profile:
         return out
 
 
-_SPEC = re.compile(r"^(bits|prefix|int8)(?::(\d+))?$")
+_SPEC = re.compile(r"^(bits|prefix|int8)(?::(\d+))?(?:=(.+))?$")
 
 
 def default_column(kind: Kind, length: int, dims: int) -> str:
@@ -99,7 +99,10 @@ def default_column(kind: Kind, length: int, dims: int) -> str:
 
 
 def parse_codes(spec: str, dims: int) -> tuple[Code, ...]:
-    """Codes from 'bits,prefix:128,int8' (bits without a length = all dims; int8 is always all dims)."""
+    """Codes from 'bits,prefix:128,int8' (bits without a length = all dims; int8 is always all dims).
+
+    A code may name its column: 'prefix:64=emb_prefix' (default names: bits, bits256, prefix128, int8).
+    """
     out: list[Code] = []
     for part in (p.strip() for p in spec.split(",")):
         if not part:
@@ -117,7 +120,7 @@ def parse_codes(spec: str, dims: int) -> tuple[Code, ...]:
             raise ProfileError(f"{part}: length must be between 1 and {dims}")
         if kind == "prefix" and length == dims:
             raise ProfileError(f"{part}: a prefix must be shorter than the vector ({dims} dimensions)")
-        c = Code(kind, length, default_column(kind, length, dims))
+        c = Code(kind, length, m.group(3) or default_column(kind, length, dims))
         if any(o.column == c.column for o in out):
             raise ProfileError(f"code {part} is given twice")
         out.append(c)
