@@ -233,7 +233,8 @@ class JsonlReader:
             rejects.append(Reject(pos, rid, wrong_dims(dims, len(emb))))
             return
         try:
-            v = np.array(emb, dtype=np.float32)
+            with np.errstate(over="ignore"):  # overflow gives inf, rejected by the loader
+                v = np.array(emb, dtype=np.float32)
         except (TypeError, ValueError):
             rejects.append(Reject(pos, rid, "bad embedding: not a list of numbers"))
             return
