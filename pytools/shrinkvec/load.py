@@ -27,7 +27,8 @@ import os
 import struct
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -266,18 +267,50 @@ def _progress_row(conn: psycopg.Connection, opts: LoadOptions, source: Path, rej
 
 
 def _write_rejects(f: Any, rejects: list[Reject]) -> None:
+    if not rejects:
+        return
     for r in rejects:
         f.write((json.dumps({"position": r.position, "id": r.id, "reason": r.reason}) + "\n").encode())
     f.flush()
     os.fsync(f.fileno())
 
 
-def _copy_batch(conn: psycopg.Connection, t: _Target, batch: Batch, keep: np.ndarray) -> list[Reject]:
+def _check(batch: Batch, t: _Target) -> tuple[Batch, np.ndarray, list[Reject], bytes]:
+    """Validate a batch (NaN/Inf, duplicate ids within it) and build its COPY data with every code."""
+    rejects = list(batch.rejects)
+    keep = np.isfinite(batch.vectors).all(axis=1)
+    for i in np.nonzero(~keep)[0]:
+        reason = "NaN value in embedding" if np.isnan(batch.vectors[i]).any() else "infinite value in embedding"
+        rejects.append(Reject(int(batch.positions[i]), int(batch.ids[i]), reason))
+    _, first = np.unique(batch.ids, return_index=True)
+    unique = np.zeros(len(batch.ids), dtype=bool)
+    unique[first] = True
+    for i in np.nonzero(keep & ~unique)[0]:
+        rejects.append(Reject(int(batch.positions[i]), int(batch.ids[i]), "duplicate id: earlier in the file"))
+    keep &= unique
+    data = copy_data(t.profile, batch, keep, t.payload_cols) if keep.any() else b""
+    return batch, keep, rejects, data
+
+
+def _prefetched(batches: Iterator[Batch], t: _Target) -> Iterator[tuple[Batch, np.ndarray, list[Reject], bytes]]:
+    """Read, check and encode the next batch in a worker thread while the current one is COPYing
+    (numpy and psycopg release the GIL): at most three batches in memory."""
+    def next_one() -> tuple[Batch, np.ndarray, list[Reject], bytes] | None:
+        b = next(batches, None)
+        return None if b is None else _check(b, t)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="shrinkvec-read") as pool:
+        fut = pool.submit(next_one)
+        while (item := fut.result()) is not None:
+            fut = pool.submit(next_one)
+            yield item
+
+
+def _copy_batch(conn: psycopg.Connection, t: _Target, batch: Batch, keep: np.ndarray, data: bytes) -> list[Reject]:
     """COPY the kept rows of a batch into the table; rows whose id already exists come back as rejects."""
     p = t.profile
     cols = [p.id_column, p.vector_column, *(c.column for c in p.codes), *(n for n, _ in t.payload_cols)]
     col_list = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
-    data = copy_data(p, batch, keep, t.payload_cols)
     copy_into = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT BINARY)")
     try:
         with conn.transaction(), conn.cursor().copy(copy_into.format(ddl.table_ident(p), col_list)) as cp:
@@ -331,23 +364,11 @@ def load(dsn: str, path: Path, opts: LoadOptions,
             rf.truncate(int(state["reject_bytes"]))
             rf.seek(0, os.SEEK_END)
             done = result.resumed_at
-            for batch in reader.batches(target.profile.dims, result.resumed_at, opts.batch_size):
-                rejects = list(batch.rejects)
-                keep = np.isfinite(batch.vectors).all(axis=1)
-                for i in np.nonzero(~keep)[0]:
-                    v = batch.vectors[i]
-                    reason = "NaN value in embedding" if np.isnan(v).any() else "infinite value in embedding"
-                    rejects.append(Reject(int(batch.positions[i]), int(batch.ids[i]), reason))
-                _, first = np.unique(batch.ids, return_index=True)
-                unique = np.zeros(len(batch.ids), dtype=bool)
-                unique[first] = True
-                for i in np.nonzero(keep & ~unique)[0]:
-                    rejects.append(Reject(int(batch.positions[i]), int(batch.ids[i]), "duplicate id: earlier in the file"))
-                keep &= unique
-                # a duplicate id whose first occurrence was rejected (e.g. NaN) is still a duplicate: fine
+            batches = reader.batches(target.profile.dims, result.resumed_at, opts.batch_size)
+            for batch, keep, rejects, data in _prefetched(batches, target):
                 with conn.transaction():
                     if keep.any():
-                        rejects += _copy_batch(conn, target, batch, keep)
+                        rejects += _copy_batch(conn, target, batch, keep, data)
                     rejects.sort(key=lambda r: r.position)
                     _write_rejects(rf, rejects)
                     n_loaded = int(keep.sum()) - sum(1 for r in rejects if r.reason.startswith("duplicate id: already"))
