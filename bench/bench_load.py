@@ -96,6 +96,10 @@ def child_load(dsn: str, path: Path, batch: int, table: str) -> dict[str, float]
 
 
 def run_child(kind: str, dsn: str, path: Path, batch: int) -> dict[str, float]:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:  # each run starts without the previous run's dirty pages
+        conn.execute("CHECKPOINT")
     out = subprocess.run([sys.executable, __file__, "--child", kind, "--dsn", dsn, "--file", str(path),
                           "--batch-size", str(batch)], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -281,7 +281,7 @@ BEGIN
 	q := format(
 		'SELECT t.%1$I::bigint, t.%2$I OPERATOR(%3$I.%4$s) $1 AS distance '
 		'FROM (SELECT s.%1$I, s.%2$I FROM %5$I.%6$I AS s ORDER BY %7$s LIMIT $3) AS t '
-		'ORDER BY 2 LIMIT $2',
+		'ORDER BY 2, 1 LIMIT $2',
 		p.id_column, p.vector_column, vec_schema, op, p.table_schema, p.table_name, order_expr);
 	RETURN QUERY EXECUTE q USING query, k, shortlist, c.lo, c.hi;
 END

@@ -118,12 +118,13 @@ def _row_dtype(p: Profile, nfields: int) -> np.dtype:
 
 def encode_rows(p: Profile, ids: np.ndarray, x: np.ndarray, nfields: int) -> np.ndarray:
     """The fixed part of every tuple (id, vector, every code computed in numpy), as a record array."""
-    rows = np.zeros(len(ids), dtype=_row_dtype(p, nfields))
+    rows = np.empty(len(ids), dtype=_row_dtype(p, nfields))  # every field is set below
     rows["nf"] = nfields
     rows["id_len"] = 8
     rows["id"] = ids
     rows["v_len"] = 4 + 4 * p.dims
     rows["v_dim"] = p.dims
+    rows["v_unused"] = 0
     rows["v"] = x
     for i, (c, code) in enumerate(zip(p.codes, p.encode(x).values())):
         if c.kind == "bits":
@@ -134,6 +135,7 @@ def encode_rows(p: Profile, ids: np.ndarray, x: np.ndarray, nfields: int) -> np.
             width = c.length if c.kind == "prefix" else p.dims
             rows[f"c{i}_len"] = 4 + width * (4 if c.kind == "prefix" else 1)
             rows[f"c{i}_dim"] = width
+            rows[f"c{i}_unused"] = 0
         rows[f"c{i}"] = code
     return rows
 
@@ -155,21 +157,24 @@ def _field(value: Any, sqltype: str) -> bytes:
     return struct.pack(">i", len(data)) + data
 
 
-def copy_data(p: Profile, batch: Batch, keep: np.ndarray, payload_cols: list[tuple[str, str]]) -> bytes:
-    """A whole COPY BINARY stream (signature, tuples, trailer) for the kept rows of a batch."""
-    rows = encode_rows(p, batch.ids[keep], batch.vectors[keep], 2 + len(p.codes) + len(payload_cols))
+def copy_data(p: Profile, batch: Batch, keep: np.ndarray, payload_cols: list[tuple[str, str]]) -> list[Any]:
+    """A whole COPY BINARY stream (signature, tuples, trailer) for the kept rows of a batch, as buffers."""
+    all_kept = bool(keep.all())
+    ids = batch.ids if all_kept else batch.ids[keep]
+    x = batch.vectors if all_kept else batch.vectors[keep]
+    rows = encode_rows(p, ids, x, 2 + len(p.codes) + len(payload_cols))
     if not payload_cols:
-        return COPY_SIGNATURE + rows.tobytes() + COPY_TRAILER
-    fixed = rows.tobytes()
+        return [COPY_SIGNATURE, memoryview(rows.view(np.uint8)), COPY_TRAILER]
+    fixed = memoryview(rows.view(np.uint8))
     size = rows.dtype.itemsize
     idx = np.nonzero(keep)[0]
     parts = [COPY_SIGNATURE]
     columns = [(batch.payload[name], typ) for name, typ in payload_cols]
     for j, i in enumerate(idx):
-        parts.append(fixed[j * size:(j + 1) * size])
+        parts.append(bytes(fixed[j * size:(j + 1) * size]))
         parts.extend(_field(values[i], typ) for values, typ in columns)
     parts.append(COPY_TRAILER)
-    return b"".join(parts)
+    return [b"".join(parts)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,10 +280,10 @@ def _write_rejects(f: Any, rejects: list[Reject]) -> None:
     os.fsync(f.fileno())
 
 
-def _check(batch: Batch, t: _Target) -> tuple[Batch, np.ndarray, list[Reject], bytes]:
+def _check(batch: Batch, t: _Target) -> tuple[Batch, np.ndarray, list[Reject], list[Any]]:
     """Validate a batch (NaN/Inf, duplicate ids within it) and build its COPY data with every code."""
     rejects = list(batch.rejects)
-    keep = np.isfinite(batch.vectors).all(axis=1)
+    keep = np.isfinite(batch.vectors.sum(axis=1, dtype=np.float64))  # float64 sums of float32 cannot overflow
     for i in np.nonzero(~keep)[0]:
         reason = "NaN value in embedding" if np.isnan(batch.vectors[i]).any() else "infinite value in embedding"
         rejects.append(Reject(int(batch.positions[i]), int(batch.ids[i]), reason))
@@ -288,14 +293,14 @@ def _check(batch: Batch, t: _Target) -> tuple[Batch, np.ndarray, list[Reject], b
     for i in np.nonzero(keep & ~unique)[0]:
         rejects.append(Reject(int(batch.positions[i]), int(batch.ids[i]), "duplicate id: earlier in the file"))
     keep &= unique
-    data = copy_data(t.profile, batch, keep, t.payload_cols) if keep.any() else b""
+    data = copy_data(t.profile, batch, keep, t.payload_cols) if keep.any() else []
     return batch, keep, rejects, data
 
 
-def _prefetched(batches: Iterator[Batch], t: _Target) -> Iterator[tuple[Batch, np.ndarray, list[Reject], bytes]]:
+def _prefetched(batches: Iterator[Batch], t: _Target) -> Iterator[tuple[Batch, np.ndarray, list[Reject], list[Any]]]:
     """Read, check and encode the next batch in a worker thread while the current one is COPYing
     (numpy and psycopg release the GIL): at most three batches in memory."""
-    def next_one() -> tuple[Batch, np.ndarray, list[Reject], bytes] | None:
+    def next_one() -> tuple[Batch, np.ndarray, list[Reject], list[Any]] | None:
         b = next(batches, None)
         return None if b is None else _check(b, t)
 
@@ -306,7 +311,7 @@ def _prefetched(batches: Iterator[Batch], t: _Target) -> Iterator[tuple[Batch, n
             yield item
 
 
-def _copy_batch(conn: psycopg.Connection, t: _Target, batch: Batch, keep: np.ndarray, data: bytes) -> list[Reject]:
+def _copy_batch(conn: psycopg.Connection, t: _Target, batch: Batch, keep: np.ndarray, data: list[Any]) -> list[Reject]:
     """COPY the kept rows of a batch into the table; rows whose id already exists come back as rejects."""
     p = t.profile
     cols = [p.id_column, p.vector_column, *(c.column for c in p.codes), *(n for n, _ in t.payload_cols)]
@@ -314,7 +319,8 @@ def _copy_batch(conn: psycopg.Connection, t: _Target, batch: Batch, keep: np.nda
     copy_into = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT BINARY)")
     try:
         with conn.transaction(), conn.cursor().copy(copy_into.format(ddl.table_ident(p), col_list)) as cp:
-            cp.write(data)
+            for buf in data:
+                cp.write(buf)
         return []
     except psycopg.errors.UniqueViolation:
         pass
@@ -323,7 +329,8 @@ def _copy_batch(conn: psycopg.Connection, t: _Target, batch: Batch, keep: np.nda
         sql.Identifier(STAGE_TABLE), col_list, ddl.table_ident(p)))
     conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(STAGE_TABLE)))
     with conn.cursor().copy(copy_into.format(sql.Identifier(STAGE_TABLE), col_list)) as cp:
-        cp.write(data)
+        for buf in data:
+            cp.write(buf)
     inserted = {r[0] for r in conn.execute(
         sql.SQL("INSERT INTO {t} ({c}) SELECT {c} FROM {s} ON CONFLICT ({id}) DO NOTHING RETURNING {id}").format(
             t=ddl.table_ident(p), c=col_list, s=sql.Identifier(STAGE_TABLE), id=sql.Identifier(p.id_column))
