@@ -209,3 +209,22 @@ def test_kill_9_midway_then_rerun_loads_every_row_exactly_once(migrated_dsn: str
     assert rejects == bad_positions  # each reject exactly once
     row = conn.execute("SELECT rows_loaded, rows_rejected, finished FROM shrinkvec.loads").fetchone()
     assert row == (n - len(bad_positions), len(bad_positions), True)
+
+
+def test_npy_with_ids_file_rejects_duplicates_and_cli_migrate_twice(migrated_dsn: str, conn: psycopg.Connection,
+                                                                     tmp_path: Path) -> None:
+    for _ in range(2):
+        res = subprocess.run([*SV, "migrate", "--dsn", migrated_dsn], capture_output=True, text=True)
+        assert res.returncode == 0 and "revision 0001" in res.stdout, res.stderr
+    x = rand(12, 8)
+    x[4, 2] = np.nan
+    np.save(tmp_path / "v.npy", x)
+    np.save(tmp_path / "ids.npy", np.array([10, 11, 12, 10, 14, 15, 16, 17, 11, 19, 20, 21], dtype=np.int64))
+    res = subprocess.run([*SV, "load", "v.npy", "--ids", "ids.npy", "--table", "t", "--batch-size", "5",
+                          "--dsn", migrated_dsn], capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "loaded 9 rows" in res.stdout and "rejected 3" in res.stdout
+    assert [r[0] for r in conn.execute("SELECT id FROM t ORDER BY id")] == [10, 11, 12, 15, 16, 17, 19, 20, 21]
+    rejects = [json.loads(s) for s in (tmp_path / "v.npy.rejects.jsonl").read_text().splitlines()]
+    assert [(r["position"], r["id"], r["reason"].split(":")[0]) for r in rejects] == [
+        (3, 10, "duplicate id"), (4, 14, "NaN value in embedding"), (8, 11, "duplicate id")]
