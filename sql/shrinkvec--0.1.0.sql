@@ -318,3 +318,75 @@ END
 $$;
 COMMENT ON FUNCTION shrinkvec_index_check(regclass) IS
 	'checks a shrinkvec index against its table: every live row indexed once, no entries for missing rows, bit codes equal to the column';
+
+-- ==== catalog and search (issue 4) ====
+-- The schema `shrinkvec` belongs to the extension; the catalog tables in it (profiles, codes,
+-- transforms, loads) are created and upgraded by alembic (`shrinkvec migrate`, migrations/), which
+-- runs CREATE EXTENSION IF NOT EXISTS shrinkvec CASCADE first. search() reads the catalog at run time.
+
+CREATE SCHEMA shrinkvec;
+COMMENT ON SCHEMA shrinkvec IS
+	'shrinkvec catalog (tables managed by `shrinkvec migrate`) and search()';
+
+CREATE FUNCTION shrinkvec.search(
+	tbl regclass, query vector, k integer DEFAULT NULL, shortlist integer DEFAULT NULL,
+	stage text DEFAULT NULL)
+RETURNS TABLE (id bigint, distance double precision)
+LANGUAGE plpgsql STABLE SECURITY INVOKER
+AS $search$
+DECLARE
+	p record;
+	c record;
+	vec_schema name;
+	op text;
+	order_expr text;
+	q text;
+BEGIN
+	IF to_regclass('shrinkvec.profiles') IS NULL OR to_regclass('shrinkvec.codes') IS NULL THEN
+		RAISE EXCEPTION 'the shrinkvec catalog does not exist in this database'
+			USING HINT = 'run: shrinkvec migrate --dsn ...';
+	END IF;
+	SELECT pr.* INTO p FROM shrinkvec.profiles pr
+	WHERE to_regclass(format('%I.%I', pr.table_schema, pr.table_name)) = tbl
+	ORDER BY pr.name LIMIT 1;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'table % has no shrinkvec profile', tbl;
+	END IF;
+	k := coalesce(k, p.k);
+	shortlist := coalesce(shortlist, p.shortlist);
+	IF k < 1 OR shortlist < k THEN
+		RAISE EXCEPTION 'need 1 <= k <= shortlist, got k = % and shortlist = %', k, shortlist;
+	END IF;
+	IF vector_dims(query) <> p.dims THEN
+		RAISE EXCEPTION 'expected % dimensions, got %', p.dims, vector_dims(query);
+	END IF;
+	-- the stage: a code kind ('bits', 'prefix', 'int8'), 'kind:length', a column name, or the first code
+	SELECT cd.* INTO c FROM shrinkvec.codes cd
+	WHERE cd.profile = p.name
+	  AND (stage IS NULL OR stage IN (cd.column_name, cd.kind,
+		CASE WHEN cd.kind = 'int8' THEN 'int8' ELSE cd.kind || ':' || cd.length END))
+	ORDER BY cd.position LIMIT 1;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'profile % has no code %', p.name, coalesce(stage, '(any)');
+	END IF;
+
+	SELECT n.nspname INTO vec_schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+	WHERE e.extname = 'vector';
+	op := CASE p.distance WHEN 'cosine' THEN '<=>' WHEN 'l2' THEN '<->' WHEN 'ip' THEN '<#>' END;
+	order_expr := CASE c.kind
+		WHEN 'bits' THEN format('s.%I OPERATOR(%I.<^#>) $1', c.column_name, '@extschema@')
+		WHEN 'prefix' THEN format('s.%I OPERATOR(%I.<^=>) $1', c.column_name, '@extschema@')
+		ELSE format('%I.%s(s.%I, $1, $4, $5)', '@extschema@',
+			CASE WHEN p.distance = 'ip' THEN 'int8_ip_distance' ELSE 'int8_cosine_distance' END,
+			c.column_name)
+	END;
+	q := format(
+		'SELECT t.%1$I::bigint, t.%2$I OPERATOR(%3$I.%4$s) $1 AS distance '
+		'FROM (SELECT s.%1$I, s.%2$I FROM %5$I.%6$I AS s ORDER BY %7$s LIMIT $3) AS t '
+		'ORDER BY 2, 1 LIMIT $2',
+		p.id_column, p.vector_column, vec_schema, op, p.table_schema, p.table_name, order_expr);
+	RETURN QUERY EXECUTE q USING query, k, shortlist, c.lo, c.hi;
+END
+$search$;
+COMMENT ON FUNCTION shrinkvec.search(regclass, vector, integer, integer, text) IS
+	'two-stage search of a profiled table: shortlist `shortlist` rows by a compact code (stage: bits, prefix[:N], int8 or a column; default the profile''s first code), rerank them by the full vector with the profile''s distance, return the k nearest (id, distance); SECURITY INVOKER, so row-level security applies';

@@ -106,3 +106,12 @@ def dsn(postgresql: psycopg.Connection) -> str:
     """DSN of this test's fresh database (for the CLI and other processes)."""
     info = postgresql.info
     return make_conninfo(host=info.host, port=info.port, user=info.user, dbname=info.dbname, password=info.password or None)
+
+
+@pytest.fixture
+def migrated_dsn(dsn: str) -> str:
+    """DSN of this test's database after `shrinkvec migrate` (the catalog tables exist)."""
+    from shrinkvec import catalog
+
+    catalog.migrate(dsn)
+    return dsn

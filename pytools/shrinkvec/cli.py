@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -133,6 +136,203 @@ def demo_cmd(dsn: str | None, data_dir: Path | None, queries: int) -> None:
         except srv.ServerError as exc:
             _fail(str(exc))
     demo.run(dsn, n_queries=queries)
+
+
+DSN_OPTION = click.option(
+    "--dsn", envvar="DATABASE_URL", default=None, show_envvar=True,
+    help="Server to use (default: the embedded one, started if needed).",
+)
+
+
+def _dsn(dsn: str | None, data_dir: Path | None) -> str:
+    """The DSN given, or the embedded server's (started if needed)."""
+    if dsn is not None:
+        return dsn
+    try:
+        return srv.start(data_dir).dsn()
+    except srv.ServerError as exc:
+        _fail(str(exc))
+
+
+@contextlib.contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """Turn the errors a user can cause into one-line messages (exit 1) instead of tracebacks."""
+    import psycopg
+
+    from shrinkvec.catalog import CatalogError
+    from shrinkvec.load import LoadError
+    from shrinkvec.profile import ProfileError
+    from shrinkvec.readers import ReadError
+
+    try:
+        yield
+    except (ReadError, LoadError, ProfileError, CatalogError) as exc:
+        _fail(str(exc))
+    except psycopg.Error as exc:
+        _fail(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+
+
+@main.command("migrate")
+@DSN_OPTION
+@DATA_DIR_OPTION
+def migrate_cmd(dsn: str | None, data_dir: Path | None) -> None:
+    """Create the extension if missing and upgrade the shrinkvec catalog (safe to run again)."""
+    from shrinkvec import catalog
+
+    with _one_line_errors():
+        rev = catalog.migrate(_dsn(dsn, data_dir))
+    click.echo(f"shrinkvec catalog at revision {rev}")
+
+
+@main.command("load")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--table", required=True, help="Target table (created with its profile when missing).")
+@click.option("--schema", default="public", show_default=True, help="Schema of the table.")
+@click.option("--column", default="embedding", show_default=True, help="Vector column of a new table.")
+@click.option("--profile", "codes", default=None,
+              help="Codes of a new table, e.g. 'bits,prefix:128,int8' (default: bits).")
+@click.option("--distance", type=click.Choice(["cosine", "l2", "ip"]), default="cosine", show_default=True)
+@click.option("--center/--no-center", default=False, show_default=True,
+              help="Sign bits of (v - mean of the first 10k vectors) instead of v.")
+@click.option("--ids", "ids_path", type=click.Path(path_type=Path), default=None,
+              help="For .npy input: a 1-D integer .npy of ids (default: row numbers).")
+@click.option("--batch-size", default=10_000, show_default=True, help="Rows per COPY and transaction.")
+@click.option("--rejects", "reject_file", type=click.Path(path_type=Path), default=None,
+              help="Reject file (default: ./FILE.rejects.jsonl).")
+@click.option("--restart", is_flag=True, help="Forget an earlier (finished or interrupted) load of this file.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@DSN_OPTION
+@DATA_DIR_OPTION
+def load_cmd(file: Path, table: str, schema: str, column: str, codes: str | None, distance: str, center: bool,
+             ids_path: Path | None, batch_size: int, reject_file: Path | None, restart: bool, quiet: bool,
+             dsn: str | None, data_dir: Path | None) -> None:
+    """Load FILE (.npy, .parquet, .jsonl, .jsonl.gz) into a table, with every code; resumable."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from shrinkvec.load import LoadOptions, load
+
+    opts = LoadOptions(table=table, schema=schema, column=column, profile=codes, distance=distance, center=center,
+                       ids_path=ids_path, batch_size=batch_size, reject_file=reject_file, restart=restart)
+    with _one_line_errors():
+        url = _dsn(dsn, data_dir)
+        console = Console(stderr=True)
+        columns = [TextColumn("loading"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[rate]} rows/s"), TimeElapsedColumn()]
+        with Progress(*columns, console=console, disable=quiet, transient=False) as bar:
+            task = bar.add_task("load", total=None, rate="-")
+            t0 = time.perf_counter()
+            first: list[int] = []
+
+            def progress(records: int, total: int | None, rows: int) -> None:
+                first.append(records) if not first else None
+                rate = rows / max(time.perf_counter() - t0, 1e-9)
+                bar.update(task, completed=records, total=total, rate=f"{rate:,.0f}")
+
+            result = load(url, file, opts, progress)
+    click.echo(result.summary())
+
+
+def _profile(url: str, table: str, schema: str):  # type: ignore[no-untyped-def]
+    import psycopg
+
+    from shrinkvec import catalog
+    from shrinkvec.catalog import CatalogError
+
+    with psycopg.connect(url) as conn:
+        p = catalog.find_profile(conn, table, schema)
+    if p is None:
+        raise CatalogError(f"table {schema}.{table} has no shrinkvec profile")
+    return p
+
+
+STAGE_OPTIONS = [
+    click.option("--table", required=True, help="A profiled table."),
+    click.option("--schema", default="public", show_default=True),
+    click.option("--k", "k", type=int, default=None, help="Rows to return (default: the profile's).")
+    ,
+    click.option("--shortlist", type=int, multiple=True,
+                 help="Shortlist size of each stage (repeat for a funnel; default: the profile's, then halves)."),
+    click.option("--stage", "stages", multiple=True,
+                 help="bits | prefix:N | int8 | a code column; repeat for a funnel (default: the first code)."),
+    click.option("--funnel", is_flag=True, help="bits, then the prefix, then the full vector."),
+]
+
+
+def _stage_options(f):  # type: ignore[no-untyped-def]
+    for opt in reversed(STAGE_OPTIONS):
+        f = opt(f)
+    return f
+
+
+def _stages(p, stages: tuple[str, ...], shortlist: tuple[int, ...], funnel: bool):  # type: ignore[no-untyped-def]
+    from shrinkvec import query
+
+    if funnel:
+        if stages:
+            raise click.UsageError("--funnel and --stage are exclusive")
+        stages = tuple(c.column for c in sorted(p.codes, key=lambda c: ("bits", "int8", "prefix").index(c.kind))
+                       if c.kind in ("bits", "prefix"))
+        if len(stages) < 2:
+            from shrinkvec.profile import ProfileError
+
+            raise ProfileError(f"a funnel needs bits and prefix codes; profile {p.name} has "
+                               + ",".join(c.spec() for c in p.codes))
+    return query.stages_for(p, stages, shortlist)
+
+
+@main.command("sql")
+@_stage_options
+@DSN_OPTION
+@DATA_DIR_OPTION
+def sql_cmd(table: str, schema: str, k: int | None, shortlist: tuple[int, ...], stages: tuple[str, ...],
+            funnel: bool, dsn: str | None, data_dir: Path | None) -> None:
+    """Print the two-stage (or funnel) search SQL of a profiled table, with $1-style parameters."""
+    import psycopg
+
+    from shrinkvec import query
+
+    with _one_line_errors():
+        url = _dsn(dsn, data_dir)
+        p = _profile(url, table, schema)
+        st = _stages(p, stages, shortlist, funnel)
+        q = query.build(p, st, dollar=True)
+        with psycopg.connect(url) as conn:
+            click.echo(query.pretty(conn, q, p, st, k or p.k))
+
+
+@main.command("search")
+@_stage_options
+@click.option("--query-file", type=click.Path(path_type=Path), required=True,
+              help=".npy of query vectors (1-D for one query, 2-D for several).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON line per query (the default output too).")
+@DSN_OPTION
+@DATA_DIR_OPTION
+def search_cmd(table: str, schema: str, k: int | None, shortlist: tuple[int, ...], stages: tuple[str, ...],
+               funnel: bool, query_file: Path, as_json: bool, dsn: str | None, data_dir: Path | None) -> None:
+    """Run the two-stage search for every query vector: {"query": i, "ids": [...], "distances": [...]}."""
+    import json
+
+    import numpy as np
+    import psycopg
+
+    from shrinkvec import query
+    from shrinkvec.readers import ReadError
+
+    with _one_line_errors():
+        if not query_file.is_file():
+            raise ReadError(f"no such file: {query_file}")
+        try:
+            qs = np.load(query_file, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise ReadError(f"{query_file}: not a readable .npy file ({exc})") from None
+        url = _dsn(dsn, data_dir)
+        p = _profile(url, table, schema)
+        st = _stages(p, stages, shortlist, funnel)
+        with psycopg.connect(url, autocommit=True) as conn:
+            results = query.search(conn, p, st, qs, k or p.k)
+        for i, (ids, dists) in enumerate(results):
+            click.echo(json.dumps({"query": i, "ids": ids, "distances": dists}))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,306 @@
+"""Alembic `op` helpers for a user's own migrations (import this module in env.py or the migration).
+
+    import shrinkvec.alembic_ops  # registers the operations
+
+    def upgrade():
+        op.add_shrinkvec_codes("docs", "embedding", "bits,prefix:64")     # columns + trigger (+ profile)
+        op.backfill_shrinkvec_codes("docs", "embedding")                  # old rows, in short batches
+        op.create_shrinkvec_indexes("docs", "embedding", concurrently=True)
+
+    def downgrade():
+        op.drop_shrinkvec_indexes("docs", "embedding", concurrently=True)
+        op.drop_shrinkvec_codes("docs", "embedding", "bits,prefix:64")
+
+- add_shrinkvec_codes: nullable code columns (no table rewrite) and the trigger that computes them
+  (see ddl.py); registers the profile in the shrinkvec catalog when the catalog exists. int8 ranges
+  come from `lo`/`hi` or from int8_ranges() over the rows already in the table.
+- backfill_shrinkvec_codes: commits the migration's transaction so far and fills rows in batches of
+  `batch_size`, each its own short transaction (alembic's autocommit_block); rerunnable.
+- create/drop_shrinkvec_indexes: pgvector HNSW on bits (bit_hamming_ops) and prefixes by default;
+  CONCURRENTLY runs in an autocommit block.
+- drop_shrinkvec_codes (the reverse of add): exactly the trigger, its function, the code columns (their
+  indexes go with them) and the profile.
+
+Autogenerate: set `render_item=shrinkvec.alembic_ops.render_item` in context.configure so code column
+types render with their imports; `process_revision_directives=shrinkvec.alembic_ops.rewriter` turns the
+add_column ops of code columns made with shrinkvec.orm helpers into one add_shrinkvec_codes op.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import psycopg
+from alembic.autogenerate import renderers, rewriter as _rewriter_mod
+from alembic.operations import MigrateOperation, Operations, ops
+
+from shrinkvec import catalog, ddl
+from shrinkvec.profile import Profile, ProfileError, parse_codes
+
+
+def _raw(operations: Operations) -> psycopg.Connection:
+    bind = operations.get_bind()
+    raw = bind.connection.dbapi_connection
+    if not isinstance(raw, psycopg.Connection):
+        raise RuntimeError("shrinkvec alembic helpers need the psycopg 3 driver (postgresql+psycopg://)")
+    return raw
+
+
+def _profile(conn: psycopg.Connection, table: str, vector_column: str, codes: str, schema: str | None,
+             id_column: str, distance: str, lo: Any = None, hi: Any = None, name: str | None = None) -> Profile:
+    schema = schema or conn.execute("SELECT current_schema()").fetchone()[0]  # type: ignore[index]
+    dims = catalog.vector_dims(conn, table, vector_column, schema)
+    if dims is None:
+        raise ProfileError(f"{table}.{vector_column} must be declared with dimensions, e.g. vector(384)")
+    parsed = parse_codes(codes, dims)
+    p = Profile(name=name or f"{schema}.{table}.{vector_column}", schema=schema, table=table,
+                vector_column=vector_column, dims=dims, codes=parsed, id_column=id_column, distance=distance)  # type: ignore[arg-type]
+    if any(c.kind == "int8" for c in parsed):
+        if lo is None or hi is None:
+            from psycopg import sql
+
+            row = conn.execute(sql.SQL("SELECT (r).lo, (r).hi FROM (SELECT int8_ranges({}) AS r FROM {}) s").format(
+                sql.Identifier(vector_column), ddl.table_ident(p))).fetchone()
+            if row is None or row[0] is None:
+                raise ProfileError("int8 codes need ranges: pass lo= and hi=, or add them once the table has rows")
+            lo, hi = row
+        from dataclasses import replace
+
+        p = replace(p, codes=tuple(
+            replace(c, lo=np.asarray(lo, dtype=np.float32), hi=np.asarray(hi, dtype=np.float32))
+            if c.kind == "int8" else c for c in parsed))
+    return p
+
+
+class _CodesOp(MigrateOperation):
+    def __init__(self, table_name: str, vector_column: str, codes: str = "bits", *, schema: str | None = None,
+                 id_column: str = "id", distance: str = "cosine", lo: Any = None, hi: Any = None,
+                 profile_name: str | None = None) -> None:
+        self.table_name = table_name
+        self.vector_column = vector_column
+        self.codes = codes
+        self.schema = schema
+        self.id_column = id_column
+        self.distance = distance
+        self.lo = lo
+        self.hi = hi
+        self.profile_name = profile_name
+
+    def _kw(self) -> dict[str, Any]:
+        return {"schema": self.schema, "id_column": self.id_column, "distance": self.distance, "lo": self.lo,
+                "hi": self.hi, "profile_name": self.profile_name}
+
+    def to_profile(self, conn: psycopg.Connection) -> Profile:
+        return _profile(conn, self.table_name, self.vector_column, self.codes, self.schema, self.id_column,
+                        self.distance, self.lo, self.hi, self.profile_name)
+
+
+@Operations.register_operation("add_shrinkvec_codes")
+class AddCodesOp(_CodesOp):
+    """Add a profile's code columns and trigger to an existing table."""
+
+    @classmethod
+    def add_shrinkvec_codes(cls, operations: Operations, table_name: str, vector_column: str, codes: str = "bits",
+                            **kw: Any) -> None:
+        return operations.invoke(cls(table_name, vector_column, codes, **kw))
+
+    def reverse(self) -> DropCodesOp:
+        return DropCodesOp(self.table_name, self.vector_column, self.codes, **self._kw())
+
+
+@Operations.register_operation("drop_shrinkvec_codes")
+class DropCodesOp(_CodesOp):
+    """Remove what add_shrinkvec_codes added."""
+
+    @classmethod
+    def drop_shrinkvec_codes(cls, operations: Operations, table_name: str, vector_column: str, codes: str = "bits",
+                             **kw: Any) -> None:
+        return operations.invoke(cls(table_name, vector_column, codes, **kw))
+
+    def reverse(self) -> AddCodesOp:
+        return AddCodesOp(self.table_name, self.vector_column, self.codes, **self._kw())
+
+
+@Operations.implementation_for(AddCodesOp)
+def _add_codes(operations: Operations, operation: AddCodesOp) -> None:
+    conn = _raw(operations)
+    p = operation.to_profile(conn)
+    ddl.add_codes(conn, p)
+    if catalog.has_catalog(conn):
+        catalog.save_profile(conn, p)
+
+
+@Operations.implementation_for(DropCodesOp)
+def _drop_codes(operations: Operations, operation: DropCodesOp) -> None:
+    conn = _raw(operations)
+    # the codes' definitions do not matter for dropping: use placeholder ranges for int8
+    p = _profile(conn, operation.table_name, operation.vector_column, operation.codes, operation.schema,
+                 operation.id_column, operation.distance, lo=operation.lo if operation.lo is not None else [0.0],
+                 hi=operation.hi if operation.hi is not None else [0.0], name=operation.profile_name)
+    ddl.drop_codes(conn, p)
+    if catalog.has_catalog(conn):
+        catalog.delete_profile(conn, p.name)
+
+
+@Operations.register_operation("backfill_shrinkvec_codes")
+class BackfillOp(MigrateOperation):
+    """Fill the codes of existing rows in short batches (outside the migration's transaction)."""
+
+    def __init__(self, table_name: str, vector_column: str, *, schema: str | None = None,
+                 batch_size: int = 5000) -> None:
+        self.table_name, self.vector_column, self.schema, self.batch_size = table_name, vector_column, schema, batch_size
+
+    @classmethod
+    def backfill_shrinkvec_codes(cls, operations: Operations, table_name: str, vector_column: str, **kw: Any) -> int:
+        return operations.invoke(cls(table_name, vector_column, **kw))
+
+    def reverse(self) -> MigrateOperation:
+        return ops.ExecuteSQLOp("SELECT 1")  # nothing to undo: dropping the columns drops the values
+
+
+def _catalog_or_table_profile(conn: psycopg.Connection, table: str, vector_column: str, schema: str | None) -> Profile:
+    schema = schema or conn.execute("SELECT current_schema()").fetchone()[0]  # type: ignore[index]
+    p = catalog.find_profile(conn, table, schema, vector_column) if catalog.has_catalog(conn) else None
+    if p is None:
+        raise ProfileError(f"{schema}.{table}.{vector_column} has no profile: run op.add_shrinkvec_codes first "
+                           "(and shrinkvec migrate for the catalog)")
+    return p
+
+
+@Operations.implementation_for(BackfillOp)
+def _backfill(operations: Operations, operation: BackfillOp) -> int:
+    with operations.get_context().autocommit_block():
+        conn = _raw(operations)
+        p = _catalog_or_table_profile(conn, operation.table_name, operation.vector_column, operation.schema)
+        return ddl.backfill(conn, p, operation.batch_size)
+
+
+class _IndexesOp(MigrateOperation):
+    def __init__(self, table_name: str, vector_column: str, *, schema: str | None = None, concurrently: bool = False,
+                 methods: dict[str, tuple[str, str] | None] | None = None) -> None:
+        self.table_name, self.vector_column, self.schema = table_name, vector_column, schema
+        self.concurrently, self.methods = concurrently, methods
+
+    def _args(self) -> tuple[tuple[str, str], dict[str, Any]]:
+        return (self.table_name, self.vector_column), {"schema": self.schema, "concurrently": self.concurrently,
+                                                       "methods": self.methods}
+
+
+@Operations.register_operation("create_shrinkvec_indexes")
+class CreateIndexesOp(_IndexesOp):
+    """Indexes on the code columns: methods maps a kind to (access method, opclass) or None (no index)."""
+
+    @classmethod
+    def create_shrinkvec_indexes(cls, operations: Operations, table_name: str, vector_column: str, **kw: Any) -> None:
+        return operations.invoke(cls(table_name, vector_column, **kw))
+
+    def reverse(self) -> DropIndexesOp:
+        a, kw = self._args()
+        return DropIndexesOp(*a, **kw)
+
+
+@Operations.register_operation("drop_shrinkvec_indexes")
+class DropIndexesOp(_IndexesOp):
+    @classmethod
+    def drop_shrinkvec_indexes(cls, operations: Operations, table_name: str, vector_column: str, **kw: Any) -> None:
+        return operations.invoke(cls(table_name, vector_column, **kw))
+
+    def reverse(self) -> CreateIndexesOp:
+        a, kw = self._args()
+        return CreateIndexesOp(*a, **kw)
+
+
+def _run_indexes(operations: Operations, operation: _IndexesOp, create: bool) -> None:
+    def run() -> None:
+        conn = _raw(operations)
+        p = _catalog_or_table_profile(conn, operation.table_name, operation.vector_column, operation.schema)
+        for c in p.codes:
+            spec = ddl.index_for(p, c, operation.methods)
+            if spec is None:
+                continue
+            if create:
+                conn.execute(ddl.create_index_sql(p, c, *spec, operation.concurrently))
+            else:
+                conn.execute(ddl.drop_index_sql(p, c, operation.concurrently))
+
+    if operation.concurrently:
+        with operations.get_context().autocommit_block():
+            run()
+    else:
+        run()
+
+
+@Operations.implementation_for(CreateIndexesOp)
+def _create_indexes(operations: Operations, operation: CreateIndexesOp) -> None:
+    _run_indexes(operations, operation, True)
+
+
+@Operations.implementation_for(DropIndexesOp)
+def _drop_indexes(operations: Operations, operation: DropIndexesOp) -> None:
+    _run_indexes(operations, operation, False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Autogenerate
+# ---------------------------------------------------------------------------------------------
+
+
+def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+    """render_item hook: our column types (and pgvector's) with their imports."""
+    from pgvector.sqlalchemy import BIT, HALFVEC, VECTOR
+
+    from shrinkvec.orm import Int8Vec
+
+    if type_ != "type":
+        return False
+    if isinstance(obj, Int8Vec):
+        autogen_context.imports.add("import shrinkvec.orm")
+        return f"shrinkvec.orm.Int8Vec({obj.dim!r})"
+    if isinstance(obj, (VECTOR, HALFVEC)):
+        autogen_context.imports.add("import pgvector.sqlalchemy")
+        return f"pgvector.sqlalchemy.{type(obj).__name__}(dim={obj.dim!r})"
+    if isinstance(obj, BIT):
+        autogen_context.imports.add("import pgvector.sqlalchemy")
+        return f"pgvector.sqlalchemy.BIT(length={obj.length!r})"
+    return False
+
+
+@renderers.dispatch_for(AddCodesOp)
+def _render_add(autogen_context: Any, op: AddCodesOp) -> str:
+    autogen_context.imports.add("import shrinkvec.alembic_ops  # noqa: F401  (registers op.add_shrinkvec_codes)")
+    extra = "".join(f", {k}={v!r}" for k, v in op._kw().items() if v not in (None, "id", "cosine"))
+    return f"op.add_shrinkvec_codes({op.table_name!r}, {op.vector_column!r}, {op.codes!r}{extra})"
+
+
+@renderers.dispatch_for(DropCodesOp)
+def _render_drop(autogen_context: Any, op: DropCodesOp) -> str:
+    autogen_context.imports.add("import shrinkvec.alembic_ops  # noqa: F401  (registers op.drop_shrinkvec_codes)")
+    extra = "".join(f", {k}={v!r}" for k, v in op._kw().items() if v not in (None, "id", "cosine"))
+    return f"op.drop_shrinkvec_codes({op.table_name!r}, {op.vector_column!r}, {op.codes!r}{extra})"
+
+
+rewriter = _rewriter_mod.Rewriter()
+
+
+@rewriter.rewrites(ops.ModifyTableOps)
+def _codes_as_one_op(context: Any, revision: Any, op: ops.ModifyTableOps) -> ops.ModifyTableOps:
+    """add_column ops of shrinkvec code columns (shrinkvec.orm helpers) -> one add_shrinkvec_codes per vector."""
+    groups: dict[str, dict[str, Any]] = {}
+    keep: list[Any] = []
+    for sub in op.ops:
+        column = getattr(sub, "column", None) if isinstance(sub, ops.AddColumnOp) else None
+        info = column.info.get("shrinkvec") if column is not None else None
+        if info is None:
+            keep.append(sub)
+            continue
+        spec = "int8" if info["kind"] == "int8" else f"{info['kind']}:{info['length']}"
+        g = groups.setdefault(info["source"], {"specs": []})
+        g["specs"].append(f"{spec}={column.name}")
+        if info["kind"] == "int8":
+            g["lo"], g["hi"] = info["lo"], info["hi"]
+    for source, g in groups.items():
+        keep.append(AddCodesOp(op.table_name, source, ",".join(g["specs"]), schema=op.schema,
+                               lo=g.get("lo"), hi=g.get("hi")))
+    op.ops = keep
+    return op

@@ -1,0 +1,178 @@
+"""The `shrinkvec` catalog schema: migrations (alembic, in migrations/) and profile records.
+
+How the extension and the catalog relate: the extension (CREATE EXTENSION shrinkvec) creates the schema
+`shrinkvec` and the function shrinkvec.search(); the catalog *tables* in that schema belong to alembic
+(`shrinkvec migrate`), so they can evolve with data migrations that an extension upgrade script cannot do
+well. `migrate` first runs CREATE EXTENSION IF NOT EXISTS shrinkvec CASCADE, so one command sets up a
+database. shrinkvec.search() resolves the catalog at run time and says to run `shrinkvec migrate` when
+it is missing. DROP EXTENSION shrinkvec CASCADE also drops the catalog.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from shrinkvec.profile import Code, Profile
+
+SCHEMA = "shrinkvec"
+# pg_advisory_xact_lock key taken by every migrate run (an arbitrary constant: 'shrkvec1' as int64).
+MIGRATE_LOCK = 0x73687266_76656331
+
+
+class CatalogError(RuntimeError):
+    """The catalog is missing, or a profile is not in it."""
+
+
+def migrations_dir() -> Path:
+    """The alembic script directory (migrations/ in the source tree, or SHRINKVEC_MIGRATIONS)."""
+    env = os.environ.get("SHRINKVEC_MIGRATIONS")
+    path = Path(env) if env else Path(__file__).resolve().parents[2] / "migrations"
+    if not (path / "env.py").exists():
+        raise CatalogError(f"alembic migrations not found in {path} (set SHRINKVEC_MIGRATIONS)")
+    return path
+
+
+def _alembic_config() -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    return cfg
+
+
+def _engine(dsn: str) -> Any:
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    return create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(dsn), poolclass=NullPool)
+
+
+def migrate(dsn: str, revision: str = "head") -> str | None:
+    """Create the extension if missing and upgrade the catalog to `revision`; safe to run repeatedly
+    and concurrently. Returns the catalog's revision afterwards."""
+    from alembic import command
+    from sqlalchemy import text
+
+    cfg = _alembic_config()
+    engine = _engine(dsn)
+    try:
+        with engine.begin() as c:
+            c.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATE_LOCK})
+            c.execute(text("CREATE EXTENSION IF NOT EXISTS shrinkvec CASCADE"))
+            c.execute(text("CREATE SCHEMA IF NOT EXISTS shrinkvec"))
+            cfg.attributes["connection"] = c
+            command.upgrade(cfg, revision)
+        return current_revision(dsn)
+    finally:
+        engine.dispose()
+
+
+def downgrade(dsn: str, revision: str) -> None:
+    """Downgrade the catalog (e.g. to "base", which drops the catalog tables, not the extension)."""
+    from alembic import command
+
+    cfg = _alembic_config()
+    engine = _engine(dsn)
+    try:
+        with engine.begin() as c:
+            cfg.attributes["connection"] = c
+            command.downgrade(cfg, revision)
+    finally:
+        engine.dispose()
+
+
+def current_revision(dsn: str) -> str | None:
+    """The catalog's alembic revision, or None when it was never migrated."""
+    with psycopg.connect(dsn) as conn:
+        if conn.execute("SELECT to_regclass('shrinkvec.alembic_version')").fetchone()[0] is None:  # type: ignore[index]
+            return None
+        row = conn.execute("SELECT version_num FROM shrinkvec.alembic_version").fetchone()
+        return None if row is None else str(row[0])
+
+
+def has_catalog(conn: psycopg.Connection) -> bool:
+    return conn.execute("SELECT to_regclass('shrinkvec.profiles') IS NOT NULL").fetchone()[0]  # type: ignore[index]
+
+
+def _arr(v: np.ndarray | None) -> list[float] | None:
+    return None if v is None else [float(x) for x in np.asarray(v, dtype=np.float32)]
+
+
+def save_profile(conn: psycopg.Connection, p: Profile) -> None:
+    """Insert the profile and its codes (in the caller's transaction)."""
+    conn.execute(
+        """INSERT INTO shrinkvec.profiles (name, table_schema, table_name, id_column, vector_column, dims,
+               distance, center, transform, k, shortlist)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s::real[], %s, %s, %s)""",
+        (p.name, p.schema, p.table, p.id_column, p.vector_column, p.dims, p.distance, _arr(p.center),
+         p.transform, p.k, p.shortlist),
+    )
+    for pos, c in enumerate(p.codes):
+        conn.execute(
+            """INSERT INTO shrinkvec.codes (profile, column_name, position, kind, length, lo, hi)
+               VALUES (%s, %s, %s, %s, %s, %s::real[], %s::real[])""",
+            (p.name, c.column, pos, c.kind, c.length, _arr(c.lo), _arr(c.hi)),
+        )
+
+
+def delete_profile(conn: psycopg.Connection, name: str) -> None:
+    conn.execute("DELETE FROM shrinkvec.profiles WHERE name = %s", (name,))
+
+
+def _np(v: list[float] | None) -> np.ndarray | None:
+    return None if v is None else np.asarray(v, dtype=np.float32)
+
+
+def find_profile(
+    conn: psycopg.Connection, table: str, schema: str = "public", vector_column: str | None = None
+) -> Profile | None:
+    """The profile of a table (and vector column, when a table has several), or None."""
+    if not has_catalog(conn):
+        raise CatalogError("the shrinkvec catalog does not exist in this database: run 'shrinkvec migrate'")
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            """SELECT * FROM shrinkvec.profiles WHERE table_schema = %s AND table_name = %s
+               AND (%s::text IS NULL OR vector_column = %s) ORDER BY name""",
+            (schema, table, vector_column, vector_column),
+        ).fetchall()
+        if not rows:
+            return None
+        if len(rows) > 1:
+            cols = ", ".join(r["vector_column"] for r in rows)
+            raise CatalogError(f"table {schema}.{table} has profiles on several columns ({cols}): name one")
+        r = rows[0]
+        code_rows = cur.execute(
+            "SELECT * FROM shrinkvec.codes WHERE profile = %s ORDER BY position", (r["name"],)
+        ).fetchall()
+    return Profile(
+        name=r["name"], schema=r["table_schema"], table=r["table_name"], id_column=r["id_column"],
+        vector_column=r["vector_column"], dims=r["dims"], distance=r["distance"], center=_np(r["center"]),
+        transform=r["transform"], k=r["k"], shortlist=r["shortlist"],
+        codes=tuple(
+            Code(c["kind"], c["length"], c["column_name"], lo=_np(c["lo"]), hi=_np(c["hi"])) for c in code_rows
+        ),
+    )
+
+
+def table_exists(conn: psycopg.Connection, table: str, schema: str = "public") -> bool:
+    name = sql.Identifier(schema, table).as_string(conn)
+    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0]  # type: ignore[index]
+
+
+def vector_dims(conn: psycopg.Connection, table: str, column: str, schema: str = "public") -> int | None:
+    """Declared dimensions of a vector column (None when it has no typmod)."""
+    row = conn.execute(
+        """SELECT a.atttypmod FROM pg_attribute a
+           WHERE a.attrelid = to_regclass(%s) AND a.attname = %s AND NOT a.attisdropped""",
+        (sql.Identifier(schema, table).as_string(conn), column),
+    ).fetchone()
+    if row is None:
+        raise CatalogError(f"table {schema}.{table} has no column {column!r}")
+    return None if row[0] < 0 else int(row[0])

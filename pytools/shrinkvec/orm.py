@@ -1,0 +1,145 @@
+"""SQLAlchemy 2 helpers: code column types and mapped columns, and two-stage `Select`s.
+
+    class Doc(Base):
+        __tablename__ = "docs"
+        id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+        embedding = mapped_column(VECTOR(384), nullable=False)
+        bits = bits_column("embedding", 384)
+        prefix = prefix_column("embedding", 64)
+
+    stmt = two_stage(Doc, q, k=10, shortlist=200, stage="bits").where(Doc.lang == "en")
+    rows = session.execute(stmt).all()      # (Doc, distance) rows, nearest first
+
+`.where(...)` on the returned statement filters inside the shortlist stage (the statement is rebuilt),
+so a filtered search still returns k rows when k rows match. Works with Session and AsyncSession
+(postgresql+psycopg). The code columns carry their definition in Column.info["shrinkvec"].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pgvector.sqlalchemy import BIT, VECTOR
+from sqlalchemy import Float, cast, func, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY, REAL
+from sqlalchemy.orm import aliased, mapped_column
+from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.types import UserDefinedType
+
+from shrinkvec.profile import ProfileError
+
+INFO_KEY = "shrinkvec"
+
+
+class Int8Vec(UserDefinedType[Any]):
+    """The extension's int8vec(n) type (values are handled in SQL; Python sees its text form)."""
+
+    cache_ok = True
+
+    def __init__(self, dim: int | None = None) -> None:
+        self.dim = dim
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "int8vec" if self.dim is None else f"int8vec({self.dim})"
+
+    def __repr__(self) -> str:
+        return f"Int8Vec({self.dim!r})" if self.dim is not None else "Int8Vec()"
+
+
+def _info(kind: str, source: str, length: int, **extra: Any) -> dict[str, Any]:
+    return {INFO_KEY: {"kind": kind, "source": source, "length": length, **extra}}
+
+
+def bits_column(source: str, length: int, **kw: Any) -> Any:
+    """A bit(length) column of sign bits of `source` (a vector column name)."""
+    return mapped_column(BIT(length), info=_info("bits", source, length), **kw)
+
+
+def prefix_column(source: str, dims: int, **kw: Any) -> Any:
+    """A vector(dims) column holding the first `dims` dimensions of `source`."""
+    return mapped_column(VECTOR(dims), info=_info("prefix", source, dims), **kw)
+
+
+def int8_column(source: str, dims: int, lo: npt.ArrayLike, hi: npt.ArrayLike, **kw: Any) -> Any:
+    """An int8vec(dims) column: quantize_int8(source, lo, hi)."""
+    lo_l = [float(x) for x in np.asarray(lo, dtype=np.float32)]
+    hi_l = [float(x) for x in np.asarray(hi, dtype=np.float32)]
+    return mapped_column(Int8Vec(dims), info=_info("int8", source, dims, lo=lo_l, hi=hi_l), **kw)
+
+
+def _codes(model: Any) -> list[Any]:
+    return [c for c in model.__table__.columns if INFO_KEY in c.info]
+
+
+def _stage_column(model: Any, stage: str | None) -> Any:
+    codes = _codes(model)
+    if not codes:
+        raise ProfileError(f"{model.__name__} has no shrinkvec code columns (bits_column, prefix_column, int8_column)")
+    if stage is None:
+        return codes[0]
+    for c in codes:
+        i = c.info[INFO_KEY]
+        spec = "int8" if i["kind"] == "int8" else f"{i['kind']}:{i['length']}"
+        if stage in (c.key, c.name, i["kind"], spec):
+            return c
+    raise ProfileError(f"{model.__name__} has no code {stage!r}")
+
+
+_DISTANCE = {"cosine": "cosine_distance", "l2": "l2_distance", "ip": "max_inner_product"}
+
+
+class TwoStageSelect(Select[Any]):
+    """A Select whose .where() adds the condition to the shortlist stage (the statement is rebuilt)."""
+
+    inherit_cache = True
+    _sv_args: dict[str, Any]
+
+    def where(self, *whereclause: Any) -> TwoStageSelect:  # type: ignore[override]
+        args = dict(self._sv_args)
+        args["filters"] = (*args["filters"], *whereclause)
+        return _build(**args)
+
+
+def two_stage(model: Any, query_vector: npt.ArrayLike, *, k: int = 10, shortlist: int = 200,
+              stage: str | None = None, distance: str = "cosine", vector: str | None = None) -> TwoStageSelect:
+    """SELECT (model, distance) of the k nearest rows: shortlist `shortlist` rows by a code column,
+    rerank them by the full vector with `distance` ('cosine', 'l2', 'ip')."""
+    if not 1 <= k <= shortlist:
+        raise ProfileError(f"need 1 <= k <= shortlist, got k = {k} and shortlist = {shortlist}")
+    if distance not in _DISTANCE:
+        raise ProfileError(f"unknown distance {distance!r}: cosine, l2 or ip")
+    q = np.asarray(query_vector, dtype=np.float32)
+    return _build(model=model, q=q, k=k, shortlist=shortlist, stage=stage, distance=distance, vector=vector,
+                  filters=())
+
+
+def _order(code_col: Any, q: np.ndarray) -> ColumnElement[Any]:
+    info = code_col.info[INFO_KEY]
+    qv = cast(literal(q.tolist(), VECTOR(len(q))), VECTOR(len(q)))
+    if info["kind"] == "bits":
+        return code_col.op("<^#>", return_type=Float())(qv)
+    if info["kind"] == "prefix":
+        return code_col.op("<^=>", return_type=Float())(qv)
+    return func.int8_cosine_distance(code_col, qv, cast(literal(info["lo"]), ARRAY(REAL)),
+                                     cast(literal(info["hi"]), ARRAY(REAL)), type_=Float())
+
+
+def _build(*, model: Any, q: np.ndarray, k: int, shortlist: int, stage: str | None, distance: str,
+           vector: str | None, filters: Sequence[Any]) -> TwoStageSelect:
+    code_col = _stage_column(model, stage)
+    vec_name = vector or code_col.info[INFO_KEY]["source"]
+    vec_col = model.__table__.columns[vec_name]
+    if vec_col.type.dim is not None and len(q) != vec_col.type.dim:
+        raise ProfileError(f"expected {vec_col.type.dim} dimensions, got {len(q)}")
+    inner = select(model.__table__).where(*filters).order_by(_order(code_col, q)).limit(shortlist)
+    sub = inner.subquery("shortlist")
+    row = aliased(model, sub)
+    vec_attr = getattr(row, model.__mapper__.get_property_by_column(vec_col).key)
+    dist = getattr(vec_attr, _DISTANCE[distance])(q).label("distance")
+    stmt = TwoStageSelect(row, dist).order_by(dist).limit(k)
+    stmt._sv_args = {"model": model, "q": q, "k": k, "shortlist": shortlist, "stage": stage,
+                     "distance": distance, "vector": vector, "filters": tuple(filters)}
+    return stmt

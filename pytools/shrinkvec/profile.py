@@ -1,0 +1,140 @@
+"""Profiles: which table and vector column carry which compact codes, and how each code is computed.
+
+A profile is the unit the catalog (`shrinkvec.profiles` + `shrinkvec.codes`), the loader, the query
+generator, the ORM helpers and the alembic helpers share. Codes are computed here in numpy with the
+reference in `codes.py`, so they equal the SQL functions bit for bit.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from shrinkvec import codes
+
+Kind = Literal["bits", "prefix", "int8"]
+Distance = Literal["cosine", "l2", "ip"]
+KINDS: tuple[Kind, ...] = ("bits", "prefix", "int8")
+DISTANCES: tuple[Distance, ...] = ("cosine", "l2", "ip")
+
+
+class ProfileError(ValueError):
+    """A profile or code specification that cannot be used (the message names the problem)."""
+
+
+@dataclass(frozen=True)
+class Code:
+    """One code column: `bits` (sign bits of the first `length` dims, minus the profile's center),
+    `prefix` (the first `length` dims as vector(length)) or `int8` (quantize_int8 with lo/hi)."""
+
+    kind: Kind
+    length: int
+    column: str
+    lo: npt.NDArray[np.float32] | None = field(default=None, compare=False)
+    hi: npt.NDArray[np.float32] | None = field(default=None, compare=False)
+
+    def spec(self) -> str:
+        """The short form used on the command line: bits:384, prefix:128, int8."""
+        return "int8" if self.kind == "int8" else f"{self.kind}:{self.length}"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A table's vector column and its code columns."""
+
+    name: str
+    schema: str
+    table: str
+    vector_column: str
+    dims: int
+    codes: tuple[Code, ...]
+    id_column: str = "id"
+    distance: Distance = "cosine"
+    center: npt.NDArray[np.float32] | None = field(default=None, compare=False)
+    transform: str | None = None
+    k: int = 10
+    shortlist: int = 200
+
+    def code(self, stage: str) -> Code:
+        """The code a stage names: 'bits', 'bits:N', 'prefix', 'prefix:N', 'int8' or a column name."""
+        for c in self.codes:
+            if stage in (c.column, c.kind, c.spec()):
+                return c
+        have = ", ".join(c.spec() for c in self.codes) or "none"
+        raise ProfileError(f"profile {self.name!r} has no code {stage!r} (it has: {have})")
+
+    def encode(self, x: npt.NDArray[np.float32]) -> dict[str, np.ndarray]:
+        """Every code of every row of x (n, dims), in one pass: column name -> array.
+
+        bits: (n, ceil(len/8)) uint8 packed MSB-first; prefix: (n, len) float32; int8: (n, dims) int8.
+        """
+        if x.ndim != 2 or x.shape[1] != self.dims:
+            raise ProfileError(f"expected {self.dims} dimensions, got {x.shape[1] if x.ndim == 2 else x.ndim}")
+        out: dict[str, np.ndarray] = {}
+        for c in self.codes:
+            if c.kind == "bits":
+                out[c.column] = codes.binarize_batch(x, c.length, self.center)
+            elif c.kind == "prefix":
+                out[c.column] = x[:, : c.length]
+            else:
+                assert c.lo is not None and c.hi is not None
+                out[c.column] = codes.quantize_int8_batch(x, c.lo, c.hi)
+        return out
+
+
+_SPEC = re.compile(r"^(bits|prefix|int8)(?::(\d+))?(?:=(.+))?$")
+
+
+def default_column(kind: Kind, length: int, dims: int) -> str:
+    """Column name of a code in tables the loader creates: bits, bits256, prefix128, int8."""
+    if kind == "bits":
+        return "bits" if length == dims else f"bits{length}"
+    if kind == "prefix":
+        return f"prefix{length}"
+    return "int8"
+
+
+def parse_codes(spec: str, dims: int) -> tuple[Code, ...]:
+    """Codes from 'bits,prefix:128,int8' (bits without a length = all dims; int8 is always all dims).
+
+    A code may name its column: 'prefix:64=emb_prefix' (default names: bits, bits256, prefix128, int8).
+    """
+    out: list[Code] = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        m = _SPEC.match(part)
+        if not m:
+            raise ProfileError(f"unknown code {part!r}: use bits[:N], prefix:N or int8")
+        kind: Kind = m.group(1)  # type: ignore[assignment]
+        if kind == "prefix" and m.group(2) is None:
+            raise ProfileError("prefix needs a length, e.g. prefix:128")
+        if kind == "int8" and m.group(2) is not None and int(m.group(2)) != dims:
+            raise ProfileError("int8 codes cover all dimensions: write int8 without a length")
+        length = dims if m.group(2) is None else int(m.group(2))
+        if not 1 <= length <= dims:
+            raise ProfileError(f"{part}: length must be between 1 and {dims}")
+        if kind == "prefix" and length == dims:
+            raise ProfileError(f"{part}: a prefix must be shorter than the vector ({dims} dimensions)")
+        c = Code(kind, length, m.group(3) or default_column(kind, length, dims))
+        if any(o.column == c.column for o in out):
+            raise ProfileError(f"code {part} is given twice")
+        out.append(c)
+    if not out:
+        raise ProfileError("a profile needs at least one code")
+    return tuple(out)
+
+
+def calibrate(profile: Profile, sample: npt.NDArray[np.float32], coverage: float | None = None) -> Profile:
+    """The profile with int8 ranges fitted on a sample (min/max, or the central `coverage`)."""
+    new_codes = []
+    for c in profile.codes:
+        if c.kind == "int8" and c.lo is None:
+            r = codes.int8_ranges(sample, coverage)
+            c = replace(c, lo=r.lo, hi=r.hi)
+        new_codes.append(c)
+    return replace(profile, codes=tuple(new_codes))

@@ -1,0 +1,171 @@
+"""SQL generation of two-stage and funnel searches for a profile, and running them.
+
+Every identifier goes through psycopg.sql.Identifier, every value (the query vector, k, shortlist
+sizes, int8 ranges) is a parameter. Two renderings of the same statement:
+
+- `dollar=True`: `$1`-style parameters for any client (psql PREPARE, Go, Java, ...):
+  $1 query vector, $2 k, $3.. one shortlist size per stage, then lo/hi arrays of int8 stages;
+- `dollar=False`: psycopg named placeholders, run by `search()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg import sql
+
+from shrinkvec.profile import Code, Profile, ProfileError
+
+DISTANCE_OPS = {"cosine": "<=>", "l2": "<->", "ip": "<#>"}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One shortlist stage: order by this code, keep `shortlist` rows."""
+
+    code: Code
+    shortlist: int
+
+
+@dataclass(frozen=True)
+class Query:
+    """A generated statement and the names of its parameters in $n order."""
+
+    statement: sql.Composed
+    params: tuple[str, ...]
+
+
+def stages_for(profile: Profile, specs: Sequence[str], shortlists: Sequence[int]) -> list[Stage]:
+    """Stages from specs ('bits', 'prefix:128', 'int8', a column) and shortlist sizes.
+
+    Without specs: the profile's first code. Missing shortlist sizes: the profile's default for the
+    first stage, then half of the previous stage's each.
+    """
+    codes = [profile.code(s) for s in specs] if specs else [profile.codes[0]]
+    sizes = list(shortlists) or [profile.shortlist]
+    while len(sizes) < len(codes):
+        sizes.append(max(1, sizes[-1] // 2))
+    if len(sizes) > len(codes):
+        raise ProfileError(f"{len(sizes)} shortlist sizes for {len(codes)} stages")
+    if any(b > a for a, b in zip(sizes, sizes[1:])):
+        raise ProfileError("each stage's shortlist must be at most the previous one's")
+    return [Stage(c, n) for c, n in zip(codes, sizes)]
+
+
+def _stage_order(profile: Profile, stage: Stage, alias: sql.Identifier, q: sql.Composable,
+                 ph: Callable[[str], sql.Composable], i: int) -> sql.Composable:
+    col = sql.SQL("{}.{}").format(alias, sql.Identifier(stage.code.column))
+    if stage.code.kind == "bits":
+        return sql.SQL("{} <^#> {}").format(col, q)
+    if stage.code.kind == "prefix":
+        return sql.SQL("{} <^=> {}").format(col, q)
+    fn = "int8_ip_distance" if profile.distance == "ip" else "int8_cosine_distance"
+    return sql.SQL("{}({}, {}, {}::real[], {}::real[])").format(sql.SQL(fn), col, q, ph(f"lo{i}"), ph(f"hi{i}"))
+
+
+def build(profile: Profile, stages: Sequence[Stage], *, dollar: bool = True,
+          where: sql.Composable | None = None) -> Query:
+    """The search statement: shortlist with each stage in turn, then rerank by the full vector.
+
+    `where` (a composed condition over the table alias `s`) filters inside the first stage, so a
+    filtered search still returns k rows when k rows match.
+    """
+    if not stages:
+        raise ProfileError("a search needs at least one stage")
+    names = ["q", "k"] + [f"n{i}" for i in range(len(stages))]
+    names += [f"{b}{i}" for i, st in enumerate(stages) if st.code.kind == "int8" for b in ("lo", "hi")]
+    index = {n: i + 1 for i, n in enumerate(names)}
+
+    def ph(name: str) -> sql.Composable:
+        return sql.SQL(f"${index[name]}") if dollar else sql.Placeholder(name)
+
+    q = sql.SQL("{}::vector").format(ph("q"))
+    idc, vec = sql.Identifier(profile.id_column), sql.Identifier(profile.vector_column)
+    aliases = [sql.Identifier("s")] + [sql.Identifier(f"c{i}") for i in range(1, len(stages))]
+
+    # Innermost: the table, ordered by the first stage; it carries the columns later stages need.
+    later_cols = [st.code.column for st in stages[1:]]
+    inner: sql.Composable = sql.SQL(
+        "SELECT {cols} FROM {t} AS s{where} ORDER BY {order} LIMIT {n}"
+    ).format(
+        cols=sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in
+                                [profile.id_column, profile.vector_column, *dict.fromkeys(later_cols)]),
+        t=sql.Identifier(profile.schema, profile.table),
+        where=sql.SQL(" WHERE {}").format(where) if where is not None else sql.SQL(""),
+        order=_stage_order(profile, stages[0], aliases[0], q, ph, 0),
+        n=ph("n0"),
+    )
+    for i in range(1, len(stages)):
+        a = sql.Identifier(f"c{i}")
+        keep = list(dict.fromkeys(later_cols[i:]))
+        inner = sql.SQL("SELECT {cols} FROM ({inner}) AS {a} ORDER BY {order} LIMIT {n}").format(
+            cols=sql.SQL(", ").join(sql.SQL("{}.{}").format(a, sql.Identifier(c)) for c in
+                                    [profile.id_column, profile.vector_column, *keep]),
+            inner=inner, a=a, order=_stage_order(profile, stages[i], a, q, ph, i), n=ph(f"n{i}"),
+        )
+    statement = sql.SQL(
+        "SELECT c.{id}, c.{vec} {op} {q} AS distance FROM ({inner}) AS c ORDER BY distance, c.{id} LIMIT {k}"
+    ).format(id=idc, vec=vec, op=sql.SQL(DISTANCE_OPS[profile.distance]), q=q, inner=inner, k=ph("k"))
+    return Query(statement, tuple(names))
+
+
+def params(profile: Profile, stages: Sequence[Stage], query_vector: npt.ArrayLike, k: int) -> dict[str, Any]:
+    """Named parameter values for build(..., dollar=False)."""
+    values: dict[str, Any] = {"q": np.asarray(query_vector, dtype=np.float32), "k": k}
+    for i, st in enumerate(stages):
+        if st.shortlist < k:
+            raise ProfileError(f"shortlist {st.shortlist} is smaller than k = {k}")
+        values[f"n{i}"] = st.shortlist
+        if st.code.kind == "int8":
+            assert st.code.lo is not None and st.code.hi is not None
+            values[f"lo{i}"] = [float(x) for x in st.code.lo]
+            values[f"hi{i}"] = [float(x) for x in st.code.hi]
+    return values
+
+
+def pretty(conn: psycopg.Connection, query: Query, profile: Profile, stages: Sequence[Stage], k: int) -> str:
+    """The $n statement with a comment header naming its parameters, laid out one clause a line."""
+    text = query.statement.as_string(conn)
+    for kw in (" FROM (", " ORDER BY ", " LIMIT "):
+        text = text.replace(kw, "\n " + kw.strip() + (" " if not kw.endswith("(") else ""))
+    def one_line(text: str) -> str:
+        return " ".join(text.splitlines())
+
+    lines = [f"-- profile {one_line(profile.name)}: {one_line(f'{profile.schema}.{profile.table}.{profile.vector_column}')} "
+             f"({profile.dims} dims, {profile.distance})"]
+    for i, n in enumerate(query.params, 1):
+        desc = {"q": f"query vector ({profile.dims} dims)", "k": f"k (default {k})"}.get(n)
+        if desc is None and n.startswith("n"):
+            st = stages[int(n[1:])]
+            desc = f"shortlist of stage {int(n[1:]) + 1}, {st.code.spec()} ({st.code.column}); suggested {st.shortlist}"
+        if desc is None:
+            st = stages[int(n[2:])]
+            desc = (f"{n[:2]} ranges of {st.code.column}: SELECT {n[:2]} FROM shrinkvec.codes "
+                    f"WHERE profile = {sql.Literal(profile.name).as_string(conn)} "
+                    f"AND column_name = {sql.Literal(st.code.column).as_string(conn)}")
+        lines.append(f"-- ${i}: {one_line(desc)}")
+    return "\n".join(lines) + "\n" + text + ";"
+
+
+def search(conn: psycopg.Connection, profile: Profile, stages: Sequence[Stage], queries: npt.ArrayLike,
+           k: int) -> list[tuple[list[int], list[float]]]:
+    """Run the search for each row of `queries`: (ids, distances) per query."""
+    register_vector(conn)
+    qs = np.asarray(queries, dtype=np.float32)
+    if qs.ndim == 1:
+        qs = qs[None, :]
+    if qs.shape[1] != profile.dims:
+        raise ProfileError(f"expected {profile.dims} dimensions, got {qs.shape[1]}")
+    statement = build(profile, stages, dollar=False).statement
+    out = []
+    with conn.cursor() as cur:
+        for q in qs:
+            rows = cur.execute(statement, params(profile, stages, q, k), prepare=True).fetchall()
+            out.append(([int(r[0]) for r in rows], [float(r[1]) for r in rows]))
+    return out

@@ -1,0 +1,371 @@
+"""Streaming readers of embedding files for the loader: .npy, .parquet, .jsonl / .jsonl.gz.
+
+Every reader yields `Batch`es of at most `batch_size` input records, in file order, starting after
+the first `skip` records (the resume point), with memory bounded by the batch size:
+np.load(mmap_mode='r') slices (pages released after each batch), pyarrow iter_batches, line streaming.
+A record's *position* is its row number (npy, parquet) or line number (jsonl), from 0.
+
+Readers reject what they cannot parse (unparsable line, missing or bad id, missing or malformed
+embedding, wrong dimension); the loader rejects NaN/Inf and duplicate ids.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import mmap
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+class ReadError(ValueError):
+    """The file cannot be read at all (wrong path, unknown format, wrong layout): one-line message."""
+
+
+@dataclass
+class Reject:
+    """An input record that is not loaded, and why."""
+
+    position: int
+    id: Any
+    reason: str
+
+
+@dataclass
+class Batch:
+    """Valid rows of a run of input records [start, start + count), and the rejected ones."""
+
+    start: int
+    count: int
+    ids: npt.NDArray[np.int64]
+    vectors: npt.NDArray[np.float32]
+    positions: npt.NDArray[np.int64]
+    payload: dict[str, list[Any]] = field(default_factory=dict)
+    rejects: list[Reject] = field(default_factory=list)
+
+
+class Reader(Protocol):
+    path: Path
+    total: int | None
+    payload_columns: list[tuple[str, str]]
+
+    def peek_dims(self) -> int: ...
+
+    def batches(self, dims: int, skip: int, batch_size: int) -> Iterator[Batch]: ...
+
+
+def wrong_dims(expected: int, got: int) -> str:
+    return f"wrong dimension: expected {expected} dimensions, got {got}"
+
+
+def _check_id(value: Any) -> str | None:
+    """None when value is a usable bigint id, else the reject reason."""
+    if value is None:
+        return "missing id"
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"bad id {value!r}: ids must be integers"
+    if not INT64_MIN <= value <= INT64_MAX:
+        return f"bad id {value}: out of bigint range"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# .npy
+# ---------------------------------------------------------------------------------------------
+
+
+class NpyReader:
+    """A 2-D float array; ids are row numbers, or the matching rows of an ids .npy."""
+
+    def __init__(self, path: Path, ids_path: Path | None = None) -> None:
+        self.path = path
+        try:
+            self.array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise ReadError(f"{path}: not a readable .npy file ({exc})") from None
+        if self.array.ndim != 2 or self.array.dtype.kind != "f":
+            raise ReadError(f"{path}: expected a 2-D float array, got {self.array.ndim}-D {self.array.dtype}")
+        self.ids: np.ndarray | None = None
+        if ids_path is not None:
+            if not ids_path.is_file():
+                raise ReadError(f"no such file: {ids_path}")
+            try:
+                self.ids = np.load(ids_path, mmap_mode="r", allow_pickle=False)
+            except (ValueError, OSError) as exc:
+                raise ReadError(f"{ids_path}: not a readable .npy file ({exc})") from None
+            if self.ids.ndim != 1 or self.ids.dtype.kind not in "iu":
+                raise ReadError(f"{ids_path}: expected a 1-D integer array, got {self.ids.ndim}-D {self.ids.dtype}")
+            if len(self.ids) != len(self.array):
+                raise ReadError(f"{ids_path} has {len(self.ids)} ids for {len(self.array)} vectors")
+        self.total = int(self.array.shape[0])
+        self.payload_columns: list[tuple[str, str]] = []
+
+    def peek_dims(self) -> int:
+        return int(self.array.shape[1])
+
+    def _release(self) -> None:
+        """Drop the pages read so far from this process (they stay in the page cache): flat RSS."""
+        mm = getattr(self.array, "_mmap", None)
+        if isinstance(mm, mmap.mmap) and hasattr(mm, "madvise"):
+            mm.madvise(mmap.MADV_DONTNEED)
+
+    def batches(self, dims: int, skip: int, batch_size: int) -> Iterator[Batch]:
+        if self.array.shape[1] != dims:
+            raise ReadError(f"{self.path}: expected {dims} dimensions, got {self.array.shape[1]}")
+        for start in range(skip, self.total, batch_size):
+            end = min(start + batch_size, self.total)
+            x = np.array(self.array[start:end], dtype=np.float32)
+            positions = np.arange(start, end, dtype=np.int64)
+            if self.ids is None:
+                ids = positions.copy()
+            else:
+                raw = np.asarray(self.ids[start:end])
+                if raw.dtype == np.uint64 and (raw > INT64_MAX).any():
+                    bad = np.nonzero(raw > INT64_MAX)[0]
+                    keep = np.ones(len(raw), dtype=bool)
+                    keep[bad] = False
+                    rejects = [Reject(int(positions[i]), int(raw[i]), f"bad id {int(raw[i])}: out of bigint range")
+                               for i in bad]
+                    yield Batch(start, end - start, raw[keep].astype(np.int64), x[keep], positions[keep],
+                                rejects=rejects)
+                    self._release()
+                    continue
+                ids = raw.astype(np.int64)
+            yield Batch(start, end - start, ids, x, positions)
+            self._release()
+
+
+# ---------------------------------------------------------------------------------------------
+# .jsonl / .jsonl.gz
+# ---------------------------------------------------------------------------------------------
+
+
+class JsonlReader:
+    """One JSON object a line: {"id": int, "embedding": [numbers], ...}; other keys go to `payload`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.total: int | None = None
+        self.payload_columns = [("payload", "jsonb")]
+        try:
+            with self._open() as f:
+                f.read(1)
+        except (OSError, EOFError) as exc:
+            raise ReadError(f"{path}: cannot read ({exc})") from None
+
+    def _open(self) -> io.TextIOBase:
+        if self.path.name.endswith(".gz"):
+            return gzip.open(self.path, "rt", encoding="utf-8", errors="replace")  # type: ignore[return-value]
+        return open(self.path, encoding="utf-8", errors="replace")
+
+    def peek_dims(self) -> int:
+        with self._open() as f:
+            for line in f:
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(obj, dict) and isinstance(obj.get("embedding"), list) and obj["embedding"]:
+                    return len(obj["embedding"])
+        raise ReadError(f"{self.path}: no line has an embedding")
+
+    def batches(self, dims: int, skip: int, batch_size: int) -> Iterator[Batch]:
+        with self._open() as f:
+            pos = -1
+            for pos in range(skip):
+                if not f.readline():
+                    return
+            start = skip
+            ids: list[int] = []
+            vecs: list[np.ndarray] = []
+            positions: list[int] = []
+            payload: list[Any] = []
+            rejects: list[Reject] = []
+            count = 0
+            for pos, line in enumerate(f, start):
+                count += 1
+                self._parse(pos, line, dims, ids, vecs, positions, payload, rejects)
+                if count == batch_size:
+                    yield self._batch(start, count, dims, ids, vecs, positions, payload, rejects)
+                    start, count = pos + 1, 0
+                    ids, vecs, positions, payload, rejects = [], [], [], [], []
+            if count:
+                yield self._batch(start, count, dims, ids, vecs, positions, payload, rejects)
+
+    @staticmethod
+    def _batch(start: int, count: int, dims: int, ids: list[int], vecs: list[np.ndarray], positions: list[int],
+               payload: list[Any], rejects: list[Reject]) -> Batch:
+        x = np.stack(vecs) if vecs else np.zeros((0, dims), dtype=np.float32)
+        return Batch(start, count, np.asarray(ids, dtype=np.int64), x, np.asarray(positions, dtype=np.int64),
+                     {"payload": payload}, rejects)
+
+    @staticmethod
+    def _parse(pos: int, line: str, dims: int, ids: list[int], vecs: list[np.ndarray], positions: list[int],
+               payload: list[Any], rejects: list[Reject]) -> None:
+        if not line.strip():
+            return  # a blank line is no record
+        try:
+            obj = json.loads(line)
+        except ValueError as exc:
+            rejects.append(Reject(pos, None, f"unparsable line: {exc}"))
+            return
+        if not isinstance(obj, dict):
+            rejects.append(Reject(pos, None, "unparsable line: not a JSON object"))
+            return
+        rid = obj.pop("id", None)
+        bad = _check_id(rid)
+        if bad:
+            rejects.append(Reject(pos, rid if bad != "missing id" else None, bad))
+            return
+        emb = obj.pop("embedding", None)
+        if not isinstance(emb, list):
+            rejects.append(Reject(pos, rid, "missing embedding" if emb is None else "bad embedding: not a list"))
+            return
+        if len(emb) != dims:
+            rejects.append(Reject(pos, rid, wrong_dims(dims, len(emb))))
+            return
+        try:
+            with np.errstate(over="ignore"):  # overflow gives inf, rejected by the loader
+                v = np.array(emb, dtype=np.float32)
+        except (TypeError, ValueError):
+            rejects.append(Reject(pos, rid, "bad embedding: not a list of numbers"))
+            return
+        if v.ndim != 1 or any(isinstance(e, bool) for e in emb[:1]):
+            rejects.append(Reject(pos, rid, "bad embedding: not a list of numbers"))
+            return
+        ids.append(rid)
+        vecs.append(v)
+        positions.append(pos)
+        payload.append(obj or None)
+
+
+# ---------------------------------------------------------------------------------------------
+# .parquet
+# ---------------------------------------------------------------------------------------------
+
+
+def _arrow_sql_type(t: Any) -> str:
+    import pyarrow as pa
+
+    if pa.types.is_integer(t):
+        return "bigint"
+    if pa.types.is_floating(t):
+        return "double precision"
+    if pa.types.is_boolean(t):
+        return "boolean"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "text"
+    return "jsonb"
+
+
+class ParquetReader:
+    """Columns `id` (integer) and `embedding` (list of floats); other columns are payload."""
+
+    def __init__(self, path: Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.path = path
+        try:
+            self.file = pq.ParquetFile(path)
+        except (OSError, pa.ArrowException) as exc:
+            raise ReadError(f"{path}: not a readable parquet file ({exc})") from None
+        schema = self.file.schema_arrow
+        for col in ("id", "embedding"):
+            if col not in schema.names:
+                raise ReadError(f"{path}: parquet file has no column {col!r} (columns: {', '.join(schema.names)})")
+        if not pa.types.is_integer(schema.field("id").type):
+            raise ReadError(f"{path}: column 'id' must be integers, not {schema.field('id').type}")
+        et = schema.field("embedding").type
+        if not (pa.types.is_list(et) or pa.types.is_large_list(et) or pa.types.is_fixed_size_list(et)) or not (
+            pa.types.is_floating(et.value_type) or pa.types.is_integer(et.value_type)
+        ):
+            raise ReadError(f"{path}: column 'embedding' must be a list of floats, not {et}")
+        self.total = int(self.file.metadata.num_rows)
+        self.payload_columns = [
+            (f.name, _arrow_sql_type(f.type)) for f in schema if f.name not in ("id", "embedding")
+        ]
+
+    def peek_dims(self) -> int:
+        import pyarrow.compute as pc
+
+        for rb in self.file.iter_batches(batch_size=1024, columns=["embedding"]):
+            lengths = pc.list_value_length(rb.column(0)).to_numpy(zero_copy_only=False)
+            lengths = lengths[~np.isnan(lengths.astype(np.float64))] if lengths.dtype.kind == "f" else lengths
+            if len(lengths) and (lengths > 0).any():
+                return int(lengths[lengths > 0][0])
+        raise ReadError(f"{self.path}: no row has an embedding")
+
+    def batches(self, dims: int, skip: int, batch_size: int) -> Iterator[Batch]:
+        import pyarrow.compute as pc
+
+        seen = 0
+        start = skip
+        for rb in self.file.iter_batches(batch_size=batch_size):
+            n = rb.num_rows
+            if seen + n <= skip:
+                seen += n
+                continue
+            if seen < skip:
+                rb = rb.slice(skip - seen)
+            seen += n
+            yield self._convert(rb, start, dims, pc)
+            start += rb.num_rows
+
+    def _convert(self, rb: Any, start: int, dims: int, pc: Any) -> Batch:
+        n = rb.num_rows
+        positions = np.arange(start, start + n, dtype=np.int64)
+        id_col = rb.column(rb.schema.get_field_index("id"))
+        id_valid = ~np.asarray(id_col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        ids = np.asarray(id_col.fill_null(0).to_numpy(zero_copy_only=False))
+        emb = rb.column(rb.schema.get_field_index("embedding"))
+        emb_valid = ~np.asarray(emb.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        lengths = np.asarray(pc.list_value_length(emb).fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+        flat = np.asarray(emb.flatten().to_numpy(zero_copy_only=False), dtype=np.float32)  # nulls -> NaN
+
+        rejects: list[Reject] = []
+        big = (ids > INT64_MAX) if ids.dtype == np.uint64 else np.zeros(n, dtype=bool)
+        ok = id_valid & emb_valid & (lengths == dims) & ~big
+        for i in np.nonzero(~ok)[0]:
+            rid = int(ids[i]) if id_valid[i] else None
+            if not id_valid[i]:
+                reason = "missing id"
+            elif big[i]:
+                reason = f"bad id {rid}: out of bigint range"
+            elif not emb_valid[i]:
+                reason = "missing embedding"
+            else:
+                reason = wrong_dims(dims, int(lengths[i]))
+            rejects.append(Reject(int(positions[i]), rid, reason))
+        x = flat[np.repeat(ok, lengths)].reshape(-1, dims)
+        payload = {
+            name: [v for v, keep in zip(rb.column(rb.schema.get_field_index(name)).to_pylist(), ok) if keep]
+            for name, _ in self.payload_columns
+        }
+        return Batch(start, n, ids[ok].astype(np.int64), x, positions[ok], payload, rejects)
+
+
+def open_reader(path: Path, ids_path: Path | None = None) -> Reader:
+    """The reader for a file, by its name: .npy, .parquet/.pq, .jsonl/.ndjson (optionally .gz)."""
+    if not path.exists():
+        raise ReadError(f"no such file: {path}")
+    if not path.is_file():
+        raise ReadError(f"not a file: {path}")
+    name = path.name.lower()
+    if ids_path is not None and not name.endswith(".npy"):
+        raise ReadError("--ids applies to .npy input only (parquet and jsonl carry their ids)")
+    if name.endswith(".npy"):
+        return NpyReader(path, ids_path)
+    if name.endswith((".parquet", ".pq")):
+        return ParquetReader(path)
+    if name.endswith((".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")):
+        return JsonlReader(path)
+    raise ReadError(f"unknown format of {path}: expected .npy, .parquet, .jsonl or .jsonl.gz")

@@ -1,0 +1,230 @@
+"""shrinkvec load: formats, codes equal to the numpy reference, rejects, resume, one-line errors."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from shrinkvec import catalog, codes
+from shrinkvec.load import LoadOptions, load
+
+SV = [sys.executable, "-m", "shrinkvec.cli"]
+
+
+def rand(n: int, d: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+
+
+def stored_codes(conn: psycopg.Connection, table: str = "t") -> dict[int, tuple[str, np.ndarray, bytes]]:
+    rows = conn.execute(
+        f'SELECT id, bits::text, prefix8::text, int8vec_send("int8") FROM {table} ORDER BY id'  # noqa: S608
+    ).fetchall()
+    return {r[0]: (r[1], np.array(json.loads(r[2]), dtype=np.float32), bytes(r[3])) for r in rows}
+
+
+def expected_codes(conn: psycopg.Connection, x: np.ndarray, table: str = "t") -> list[tuple[str, np.ndarray, bytes]]:
+    p = catalog.find_profile(conn, table)
+    assert p is not None
+    enc = p.encode(x)
+    out = []
+    for i in range(len(x)):
+        q = enc["int8"][i]
+        send = np.array([len(q), 0], dtype=">i2").tobytes() + q.tobytes()
+        out.append((codes.bits_to_str(enc["bits"][i], 32), enc["prefix8"][i], send))
+    return out
+
+
+def test_npy_load_codes_equal_reference_and_sql_writes(migrated_dsn: str, conn: psycopg.Connection, tmp_path: Path) -> None:
+    x = rand(300, 32)
+    x[5, :] = 0.0  # zero vector, sign bits all 0
+    np.save(tmp_path / "v.npy", x)
+    r = load(migrated_dsn, tmp_path / "v.npy", LoadOptions(table="t", profile="bits,prefix:8,int8", batch_size=64))
+    assert (r.loaded, r.rejected, r.created_table) == (300, 0, True)
+    got = stored_codes(conn)
+    want = expected_codes(conn, x)
+    assert sorted(got) == list(range(300))
+    for i in range(300):
+        assert got[i][0] == want[i][0]
+        np.testing.assert_array_equal(got[i][1], want[i][1])
+        assert got[i][2] == want[i][2]
+
+    # plain SQL: INSERT without codes, INSERT with wrong codes, UPDATE of the vector, text COPY
+    y = rand(4, 32, seed=7)
+    conn.execute("INSERT INTO t (id, embedding) VALUES (1000, %s)", (y[0],))
+    conn.execute("INSERT INTO t (id, embedding, bits, prefix8) VALUES (1001, %s, %s::bit(32), %s)",
+                 (y[1], "1" * 32, np.zeros(8, dtype=np.float32)))
+    conn.execute("UPDATE t SET embedding = %s WHERE id = 0", (y[2],))
+    with conn.cursor().copy("COPY t (id, embedding) FROM STDIN") as cp:
+        cp.write_row((1002, "[" + ",".join(repr(float(v)) for v in y[3]) + "]"))
+    got = stored_codes(conn)
+    want = expected_codes(conn, np.stack([y[0], y[1], y[2], y[3]]))
+    for i, rid in enumerate([1000, 1001, 0, 1002]):
+        assert got[rid][0] == want[i][0], rid
+        np.testing.assert_array_equal(got[rid][1], want[i][1])
+        assert got[rid][2] == want[i][2], rid
+
+
+def test_jsonl_rejects_every_kind_and_keeps_valid_rows(migrated_dsn: str, conn: psycopg.Connection, tmp_path: Path) -> None:
+    x = rand(20, 16)
+    lines = [json.dumps({"id": i, "embedding": x[i].tolist(), "title": f"doc {i}"}) for i in range(20)]
+    bad = {
+        3: "{not json",
+        6: json.dumps({"id": 106, "embedding": x[6].tolist()[:15]}),
+        8: json.dumps({"embedding": x[8].tolist()}),
+        10: json.dumps({"id": 5, "embedding": x[10].tolist()}),  # duplicate of id 5
+        12: json.dumps({"id": 112, "embedding": x[12].tolist()}).replace(str(x[12].tolist()[0]), "NaN", 1),
+        14: json.dumps({"id": 114, "embedding": [1e39] + x[14].tolist()[1:]}),
+        16: json.dumps({"id": "abc", "embedding": x[16].tolist()}),
+    }
+    for pos, text in bad.items():
+        lines[pos] = text
+    path = tmp_path / "docs.jsonl.gz"
+    with gzip.open(path, "wt") as f:
+        f.write("\n".join(lines) + "\n")
+    rejects = tmp_path / "rej.jsonl"
+    r = load(migrated_dsn, path, LoadOptions(table="t", batch_size=4, reject_file=rejects))
+    assert (r.loaded, r.rejected) == (13, 7)
+    got = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert [g["position"] for g in got] == sorted(bad)
+    reasons = {g["position"]: g["reason"] for g in got}
+    assert reasons[3].startswith("unparsable line")
+    assert reasons[6] == "wrong dimension: expected 16 dimensions, got 15"
+    assert reasons[8] == "missing id"
+    assert reasons[10].startswith("duplicate id")
+    assert reasons[12] == "NaN value in embedding"
+    assert reasons[14] == "infinite value in embedding"
+    assert reasons[16].startswith("bad id")
+    ids = [row[0] for row in conn.execute("SELECT id FROM t ORDER BY id")]
+    assert ids == sorted(set(range(20)) - set(bad))
+    title, emb = conn.execute("SELECT payload->>'title', embedding FROM t WHERE id = 5").fetchone()
+    assert title == "doc 5"
+    np.testing.assert_array_equal(np.asarray(emb.to_numpy()), x[5])  # first occurrence kept
+
+
+def test_parquet_payload_and_rejects(migrated_dsn: str, conn: psycopg.Connection, tmp_path: Path) -> None:
+    x = rand(50, 12)
+    embs = [v.tolist() for v in x]
+    embs[7] = embs[7][:5]
+    embs[9] = None
+    ids = list(range(1000, 1050))
+    ids[11] = None
+    table = pa.table({"id": pa.array(ids, pa.int64()), "embedding": pa.array(embs, pa.list_(pa.float32())),
+                      "title": [f"t{i}" for i in range(50)], "score": [float(i) / 2 for i in range(50)]})
+    pq.write_table(table, tmp_path / "v.parquet", row_group_size=16)
+    r = load(migrated_dsn, tmp_path / "v.parquet",
+             LoadOptions(table="pq", profile="bits:8,prefix:4", batch_size=10, reject_file=tmp_path / "r.jsonl"))
+    assert (r.loaded, r.rejected) == (47, 3)
+    reasons = {json.loads(s)["position"]: json.loads(s)["reason"] for s in (tmp_path / "r.jsonl").read_text().splitlines()}
+    assert reasons == {7: "wrong dimension: expected 12 dimensions, got 5", 9: "missing embedding", 11: "missing id"}
+    row = conn.execute("SELECT title, score, bits8::text, prefix4::text FROM pq WHERE id = 1020").fetchone()
+    assert row[:2] == ("t20", 10.0)
+    assert row[2] == codes.bits_to_str(codes.binarize(x[20], 8), 8)
+    np.testing.assert_array_equal(np.array(json.loads(row[3]), dtype=np.float32), x[20][:4])
+
+
+def test_rerun_is_a_no_op_and_duplicates_from_another_file_are_rejected(migrated_dsn: str, conn: psycopg.Connection,
+                                                                         tmp_path: Path) -> None:
+    x = rand(30, 8)
+    np.save(tmp_path / "a.npy", x)
+    load(migrated_dsn, tmp_path / "a.npy", LoadOptions(table="t", batch_size=7))
+    again = load(migrated_dsn, tmp_path / "a.npy", LoadOptions(table="t", batch_size=7))
+    assert again.already_done and again.loaded == 0
+    np.save(tmp_path / "b.npy", rand(40, 8, seed=1))  # ids 0..39: 0..29 exist
+    r = load(migrated_dsn, tmp_path / "b.npy", LoadOptions(table="t", batch_size=7, reject_file=tmp_path / "r.jsonl"))
+    assert (r.loaded, r.rejected) == (10, 30)
+    assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 40
+    stored = np.asarray(conn.execute("SELECT embedding FROM t WHERE id = 3").fetchone()[0].to_numpy())
+    np.testing.assert_array_equal(stored, x[3])  # the first file's row stays
+
+
+def _cli(*args: str, dsn: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*SV, *args, "--dsn", dsn], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def test_one_line_errors(migrated_dsn: str, tmp_path: Path) -> None:
+    np.save(tmp_path / "v.npy", rand(10, 8))
+    np.save(tmp_path / "w.npy", rand(10, 9))
+    (tmp_path / "v.csv").write_text("1,2\n")
+    assert _cli("load", "v.npy", "--table", "t", "--quiet", dsn=migrated_dsn, cwd=tmp_path).returncode == 0
+    cases = {
+        ("load", "missing.npy", "--table", "t"): "error: no such file: missing.npy",
+        ("load", "v.csv", "--table", "t"): "error: unknown format of v.csv",
+        ("load", "w.npy", "--table", "t"): "wrong dimension: expected 8 dimensions, got 9",
+        ("sql", "--table", "nope"): "error: table public.nope has no shrinkvec profile",
+        ("load", "v.npy", "--table", "u", "--profile", "bits,prefix:99"): "prefix:99: length must be between 1 and 8",
+    }
+    for args, message in cases.items():
+        res = _cli(*args, "--quiet" if args[0] == "load" else "--schema=public", dsn=migrated_dsn, cwd=tmp_path)
+        assert res.returncode == 1, (args, res.stderr)
+        err = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+        assert len(err) == 1 and message in err[0], (args, res.stderr)
+        assert "Traceback" not in res.stderr
+
+
+def test_kill_9_midway_then_rerun_loads_every_row_exactly_once(migrated_dsn: str, conn: psycopg.Connection,
+                                                                tmp_path: Path) -> None:
+    n, d = 6000, 64
+    x = rand(n, d, seed=3)
+    lines = [json.dumps({"id": i, "embedding": x[i].tolist()}) for i in range(n)]
+    bad_positions = list(range(17, n, 250))
+    for pos in bad_positions:
+        lines[pos] = "garbage"
+    (tmp_path / "big.jsonl").write_text("\n".join(lines) + "\n")
+    args = ["load", "big.jsonl", "--table", "t", "--batch-size", "50", "--quiet", "--rejects", "rej.jsonl"]
+    proc = subprocess.Popen([*SV, *args, "--dsn", migrated_dsn], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    done = 0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if catalog.has_catalog(conn):
+            row = conn.execute("SELECT records_done FROM shrinkvec.loads").fetchone()
+            done = row[0] if row else 0
+            if done >= n // 4:
+                break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 0 < done < n, "the load was not caught midway"
+    loaded_before = conn.execute("SELECT count(*) FROM t").fetchone()[0]
+    assert 0 < loaded_before < n - len(bad_positions)
+
+    res = subprocess.run([*SV, *args, "--dsn", migrated_dsn], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "resumed after" in res.stdout
+    ids = [r[0] for r in conn.execute("SELECT id FROM t ORDER BY id")]
+    assert ids == sorted(set(range(n)) - set(bad_positions))
+    rejects = [json.loads(s)["position"] for s in (tmp_path / "rej.jsonl").read_text().splitlines()]
+    assert rejects == bad_positions  # each reject exactly once
+    row = conn.execute("SELECT rows_loaded, rows_rejected, finished FROM shrinkvec.loads").fetchone()
+    assert row == (n - len(bad_positions), len(bad_positions), True)
+
+
+def test_npy_with_ids_file_rejects_duplicates_and_cli_migrate_twice(migrated_dsn: str, conn: psycopg.Connection,
+                                                                     tmp_path: Path) -> None:
+    for _ in range(2):
+        res = subprocess.run([*SV, "migrate", "--dsn", migrated_dsn], capture_output=True, text=True)
+        assert res.returncode == 0 and "revision 0001" in res.stdout, res.stderr
+    x = rand(12, 8)
+    x[4, 2] = np.nan
+    np.save(tmp_path / "v.npy", x)
+    np.save(tmp_path / "ids.npy", np.array([10, 11, 12, 10, 14, 15, 16, 17, 11, 19, 20, 21], dtype=np.int64))
+    res = subprocess.run([*SV, "load", "v.npy", "--ids", "ids.npy", "--table", "t", "--batch-size", "5",
+                          "--dsn", migrated_dsn], capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "loaded 9 rows" in res.stdout and "rejected 3" in res.stdout
+    assert [r[0] for r in conn.execute("SELECT id FROM t ORDER BY id")] == [10, 11, 12, 15, 16, 17, 19, 20, 21]
+    rejects = [json.loads(s) for s in (tmp_path / "v.npy.rejects.jsonl").read_text().splitlines()]
+    assert [(r["position"], r["id"], r["reason"].split(":")[0]) for r in rejects] == [
+        (3, 10, "duplicate id"), (4, 14, "NaN value in embedding"), (8, 11, "duplicate id")]

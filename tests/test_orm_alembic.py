@@ -1,0 +1,188 @@
+"""SQLAlchemy two_stage (sync, async, filters inside the shortlist) and the alembic op helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+from alembic.autogenerate import produce_migrations, render_python_code
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+from pgvector.sqlalchemy import VECTOR
+from sqlalchemy import BigInteger, MetaData, Text, create_engine, select
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.pool import NullPool
+
+import shrinkvec.alembic_ops  # noqa: F401  (registers the op helpers)
+from shrinkvec import alembic_ops, catalog, codes, query
+from shrinkvec.orm import bits_column, int8_column, prefix_column, two_stage
+
+D = 32
+
+
+def make_model(lo: np.ndarray, hi: np.ndarray):  # type: ignore[no-untyped-def]
+    class Base(DeclarativeBase):
+        pass
+
+    class Doc(Base):
+        __tablename__ = "docs"
+        id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+        embedding = mapped_column(VECTOR(D), nullable=False)
+        category: Mapped[str | None] = mapped_column(Text)
+        bits = bits_column("embedding", D)
+        pfx = prefix_column("embedding", 8)
+        q8 = int8_column("embedding", D, lo, hi)
+
+    return Base, Doc
+
+
+def _engine(dsn: str):  # type: ignore[no-untyped-def]
+    return create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(dsn), poolclass=NullPool)
+
+
+@contextlib.contextmanager
+def _migration(c):  # type: ignore[no-untyped-def]
+    """Operations inside a migration transaction, as alembic's env.py runs them."""
+    mc = MigrationContext.configure(c)
+    with mc.begin_transaction():
+        yield Operations(mc)
+
+
+@pytest.fixture
+def filled(migrated_dsn: str, conn: psycopg.Connection) -> np.ndarray:
+    """A plain pgvector table with rows, then codes added by the alembic helpers (as a user would)."""
+    x = np.random.default_rng(4).standard_normal((1500, D)).astype(np.float32)
+    conn.execute(f"CREATE TABLE docs (id bigint PRIMARY KEY, embedding vector({D}) NOT NULL, category text)")
+    with conn.cursor().copy("COPY docs (id, embedding, category) FROM STDIN WITH (FORMAT BINARY)") as cp:
+        cp.set_types(["int8", "vector", "text"])
+        for i, v in enumerate(x):
+            cp.write_row((i, v, "rare" if i % 50 == 0 else "common"))
+    r = codes.int8_ranges(x)
+    with _engine(migrated_dsn).connect() as c, _migration(c) as op:
+        op.add_shrinkvec_codes("docs", "embedding", f"bits:{D}=bits,prefix:8=pfx,int8=q8", lo=r.lo, hi=r.hi)
+        assert op.backfill_shrinkvec_codes("docs", "embedding", batch_size=400) == 1500
+        op.create_shrinkvec_indexes("docs", "embedding", concurrently=True)
+    return x
+
+
+def test_alembic_helpers_add_backfill_index_and_downgrade_exactly(filled: np.ndarray, migrated_dsn: str,
+                                                                  conn: psycopg.Connection) -> None:
+    p = catalog.find_profile(conn, "docs")
+    assert p is not None and [c.column for c in p.codes] == ["bits", "pfx", "q8"]
+    enc = p.encode(filled)
+    rows = conn.execute("SELECT id, bits::text, pfx::text FROM docs ORDER BY id").fetchall()
+    assert all(r[1] == codes.bits_to_str(enc["bits"][r[0]], D) for r in rows)
+    assert conn.execute("SELECT count(*) FROM docs WHERE q8 IS NULL OR pfx IS NULL").fetchone()[0] == 0
+    indexes = {r[0] for r in conn.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'docs'")}
+    assert any("hnsw (bits bit_hamming_ops)" in i for i in indexes)
+    assert any("hnsw (pfx vector_cosine_ops)" in i for i in indexes)
+    # the op helpers' downgrade: back to exactly the original table
+    with _engine(migrated_dsn).connect() as c, _migration(c) as op:
+        op.drop_shrinkvec_indexes("docs", "embedding")
+        op.drop_shrinkvec_codes("docs", "embedding", f"bits:{D}=bits,prefix:8=pfx,int8=q8")
+    cols = [r[0] for r in conn.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = 'docs'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum")]
+    assert cols == ["id", "embedding", "category"]
+    assert conn.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'docs'::regclass").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE 'shrinkvec_codes_%'").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'docs'").fetchone()[0] == 1
+    assert catalog.find_profile(conn, "docs") is None
+
+
+def test_two_stage_sync_matches_generated_sql_and_filters_inside_shortlist(filled: np.ndarray, migrated_dsn: str,
+                                                                           conn: psycopg.Connection) -> None:
+    p = catalog.find_profile(conn, "docs")
+    assert p is not None
+    r = codes.int8_ranges(filled)
+    _, Doc = make_model(r.lo, r.hi)
+    q = np.random.default_rng(8).standard_normal(D).astype(np.float32)
+    with Session(_engine(migrated_dsn)) as s:
+        for stage in ("bits", "pfx", "q8"):
+            rows = s.execute(two_stage(Doc, q, k=10, shortlist=80, stage=stage)).all()
+            want, dists = query.search(conn, p, query.stages_for(p, [stage], [80]), q, k=10)[0]
+            assert [d.id for d, _ in rows] == want, stage
+            np.testing.assert_allclose([dist for _, dist in rows], dists, rtol=1e-9)
+        # 30 'rare' rows of 1500: filtering after a shortlist of 80 would find ~1-2 of them
+        stmt = two_stage(Doc, q, k=10, shortlist=80).where(Doc.category == "rare")
+        rows = s.execute(stmt).all()
+        assert len(rows) == 10 and all(d.category == "rare" for d, _ in rows)
+        rare = np.arange(0, 1500, 50)
+        bits = np.unpackbits(codes.binarize_batch(filled[rare]), axis=1, bitorder="big")
+        order = rare[np.argsort(-((bits * 2.0 - 1) @ q.astype(np.float64)), kind="stable")]
+        short = order[:80]
+        cos = 1 - filled[short] @ q / (np.linalg.norm(filled[short], axis=1) * np.linalg.norm(q))
+        assert [d.id for d, _ in rows] == [int(i) for i in short[np.argsort(cos, kind="stable")[:10]]]
+        # further chaining keeps working
+        assert len(s.execute(stmt.limit(3)).all()) == 3
+
+
+def test_two_stage_async_session(filled: np.ndarray, migrated_dsn: str, conn: psycopg.Connection) -> None:
+    r = codes.int8_ranges(filled)
+    _, Doc = make_model(r.lo, r.hi)
+    q = filled[42]
+    sync_ids = None
+    with Session(_engine(migrated_dsn)) as s:
+        sync_ids = [d.id for d, _ in s.execute(two_stage(Doc, q, k=5, shortlist=50)).all()]
+
+    async def run() -> list[int]:
+        engine = create_async_engine("postgresql+psycopg://", async_creator=lambda: psycopg.AsyncConnection.connect(migrated_dsn),
+                                     poolclass=NullPool)
+        async with AsyncSession(engine) as s:
+            rows = (await s.execute(two_stage(Doc, q, k=5, shortlist=50))).all()
+        await engine.dispose()
+        return [d.id for d, _ in rows]
+
+    ids = asyncio.run(run())
+    assert ids == sync_ids and ids[0] == 42
+
+
+def test_autogenerate_renders_code_columns_as_one_op_that_runs(migrated_dsn: str, conn: psycopg.Connection) -> None:
+    conn.execute(f"CREATE TABLE docs (id bigint PRIMARY KEY, embedding vector({D}) NOT NULL, category text)")
+    conn.execute("INSERT INTO docs SELECT i, array_fill(i::real / 10 - 1, ARRAY[%s])::vector, 'c' FROM generate_series(1, 30) i" % D)
+    lo, hi = np.full(D, -1, np.float32), np.full(D, 2, np.float32)
+    Base, _ = make_model(lo, hi)
+    with _engine(migrated_dsn).begin() as c:
+        mc = MigrationContext.configure(c, opts={"render_item": alembic_ops.render_item, "include_schemas": False})
+        script = produce_migrations(mc, Base.metadata)
+        alembic_ops.rewriter.process_revision_directives(mc, "head", [script])  # type: ignore[attr-defined]
+        code = render_python_code(script.upgrade_ops, render_item=alembic_ops.render_item,
+                                  migration_context=mc)
+    assert f"op.add_shrinkvec_codes('docs', 'embedding', 'bits:{D}=bits,prefix:8=pfx,int8=q8'" in code
+    assert "add_column" not in code
+    with _engine(migrated_dsn).connect() as c, _migration(c) as op:
+        body = "\n".join(line.strip() for line in code.splitlines() if line.strip() and not line.strip().startswith("#"))
+        exec(body,  # noqa: S102
+             {"op": op, "sa": __import__("sqlalchemy"), "np": np})
+    p = catalog.find_profile(conn, "docs")
+    assert p is not None and [c.spec() for c in p.codes] == [f"bits:{D}", "prefix:8", "int8"]
+    np.testing.assert_array_equal(p.code("q8").lo, lo)
+
+    # column types of a new table render with their imports
+    from alembic.autogenerate.api import AutogenContext
+
+    ctx = AutogenContext(mc, opts={"render_item": alembic_ops.render_item})
+    table = Base.metadata.tables["docs"]
+    assert alembic_ops.render_item("type", table.c.q8.type, ctx) == f"shrinkvec.orm.Int8Vec({D})"
+    assert alembic_ops.render_item("type", table.c.embedding.type, ctx) == f"pgvector.sqlalchemy.VECTOR(dim={D})"
+    assert alembic_ops.render_item("type", table.c.bits.type, ctx) == f"pgvector.sqlalchemy.BIT(length={D})"
+    assert {"import shrinkvec.orm", "import pgvector.sqlalchemy"} <= ctx.imports
+
+
+def test_migrate_twice_downgrade_and_concurrently(dsn: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert catalog.current_revision(dsn) is None
+    with ThreadPoolExecutor(3) as pool:
+        revs = list(pool.map(lambda _: catalog.migrate(dsn), range(3)))
+    assert revs == ["0001"] * 3
+    assert catalog.migrate(dsn) == "0001"
+    catalog.downgrade(dsn, "base")
+    with psycopg.connect(dsn) as c:
+        assert c.execute("SELECT to_regclass('shrinkvec.profiles')").fetchone()[0] is None
+        assert c.execute("SELECT to_regprocedure('shrinkvec.search(regclass,vector,integer,integer,text)')").fetchone()[0]
+    assert catalog.migrate(dsn) == "0001"
