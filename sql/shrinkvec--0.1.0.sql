@@ -231,13 +231,13 @@ COMMENT ON ACCESS METHOD shrinkvec IS
 	'packed compact codes scanned by SIMD kernels: exact Hamming order on bit columns, shortlist and exact rerank on vector columns';
 
 CREATE FUNCTION shrinkvec_hamming_kind(internal) RETURNS integer
-	AS 'MODULE_PATHNAME', 'shrinkvec_hamming_kind' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+	AS 'MODULE_PATHNAME', 'shrinkvec_hamming_kind' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION shrinkvec_l2_kind(internal) RETURNS integer
-	AS 'MODULE_PATHNAME', 'shrinkvec_l2_kind' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+	AS 'MODULE_PATHNAME', 'shrinkvec_l2_kind' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION shrinkvec_ip_kind(internal) RETURNS integer
-	AS 'MODULE_PATHNAME', 'shrinkvec_ip_kind' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+	AS 'MODULE_PATHNAME', 'shrinkvec_ip_kind' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION shrinkvec_cosine_kind(internal) RETURNS integer
-	AS 'MODULE_PATHNAME', 'shrinkvec_cosine_kind' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+	AS 'MODULE_PATHNAME', 'shrinkvec_cosine_kind' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION shrinkvec_hamming_kind(internal) IS 'support function of bit_hamming_ops: the distance kind';
 COMMENT ON FUNCTION shrinkvec_l2_kind(internal) IS 'support function of the shrinkvec L2 opclasses: the distance kind';
 COMMENT ON FUNCTION shrinkvec_ip_kind(internal) IS 'support function of the shrinkvec inner-product opclasses: the distance kind';
