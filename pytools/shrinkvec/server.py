@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,10 @@ import platformdirs
 
 class ServerError(RuntimeError):
     """The embedded server could not be used (not installed, not running, failed to start)."""
+
+
+# how long start() waits for a server that pg_ctl did not see ready in time (crash recovery)
+START_TIMEOUT_S = 120.0
 
 
 def default_data_dir() -> Path:
@@ -128,6 +133,11 @@ def start(data_dir: Path | None = None) -> ServerInfo:
         log = data_dir / "log"
         tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
         raise ServerError(f"could not start the server in {data_dir}: {exc}\n{tail}") from exc
+    except subprocess.TimeoutExpired:
+        # pgserver gives pg_ctl 10 s; crash recovery on a busy machine can take longer
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while _read_pid_file(data_dir) is None and time.monotonic() < deadline:
+            time.sleep(0.5)
     info = _read_pid_file(data_dir)
     if info is None:
         raise ServerError(f"server in {data_dir} did not become ready; see {data_dir / 'log'}")
