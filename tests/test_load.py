@@ -15,7 +15,6 @@ import numpy as np
 import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from shrinkvec import catalog, codes
 from shrinkvec.load import LoadOptions, load

@@ -39,7 +39,7 @@ from psycopg import sql
 
 from shrinkvec import catalog, ddl
 from shrinkvec.profile import Profile, ProfileError, calibrate, parse_codes
-from shrinkvec.readers import Batch, ReadError, Reader, Reject, open_reader, wrong_dims
+from shrinkvec.readers import Batch, Reader, Reject, open_reader, wrong_dims
 
 COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 COPY_TRAILER = b"\xff\xff"
