@@ -153,6 +153,9 @@ def test_autogenerate_renders_code_columns_as_one_op_that_runs(migrated_dsn: str
                                   migration_context=mc)
     assert f"op.add_shrinkvec_codes('docs', 'embedding', 'bits:{D}=bits,prefix:8=pfx,int8=q8'" in code
     assert "add_column" not in code
+    down = render_python_code(script.downgrade_ops, render_item=alembic_ops.render_item, migration_context=mc)
+    assert f"op.drop_shrinkvec_codes('docs', 'embedding', 'bits:{D}=bits,prefix:8=pfx,int8=q8'" in down
+    assert "drop_column" not in down
     with _engine(migrated_dsn).connect() as c, _migration(c) as op:
         body = "\n".join(line.strip() for line in code.splitlines() if line.strip() and not line.strip().startswith("#"))
         exec(body,  # noqa: S102
