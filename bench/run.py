@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-SCRIPTS = ["bench_kernels.py", "bench_sql.py", "bench_shortlist.py", "bench_index.py"]
+SCRIPTS = ["bench_kernels.py", "bench_sql.py", "bench_shortlist.py", "bench_load.py", "bench_twostage_recall.py",
+           "bench_index.py"]
 
 
 def main() -> None:

@@ -332,7 +332,7 @@ CREATE FUNCTION shrinkvec.search(
 	tbl regclass, query vector, k integer DEFAULT NULL, shortlist integer DEFAULT NULL,
 	stage text DEFAULT NULL)
 RETURNS TABLE (id bigint, distance double precision)
-LANGUAGE plpgsql STABLE SECURITY INVOKER
+LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
 AS $search$
 DECLARE
 	p record;

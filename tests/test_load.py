@@ -15,7 +15,6 @@ import numpy as np
 import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from shrinkvec import catalog, codes
 from shrinkvec.load import LoadOptions, load
@@ -228,3 +227,31 @@ def test_npy_with_ids_file_rejects_duplicates_and_cli_migrate_twice(migrated_dsn
     rejects = [json.loads(s) for s in (tmp_path / "v.npy.rejects.jsonl").read_text().splitlines()]
     assert [(r["position"], r["id"], r["reason"].split(":")[0]) for r in rejects] == [
         (3, 10, "duplicate id"), (4, 14, "NaN value in embedding"), (8, 11, "duplicate id")]
+
+
+def test_load_into_existing_pgvector_table_adds_codes_and_backfills(migrated_dsn: str, conn: psycopg.Connection,
+                                                                     tmp_path: Path) -> None:
+    old = rand(50, 16, seed=21)
+    conn.execute("CREATE TABLE mine (id bigint PRIMARY KEY, embedding vector(16) NOT NULL, note text DEFAULT 'x')")
+    with conn.cursor().copy("COPY mine (id, embedding) FROM STDIN WITH (FORMAT BINARY)") as cp:
+        cp.set_types(["int8", "vector"])
+        for i, v in enumerate(old):
+            cp.write_row((1000 + i, v))
+    new = rand(30, 16, seed=22)
+    np.save(tmp_path / "n.npy", new)
+    r = load(migrated_dsn, tmp_path / "n.npy", LoadOptions(table="mine", profile="bits,prefix:4", batch_size=8))
+    assert (r.loaded, r.rejected, r.created_table) == (30, 0, False)
+    p = catalog.find_profile(conn, "mine")
+    assert p is not None
+    both = np.concatenate([new, old])
+    ids = list(range(30)) + list(range(1000, 1050))
+    enc = p.encode(both)
+    got = dict(conn.execute("SELECT id, bits::text FROM mine").fetchall())
+    assert got == {i: codes.bits_to_str(enc["bits"][j], 16) for j, i in enumerate(ids)}
+    assert conn.execute("SELECT count(*) FROM mine WHERE prefix4 IS NULL OR note <> 'x'").fetchone()[0] == 0
+
+    conn.execute("CREATE TABLE other (id integer PRIMARY KEY, embedding vector(16))")
+    res = subprocess.run([*SV, "load", "n.npy", "--table", "other", "--quiet", "--restart", "--dsn", migrated_dsn],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == 1 and res.stderr.strip() == (
+        "error: table public.other needs a bigint column 'id' with a unique index or primary key")

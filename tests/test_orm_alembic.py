@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from pathlib import Path
 
 import numpy as np
 import psycopg
@@ -13,7 +12,7 @@ from alembic.autogenerate import produce_migrations, render_python_code
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from pgvector.sqlalchemy import VECTOR
-from sqlalchemy import BigInteger, MetaData, Text, create_engine, select
+from sqlalchemy import BigInteger, Text, create_engine
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import NullPool
@@ -154,6 +153,9 @@ def test_autogenerate_renders_code_columns_as_one_op_that_runs(migrated_dsn: str
                                   migration_context=mc)
     assert f"op.add_shrinkvec_codes('docs', 'embedding', 'bits:{D}=bits,prefix:8=pfx,int8=q8'" in code
     assert "add_column" not in code
+    down = render_python_code(script.downgrade_ops, render_item=alembic_ops.render_item, migration_context=mc)
+    assert f"op.drop_shrinkvec_codes('docs', 'embedding', 'bits:{D}=bits,prefix:8=pfx,int8=q8'" in down
+    assert "drop_column" not in down
     with _engine(migrated_dsn).connect() as c, _migration(c) as op:
         body = "\n".join(line.strip() for line in code.splitlines() if line.strip() and not line.strip().startswith("#"))
         exec(body,  # noqa: S102

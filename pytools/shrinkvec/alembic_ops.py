@@ -283,24 +283,37 @@ def _render_drop(autogen_context: Any, op: DropCodesOp) -> str:
 rewriter = _rewriter_mod.Rewriter()
 
 
+def _code_column(sub: Any) -> Any:
+    """The column of an add_column / drop_column op when it is a shrinkvec code column, else None."""
+    if isinstance(sub, ops.AddColumnOp):
+        column = sub.column
+    elif isinstance(sub, ops.DropColumnOp) and getattr(sub, "_reverse", None) is not None:
+        column = sub._reverse.column
+    else:
+        return None
+    return column if "shrinkvec" in column.info else None
+
+
 @rewriter.rewrites(ops.ModifyTableOps)
 def _codes_as_one_op(context: Any, revision: Any, op: ops.ModifyTableOps) -> ops.ModifyTableOps:
-    """add_column ops of shrinkvec code columns (shrinkvec.orm helpers) -> one add_shrinkvec_codes per vector."""
-    groups: dict[str, dict[str, Any]] = {}
+    """add_column (drop_column) ops of shrinkvec code columns made with the shrinkvec.orm helpers ->
+    one add_shrinkvec_codes (drop_shrinkvec_codes) per vector column, so the trigger comes and goes too."""
+    groups: dict[tuple[bool, str], dict[str, Any]] = {}
     keep: list[Any] = []
     for sub in op.ops:
-        column = getattr(sub, "column", None) if isinstance(sub, ops.AddColumnOp) else None
-        info = column.info.get("shrinkvec") if column is not None else None
-        if info is None:
+        column = _code_column(sub)
+        if column is None:
             keep.append(sub)
             continue
+        info = column.info["shrinkvec"]
         spec = "int8" if info["kind"] == "int8" else f"{info['kind']}:{info['length']}"
-        g = groups.setdefault(info["source"], {"specs": []})
+        g = groups.setdefault((isinstance(sub, ops.AddColumnOp), info["source"]), {"specs": []})
         g["specs"].append(f"{spec}={column.name}")
         if info["kind"] == "int8":
             g["lo"], g["hi"] = info["lo"], info["hi"]
-    for source, g in groups.items():
-        keep.append(AddCodesOp(op.table_name, source, ",".join(g["specs"]), schema=op.schema,
-                               lo=g.get("lo"), hi=g.get("hi")))
+    for (add, source), g in groups.items():
+        cls = AddCodesOp if add else DropCodesOp
+        specs = g["specs"] if add else g["specs"][::-1]  # a downgrade lists the columns in reverse
+        keep.append(cls(op.table_name, source, ",".join(specs), schema=op.schema, lo=g.get("lo"), hi=g.get("hi")))
     op.ops = keep
     return op

@@ -222,10 +222,8 @@ def load_cmd(file: Path, table: str, schema: str, column: str, codes: str | None
         with Progress(*columns, console=console, disable=quiet, transient=False) as bar:
             task = bar.add_task("load", total=None, rate="-")
             t0 = time.perf_counter()
-            first: list[int] = []
 
             def progress(records: int, total: int | None, rows: int) -> None:
-                first.append(records) if not first else None
                 rate = rows / max(time.perf_counter() - t0, 1e-9)
                 bar.update(task, completed=records, total=total, rate=f"{rate:,.0f}")
 
@@ -249,8 +247,7 @@ def _profile(url: str, table: str, schema: str):  # type: ignore[no-untyped-def]
 STAGE_OPTIONS = [
     click.option("--table", required=True, help="A profiled table."),
     click.option("--schema", default="public", show_default=True),
-    click.option("--k", "k", type=int, default=None, help="Rows to return (default: the profile's).")
-    ,
+    click.option("--k", "k", type=int, default=None, help="Rows to return (default: the profile's)."),
     click.option("--shortlist", type=int, multiple=True,
                  help="Shortlist size of each stage (repeat for a funnel; default: the profile's, then halves)."),
     click.option("--stage", "stages", multiple=True,

@@ -39,7 +39,7 @@ from psycopg import sql
 
 from shrinkvec import catalog, ddl
 from shrinkvec.profile import Profile, ProfileError, calibrate, parse_codes
-from shrinkvec.readers import Batch, ReadError, Reader, Reject, open_reader, wrong_dims
+from shrinkvec.readers import Batch, Reader, Reject, open_reader, wrong_dims
 
 COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 COPY_TRAILER = b"\xff\xff"
@@ -220,11 +220,7 @@ def _prepare_target(conn: psycopg.Connection, reader: Reader, opts: LoadOptions)
         return _Target(existing, [(n, t) for n, t in reader.payload_columns if n in cols], False)
 
     if catalog.table_exists(conn, opts.table, opts.schema):
-        dims = catalog.vector_dims(conn, opts.table, opts.column, opts.schema)
-        if dims is not None and dims != file_dims:
-            raise LoadError(f"{reader.path}: {wrong_dims(dims, file_dims)} (table {opts.table})")
-        raise LoadError(f"table {opts.schema}.{opts.table} exists but has no shrinkvec profile: "
-                        "add its codes with the alembic helper op.add_shrinkvec_codes, or load into a new table")
+        return _profile_existing_table(conn, reader, opts, file_dims)
     try:
         codes = parse_codes(opts.profile or "bits", file_dims)
     except ProfileError as exc:
@@ -243,6 +239,47 @@ def _prepare_target(conn: psycopg.Connection, reader: Reader, opts: LoadOptions)
         ddl.create_table(conn, profile, reader.payload_columns)
         catalog.save_profile(conn, profile)
     return _Target(profile, list(reader.payload_columns), True)
+
+
+def _profile_existing_table(conn: psycopg.Connection, reader: Reader, opts: LoadOptions, file_dims: int) -> _Target:
+    """A pgvector table without a profile: add the code columns and trigger (no rewrite), fill the codes
+    of its rows in batches, and record the profile. Needs a bigint id column with a unique index."""
+    name = sql.Identifier(opts.schema, opts.table).as_string(conn)
+    dims = catalog.vector_dims(conn, opts.table, opts.column, opts.schema)
+    if dims is None:
+        raise LoadError(f"{opts.table}.{opts.column} must be declared with dimensions, e.g. vector({file_dims})")
+    if dims != file_dims:
+        raise LoadError(f"{reader.path}: {wrong_dims(dims, file_dims)} (table {opts.table})")
+    unique_id = conn.execute(
+        """SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid
+                          AND a.attnum = i.indkey[0]
+                          WHERE i.indrelid = to_regclass(%s) AND i.indisunique AND i.indnatts = 1
+                            AND a.attname = 'id' AND a.atttypid = 'int8'::regtype)""",
+        (name,)).fetchone()[0]  # type: ignore[index]
+    if not unique_id:
+        raise LoadError(f"table {opts.schema}.{opts.table} needs a bigint column 'id' with a unique index or primary key")
+    try:
+        codes = parse_codes(opts.profile or "bits", dims)
+    except ProfileError as exc:
+        raise LoadError(str(exc)) from None
+    cols = {r[0] for r in conn.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+        (name,)).fetchall()}
+    clash = sorted({c.column for c in codes} & cols)
+    if clash:
+        raise LoadError(f"table {opts.table} already has a column {clash[0]!r}: name the code, e.g. bits=my_bits")
+    profile = Profile(name=f"{opts.schema}.{opts.table}.{opts.column}", schema=opts.schema, table=opts.table,
+                      vector_column=opts.column, dims=dims, codes=codes, distance=opts.distance)  # type: ignore[arg-type]
+    if opts.center or any(c.kind == "int8" for c in codes):
+        sample = _sample(reader, dims, 10_000)
+        if opts.center:
+            profile = replace(profile, center=sample.mean(axis=0).astype(np.float32))
+        profile = calibrate(profile, sample)
+    with conn.transaction():
+        ddl.add_codes(conn, profile)
+        catalog.save_profile(conn, profile)
+    ddl.backfill(conn, profile)
+    return _Target(profile, [(n, t) for n, t in reader.payload_columns if n in cols], False)
 
 
 def _progress_row(conn: psycopg.Connection, opts: LoadOptions, source: Path, reject_file: Path) -> dict[str, Any] | None:
