@@ -275,7 +275,9 @@ class ParquetReader:
 
         self.path = path
         try:
-            self.file = pq.ParquetFile(path)
+            # pre_buffer=False: with pre-buffering, iter_batches keeps every row group it has read
+            # cached until the file is closed (memory grows with the file).
+            self.file = pq.ParquetFile(path, pre_buffer=False)
         except (OSError, pa.ArrowException) as exc:
             raise ReadError(f"{path}: not a readable parquet file ({exc})") from None
         schema = self.file.schema_arrow
