@@ -174,6 +174,9 @@ void		sv_encode(const SvMetaData *meta, const float *x, const float *c, uint8 *c
 /* Encode a bit datum: the first code_bits bits, zero-padded; errors on a wrong length. */
 void		sv_encode_bits(const SvMetaData *meta, Datum value, uint8 *code);
 
+/* Point list's directory entry at a new insert page (WAL-logged). */
+void		sv_set_insert_page(Relation index, const SvMetaData *meta, int list, BlockNumber blk);
+
 /* Add one entry to list's chain, extending it when full (WAL-logged). */
 void		sv_insert_entry(Relation index, const SvIndexCache *cache, int list, const uint8 *code,
 							float alpha, float r2, ItemPointer tid);

@@ -443,7 +443,7 @@ sv_page_put(Page page, const SvMetaData *meta, int i, const uint8 *code, float a
 }
 
 /* Point list's directory entry at a new insert page (WAL-logged; caller holds no directory lock). */
-static void
+void
 sv_set_insert_page(Relation index, const SvMetaData *meta, int list, BlockNumber blk)
 {
 	int			per_page = SV_PAGE_CONTENT_SIZE / sizeof(SvListEntry);

@@ -100,7 +100,6 @@ sv_amvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 	SvIndexCache *cache;
 	const SvMetaData *meta;
 	bool		count = stats == NULL;
-	int			per_page = SV_PAGE_CONTENT_SIZE / sizeof(SvListEntry);
 
 	if (info->analyze_only)
 		return stats;
@@ -132,18 +131,7 @@ sv_amvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 				break;
 		}
 		if (room != InvalidBlockNumber && room != entry.insert)
-		{
-			Buffer		buf = ReadBuffer(index, meta->directory_start + list / per_page);
-			GenericXLogState *state;
-			SvListEntry *dir;
-
-			LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-			state = GenericXLogStart(index);
-			dir = (SvListEntry *) PageGetContents(GenericXLogRegisterBuffer(state, buf, 0));
-			dir[list % per_page].insert = room;
-			GenericXLogFinish(state);
-			UnlockReleaseBuffer(buf);
-		}
+			sv_set_insert_page(index, meta, list, room);
 	}
 	stats->num_pages = RelationGetNumberOfBlocks(index);
 	stats->estimated_count = false;
