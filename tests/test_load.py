@@ -162,6 +162,8 @@ def test_one_line_errors(migrated_dsn: str, tmp_path: Path) -> None:
         ("load", "v.csv", "--table", "t"): "error: unknown format of v.csv",
         ("load", "w.npy", "--table", "t"): "wrong dimension: expected 8 dimensions, got 9",
         ("sql", "--table", "nope"): "error: table public.nope has no shrinkvec profile",
+        ("search", "--table", "t", "--query-file", "w.npy"): "error: expected 8 dimensions, got 9",
+        ("search", "--table", "t", "--query-file", "v.csv"): "error: v.csv: not a readable .npy file",
         ("load", "v.npy", "--table", "u", "--profile", "bits,prefix:99"): "prefix:99: length must be between 1 and 8",
     }
     for args, message in cases.items():
@@ -255,3 +257,18 @@ def test_load_into_existing_pgvector_table_adds_codes_and_backfills(migrated_dsn
                          capture_output=True, text=True, cwd=tmp_path)
     assert res.returncode == 1 and res.stderr.strip() == (
         "error: table public.other needs a bigint column 'id' with a unique index or primary key")
+
+
+def test_resuming_a_changed_file_is_refused(migrated_dsn: str, conn: psycopg.Connection, tmp_path: Path) -> None:
+    np.save(tmp_path / "v.npy", rand(20, 8))
+    load(migrated_dsn, tmp_path / "v.npy", LoadOptions(table="t", batch_size=5))
+    # as if the load had been interrupted after two batches, then the file rewritten
+    conn.execute("UPDATE shrinkvec.loads SET finished = false, records_done = 10")
+    np.save(tmp_path / "v.npy", rand(21, 8))
+    res = subprocess.run([*SV, "load", "v.npy", "--table", "t", "--quiet", "--dsn", migrated_dsn],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == 1
+    assert res.stderr.strip().endswith("changed since its interrupted load into t: rerun with --restart")
+    r = load(migrated_dsn, tmp_path / "v.npy", LoadOptions(table="t", batch_size=5, restart=True,
+                                                            reject_file=tmp_path / "r.jsonl"))
+    assert (r.loaded, r.rejected) == (1, 20)  # ids 0..19 are in the table already

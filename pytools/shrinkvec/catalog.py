@@ -31,9 +31,18 @@ class CatalogError(RuntimeError):
 
 
 def migrations_dir() -> Path:
-    """The alembic script directory (migrations/ in the source tree, or SHRINKVEC_MIGRATIONS)."""
+    """The alembic script directory: SHRINKVEC_MIGRATIONS, else migrations/ as installed with the package
+    (shrinkvec._migrations), else migrations/ in the source tree."""
     env = os.environ.get("SHRINKVEC_MIGRATIONS")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "migrations"
+    if env:
+        path = Path(env)
+    else:
+        try:
+            from importlib import resources
+
+            path = Path(str(resources.files("shrinkvec._migrations")))
+        except ModuleNotFoundError:
+            path = Path(__file__).resolve().parents[2] / "migrations"
     if not (path / "env.py").exists():
         raise CatalogError(f"alembic migrations not found in {path} (set SHRINKVEC_MIGRATIONS)")
     return path

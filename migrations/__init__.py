@@ -1,0 +1,1 @@
+"""alembic scripts of the shrinkvec catalog (packaged as shrinkvec._migrations)."""
