@@ -30,7 +30,6 @@ typedef struct SvBuildState
 	SvMetaData	meta;
 	SvIndexCache cache;			/* meta and centroids, as scans will see them */
 	MemoryContext tmpcxt;		/* reset for every row */
-	float	   *x;				/* code_bits floats */
 	uint8	   *code;			/* code_bytes */
 
 	/* sampling pass */
@@ -376,11 +375,8 @@ sv_finish_layout(SvBuildState *bs, ForkNumber fork)
 	PGAlignedBlock image;
 
 	for (int i = 0; i < bs->meta.lists; i++)
-	{
 		sv_write_page(bs->index, fork, bs->blocks[i], bs->pages[i]);
-		/* the insert page of each list is its last page */
-		bs->first[i] = bs->blocks[i];
-	}
+	/* the insert page of each list is its last page */
 	{
 		int			per_page = SV_PAGE_CONTENT_SIZE / sizeof(SvListEntry);
 
@@ -414,7 +410,6 @@ sv_build_init(SvBuildState *bs, Relation index)
 	sv_build_meta(index, &bs->meta);
 	bs->cache.meta = bs->meta;
 	bs->tmpcxt = AllocSetContextCreate(CurrentMemoryContext, "shrinkvec build row", ALLOCSET_DEFAULT_SIZES);
-	bs->x = palloc0(sizeof(float) * bs->meta.code_bits);
 	bs->code = palloc0(bs->meta.code_bytes);
 }
 

@@ -162,6 +162,7 @@ sv_choose_lists(SvScanOpaque *so)
 {
 	const SvMetaData *meta = &so->cache->meta;
 	SvProbe    *probes;
+	uint8	   *masked = NULL;
 
 	so->nprobe = Min(sv_probes, meta->lists);
 	so->probe_lists = palloc(sizeof(int) * so->nprobe);
@@ -171,20 +172,20 @@ sv_choose_lists(SvScanOpaque *so)
 		return;
 	}
 	probes = palloc(sizeof(SvProbe) * meta->lists);
+	if (meta->elemtype == SV_ELEM_BIT)
+		masked = palloc(meta->code_bytes);
 	for (int i = 0; i < meta->lists; i++)
 	{
 		probes[i].list = i;
 		if (meta->elemtype == SV_ELEM_BIT)
 		{
 			const uint8 *c = (const uint8 *) so->cache->centroids + (Size) i * meta->code_bytes;
-			uint8	   *masked = palloc(meta->code_bytes);
 
 			/* compare the query's prefix only */
 			memcpy(masked, c, meta->code_bytes);
 			for (int b = so->qbits; b < meta->code_bytes * 8; b++)
 				masked[b / 8] &= (uint8) ~(0x80 >> (b % 8));
 			probes[i].score = (float) sv_kernels.xor_popcount(masked, so->qcode, meta->code_bytes);
-			pfree(masked);
 		}
 		else
 		{

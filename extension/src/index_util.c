@@ -317,23 +317,8 @@ sv_nearest_list(const SvIndexCache *cache, const float *x, const uint8 *code)
 		}
 	}
 	else
-	{
-		int			dim = meta->code_bits;
-		float		bestd = INFINITY;
-
-		/* |x - c|^2 = |x|^2 + |c|^2 - 2 <x, c>; |x|^2 is common to all lists */
-		for (int i = 0; i < meta->lists; i++)
-		{
-			const float *c = (const float *) cache->centroids + (Size) i * dim;
-			float		d = cache->centroid_norm2[i] - 2.0f * sv_kernels.dot(x, c, dim);
-
-			if (d < bestd)
-			{
-				bestd = d;
-				best = i;
-			}
-		}
-	}
+		sv_nearest_centroids((const float *) cache->centroids, cache->centroid_norm2, meta->lists,
+							 meta->code_bits, x, 1, &best);
 	return best;
 }
 

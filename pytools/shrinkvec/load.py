@@ -38,7 +38,7 @@ import psycopg
 from psycopg import sql
 
 from shrinkvec import catalog, ddl
-from shrinkvec.profile import Profile, ProfileError, calibrate, parse_codes
+from shrinkvec.profile import Code, Profile, ProfileError, calibrate, parse_codes
 from shrinkvec.readers import Batch, Reader, Reject, open_reader, wrong_dims
 
 COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
@@ -228,17 +228,23 @@ def _prepare_target(conn: psycopg.Connection, reader: Reader, opts: LoadOptions)
     clash = {c.column for c in codes} & ({"id", opts.column} | {n for n, _ in reader.payload_columns})
     if clash:
         raise LoadError(f"code column {sorted(clash)[0]!r} clashes with a column of the input")
-    profile = Profile(name=f"{opts.schema}.{opts.table}.{opts.column}", schema=opts.schema, table=opts.table,
-                      vector_column=opts.column, dims=file_dims, codes=codes, distance=opts.distance)  # type: ignore[arg-type]
-    if opts.center or any(c.kind == "int8" for c in codes):
-        sample = _sample(reader, file_dims, 10_000)
-        if opts.center:
-            profile = replace(profile, center=sample.mean(axis=0).astype(np.float32))
-        profile = calibrate(profile, sample)
+    profile = _new_profile(reader, opts, file_dims, codes)
     with conn.transaction():
         ddl.create_table(conn, profile, reader.payload_columns)
         catalog.save_profile(conn, profile)
     return _Target(profile, list(reader.payload_columns), True)
+
+
+def _new_profile(reader: Reader, opts: LoadOptions, dims: int, codes: tuple[Code, ...]) -> Profile:
+    """The profile of a table about to get codes: centre and int8 ranges fitted on the first 10k vectors."""
+    profile = Profile(name=f"{opts.schema}.{opts.table}.{opts.column}", schema=opts.schema, table=opts.table,
+                      vector_column=opts.column, dims=dims, codes=codes, distance=opts.distance)  # type: ignore[arg-type]
+    if opts.center or any(c.kind == "int8" for c in codes):
+        sample = _sample(reader, dims, 10_000)
+        if opts.center:
+            profile = replace(profile, center=sample.mean(axis=0).astype(np.float32))
+        profile = calibrate(profile, sample)
+    return profile
 
 
 def _profile_existing_table(conn: psycopg.Connection, reader: Reader, opts: LoadOptions, file_dims: int) -> _Target:
@@ -268,13 +274,7 @@ def _profile_existing_table(conn: psycopg.Connection, reader: Reader, opts: Load
     clash = sorted({c.column for c in codes} & cols)
     if clash:
         raise LoadError(f"table {opts.table} already has a column {clash[0]!r}: name the code, e.g. bits=my_bits")
-    profile = Profile(name=f"{opts.schema}.{opts.table}.{opts.column}", schema=opts.schema, table=opts.table,
-                      vector_column=opts.column, dims=dims, codes=codes, distance=opts.distance)  # type: ignore[arg-type]
-    if opts.center or any(c.kind == "int8" for c in codes):
-        sample = _sample(reader, dims, 10_000)
-        if opts.center:
-            profile = replace(profile, center=sample.mean(axis=0).astype(np.float32))
-        profile = calibrate(profile, sample)
+    profile = _new_profile(reader, opts, dims, codes)
     with conn.transaction():
         ddl.add_codes(conn, profile)
         catalog.save_profile(conn, profile)
