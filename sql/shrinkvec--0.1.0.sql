@@ -344,21 +344,22 @@ DECLARE
 BEGIN
 	IF to_regclass('shrinkvec.profiles') IS NULL OR to_regclass('shrinkvec.codes') IS NULL THEN
 		RAISE EXCEPTION 'the shrinkvec catalog does not exist in this database'
-			USING HINT = 'run: shrinkvec migrate --dsn ...';
+			USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'run: shrinkvec migrate --dsn ...';
 	END IF;
 	SELECT pr.* INTO p FROM shrinkvec.profiles pr
 	WHERE to_regclass(format('%I.%I', pr.table_schema, pr.table_name)) = tbl
 	ORDER BY pr.name LIMIT 1;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'table % has no shrinkvec profile', tbl;
+		RAISE EXCEPTION 'table % has no shrinkvec profile', tbl USING ERRCODE = 'undefined_object';
 	END IF;
 	k := coalesce(k, p.k);
 	shortlist := coalesce(shortlist, p.shortlist);
 	IF k < 1 OR shortlist < k THEN
-		RAISE EXCEPTION 'need 1 <= k <= shortlist, got k = % and shortlist = %', k, shortlist;
+		RAISE EXCEPTION 'need 1 <= k <= shortlist, got k = % and shortlist = %', k, shortlist
+			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	IF vector_dims(query) <> p.dims THEN
-		RAISE EXCEPTION 'expected % dimensions, got %', p.dims, vector_dims(query);
+		RAISE EXCEPTION 'expected % dimensions, got %', p.dims, vector_dims(query) USING ERRCODE = 'data_exception';
 	END IF;
 	-- the stage: a code kind ('bits', 'prefix', 'int8'), 'kind:length', a column name, or the first code
 	SELECT cd.* INTO c FROM shrinkvec.codes cd
@@ -367,7 +368,7 @@ BEGIN
 		CASE WHEN cd.kind = 'int8' THEN 'int8' ELSE cd.kind || ':' || cd.length END))
 	ORDER BY cd.position LIMIT 1;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'profile % has no code %', p.name, coalesce(stage, '(any)');
+		RAISE EXCEPTION 'profile % has no code %', p.name, coalesce(stage, '(any)') USING ERRCODE = 'undefined_object';
 	END IF;
 
 	SELECT n.nspname INTO vec_schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace

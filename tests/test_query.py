@@ -83,15 +83,15 @@ def test_sql_function_equals_python_queries(docs: np.ndarray, conn: psycopg.Conn
         assert [r[0] for r in rows] == ids, stage
     default = conn.execute("SELECT id FROM shrinkvec.search('docs', %s)", (q,)).fetchall()
     assert len(default) == p.k
-    with pytest.raises(psycopg.errors.RaiseException, match="expected 48 dimensions, got 3"):
+    with pytest.raises(psycopg.errors.DataException, match="expected 48 dimensions, got 3"):
         conn.execute("SELECT * FROM shrinkvec.search('docs', '[1,2,3]')")
-    with pytest.raises(psycopg.errors.RaiseException, match="has no code"):
+    with pytest.raises(psycopg.errors.UndefinedObject, match="has no code"):
         conn.execute("SELECT * FROM shrinkvec.search('docs', %s, 5, 50, 'prefix:7')", (q,))
 
 
 def test_sql_function_without_catalog_says_to_migrate(conn: psycopg.Connection) -> None:
     conn.execute("CREATE TABLE t (id bigint, embedding vector(3))")
-    with pytest.raises(psycopg.errors.RaiseException, match="catalog does not exist") as exc:
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="catalog does not exist") as exc:
         conn.execute("SELECT * FROM shrinkvec.search('t', '[1,2,3]')")
     assert "shrinkvec migrate" in (exc.value.diag.message_hint or "")
 

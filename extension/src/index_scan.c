@@ -363,6 +363,28 @@ sv_scan_batch(IndexScanDesc scan)
 		pfree(w);
 }
 
+/*
+ * Refuse a shortlist whose memory would exceed work_mem. The scan holds the candidates, and for a
+ * vector opclass the executor keeps every candidate's heap tuple in its reorder queue until the
+ * scan ends, so the estimate counts one full vector a candidate.
+ */
+static void
+sv_check_scan_memory(const SvMetaData *meta)
+{
+	Size		per = sizeof(SvCandidate);
+	Size		need;
+
+	if (meta->elemtype != SV_ELEM_BIT)
+		per += 64 + (Size) meta->dims * (meta->elemtype == SV_ELEM_HALFVEC ? 2 : 4);
+	need = per * (Size) sv_shortlist;
+	if (need > (Size) work_mem * 1024)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("shrinkvec.shortlist %d needs about %zu kB for its candidates, more than work_mem (%d kB)",
+						sv_shortlist, need / 1024, work_mem),
+				 errhint("Lower shrinkvec.shortlist or raise work_mem.")));
+}
+
 /* Start a scan. */
 IndexScanDesc
 sv_ambeginscan(Relation index, int nkeys, int norderbys)
@@ -494,6 +516,7 @@ sv_amgettuple(IndexScanDesc scan, ScanDirection dir)
 
 		if (!so->started)
 		{
+			sv_check_scan_memory(meta);
 			sv_choose_lists(so);
 #if PG_VERSION_NUM >= 150000
 			pgstat_count_index_scan(scan->indexRelation);
