@@ -327,6 +327,8 @@ COMMENT ON FUNCTION shrinkvec_index_check(regclass) IS
 CREATE SCHEMA shrinkvec;
 COMMENT ON SCHEMA shrinkvec IS
 	'shrinkvec catalog (tables managed by `shrinkvec migrate`) and search()';
+-- every role may call search(); the catalog's row-level security decides what it may see and change
+GRANT USAGE ON SCHEMA shrinkvec TO PUBLIC;
 
 CREATE FUNCTION shrinkvec.search(
 	tbl regclass, query vector, k integer DEFAULT NULL, shortlist integer DEFAULT NULL,

@@ -70,6 +70,9 @@ def migrate(dsn: str, revision: str = "head") -> str | None:
     from sqlalchemy import text
 
     cfg = _alembic_config()
+    head = head_revision(cfg)
+    if revision == "head" and current_revision(dsn) == head:
+        return head  # nothing to do: no DDL, so a role without CREATE privileges can call this
     engine = _engine(dsn)
     try:
         with engine.begin() as c:
@@ -81,6 +84,13 @@ def migrate(dsn: str, revision: str = "head") -> str | None:
         return current_revision(dsn)
     finally:
         engine.dispose()
+
+
+def head_revision(cfg: Any | None = None) -> str | None:
+    """The newest revision of the catalog's migration scripts."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(cfg or _alembic_config()).get_current_head()
 
 
 def downgrade(dsn: str, revision: str) -> None:
