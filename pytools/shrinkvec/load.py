@@ -324,9 +324,12 @@ def _check(batch: Batch, t: _Target) -> tuple[Batch, np.ndarray, list[Reject], l
     for i in np.nonzero(~keep)[0]:
         reason = "NaN value in embedding" if np.isnan(batch.vectors[i]).any() else "infinite value in embedding"
         rejects.append(Reject(int(batch.positions[i]), int(batch.ids[i]), reason))
-    _, first = np.unique(batch.ids, return_index=True)
+    # the first valid row of each id is kept: a rejected row does not make a later one a duplicate,
+    # so the outcome does not depend on where batch boundaries fall
+    valid = np.nonzero(keep)[0]
+    _, first = np.unique(batch.ids[valid], return_index=True)
     unique = np.zeros(len(batch.ids), dtype=bool)
-    unique[first] = True
+    unique[valid[first]] = True
     for i in np.nonzero(keep & ~unique)[0]:
         rejects.append(Reject(int(batch.positions[i]), int(batch.ids[i]), "duplicate id: earlier in the file"))
     keep &= unique
