@@ -3,6 +3,7 @@
 #   make demo    venv + package + extension into the embedded server, start it, load the demo data, search
 #   make test    the same setup, then pg_regress (installcheck) and pytest
 #   make bench   benchmarks against pgvector and FAISS (bench/README.md)
+#   make sanitize  CI-optional: the C kernels under AddressSanitizer + UBSan, then valgrind if installed
 #   make clean   build outputs; make distclean also removes .venv and the test server's data
 #
 # Another PostgreSQL 15-18 with pgvector:
@@ -18,7 +19,7 @@ TEST_PGDATA := $(CURDIR)/.cache/test-pgdata
 PG_CONFIG ?=
 PGC = $(if $(PG_CONFIG),$(PG_CONFIG),$$($(SV) server pg-config))
 
-.PHONY: all venv extension demo test regress pytest bench clean distclean
+.PHONY: all venv extension demo test regress pytest bench sanitize clean distclean
 
 all: extension
 
@@ -58,6 +59,29 @@ endif
 
 bench: extension $(VENV)/.installed-bench
 	$(PY) bench/run.py
+
+# The SIMD kernels against the scalar ones with every input in an exact-size allocation, built with
+# ASan + UBSan; then the same checks under valgrind (which has no AVX-512: capped at AVX2).
+include extension/simd.mk
+SAN := .cache/sanitize
+SAN_CFLAGS := -std=gnu11 -O1 -g -fno-omit-frame-pointer -ffp-contract=off -Wall -Werror
+SAN_SRC := extension/src/kernels.c extension/src/kernels_avx2.c extension/src/kernels_avx512.c extension/test/kernels_check.c
+sanitize: $(SAN_SRC) extension/src/kernels.h
+	@mkdir -p $(SAN)
+	@for mode in asan plain; do \
+		extra=$$( [ $$mode = asan ] && echo "-fsanitize=address,undefined -fno-sanitize-recover=all" ); \
+		gcc $(SAN_CFLAGS) $$extra -c extension/src/kernels.c -o $(SAN)/k_$$mode.o && \
+		gcc $(SAN_CFLAGS) $$extra $(AVX2_FLAGS) -c extension/src/kernels_avx2.c -o $(SAN)/k2_$$mode.o && \
+		gcc $(SAN_CFLAGS) $$extra $(AVX512_FLAGS) -c extension/src/kernels_avx512.c -o $(SAN)/k5_$$mode.o && \
+		gcc $(SAN_CFLAGS) $$extra extension/test/kernels_check.c $(SAN)/k_$$mode.o $(SAN)/k2_$$mode.o \
+			$(SAN)/k5_$$mode.o -lm -o $(SAN)/kernels_check_$$mode || exit 1; \
+	done
+	@echo "== AddressSanitizer + UBSan"
+	$(SAN)/kernels_check_asan
+	@echo "== valgrind (memcheck, AVX2 and scalar)"
+	@if command -v valgrind >/dev/null; then \
+		valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite -q $(SAN)/kernels_check_plain 1; \
+	else echo "valgrind is not installed: skipped (apt install valgrind)"; fi
 
 clean:
 	-@$(MAKE) -s -C extension clean PG_CONFIG="$(PGC)" 2>/dev/null || rm -f extension/*.so extension/src/*.o
