@@ -117,6 +117,31 @@ def wait_until_running(dsn: str, prefix: str, timeout: float = 30) -> None:
     raise AssertionError(f"no backend ran {prefix}")
 
 
+def kill_during(info: object, data_dir: Path, statements: list[str], prefix: str, delay: float) -> object:
+    """Run statements on one connection; once the last one (starting with prefix) runs, wait delay
+    seconds and kill the server. Asserts they did not finish; returns the restarted server."""
+    from shrinkvec import server
+
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with psycopg.connect(info.dsn(), autocommit=True) as c:  # type: ignore[attr-defined]
+                for stmt in statements:
+                    c.execute(stmt)
+        except psycopg.Error as exc:
+            failure.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    wait_until_running(info.dsn(), prefix)  # type: ignore[attr-defined]
+    time.sleep(delay)
+    kill_server(info.pid)  # type: ignore[attr-defined]
+    t.join(timeout=60)
+    assert failure, f"{prefix} should have been killed before it finished"
+    return server.start(data_dir)  # crash recovery replays the WAL
+
+
 @own_server_only
 @pytest.mark.parametrize("round_", range(ROUNDS or 2))
 def test_kill_9_during_inserts_then_recovery(tmp_path: Path, round_: int) -> None:
@@ -187,8 +212,6 @@ def synthetic(n: int, dims: int, seed: int) -> np.ndarray:
 def test_kill_9_during_index_build(tmp_path: Path, concurrently: bool, round_: int) -> None:
     """A build killed midway leaves no index (plain: the catalog rolls back) or an invalid one
     (CONCURRENTLY) that REINDEX rebuilds; never a valid index with wrong contents."""
-    from shrinkvec import server
-
     data_dir = tmp_path / "pgdata"
     docs = synthetic(30_000, 384, round_)
     with own_server(data_dir) as info:
@@ -197,24 +220,7 @@ def test_kill_9_during_index_build(tmp_path: Path, concurrently: bool, round_: i
             create_schema(conn, "b", docs)
         how = "CONCURRENTLY " if concurrently else ""
         stmt = f"CREATE INDEX {how}b_ivf ON b USING shrinkvec (embedding vector_cosine_ops) WITH (lists = 300)"
-        failure: list[BaseException] = []
-
-        def build() -> None:
-            try:
-                with psycopg.connect(info.dsn(), autocommit=True) as c:
-                    c.execute(stmt)
-            except psycopg.Error as exc:
-                failure.append(exc)
-
-        t = threading.Thread(target=build)
-        t.start()
-        wait_until_running(info.dsn(), "CREATE INDEX")
-        time.sleep(random.Random(round_).uniform(0.05, 0.4))
-        kill_server(info.pid)
-        t.join(timeout=60)
-        assert failure, "the build should have been killed before it finished"
-
-        info = server.start(data_dir)
+        info = kill_during(info, data_dir, [stmt], "CREATE INDEX", random.Random(round_).uniform(0.05, 0.4))
         with psycopg.connect(info.dsn(), autocommit=True) as conn:
             register_vector(conn)
             state = conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('b_ivf')").fetchone()
@@ -236,8 +242,6 @@ def test_kill_9_during_index_build(tmp_path: Path, concurrently: bool, round_: i
 def test_kill_9_during_vacuum(tmp_path: Path, round_: int) -> None:
     """A VACUUM killed midway (throttled, so the kill lands inside it) leaves indexes that are still
     exact supersets of the heap; the next VACUUM finishes the job."""
-    from shrinkvec import server
-
     data_dir = tmp_path / "pgdata"
     docs = synthetic(30_000, 384, 10 + round_)
     names = ["v_flat", "v_ivf", "v_bits"]
@@ -249,26 +253,8 @@ def test_kill_9_during_vacuum(tmp_path: Path, round_: int) -> None:
             conn.execute("CREATE INDEX v_ivf ON v USING shrinkvec (embedding vector_l2_ops) WITH (lists = 50)")
             conn.execute("CREATE INDEX v_bits ON v USING shrinkvec (bits)")
             conn.execute("DELETE FROM v WHERE id % 3 <> 0")
-        failure: list[BaseException] = []
-
-        def vacuum() -> None:
-            try:
-                with psycopg.connect(info.dsn(), autocommit=True) as c:
-                    c.execute("SET vacuum_cost_delay = 5")
-                    c.execute("SET vacuum_cost_limit = 20")
-                    c.execute("VACUUM v")
-            except psycopg.Error as exc:
-                failure.append(exc)
-
-        t = threading.Thread(target=vacuum)
-        t.start()
-        wait_until_running(info.dsn(), "VACUUM")
-        time.sleep(random.Random(round_).uniform(0.3, 2.5))
-        kill_server(info.pid)
-        t.join(timeout=60)
-        assert failure, "VACUUM should have been killed before it finished"
-
-        info = server.start(data_dir)
+        info = kill_during(info, data_dir, ["SET vacuum_cost_delay = 5", "SET vacuum_cost_limit = 20", "VACUUM v"],
+                           "VACUUM", random.Random(round_).uniform(0.3, 2.5))
         with psycopg.connect(info.dsn(), autocommit=True) as conn:
             register_vector(conn)
             assert conn.execute("SELECT count(*) FROM v").fetchone() == (10_000,)
