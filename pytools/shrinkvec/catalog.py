@@ -63,6 +63,16 @@ def _engine(dsn: str) -> Any:
     return create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(dsn), poolclass=NullPool)
 
 
+def head_revision() -> str:
+    """The newest revision of the catalog's migrations."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    if head is None:
+        raise CatalogError("no catalog migrations found")
+    return head
+
+
 def migrate(dsn: str, revision: str = "head") -> str | None:
     """Create the extension if missing and upgrade the catalog to `revision`; safe to run repeatedly
     and concurrently. Returns the catalog's revision afterwards."""
@@ -163,7 +173,7 @@ def find_profile(
     return Profile(
         name=r["name"], schema=r["table_schema"], table=r["table_name"], id_column=r["id_column"],
         vector_column=r["vector_column"], dims=r["dims"], distance=r["distance"], center=_np(r["center"]),
-        transform=r["transform"], k=r["k"], shortlist=r["shortlist"],
+        transform=r["transform"], k=r["k"], shortlist=r["shortlist"], search_config=r.get("search_config"),
         codes=tuple(
             Code(c["kind"], c["length"], c["column_name"], lo=_np(c["lo"]), hi=_np(c["hi"])) for c in code_rows
         ),
