@@ -211,13 +211,23 @@ def test_tune_json_held_out_and_apply(table: Path, migrated_dsn: str, data: demo
     assert tuned["target_recall"] == target and tuned["recall"] == out["recall"]
     sql_text = run("sql", "--table", "demo", "--dsn", migrated_dsn, cwd=table.parent).stdout
     assert f"suggested {spec.stages[0][1]}" in sql_text
+    assert sql_text.count("shortlist of stage") == len(spec.stages)
+    for i, (stage, _) in enumerate(spec.stages, 1):
+        assert f"shortlist of stage {i}, {p.code(stage).spec()}" in sql_text
 
 
 def test_tune_index_apply_keeps_index(table: Path, migrated_dsn: str) -> None:
     with psycopg.connect(migrated_dsn, autocommit=True) as conn:
         p = resolve_profile(conn, "demo", "public", None)
         with Evaluator(conn, p, read_queries(table), K) as ev:
-            choice = tune.tune(ev, configs.parse_many(["index@100"]), 0.9)
+            # one evaluation index at a time: a flat config measured again after an IVF one still
+            # runs on the flat index (the planner would otherwise pick the other)
+            flat, ivf = configs.parse("index@30"), configs.parse("index:lists=20:probes=2@30")
+            first = ev.measure(flat)
+            assert ev.measure(ivf).recall != first.recall
+            assert ev.measure(flat).recall == first.recall
+            choice = tune.tune(ev, configs.parse_many(["index:lists=20:probes=2@30 index@100"]), 0.99)
+            assert choice.chosen.config.spec() == "index@100" and choice.held_out.recall >= 0.98
             msg = tune.apply(conn, ev, choice)
         assert "SET shrinkvec.shortlist = 100" in msg
         names = [r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'demo'").fetchall()]

@@ -12,7 +12,7 @@ recall@k (mean and 5th percentile over queries), p50/p95 latency, bytes per row 
 (the code columns' payload: bits n/8, prefix 4n, int8 n bytes, summed over a funnel's stages; for an
 index its size on disk over its entries; for exact the full float32 vector), and for an index its size
 and build time. Index configurations build a ``shrinkvec`` index on the vector column (CREATE INDEX
-blocks writes to the table while it builds) and drop it afterwards.
+blocks writes to the table while it builds) and drop it afterwards; one such index exists at a time, so measure configurations grouped by index.
 """
 
 from __future__ import annotations
@@ -144,7 +144,6 @@ class Evaluator:
             raise EvalError(f"k = {k} is more than the table's {self.rows} rows")
         self._truth: npt.NDArray[np.int64] | None = None
         self._indexes: dict[tuple[int, int], _Index] = {}
-        self.keep: set[str] = set()
 
     # -- context -------------------------------------------------------------------------------------
     def __enter__(self) -> Evaluator:
@@ -154,10 +153,9 @@ class Evaluator:
         self.close()
 
     def close(self) -> None:
-        """Drop the indexes this evaluator built, except those in `keep`."""
+        """Drop the index this evaluator built (an index tune --apply renamed is no longer its)."""
         for ix in self._indexes.values():
-            if ix.name not in self.keep:
-                self.conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(self.profile.schema, ix.name)))
+            self.conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(self.profile.schema, ix.name)))
         self._indexes.clear()
 
     # -- ground truth --------------------------------------------------------------------------------
@@ -279,10 +277,12 @@ class Evaluator:
         return f"shrinkvec_eval_{hashlib.sha1(key).hexdigest()[:10]}_l{config.lists}_b{config.bits}"
 
     def _index(self, config: Config) -> _Index:
-        """The shrinkvec index of this config's lists/bits, built on first use."""
+        """The shrinkvec index of this config's lists/bits. Only one evaluation index exists at a time
+        (the planner would pick among them): using another one drops it and builds this one."""
         key = (config.lists, config.bits)
         if key in self._indexes:
             return self._indexes[key]
+        self.close()
         name = self.index_name(config)
         ident = sql.Identifier(self.profile.schema, name)
         opclass = f"{self.vtype}_{OPCLASS[self.profile.distance]}_ops"
