@@ -12,7 +12,8 @@ recall@k (mean and 5th percentile over queries), p50/p95 latency, bytes per row 
 (the code columns' payload: bits n/8, prefix 4n, int8 n bytes, summed over a funnel's stages; for an
 index its size on disk over its entries; for exact the full float32 vector), and for an index its size
 and build time. Index configurations build a ``shrinkvec`` index on the vector column (CREATE INDEX
-blocks writes to the table while it builds) and drop it afterwards; one such index exists at a time, so measure configurations grouped by index.
+blocks writes to the table while it builds) and drop it afterwards. One evaluation index exists at a
+time (the planner would choose among several), so measure configurations grouped by index.
 """
 
 from __future__ import annotations
@@ -177,7 +178,7 @@ class Evaluator:
         return self._truth
 
     # -- measuring -----------------------------------------------------------------------------------
-    def measure(self, config: Config, rows: Sequence[int] | None = None) -> Result:
+    def measure(self, config: Config, rows: Sequence[int] | npt.NDArray[np.int64] | None = None) -> Result:
         """Run `config` for the queries `rows` (default: all) and measure it."""
         configs.check(config, self.profile, self.k, self.rows)
         idx = np.arange(len(self.queries)) if rows is None else np.asarray(rows, dtype=np.int64)
@@ -237,7 +238,7 @@ class Evaluator:
         return (float(np.mean([metrics.ndcg_at_k(f, r, self.k) for f, r in pairs])),
                 float(np.mean([metrics.mrr_at_k(f, r, self.k) for f, r in pairs])))
 
-    def exact_task_metrics(self, rows: Sequence[int] | None = None) -> tuple[float | None, float | None]:
+    def exact_task_metrics(self, rows: Sequence[int] | npt.NDArray[np.int64] | None = None) -> tuple[float | None, float | None]:
         """nDCG@k / MRR@k of the exact top-k (the ceiling of every configuration)."""
         idx = np.arange(len(self.queries)) if rows is None else np.asarray(rows, dtype=np.int64)
         return self._task_metrics([list(map(int, self.truth[i])) for i in idx], idx)
