@@ -1,4 +1,5 @@
-"""The benchmark report: bench/report.md (tables) and bench/report.png (recall vs ms) from the
+"""The benchmark report: bench/report.md (tables) and bench/report.png (recall vs ms, each method's best
+settings) from the
 bench_index.py results in bench/results/ (index_docstrings.json and the largest index_synthetic_N.json).
 
     .venv/bin/python bench/report.py
@@ -18,7 +19,9 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 from common import RESULTS  # noqa: E402
+from shrinkvec.metrics import pareto_front  # noqa: E402
 
+MIN_RECALL = 0.8
 STYLES = {"shrinkvec": "o-", "pgvector": "s--", "faiss": "^:"}  # line style by family
 
 
@@ -83,13 +86,15 @@ def plot(res: list[dict], path: Path) -> None:
     for ax, r in zip(axes[0], res):
         methods = dict.fromkeys(row["method"] for row in r["rows"])
         for m in methods:
-            pts = sorted((row["recall"], row["ms"]) for row in r["rows"]
-                         if row["method"] == m and row["recall"] == row["recall"])
+            every = [(row["ms"], row["recall"]) for row in r["rows"] if row["method"] == m and row["recall"] == row["recall"]]
+            # each method's best settings only: no other of its settings is both faster and more accurate
+            front = [every[i] for i in pareto_front([p[0] for p in every], [p[1] for p in every])] if every else []
+            pts = [(rec, ms) for ms, rec in front if rec >= MIN_RECALL]
             if not pts:
                 continue
             style = STYLES.get(m.split()[0], "o-")
             ax.plot([p[0] for p in pts], [p[1] for p in pts], style, ms=3, lw=1, label=m[:48])
-        ax.set_xlabel("recall@10")
+        ax.set_xlabel(f"recall@10 (settings below {MIN_RECALL} not drawn)")
         ax.set_ylabel("ms/query (median, log)")
         ax.set_yscale("log")
         ax.set_title(r["name"], fontsize=9)
