@@ -409,13 +409,14 @@ def _results_table(title: str, results, k: int, qrels: bool):  # type: ignore[no
     from rich.table import Table
 
     t = Table(title=title)
-    for h in ("config", "family", f"recall@{k}", "p5", "p50 ms", "p95 ms", "bytes/row", "index MB", "build s"):
+    for h in ("config", "family", "queries", f"recall@{k}", "p5", "p50 ms", "p95 ms", "bytes/row", "index MB",
+              "build s"):
         t.add_column(h, justify="left" if h in ("config", "family") else "right")
     if qrels:
         t.add_column(f"nDCG@{k}", justify="right")
         t.add_column(f"MRR@{k}", justify="right")
     for r in results:
-        cells = [r.config.spec(), r.config.family(), f"{r.recall:.3f}", f"{r.recall_p5:.2f}", f"{r.ms_p50:.2f}",
+        cells = [r.config.spec(), r.config.family(), str(r.queries), f"{r.recall:.3f}", f"{r.recall_p5:.2f}", f"{r.ms_p50:.2f}",
                  f"{r.ms_p95:.2f}", f"{r.bytes_per_row:,.0f}",
                  "" if r.index_mb is None else f"{r.index_mb:.2f}", "" if r.build_s is None else f"{r.build_s:.2f}"]
         if qrels:
@@ -468,9 +469,11 @@ def eval_cmd(table: str, schema: str, column: str | None, queries_path: Path, k:
     if qrels_path:
         console.print(f"exact top-{k} (numpy): nDCG@{k} {exact_ndcg:.3f}, MRR@{k} {exact_mrr:.3f} "
                       "(over the queries with a relevant document)")
-    console.print("exact: measured in the database (index scans off) on the first "
-                  f"{next((r.queries for r in results if r.config.kind == 'exact'), 0)} queries; "
-                  "bytes/row: code payload (index: size on disk / entries; exact: the float32 vector)")
+    if any(r.config.kind == "exact" for r in results):
+        console.print("exact: the exact query in the database (index scans off), on the first queries only when "
+                      "the table is large (its recall and nDCG/MRR are over those queries)")
+    console.print("bytes/row: code payload (funnel: all its codes; index: size on disk / entries; exact: the float32 "
+                  "vector); p5: 5th percentile of recall over the queries")
     if not no_plot:
         console.print(f"wrote {out}")
 
