@@ -24,9 +24,12 @@ from shrinkvec.profile import Code, Profile, ProfileError
 ConfigKind = Literal["exact", "stages", "index"]
 
 SHORTLISTS = {"bits": (20, 50, 100, 200, 400), "prefix": (50, 100, 200, 400), "int8": (20, 50, 100)}
-INDEX_SHORTLISTS = (20, 50, 100, 200)
-IVF_SHORTLISTS = (50, 100, 200)
+INDEX_SHORTLISTS = (20, 50, 100, 200, 400)
+IVF_SHORTLISTS = (50, 100, 200, 400)
 IVF_MIN_ROWS = 5000  # the default grid tries an IVF index only on tables at least this large
+# Code-column stages run as sequential scans (~0.3-4 us a row): above this many rows the default grid
+# leaves them out (seconds a query at 1M rows); name them with --configs to measure them anyway.
+STAGE_MAX_ROWS = 250_000
 
 _STAGE = re.compile(r"^([^@>\s]+)@(\d+)$")
 _INDEX = re.compile(r"^index((?::[a-z]+=\d+)*)@(\d+)$")
@@ -148,9 +151,10 @@ def check(config: Config, profile: Profile, k: int, rows: int) -> None:
 
 
 def default_grid(profile: Profile, k: int, rows: int) -> list[Config]:
-    """The default configurations: exact; each code column at several shortlist sizes; a funnel from the
-    bits to the other codes; a flat shrinkvec index at several shortlists; and on tables of at least
-    IVF_MIN_ROWS rows an IVF index with sqrt(rows) lists at 1/16, 1/8 and 1/4 of them probed."""
+    """The default configurations: exact; each code column at several shortlist sizes and a funnel from
+    the bits to the other codes (on tables of at most STAGE_MAX_ROWS rows); a flat shrinkvec index at
+    several shortlists; and on tables of at least IVF_MIN_ROWS rows an IVF index with sqrt(rows) lists
+    at 1/16, 1/8 and 1/4 of them probed."""
     out = [Config("exact")]
 
     def sizes(options: Iterable[int]) -> list[int]:
@@ -161,10 +165,11 @@ def default_grid(profile: Profile, k: int, rows: int) -> list[Config]:
         return c.kind if c.kind in ("bits", "int8") and c.length == profile.dims and \
             sum(o.kind == c.kind for o in profile.codes) == 1 else c.spec()
 
-    for c in profile.codes:
+    stage_codes = profile.codes if rows <= STAGE_MAX_ROWS else ()
+    for c in stage_codes:
         out += [Config("stages", stages=((name(c), n),)) for n in sizes(SHORTLISTS[c.kind])]
-    bits = [c for c in profile.codes if c.kind == "bits"]
-    others = [c for c in profile.codes if c.kind != "bits"]
+    bits = [c for c in stage_codes if c.kind == "bits"]
+    others = [c for c in stage_codes if c.kind != "bits"]
     if bits and others:
         first = max(bits, key=lambda c: c.length)
         for second in others:
