@@ -123,10 +123,13 @@ def apply(conn: psycopg.Connection, ev: Evaluator, choice: Choice) -> str:
         raise EvalError("the shrinkvec catalog predates tune defaults: run 'shrinkvec migrate'")
     c = choice.chosen.config
     report = choice.as_json() | {"tuned_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    conn.execute(
+    cur = conn.execute(
         """UPDATE shrinkvec.profiles SET search_config = %s, k = %s, shortlist = %s, tuned = %s::jsonb
            WHERE name = %s""",
         (c.spec(), ev.k, c.first_shortlist, json.dumps(report), p.name))
+    if cur.rowcount != 1:  # e.g. row-level security on the catalog: only the table's owner may change it
+        raise EvalError(f"could not store the choice in profile {p.name!r} (are you the owner of "
+                        f"{p.schema}.{p.table}?)")
     if c.kind != "index":
         return f"profile {p.name}: default search is now {c.spec()} (k = {ev.k})"
     # keep the index tune built, under a stable name (a previous tune's index of this column is replaced)
