@@ -14,10 +14,11 @@ Needs the embedded server (`shrinkvec server start`) or --dsn.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import matplotlib
 
@@ -36,6 +37,8 @@ from shrinkvec import server  # noqa: E402
 
 K = 10
 TABLE = "bench_index"
+STAGE_MAX_ROWS = 200_000  # the stored-column stage rows need a sequential scan: docstrings-sized tables only
+STAGE_COLUMN = "__stage_column"
 
 
 @dataclass
@@ -152,6 +155,19 @@ def methods(n: int, dim: int) -> Iterator[tuple[str, str, str | None, str, list[
            f"CREATE INDEX bx_hnsw_bq ON {t} USING hnsw ((binary_quantize(embedding)::bit({dim})) bit_hamming_ops) "
            "WITH (m = 16, ef_construction = 64)", "bx_hnsw_bq", rerank,
            [{"hnsw.ef_search": str(s), "__shortlist": str(s)} for s in (100, 200, 400)])
+    # pgvector's guidance: lists = rows / 1000 up to 1M rows, sqrt(rows) above
+    ivf_lists = max(1, n // 1000) if n <= 1_000_000 else int(math.sqrt(n))
+    probes = sorted({max(1, round(ivf_lists * f)) for f in (0.01, 0.02, 0.04, 0.08, 0.16, 0.32)})
+    yield (f"pgvector ivfflat lists={ivf_lists}",
+           f"CREATE INDEX bx_ivfflat ON {t} USING ivfflat (embedding vector_cosine_ops) WITH (lists = {ivf_lists})",
+           "bx_ivfflat", knn, [{"ivfflat.probes": str(p)} for p in probes])
+    if n <= STAGE_MAX_ROWS:
+        # shrinkvec's two-stage SQL over a stored code column (what `shrinkvec sql` generates), no index:
+        # a sequential scan of the bits column, then the exact rerank
+        stage = (f"SELECT id FROM (SELECT id, embedding FROM {t} ORDER BY bits <^#> %s::vector LIMIT {{s}}) c "
+                 f"ORDER BY embedding <=> %s::vector LIMIT {K}")
+        yield ("shrinkvec two-stage: bits column (seq scan) + rerank", STAGE_COLUMN, None, stage,
+               [{"__shortlist": str(s)} for s in (50, 100, 200)])
 
 
 def run(docs: np.ndarray, queries: np.ndarray, name: str, dsn: str, skip: list[str], console: Console) -> list[Row]:
@@ -175,8 +191,12 @@ def run(docs: np.ndarray, queries: np.ndarray, name: str, dsn: str, skip: list[s
         for method, ddl, index, query, settings in methods(n, dim):
             if any(s in method for s in skip):
                 continue
-            build_s, mb = build(conn, index, ddl) if ddl else (0.0, 0.0)
-            if ddl:
+            if ddl == STAGE_COLUMN:
+                build_s, mb = add_bits_column(conn, dim)
+                console.print(f"{method}: column filled in {build_s:.1f} s, {mb:.1f} MB of codes")
+            else:
+                build_s, mb = build(conn, index, ddl) if ddl else (0.0, 0.0)
+            if ddl and ddl != STAGE_COLUMN:
                 console.print(f"{method}: built in {build_s:.1f} s, {mb:.1f} MB")
             # an exact scan costs seconds a query at 1M rows: time it on the first 20 queries
             qs, tr = (queries[:20], truth[:20]) if method == "pgvector exact" else (queries, truth)
@@ -187,12 +207,58 @@ def run(docs: np.ndarray, queries: np.ndarray, name: str, dsn: str, skip: list[s
                 recall, ms = measure(conn, q, qs, tr, s, index)
                 setting = ", ".join(f"{k}={v}" for k, v in s.items() if k != "enable_indexscan")
                 if shortlist:
-                    setting += f", rerank {shortlist}"
+                    setting = f"{setting}, rerank {shortlist}" if setting else f"rerank {shortlist}"
                 rows.append(Row(method, setting, recall, ms, build_s, mb))
                 console.print(f"  {setting or '-'}: recall {recall:.3f}, {ms:.2f} ms")
             if ddl and index:
                 conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(index)))
+    if not any(s in "faiss IndexBinaryFlat + numpy rerank" for s in skip):
+        rows += faiss_rows(docs, queries, truth, console)
     return rows
+
+
+def add_bits_column(conn: psycopg.Connection, dim: int) -> tuple[float, float]:
+    """A stored bit(dim) column of binarize(embedding), as `shrinkvec load` writes: (seconds, MB of codes)."""
+    t = time.perf_counter()
+    conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN bits bit({})").format(sql.Identifier(TABLE), sql.Literal(dim)))
+    conn.execute(sql.SQL("UPDATE {} SET bits = binarize(embedding)").format(sql.Identifier(TABLE)))
+    # VACUUM FULL: without it the UPDATE leaves the heap twice its size and the scan reads the dead half
+    conn.execute(sql.SQL("VACUUM FULL ANALYZE {}").format(sql.Identifier(TABLE)))
+    seconds = time.perf_counter() - t
+    size = conn.execute(sql.SQL("SELECT sum(pg_column_size(bits)) FROM {}").format(sql.Identifier(TABLE))).fetchone()[0]
+    return seconds, float(size) / 2**20
+
+
+def faiss_rows(docs: np.ndarray, queries: np.ndarray, truth: np.ndarray, console: Console) -> list[Row]:
+    """FAISS IndexBinaryFlat (sign bits, one thread) for the shortlist + exact cosine rerank in numpy:
+    the out-of-database reference, with every vector in RAM. Times include the query's binarisation,
+    the Hamming search and the rerank, one query at a time."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    n, dim = docs.shape
+    t = time.perf_counter()
+    index = faiss.IndexBinaryFlat(dim)
+    index.add(np.packbits(docs > 0, axis=1))
+    build_s = time.perf_counter() - t
+    mb = n * dim / 8 / 2**20
+    unit = docs / np.linalg.norm(docs, axis=1, keepdims=True)
+    console.print(f"faiss IndexBinaryFlat: built in {build_s:.2f} s, {mb:.1f} MB (+ {unit.nbytes / 2**20:.0f} MB "
+                  "of float vectors in RAM for the rerank)")
+    out = []
+    for s in (50, 100, 200, 400):
+        hits, times = 0, []
+        for q, tr in zip(queries, truth):
+            start = time.perf_counter()
+            _, cand = index.search(np.packbits(q[None, :] > 0, axis=1), s)
+            c = cand[0][cand[0] >= 0]
+            top = c[np.argsort(-(unit[c] @ q), kind="stable")[:K]]
+            times.append((time.perf_counter() - start) * 1000)
+            hits += len(set(top.tolist()) & set(tr.tolist()))
+        recall, ms = hits / (K * len(queries)), float(np.median(times))
+        out.append(Row("faiss IndexBinaryFlat + numpy rerank", f"rerank {s}", recall, ms, build_s, mb))
+        console.print(f"  rerank {s}: recall {recall:.3f}, {ms:.3f} ms")
+    return out
 
 
 def report(rows: list[Row], name: str, stem: str, console: Console) -> None:
@@ -213,6 +279,8 @@ def report(rows: list[Row], name: str, stem: str, console: Console) -> None:
     write_markdown(RESULTS / f"{stem}.md", f"Index: {name}", header, md,
                    [f"Machine: {machine()}.", f"PostgreSQL 18 + pgvector 0.8.2 (embedded); exact top-{K} from numpy; "
                     "ms/query is the median over the queries, one at a time, prepared statements."])
+    (RESULTS / f"{stem}.json").write_text(json.dumps(
+        {"name": name, "machine": machine(), "k": K, "rows": [asdict(r) for r in rows]}, indent=1))
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for method in dict.fromkeys(r.method for r in rows):
         pts = [(r.recall, r.ms) for r in rows if r.method == method and not math.isnan(r.recall)]

@@ -11,7 +11,7 @@ Transforms are shared and immutable: anyone may read and add one, nobody may cha
 The catalog's owner (the admin who ran the migrations) and superusers bypass the policies.
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0003
 Create Date: 2026-11-22
 """
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0004"
-down_revision = "0001"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

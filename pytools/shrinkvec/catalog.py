@@ -173,7 +173,7 @@ def find_profile(
     return Profile(
         name=r["name"], schema=r["table_schema"], table=r["table_name"], id_column=r["id_column"],
         vector_column=r["vector_column"], dims=r["dims"], distance=r["distance"], center=_np(r["center"]),
-        transform=r["transform"], k=r["k"], shortlist=r["shortlist"],
+        transform=r["transform"], k=r["k"], shortlist=r["shortlist"], search_config=r.get("search_config"),
         codes=tuple(
             Code(c["kind"], c["length"], c["column_name"], lo=_np(c["lo"]), hi=_np(c["hi"])) for c in code_rows
         ),

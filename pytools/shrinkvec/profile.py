@@ -58,6 +58,7 @@ class Profile:
     transform: str | None = None
     k: int = 10
     shortlist: int = 200
+    search_config: str | None = None  # default search chosen by `shrinkvec tune --apply` (configs.py spec)
 
     def code(self, stage: str) -> Code:
         """The code a stage names: 'bits', 'bits:N', 'prefix', 'prefix:N', 'int8' or a column name."""

@@ -44,9 +44,19 @@ class Query:
 def stages_for(profile: Profile, specs: Sequence[str], shortlists: Sequence[int]) -> list[Stage]:
     """Stages from specs ('bits', 'prefix:128', 'int8', a column) and shortlist sizes.
 
-    Without specs: the profile's first code. Missing shortlist sizes: the profile's default for the
-    first stage, then half of the previous stage's each.
+    Without specs: the stages of the profile's tuned search_config (`shrinkvec tune --apply`) when it
+    has one, else its first code. Missing shortlist sizes: the tuned ones when the stages are the tuned
+    ones, else the profile's default for the first stage, then half of the previous stage's each.
     """
+    if not specs and profile.search_config:
+        from shrinkvec import configs
+
+        tuned = configs.parse(profile.search_config)
+        if tuned.kind == "stages":
+            specs = [s for s, _ in tuned.stages]
+            shortlists = list(shortlists) or [n for _, n in tuned.stages]
+    if not specs and not profile.codes:
+        raise ProfileError(f"profile {profile.name!r} has no codes")
     codes = [profile.code(s) for s in specs] if specs else [profile.codes[0]]
     sizes = list(shortlists) or [profile.shortlist]
     while len(sizes) < len(codes):
