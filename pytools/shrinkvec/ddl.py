@@ -57,8 +57,21 @@ def code_type(c: Code) -> sql.Composable:
     return sql.SQL("{}({})").format(sql.SQL(name), sql.Literal(c.length))
 
 
-def code_expr(p: Profile, c: Code, vector: sql.Composable) -> sql.Composable:
-    """SQL expression computing code c from the vector expression (same values as Profile.encode)."""
+def transformed(p: Profile, vector: sql.Composable) -> sql.Composable:
+    """The vector expression through the profile's transform (unchanged without one)."""
+    if p.transform is None:
+        return vector
+    return sql.SQL("shrinkvec.transform_vector({}, {})").format(vector, sql.Literal(p.transform))
+
+
+def code_expr(p: Profile, c: Code, vector: sql.Composable, *, raw: bool = True) -> sql.Composable:
+    """SQL expression computing code c from the vector expression (same values as Profile.encode).
+
+    `vector` is the raw vector (the profile's transform is applied here), or with raw=False an
+    expression that is already transformed (computed once for several codes).
+    """
+    if raw:
+        vector = transformed(p, vector)
     if c.kind == "bits":
         if p.center is not None:
             return sql.SQL("binarize({}, {}, {})").format(vector, sql.Literal(c.length), real_array(p.center))
@@ -121,10 +134,22 @@ def add_code_columns(conn: psycopg.Connection, p: Profile) -> None:
 def create_trigger(conn: psycopg.Connection, p: Profile) -> None:
     """The trigger function and the BEFORE INSERT OR UPDATE trigger that keep the codes correct."""
     new_vec = sql.SQL("NEW.{}").format(sql.Identifier(p.vector_column))
-    assigns = sql.SQL(" ").join(
-        sql.SQL("NEW.{} := {};").format(sql.Identifier(c.column), code_expr(p, c, new_vec)) for c in p.codes
-    )
-    body = sql.SQL("BEGIN {} RETURN NEW; END").format(assigns).as_string(conn)
+    if p.transform is None:
+        assigns = sql.SQL(" ").join(
+            sql.SQL("NEW.{} := {};").format(sql.Identifier(c.column), code_expr(p, c, new_vec)) for c in p.codes
+        )
+        body = sql.SQL("BEGIN {} RETURN NEW; END").format(assigns).as_string(conn)
+    else:  # transform the vector once for all codes
+        tv = sql.Identifier("shrinkvec_tv")
+        assigns = sql.SQL(" ").join(
+            sql.SQL("NEW.{} := {};").format(sql.Identifier(c.column), code_expr(p, c, tv, raw=False))
+            for c in p.codes
+        )
+        body = sql.SQL("DECLARE {tv} vector; BEGIN IF {v} IS NULL THEN {nulls} RETURN NEW; END IF; "
+                       "{tv} := {expr}; {assigns} RETURN NEW; END").format(
+            tv=tv, v=new_vec, expr=transformed(p, new_vec), assigns=assigns,
+            nulls=sql.SQL(" ").join(sql.SQL("NEW.{} := NULL;").format(sql.Identifier(c.column)) for c in p.codes),
+        ).as_string(conn)
     conn.execute(
         sql.SQL(
             "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SET search_path = {} AS {}"
