@@ -374,8 +374,8 @@ BEGIN
 	WHERE e.extname = 'vector';
 	op := CASE p.distance WHEN 'cosine' THEN '<=>' WHEN 'l2' THEN '<->' WHEN 'ip' THEN '<#>' END;
 	order_expr := CASE c.kind
-		WHEN 'bits' THEN format('s.%I OPERATOR(%I.<^#>) $$6', c.column_name, '@extschema@')
-		WHEN 'prefix' THEN format('s.%I OPERATOR(%I.<^=>) $$6', c.column_name, '@extschema@')
+		WHEN 'bits' THEN format('s.%I OPERATOR(%I.<^#>) $6', c.column_name, '@extschema@')
+		WHEN 'prefix' THEN format('s.%I OPERATOR(%I.<^=>) $6', c.column_name, '@extschema@')
 		ELSE format('%I.%s(s.%I, $6, $4, $5)', '@extschema@',
 			CASE WHEN p.distance = 'ip' THEN 'int8_ip_distance' ELSE 'int8_cosine_distance' END,
 			c.column_name)

@@ -18,6 +18,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -46,6 +48,26 @@ typedef struct SvTransform
 /* Transforms read by this backend (immutable, so never invalidated). */
 static SvTransform *transform_cache = NULL;
 
+/* The elements of a one-dimensional real[] without NULLs, all finite (matrices exceed SV_MAX_DIM). */
+static const float *
+float_elements(ArrayType *a, const char *tname, const char *what, int *n)
+{
+	const float *x;
+
+	if (ARR_ELEMTYPE(a) != FLOAT4OID || ARR_NDIM(a) != 1 || (ARR_HASNULL(a) && array_contains_nulls(a)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("transform \"%s\": %s must be a one-dimensional real[] without NULLs", tname, what)));
+	*n = ARR_DIMS(a)[0];
+	x = (const float *) ARR_DATA_PTR(a);
+	for (int i = 0; i < *n; i++)
+		if (isnan(x[i]) || isinf(x[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("transform \"%s\": %s has a NaN or infinite value", tname, what)));
+	return x;
+}
+
 /* Copy a real[] column of the SPI result into TopMemoryContext, checking its length; NULL stays NULL. */
 static float *
 copy_array_column(HeapTuple tuple, TupleDesc desc, int col, const char *tname, const char *what,
@@ -59,7 +81,7 @@ copy_array_column(HeapTuple tuple, TupleDesc desc, int col, const char *tname, c
 
 	if (isnull)
 		return NULL;
-	x = sv_float_array(DatumGetArrayTypeP(d), what, &n);
+	x = float_elements(DatumGetArrayTypeP(d), tname, what, &n);
 	if (n != expected)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),

@@ -60,6 +60,7 @@ class AdaptorConfig:
     holdout: float = 0.1
     max_anchor_pool: int = 4096
     seed: int = 0
+    trainer: str = "numpy"  # or "torch" (adaptor_torch.py, the optional extra shrinkvec[adapt-torch])
 
 
 @dataclass
