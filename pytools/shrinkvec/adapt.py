@@ -206,6 +206,8 @@ def adapt(dsn: str, opts: AdaptOptions, hooks: Hooks | None = None) -> AdaptResu
         raise AdaptError(f"unknown method {opts.method!r}: use one of {', '.join(METHODS)}")
     if opts.batch_size < 1:
         raise AdaptError("--batch-size must be at least 1")
+    if opts.labels is not None and opts.method != "adaptor":
+        raise AdaptError("--labels is used by the adaptor only: add --method adaptor")
     with psycopg.connect(dsn, autocommit=True) as conn:
         p = _profile(conn, opts)
         got = conn.execute("SELECT pg_try_advisory_lock(hashtext('shrinkvec adapt'), hashtext(%s))", (p.name,)).fetchone()
@@ -240,8 +242,6 @@ def adapt(dsn: str, opts: AdaptOptions, hooks: Hooks | None = None) -> AdaptResu
                                  f"rows; raise --sample or load more rows)")
             pairs = None
             if opts.labels is not None:
-                if opts.method != "adaptor":
-                    raise AdaptError("--labels is used by the adaptor only: add --method adaptor")
                 pairs = read_labels(conn, p, opts.labels, opts.queries)
             hooks.stage(f"fitting {opts.method}")
             try:
