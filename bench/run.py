@@ -8,7 +8,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 SCRIPTS = ["bench_kernels.py", "bench_sql.py", "bench_shortlist.py", "bench_load.py", "bench_twostage_recall.py",
-           "bench_index.py"]
+           "bench_index.py", "bench_transforms.py"]
 
 
 def main() -> None:

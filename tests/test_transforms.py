@@ -351,3 +351,54 @@ def test_labels_file_is_read(migrated_dsn: str, conn: psycopg.Connection, tmp_pa
     with pytest.raises(AdaptError, match=r"bad.tsv:2: cannot read"):
         read_labels(conn, p, tmp_path / "bad.tsv", None)
     assert os.path.exists(tmp_path / "q.tsv")
+
+
+def test_numpy_gradients_match_finite_differences() -> None:
+    from shrinkvec import adaptor as ad
+
+    rng = np.random.default_rng(4)
+    x = embeddings(200)
+    cfg = replace(SMALL_ADAPTOR, prefixes=(4, 8), w_recon=0.3)
+    z = fitting.fit_pca(x).apply_fast(x).astype(np.float64)
+    xn = ad._normalize(x.astype(np.float64))[0]
+    nbrs = ad.nearest(xn.astype(np.float32), np.arange(6), 3)
+    b = ad._make_batch(cfg, xn, z, np.arange(6), nbrs, np.arange(100, 130))
+    p = ad._Params(w1=rng.standard_normal((5, DIMS)) * 0.3, b1=rng.standard_normal(5) * 0.1,
+                   w2=rng.standard_normal((DIMS, 5)) * 0.3, b2=rng.standard_normal(DIMS) * 0.1)
+    zq, zd = z[:20], z[20:40]
+
+    def loss() -> float:
+        a = ad._forward(p, b.z)[0]
+        return ad._unsup_loss(cfg, a, a - b.z, b, False)[0] + ad._rank_loss(cfg, ad._forward(p, zq)[0],
+                                                                             ad._forward(p, zd)[0], False)[0]
+
+    a, h, pre = ad._forward(p, b.z)
+    grads = ad._backward(p, b.z, h, pre, ad._unsup_loss(cfg, a, a - b.z, b, True)[1])  # type: ignore[arg-type]
+    aq, hq, preq = ad._forward(p, zq)
+    adoc, hd, pred = ad._forward(p, zd)
+    _, dq, dd = ad._rank_loss(cfg, aq, adoc, True)
+    for g, gq, gd in zip(grads, ad._backward(p, zq, hq, preq, dq), ad._backward(p, zd, hd, pred, dd)):  # type: ignore[arg-type]
+        g += gq + gd
+    for arr, g in zip(p.arrays(), grads):
+        for _ in range(4):
+            i = tuple(int(rng.integers(0, s)) for s in arr.shape)
+            old = arr[i]
+            arr[i] = old + 1e-6
+            up = loss()
+            arr[i] = old - 1e-6
+            down = loss()
+            arr[i] = old
+            assert abs((up - down) / 2e-6 - g[i]) < 1e-4 + 1e-3 * abs(g[i])
+
+
+def test_torch_trainer_matches_numpy() -> None:
+    pytest.importorskip("torch")
+    from shrinkvec.adaptor_torch import train_torch
+
+    x = embeddings(1200)
+    pca = fitting.fit_pca(x)
+    cfg = replace(SMALL_ADAPTOR, steps=20)
+    a = train(x, pca.apply_fast, cfg)
+    b = train_torch(x, pca.apply_fast, cfg)
+    assert [s for s, _ in a.history] == [s for s, _ in b.history]
+    np.testing.assert_allclose([v for _, v in a.history], [v for _, v in b.history], rtol=1e-5)

@@ -45,9 +45,9 @@ class AdaptorConfig:
     prefixes: tuple[int, ...] = (32, 64, 128, 256)
     hidden: int = 256
     steps: int = 1500
-    anchors: int = 48  # anchors per batch (each brings its k neighbours)
+    anchors: int = 32  # anchors per batch (each brings its k neighbours)
     k: int = 10  # neighbours per anchor
-    randoms: int = 256  # random rows per batch
+    randoms: int = 192  # random rows per batch
     lr: float = 1e-3
     w_pair: float = 1.0
     w_topk: float = 1.0
@@ -131,39 +131,34 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 class _Batch:
     z: np.ndarray  # (B, d) rotated inputs
     target: np.ndarray  # (B, B) raw full cosine
-    topk_mask: np.ndarray  # (B, B) bool: j is among the k nearest of anchor i
+    weights: np.ndarray  # (B, B) weight of |cos_m - cos| per pair: pairwise (i != j) plus top-k (anchor, neighbour)
     anchors: np.ndarray  # row indices of the anchors
+    self_mask: np.ndarray  # (A, B): -inf on each anchor's own column, else 0
+    t_list: np.ndarray  # (A, B) softmax(cos / t) of each anchor over the batch (its own column excluded)
+    log_t_list: np.ndarray
 
 
 def _unsup_loss(cfg: AdaptorConfig, a: np.ndarray, fz: np.ndarray, b: _Batch,
                 need_grad: bool) -> tuple[float, np.ndarray | None]:
     """Pairwise + top-k + listwise + reconstruction loss of adapted rows a; and dL/da."""
     bsz = a.shape[0]
-    off = ~np.eye(bsz, dtype=bool)
-    n_pairs = off.sum()
-    n_topk = max(int(b.topk_mask.sum()), 1)
+    mp = len(cfg.prefixes)
     loss = 0.0
     da = np.zeros_like(a) if need_grad else None
-    mp = len(cfg.prefixes)
-    t_list = _softmax(np.where(off, b.target, -np.inf)[b.anchors] / cfg.temperature)
+    anchors = b.anchors
     for m in cfg.prefixes:
         un, n = _normalize(a[:, :m])
         s = un @ un.T
         diff = s - b.target
-        loss += cfg.w_pair * float(np.abs(diff)[off].sum()) / n_pairs / mp
-        loss += cfg.w_topk * float(np.abs(diff)[b.topk_mask].sum()) / n_topk / mp
-        logits = np.where(off, s, -np.inf)[b.anchors] / cfg.temperature
-        p_m = _softmax(logits)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            kl = np.where(t_list > 0, t_list * (np.log(t_list) - np.log(np.maximum(p_m, 1e-30))), 0.0)
-        loss += cfg.w_list * float(kl.sum()) / len(b.anchors) / mp
+        loss += float((b.weights * np.abs(diff)).sum()) / mp
+        p_m = _softmax(s[anchors] / cfg.temperature + b.self_mask)
+        kl = b.t_list * (b.log_t_list - np.log(np.maximum(p_m, 1e-30)))
+        loss += cfg.w_list * float(kl.sum()) / len(anchors) / mp
         if need_grad:
             assert da is not None
-            sg = np.sign(diff)
-            ds = (cfg.w_pair / n_pairs) * np.where(off, sg, 0.0) + (cfg.w_topk / n_topk) * np.where(b.topk_mask, sg, 0.0)
-            ds_list = np.zeros_like(ds)
-            ds_list[b.anchors] = (p_m - t_list) / cfg.temperature * (cfg.w_list / len(b.anchors))
-            ds = (ds + ds_list) / mp
+            ds = b.weights * np.sign(diff)
+            ds[anchors] += (p_m - b.t_list) * (cfg.w_list / cfg.temperature / len(anchors))
+            ds /= mp
             g = (ds + ds.T) @ un
             da[:, :m] += _norm_backward(un, n, g)
     d = a.shape[1]
@@ -214,16 +209,25 @@ def nearest(x_norm: np.ndarray, rows: np.ndarray, k: int, chunk: int = 1024) -> 
     return out
 
 
-def _make_batch(x_norm: np.ndarray, z: np.ndarray, anchors: np.ndarray, nbrs: np.ndarray,
+def _make_batch(cfg: AdaptorConfig, x_norm: np.ndarray, z: np.ndarray, anchors: np.ndarray, nbrs: np.ndarray,
                 randoms: np.ndarray) -> _Batch:
     rows = np.concatenate([anchors, nbrs.ravel(), randoms])
     xn = x_norm[rows]
     target = xn @ xn.T
-    mask = np.zeros_like(target, dtype=bool)
+    bsz = len(rows)
     na, k = nbrs.shape
+    topk = np.zeros_like(target, dtype=bool)
     for i in range(na):
-        mask[i, na + i * k: na + (i + 1) * k] = True
-    return _Batch(z=z[rows], target=target, topk_mask=mask, anchors=np.arange(na))
+        topk[i, na + i * k: na + (i + 1) * k] = True
+    off = ~np.eye(bsz, dtype=bool)
+    weights = (cfg.w_pair / off.sum()) * off + (cfg.w_topk / max(int(topk.sum()), 1)) * topk
+    self_mask = np.zeros((na, bsz), dtype=np.float32)
+    self_mask[np.arange(na), np.arange(na)] = -np.inf
+    t_list = _softmax(target[:na] / cfg.temperature + self_mask)
+    with np.errstate(divide="ignore"):
+        log_t = np.where(t_list > 0, np.log(np.maximum(t_list, 1e-30)), 0.0)
+    return _Batch(z=z[rows], target=target, weights=weights.astype(np.float32), anchors=np.arange(na),
+                  self_mask=self_mask, t_list=t_list.astype(np.float32), log_t_list=log_t.astype(np.float32))
 
 
 def train(x: npt.ArrayLike, rotate: Callable[[np.ndarray], np.ndarray], cfg: AdaptorConfig = AdaptorConfig(),
@@ -265,7 +269,7 @@ def train(x: npt.ArrayLike, rotate: Callable[[np.ndarray], np.ndarray], cfg: Ada
         if len(a) < 2:
             continue
         r = val_rows[rng.integers(0, len(val_rows), cfg.randoms)]
-        val_batches.append(_make_batch(x_norm, z, a, val_nbrs[s:s + cfg.anchors], r))
+        val_batches.append(_make_batch(cfg_m, x_norm, z, a, val_nbrs[s:s + cfg.anchors], r))
     val_pairs = train_pairs = None
     if pairs is not None:
         qv, dv = (np.asarray(a, dtype=np.float32) for a in pairs)
@@ -303,7 +307,7 @@ def train(x: npt.ArrayLike, rotate: Callable[[np.ndarray], np.ndarray], cfg: Ada
     step = 0
     for step in range(1, cfg.steps + 1):
         ai = rng.integers(0, len(pool), cfg.anchors)
-        batch = _make_batch(x_norm, z, pool[ai], train_nbrs[ai], train_rows[rng.integers(0, len(train_rows), cfg.randoms)])
+        batch = _make_batch(cfg_m, x_norm, z, pool[ai], train_nbrs[ai], train_rows[rng.integers(0, len(train_rows), cfg.randoms)])
         a, h, pre = _forward(p, batch.z)
         _, da = _unsup_loss(cfg_m, a, a - batch.z, batch, True)
         assert da is not None
