@@ -402,3 +402,34 @@ def test_torch_trainer_matches_numpy() -> None:
     b = train_torch(x, pca.apply_fast, cfg)
     assert [s for s, _ in a.history] == [s for s, _ in b.history]
     np.testing.assert_allclose([v for _, v in a.history], [v for _, v in b.history], rtol=1e-5)
+
+
+def test_orm_two_stage_ranks_codes_through_the_transform(migrated_dsn: str, conn: psycopg.Connection,
+                                                         tmp_path: Path) -> None:
+    from pgvector.sqlalchemy import VECTOR
+    from sqlalchemy import BigInteger, create_engine
+    from sqlalchemy.orm import DeclarativeBase, Session, mapped_column
+
+    from shrinkvec.orm import bits_column, two_stage
+
+    class Base(DeclarativeBase):
+        pass
+
+    class T(Base):
+        __tablename__ = "t"
+        id = mapped_column(BigInteger, primary_key=True)
+        embedding = mapped_column(VECTOR(DIMS), nullable=False)
+        bits = bits_column("embedding", DIMS)
+
+    load_table(migrated_dsn, tmp_path, n=300)
+    r = adapt(migrated_dsn, AdaptOptions(table="t", method="pca"))
+    p = catalog.find_profile(conn, "t")
+    assert p is not None
+    q = embeddings(3, seed=12)
+    want = query.search(conn, p, query.stages_for(p, ["bits"], [30]), q, 10)
+    engine = create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(migrated_dsn))
+    with Session(engine) as session:
+        for qi in range(3):
+            rows = session.execute(two_stage(T, q[qi], k=10, shortlist=30, stage="bits", transform=r.transform)).all()
+            assert [row[0].id for row in rows] == want[qi][0]
+    engine.dispose()
