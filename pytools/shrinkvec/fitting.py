@@ -14,7 +14,6 @@ import numpy.typing as npt
 from shrinkvec.adaptor import AdaptorConfig, train
 from shrinkvec.transforms import Transform, TransformError
 
-MIN_SAMPLE = {"center": 2, "pca": 2}  # pca also needs at least dims rows; see fit_pca
 
 
 def _sample(x: npt.ArrayLike) -> np.ndarray:
