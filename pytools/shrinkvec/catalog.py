@@ -97,6 +97,16 @@ def downgrade(dsn: str, revision: str) -> None:
         engine.dispose()
 
 
+def head_revision() -> str:
+    """The newest catalog revision the installed migrations define (what `migrate` upgrades to)."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    if head is None:
+        raise CatalogError("the alembic migrations define no revision")
+    return str(head)
+
+
 def current_revision(dsn: str) -> str | None:
     """The catalog's alembic revision, or None when it was never migrated."""
     with psycopg.connect(dsn) as conn:
