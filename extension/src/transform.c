@@ -68,10 +68,10 @@ float_elements(ArrayType *a, const char *tname, const char *what, int *n)
 	return x;
 }
 
-/* Copy a real[] column of the SPI result into TopMemoryContext, checking its length; NULL stays NULL. */
+/* Copy a real[] column of the SPI result into cxt, checking its length; NULL stays NULL. */
 static float *
-copy_array_column(HeapTuple tuple, TupleDesc desc, int col, const char *tname, const char *what,
-				  int expected)
+copy_array_column(MemoryContext cxt, HeapTuple tuple, TupleDesc desc, int col, const char *tname,
+				  const char *what, int expected)
 {
 	bool		isnull;
 	Datum		d = SPI_getbinval(tuple, desc, col, &isnull);
@@ -86,20 +86,20 @@ copy_array_column(HeapTuple tuple, TupleDesc desc, int col, const char *tname, c
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("transform \"%s\": %s has %d elements, expected %d", tname, what, n, expected)));
-	out = MemoryContextAlloc(TopMemoryContext, sizeof(float) * n);
+	out = MemoryContextAlloc(cxt, sizeof(float) * n);
 	memcpy(out, x, sizeof(float) * n);
 	return out;
 }
 
-/* Transpose a rows x cols row-major array in place of a fresh TopMemoryContext copy; frees the input. */
+/* Transpose a rows x cols row-major array into a fresh copy in cxt; frees the input. */
 static float *
-transpose(float *a, int rows, int cols)
+transpose(MemoryContext cxt, float *a, int rows, int cols)
 {
 	float	   *t;
 
 	if (a == NULL)
 		return NULL;
-	t = MemoryContextAlloc(TopMemoryContext, sizeof(float) * rows * cols);
+	t = MemoryContextAlloc(cxt, sizeof(float) * rows * cols);
 	for (int r = 0; r < rows; r++)
 		for (int c = 0; c < cols; c++)
 			t[(Size) c * rows + r] = a[(Size) r * cols + c];
@@ -117,19 +117,62 @@ int_column(HeapTuple tuple, TupleDesc desc, int col)
 	return isnull ? 0 : DatumGetInt32(d);
 }
 
-/* Read transform `name` from shrinkvec.transforms with SPI into a new cache entry. */
+/* Read the transform of the current SPI result row into a new entry allocated in cxt. */
+static SvTransform *
+read_transform(MemoryContext cxt, const char *name)
+{
+	HeapTuple	tuple = SPI_tuptable->vals[0];
+	TupleDesc	desc = SPI_tuptable->tupdesc;
+	SvTransform *t = MemoryContextAllocZero(cxt, sizeof(SvTransform));
+	float	   *matrix;
+
+	t->dims_in = int_column(tuple, desc, 1);
+	t->dims_out = int_column(tuple, desc, 2);
+	t->hidden = int_column(tuple, desc, 3);
+	if (t->dims_in < 1 || t->dims_in > SV_MAX_DIM || t->dims_out < 1 || t->dims_out > SV_MAX_DIM ||
+		t->hidden < 0 || t->hidden > SV_MAX_DIM)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("transform \"%s\" has invalid dimensions %d -> %d (hidden %d)",
+						name, t->dims_in, t->dims_out, t->hidden)));
+	t->center = copy_array_column(cxt, tuple, desc, 4, name, "center", t->dims_in);
+	matrix = copy_array_column(cxt, tuple, desc, 5, name, "matrix", t->dims_out * t->dims_in);
+	if (matrix == NULL && t->dims_out != t->dims_in)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("transform \"%s\" has no matrix but maps %d to %d dimensions",
+						name, t->dims_in, t->dims_out)));
+	t->matrix_t = transpose(cxt, matrix, t->dims_out, t->dims_in);
+	if (t->hidden > 0)
+	{
+		float	   *w1 = copy_array_column(cxt, tuple, desc, 6, name, "w1", t->hidden * t->dims_out);
+		float	   *w2;
+
+		t->b1 = copy_array_column(cxt, tuple, desc, 7, name, "b1", t->hidden);
+		w2 = copy_array_column(cxt, tuple, desc, 8, name, "w2", t->dims_out * t->hidden);
+		t->b2 = copy_array_column(cxt, tuple, desc, 9, name, "b2", t->dims_out);
+		if (w1 == NULL || t->b1 == NULL || w2 == NULL || t->b2 == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("transform \"%s\" has hidden = %d but not all of w1, b1, w2, b2",
+							name, t->hidden)));
+		t->w1_t = transpose(cxt, w1, t->hidden, t->dims_out);
+		t->w2_t = transpose(cxt, w2, t->dims_out, t->hidden);
+	}
+	t->name = MemoryContextStrdup(cxt, name);
+	return t;
+}
+
+/* Read transform `name` from shrinkvec.transforms with SPI into a new cache entry (its own memory context,
+ * deleted again when the transform cannot be read). */
 static SvTransform *
 load_transform(const char *name)
 {
 	Oid			nsp = get_namespace_oid("shrinkvec", true);
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
-	SvTransform *t;
-	HeapTuple	tuple;
-	TupleDesc	desc;
-	float	   *matrix;
-	float	   *w1;
-	float	   *w2;
+	MemoryContext cxt;
+	SvTransform *volatile t = NULL;
 
 	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("transforms", nsp)))
 		ereport(ERROR,
@@ -148,43 +191,18 @@ load_transform(const char *name)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("transform \"%s\" does not exist", name)));
-
-	tuple = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	t = MemoryContextAllocZero(TopMemoryContext, sizeof(SvTransform));
-	t->dims_in = int_column(tuple, desc, 1);
-	t->dims_out = int_column(tuple, desc, 2);
-	t->hidden = int_column(tuple, desc, 3);
-	if (t->dims_in < 1 || t->dims_in > SV_MAX_DIM || t->dims_out < 1 || t->dims_out > SV_MAX_DIM ||
-		t->hidden < 0 || t->hidden > SV_MAX_DIM)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("transform \"%s\" has invalid dimensions %d -> %d (hidden %d)",
-						name, t->dims_in, t->dims_out, t->hidden)));
-	t->center = copy_array_column(tuple, desc, 4, name, "center", t->dims_in);
-	matrix = copy_array_column(tuple, desc, 5, name, "matrix", t->dims_out * t->dims_in);
-	if (matrix == NULL && t->dims_out != t->dims_in)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("transform \"%s\" has no matrix but maps %d to %d dimensions",
-						name, t->dims_in, t->dims_out)));
-	t->matrix_t = transpose(matrix, t->dims_out, t->dims_in);
-	if (t->hidden > 0)
+	cxt = AllocSetContextCreate(TopMemoryContext, "shrinkvec transform", ALLOCSET_DEFAULT_SIZES);
+	PG_TRY();
 	{
-		w1 = copy_array_column(tuple, desc, 6, name, "w1", t->hidden * t->dims_out);
-		t->b1 = copy_array_column(tuple, desc, 7, name, "b1", t->hidden);
-		w2 = copy_array_column(tuple, desc, 8, name, "w2", t->dims_out * t->hidden);
-		t->b2 = copy_array_column(tuple, desc, 9, name, "b2", t->dims_out);
-		if (w1 == NULL || t->b1 == NULL || w2 == NULL || t->b2 == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("transform \"%s\" has hidden = %d but not all of w1, b1, w2, b2",
-							name, t->hidden)));
-		t->w1_t = transpose(w1, t->hidden, t->dims_out);
-		t->w2_t = transpose(w2, t->dims_out, t->hidden);
+		t = read_transform(cxt, name);
 	}
+	PG_CATCH();
+	{
+		MemoryContextDelete(cxt);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	SPI_finish();
-	t->name = MemoryContextStrdup(TopMemoryContext, name);
 	return t;
 }
 
