@@ -404,3 +404,7 @@ CREATE FUNCTION shrinkvec.transform_vector(v vector, transform text) RETURNS vec
 	AS 'MODULE_PATHNAME', 'transform_vector' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION shrinkvec.transform_vector(vector, text) IS
 	'the stored transform `transform` (shrinkvec.transforms) applied to v: center, rotate, residual MLP; STABLE because it reads the catalog (each backend reads a transform once; transforms are immutable)';
+CREATE FUNCTION shrinkvec.transform_vector(v halfvec, transform text) RETURNS vector
+	AS 'MODULE_PATHNAME', 'transform_halfvec' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION shrinkvec.transform_vector(halfvec, text) IS
+	'the stored transform `transform` applied to a halfvec (elements widened to real first); returns a vector';

@@ -27,6 +27,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
+#include "kernels.h"
 #include "shrinkvec.h"
 
 /* A transform as read from the catalog; matrices transposed (input index outermost). */
@@ -300,5 +301,32 @@ transform_vector(PG_FUNCTION_ARGS)
 	apply_transform(t, v->x, result->x);
 	for (int i = 0; i < t->dims_out; i++)
 		sv_check_finite(result->x[i], "transformed vector");
+	PG_RETURN_POINTER(result);
+}
+
+PG_FUNCTION_INFO_V1(transform_halfvec);
+/* SQL: shrinkvec.transform_vector(halfvec, transform text) -> vector(dims_out); elements widened to float first. */
+Datum
+transform_halfvec(PG_FUNCTION_ARGS)
+{
+	SvHalfVec  *v = PG_GETARG_SVHALFVEC_P(0);
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	SvTransform *t = get_transform(name);
+	SvVector   *result;
+	float	   *x;
+
+	if (v->dim != t->dims_in)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("different vector dimensions %d and %d", v->dim, t->dims_in),
+				 errdetail("transform \"%s\" maps %d dimensions to %d.", name, t->dims_in, t->dims_out)));
+	x = palloc(sizeof(float) * v->dim);
+	for (int i = 0; i < v->dim; i++)
+		x[i] = sv_half_to_float(v->x[i]);
+	result = sv_new_vector(t->dims_out);
+	apply_transform(t, x, result->x);
+	for (int i = 0; i < t->dims_out; i++)
+		sv_check_finite(result->x[i], "transformed vector");
+	pfree(x);
 	PG_RETURN_POINTER(result);
 }

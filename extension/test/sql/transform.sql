@@ -16,6 +16,7 @@ SELECT shrinkvec.transform_vector('[1,2,3]'::vector, 'center');
 SELECT shrinkvec.transform_vector('[2,3,4]'::vector, 'rotate');
 SELECT shrinkvec.transform_vector('[3,1]'::vector, 'mlp');   -- relu(2.5) = 2.5: [3 + 2.5, 1 + 5 - 1]
 SELECT shrinkvec.transform_vector('[1,3]'::vector, 'mlp');   -- relu(-1.5) = 0: [1, 3 - 1]
+SELECT shrinkvec.transform_vector('[3,1]'::halfvec, 'mlp') AS from_halfvec;
 -- the transform is read once per backend; codes of the transformed vector
 SELECT binarize(shrinkvec.transform_vector('[0,5,2]'::vector, 'center')) AS bits;
 -- errors
