@@ -13,7 +13,7 @@ from shrinkvec.adaptor import AdaptorConfig
 
 def run_adapt(dsn: str, *, table: str, schema: str, column: str | None, method: str, sample: int,
               labels: Path | None, queries: Path | None, statistic: str, hidden: int | None, steps: int | None,
-              trainer: str, seed: int, batch_size: int, restart: bool, quiet: bool) -> None:
+              rank_weight: float | None, trainer: str, seed: int, batch_size: int, restart: bool, quiet: bool) -> None:
     """Run adapt with rich progress on stderr and print its summary."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -23,6 +23,8 @@ def run_adapt(dsn: str, *, table: str, schema: str, column: str | None, method: 
         cfg = replace(cfg, hidden=hidden)
     if steps is not None:
         cfg = replace(cfg, steps=steps)
+    if rank_weight is not None:
+        cfg = replace(cfg, w_rank=rank_weight)
     if trainer == "torch":
         cfg = replace(cfg, trainer="torch")
     if queries is not None and labels is None:

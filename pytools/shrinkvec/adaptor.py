@@ -53,7 +53,7 @@ class AdaptorConfig:
     w_topk: float = 1.0
     w_list: float = 1.0
     w_recon: float = 0.1
-    w_rank: float = 1.0
+    w_rank: float = 0.2  # with labels; 1.0 fits the labels more and the full vector's neighbours less
     temperature: float = 0.05
     eval_every: int = 50
     patience: int = 6

@@ -296,6 +296,8 @@ def _stages(p, stages: tuple[str, ...], shortlist: tuple[int, ...], funnel: bool
               help="center: the per-dimension threshold.")
 @click.option("--hidden", default=None, type=int, help="adaptor: hidden units of the residual MLP (default 256).")
 @click.option("--steps", default=None, type=int, help="adaptor: at most this many training steps (default 1500).")
+@click.option("--rank-weight", default=None, type=float,
+              help="adaptor with --labels: weight of the ranking loss (default 0.2; higher fits the labels more).")
 @click.option("--trainer", type=click.Choice(["numpy", "torch"]), default="numpy", show_default=True,
               help="adaptor: torch needs the optional extra shrinkvec[adapt-torch].")
 @click.option("--seed", default=0, show_default=True, help="Seed of the sample and of training.")
@@ -305,8 +307,9 @@ def _stages(p, stages: tuple[str, ...], shortlist: tuple[int, ...], funnel: bool
 @DSN_OPTION
 @DATA_DIR_OPTION
 def adapt_cmd(table: str, schema: str, column: str | None, method: str, sample: int, labels: Path | None,
-              queries: Path | None, statistic: str, hidden: int | None, steps: int | None, trainer: str, seed: int,
-              batch_size: int, restart: bool, quiet: bool, dsn: str | None, data_dir: Path | None) -> None:
+              queries: Path | None, statistic: str, hidden: int | None, steps: int | None, rank_weight: float | None,
+              trainer: str, seed: int, batch_size: int, restart: bool, quiet: bool, dsn: str | None,
+              data_dir: Path | None) -> None:
     """Fit a transform on a sample of TABLE, store it, re-encode the codes and switch the profile to it.
 
     Rerun the same command to resume an interrupted run (--restart discards it instead).
@@ -315,7 +318,8 @@ def adapt_cmd(table: str, schema: str, column: str | None, method: str, sample: 
 
     with _one_line_errors():
         run_adapt(_dsn(dsn, data_dir), table=table, schema=schema, column=column, method=method, sample=sample,
-                  labels=labels, queries=queries, statistic=statistic, hidden=hidden, steps=steps, trainer=trainer,
+                  labels=labels, queries=queries, statistic=statistic, hidden=hidden, steps=steps,
+                  rank_weight=rank_weight, trainer=trainer,
                   seed=seed, batch_size=batch_size, restart=restart, quiet=quiet)
 
 

@@ -9,10 +9,13 @@ half-rewritten. A re-encode writes the new codes *beside* them and switches at t
 2. fill: batches of rows whose shadow codes are NULL get them (computed in SQL from the vector
    through `shrinkvec.transform_vector`), one transaction per batch that also advances `rows_done`.
    A killed run leaves whole batches; a rerun continues with the rows still NULL;
-3. switch (one transaction, under the table's lock): fill any row left, build nothing new, drop the
+3. switch (one transaction, ACCESS EXCLUSIVE on the table, held briefly): fill any row left, drop the
    old code columns, triggers and indexes, rename the shadow columns (and the indexes built on them
    before the switch) to the old names, create the new trigger, point the profile at the new
    transform and int8 ranges, forget the re-encode. Readers see either the old or the new profile.
+
+Costs: the fill updates every row once (dead tuples until VACUUM), and dropped columns keep their
+space in old rows until the rows are rewritten (as any ALTER TABLE ... DROP COLUMN).
 """
 
 from __future__ import annotations
@@ -246,7 +249,7 @@ def switch(conn: psycopg.Connection, old: Profile, new: Profile, indexes: list[_
     """The atomic switch (see the module docstring). The caller built the shadow indexes."""
     t = ddl.table_ident(old)
     with conn.transaction():
-        conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(t))
+        conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(t))  # the ALTERs need it anyway
         sh = _shadow_profile(new)
         # rows the fill has not reached yet (none unless writes raced the last batch)
         idc = sql.Identifier(old.id_column)
