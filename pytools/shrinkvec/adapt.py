@@ -51,6 +51,7 @@ class AdaptOptions:
     batch_size: int = 2000
     restart: bool = False
     seed: int = 0
+    vacuum: bool = True
     adaptor: AdaptorConfig = field(default_factory=AdaptorConfig)
 
 
@@ -273,5 +274,9 @@ def adapt(dsn: str, opts: AdaptOptions, hooks: Hooks | None = None) -> AdaptResu
         hooks.stage("switching the profile")
         reencode.switch(conn, p, new, indexes)
         conn.execute("SELECT pg_advisory_unlock(hashtext('shrinkvec adapt'), hashtext(%s))", (p.name,))
+        if opts.vacuum:
+            # the fill updated every row once: without this, scans read the dead versions until autovacuum
+            hooks.stage("vacuuming")
+            conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(ddl.table_ident(p)))
         assert new.transform is not None and new.transform_data is not None
         return AdaptResult(new.transform, resumed, n_sample, written, new.transform_data.fit)

@@ -303,12 +303,14 @@ def _stages(p, stages: tuple[str, ...], shortlist: tuple[int, ...], funnel: bool
 @click.option("--seed", default=0, show_default=True, help="Seed of the sample and of training.")
 @click.option("--batch-size", default=2000, show_default=True, help="Rows re-encoded per transaction.")
 @click.option("--restart", is_flag=True, help="Discard an unfinished re-encode instead of resuming it.")
+@click.option("--vacuum/--no-vacuum", default=True, show_default=True,
+              help="VACUUM (ANALYZE) the table after the switch (the re-encode leaves one dead version per row).")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @DSN_OPTION
 @DATA_DIR_OPTION
 def adapt_cmd(table: str, schema: str, column: str | None, method: str, sample: int, labels: Path | None,
               queries: Path | None, statistic: str, hidden: int | None, steps: int | None, rank_weight: float | None,
-              trainer: str, seed: int, batch_size: int, restart: bool, quiet: bool, dsn: str | None,
+              trainer: str, seed: int, batch_size: int, restart: bool, vacuum: bool, quiet: bool, dsn: str | None,
               data_dir: Path | None) -> None:
     """Fit a transform on a sample of TABLE, store it, re-encode the codes and switch the profile to it.
 
@@ -320,7 +322,7 @@ def adapt_cmd(table: str, schema: str, column: str | None, method: str, sample: 
         run_adapt(_dsn(dsn, data_dir), table=table, schema=schema, column=column, method=method, sample=sample,
                   labels=labels, queries=queries, statistic=statistic, hidden=hidden, steps=steps,
                   rank_weight=rank_weight, trainer=trainer,
-                  seed=seed, batch_size=batch_size, restart=restart, quiet=quiet)
+                  seed=seed, batch_size=batch_size, restart=restart, vacuum=vacuum, quiet=quiet)
 
 
 @main.command("sql")
