@@ -51,7 +51,7 @@ class AdaptOptions:
     batch_size: int = 2000
     restart: bool = False
     seed: int = 0
-    vacuum: bool = True
+    vacuum: Literal["analyze", "full", "none"] = "analyze"
     adaptor: AdaptorConfig = field(default_factory=AdaptorConfig)
 
 
@@ -274,9 +274,12 @@ def adapt(dsn: str, opts: AdaptOptions, hooks: Hooks | None = None) -> AdaptResu
         hooks.stage("switching the profile")
         reencode.switch(conn, p, new, indexes)
         conn.execute("SELECT pg_advisory_unlock(hashtext('shrinkvec adapt'), hashtext(%s))", (p.name,))
-        if opts.vacuum:
-            # the fill updated every row once: without this, scans read the dead versions until autovacuum
-            hooks.stage("vacuuming")
-            conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(ddl.table_ident(p)))
+        if opts.vacuum != "none":
+            # The fill wrote a new version of every row: VACUUM (ANALYZE) frees the dead ones for reuse.
+            # The old codes stay inside the live rows (dropped columns) until the table is rewritten:
+            # VACUUM FULL does that, under an ACCESS EXCLUSIVE lock for the whole rewrite.
+            hooks.stage("vacuuming" + (" (full: rewriting the table)" if opts.vacuum == "full" else ""))
+            conn.execute(sql.SQL("VACUUM ({}ANALYZE) {}").format(
+                sql.SQL("FULL, " if opts.vacuum == "full" else ""), ddl.table_ident(p)))
         assert new.transform is not None and new.transform_data is not None
         return AdaptResult(new.transform, resumed, n_sample, written, new.transform_data.fit)

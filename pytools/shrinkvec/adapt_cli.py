@@ -13,7 +13,7 @@ from shrinkvec.adaptor import AdaptorConfig
 
 def run_adapt(dsn: str, *, table: str, schema: str, column: str | None, method: str, sample: int,
               labels: Path | None, queries: Path | None, statistic: str, hidden: int | None, steps: int | None,
-              rank_weight: float | None, trainer: str, seed: int, batch_size: int, restart: bool, vacuum: bool,
+              rank_weight: float | None, trainer: str, seed: int, batch_size: int, restart: bool, vacuum: str,
               quiet: bool) -> None:
     """Run adapt with rich progress on stderr and print its summary."""
     from rich.console import Console
@@ -32,7 +32,7 @@ def run_adapt(dsn: str, *, table: str, schema: str, column: str | None, method: 
         raise AdaptError("--queries goes with --labels")
     opts = AdaptOptions(table=table, schema=schema, column=column, method=method, sample=sample,  # type: ignore[arg-type]
                         labels=labels, queries=queries, statistic=statistic, batch_size=batch_size,  # type: ignore[arg-type]
-                        restart=restart, seed=seed, vacuum=vacuum, adaptor=cfg)
+                        restart=restart, seed=seed, vacuum=vacuum, adaptor=cfg)  # type: ignore[arg-type]
     console = Console(stderr=True)
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                TimeElapsedColumn()]

@@ -303,14 +303,15 @@ def _stages(p, stages: tuple[str, ...], shortlist: tuple[int, ...], funnel: bool
 @click.option("--seed", default=0, show_default=True, help="Seed of the sample and of training.")
 @click.option("--batch-size", default=2000, show_default=True, help="Rows re-encoded per transaction.")
 @click.option("--restart", is_flag=True, help="Discard an unfinished re-encode instead of resuming it.")
-@click.option("--vacuum/--no-vacuum", default=True, show_default=True,
-              help="VACUUM (ANALYZE) the table after the switch (the re-encode leaves one dead version per row).")
+@click.option("--vacuum", type=click.Choice(["analyze", "full", "none"]), default="analyze", show_default=True,
+              help="After the switch: VACUUM (ANALYZE) frees the dead row versions the re-encode left; full also "
+                   "rewrites the table to drop the old codes' bytes (ACCESS EXCLUSIVE during the rewrite).")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @DSN_OPTION
 @DATA_DIR_OPTION
 def adapt_cmd(table: str, schema: str, column: str | None, method: str, sample: int, labels: Path | None,
               queries: Path | None, statistic: str, hidden: int | None, steps: int | None, rank_weight: float | None,
-              trainer: str, seed: int, batch_size: int, restart: bool, vacuum: bool, quiet: bool, dsn: str | None,
+              trainer: str, seed: int, batch_size: int, restart: bool, vacuum: str, quiet: bool, dsn: str | None,
               data_dir: Path | None) -> None:
     """Fit a transform on a sample of TABLE, store it, re-encode the codes and switch the profile to it.
 
