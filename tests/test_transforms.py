@@ -433,3 +433,21 @@ def test_orm_two_stage_ranks_codes_through_the_transform(migrated_dsn: str, conn
             rows = session.execute(two_stage(T, q[qi], k=10, shortlist=30, stage="bits", transform=r.transform)).all()
             assert [row[0].id for row in rows] == want[qi][0]
     engine.dispose()
+
+
+def test_writes_during_the_reencode_get_the_new_codes(migrated_dsn: str, conn: psycopg.Connection,
+                                                      tmp_path: Path) -> None:
+    load_table(migrated_dsn, tmp_path, n=1000)
+    y = embeddings(3, seed=21)
+
+    def write_between_batches(done: int, total: int) -> None:
+        if done == 200:  # id 0 already has its new codes, id 900 not yet; 5000 is new
+            conn.execute("UPDATE t SET embedding = %s WHERE id = 0", (y[0],))
+            conn.execute("UPDATE t SET embedding = %s WHERE id = 900", (y[1],))
+            conn.execute("INSERT INTO t (id, embedding) VALUES (5000, %s)", (y[2],))
+
+    r = adapt(migrated_dsn, AdaptOptions(table="t", method="pca", batch_size=100), Hooks(rows=write_between_batches))
+    assert r.rows == 999  # the shadow trigger gave id 900 its new codes before the fill reached it
+    assert stored_vs_reference(conn) == (1001, 0)
+    got = conn.execute("SELECT embedding::real[] FROM t WHERE id IN (0, 900, 5000) ORDER BY id").fetchall()
+    np.testing.assert_array_equal(np.array([g[0] for g in got], dtype=np.float32), y)
