@@ -14,7 +14,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 SCRIPTS = ["bench_kernels.py", "bench_sql.py", "bench_shortlist.py", "bench_load.py", "bench_twostage_recall.py",
-           "tune_check.py", "bench_index.py"]
+           "tune_check.py", "bench_index.py", "bench_transforms.py"]
 
 
 def main() -> None:

@@ -377,9 +377,9 @@ BEGIN
 	WHERE e.extname = 'vector';
 	op := CASE p.distance WHEN 'cosine' THEN '<=>' WHEN 'l2' THEN '<->' WHEN 'ip' THEN '<#>' END;
 	order_expr := CASE c.kind
-		WHEN 'bits' THEN format('s.%I OPERATOR(%I.<^#>) $1', c.column_name, '@extschema@')
-		WHEN 'prefix' THEN format('s.%I OPERATOR(%I.<^=>) $1', c.column_name, '@extschema@')
-		ELSE format('%I.%s(s.%I, $1, $4, $5)', '@extschema@',
+		WHEN 'bits' THEN format('s.%I OPERATOR(%I.<^#>) $6', c.column_name, '@extschema@')
+		WHEN 'prefix' THEN format('s.%I OPERATOR(%I.<^=>) $6', c.column_name, '@extschema@')
+		ELSE format('%I.%s(s.%I, $6, $4, $5)', '@extschema@',
 			CASE WHEN p.distance = 'ip' THEN 'int8_ip_distance' ELSE 'int8_cosine_distance' END,
 			c.column_name)
 	END;
@@ -388,8 +388,26 @@ BEGIN
 		'FROM (SELECT s.%1$I, s.%2$I FROM %5$I.%6$I AS s ORDER BY %7$s LIMIT $3) AS t '
 		'ORDER BY 2, 1 LIMIT $2',
 		p.id_column, p.vector_column, vec_schema, op, p.table_schema, p.table_name, order_expr);
-	RETURN QUERY EXECUTE q USING query, k, shortlist, c.lo, c.hi;
+	-- codes are ranked against the query through the profile's transform ($6); the rerank uses the raw query ($1)
+	RETURN QUERY EXECUTE q USING query, k, shortlist, c.lo, c.hi,
+		CASE WHEN p.transform IS NULL THEN query ELSE shrinkvec.transform_vector(query, p.transform) END;
 END
 $search$;
 COMMENT ON FUNCTION shrinkvec.search(regclass, vector, integer, integer, text) IS
 	'two-stage search of a profiled table: shortlist `shortlist` rows by a compact code (stage: bits, prefix[:N], int8 or a column; default the profile''s first code), rerank them by the full vector with the profile''s distance, return the k nearest (id, distance); SECURITY INVOKER, so row-level security applies';
+
+-- ==== transforms (issue 7) ====
+-- A transform (centring, PCA rotation, Matryoshka-Adaptor) is a row of the catalog table
+-- shrinkvec.transforms (created by `shrinkvec migrate`, immutable once stored). transform_vector()
+-- applies it in C, exactly as the numpy reference (pytools/shrinkvec/transforms.py), so the codes the
+-- table's trigger computes and the query the search ranks codes with use the same map. The full
+-- vector is never transformed: the rerank stays exact.
+
+CREATE FUNCTION shrinkvec.transform_vector(v vector, transform text) RETURNS vector
+	AS 'MODULE_PATHNAME', 'transform_vector' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION shrinkvec.transform_vector(vector, text) IS
+	'the stored transform `transform` (shrinkvec.transforms) applied to v: center, rotate, residual MLP; STABLE because it reads the catalog (each backend reads a transform once; transforms are immutable)';
+CREATE FUNCTION shrinkvec.transform_vector(v halfvec, transform text) RETURNS vector
+	AS 'MODULE_PATHNAME', 'transform_halfvec' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION shrinkvec.transform_vector(halfvec, text) IS
+	'the stored transform `transform` applied to a halfvec (elements widened to real first); returns a vector';

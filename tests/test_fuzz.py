@@ -91,6 +91,8 @@ FUNCTIONS = [
     "shrinkvec_index_entries(regclass)",
     "shrinkvec_index_check(regclass)",
     "shrinkvec.search(regclass,vector,integer,integer,text)",
+    "shrinkvec.transform_vector(vector,text)",
+    "shrinkvec.transform_vector(halfvec,text)",
 ]
 
 DIMS = st.one_of(st.integers(1, 40), st.sampled_from([383, 384, 385, 1000, 16000, 16001]))

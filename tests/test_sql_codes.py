@@ -261,6 +261,8 @@ def test_all_functions_are_commented_and_marked(conn: psycopg.Connection) -> Non
         "shrinkvec_index_entries(regclass)": ("v", "s", True),
         "shrinkvec_index_check(regclass)": ("v", "u", True),  # runs dynamic SQL on the table
         "shrinkvec.search(regclass,vector,integer,integer,text)": ("s", "s", False),  # reads tables; NULL = default
+        "shrinkvec.transform_vector(vector,text)": ("s", "s", True),  # reads shrinkvec.transforms (once per backend)
+        "shrinkvec.transform_vector(halfvec,text)": ("s", "s", True),
     }
     for name, volatile, parallel, strict, kind, comment in rows:
         assert comment, f"{name} has no COMMENT ON"

@@ -1,8 +1,8 @@
 """shrinkvec catalog privileges: any role may use the catalog, only a table's owner may change its rows.
 
 After an admin ran CREATE EXTENSION and `shrinkvec migrate`, a normal role loads, profiles, queries and
-indexes its own tables. Row-level security on the catalog ties every profile, code and load row to the
-table it describes:
+indexes its own tables. Row-level security on the catalog ties every profile, code, load and re-encode row to
+the table it describes:
 
 - a role sees a table's rows when it may SELECT the table;
 - a role inserts, updates or deletes them only when it is (a member of) the table's owner.
@@ -56,13 +56,14 @@ def upgrade() -> None:
     _policies("loads", can_read(), is_owner())
     # a code row belongs to its profile's table
     in_profile = "EXISTS (SELECT 1 FROM shrinkvec.profiles p WHERE p.name = profile AND {})"
-    _policies("codes", in_profile.format(can_read("p.")), in_profile.format(is_owner("p.")))
+    for table in ("codes", "reencodes"):
+        _policies(table, in_profile.format(can_read("p.")), in_profile.format(is_owner("p.")))
     op.execute("GRANT SELECT, INSERT ON shrinkvec.transforms TO PUBLIC")
 
 
 def downgrade() -> None:
     op.execute("REVOKE SELECT, INSERT ON shrinkvec.transforms FROM PUBLIC")
-    for table in ("codes", "loads", "profiles"):
+    for table in ("reencodes", "codes", "loads", "profiles"):
         op.execute(f"REVOKE SELECT, INSERT, UPDATE, DELETE ON shrinkvec.{table} FROM PUBLIC")
         for action in ("read", "insert", "update", "delete"):
             op.execute(f"DROP POLICY {table}_{action} ON shrinkvec.{table}")

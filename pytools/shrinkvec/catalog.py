@@ -170,10 +170,16 @@ def find_profile(
         code_rows = cur.execute(
             "SELECT * FROM shrinkvec.codes WHERE profile = %s ORDER BY position", (r["name"],)
         ).fetchall()
+    transform_data = None
+    if r["transform"] is not None:
+        from shrinkvec import transforms
+
+        transform_data = transforms.load(conn, r["transform"])
     return Profile(
         name=r["name"], schema=r["table_schema"], table=r["table_name"], id_column=r["id_column"],
         vector_column=r["vector_column"], dims=r["dims"], distance=r["distance"], center=_np(r["center"]),
-        transform=r["transform"], k=r["k"], shortlist=r["shortlist"], search_config=r.get("search_config"),
+        transform=r["transform"], transform_data=transform_data, k=r["k"], shortlist=r["shortlist"],
+        search_config=r.get("search_config"),
         codes=tuple(
             Code(c["kind"], c["length"], c["column_name"], lo=_np(c["lo"]), hi=_np(c["hi"])) for c in code_rows
         ),

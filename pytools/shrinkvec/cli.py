@@ -162,11 +162,14 @@ def _one_line_errors() -> Iterator[None]:
     from shrinkvec.catalog import CatalogError
     from shrinkvec.load import LoadError
     from shrinkvec.profile import ProfileError
+    from shrinkvec.adapt import AdaptError
     from shrinkvec.readers import ReadError
+    from shrinkvec.reencode import ReencodeError
+    from shrinkvec.transforms import TransformError
 
     try:
         yield
-    except (ReadError, LoadError, ProfileError, CatalogError) as exc:
+    except (ReadError, LoadError, ProfileError, CatalogError, AdaptError, ReencodeError, TransformError) as exc:
         _fail(str(exc))
     except psycopg.Error as exc:
         _fail(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
@@ -276,6 +279,51 @@ def _stages(p, stages: tuple[str, ...], shortlist: tuple[int, ...], funnel: bool
             raise ProfileError(f"a funnel needs bits and prefix codes; profile {p.name} has "
                                + ",".join(c.spec() for c in p.codes))
     return query.stages_for(p, stages, shortlist)
+
+
+@main.command("adapt")
+@click.option("--table", required=True, help="A profiled table.")
+@click.option("--schema", default="public", show_default=True, help="Schema of the table.")
+@click.option("--column", default=None, help="Vector column (when the table has profiles on several).")
+@click.option("--method", type=click.Choice(["center", "pca", "adaptor"]), required=True,
+              help="center: per-dim mean/median; pca: rotation by variance; adaptor: Matryoshka-Adaptor.")
+@click.option("--sample", default=100_000, show_default=True, help="Vectors sampled from the table to fit on.")
+@click.option("--labels", type=click.Path(path_type=Path), default=None,
+              help="adaptor: qrels file (query_id doc_id [relevance] lines) for the supervised ranking loss.")
+@click.option("--queries", type=click.Path(path_type=Path), default=None,
+              help="With --labels: .npy of query vectors that query ids index (default: query ids are table ids).")
+@click.option("--statistic", type=click.Choice(["mean", "median"]), default="mean", show_default=True,
+              help="center: the per-dimension threshold.")
+@click.option("--hidden", default=None, type=int, help="adaptor: hidden units of the residual MLP (default 256).")
+@click.option("--steps", default=None, type=int, help="adaptor: at most this many training steps (default 1500).")
+@click.option("--rank-weight", default=None, type=float,
+              help="adaptor with --labels: weight of the ranking loss (default 0.2; higher fits the labels more).")
+@click.option("--trainer", type=click.Choice(["numpy", "torch"]), default="numpy", show_default=True,
+              help="adaptor: torch needs the optional extra shrinkvec[adapt-torch].")
+@click.option("--seed", default=0, show_default=True, help="Seed of the sample and of training.")
+@click.option("--batch-size", default=2000, show_default=True, help="Rows re-encoded per transaction.")
+@click.option("--restart", is_flag=True, help="Discard an unfinished re-encode instead of resuming it.")
+@click.option("--vacuum", type=click.Choice(["analyze", "full", "none"]), default="analyze", show_default=True,
+              help="After the switch: VACUUM (ANALYZE) frees the dead row versions the re-encode left; full also "
+                   "rewrites the table to drop the old codes' bytes (ACCESS EXCLUSIVE during the rewrite).")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+@DSN_OPTION
+@DATA_DIR_OPTION
+def adapt_cmd(table: str, schema: str, column: str | None, method: str, sample: int, labels: Path | None,
+              queries: Path | None, statistic: str, hidden: int | None, steps: int | None, rank_weight: float | None,
+              trainer: str, seed: int, batch_size: int, restart: bool, vacuum: str, quiet: bool, dsn: str | None,
+              data_dir: Path | None) -> None:
+    """Fit a transform on a sample of TABLE, store it, re-encode the codes and switch the profile to it.
+
+    Rerun the same command to resume an interrupted run (--restart discards it instead).
+    """
+    from shrinkvec.adapt_cli import run_adapt
+
+    with _one_line_errors():
+        run_adapt(_dsn(dsn, data_dir), table=table, schema=schema, column=column, method=method, sample=sample,
+                  labels=labels, queries=queries, statistic=statistic, hidden=hidden, steps=steps,
+                  rank_weight=rank_weight, trainer=trainer,
+                  seed=seed, batch_size=batch_size, restart=restart, vacuum=vacuum, quiet=quiet)
 
 
 @main.command("sql")

@@ -57,8 +57,21 @@ def code_type(c: Code) -> sql.Composable:
     return sql.SQL("{}({})").format(sql.SQL(name), sql.Literal(c.length))
 
 
-def code_expr(p: Profile, c: Code, vector: sql.Composable) -> sql.Composable:
-    """SQL expression computing code c from the vector expression (same values as Profile.encode)."""
+def transformed(p: Profile, vector: sql.Composable) -> sql.Composable:
+    """The vector expression through the profile's transform (unchanged without one)."""
+    if p.transform is None:
+        return vector
+    return sql.SQL("shrinkvec.transform_vector({}, {})").format(vector, sql.Literal(p.transform))
+
+
+def code_expr(p: Profile, c: Code, vector: sql.Composable, *, raw: bool = True) -> sql.Composable:
+    """SQL expression computing code c from the vector expression (same values as Profile.encode).
+
+    `vector` is the raw vector (the profile's transform is applied here), or with raw=False an
+    expression that is already transformed (computed once for several codes).
+    """
+    if raw:
+        vector = transformed(p, vector)
     if c.kind == "bits":
         if p.center is not None:
             return sql.SQL("binarize({}, {}, {})").format(vector, sql.Literal(c.length), real_array(p.center))
@@ -121,10 +134,22 @@ def add_code_columns(conn: psycopg.Connection, p: Profile) -> None:
 def create_trigger(conn: psycopg.Connection, p: Profile) -> None:
     """The trigger function and the BEFORE INSERT OR UPDATE trigger that keep the codes correct."""
     new_vec = sql.SQL("NEW.{}").format(sql.Identifier(p.vector_column))
-    assigns = sql.SQL(" ").join(
-        sql.SQL("NEW.{} := {};").format(sql.Identifier(c.column), code_expr(p, c, new_vec)) for c in p.codes
-    )
-    body = sql.SQL("BEGIN {} RETURN NEW; END").format(assigns).as_string(conn)
+    if p.transform is None:
+        assigns = sql.SQL(" ").join(
+            sql.SQL("NEW.{} := {};").format(sql.Identifier(c.column), code_expr(p, c, new_vec)) for c in p.codes
+        )
+        body = sql.SQL("BEGIN {} RETURN NEW; END").format(assigns).as_string(conn)
+    else:  # transform the vector once for all codes
+        tv = sql.Identifier("shrinkvec_tv")
+        assigns = sql.SQL(" ").join(
+            sql.SQL("NEW.{} := {};").format(sql.Identifier(c.column), code_expr(p, c, tv, raw=False))
+            for c in p.codes
+        )
+        body = sql.SQL("DECLARE {tv} vector; BEGIN IF {v} IS NULL THEN {nulls} RETURN NEW; END IF; "
+                       "{tv} := {expr}; {assigns} RETURN NEW; END").format(
+            tv=tv, v=new_vec, expr=transformed(p, new_vec), assigns=assigns,
+            nulls=sql.SQL(" ").join(sql.SQL("NEW.{} := NULL;").format(sql.Identifier(c.column)) for c in p.codes),
+        ).as_string(conn)
     conn.execute(
         sql.SQL(
             "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SET search_path = {} AS {}"
@@ -136,13 +161,19 @@ def create_trigger(conn: psycopg.Connection, p: Profile) -> None:
             sql.Literal(f"shrinkvec: recomputes the codes of {p.schema}.{p.table}.{p.vector_column} (profile {p.name})"),
         )
     )
-    when = sql.SQL(" OR ").join(
-        sql.SQL("{} IS DISTINCT FROM {}").format(
-            _comparable(c, sql.SQL("NEW.{}").format(sql.Identifier(c.column))),
-            _comparable(c, code_expr(p, c, new_vec)),
+    if p.transform is None:
+        when: sql.Composable = sql.SQL(" OR ").join(
+            sql.SQL("{} IS DISTINCT FROM {}").format(
+                _comparable(c, sql.SQL("NEW.{}").format(sql.Identifier(c.column))),
+                _comparable(c, code_expr(p, c, new_vec)),
+            )
+            for c in p.codes
         )
-        for c in p.codes
-    )
+    else:  # one function call that transforms the vector once, instead of once per code
+        _create_stale_function(conn, p)
+        when = sql.SQL("{}({}, {})").format(
+            stale_function_ident(p), new_vec,
+            sql.SQL(", ").join(sql.SQL("NEW.{}").format(sql.Identifier(c.column)) for c in p.codes))
     cols = sql.SQL(", ").join(sql.Identifier(n) for n in [p.vector_column, *(c.column for c in p.codes)])
     trig = sql.Identifier(trigger_name(p))
     conn.execute(
@@ -151,6 +182,35 @@ def create_trigger(conn: psycopg.Connection, p: Profile) -> None:
         ).format(trig, cols, table_ident(p), when, function_ident(p))
     )
     conn.execute(sql.SQL("ALTER TABLE {} ENABLE ALWAYS TRIGGER {}").format(table_ident(p), trig))
+
+
+def stale_function_ident(p: Profile) -> sql.Identifier:
+    return sql.Identifier(p.schema, f"shrinkvec_stale_{_suffix(p)}")
+
+
+def _create_stale_function(conn: psycopg.Connection, p: Profile) -> None:
+    """stale(v, codes...) -> boolean: whether any code differs from the codes of transform(v) (the WHEN
+    clause of a transformed profile's trigger: the transform runs once per row, not once per code)."""
+    tv = sql.Identifier("shrinkvec_tv")
+    args = [sql.SQL("{} {}").format(sql.Identifier(f"c{i}"), sql.SQL({"bits": "bit", "prefix": "vector",
+                                                                       "int8": "int8vec"}[c.kind]))
+            for i, c in enumerate(p.codes)]
+    differs = sql.SQL(" OR ").join(
+        sql.SQL("{} IS DISTINCT FROM {}").format(_comparable(c, sql.Identifier(f"c{i}")),
+                                                 _comparable(c, code_expr(p, c, tv, raw=False)))
+        for i, c in enumerate(p.codes))
+    any_code = sql.SQL(" OR ").join(sql.SQL("{} IS NOT NULL").format(sql.Identifier(f"c{i}"))
+                                    for i in range(len(p.codes)))
+    body = sql.SQL("DECLARE {tv} vector; BEGIN IF v IS NULL THEN RETURN {any}; END IF; "
+                   "{tv} := {expr}; RETURN {differs}; END").format(
+        tv=tv, any=any_code, expr=transformed(p, sql.Identifier("v")), differs=differs).as_string(conn)
+    conn.execute(sql.SQL("CREATE OR REPLACE FUNCTION {}(v vector, {}) RETURNS boolean LANGUAGE plpgsql STABLE "
+                         "SET search_path = {} AS {}").format(
+        stale_function_ident(p), sql.SQL(", ").join(args), sql.SQL(extension_search_path(conn)), sql.Literal(body)))
+    conn.execute(sql.SQL("COMMENT ON FUNCTION {} IS {}").format(
+        stale_function_ident(p),
+        sql.Literal(f"shrinkvec: whether the codes of a row of {p.schema}.{p.table} differ from transform "
+                    f"{p.transform} of its vector (profile {p.name})")))
 
 
 def add_codes(conn: psycopg.Connection, p: Profile) -> None:
@@ -163,6 +223,7 @@ def drop_codes(conn: psycopg.Connection, p: Profile) -> None:
     """Exactly what add_codes added: the trigger, its function, the code columns (and their indexes)."""
     conn.execute(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(sql.Identifier(trigger_name(p)), table_ident(p)))
     conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}()").format(function_ident(p)))
+    conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}").format(stale_function_ident(p)))
     conn.execute(
         sql.SQL("ALTER TABLE {} {}").format(
             table_ident(p),

@@ -212,8 +212,6 @@ def _prepare_target(conn: psycopg.Connection, reader: Reader, opts: LoadOptions)
             have = [c.spec() for c in existing.codes]
             if wanted != have:
                 raise LoadError(f"table {opts.table} has codes {','.join(have)}, not {','.join(wanted)}")
-        if existing.transform is not None:
-            raise LoadError(f"profile {existing.name} uses transform {existing.transform}: the loader does not apply transforms yet")
         cols = {r[0] for r in conn.execute(
             "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
             (sql.Identifier(opts.schema, opts.table).as_string(conn),)).fetchall()}

@@ -104,21 +104,28 @@ class TwoStageSelect(Select[Any]):
 
 
 def two_stage(model: Any, query_vector: npt.ArrayLike, *, k: int = 10, shortlist: int = 200,
-              stage: str | None = None, distance: str = "cosine", vector: str | None = None) -> TwoStageSelect:
+              stage: str | None = None, distance: str = "cosine", vector: str | None = None,
+              transform: str | None = None) -> TwoStageSelect:
     """SELECT (model, distance) of the k nearest rows: shortlist `shortlist` rows by a code column,
-    rerank them by the full vector with `distance` ('cosine', 'l2', 'ip')."""
+    rerank them by the full vector with `distance` ('cosine', 'l2', 'ip').
+
+    `transform`: the profile's transform (shrinkvec.profiles.transform) when the codes were made by
+    `shrinkvec adapt`; the codes are then ranked against shrinkvec.transform_vector(q, transform).
+    """
     if not 1 <= k <= shortlist:
         raise ProfileError(f"need 1 <= k <= shortlist, got k = {k} and shortlist = {shortlist}")
     if distance not in _DISTANCE:
         raise ProfileError(f"unknown distance {distance!r}: cosine, l2 or ip")
     q = np.asarray(query_vector, dtype=np.float32)
     return _build(model=model, q=q, k=k, shortlist=shortlist, stage=stage, distance=distance, vector=vector,
-                  filters=())
+                  filters=(), transform=transform)
 
 
-def _order(code_col: Any, q: np.ndarray) -> ColumnElement[Any]:
+def _order(code_col: Any, q: np.ndarray, transform: str | None = None) -> ColumnElement[Any]:
     info = code_col.info[INFO_KEY]
-    qv = cast(literal(q.tolist(), VECTOR(len(q))), VECTOR(len(q)))
+    qv: Any = cast(literal(q.tolist(), VECTOR(len(q))), VECTOR(len(q)))
+    if transform is not None:  # computed once per statement (an InitPlan), not per row
+        qv = select(func.shrinkvec.transform_vector(qv, literal(transform), type_=VECTOR())).scalar_subquery()
     if info["kind"] == "bits":
         return code_col.op("<^#>", return_type=Float())(qv)
     if info["kind"] == "prefix":
@@ -128,18 +135,18 @@ def _order(code_col: Any, q: np.ndarray) -> ColumnElement[Any]:
 
 
 def _build(*, model: Any, q: np.ndarray, k: int, shortlist: int, stage: str | None, distance: str,
-           vector: str | None, filters: Sequence[Any]) -> TwoStageSelect:
+           vector: str | None, filters: Sequence[Any], transform: str | None = None) -> TwoStageSelect:
     code_col = _stage_column(model, stage)
     vec_name = vector or code_col.info[INFO_KEY]["source"]
     vec_col = model.__table__.columns[vec_name]
     if vec_col.type.dim is not None and len(q) != vec_col.type.dim:
         raise ProfileError(f"expected {vec_col.type.dim} dimensions, got {len(q)}")
-    inner = select(model.__table__).where(*filters).order_by(_order(code_col, q)).limit(shortlist)
+    inner = select(model.__table__).where(*filters).order_by(_order(code_col, q, transform)).limit(shortlist)
     sub = inner.subquery("shortlist")
     row = aliased(model, sub)
     vec_attr = getattr(row, model.__mapper__.get_property_by_column(vec_col).key)
     dist = getattr(vec_attr, _DISTANCE[distance])(q).label("distance")
     stmt = TwoStageSelect(row, dist).order_by(dist).limit(k)
     stmt._sv_args = {"model": model, "q": q, "k": k, "shortlist": shortlist, "stage": stage,
-                     "distance": distance, "vector": vector, "filters": tuple(filters)}
+                     "distance": distance, "vector": vector, "filters": tuple(filters), "transform": transform}
     return stmt

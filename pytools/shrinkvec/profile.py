@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from shrinkvec import codes
+from shrinkvec.transforms import Transform
 
 Kind = Literal["bits", "prefix", "int8"]
 Distance = Literal["cosine", "l2", "ip"]
@@ -44,7 +45,12 @@ class Code:
 
 @dataclass(frozen=True)
 class Profile:
-    """A table's vector column and its code columns."""
+    """A table's vector column and its code columns.
+
+    With a transform, every code is computed from transform(v) (`transform_data` holds its numbers,
+    `center` is then subtracted from the transformed vector for sign bits); the vector itself is
+    never changed, so the rerank stays exact.
+    """
 
     name: str
     schema: str
@@ -56,6 +62,7 @@ class Profile:
     distance: Distance = "cosine"
     center: npt.NDArray[np.float32] | None = field(default=None, compare=False)
     transform: str | None = None
+    transform_data: Transform | None = field(default=None, compare=False, repr=False)
     k: int = 10
     shortlist: int = 200
     search_config: str | None = None  # default search chosen by `shrinkvec tune --apply` (configs.py spec)
@@ -75,6 +82,8 @@ class Profile:
         """
         if x.ndim != 2 or x.shape[1] != self.dims:
             raise ProfileError(f"expected {self.dims} dimensions, got {x.shape[1] if x.ndim == 2 else x.ndim}")
+        if self.transform_data is not None:
+            x = self.transform_data.apply(x)  # the exact reference: the trigger computes the same floats
         out: dict[str, np.ndarray] = {}
         for c in self.codes:
             if c.kind == "bits":

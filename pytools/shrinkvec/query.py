@@ -90,12 +90,18 @@ def build(profile: Profile, stages: Sequence[Stage], *, dollar: bool = True,
         raise ProfileError("a search needs at least one stage")
     names = ["q", "k"] + [f"n{i}" for i in range(len(stages))]
     names += [f"{b}{i}" for i, st in enumerate(stages) if st.code.kind == "int8" for b in ("lo", "hi")]
+    if profile.transform is not None:
+        names.append("tf")
     index = {n: i + 1 for i, n in enumerate(names)}
 
     def ph(name: str) -> sql.Composable:
         return sql.SQL(f"${index[name]}") if dollar else sql.Placeholder(name)
 
     q = sql.SQL("{}::vector").format(ph("q"))
+    # Codes are ranked against the query through the profile's transform, computed once (an InitPlan);
+    # the rerank uses the raw query.
+    qc = q if profile.transform is None else sql.SQL("(SELECT shrinkvec.transform_vector({}, {}::text))").format(
+        q, ph("tf"))
     idc, vec = sql.Identifier(profile.id_column), sql.Identifier(profile.vector_column)
     aliases = [sql.Identifier("s")] + [sql.Identifier(f"c{i}") for i in range(1, len(stages))]
 
@@ -108,7 +114,7 @@ def build(profile: Profile, stages: Sequence[Stage], *, dollar: bool = True,
                                 [profile.id_column, profile.vector_column, *dict.fromkeys(later_cols)]),
         t=sql.Identifier(profile.schema, profile.table),
         where=sql.SQL(" WHERE {}").format(where) if where is not None else sql.SQL(""),
-        order=_stage_order(profile, stages[0], aliases[0], q, ph, 0),
+        order=_stage_order(profile, stages[0], aliases[0], qc, ph, 0),
         n=ph("n0"),
     )
     for i in range(1, len(stages)):
@@ -117,7 +123,7 @@ def build(profile: Profile, stages: Sequence[Stage], *, dollar: bool = True,
         inner = sql.SQL("SELECT {cols} FROM ({inner}) AS {a} ORDER BY {order} LIMIT {n}").format(
             cols=sql.SQL(", ").join(sql.SQL("{}.{}").format(a, sql.Identifier(c)) for c in
                                     [profile.id_column, profile.vector_column, *keep]),
-            inner=inner, a=a, order=_stage_order(profile, stages[i], a, q, ph, i), n=ph(f"n{i}"),
+            inner=inner, a=a, order=_stage_order(profile, stages[i], a, qc, ph, i), n=ph(f"n{i}"),
         )
     statement = sql.SQL(
         "SELECT c.{id}, c.{vec} {op} {q} AS distance FROM ({inner}) AS c ORDER BY distance, c.{id} LIMIT {k}"
@@ -128,6 +134,8 @@ def build(profile: Profile, stages: Sequence[Stage], *, dollar: bool = True,
 def params(profile: Profile, stages: Sequence[Stage], query_vector: npt.ArrayLike, k: int) -> dict[str, Any]:
     """Named parameter values for build(..., dollar=False)."""
     values: dict[str, Any] = {"q": np.asarray(query_vector, dtype=np.float32), "k": k}
+    if profile.transform is not None:
+        values["tf"] = profile.transform
     for i, st in enumerate(stages):
         if st.shortlist < k:
             raise ProfileError(f"shortlist {st.shortlist} is smaller than k = {k}")
@@ -150,7 +158,8 @@ def pretty(conn: psycopg.Connection, query: Query, profile: Profile, stages: Seq
     lines = [f"-- profile {one_line(profile.name)}: {one_line(f'{profile.schema}.{profile.table}.{profile.vector_column}')} "
              f"({profile.dims} dims, {profile.distance})"]
     for i, n in enumerate(query.params, 1):
-        desc = {"q": f"query vector ({profile.dims} dims)", "k": f"k (default {k})"}.get(n)
+        desc = {"q": f"query vector ({profile.dims} dims)", "k": f"k (default {k})",
+                "tf": f"transform {profile.transform} (codes rank shrinkvec.transform_vector($1, this))"}.get(n)
         if desc is None and n.startswith("n"):
             st = stages[int(n[1:])]
             desc = f"shortlist of stage {int(n[1:]) + 1}, {st.code.spec()} ({st.code.column}); suggested {st.shortlist}"

@@ -1,0 +1,141 @@
+"""The Matryoshka-Adaptor trainer in PyTorch (optional: pip install 'shrinkvec[adapt-torch]').
+
+Same model, losses, batches, held-out early stopping and result as the numpy trainer in adaptor.py
+(gradients by autograd instead of by hand); CPU, float32. Used by `shrinkvec adapt --trainer torch`.
+The stored transform is the same kind of record, applied by the same C function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from shrinkvec.adaptor import (
+    AdaptorConfig,
+    AdaptorError,
+    AdaptorResult,
+    _make_batch,
+    _normalize,
+    _positions,
+    nearest,
+)
+
+
+def train_torch(x: np.ndarray, rotate: Callable[[np.ndarray], np.ndarray], cfg: AdaptorConfig = AdaptorConfig(),
+                pairs: tuple[np.ndarray, np.ndarray] | None = None,
+                progress: Callable[[int, int, float], None] | None = None) -> AdaptorResult:
+    """adaptor.train with torch autograd and Adam (see adaptor.py for the losses)."""
+    try:
+        import torch
+    except ImportError:
+        raise AdaptorError("--trainer torch needs PyTorch: pip install 'shrinkvec[adapt-torch]'") from None
+    torch.manual_seed(cfg.seed)
+    x = np.asarray(x, dtype=np.float32)
+    n, d = x.shape
+    prefixes = tuple(m for m in cfg.prefixes if m <= d)
+    if not prefixes:
+        raise AdaptorError(f"no prefix size of {cfg.prefixes} fits {d} dimensions")
+    need = max(cfg.k + 1, 20) * 10
+    if n < need:
+        raise AdaptorError(f"the adaptor needs a sample of at least {need} vectors, got {n}")
+    cfg_m = AdaptorConfig(**{**cfg.__dict__, "prefixes": prefixes})
+    rng = np.random.default_rng(cfg.seed)
+    x_norm = _normalize(x.astype(np.float64))[0].astype(np.float32)
+    z = rotate(x).astype(np.float32)
+    perm = rng.permutation(n)
+    n_val = max(int(n * cfg.holdout), cfg.anchors)
+    val_rows, train_rows = perm[:n_val], perm[n_val:]
+    pool = train_rows[: cfg.max_anchor_pool]
+    val_pool = val_rows[: min(len(val_rows), 512)]
+    train_nbrs = train_rows[nearest(x_norm[train_rows], _positions(train_rows, pool), cfg.k)]
+    val_nbrs = nearest(x_norm, val_pool, cfg.k)
+    val_batches = [_make_batch(cfg_m, x_norm, z, val_pool[s:s + cfg.anchors], val_nbrs[s:s + cfg.anchors],
+                               val_rows[rng.integers(0, len(val_rows), cfg.randoms)])
+                   for s in range(0, len(val_pool), cfg.anchors) if len(val_pool[s:s + cfg.anchors]) >= 2]
+    tp = vp = None
+    if pairs is not None:
+        qv, dv = (np.asarray(a, dtype=np.float32) for a in pairs)
+        if len(qv) != len(dv) or len(qv) < 20:
+            raise AdaptorError(f"need at least 20 labelled pairs, got {len(qv)}")
+        pp = rng.permutation(len(qv))
+        nv = max(len(qv) // 10, 10)
+        zq, zd = torch.from_numpy(rotate(qv).astype(np.float32)), torch.from_numpy(rotate(dv).astype(np.float32))
+        vp = (zq[pp[:nv]], zd[pp[:nv]])
+        tp = (zq[pp[nv:]], zd[pp[nv:]])
+
+    w1 = torch.tensor(rng.standard_normal((cfg.hidden, d)) * np.sqrt(2.0 / d) * 0.1, dtype=torch.float32,
+                      requires_grad=True)
+    b1 = torch.zeros(cfg.hidden, requires_grad=True)
+    w2 = torch.zeros((d, cfg.hidden), requires_grad=True)
+    b2 = torch.zeros(d, requires_grad=True)
+    params = [w1, b1, w2, b2]
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    mp = len(prefixes)
+
+    def forward(zb: torch.Tensor) -> torch.Tensor:
+        return zb + torch.relu(zb @ w1.T + b1) @ w2.T + b2
+
+    def unsup(b) -> torch.Tensor:  # type: ignore[no-untyped-def]
+        zb = torch.from_numpy(b.z)
+        a = forward(zb)
+        target, weights = torch.from_numpy(b.target), torch.from_numpy(b.weights)
+        t_list, log_t = torch.from_numpy(b.t_list), torch.from_numpy(b.log_t_list)
+        self_mask = torch.from_numpy(b.self_mask)
+        na = len(b.anchors)
+        loss = torch.zeros(())
+        for m in prefixes:
+            un = torch.nn.functional.normalize(a[:, :m], dim=1, eps=1e-12)
+            s = un @ un.T
+            loss = loss + (weights * (s - target).abs()).sum() / mp
+            logp = torch.log_softmax(s[:na] / cfg.temperature + self_mask, dim=1)
+            kl = torch.where(t_list > 0, t_list * (log_t - logp), torch.zeros_like(t_list))
+            loss = loss + cfg.w_list * kl.sum() / na / mp
+        return loss + cfg.w_recon * ((a - zb) ** 2).sum() / a.shape[0] / d
+
+    def rank(zq: torch.Tensor, zd: torch.Tensor) -> torch.Tensor:
+        aq, ad = forward(zq), forward(zd)
+        loss = torch.zeros(())
+        labels = torch.arange(len(zq))
+        for m in prefixes:
+            qn = torch.nn.functional.normalize(aq[:, :m], dim=1)
+            dn = torch.nn.functional.normalize(ad[:, :m], dim=1)
+            loss = loss + cfg.w_rank * torch.nn.functional.cross_entropy(qn @ dn.T / cfg.temperature, labels) / mp
+        return loss
+
+    def heldout() -> float:
+        with torch.no_grad():
+            v = sum(float(unsup(b)) for b in val_batches) / max(len(val_batches), 1)
+            if vp is not None:
+                v += float(rank(*vp))
+        return v
+
+    best = heldout()
+    best_arrays = [p.detach().numpy().copy() for p in params]
+    best_step, bad, step = 0, 0, 0
+    history = [(0, best)]
+    for step in range(1, cfg.steps + 1):
+        ai = rng.integers(0, len(pool), cfg.anchors)
+        batch = _make_batch(cfg_m, x_norm, z, pool[ai], train_nbrs[ai],
+                            train_rows[rng.integers(0, len(train_rows), cfg.randoms)])
+        loss = unsup(batch)
+        if tp is not None:
+            pi = torch.from_numpy(rng.integers(0, len(tp[0]), min(128, len(tp[0]))))
+            loss = loss + rank(tp[0][pi], tp[1][pi])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % cfg.eval_every == 0:
+            v = heldout()
+            history.append((step, v))
+            if progress is not None:
+                progress(step, cfg.steps, v)
+            if v < best - 1e-6:
+                best, best_step, bad = v, step, 0
+                best_arrays = [p.detach().numpy().copy() for p in params]
+            else:
+                bad += 1
+                if bad >= cfg.patience:
+                    break
+    a1, c1, a2, c2 = (a.astype(np.float32) for a in best_arrays)
+    return AdaptorResult(w1=a1, b1=c1, w2=a2, b2=c2, steps=step, best_step=best_step, history=history)

@@ -1,0 +1,209 @@
+"""Transforms: the maps applied to a vector before its codes are computed, and their catalog records.
+
+A transform is stored once in `shrinkvec.transforms` and never changed (a trigger rejects UPDATE, and
+DELETE while a profile uses it). The server applies it with the C function
+``shrinkvec.transform_vector(v, name)``; this module is its numpy reference, bit for bit:
+
+    y = v - center                      (float32, elementwise; skipped without a center)
+    z_i = sum_j matrix[i, j] * y_j       (float32, j ascending, each product rounded, no FMA;
+                                         z = y without a matrix)
+    h_k = max(sum_j w1[k, j] * z_j + b1_k, 0)                   (the adaptor's residual MLP,
+    out_i = z_i + (sum_k w2[i, k] * h_k + b2_i)                 skipped without one)
+
+Sums start at 0 and add one product at a time in index order, in float32, exactly as the C loop
+does (compiled with -ffp-contract=off), so codes computed by the loader in numpy equal the codes
+the table's trigger computes in SQL. `apply_fast` is the BLAS version (float32 rounding may differ
+in the last bit) for fitting and measuring, never for stored codes.
+
+Kinds: `center` (center only), `pca` (center + orthogonal rotation), `adaptor` (center + rotation +
+residual MLP: the Matryoshka-Adaptor, see adaptor.py). The full vector is never changed: reranking
+stays on the raw column.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+from psycopg.rows import dict_row
+
+FloatArray = npt.NDArray[np.float32]
+TransformKind = Literal["center", "pca", "adaptor"]
+KINDS: tuple[TransformKind, ...] = ("center", "pca", "adaptor")
+ROWS_PER_CHUNK = 1024  # rows per step of the exact reference (keeps the accumulator in cache)
+
+
+class TransformError(ValueError):
+    """A transform that cannot be built, stored, found or applied (the message names the problem)."""
+
+
+@dataclass(frozen=True)
+class Transform:
+    """A stored transform: optional center, optional matrix (dims_out x dims_in), optional residual MLP."""
+
+    name: str
+    kind: TransformKind
+    dims_in: int
+    dims_out: int
+    center: FloatArray | None = field(default=None, compare=False)
+    matrix: FloatArray | None = field(default=None, compare=False)
+    w1: FloatArray | None = field(default=None, compare=False)  # hidden x dims_out
+    b1: FloatArray | None = field(default=None, compare=False)  # hidden
+    w2: FloatArray | None = field(default=None, compare=False)  # dims_out x hidden
+    b2: FloatArray | None = field(default=None, compare=False)  # dims_out
+    version: int = 1
+    source: str = ""
+    fit: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def hidden(self) -> int | None:
+        return None if self.w1 is None else int(self.w1.shape[0])
+
+    def check(self) -> None:
+        """Shapes consistent and every value finite, or TransformError."""
+        def bad(what: str) -> TransformError:
+            return TransformError(f"transform {self.name!r}: {what}")
+
+        if self.matrix is None and self.dims_out != self.dims_in:
+            raise bad(f"without a matrix dims_out must equal dims_in ({self.dims_in}), not {self.dims_out}")
+        if self.center is not None and self.center.shape != (self.dims_in,):
+            raise bad(f"center has shape {self.center.shape}, expected ({self.dims_in},)")
+        if self.matrix is not None and self.matrix.shape != (self.dims_out, self.dims_in):
+            raise bad(f"matrix has shape {self.matrix.shape}, expected ({self.dims_out}, {self.dims_in})")
+        mlp = (self.w1, self.b1, self.w2, self.b2)
+        if any(a is None for a in mlp) and not all(a is None for a in mlp):
+            raise bad("the MLP needs all of w1, b1, w2, b2")
+        if self.w1 is not None:
+            h = self.w1.shape[0]
+            want = {"w1": (h, self.dims_out), "b1": (h,), "w2": (self.dims_out, h), "b2": (self.dims_out,)}
+            for key, shape in want.items():
+                a = getattr(self, key)
+                if a.shape != shape:
+                    raise bad(f"{key} has shape {a.shape}, expected {shape}")
+        for key in ("center", "matrix", "w1", "b1", "w2", "b2"):
+            a = getattr(self, key)
+            if a is not None and not np.isfinite(a).all():
+                raise bad(f"{key} has NaN or infinite values")
+
+    def checksum(self) -> str:
+        """sha256 of the kind, shapes and every float32 value (names a version by its content)."""
+        h = hashlib.sha256(f"{self.kind}:{self.dims_in}:{self.dims_out}".encode())
+        for key in ("center", "matrix", "w1", "b1", "w2", "b2"):
+            a = getattr(self, key)
+            h.update(key.encode())
+            if a is not None:
+                h.update(np.ascontiguousarray(a, dtype="<f4").tobytes())
+        return h.hexdigest()
+
+    # -----------------------------------------------------------------------------------------
+    # Application
+    # -----------------------------------------------------------------------------------------
+
+    def apply(self, x: npt.ArrayLike) -> FloatArray:
+        """The exact reference (the C function's float32 arithmetic, bit for bit); x is (n, dims_in) or (dims_in,)."""
+        a = np.asarray(x, dtype=np.float32)
+        one = a.ndim == 1
+        a = np.atleast_2d(a)
+        if a.shape[1] != self.dims_in:
+            raise TransformError(f"transform {self.name!r} expects {self.dims_in} dimensions, not {a.shape[1]}")
+        out = np.empty((a.shape[0], self.dims_out), dtype=np.float32)
+        mt = None if self.matrix is None else np.ascontiguousarray(self.matrix.T)
+        w1t = None if self.w1 is None else np.ascontiguousarray(self.w1.T)
+        w2t = None if self.w2 is None else np.ascontiguousarray(self.w2.T)
+        for s in range(0, a.shape[0], ROWS_PER_CHUNK):
+            y = a[s:s + ROWS_PER_CHUNK]
+            if self.center is not None:
+                y = y - self.center
+            z = y if mt is None else _seq_matmul(y, mt)
+            if w1t is not None:
+                assert self.b1 is not None and self.b2 is not None and w2t is not None
+                pre = _seq_matmul(z, w1t) + self.b1
+                h = np.where(pre > 0, pre, np.float32(0.0)).astype(np.float32)
+                z = z + (_seq_matmul(h, w2t) + self.b2)
+            out[s:s + ROWS_PER_CHUNK] = z
+        return out[0] if one else out
+
+    def apply_fast(self, x: npt.ArrayLike) -> FloatArray:
+        """The same map with BLAS (float32 results may differ from `apply` in the last bit)."""
+        a = np.asarray(x, dtype=np.float32)
+        if self.center is not None:
+            a = a - self.center
+        if self.matrix is not None:
+            a = a @ self.matrix.T
+        if self.w1 is not None:
+            assert self.b1 is not None and self.w2 is not None and self.b2 is not None
+            h = np.maximum(a @ self.w1.T + self.b1, 0)
+            a = a + (h @ self.w2.T + self.b2)
+        return a.astype(np.float32, copy=False)
+
+
+def _seq_matmul(x: FloatArray, mt: FloatArray) -> FloatArray:
+    """x @ mt with float32 sums over j in ascending order, one rounded product at a time (no BLAS)."""
+    acc = np.zeros((x.shape[0], mt.shape[1]), dtype=np.float32)
+    tmp = np.empty_like(acc)
+    for j in range(mt.shape[0]):
+        np.multiply(x[:, j:j + 1], mt[j], out=tmp)
+        acc += tmp
+    return acc
+
+
+# ---------------------------------------------------------------------------------------------
+# Catalog records
+# ---------------------------------------------------------------------------------------------
+
+def _arr(a: np.ndarray | None) -> list[float] | None:
+    return None if a is None else np.asarray(a, dtype=np.float32).ravel().tolist()
+
+
+def _np(v: list[float] | None, shape: tuple[int, ...] | None = None) -> FloatArray | None:
+    if v is None:
+        return None
+    a = np.asarray(v, dtype=np.float32)
+    return a.reshape(shape) if shape is not None else a
+
+
+def next_version(conn: psycopg.Connection, source: str) -> int:
+    """1 + the highest version of the transforms fitted on `source` (schema.table.column)."""
+    row = conn.execute("SELECT coalesce(max(version), 0) FROM shrinkvec.transforms WHERE source = %s",
+                       (source,)).fetchone()
+    return int(row[0]) + 1  # type: ignore[index]
+
+
+def make_name(source: str, kind: str, version: int, checksum: str) -> str:
+    """Transform names carry their content hash, so a name always means the same numbers."""
+    return f"{source}:{kind}:v{version}:{checksum[:12]}"
+
+
+def save(conn: psycopg.Connection, t: Transform) -> None:
+    """Insert the transform (in the caller's transaction); an identical one with the same name is kept."""
+    t.check()
+    conn.execute(
+        """INSERT INTO shrinkvec.transforms (name, kind, dims_in, dims_out, matrix, center, hidden,
+               w1, b1, w2, b2, version, source, checksum, fit)
+           VALUES (%s, %s, %s, %s, %s::real[], %s::real[], %s, %s::real[], %s::real[], %s::real[], %s::real[],
+                   %s, %s, %s, %s::jsonb)
+           ON CONFLICT (name) DO NOTHING""",
+        (t.name, t.kind, t.dims_in, t.dims_out, _arr(t.matrix), _arr(t.center), t.hidden, _arr(t.w1), _arr(t.b1),
+         _arr(t.w2), _arr(t.b2), t.version, t.source, t.checksum(), json.dumps(t.fit)),
+    )
+
+
+def load(conn: psycopg.Connection, name: str) -> Transform:
+    """The stored transform `name`, or TransformError."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        r = cur.execute("SELECT * FROM shrinkvec.transforms WHERE name = %s", (name,)).fetchone()
+    if r is None:
+        raise TransformError(f"transform {name!r} does not exist")
+    di, do, h = r["dims_in"], r["dims_out"], r.get("hidden")
+    return Transform(
+        name=r["name"], kind=r["kind"], dims_in=di, dims_out=do,
+        center=_np(r.get("center")), matrix=_np(r["matrix"], (do, di)),
+        w1=_np(r.get("w1"), (h, do) if h else None), b1=_np(r.get("b1")),
+        w2=_np(r.get("w2"), (do, h) if h else None), b2=_np(r.get("b2")),
+        version=r.get("version") or 1, source=r.get("source") or "", fit=r.get("fit") or {},
+    )
