@@ -282,6 +282,17 @@ apply_transform(const SvTransform *t, const float *x, float *out)
 	pfree(y);
 }
 
+/* Raise an error unless a vector of dim dimensions fits the transform's input. */
+static void
+check_transform_dims(const SvTransform *t, const char *name, int dim)
+{
+	if (dim != t->dims_in)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("different vector dimensions %d and %d", dim, t->dims_in),
+				 errdetail("transform \"%s\" maps %d dimensions to %d.", name, t->dims_in, t->dims_out)));
+}
+
 PG_FUNCTION_INFO_V1(transform_vector);
 /* SQL: shrinkvec.transform_vector(vector, transform text) -> vector(dims_out). */
 Datum
@@ -292,11 +303,7 @@ transform_vector(PG_FUNCTION_ARGS)
 	SvTransform *t = get_transform(name);
 	SvVector   *result;
 
-	if (v->dim != t->dims_in)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("different vector dimensions %d and %d", v->dim, t->dims_in),
-				 errdetail("transform \"%s\" maps %d dimensions to %d.", name, t->dims_in, t->dims_out)));
+	check_transform_dims(t, name, v->dim);
 	result = sv_new_vector(t->dims_out);
 	apply_transform(t, v->x, result->x);
 	for (int i = 0; i < t->dims_out; i++)
@@ -315,11 +322,7 @@ transform_halfvec(PG_FUNCTION_ARGS)
 	SvVector   *result;
 	float	   *x;
 
-	if (v->dim != t->dims_in)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("different vector dimensions %d and %d", v->dim, t->dims_in),
-				 errdetail("transform \"%s\" maps %d dimensions to %d.", name, t->dims_in, t->dims_out)));
+	check_transform_dims(t, name, v->dim);
 	x = palloc(sizeof(float) * v->dim);
 	for (int i = 0; i < v->dim; i++)
 		x[i] = sv_half_to_float(v->x[i]);
