@@ -230,15 +230,28 @@ def _make_batch(cfg: AdaptorConfig, x_norm: np.ndarray, z: np.ndarray, anchors: 
                   self_mask=self_mask, t_list=t_list.astype(np.float32), log_t_list=log_t.astype(np.float32))
 
 
-def train(x: npt.ArrayLike, rotate: Callable[[np.ndarray], np.ndarray], cfg: AdaptorConfig = AdaptorConfig(),
-          pairs: tuple[np.ndarray, np.ndarray] | None = None,
-          progress: Callable[[int, int, float], None] | None = None) -> AdaptorResult:
-    """Train the residual MLP on a sample x (n, d) of raw embeddings.
+@dataclass
+class _Prepared:
+    """What both trainers (numpy here, torch in adaptor_torch.py) start from: the sample, its split into
+    training and held-out rows with their neighbours, the fixed held-out batches and the labelled pairs
+    (rotated, split 90/10). `rng` has drawn all of that, in this order, so the trainers continue alike."""
 
-    `rotate` maps raw vectors to the space the MLP works in (centre + PCA rotation). `pairs` are
-    optional labelled (query vectors, relevant document vectors), row i relevant to row i.
-    `progress(step, steps, heldout_loss)` is called at each evaluation.
-    """
+    cfg: AdaptorConfig
+    rng: np.random.Generator
+    d: int
+    x_norm: np.ndarray
+    z: np.ndarray
+    train_rows: np.ndarray
+    pool: np.ndarray
+    train_nbrs: np.ndarray
+    val_batches: list[_Batch]
+    train_pairs: tuple[np.ndarray, np.ndarray] | None
+    val_pairs: tuple[np.ndarray, np.ndarray] | None
+
+
+def _prepare(x: npt.ArrayLike, rotate: Callable[[np.ndarray], np.ndarray], cfg: AdaptorConfig,
+             pairs: tuple[np.ndarray, np.ndarray] | None) -> _Prepared:
+    """Check the sample and the pairs, and build what the training loop needs (see _Prepared)."""
     x = np.asarray(x, dtype=np.float32)
     n, d = x.shape
     prefixes = tuple(m for m in cfg.prefixes if m <= d)
@@ -280,6 +293,22 @@ def train(x: npt.ArrayLike, rotate: Callable[[np.ndarray], np.ndarray], cfg: Ada
         zq, zd = rotate(qv).astype(np.float32), rotate(dv).astype(np.float32)
         val_pairs = (zq[pp[:nv]], zd[pp[:nv]])
         train_pairs = (zq[pp[nv:]], zd[pp[nv:]])
+    return _Prepared(cfg_m, rng, d, x_norm, z, train_rows, pool, train_nbrs, val_batches, train_pairs, val_pairs)
+
+
+def train(x: npt.ArrayLike, rotate: Callable[[np.ndarray], np.ndarray], cfg: AdaptorConfig = AdaptorConfig(),
+          pairs: tuple[np.ndarray, np.ndarray] | None = None,
+          progress: Callable[[int, int, float], None] | None = None) -> AdaptorResult:
+    """Train the residual MLP on a sample x (n, d) of raw embeddings.
+
+    `rotate` maps raw vectors to the space the MLP works in (centre + PCA rotation). `pairs` are
+    optional labelled (query vectors, relevant document vectors), row i relevant to row i.
+    `progress(step, steps, heldout_loss)` is called at each evaluation.
+    """
+    prep = _prepare(x, rotate, cfg, pairs)
+    cfg_m, rng, d, x_norm, z = prep.cfg, prep.rng, prep.d, prep.x_norm, prep.z
+    train_rows, pool, train_nbrs, val_batches = prep.train_rows, prep.pool, prep.train_nbrs, prep.val_batches
+    train_pairs, val_pairs = prep.train_pairs, prep.val_pairs
 
     p = _Params(w1=(rng.standard_normal((cfg.hidden, d)) * math.sqrt(2.0 / d) * 0.1).astype(np.float32),
                 b1=np.zeros(cfg.hidden, np.float32), w2=np.zeros((d, cfg.hidden), np.float32),

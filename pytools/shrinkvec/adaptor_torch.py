@@ -11,15 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from shrinkvec.adaptor import (
-    AdaptorConfig,
-    AdaptorError,
-    AdaptorResult,
-    _make_batch,
-    _normalize,
-    _positions,
-    nearest,
-)
+from shrinkvec.adaptor import AdaptorConfig, AdaptorError, AdaptorResult, _make_batch, _prepare
 
 
 def train_torch(x: np.ndarray, rotate: Callable[[np.ndarray], np.ndarray], cfg: AdaptorConfig = AdaptorConfig(),
@@ -31,38 +23,14 @@ def train_torch(x: np.ndarray, rotate: Callable[[np.ndarray], np.ndarray], cfg: 
     except ImportError:
         raise AdaptorError("--trainer torch needs PyTorch: pip install 'shrinkvec[adapt-torch]'") from None
     torch.manual_seed(cfg.seed)
-    x = np.asarray(x, dtype=np.float32)
-    n, d = x.shape
-    prefixes = tuple(m for m in cfg.prefixes if m <= d)
-    if not prefixes:
-        raise AdaptorError(f"no prefix size of {cfg.prefixes} fits {d} dimensions")
-    need = max(cfg.k + 1, 20) * 10
-    if n < need:
-        raise AdaptorError(f"the adaptor needs a sample of at least {need} vectors, got {n}")
-    cfg_m = AdaptorConfig(**{**cfg.__dict__, "prefixes": prefixes})
-    rng = np.random.default_rng(cfg.seed)
-    x_norm = _normalize(x.astype(np.float64))[0].astype(np.float32)
-    z = rotate(x).astype(np.float32)
-    perm = rng.permutation(n)
-    n_val = max(int(n * cfg.holdout), cfg.anchors)
-    val_rows, train_rows = perm[:n_val], perm[n_val:]
-    pool = train_rows[: cfg.max_anchor_pool]
-    val_pool = val_rows[: min(len(val_rows), 512)]
-    train_nbrs = train_rows[nearest(x_norm[train_rows], _positions(train_rows, pool), cfg.k)]
-    val_nbrs = nearest(x_norm, val_pool, cfg.k)
-    val_batches = [_make_batch(cfg_m, x_norm, z, val_pool[s:s + cfg.anchors], val_nbrs[s:s + cfg.anchors],
-                               val_rows[rng.integers(0, len(val_rows), cfg.randoms)])
-                   for s in range(0, len(val_pool), cfg.anchors) if len(val_pool[s:s + cfg.anchors]) >= 2]
+    prep = _prepare(x, rotate, cfg, pairs)
+    cfg_m, rng, d, x_norm, z = prep.cfg, prep.rng, prep.d, prep.x_norm, prep.z
+    train_rows, pool, train_nbrs, val_batches = prep.train_rows, prep.pool, prep.train_nbrs, prep.val_batches
+    prefixes = cfg_m.prefixes
     tp = vp = None
-    if pairs is not None:
-        qv, dv = (np.asarray(a, dtype=np.float32) for a in pairs)
-        if len(qv) != len(dv) or len(qv) < 20:
-            raise AdaptorError(f"need at least 20 labelled pairs, got {len(qv)}")
-        pp = rng.permutation(len(qv))
-        nv = max(len(qv) // 10, 10)
-        zq, zd = torch.from_numpy(rotate(qv).astype(np.float32)), torch.from_numpy(rotate(dv).astype(np.float32))
-        vp = (zq[pp[:nv]], zd[pp[:nv]])
-        tp = (zq[pp[nv:]], zd[pp[nv:]])
+    if prep.train_pairs is not None and prep.val_pairs is not None:
+        tp = (torch.from_numpy(prep.train_pairs[0]), torch.from_numpy(prep.train_pairs[1]))
+        vp = (torch.from_numpy(prep.val_pairs[0]), torch.from_numpy(prep.val_pairs[1]))
 
     w1 = torch.tensor(rng.standard_normal((cfg.hidden, d)) * np.sqrt(2.0 / d) * 0.1, dtype=torch.float32,
                       requires_grad=True)
