@@ -118,9 +118,12 @@ def test_only_the_owner_changes_a_profile(roles: dict[str, str], tmp_path: Path,
         b.execute(sql.SQL("CREATE TABLE {} (id bigint, embedding vector(384))").format(sql.Identifier(bob, "mine")))
         b.execute("INSERT INTO shrinkvec.profiles (name, table_schema, table_name, vector_column, dims) "
                   "VALUES ('bobs', %s, 'mine', 'embedding', 384)", (bob,))
-        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
-            b.execute("UPDATE shrinkvec.profiles SET table_schema = %s, table_name = 'docs' WHERE name = 'bobs'",
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="cannot be moved to another table"):
+            b.execute("UPDATE shrinkvec.profiles SET table_schema = %s, table_name = 'docs' WHERE table_name = 'mine'",
                       (alice,))
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="relation of a shrinkvec.profiles row"):
+            b.execute("UPDATE shrinkvec.profiles SET relation = %s::regclass WHERE table_name = 'mine'",
+                      (sql.Identifier(alice, "docs").as_string(b),))
         # and loading into alice's table fails on the table's own privileges
         np.save(tmp_path / "more.npy", data.docs[100:110])
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security|permission denied"):

@@ -1,18 +1,28 @@
 /*
- * index_inspect.c: SQL functions that show what a shrinkvec index holds.
+ * index_inspect.c: SQL functions that show what a shrinkvec index holds, and check it against its table.
+ *
+ * Security: each function needs SELECT on the table and refuses when row-level security applies to the
+ * caller (an index has an entry for every row, hidden or not).  Only the check runs user code (index
+ * expressions and predicate), and it runs them as the table's owner, as amcheck does.
  */
 #include "postgres.h"
 
 #include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "catalog/index.h"
 #include "catalog/pg_am.h"
+#include "catalog/pg_class.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
+#include "utils/snapmgr.h"
 #include "utils/varbit.h"
 
 #include "index.h"
@@ -20,12 +30,18 @@
 
 PG_FUNCTION_INFO_V1(shrinkvec_index_info);
 PG_FUNCTION_INFO_V1(shrinkvec_index_entries);
+PG_FUNCTION_INFO_V1(shrinkvec_index_check);
 
-/* Open a shrinkvec index for reading after checking that the caller may read its table. */
+/*
+ * Open a shrinkvec index and its table for reading, after checking that the caller may read every row
+ * of the table: SELECT on it, and no row-level security that applies to the caller (the entries would
+ * show rows a policy hides).  A partitioned index holds no entries: it gets a clear error.
+ */
 static Relation
-sv_open_index(Oid indexoid)
+sv_open_index(Oid indexoid, const char *fname, Relation *heap_out)
 {
 	Oid			heapoid = IndexGetRelation(indexoid, true);
+	Relation	heap;
 	Relation	index;
 	AclResult	acl;
 
@@ -33,15 +49,68 @@ sv_open_index(Oid indexoid)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("relation with OID %u is not an index", indexoid)));
+	if (get_rel_relkind(indexoid) == RELKIND_PARTITIONED_INDEX)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s cannot inspect partitioned index \"%s\"", fname, get_rel_name(indexoid)),
+				 errdetail("A partitioned index has no entries of its own."),
+				 errhint("Call %s on the index of each partition (pg_partition_tree lists them).", fname)));
 	acl = pg_class_aclcheck(heapoid, GetUserId(), ACL_SELECT);
 	if (acl != ACLCHECK_OK)
 		aclcheck_error(acl, OBJECT_TABLE, get_rel_name(heapoid));
+	if (check_enable_rls(heapoid, InvalidOid, true) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s cannot read index \"%s\": row-level security applies to table \"%s\" for role \"%s\"",
+						fname, get_rel_name(indexoid), get_rel_name(heapoid), GetUserNameFromId(GetUserId(), false)),
+				 errdetail("The index holds an entry for every row, including rows the table's policies hide."),
+				 errhint("Run it as the table's owner or as a role with BYPASSRLS.")));
+	heap = table_open(heapoid, AccessShareLock);
 	index = index_open(indexoid, AccessShareLock);
 	if (index->rd_indam == NULL || index->rd_indam->amgettuple != sv_amgettuple)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("index \"%s\" is not a shrinkvec index", RelationGetRelationName(index))));
+	*heap_out = heap;
 	return index;
+}
+
+/* Close what sv_open_index opened. */
+static void
+sv_close_index(Relation index, Relation heap)
+{
+	index_close(index, AccessShareLock);
+	table_close(heap, AccessShareLock);
+}
+
+/* Called for every entry of an index: its list, heap TID and code (code_bytes bytes). */
+typedef void (*SvEntryCallback) (int list, ItemPointer tid, const uint8 *code, void *arg);
+
+/* Call cb for every entry of the index, list by list along the chains. */
+static void
+sv_foreach_entry(Relation index, const SvMetaData *meta, SvEntryCallback cb, void *arg)
+{
+	for (int list = 0; list < meta->lists; list++)
+	{
+		BlockNumber blk = sv_read_list(index, meta, list).first;
+
+		while (blk != InvalidBlockNumber)
+		{
+			Buffer		buf = ReadBuffer(index, blk);
+			Page		page;
+			int			n;
+
+			CHECK_FOR_INTERRUPTS();
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
+			page = BufferGetPage(buf);
+			n = SvPageGetOpaque(page)->count;
+			for (int i = 0; i < n; i++)
+				cb(list, &sv_page_tids(page, meta)[i],
+				   sv_page_codes(page, meta) + (Size) i * meta->code_bytes, arg);
+			blk = SvPageGetOpaque(page)->next;
+			UnlockReleaseBuffer(buf);
+		}
+	}
 }
 
 /* Name of a distance kind. */
@@ -82,7 +151,8 @@ sv_elem_name(int elemtype)
 Datum
 shrinkvec_index_info(PG_FUNCTION_ARGS)
 {
-	Relation	index = sv_open_index(PG_GETARG_OID(0));
+	Relation	heap;
+	Relation	index = sv_open_index(PG_GETARG_OID(0), "shrinkvec_index_info", &heap);
 	SvIndexCache *cache = sv_index_cache(index);
 	const SvMetaData *meta = &cache->meta;
 	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
@@ -123,55 +193,236 @@ shrinkvec_index_info(PG_FUNCTION_ARGS)
 	values[9] = Int64GetDatum((int64) nblocks);
 	values[10] = Int64GetDatum((int64) nblocks * BLCKSZ);
 	values[11] = Int64GetDatum(meta->build_rows);
-	index_close(index, AccessShareLock);
+	sv_close_index(index, heap);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/* State of shrinkvec_index_entries: where the rows go. */
+typedef struct SvEntriesState
+{
+	ReturnSetInfo *rsinfo;
+	const SvMetaData *meta;
+} SvEntriesState;
+
+/* Append one entry as a row (tid, list, code). */
+static void
+sv_entries_row(int list, ItemPointer tid, const uint8 *code, void *arg)
+{
+	SvEntriesState *st = (SvEntriesState *) arg;
+	Datum		values[3];
+	bool		nulls[3] = {0};
+	VarBit	   *bits = sv_new_varbit(st->meta->code_bits);
+	ItemPointer t = palloc(sizeof(ItemPointerData));
+
+	*t = *tid;
+	memcpy(VARBITS(bits), code, VARBITBYTES(bits));
+	values[0] = PointerGetDatum(t);
+	values[1] = Int32GetDatum(list);
+	values[2] = VarBitPGetDatum(bits);
+	tuplestore_putvalues(st->rsinfo->setResult, st->rsinfo->setDesc, values, nulls);
+	pfree(t);
+	pfree(bits);
 }
 
 /* Every entry of the index: its heap TID, list and code, list by list along the chains. */
 Datum
 shrinkvec_index_entries(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	SvEntriesState st;
+	Relation	heap;
 	Relation	index;
-	SvIndexCache *cache;
-	const SvMetaData *meta;
 
 	InitMaterializedSRF(fcinfo, 0);
-	index = sv_open_index(PG_GETARG_OID(0));
-	cache = sv_index_cache(index);
-	meta = &cache->meta;
-	for (int list = 0; list < meta->lists; list++)
-	{
-		BlockNumber blk = sv_read_list(index, meta, list).first;
-
-		while (blk != InvalidBlockNumber)
-		{
-			Buffer		buf = ReadBuffer(index, blk);
-			Page		page;
-			int			n;
-
-			CHECK_FOR_INTERRUPTS();
-			LockBuffer(buf, BUFFER_LOCK_SHARE);
-			page = BufferGetPage(buf);
-			n = SvPageGetOpaque(page)->count;
-			for (int i = 0; i < n; i++)
-			{
-				Datum		values[3];
-				bool		nulls[3] = {0};
-				VarBit	   *code = sv_new_varbit(meta->code_bits);
-				ItemPointer tid = palloc(sizeof(ItemPointerData));
-
-				*tid = sv_page_tids(page, meta)[i];
-				memcpy(VARBITS(code), sv_page_codes(page, meta) + (Size) i * meta->code_bytes, VARBITBYTES(code));
-				values[0] = PointerGetDatum(tid);
-				values[1] = Int32GetDatum(list);
-				values[2] = VarBitPGetDatum(code);
-				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-			}
-			blk = SvPageGetOpaque(page)->next;
-			UnlockReleaseBuffer(buf);
-		}
-	}
-	index_close(index, AccessShareLock);
+	index = sv_open_index(PG_GETARG_OID(0), "shrinkvec_index_entries", &heap);
+	st.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	st.meta = &sv_index_cache(index)->meta;
+	sv_foreach_entry(index, st.meta, sv_entries_row, &st);
+	sv_close_index(index, heap);
 	return (Datum) 0;
+}
+
+/* One index entry as the check sees it: heap TID, where its code is, and how often the TID occurs. */
+typedef struct SvCheckEntry
+{
+	ItemPointerData tid;
+	uint32		code_at;		/* index of its code in SvCheckState.codes (bit opclasses) */
+	uint32		count;			/* entries with this TID (set on the first of a run) */
+	bool		seen;			/* a visible row points here */
+} SvCheckEntry;
+
+/* State of shrinkvec_index_check. */
+typedef struct SvCheckState
+{
+	const SvMetaData *meta;
+	SvCheckEntry *entries;
+	int64		nentries;
+	int64		maxentries;
+	uint8	   *codes;			/* bit opclasses: every entry's code, code_bytes each */
+	uint8	   *rowcode;		/* scratch: the code of the current row */
+	int64		live_rows;
+	int64		missing;
+	int64		wrong_codes;
+} SvCheckState;
+
+/* Remember one index entry. */
+static void
+sv_check_collect(int list, ItemPointer tid, const uint8 *code, void *arg)
+{
+	SvCheckState *st = (SvCheckState *) arg;
+	bool		keep_codes = st->meta->elemtype == SV_ELEM_BIT;
+
+	if (st->nentries == st->maxentries)
+	{
+		st->maxentries *= 2;
+		if ((Size) st->maxentries * sizeof(SvCheckEntry) > MaxAllocHugeSize)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("index has too many entries to check: more than %lld", (long long) st->nentries)));
+		st->entries = repalloc_huge(st->entries, (Size) st->maxentries * sizeof(SvCheckEntry));
+		if (keep_codes)
+			st->codes = repalloc_huge(st->codes, (Size) st->maxentries * st->meta->code_bytes);
+	}
+	st->entries[st->nentries].tid = *tid;
+	st->entries[st->nentries].code_at = (uint32) st->nentries;
+	st->entries[st->nentries].count = 1;
+	st->entries[st->nentries].seen = false;
+	if (keep_codes)
+		memcpy(st->codes + (Size) st->nentries * st->meta->code_bytes, code, st->meta->code_bytes);
+	st->nentries++;
+}
+
+/* qsort order of check entries: by heap TID. */
+static int
+sv_check_entry_cmp(const void *a, const void *b)
+{
+	return ItemPointerCompare((ItemPointer) &((const SvCheckEntry *) a)->tid,
+							  (ItemPointer) &((const SvCheckEntry *) b)->tid);
+}
+
+/* The first entry with this TID in the sorted entries, or NULL. */
+static SvCheckEntry *
+sv_check_find(SvCheckState *st, ItemPointer tid)
+{
+	int64		lo = 0,
+				hi = st->nentries;
+
+	while (lo < hi)
+	{
+		int64		mid = lo + (hi - lo) / 2;
+
+		if (ItemPointerCompare(&st->entries[mid].tid, tid) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < st->nentries && ItemPointerEquals(&st->entries[lo].tid, tid))
+		return &st->entries[lo];
+	return NULL;
+}
+
+/* One visible heap row (its HOT chain's root TID and its index value): is it indexed, with the right code? */
+static void
+sv_check_row(Relation index, ItemPointer tid, Datum *values, bool *isnull, bool alive, void *arg)
+{
+	SvCheckState *st = (SvCheckState *) arg;
+	SvCheckEntry *e;
+
+	if (isnull[0])
+		return;
+	st->live_rows++;
+	e = sv_check_find(st, tid);
+	if (e == NULL)
+	{
+		st->missing++;
+		return;
+	}
+	e->seen = true;
+	if (st->meta->elemtype == SV_ELEM_BIT)
+	{
+		sv_encode_bits(st->meta, values[0], st->rowcode);
+		for (uint32 i = 0; i < e->count; i++)
+			if (memcmp(st->codes + (Size) e[i].code_at * st->meta->code_bytes, st->rowcode,
+					   st->meta->code_bytes) != 0)
+				st->wrong_codes++;
+	}
+}
+
+/*
+ * Check an index against its table: every row visible to the transaction's snapshot that the index
+ * covers (predicate true, value not NULL) has exactly one entry, at its HOT chain's root TID; no
+ * entry points elsewhere; bit codes equal the column.  The index expressions and predicate are user
+ * code: they run as the table's owner under SECURITY_RESTRICTED_OPERATION with search_path set to
+ * pg_catalog, pg_temp, as amcheck does, never as the caller.
+ */
+Datum
+shrinkvec_index_check(PG_FUNCTION_ARGS)
+{
+	SvCheckState st = {0};
+	Relation	heap;
+	Relation	index = sv_open_index(PG_GETARG_OID(0), "shrinkvec_index_check", &heap);
+	IndexInfo  *indexInfo;
+	Snapshot	snapshot;
+	TableScanDesc scan;
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+	int64		duplicated = 0,
+				dangling = 0;
+	TupleDesc	tupdesc;
+	Datum		values[7];
+	bool		nulls[7] = {0};
+	bool		is_bit;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	st.meta = &sv_index_cache(index)->meta;
+	is_bit = st.meta->elemtype == SV_ELEM_BIT;
+	st.maxentries = 1024;
+	st.entries = palloc_extended(st.maxentries * sizeof(SvCheckEntry), MCXT_ALLOC_HUGE);
+	if (is_bit)
+		st.codes = palloc_extended((Size) st.maxentries * st.meta->code_bytes, MCXT_ALLOC_HUGE);
+	st.rowcode = palloc(st.meta->code_bytes);
+	sv_foreach_entry(index, st.meta, sv_check_collect, &st);
+	if (st.nentries > 1)
+		qsort(st.entries, st.nentries, sizeof(SvCheckEntry), sv_check_entry_cmp);
+	for (int64 i = 0; i < st.nentries;)
+	{
+		int64		j = i + 1;
+
+		while (j < st.nentries && ItemPointerEquals(&st.entries[j].tid, &st.entries[i].tid))
+			j++;
+		st.entries[i].count = (uint32) (j - i);
+		duplicated += j - i - 1;
+		i = j;
+	}
+
+	/* the heap, as the table's owner (amcheck's verify_heapam and bt_index_check do the same) */
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(heap->rd_rel->relowner, save_sec_context | SECURITY_RESTRICTED_OPERATION);
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	scan = table_beginscan_strat(heap, snapshot, 0, NULL, true, true);
+	indexInfo = BuildIndexInfo(index);
+	indexInfo->ii_Concurrent = true;	/* an MVCC snapshot: rows this transaction can see */
+	table_index_build_scan(heap, index, indexInfo, true, false, sv_check_row, &st, scan);
+	UnregisterSnapshot(snapshot);
+	AtEOXact_GUC(false, save_nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+
+	for (int64 i = 0; i < st.nentries; i += st.entries[i].count)
+		if (!st.entries[i].seen)
+			dangling++;
+	sv_close_index(index, heap);
+
+	values[0] = Int64GetDatum(st.live_rows);
+	values[1] = Int64GetDatum(st.nentries);
+	values[2] = Int64GetDatum(st.missing);
+	values[3] = Int64GetDatum(duplicated);
+	values[4] = Int64GetDatum(dangling);
+	values[5] = Int64GetDatum(st.wrong_codes);
+	nulls[5] = !is_bit;
+	values[6] = BoolGetDatum(st.missing == 0 && duplicated == 0 && dangling == 0 && st.wrong_codes == 0);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

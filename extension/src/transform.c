@@ -23,6 +23,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -34,6 +35,7 @@
 typedef struct SvTransform
 {
 	char	   *name;
+	Oid			userid;			/* the role that read it: row-level security decides who may */
 	int			dims_in;
 	int			dims_out;
 	int			hidden;			/* 0: no MLP */
@@ -46,7 +48,7 @@ typedef struct SvTransform
 	struct SvTransform *next;
 } SvTransform;
 
-/* Transforms read by this backend (immutable, so never invalidated). */
+/* Transforms read by this backend, per reading role (immutable, so never invalidated). */
 static SvTransform *transform_cache = NULL;
 
 /* The elements of a one-dimensional real[] without NULLs, all finite (matrices exceed SV_MAX_DIM). */
@@ -161,6 +163,7 @@ read_transform(MemoryContext cxt, const char *name)
 		t->w2_t = transpose(cxt, w2, t->dims_out, t->hidden);
 	}
 	t->name = MemoryContextStrdup(cxt, name);
+	t->userid = GetUserId();
 	return t;
 }
 
@@ -185,7 +188,7 @@ load_transform(const char *name)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_with_args("SELECT dims_in, dims_out, hidden, center, matrix, w1, b1, w2, b2 "
-							  "FROM shrinkvec.transforms WHERE name = $1",
+							  "FROM shrinkvec.transforms WHERE name OPERATOR(pg_catalog.=) $1",
 							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute failed");
 	if (SPI_processed == 0)
@@ -214,7 +217,7 @@ get_transform(const char *name)
 	SvTransform *t;
 
 	for (t = transform_cache; t != NULL; t = t->next)
-		if (strcmp(t->name, name) == 0)
+		if (t->userid == GetUserId() && strcmp(t->name, name) == 0)
 			return t;
 	t = load_transform(name);
 	t->next = transform_cache;

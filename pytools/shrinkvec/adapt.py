@@ -250,13 +250,17 @@ def adapt(dsn: str, opts: AdaptOptions, hooks: Hooks | None = None) -> AdaptResu
             except TransformError as exc:
                 raise AdaptError(str(exc)) from None
             source = f"{p.schema}.{p.table}.{p.vector_column}"
-            version = transforms.next_version(conn, source)
+            relation = ddl.table_ident(p).as_string(conn)
+            version = transforms.next_version(conn, relation)
             t = replace(t, version=version, source=source,
                         fit={**t.fit, "seed": opts.seed, "sample_requested": opts.sample})
             t = replace(t, name=transforms.make_name(source, t.kind, version, t.checksum()))
             new = _calibrated(p, t, x)
-            with conn.transaction():
-                transforms.save(conn, t)
+            try:
+                with conn.transaction():
+                    transforms.save(conn, t, relation)
+            except TransformError as exc:
+                raise AdaptError(str(exc)) from None
             reencode.start(conn, p, new)
         total = reencode.remaining(conn, p, new)
         hooks.stage(f"re-encoding {total} rows")

@@ -19,6 +19,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from shrinkvec.ddl import extension_schemas
 from shrinkvec.profile import Code, Profile
 
 SCHEMA = "shrinkvec"
@@ -124,21 +125,24 @@ def _arr(v: np.ndarray | None) -> list[float] | None:
     return None if v is None else [float(x) for x in np.asarray(v, dtype=np.float32)]
 
 
-def save_profile(conn: psycopg.Connection, p: Profile) -> None:
-    """Insert the profile and its codes (in the caller's transaction)."""
-    conn.execute(
-        """INSERT INTO shrinkvec.profiles (name, table_schema, table_name, id_column, vector_column, dims,
+def save_profile(conn: psycopg.Connection, p: Profile) -> str:
+    """Insert the profile and its codes (in the caller's transaction). The catalog keys the profile to
+    the table's relation and derives its name (returned) from it."""
+    row = conn.execute(
+        """INSERT INTO shrinkvec.profiles (name, relation, table_schema, table_name, id_column, vector_column, dims,
                distance, center, transform, k, shortlist)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s::real[], %s, %s, %s)""",
-        (p.name, p.schema, p.table, p.id_column, p.vector_column, p.dims, p.distance, _arr(p.center),
-         p.transform, p.k, p.shortlist),
-    )
+           VALUES (%s, pg_catalog.to_regclass(%s), %s, %s, %s, %s, %s, %s, %s::real[], %s, %s, %s) RETURNING name""",
+        (p.name, sql.Identifier(p.schema, p.table).as_string(conn), p.schema, p.table, p.id_column, p.vector_column,
+         p.dims, p.distance, _arr(p.center), p.transform, p.k, p.shortlist),
+    ).fetchone()
+    name = str(row[0])  # type: ignore[index]  # RETURNING always gives the row
     for pos, c in enumerate(p.codes):
         conn.execute(
             """INSERT INTO shrinkvec.codes (profile, column_name, position, kind, length, lo, hi)
                VALUES (%s, %s, %s, %s, %s, %s::real[], %s::real[])""",
-            (p.name, c.column, pos, c.kind, c.length, _arr(c.lo), _arr(c.hi)),
+            (name, c.column, pos, c.kind, c.length, _arr(c.lo), _arr(c.hi)),
         )
+    return name
 
 
 def delete_profile(conn: psycopg.Connection, name: str) -> None:
@@ -157,9 +161,9 @@ def find_profile(
         raise CatalogError("the shrinkvec catalog does not exist in this database: run 'shrinkvec migrate'")
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
-            """SELECT * FROM shrinkvec.profiles WHERE table_schema = %s AND table_name = %s
+            """SELECT * FROM shrinkvec.profiles WHERE relation = pg_catalog.to_regclass(%s)
                AND (%s::text IS NULL OR vector_column = %s) ORDER BY name""",
-            (schema, table, vector_column, vector_column),
+            (sql.Identifier(schema, table).as_string(conn), vector_column, vector_column),
         ).fetchall()
         if not rows:
             return None
@@ -170,6 +174,7 @@ def find_profile(
         code_rows = cur.execute(
             "SELECT * FROM shrinkvec.codes WHERE profile = %s ORDER BY position", (r["name"],)
         ).fetchall()
+    ext_schema, vec_schema = extension_schemas(conn)
     transform_data = None
     if r["transform"] is not None:
         from shrinkvec import transforms
@@ -179,7 +184,7 @@ def find_profile(
         name=r["name"], schema=r["table_schema"], table=r["table_name"], id_column=r["id_column"],
         vector_column=r["vector_column"], dims=r["dims"], distance=r["distance"], center=_np(r["center"]),
         transform=r["transform"], transform_data=transform_data, k=r["k"], shortlist=r["shortlist"],
-        search_config=r.get("search_config"),
+        search_config=r.get("search_config"), ext_schema=ext_schema, vec_schema=vec_schema,
         codes=tuple(
             Code(c["kind"], c["length"], c["column_name"], lo=_np(c["lo"]), hi=_np(c["hi"])) for c in code_rows
         ),

@@ -16,12 +16,19 @@ Codes are kept correct by a trigger, not by generated columns:
 
 Values that must be constants in DDL (centers, int8 ranges) are rendered with ``psycopg.sql.Literal``;
 every identifier with ``psycopg.sql.Identifier``.
+
+Safe against planted objects: every function this module creates runs with ``search_path = pg_catalog,
+pg_temp``, and every name it generates (functions, types, operators) is qualified with the schema of the
+extension that owns it, so a role that can create objects in a schema on anyone's search_path (``public``)
+cannot capture a call. The trigger's WHEN clause uses ``OPERATOR(schema.=)`` rather than ``IS DISTINCT
+FROM`` (which pg_dump prints without a schema): a dump restores under an empty search_path.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from dataclasses import replace
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +44,8 @@ INDEX_DEFAULTS: dict[str, tuple[str, str] | None] = {
     "int8": None,
 }
 PREFIX_OPCLASS = {"cosine": "vector_cosine_ops", "l2": "vector_l2_ops", "ip": "vector_ip_ops"}
+# search_path of every function shrinkvec creates: nothing a user can write is searched
+SAFE_SEARCH_PATH = sql.SQL("pg_catalog, pg_temp")
 
 
 def real_array(values: npt.ArrayLike) -> sql.Composable:
@@ -51,17 +60,53 @@ def table_ident(p: Profile) -> sql.Identifier:
     return sql.Identifier(p.schema, p.table)
 
 
-def code_type(c: Code) -> sql.Composable:
+def extension_schemas(conn: psycopg.Connection) -> tuple[str, str]:
+    """The schemas of the shrinkvec and vector extensions."""
+    rows = dict(conn.execute(
+        """SELECT e.extname, n.nspname FROM pg_catalog.pg_extension e
+           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+           WHERE e.extname OPERATOR(pg_catalog.=) ANY ('{shrinkvec,vector}'::text[])""").fetchall())
+    if len(rows) < 2:
+        raise psycopg.errors.UndefinedObject("the shrinkvec extension is not installed: run shrinkvec migrate")
+    return str(rows["shrinkvec"]), str(rows["vector"])
+
+
+def located(conn: psycopg.Connection, p: Profile) -> Profile:
+    """The profile with the schemas its generated SQL qualifies names with."""
+    ext, vec = extension_schemas(conn)
+    return replace(p, ext_schema=ext, vec_schema=vec)
+
+
+def ext_fn(p: Profile, name: str) -> sql.Identifier:
+    """A shrinkvec function, schema-qualified."""
+    return sql.Identifier(p.ext_schema, name)
+
+
+def vec_fn(p: Profile, name: str) -> sql.Identifier:
+    """A pgvector function or type, schema-qualified."""
+    return sql.Identifier(p.vec_schema, name)
+
+
+def operator(schema: str, op: str) -> sql.Composed:
+    """OPERATOR(schema.op): an operator no search_path can redirect."""
+    return sql.SQL("OPERATOR({}.{})").format(sql.Identifier(schema), sql.SQL(op))
+
+
+def sql_type(p: Profile, kind: str) -> sql.Composable:
+    """The SQL type of a code kind, without a length, schema-qualified (`bit` is SQL syntax: always pg_catalog's)."""
+    return {"bits": sql.SQL("bit"), "prefix": vec_fn(p, "vector"), "int8": ext_fn(p, "int8vec")}[kind]
+
+
+def code_type(p: Profile, c: Code) -> sql.Composable:
     """SQL type of a code column."""
-    name = {"bits": "bit", "prefix": "vector", "int8": "int8vec"}[c.kind]
-    return sql.SQL("{}({})").format(sql.SQL(name), sql.Literal(c.length))
+    return sql.SQL("{}({})").format(sql_type(p, c.kind), sql.Literal(c.length))
 
 
 def transformed(p: Profile, vector: sql.Composable) -> sql.Composable:
     """The vector expression through the profile's transform (unchanged without one)."""
     if p.transform is None:
         return vector
-    return sql.SQL("shrinkvec.transform_vector({}, {})").format(vector, sql.Literal(p.transform))
+    return sql.SQL("shrinkvec.transform_vector({}, {}::pg_catalog.text)").format(vector, sql.Literal(p.transform))
 
 
 def code_expr(p: Profile, c: Code, vector: sql.Composable, *, raw: bool = True) -> sql.Composable:
@@ -73,20 +118,30 @@ def code_expr(p: Profile, c: Code, vector: sql.Composable, *, raw: bool = True) 
     if raw:
         vector = transformed(p, vector)
     if c.kind == "bits":
+        binarize = ext_fn(p, "binarize")
         if p.center is not None:
-            return sql.SQL("binarize({}, {}, {})").format(vector, sql.Literal(c.length), real_array(p.center))
+            return sql.SQL("{}({}, {}, {})").format(binarize, vector, sql.Literal(c.length), real_array(p.center))
         if c.length == p.dims:
-            return sql.SQL("binarize({})").format(vector)
-        return sql.SQL("binarize({}, {})").format(vector, sql.Literal(c.length))
+            return sql.SQL("{}({})").format(binarize, vector)
+        return sql.SQL("{}({}, {})").format(binarize, vector, sql.Literal(c.length))
     if c.kind == "prefix":
-        return sql.SQL("subvector({}, 1, {})::vector({})").format(vector, sql.Literal(c.length), sql.Literal(c.length))
+        return sql.SQL("{}({}, 1, {})::{}").format(vec_fn(p, "subvector"), vector, sql.Literal(c.length),
+                                                   code_type(p, c))
     assert c.lo is not None and c.hi is not None, "int8 code without ranges"
-    return sql.SQL("quantize_int8({}, {}, {})").format(vector, real_array(c.lo), real_array(c.hi))
+    return sql.SQL("{}({}, {}, {})").format(ext_fn(p, "quantize_int8"), vector, real_array(c.lo), real_array(c.hi))
 
 
-def _comparable(c: Code, expr: sql.Composable) -> sql.Composable:
+def _comparable(p: Profile, c: Code, expr: sql.Composable) -> sql.Composable:
     """An expression with an equality operator (int8vec has none: compare its binary form)."""
-    return sql.SQL("int8vec_send({})").format(expr) if c.kind == "int8" else expr
+    return sql.SQL("{}({})").format(ext_fn(p, "int8vec_send"), expr) if c.kind == "int8" else expr
+
+
+def _differs(p: Profile, c: Code, stored: sql.Composable, computed: sql.Composable) -> sql.Composable:
+    """`stored IS DISTINCT FROM computed` with a schema-qualified `=`; `computed` is evaluated once."""
+    a, b = _comparable(p, c, stored), _comparable(p, c, computed)
+    eq = operator(p.vec_schema if c.kind == "prefix" else "pg_catalog", "=")
+    return sql.SQL("(CASE WHEN {a} IS NULL THEN {b} IS NOT NULL ELSE NOT coalesce({a} {eq} {b}, false) END)").format(
+        a=a, b=b, eq=eq)
 
 
 def _suffix(p: Profile) -> str:
@@ -107,25 +162,14 @@ def index_name(p: Profile, c: Code) -> str:
     return f"shrinkvec_{_suffix(p)}_{c.column}"[:63]
 
 
-def extension_search_path(conn: psycopg.Connection) -> str:
-    """search_path for trigger functions: the schemas of shrinkvec and vector, then pg_catalog."""
-    rows = conn.execute(
-        """SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-           WHERE e.extname IN ('shrinkvec', 'vector') ORDER BY e.extname DESC"""
-    ).fetchall()
-    if len(rows) < 2:
-        raise psycopg.errors.UndefinedObject("the shrinkvec extension is not installed: run shrinkvec migrate")
-    names = list(dict.fromkeys(r[0] for r in rows))
-    return ", ".join(sql.Identifier(n).as_string(conn) for n in [*names, "pg_catalog"])
-
-
 def add_code_columns(conn: psycopg.Connection, p: Profile) -> None:
     """ADD COLUMN for every code (nullable, no default: no table rewrite)."""
+    p = located(conn, p)
     conn.execute(
         sql.SQL("ALTER TABLE {} {}").format(
             table_ident(p),
             sql.SQL(", ").join(
-                sql.SQL("ADD COLUMN {} {}").format(sql.Identifier(c.column), code_type(c)) for c in p.codes
+                sql.SQL("ADD COLUMN {} {}").format(sql.Identifier(c.column), code_type(p, c)) for c in p.codes
             ),
         )
     )
@@ -133,6 +177,7 @@ def add_code_columns(conn: psycopg.Connection, p: Profile) -> None:
 
 def create_trigger(conn: psycopg.Connection, p: Profile) -> None:
     """The trigger function and the BEFORE INSERT OR UPDATE trigger that keep the codes correct."""
+    p = located(conn, p)
     new_vec = sql.SQL("NEW.{}").format(sql.Identifier(p.vector_column))
     if p.transform is None:
         assigns = sql.SQL(" ").join(
@@ -145,15 +190,15 @@ def create_trigger(conn: psycopg.Connection, p: Profile) -> None:
             sql.SQL("NEW.{} := {};").format(sql.Identifier(c.column), code_expr(p, c, tv, raw=False))
             for c in p.codes
         )
-        body = sql.SQL("DECLARE {tv} vector; BEGIN IF {v} IS NULL THEN {nulls} RETURN NEW; END IF; "
+        body = sql.SQL("DECLARE {tv} {vector}; BEGIN IF {v} IS NULL THEN {nulls} RETURN NEW; END IF; "
                        "{tv} := {expr}; {assigns} RETURN NEW; END").format(
-            tv=tv, v=new_vec, expr=transformed(p, new_vec), assigns=assigns,
+            tv=tv, vector=vec_fn(p, "vector"), v=new_vec, expr=transformed(p, new_vec), assigns=assigns,
             nulls=sql.SQL(" ").join(sql.SQL("NEW.{} := NULL;").format(sql.Identifier(c.column)) for c in p.codes),
         ).as_string(conn)
     conn.execute(
         sql.SQL(
             "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SET search_path = {} AS {}"
-        ).format(function_ident(p), sql.SQL(extension_search_path(conn)), sql.Literal(body))
+        ).format(function_ident(p), SAFE_SEARCH_PATH, sql.Literal(body))
     )
     conn.execute(
         sql.SQL("COMMENT ON FUNCTION {}() IS {}").format(
@@ -163,10 +208,7 @@ def create_trigger(conn: psycopg.Connection, p: Profile) -> None:
     )
     if p.transform is None:
         when: sql.Composable = sql.SQL(" OR ").join(
-            sql.SQL("{} IS DISTINCT FROM {}").format(
-                _comparable(c, sql.SQL("NEW.{}").format(sql.Identifier(c.column))),
-                _comparable(c, code_expr(p, c, new_vec)),
-            )
+            _differs(p, c, sql.SQL("NEW.{}").format(sql.Identifier(c.column)), code_expr(p, c, new_vec))
             for c in p.codes
         )
     else:  # one function call that transforms the vector once, instead of once per code
@@ -192,21 +234,17 @@ def _create_stale_function(conn: psycopg.Connection, p: Profile) -> None:
     """stale(v, codes...) -> boolean: whether any code differs from the codes of transform(v) (the WHEN
     clause of a transformed profile's trigger: the transform runs once per row, not once per code)."""
     tv = sql.Identifier("shrinkvec_tv")
-    args = [sql.SQL("{} {}").format(sql.Identifier(f"c{i}"), sql.SQL({"bits": "bit", "prefix": "vector",
-                                                                       "int8": "int8vec"}[c.kind]))
-            for i, c in enumerate(p.codes)]
+    args = [sql.SQL("{} {}").format(sql.Identifier(f"c{i}"), sql_type(p, c.kind)) for i, c in enumerate(p.codes)]
     differs = sql.SQL(" OR ").join(
-        sql.SQL("{} IS DISTINCT FROM {}").format(_comparable(c, sql.Identifier(f"c{i}")),
-                                                 _comparable(c, code_expr(p, c, tv, raw=False)))
-        for i, c in enumerate(p.codes))
+        _differs(p, c, sql.Identifier(f"c{i}"), code_expr(p, c, tv, raw=False)) for i, c in enumerate(p.codes))
     any_code = sql.SQL(" OR ").join(sql.SQL("{} IS NOT NULL").format(sql.Identifier(f"c{i}"))
                                     for i in range(len(p.codes)))
-    body = sql.SQL("DECLARE {tv} vector; BEGIN IF v IS NULL THEN RETURN {any}; END IF; "
+    body = sql.SQL("DECLARE {tv} {vector}; BEGIN IF v IS NULL THEN RETURN {any}; END IF; "
                    "{tv} := {expr}; RETURN {differs}; END").format(
-        tv=tv, any=any_code, expr=transformed(p, sql.Identifier("v")), differs=differs).as_string(conn)
-    conn.execute(sql.SQL("CREATE OR REPLACE FUNCTION {}(v vector, {}) RETURNS boolean LANGUAGE plpgsql STABLE "
+        tv=tv, vector=vec_fn(p, "vector"), any=any_code, expr=transformed(p, sql.Identifier("v")), differs=differs).as_string(conn)
+    conn.execute(sql.SQL("CREATE OR REPLACE FUNCTION {}(v {}, {}) RETURNS boolean LANGUAGE plpgsql STABLE "
                          "SET search_path = {} AS {}").format(
-        stale_function_ident(p), sql.SQL(", ").join(args), sql.SQL(extension_search_path(conn)), sql.Literal(body)))
+        stale_function_ident(p), vec_fn(p, "vector"), sql.SQL(", ").join(args), SAFE_SEARCH_PATH, sql.Literal(body)))
     conn.execute(sql.SQL("COMMENT ON FUNCTION {} IS {}").format(
         stale_function_ident(p),
         sql.Literal(f"shrinkvec: whether the codes of a row of {p.schema}.{p.table} differ from transform "
@@ -234,12 +272,14 @@ def drop_codes(conn: psycopg.Connection, p: Profile) -> None:
 
 def create_table(conn: psycopg.Connection, p: Profile, payload: Iterable[tuple[str, str]] = ()) -> None:
     """CREATE TABLE with a bigint id, the vector, payload columns (name, SQL type), codes and trigger."""
+    p = located(conn, p)
     cols = [
         sql.SQL("{} bigint PRIMARY KEY").format(sql.Identifier(p.id_column)),
-        sql.SQL("{} vector({}) NOT NULL").format(sql.Identifier(p.vector_column), sql.Literal(p.dims)),
+        sql.SQL("{} {}({}) NOT NULL").format(sql.Identifier(p.vector_column), vec_fn(p, "vector"),
+                                              sql.Literal(p.dims)),
     ]
     cols += [sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(typ)) for name, typ in payload]
-    cols += [sql.SQL("{} {}").format(sql.Identifier(c.column), code_type(c)) for c in p.codes]
+    cols += [sql.SQL("{} {}").format(sql.Identifier(c.column), code_type(p, c)) for c in p.codes]
     conn.execute(sql.SQL("CREATE TABLE {} ({})").format(table_ident(p), sql.SQL(", ").join(cols)))
     create_trigger(conn, p)
 
@@ -278,6 +318,7 @@ def backfill(conn: psycopg.Connection, p: Profile, batch_size: int = 5000) -> in
     Each batch locks only its own rows, for one short transaction; rerunning continues where it
     stopped (rows already filled are skipped). Returns the number of rows updated.
     """
+    p = located(conn, p)
     t = table_ident(p)
     idc = sql.Identifier(p.id_column)
     vec = sql.Identifier(p.vector_column)

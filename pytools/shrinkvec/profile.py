@@ -66,6 +66,9 @@ class Profile:
     k: int = 10
     shortlist: int = 200
     search_config: str | None = None  # default search chosen by `shrinkvec tune --apply` (configs.py spec)
+    # where the shrinkvec and vector extensions live: generated SQL qualifies every name with them
+    ext_schema: str = "public"
+    vec_schema: str = "public"
 
     def code(self, stage: str) -> Code:
         """The code a stage names: 'bits', 'bits:N', 'prefix', 'prefix:N', 'int8' or a column name."""

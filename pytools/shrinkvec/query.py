@@ -1,7 +1,8 @@
 """SQL generation of two-stage and funnel searches for a profile, and running them.
 
 Every identifier goes through psycopg.sql.Identifier, every value (the query vector, k, shortlist
-sizes, int8 ranges) is a parameter. Two renderings of the same statement:
+sizes, int8 ranges) is a parameter, and every function, type and operator is schema-qualified
+(`OPERATOR(public.<^#>)`), so the statement means the same under any search_path. Two renderings of the same statement:
 
 - `dollar=True`: `$1`-style parameters for any client (psql PREPARE, Go, Java, ...):
   $1 query vector, $2 k, $3.. one shortlist size per stage, then lo/hi arrays of int8 stages;
@@ -20,6 +21,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
+from shrinkvec import ddl
 from shrinkvec.profile import Code, Profile, ProfileError
 
 DISTANCE_OPS = {"cosine": "<=>", "l2": "<->", "ip": "<#>"}
@@ -72,11 +74,12 @@ def _stage_order(profile: Profile, stage: Stage, alias: sql.Identifier, q: sql.C
                  ph: Callable[[str], sql.Composable], i: int) -> sql.Composable:
     col = sql.SQL("{}.{}").format(alias, sql.Identifier(stage.code.column))
     if stage.code.kind == "bits":
-        return sql.SQL("{} <^#> {}").format(col, q)
+        return sql.SQL("{} {} {}").format(col, ddl.operator(profile.ext_schema, "<^#>"), q)
     if stage.code.kind == "prefix":
-        return sql.SQL("{} <^=> {}").format(col, q)
+        return sql.SQL("{} {} {}").format(col, ddl.operator(profile.ext_schema, "<^=>"), q)
     fn = "int8_ip_distance" if profile.distance == "ip" else "int8_cosine_distance"
-    return sql.SQL("{}({}, {}, {}::real[], {}::real[])").format(sql.SQL(fn), col, q, ph(f"lo{i}"), ph(f"hi{i}"))
+    return sql.SQL("{}({}, {}, {}::pg_catalog.float4[], {}::pg_catalog.float4[])").format(
+        ddl.ext_fn(profile, fn), col, q, ph(f"lo{i}"), ph(f"hi{i}"))
 
 
 def build(profile: Profile, stages: Sequence[Stage], *, dollar: bool = True,
@@ -97,10 +100,10 @@ def build(profile: Profile, stages: Sequence[Stage], *, dollar: bool = True,
     def ph(name: str) -> sql.Composable:
         return sql.SQL(f"${index[name]}") if dollar else sql.Placeholder(name)
 
-    q = sql.SQL("{}::vector").format(ph("q"))
+    q = sql.SQL("{}::{}").format(ph("q"), ddl.vec_fn(profile, "vector"))
     # Codes are ranked against the query through the profile's transform, computed once (an InitPlan);
     # the rerank uses the raw query.
-    qc = q if profile.transform is None else sql.SQL("(SELECT shrinkvec.transform_vector({}, {}::text))").format(
+    qc = q if profile.transform is None else sql.SQL("(SELECT shrinkvec.transform_vector({}, {}::pg_catalog.text))").format(
         q, ph("tf"))
     idc, vec = sql.Identifier(profile.id_column), sql.Identifier(profile.vector_column)
     aliases = [sql.Identifier("s")] + [sql.Identifier(f"c{i}") for i in range(1, len(stages))]
@@ -127,7 +130,8 @@ def build(profile: Profile, stages: Sequence[Stage], *, dollar: bool = True,
         )
     statement = sql.SQL(
         "SELECT c.{id}, c.{vec} {op} {q} AS distance FROM ({inner}) AS c ORDER BY distance, c.{id} LIMIT {k}"
-    ).format(id=idc, vec=vec, op=sql.SQL(DISTANCE_OPS[profile.distance]), q=q, inner=inner, k=ph("k"))
+    ).format(id=idc, vec=vec, op=ddl.operator(profile.vec_schema, DISTANCE_OPS[profile.distance]), q=q, inner=inner,
+             k=ph("k"))
     return Query(statement, tuple(names))
 
 

@@ -109,17 +109,18 @@ def start(conn: psycopg.Connection, old: Profile, new: Profile) -> None:
 
 def _create_shadow_trigger(conn: psycopg.Connection, old: Profile, sh: Profile) -> None:
     """BEFORE INSERT OR UPDATE OF the vector: compute the shadow codes (the new transform's)."""
+    sh = ddl.located(conn, sh)
     new_vec = sql.SQL("NEW.{}").format(sql.Identifier(old.vector_column))
     tv = sql.Identifier("shrinkvec_tv")
     assigns = sql.SQL(" ").join(
         sql.SQL("NEW.{} := {};").format(sql.Identifier(c.column), ddl.code_expr(sh, c, tv, raw=False))
         for c in sh.codes
     )
-    body = sql.SQL("DECLARE {tv} vector; BEGIN {tv} := {expr}; {assigns} RETURN NEW; END").format(
-        tv=tv, expr=ddl.transformed(sh, new_vec), assigns=assigns).as_string(conn)
+    body = sql.SQL("DECLARE {tv} {vector}; BEGIN {tv} := {expr}; {assigns} RETURN NEW; END").format(
+        tv=tv, vector=ddl.vec_fn(sh, "vector"), expr=ddl.transformed(sh, new_vec), assigns=assigns).as_string(conn)
     fn = shadow_function_ident(old)
     conn.execute(sql.SQL("CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SET search_path = {} AS {}")
-                 .format(fn, sql.SQL(ddl.extension_search_path(conn)), sql.Literal(body)))
+                 .format(fn, ddl.SAFE_SEARCH_PATH, sql.Literal(body)))
     trig = sql.Identifier(shadow_trigger_name(old))
     conn.execute(sql.SQL("CREATE TRIGGER {} BEFORE INSERT OR UPDATE OF {} ON {} FOR EACH ROW EXECUTE FUNCTION {}()")
                  .format(trig, sql.Identifier(old.vector_column), ddl.table_ident(old), fn))
@@ -179,7 +180,7 @@ def fill(conn: psycopg.Connection, old: Profile, new: Profile, batch_size: int =
     after each committed batch. Returns the rows written by this call.
     """
     sh = _shadow_profile(new)
-    update = _fill_statement(old, sh)
+    update = _fill_statement(old, ddl.located(conn, sh))
     total = 0
     last: object = None
     while True:
@@ -256,7 +257,7 @@ def switch(conn: psycopg.Connection, old: Profile, new: Profile, indexes: list[_
         rest = [r[0] for r in conn.execute(
             sql.SQL("SELECT {} FROM ({}) AS x").format(idc, _todo_query(old, sh, False)), {"n": 2**62}).fetchall()]
         if rest:
-            conn.execute(_fill_statement(old, sh), {"ids": rest})
+            conn.execute(_fill_statement(old, ddl.located(conn, sh)), {"ids": rest})
         if remaining(conn, old, new):
             raise ReencodeError("rows without new codes remain after the fill")
         _drop_shadow(conn, old, new, columns=False)

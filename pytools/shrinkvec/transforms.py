@@ -1,7 +1,9 @@
 """Transforms: the maps applied to a vector before its codes are computed, and their catalog records.
 
 A transform is stored once in `shrinkvec.transforms` and never changed (a trigger rejects UPDATE, and
-DELETE while a profile uses it). The server applies it with the C function
+DELETE while a profile uses it). It belongs to the table it was fitted on (`relation`): only that
+table's owner stores one and only that table's profiles use it (row-level security), and `save` and
+`load` check its values against its checksum, so a transform cannot be swapped under a table's owner. The server applies it with the C function
 ``shrinkvec.transform_vector(v, name)``; this module is its numpy reference, bit for bit:
 
     y = v - center                      (float32, elementwise; skipped without a center)
@@ -167,10 +169,10 @@ def _np(v: list[float] | None, shape: tuple[int, ...] | None = None) -> FloatArr
     return a.reshape(shape) if shape is not None else a
 
 
-def next_version(conn: psycopg.Connection, source: str) -> int:
-    """1 + the highest version of the transforms fitted on `source` (schema.table.column)."""
-    row = conn.execute("SELECT coalesce(max(version), 0) FROM shrinkvec.transforms WHERE source = %s",
-                       (source,)).fetchone()
+def next_version(conn: psycopg.Connection, relation: str) -> int:
+    """1 + the highest version of the transforms fitted on table `relation` (a qualified name)."""
+    row = conn.execute("SELECT coalesce(max(version), 0) FROM shrinkvec.transforms "
+                       "WHERE relation = pg_catalog.to_regclass(%s)", (relation,)).fetchone()
     return int(row[0]) + 1  # type: ignore[index]
 
 
@@ -179,18 +181,41 @@ def make_name(source: str, kind: str, version: int, checksum: str) -> str:
     return f"{source}:{kind}:v{version}:{checksum[:12]}"
 
 
-def save(conn: psycopg.Connection, t: Transform) -> None:
-    """Insert the transform (in the caller's transaction); an identical one with the same name is kept."""
+def save(conn: psycopg.Connection, t: Transform, relation: str | None = None) -> None:
+    """Insert the transform (in the caller's transaction), fitted on table `relation` (a qualified name;
+    only its owner may store it, and only its profiles may use it). A stored transform of the same name
+    is kept only when it is this very transform of this very table: anything else is an error, so a
+    transform can never be swapped under a table's owner (see verify)."""
     t.check()
-    conn.execute(
-        """INSERT INTO shrinkvec.transforms (name, kind, dims_in, dims_out, matrix, center, hidden,
+    row = conn.execute(
+        """INSERT INTO shrinkvec.transforms (name, relation, kind, dims_in, dims_out, matrix, center, hidden,
                w1, b1, w2, b2, version, source, checksum, fit)
-           VALUES (%s, %s, %s, %s, %s::real[], %s::real[], %s, %s::real[], %s::real[], %s::real[], %s::real[],
-                   %s, %s, %s, %s::jsonb)
-           ON CONFLICT (name) DO NOTHING""",
-        (t.name, t.kind, t.dims_in, t.dims_out, _arr(t.matrix), _arr(t.center), t.hidden, _arr(t.w1), _arr(t.b1),
-         _arr(t.w2), _arr(t.b2), t.version, t.source, t.checksum(), json.dumps(t.fit)),
-    )
+           VALUES (%s, pg_catalog.to_regclass(%s), %s, %s, %s, %s::real[], %s::real[], %s, %s::real[], %s::real[],
+                   %s::real[], %s::real[], %s, %s, %s, %s::jsonb)
+           ON CONFLICT (name) DO NOTHING RETURNING name""",
+        (t.name, relation, t.kind, t.dims_in, t.dims_out, _arr(t.matrix), _arr(t.center), t.hidden, _arr(t.w1),
+         _arr(t.b1), _arr(t.w2), _arr(t.b2), t.version, t.source, t.checksum(), json.dumps(t.fit)),
+    ).fetchone()
+    if row is None:
+        verify(conn, t, relation)
+
+
+def verify(conn: psycopg.Connection, t: Transform, relation: str | None) -> None:
+    """Check that the stored transform `t.name` is exactly t (same numbers, same checksum) and belongs to
+    `relation`; TransformError naming the difference otherwise."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        r = cur.execute(
+            """SELECT t.checksum, t.relation IS NOT DISTINCT FROM pg_catalog.to_regclass(%s) AS same_table
+               FROM shrinkvec.transforms t WHERE t.name = %s""", (relation, t.name)).fetchone()
+    if r is None:
+        raise TransformError(f"transform {t.name!r} exists but is not visible to this role: "
+                             "it was stored for another table (choose another name or version)")
+    if not r["same_table"]:
+        raise TransformError(f"transform {t.name!r} is stored for another table than {relation}: refusing to use it")
+    if r["checksum"] != t.checksum():
+        raise TransformError(f"transform {t.name!r} in the catalog differs from the one fitted "
+                             f"(checksum {str(r['checksum'])[:12]}, fitted {t.checksum()[:12]}): refusing to use it")
+    load(conn, t.name)  # and its stored values match its checksum
 
 
 def load(conn: psycopg.Connection, name: str) -> Transform:
@@ -200,10 +225,14 @@ def load(conn: psycopg.Connection, name: str) -> Transform:
     if r is None:
         raise TransformError(f"transform {name!r} does not exist")
     di, do, h = r["dims_in"], r["dims_out"], r.get("hidden")
-    return Transform(
+    t = Transform(
         name=r["name"], kind=r["kind"], dims_in=di, dims_out=do,
         center=_np(r.get("center")), matrix=_np(r["matrix"], (do, di)),
         w1=_np(r.get("w1"), (h, do) if h else None), b1=_np(r.get("b1")),
         w2=_np(r.get("w2"), (do, h) if h else None), b2=_np(r.get("b2")),
         version=r.get("version") or 1, source=r.get("source") or "", fit=r.get("fit") or {},
     )
+    if r.get("checksum") and r["checksum"] != t.checksum():
+        raise TransformError(f"transform {name!r}: its stored values do not match its checksum "
+                             f"({t.checksum()[:12]} against {str(r['checksum'])[:12]}): refusing to use it")
+    return t
