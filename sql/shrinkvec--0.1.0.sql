@@ -286,7 +286,7 @@ COMMENT ON FUNCTION shrinkvec_index_entries(regclass) IS
 CREATE FUNCTION shrinkvec_index_check(index regclass,
 	OUT live_rows bigint, OUT index_entries bigint, OUT missing bigint, OUT duplicated bigint,
 	OUT dangling bigint, OUT wrong_codes bigint, OUT ok boolean)
-	AS 'MODULE_PATHNAME', 'shrinkvec_index_check' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+	AS 'MODULE_PATHNAME', 'shrinkvec_index_check' LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION shrinkvec_index_check(regclass) IS
 	'checks a shrinkvec index against its table: every row visible to the snapshot indexed once (at its HOT chain''s root), no entries for other rows, bit codes equal to the column; index expressions run as the table''s owner; refused where row-level security applies to the caller';
 

@@ -48,6 +48,8 @@ INTERNAL = {
     "int8_ranges_coverage_accum(internal,vector,double precision)",
     "int8_ranges_final(internal)",
     "shrinkvec_handler(internal)",
+    "shrinkvec.on_sql_drop()",  # event triggers: called by the server only
+    "shrinkvec.on_ddl_end()",
     "shrinkvec_hamming_kind(internal)",
     "shrinkvec_l2_kind(internal)",
     "shrinkvec_ip_kind(internal)",

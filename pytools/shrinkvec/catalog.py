@@ -11,6 +11,8 @@ it is missing. DROP EXTENSION shrinkvec CASCADE also drops the catalog.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +119,21 @@ def current_revision(dsn: str) -> str | None:
         return None if row is None else str(row[0])
 
 
+@contextmanager
+def pinned_search_path(conn: psycopg.Connection) -> Iterator[None]:
+    """search_path = pg_catalog, pg_temp for the tools' own statements on a caller's connection, restored
+    afterwards: whatever the caller's search_path holds (objects of other roles in public, say), an
+    unqualified name or operator in a catalog query resolves to the system's."""
+    row = conn.execute("SELECT pg_catalog.current_setting('search_path')").fetchone()
+    old = str(row[0]) if row else ""
+    conn.execute("SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false)")
+    try:
+        yield
+    finally:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
+            conn.execute("SELECT pg_catalog.set_config('search_path', %s, false)", (old,))
+
+
 def has_catalog(conn: psycopg.Connection) -> bool:
     return conn.execute("SELECT to_regclass('shrinkvec.profiles') IS NOT NULL").fetchone()[0]  # type: ignore[index]
 
@@ -157,6 +174,11 @@ def find_profile(
     conn: psycopg.Connection, table: str, schema: str = "public", vector_column: str | None = None
 ) -> Profile | None:
     """The profile of a table (and vector column, when a table has several), or None."""
+    with pinned_search_path(conn):
+        return _find_profile(conn, table, schema, vector_column)
+
+
+def _find_profile(conn: psycopg.Connection, table: str, schema: str, vector_column: str | None) -> Profile | None:
     if not has_catalog(conn):
         raise CatalogError("the shrinkvec catalog does not exist in this database: run 'shrinkvec migrate'")
     with conn.cursor(row_factory=dict_row) as cur:

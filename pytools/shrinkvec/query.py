@@ -21,7 +21,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
-from shrinkvec import ddl
+from shrinkvec import catalog, ddl
 from shrinkvec.profile import Code, Profile, ProfileError
 
 DISTANCE_OPS = {"cosine": "<=>", "l2": "<->", "ip": "<#>"}
@@ -187,7 +187,7 @@ def search(conn: psycopg.Connection, profile: Profile, stages: Sequence[Stage], 
         raise ProfileError(f"expected {profile.dims} dimensions, got {qs.shape[1]}")
     statement = build(profile, stages, dollar=False).statement
     out = []
-    with conn.cursor() as cur:
+    with catalog.pinned_search_path(conn), conn.cursor() as cur:
         for q in qs:
             rows = cur.execute(statement, params(profile, stages, q, k), prepare=True).fetchall()
             out.append(([int(r[0]) for r in rows], [float(r[1]) for r in rows]))
