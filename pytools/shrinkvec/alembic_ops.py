@@ -54,14 +54,15 @@ def _profile(conn: psycopg.Connection, table: str, vector_column: str, codes: st
     if dims is None:
         raise ProfileError(f"{table}.{vector_column} must be declared with dimensions, e.g. vector(384)")
     parsed = parse_codes(codes, dims)
-    p = Profile(name=name or f"{schema}.{table}.{vector_column}", schema=schema, table=table,
-                vector_column=vector_column, dims=dims, codes=parsed, id_column=id_column, distance=distance)  # type: ignore[arg-type]
+    p = ddl.located(conn, Profile(
+        name=name or f"{schema}.{table}.{vector_column}", schema=schema, table=table, vector_column=vector_column,
+        dims=dims, codes=parsed, id_column=id_column, distance=distance))  # type: ignore[arg-type]
     if any(c.kind == "int8" for c in parsed):
         if lo is None or hi is None:
             from psycopg import sql
 
-            row = conn.execute(sql.SQL("SELECT (r).lo, (r).hi FROM (SELECT int8_ranges({}) AS r FROM {}) s").format(
-                sql.Identifier(vector_column), ddl.table_ident(p))).fetchone()
+            row = conn.execute(sql.SQL("SELECT (r).lo, (r).hi FROM (SELECT {}({}) AS r FROM {}) s").format(
+                ddl.ext_fn(p, "int8_ranges"), sql.Identifier(vector_column), ddl.table_ident(p))).fetchone()
             if row is None or row[0] is None:
                 raise ProfileError("int8 codes need ranges: pass lo= and hi=, or add them once the table has rows")
             lo, hi = row
@@ -85,6 +86,8 @@ class _CodesOp(MigrateOperation):
         self.distance = distance
         self.lo = lo
         self.hi = hi
+        # kept for migrations written before catalog revision 0005; the catalog now derives a profile's
+        # name from its table (schema.table.column), so this value is not stored
         self.profile_name = profile_name
 
     def _kw(self) -> dict[str, Any]:
@@ -140,7 +143,7 @@ def _drop_codes(operations: Operations, operation: DropCodesOp) -> None:
                  hi=operation.hi if operation.hi is not None else [0.0], name=operation.profile_name)
     ddl.drop_codes(conn, p)
     if catalog.has_catalog(conn):
-        catalog.delete_profile(conn, p.name)
+        catalog.delete_profile(conn, p)
 
 
 @Operations.register_operation("backfill_shrinkvec_codes")

@@ -162,8 +162,10 @@ def save_profile(conn: psycopg.Connection, p: Profile) -> str:
     return name
 
 
-def delete_profile(conn: psycopg.Connection, name: str) -> None:
-    conn.execute("DELETE FROM shrinkvec.profiles WHERE name = %s", (name,))
+def delete_profile(conn: psycopg.Connection, p: Profile) -> None:
+    """Delete the profile of p's table and vector column (and, by cascade, its codes)."""
+    conn.execute("DELETE FROM shrinkvec.profiles WHERE relation = pg_catalog.to_regclass(%s) AND vector_column = %s",
+                 (sql.Identifier(p.schema, p.table).as_string(conn), p.vector_column))
 
 
 def _np(v: list[float] | None) -> np.ndarray | None:

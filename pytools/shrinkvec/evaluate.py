@@ -31,7 +31,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
-from shrinkvec import catalog, configs, metrics, query
+from shrinkvec import catalog, configs, ddl, metrics, query
 from shrinkvec.configs import Config
 from shrinkvec.profile import Profile
 
@@ -244,10 +244,10 @@ class Evaluator:
         return self._task_metrics([list(map(int, self.truth[i])) for i in idx], idx)
 
     def _knn(self) -> sql.Composed:
-        op = query.DISTANCE_OPS[self.profile.distance]
+        op = ddl.operator(self.profile.vec_schema, query.DISTANCE_OPS[self.profile.distance])
         # k is a validated int rendered as a literal: the planner must see the LIMIT to use the index
         return sql.SQL("SELECT {id} FROM {t} ORDER BY {v} {op} %(q)s::{typ} LIMIT {k}").format(
-            id=self.idc, t=self.table, v=self.vec, op=sql.SQL(op), typ=sql.Identifier(self.vtype),
+            id=self.idc, t=self.table, v=self.vec, op=op, typ=sql.Identifier(self.profile.vec_schema, self.vtype),
             k=sql.Literal(self.k))
 
     class _SettingsCtx:
@@ -295,8 +295,10 @@ class Evaluator:
             sql.Identifier(name), self.table, self.vec, sql.Identifier(opclass), sql.Literal(config.lists),
             sql.Literal(config.bits)))
         build_s = time.perf_counter() - t
-        size, entries = self.conn.execute("SELECT size_bytes, entries FROM shrinkvec_index_info(%s::regclass)",
-                                          (ident.as_string(self.conn),)).fetchone()  # type: ignore[misc]
+        size, entries = self.conn.execute(
+            sql.SQL("SELECT size_bytes, entries FROM {}(%s::pg_catalog.regclass)").format(
+                ddl.ext_fn(self.profile, "shrinkvec_index_info")),
+            (ident.as_string(self.conn),)).fetchone()  # type: ignore[misc]
         self._indexes[key] = _Index(name, build_s, int(size), int(entries))
         return self._indexes[key]
 
