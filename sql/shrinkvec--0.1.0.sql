@@ -286,9 +286,38 @@ COMMENT ON FUNCTION shrinkvec_index_entries(regclass) IS
 CREATE FUNCTION shrinkvec_index_check(index regclass,
 	OUT live_rows bigint, OUT index_entries bigint, OUT missing bigint, OUT duplicated bigint,
 	OUT dangling bigint, OUT wrong_codes bigint, OUT ok boolean)
-	AS 'MODULE_PATHNAME', 'shrinkvec_index_check' LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+	LANGUAGE plpgsql STRICT VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	heap regclass;
+	expr text;
+	pred text;
+	is_bit boolean;
+BEGIN
+	SELECT i.indrelid::regclass, pg_get_indexdef(i.indexrelid, 1, true),
+		coalesce(pg_get_expr(i.indpred, i.indrelid), 'true')
+	INTO heap, expr, pred
+	FROM pg_index i WHERE i.indexrelid = index;
+	is_bit := (SELECT element = 'bit' FROM @extschema@.shrinkvec_index_info(index));
+	EXECUTE format($q$
+		WITH h AS (SELECT ctid AS tid, (%1$s) AS val FROM %2$s WHERE (%1$s) IS NOT NULL AND (%3$s)),
+		     e AS (SELECT tid, code FROM @extschema@.shrinkvec_index_entries($1)),
+		     counts AS (SELECT tid, count(*) AS n FROM e GROUP BY tid)
+		SELECT (SELECT count(*) FROM h),
+		       (SELECT count(*) FROM e),
+		       (SELECT count(*) FROM h WHERE NOT EXISTS (SELECT 1 FROM counts c WHERE c.tid = h.tid)),
+		       (SELECT coalesce(sum(n - 1), 0) FROM counts WHERE n > 1),
+		       (SELECT count(*) FROM counts c WHERE NOT EXISTS (SELECT 1 FROM h WHERE h.tid = c.tid)),
+		       CASE WHEN $2 THEN (SELECT count(*) FROM h JOIN e USING (tid) WHERE e.code::text <> h.val::text) END
+	$q$, expr, heap, pred)
+	INTO live_rows, index_entries, missing, duplicated, dangling, wrong_codes
+	USING index, is_bit;
+	ok := missing = 0 AND duplicated = 0 AND dangling = 0 AND coalesce(wrong_codes, 0) = 0;
+END
+$$;
 COMMENT ON FUNCTION shrinkvec_index_check(regclass) IS
-	'checks a shrinkvec index against its table: every row visible to the snapshot indexed once (at its HOT chain''s root), no entries for other rows, bit codes equal to the column; index expressions run as the table''s owner; refused where row-level security applies to the caller';
+	'checks a shrinkvec index against its table: every live row indexed once, no entries for missing rows, bit codes equal to the column';
 
 -- ==== catalog and search (issue 4) ====
 -- The schema `shrinkvec` belongs to the extension; the catalog tables in it (profiles, codes,
@@ -306,27 +335,22 @@ CREATE FUNCTION shrinkvec.search(
 	stage text DEFAULT NULL)
 RETURNS TABLE (id bigint, distance double precision)
 LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
 AS $search$
 DECLARE
 	p record;
 	c record;
 	vec_schema name;
-	dims integer;
 	op text;
 	order_expr text;
 	q text;
 BEGIN
-	-- search_path is pg_catalog only: every other name below is schema-qualified, every operator too
 	IF to_regclass('shrinkvec.profiles') IS NULL OR to_regclass('shrinkvec.codes') IS NULL THEN
 		RAISE EXCEPTION 'the shrinkvec catalog does not exist in this database'
 			USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'run: shrinkvec migrate --dsn ...';
 	END IF;
-	IF to_regprocedure('shrinkvec.prune_catalog()') IS NULL THEN
-		RAISE EXCEPTION 'the shrinkvec catalog is older than this extension'
-			USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'run: shrinkvec migrate --dsn ...';
-	END IF;
-	SELECT pr.* INTO p FROM shrinkvec.profiles pr WHERE pr.relation = tbl ORDER BY pr.name LIMIT 1;
+	SELECT pr.* INTO p FROM shrinkvec.profiles pr
+	WHERE to_regclass(format('%I.%I', pr.table_schema, pr.table_name)) = tbl
+	ORDER BY pr.name LIMIT 1;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'table % has no shrinkvec profile', tbl USING ERRCODE = 'undefined_object';
 	END IF;
@@ -336,11 +360,8 @@ BEGIN
 		RAISE EXCEPTION 'need 1 <= k <= shortlist, got k = % and shortlist = %', k, shortlist
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	SELECT n.nspname INTO vec_schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-	WHERE e.extname = 'vector';
-	EXECUTE format('SELECT %I.vector_dims($1)', vec_schema) INTO dims USING query;
-	IF dims <> p.dims THEN
-		RAISE EXCEPTION 'expected % dimensions, got %', p.dims, dims USING ERRCODE = 'data_exception';
+	IF vector_dims(query) <> p.dims THEN
+		RAISE EXCEPTION 'expected % dimensions, got %', p.dims, vector_dims(query) USING ERRCODE = 'data_exception';
 	END IF;
 	-- the stage: a code kind ('bits', 'prefix', 'int8'), 'kind:length', a column name, or the first code
 	SELECT cd.* INTO c FROM shrinkvec.codes cd
@@ -352,20 +373,21 @@ BEGIN
 		RAISE EXCEPTION 'profile % has no code %', p.name, coalesce(stage, '(any)') USING ERRCODE = 'undefined_object';
 	END IF;
 
+	SELECT n.nspname INTO vec_schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+	WHERE e.extname = 'vector';
 	op := CASE p.distance WHEN 'cosine' THEN '<=>' WHEN 'l2' THEN '<->' WHEN 'ip' THEN '<#>' END;
 	order_expr := CASE c.kind
 		WHEN 'bits' THEN format('s.%I OPERATOR(%I.<^#>) $6', c.column_name, '@extschema@')
 		WHEN 'prefix' THEN format('s.%I OPERATOR(%I.<^=>) $6', c.column_name, '@extschema@')
-		ELSE format('%I.%I(s.%I, $6, $4, $5)', '@extschema@',
+		ELSE format('%I.%s(s.%I, $6, $4, $5)', '@extschema@',
 			CASE WHEN p.distance = 'ip' THEN 'int8_ip_distance' ELSE 'int8_cosine_distance' END,
 			c.column_name)
 	END;
-	-- tbl prints schema-qualified here (search_path holds no user schema)
 	q := format(
 		'SELECT t.%1$I::bigint, t.%2$I OPERATOR(%3$I.%4$s) $1 AS distance '
-		'FROM (SELECT s.%1$I, s.%2$I FROM %5$s AS s ORDER BY %6$s LIMIT $3) AS t '
+		'FROM (SELECT s.%1$I, s.%2$I FROM %5$I.%6$I AS s ORDER BY %7$s LIMIT $3) AS t '
 		'ORDER BY 2, 1 LIMIT $2',
-		p.id_column, p.vector_column, vec_schema, op, tbl, order_expr);
+		p.id_column, p.vector_column, vec_schema, op, p.table_schema, p.table_name, order_expr);
 	-- codes are ranked against the query through the profile's transform ($6); the rerank uses the raw query ($1)
 	RETURN QUERY EXECUTE q USING query, k, shortlist, c.lo, c.hi,
 		CASE WHEN p.transform IS NULL THEN query ELSE shrinkvec.transform_vector(query, p.transform) END;
@@ -389,44 +411,3 @@ CREATE FUNCTION shrinkvec.transform_vector(v halfvec, transform text) RETURNS ve
 	AS 'MODULE_PATHNAME', 'transform_halfvec' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION shrinkvec.transform_vector(halfvec, text) IS
 	'the stored transform `transform` applied to a halfvec (elements widened to real first); returns a vector';
-
--- ==== the catalog follows its tables (issues 13 and 17) ====
--- Catalog rows are keyed to their relation (regclass, catalog revision 0005). These event triggers keep
--- them true: a DROP removes the rows of dropped tables and columns, a RENAME or SET SCHEMA renames them.
--- The work is done by functions of the catalog (shrinkvec.prune_catalog, shrinkvec.sync_catalog_names,
--- created by `shrinkvec migrate`); without the catalog the triggers do nothing. A failure never blocks
--- the user's DDL: it becomes a WARNING.
-
-CREATE FUNCTION shrinkvec.on_sql_drop() RETURNS event_trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
-BEGIN
-	IF to_regprocedure('shrinkvec.prune_catalog()') IS NOT NULL THEN
-		BEGIN
-			PERFORM shrinkvec.prune_catalog();
-		EXCEPTION WHEN OTHERS THEN
-			RAISE WARNING 'shrinkvec: could not remove the catalog rows of dropped tables: %', SQLERRM;
-		END;
-	END IF;
-END
-$fn$;
-COMMENT ON FUNCTION shrinkvec.on_sql_drop() IS
-	'event trigger: removes the shrinkvec catalog rows of dropped tables and vector columns';
-CREATE EVENT TRIGGER shrinkvec_sql_drop ON sql_drop EXECUTE FUNCTION shrinkvec.on_sql_drop();
-
-CREATE FUNCTION shrinkvec.on_ddl_end() RETURNS event_trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
-BEGIN
-	IF to_regprocedure('shrinkvec.sync_catalog_names()') IS NOT NULL THEN
-		BEGIN
-			PERFORM shrinkvec.sync_catalog_names();
-		EXCEPTION WHEN OTHERS THEN
-			RAISE WARNING 'shrinkvec: could not rename the catalog rows of renamed tables: %', SQLERRM;
-		END;
-	END IF;
-END
-$fn$;
-COMMENT ON FUNCTION shrinkvec.on_ddl_end() IS
-	'event trigger: the shrinkvec catalog''s table names follow ALTER TABLE / ALTER SCHEMA renames';
-CREATE EVENT TRIGGER shrinkvec_ddl_end ON ddl_command_end
-	WHEN TAG IN ('ALTER TABLE', 'ALTER SCHEMA', 'ALTER FOREIGN TABLE', 'ALTER MATERIALIZED VIEW')
-	EXECUTE FUNCTION shrinkvec.on_ddl_end();

@@ -180,3 +180,31 @@ def test_introspection_of_a_partitioned_index(conn: psycopg.Connection) -> None:
     part = conn.execute("SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'parts_1'::regclass"
                         ).fetchone()[0]  # type: ignore[index]
     assert conn.execute("SELECT live_rows, ok FROM shrinkvec_index_check(%s::regclass)", (part,)).fetchone() == (100, True)
+
+
+def extension_surface(c: psycopg.Connection) -> list[tuple[str, ...]]:
+    """Everything the extension defines, as text: functions (full definitions and comments), operators,
+    operator classes, types, casts, event triggers."""
+    return [tuple(str(v) for v in r) for r in c.execute(
+        """SELECT pg_describe_object(d.classid, d.objid, d.objsubid),
+                  CASE WHEN d.classid = 'pg_proc'::regclass AND (SELECT prokind FROM pg_proc WHERE oid = d.objid) <> 'a'
+                       THEN pg_get_functiondef(d.objid) ELSE '' END,
+                  coalesce(obj_description(d.objid, (SELECT relname FROM pg_class WHERE oid = d.classid)), '')
+           FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+           WHERE e.extname = 'shrinkvec' AND d.deptype = 'e' ORDER BY 1""").fetchall()]
+
+
+def test_upgrade_from_0_1_0_gives_the_same_extension(dsn: str, conn: psycopg.Connection, other_db: str) -> None:
+    with psycopg.connect(other_db, autocommit=True) as old:
+        old.execute("CREATE EXTENSION shrinkvec VERSION '0.1.0' CASCADE")
+        assert old.execute("SELECT extversion FROM pg_extension WHERE extname = 'shrinkvec'").fetchone() == ("0.1.0",)
+        old.execute("ALTER EXTENSION shrinkvec UPDATE")
+        assert old.execute("SELECT extversion FROM pg_extension WHERE extname = 'shrinkvec'").fetchone() == ("0.2.0",)
+        upgraded = extension_surface(old)
+        # and the upgraded functions work: the C index check, the event triggers
+        old.execute("CREATE TABLE t (id int, b bit(8))")
+        old.execute("INSERT INTO t SELECT i, (i % 256)::bit(8) FROM generate_series(1, 30) i")
+        old.execute("CREATE INDEX t_b ON t USING shrinkvec (b)")
+        assert old.execute("SELECT live_rows, ok FROM shrinkvec_index_check('t_b')").fetchone() == (30, True)
+    assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'shrinkvec'").fetchone() == ("0.2.0",)
+    assert len(upgraded) > 60 and upgraded == extension_surface(conn)
