@@ -66,13 +66,16 @@ def server_stop(data_dir: Path | None) -> None:
 @server.command("status")
 @DATA_DIR_OPTION
 def server_status(data_dir: Path | None) -> None:
-    """Say whether the server runs; exit 3 when it does not (like pg_ctl status)."""
+    """Say whether the server accepts connections; exit 3 when it does not (like pg_ctl status)."""
     try:
-        info = srv.status(data_dir)
+        state, _ = srv.check(data_dir)
+        info = srv.status(data_dir) if state is srv.State.UP else None
     except srv.ServerError as exc:
         _fail(str(exc))
     if info is None:
-        click.echo(f"not running (data dir {data_dir or srv.default_data_dir()})")
+        # decided by a connection attempt on the socket (pg_isready), not by the pid in postmaster.pid
+        what = "not running" if state is srv.State.DOWN else state.value
+        click.echo(f"{what} (data dir {data_dir or srv.default_data_dir()})")
         sys.exit(3)
     click.echo(f"running: pid {info.pid}, data dir {info.data_dir}, socket {info.socket_dir}, port {info.port}")
     click.echo(info.dsn())
