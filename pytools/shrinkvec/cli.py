@@ -176,6 +176,8 @@ def _one_line_errors() -> Iterator[None]:
         _fail(str(exc))
     except psycopg.Error as exc:
         _fail(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    except OSError as exc:  # a file the user named cannot be read or written
+        _fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
 
 
 @main.command("migrate")
@@ -204,22 +206,27 @@ def migrate_cmd(dsn: str | None, data_dir: Path | None) -> None:
               help="For .npy input: a 1-D integer .npy of ids (default: row numbers).")
 @click.option("--batch-size", default=10_000, show_default=True, help="Rows per COPY and transaction.")
 @click.option("--rejects", "reject_file", type=click.Path(path_type=Path), default=None,
-              help="Reject file (default: ./FILE.rejects.jsonl).")
+              help="Reject file (default: ./FILE.TABLE.rejects.jsonl).")
 @click.option("--restart", is_flag=True, help="Forget an earlier (finished or interrupted) load of this file.")
+@click.option("--dims", type=int, default=None,
+              help="Width of a new table's vectors (default: the most common width among the first 1000 records; "
+                   "records of other widths are rejected).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @DSN_OPTION
 @DATA_DIR_OPTION
 def load_cmd(file: Path, table: str, schema: str, column: str, codes: str | None, distance: str, center: bool,
-             ids_path: Path | None, batch_size: int, reject_file: Path | None, restart: bool, quiet: bool,
-             dsn: str | None, data_dir: Path | None) -> None:
-    """Load FILE (.npy, .parquet, .jsonl, .jsonl.gz) into a table, with every code; resumable."""
+             ids_path: Path | None, batch_size: int, reject_file: Path | None, restart: bool, dims: int | None,
+             quiet: bool, dsn: str | None, data_dir: Path | None) -> None:
+    """Load FILE (.npy, .parquet, .jsonl, .jsonl.gz) into a table, with every code; resumable.
+
+    Exits 1 when nothing valid was loaded (every record rejected, or none in the file)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from shrinkvec.load import LoadOptions, load
 
     opts = LoadOptions(table=table, schema=schema, column=column, profile=codes, distance=distance, center=center,
-                       ids_path=ids_path, batch_size=batch_size, reject_file=reject_file, restart=restart)
+                       ids_path=ids_path, batch_size=batch_size, reject_file=reject_file, restart=restart, dims=dims)
     with _one_line_errors():
         url = _dsn(dsn, data_dir)
         console = Console(stderr=True)
@@ -235,6 +242,10 @@ def load_cmd(file: Path, table: str, schema: str, column: str, codes: str | None
 
             result = load(url, file, opts, progress)
     click.echo(result.summary())
+    if result.nothing_loaded:
+        why = f"all {result.rejected} records were rejected (see {result.reject_file})" if result.rejected \
+            else "the file has no records"
+        _fail(f"nothing valid was loaded into {result.table}: {why}")
 
 
 def _profile(url: str, table: str, schema: str):  # type: ignore[no-untyped-def]
