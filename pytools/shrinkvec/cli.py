@@ -492,7 +492,7 @@ def _results_table(title: str, results, k: int, qrels: bool):  # type: ignore[no
 @click.option("--qrels", "qrels_path", type=click.Path(path_type=Path), default=None,
               help="Relevance labels, one 'QUERY_ROW DOC_ID [GRADE]' a line (README): adds nDCG@k and MRR@k.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None,
-              help="Pareto plot PNG (default: ./shrinkvec-eval-TABLE.png).")
+              help="Pareto plot PNG (default: ./shrinkvec-eval-TABLE.png); its directory must exist.")
 @click.option("--no-plot", is_flag=True, help="Do not write the plot.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @DSN_OPTION
@@ -508,6 +508,9 @@ def eval_cmd(table: str, schema: str, column: str | None, queries_path: Path, k:
 
     from shrinkvec import evaluate
 
+    out = plot_path or Path(f"shrinkvec-eval-{table}.png")
+    if not no_plot and not out.absolute().parent.is_dir():  # before the measurements, not after them
+        _fail(f"cannot write the plot {out}: directory {out.absolute().parent} does not exist")
     with _eval_errors():
         url = _dsn(dsn, data_dir)
         with _evaluator(url, table, schema, column, queries_path, k, qrels_path, quiet) as (_, ev):
@@ -519,8 +522,8 @@ def eval_cmd(table: str, schema: str, column: str | None, queries_path: Path, k:
     title = (f"{schema}.{table}: {rows:,} rows, {nq} queries, k={k}; recall against the exact top-{k} "
              "computed in numpy (float64)")
     if not no_plot:
-        out = plot_path or Path(f"shrinkvec-eval-{table}.png")
-        evaluate.pareto_plot(results, out, title)
+        with _one_line_errors():  # e.g. the directory went away or is not writable
+            evaluate.pareto_plot(results, out, title)
     if as_json:
         click.echo(json.dumps({
             "table": f"{schema}.{table}", "rows": rows, "queries": nq, "k": k, "ground_truth": "numpy",
