@@ -145,14 +145,16 @@ def _info(data_dir: Path, pidfile: PidFile) -> ServerInfo:
     return ServerInfo(data_dir=data_dir, pid=pidfile.pid, socket_dir=pidfile.socket_dir, port=pidfile.port)
 
 
-def _alive_postgres(pid: int) -> bool:
-    """True when pid is a live (not zombie) process: a postmaster that may still be starting or hung.
-    A dead pid, a zombie or a process that is not postgres (pid reused) cannot be the server."""
+def _alive_postgres(pid: int, data_dir: Path) -> bool:
+    """True when pid is a live (not zombie) postgres process working in `data_dir` (a postmaster chdirs
+    there): one that may still be starting or is hung. A dead pid, a zombie, or a pid reused by another
+    program or another server cannot be this data dir's server."""
     import psutil
 
     try:
         proc = psutil.Process(pid)
-        return proc.status() != psutil.STATUS_ZOMBIE and proc.name() == "postgres"
+        return (proc.status() != psutil.STATUS_ZOMBIE and proc.name() == "postgres"
+                and Path(proc.cwd()).resolve() == data_dir)
     except psutil.AccessDenied:
         return True  # someone else's live process: do not touch its files
     except psutil.Error:
@@ -192,7 +194,7 @@ def _wait_until_up(data_dir: Path, timeout_s: float) -> tuple[State, PidFile | N
         state, pidfile = probe(data_dir)
         if state is State.UP or time.monotonic() >= deadline:
             return state, pidfile
-        if state is State.DOWN and (pidfile is None or not _alive_postgres(pidfile.pid)):
+        if state is State.DOWN and (pidfile is None or not _alive_postgres(pidfile.pid, data_dir)):
             return state, pidfile  # nothing is starting: waiting would not help
         time.sleep(0.5)
 
@@ -242,7 +244,7 @@ def start(data_dir: Path | None = None) -> ServerInfo:
                 )
             return _info(data_dir, pidfile)
         if pidfile is not None:
-            if _alive_postgres(pidfile.pid):
+            if _alive_postgres(pidfile.pid, data_dir):
                 raise ServerError(
                     f"postgres process {pidfile.pid} of {data_dir} is alive but {state.value} on "
                     f"{pidfile.socket_dir} after {START_TIMEOUT_S:.0f} s; see {data_dir / 'log'}, "
@@ -277,7 +279,7 @@ def stop(data_dir: Path | None = None) -> bool:
     if not (data_dir / "PG_VERSION").exists():
         return False
     state, pidfile = probe(data_dir)
-    if pidfile is None or (state is State.DOWN and not _alive_postgres(pidfile.pid)):
+    if pidfile is None or (state is State.DOWN and not _alive_postgres(pidfile.pid, data_dir)):
         return False
     run_as = "pgserver" if os.geteuid() == 0 else None
     done = subprocess.run(
