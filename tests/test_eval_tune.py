@@ -127,6 +127,7 @@ def test_eval_cli_json_plot_and_qrels(table: Path, migrated_dsn: str, data: demo
     lines = ["# query iter doc grade"] + [f"{q} 0 {d} {g:g}" for q, ds in rels.items() for d, g in ds.items()]
     (table.parent / "qrels.txt").write_text("\n".join(lines) + "\n")
 
+    (table.parent / "out").mkdir()
     res = run("eval", "--table", "demo", "--queries", "q.npy", "--configs", "exact bits@50,index@50",
               "--configs", "prefix:64@100", "--qrels", "qrels.txt", "--plot", "out/p.png", "--json", "--quiet",
               "--dsn", migrated_dsn, cwd=table.parent)
@@ -269,3 +270,43 @@ def test_bad_input_errors_name_the_problem(table: Path, migrated_dsn: str) -> No
     with pytest.raises(EvalError, match="k = 5000 is more than the table's 4000 rows"):
         with psycopg.connect(migrated_dsn) as conn:
             Evaluator(conn, resolve_profile(conn, "demo", "public", None), read_queries(table), 5000)
+
+
+def test_eval_plot_into_a_missing_directory_is_an_error(table: Path, migrated_dsn: str) -> None:
+    res = run("eval", "--table", "demo", "--queries", "q.npy", "--configs", "bits@50", "--plot", "missing/p.png",
+              "--quiet", "--dsn", migrated_dsn, cwd=table.parent)
+    assert res.returncode == 1
+    assert res.stderr.strip() == (f"error: cannot write the plot missing/p.png: directory {table.parent / 'missing'} "
+                                  "does not exist")
+    assert not (table.parent / "missing").exists()  # not created silently
+
+
+def test_pareto_labels_do_not_overlap_and_are_legible(tmp_path: Path) -> None:
+    import matplotlib.pyplot as plt
+    from matplotlib.text import Text
+
+    from shrinkvec.evaluate import Result, pareto_figure, pareto_plot
+
+    # a crowded front: eight configurations a hair apart in latency, size and recall, plus dominated ones
+    specs = ["index@20", "index@30", "index@40", "index@50", "bits@20", "bits@30", "bits@40", "bits@50",
+             "prefix:64@100", "bits@400>prefix:64@100"]
+    results = [Result(configs.parse(spec), 100, recall=0.95 + 0.002 * i, recall_p5=0.9, ms_p50=1.0 + 0.02 * i,
+                      ms_p95=2.0, bytes_per_row=48.0 + i) for i, spec in enumerate(specs[:8])]
+    results += [Result(configs.parse(spec), 100, recall=0.9, recall_p5=0.8, ms_p50=5.0, ms_p95=6.0, bytes_per_row=300.0)
+                for spec in specs[8:]]
+    fig = pareto_figure(results, "crowded")
+    try:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+        for ax in fig.axes:
+            labels = [t for t in ax.texts if t.get_text()]
+            assert len(labels) == 8  # every point of the front is labelled
+            assert all(t.get_fontsize() >= 9 for t in labels)
+            boxes = [Text.get_window_extent(t, renderer) for t in labels]  # the text, without its leader line
+            for i in range(len(boxes)):
+                for j in range(i + 1, len(boxes)):
+                    assert not boxes[i].overlaps(boxes[j]), (labels[i].get_text(), labels[j].get_text())
+    finally:
+        plt.close(fig)
+    pareto_plot(results, tmp_path / "p.png", "crowded")
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -226,7 +227,7 @@ def test_npy_with_ids_file_rejects_duplicates_and_cli_migrate_twice(migrated_dsn
     assert res.returncode == 0, res.stderr
     assert "loaded 9 rows" in res.stdout and "rejected 3" in res.stdout
     assert [r[0] for r in conn.execute("SELECT id FROM t ORDER BY id")] == [10, 11, 12, 15, 16, 17, 19, 20, 21]
-    rejects = [json.loads(s) for s in (tmp_path / "v.npy.rejects.jsonl").read_text().splitlines()]
+    rejects = [json.loads(s) for s in (tmp_path / "v.npy.t.rejects.jsonl").read_text().splitlines()]
     assert [(r["position"], r["id"], r["reason"].split(":")[0]) for r in rejects] == [
         (3, 10, "duplicate id"), (4, 14, "NaN value in embedding"), (8, 11, "duplicate id")]
 
@@ -272,3 +273,190 @@ def test_resuming_a_changed_file_is_refused(migrated_dsn: str, conn: psycopg.Con
     r = load(migrated_dsn, tmp_path / "v.npy", LoadOptions(table="t", batch_size=5, restart=True,
                                                             reject_file=tmp_path / "r.jsonl"))
     assert (r.loaded, r.rejected) == (1, 20)  # ids 0..19 are in the table already
+
+
+# ---- issue 17: every bad input is a one-line error or a reject with its reason ---------------------------
+
+
+def _one_error_line(res: subprocess.CompletedProcess[str]) -> str:
+    """The single `error:` line of a failed CLI run (and no traceback, no bare 'Aborted!')."""
+    assert "Traceback" not in res.stderr and "Aborted" not in res.stderr, res.stderr
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, res.stderr
+    return errors[0]
+
+
+def _jsonl_lines(x: np.ndarray, **extra: str) -> list[str]:
+    return [json.dumps({"id": i, "embedding": x[i].tolist(), **{k: f"{v}{i}" for k, v in extra.items()}})
+            for i in range(len(x))]
+
+
+def test_rejects_in_a_missing_directory_fails_before_anything_is_created(migrated_dsn: str, conn: psycopg.Connection,
+                                                                          tmp_path: Path) -> None:
+    np.save(tmp_path / "v.npy", rand(10, 8))
+    res = _cli("load", "v.npy", "--table", "t", "--rejects", "nodir/r.jsonl", "--quiet", dsn=migrated_dsn, cwd=tmp_path)
+    assert res.returncode == 1
+    assert _one_error_line(res) == (f"error: cannot write the reject file nodir/r.jsonl: directory {tmp_path / 'nodir'} "
+                                    "does not exist")
+    assert conn.execute("SELECT to_regclass('public.t')").fetchone()[0] is None  # no empty table left behind
+    assert conn.execute("SELECT count(*) FROM shrinkvec.loads").fetchone()[0] == 0
+    assert catalog.find_profile(conn, "t") is None
+
+
+def test_corrupt_and_truncated_gzip_are_one_line_errors(migrated_dsn: str, conn: psycopg.Connection,
+                                                        tmp_path: Path) -> None:
+    lines = _jsonl_lines(rand(3000, 8, seed=5))
+    with gzip.open(tmp_path / "ok.jsonl.gz", "wt") as f:
+        f.write("\n".join(lines) + "\n")
+    data = (tmp_path / "ok.jsonl.gz").read_bytes()
+    corrupt = bytearray(data)
+    for i in range(40, 80):
+        corrupt[i] ^= 0x55
+    (tmp_path / "corrupt.jsonl.gz").write_bytes(bytes(corrupt))
+    (tmp_path / "short.jsonl.gz").write_bytes(data[: len(data) // 10])  # ends within the first 1000 lines
+    (tmp_path / "cut.jsonl.gz").write_bytes(data[: len(data) * 2 // 3])  # ends after two batches of 1000
+
+    res = _cli("load", "corrupt.jsonl.gz", "--table", "c", "--quiet", dsn=migrated_dsn, cwd=tmp_path)
+    assert res.returncode == 1
+    assert "error: corrupt.jsonl.gz: corrupt compressed data (Error -3 while decompressing data" in _one_error_line(res)
+
+    res = _cli("load", "short.jsonl.gz", "--table", "s", "--quiet", dsn=migrated_dsn, cwd=tmp_path)
+    assert res.returncode == 1
+    assert _one_error_line(res).startswith("error: short.jsonl.gz: the compressed data ends after line ")
+    assert conn.execute("SELECT to_regclass('public.s')").fetchone()[0] is None  # nothing loaded, no table
+
+    res = _cli("load", "cut.jsonl.gz", "--table", "u", "--batch-size", "500", "--quiet", dsn=migrated_dsn, cwd=tmp_path)
+    assert res.returncode == 1
+    err = _one_error_line(res)
+    m = re.fullmatch(r"error: cut\.jsonl\.gz: the compressed data ends after line (\d+): the file is truncated; "
+                     r"(\d+) rows of it are in public\.u, the load stops at record (\d+)", err)
+    assert m is not None, err
+    last_line, rows, stop = map(int, m.groups())
+    assert rows == stop == last_line // 500 * 500 > 0
+    assert conn.execute("SELECT count(*) FROM u").fetchone()[0] == rows  # the whole batches before the cut
+
+
+def test_payload_with_nul_or_lone_surrogate_is_rejected_and_the_rest_loads(migrated_dsn: str, conn: psycopg.Connection,
+                                                                          tmp_path: Path) -> None:
+    x = rand(12, 8)
+    lines = _jsonl_lines(x, title="doc ")
+    lines[3] = '{"id": 3, "embedding": %s, "title": "a\\u0000b"}' % json.dumps(x[3].tolist())
+    lines[5] = '{"id": 5, "embedding": %s, "meta": {"k": ["\\ud800"]}}' % json.dumps(x[5].tolist())
+    lines[6] = '{"id": 6, "embedding": %s, "score": NaN}' % json.dumps(x[6].tolist())
+    (tmp_path / "p.jsonl").write_text("\n".join(lines) + "\n")
+    res = _cli("load", "p.jsonl", "--table", "t", "--batch-size", "4", "--quiet", dsn=migrated_dsn, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    rejects = {r["position"]: r for r in map(json.loads, (tmp_path / "p.jsonl.t.rejects.jsonl").read_text().splitlines())}
+    assert rejects[3]["reason"] == "bad payload: a string contains \\u0000, which PostgreSQL text and jsonb cannot store"
+    assert rejects[5]["reason"] == "bad payload: a string contains the lone surrogate \\ud800, which is not valid Unicode"
+    assert rejects[6]["reason"] == "bad payload: nan is not a JSON number"
+    assert sorted(rejects) == [3, 5, 6]
+    assert [r[0] for r in conn.execute("SELECT id FROM t ORDER BY id")] == [0, 1, 2, 4, 7, 8, 9, 10, 11]
+    again = _cli("load", "p.jsonl", "--table", "t", "--batch-size", "4", "--quiet", dsn=migrated_dsn, cwd=tmp_path)
+    assert again.returncode == 0 and again.stdout.startswith("nothing to do"), again.stderr
+
+    # parquet text payload: NUL is rejected in that column, the row next to it loads
+    table = pa.table({"id": pa.array([1, 2, 3], pa.int64()),
+                      "embedding": pa.array([v.tolist() for v in x[:3]], pa.list_(pa.float32())),
+                      "title": ["ok", "bad\x00", "fine"]})
+    pq.write_table(table, tmp_path / "p.parquet")
+    r = load(migrated_dsn, tmp_path / "p.parquet", LoadOptions(table="pt", reject_file=tmp_path / "pr.jsonl"))
+    assert (r.loaded, r.rejected) == (2, 1)
+    assert [r[0] for r in conn.execute("SELECT title FROM pt ORDER BY id")] == ["ok", "fine"]
+    assert json.loads((tmp_path / "pr.jsonl").read_text())["reason"].endswith("cannot store (column title)")
+
+
+def test_rows_the_table_refuses_are_rejected_one_by_one(migrated_dsn: str, conn: psycopg.Connection,
+                                                        tmp_path: Path) -> None:
+    conn.execute("CREATE TABLE mine (id bigint PRIMARY KEY, embedding vector(8) NOT NULL, "
+                 "payload jsonb CHECK (payload->>'title' IS DISTINCT FROM 'forbidden'))")
+    x = rand(10, 8)
+    lines = _jsonl_lines(x, title="doc ")
+    for pos in (2, 7):
+        lines[pos] = json.dumps({"id": pos, "embedding": x[pos].tolist(), "title": "forbidden"})
+    (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
+    r = load(migrated_dsn, tmp_path / "m.jsonl", LoadOptions(table="mine", batch_size=5, reject_file=tmp_path / "r"))
+    assert (r.loaded, r.rejected) == (8, 2)
+    got = [json.loads(s) for s in (tmp_path / "r").read_text().splitlines()]
+    assert [g["position"] for g in got] == [2, 7]
+    assert all(g["reason"].startswith('refused by PostgreSQL: new row for relation "mine" violates check constraint')
+               for g in got), got
+    assert [r[0] for r in conn.execute("SELECT id FROM mine ORDER BY id")] == [0, 1, 3, 4, 5, 6, 8, 9]
+
+
+def test_embedding_numbers_must_be_json_numbers(migrated_dsn: str, conn: psycopg.Connection, tmp_path: Path) -> None:
+    x = rand(5, 4)
+    lines = _jsonl_lines(x)
+    lines[1] = '{"id": 1, "embedding": [1, 2, 3, "4"]}'
+    lines[2] = '{"id": 2, "embedding": [1.5, true, 3, 4]}'
+    (tmp_path / "e.jsonl").write_text("\n".join(lines) + "\n")
+    r = load(migrated_dsn, tmp_path / "e.jsonl", LoadOptions(table="t", reject_file=tmp_path / "r"))
+    assert (r.loaded, r.rejected) == (3, 2)
+    reasons = [json.loads(s)["reason"] for s in (tmp_path / "r").read_text().splitlines()]
+    assert reasons == ["bad embedding: not a list of numbers (has str)", "bad embedding: not a list of numbers (has bool)"]
+    assert [r[0] for r in conn.execute("SELECT id FROM t ORDER BY id")] == [0, 3, 4]
+
+
+def test_new_table_width_is_the_most_common_not_the_first_line(migrated_dsn: str, conn: psycopg.Connection,
+                                                               tmp_path: Path) -> None:
+    x = rand(20, 8)
+    lines = [json.dumps({"id": 100, "embedding": [1.0, 2.0]}), *_jsonl_lines(x)]
+    (tmp_path / "w.jsonl").write_text("\n".join(lines) + "\n")
+    res = _cli("load", "w.jsonl", "--table", "t", "--quiet", dsn=migrated_dsn, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("created table public.t with 8 dimensions, the most common width among the first "
+                                 "21 embeddings (20; 1 of width 2: rows of other widths are rejected"), res.stdout
+    assert catalog.find_profile(conn, "t").dims == 8  # type: ignore[union-attr]
+    assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 20
+    reject = json.loads((tmp_path / "w.jsonl.t.rejects.jsonl").read_text())
+    assert reject == {"table": "public.t", "position": 0, "id": 100,
+                      "reason": "wrong dimension: expected 8 dimensions, got 2"}
+
+    # --dims decides; when no record has that width, nothing valid is loaded: exit 1
+    res = _cli("load", "w.jsonl", "--table", "two", "--dims", "2", "--quiet", dsn=migrated_dsn, cwd=tmp_path)
+    assert res.returncode == 0 and "with 2 dimensions (--dims)" in res.stdout, res.stdout + res.stderr
+    res = _cli("load", "w.jsonl", "--table", "three", "--dims", "3", "--quiet", dsn=migrated_dsn, cwd=tmp_path)
+    assert res.returncode == 1
+    assert _one_error_line(res) == ("error: nothing valid was loaded into public.three: all 21 records were rejected "
+                                    f"(see {tmp_path / 'w.jsonl.three.rejects.jsonl'})")
+
+
+def test_second_npy_without_ids_collides_and_says_so(migrated_dsn: str, conn: psycopg.Connection,
+                                                     tmp_path: Path) -> None:
+    np.save(tmp_path / "a.npy", rand(20, 8))
+    np.save(tmp_path / "b.npy", rand(20, 8, seed=1))
+    assert _cli("load", "a.npy", "--table", "t", "--quiet", dsn=migrated_dsn, cwd=tmp_path).returncode == 0
+    res = _cli("load", "b.npy", "--table", "t", "--quiet", dsn=migrated_dsn, cwd=tmp_path)
+    assert res.returncode == 1
+    assert ("20 ids were already in public.t: without --ids a .npy file's ids are its row numbers (0, 1, ...), so they "
+            "collide with another file's; pass --ids ids.npy") in res.stdout
+    assert _one_error_line(res).startswith("error: nothing valid was loaded into public.t: all 20 records were rejected")
+    np.save(tmp_path / "ids.npy", np.arange(100, 120, dtype=np.int64))
+    res = _cli("load", "b.npy", "--ids", "ids.npy", "--table", "t", "--restart", "--quiet", dsn=migrated_dsn, cwd=tmp_path)
+    assert res.returncode == 0 and "loaded 20 rows" in res.stdout, res.stderr
+    assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 40
+
+
+def test_reject_files_are_per_table_and_say_their_table(migrated_dsn: str, tmp_path: Path) -> None:
+    lines = _jsonl_lines(rand(6, 4))
+    lines[2] = "garbage"
+    (tmp_path / "f.jsonl").write_text("\n".join(lines) + "\n")
+    for table in ("one", "two"):
+        res = _cli("load", "f.jsonl", "--table", table, "--quiet", dsn=migrated_dsn, cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+    for table in ("one", "two"):
+        got = [json.loads(s) for s in (tmp_path / f"f.jsonl.{table}.rejects.jsonl").read_text().splitlines()]
+        assert [(g["table"], g["position"]) for g in got] == [(f"public.{table}", 2)]
+    assert not (tmp_path / "f.jsonl.rejects.jsonl").exists()
+
+
+def test_a_file_changed_after_a_finished_load_is_not_called_interrupted(migrated_dsn: str, tmp_path: Path) -> None:
+    np.save(tmp_path / "v.npy", rand(20, 8))
+    assert _cli("load", "v.npy", "--table", "t", "--quiet", dsn=migrated_dsn, cwd=tmp_path).returncode == 0
+    np.save(tmp_path / "v.npy", rand(21, 8))
+    res = _cli("load", "v.npy", "--table", "t", "--quiet", dsn=migrated_dsn, cwd=tmp_path)
+    assert res.returncode == 1
+    err = _one_error_line(res)
+    assert "interrupted" not in err
+    assert err.endswith("v.npy changed since it was loaded into t: rerun with --restart to load it again "
+                        "(ids already in the table are rejected as duplicates)"), err

@@ -77,9 +77,25 @@ def test_alembic_helpers_add_backfill_index_and_downgrade_exactly(filled: np.nda
     rows = conn.execute("SELECT id, bits::text, pfx::text FROM docs ORDER BY id").fetchall()
     assert all(r[1] == codes.bits_to_str(enc["bits"][r[0]], D) for r in rows)
     assert conn.execute("SELECT count(*) FROM docs WHERE q8 IS NULL OR pfx IS NULL").fetchone()[0] == 0
-    indexes = {r[0] for r in conn.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'docs'")}
-    assert any("hnsw (bits bit_hamming_ops)" in i for i in indexes)
-    assert any("hnsw (pfx vector_cosine_ops)" in i for i in indexes)
+    # shrinkvec indexes, as the README promises: on the vector column (the profile's cosine opclass) and on bits
+    indexes = conn.execute(
+        """SELECT am.amname, a.attname, o.opcname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+           JOIN pg_am am ON am.oid = c.relam JOIN pg_opclass o ON o.oid = i.indclass[0]
+           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+           WHERE i.indrelid = 'docs'::regclass AND NOT i.indisprimary ORDER BY a.attname""").fetchall()
+    assert indexes == [("shrinkvec", "bits", "bit_hamming_ops"), ("shrinkvec", "embedding", "vector_cosine_ops")]
+    q = filled[7]
+    conn.execute("SET enable_seqscan = off")
+    conn.execute("SET shrinkvec.shortlist = 1500")  # every row a candidate: the rerank makes it exact
+    plan = "\n".join(r[0] for r in conn.execute(
+        "EXPLAIN (COSTS OFF) SELECT id FROM docs ORDER BY embedding <=> %s LIMIT 10", (q,)))
+    assert "Index Scan using shrinkvec_" in plan and "_embedding on docs" in plan, plan
+    got = [r[0] for r in conn.execute("SELECT id FROM docs ORDER BY embedding <=> %s LIMIT 10", (q,))]
+    conn.execute("RESET enable_seqscan")
+    conn.execute("RESET shrinkvec.shortlist")
+    x64 = filled.astype(np.float64)
+    exact = np.argsort(1 - x64 @ q / (np.linalg.norm(x64, axis=1) * np.linalg.norm(q)), kind="stable")[:10]
+    assert got == exact.tolist()  # the index answers the unchanged exact query
     # the op helpers' downgrade: back to exactly the original table
     with _engine(migrated_dsn).connect() as c, _migration(c) as op:
         op.drop_shrinkvec_indexes("docs", "embedding")
@@ -91,6 +107,24 @@ def test_alembic_helpers_add_backfill_index_and_downgrade_exactly(filled: np.nda
     assert conn.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE 'shrinkvec_codes_%'").fetchone()[0] == 0
     assert conn.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'docs'").fetchone()[0] == 1
     assert catalog.find_profile(conn, "docs") is None
+
+
+def test_alembic_index_options_and_methods(filled: np.ndarray, migrated_dsn: str, conn: psycopg.Connection) -> None:
+    with _engine(migrated_dsn).connect() as c, _migration(c) as op:
+        op.drop_shrinkvec_indexes("docs", "embedding")
+        op.create_shrinkvec_indexes("docs", "embedding", options={"lists": 4},
+                                    methods={"bits": None, "prefix": ("hnsw", "")})
+    got = conn.execute(
+        """SELECT am.amname, a.attname, c.reloptions FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+           JOIN pg_am am ON am.oid = c.relam JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+           WHERE i.indrelid = 'docs'::regclass AND NOT i.indisprimary ORDER BY a.attname""").fetchall()
+    assert got == [("shrinkvec", "embedding", ["lists=4"]), ("hnsw", "pfx", None)]
+    assert conn.execute("SELECT lists FROM shrinkvec_index_info(%s)",
+                        (conn.execute("SELECT indexrelid::regclass::text FROM pg_index i JOIN pg_class c ON "
+                                      "c.oid = i.indexrelid WHERE c.relam = (SELECT oid FROM pg_am WHERE amname = "
+                                      "'shrinkvec')").fetchone()[0],)).fetchone()[0] == 4
+    with pytest.raises(ValueError, match="unknown shrinkvec index option 'probes'"):
+        alembic_ops.CreateIndexesOp("docs", "embedding", options={"probes": 3})
 
 
 def test_two_stage_sync_matches_generated_sql_and_filters_inside_shortlist(filled: np.ndarray, migrated_dsn: str,

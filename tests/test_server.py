@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
 
@@ -17,9 +21,21 @@ def shrinkvec(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "shrinkvec.cli", *args], capture_output=True, text=True, timeout=120)
 
 
+@pytest.fixture
+def server_root() -> Iterator[Path]:
+    """A directory for this test's own server outside pytest's tmp_path (pytest resets /tmp/pytest-of-<user>
+    to 0700 when another session starts, locking out the `pgserver` user the server runs as under root)."""
+    root = Path(tempfile.mkdtemp(prefix="shrinkvec-test-"))
+    root.chmod(0o755)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.mark.pg
-def test_server_lifecycle(tmp_path: Path) -> None:
-    data_dir = tmp_path / "pgdata"
+def test_server_lifecycle(server_root: Path) -> None:
+    data_dir = server_root / "pgdata"
     try:
         status = shrinkvec("server", "status", "--data-dir", str(data_dir))
         assert status.returncode == 3 and "not running" in status.stdout
@@ -52,6 +68,71 @@ def test_server_lifecycle(tmp_path: Path) -> None:
         assert "Traceback" not in url_down.stderr
     finally:
         server.stop(data_dir)
+
+
+# Starts the server as a descendant of a child subreaper that never reaps: when the postmaster is killed,
+# it stays a zombie with its pid, as under a container init that does not reap orphans.
+NON_REAPING_PARENT = """
+import ctypes, subprocess, sys
+ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+r = subprocess.run([sys.executable, "-m", "shrinkvec.cli", "server", "start", "--data-dir", sys.argv[1]],
+                   capture_output=True, text=True)
+print(r.returncode, r.stdout.strip() or r.stderr.strip(), flush=True)
+sys.stdin.read()
+"""
+
+
+def _postmaster_pid(data_dir: Path) -> int:
+    return int((data_dir / "postmaster.pid").read_text().split()[0])
+
+
+def _wait_for(pred, timeout: float = 30.0) -> bool:  # type: ignore[no-untyped-def]
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.pg
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_CHILD_SUBREAPER is Linux only")
+def test_kill_9_of_the_postmaster_left_as_a_zombie_then_start_really_starts(server_root: Path) -> None:
+    data_dir = server_root / "pgdata"
+    parent = subprocess.Popen([sys.executable, "-c", NON_REAPING_PARENT, str(data_dir)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        rc, dsn = parent.stdout.readline().split(" ", 1)
+        assert rc == "0", dsn
+        old_pid = _postmaster_pid(data_dir)
+        psycopg.connect(dsn.strip()).close()
+
+        psutil.Process(old_pid).kill()  # kill -9 of the postmaster
+        assert _wait_for(lambda: psutil.Process(old_pid).status() == psutil.STATUS_ZOMBIE), "no zombie: test is void"
+        assert _postmaster_pid(data_dir) == old_pid  # stale, still there
+
+        down = shrinkvec("server", "status", "--data-dir", str(data_dir))
+        assert down.returncode == 3 and down.stdout.startswith("not running"), down.stdout
+        assert shrinkvec("server", "url", "--data-dir", str(data_dir)).returncode == 1
+
+        start = shrinkvec("server", "start", "--data-dir", str(data_dir))
+        assert start.returncode == 0, start.stderr
+        with psycopg.connect(start.stdout.strip()) as conn:  # it really answers
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert _postmaster_pid(data_dir) != old_pid
+        assert psutil.Process(old_pid).status() == psutil.STATUS_ZOMBIE  # the zombie is still there
+        up = shrinkvec("server", "status", "--data-dir", str(data_dir))
+        assert up.returncode == 0 and up.stdout.startswith("running: pid "), up.stdout
+        assert shrinkvec("server", "stop", "--data-dir", str(data_dir)).stdout.strip() == "stopped"
+        assert shrinkvec("server", "status", "--data-dir", str(data_dir)).returncode == 3
+    finally:
+        server.stop(data_dir)
+        if parent.stdin is not None:
+            parent.stdin.close()  # the parent exits; init reaps its zombies
+        parent.wait(timeout=60)
 
 
 def test_env_from_dsn() -> None:

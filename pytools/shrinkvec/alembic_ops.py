@@ -16,8 +16,11 @@
   come from `lo`/`hi` or from int8_ranges() over the rows already in the table.
 - backfill_shrinkvec_codes: commits the migration's transaction so far and fills rows in batches of
   `batch_size`, each its own short transaction (alembic's autocommit_block); rerunnable.
-- create/drop_shrinkvec_indexes: pgvector HNSW on bits (bit_hamming_ops) and prefixes by default;
-  CONCURRENTLY runs in an autocommit block.
+- create/drop_shrinkvec_indexes: shrinkvec indexes (the extension's access method): one on the vector
+  column (vector_cosine_ops / _l2_ops / _ip_ops by the profile's distance; `options={"lists": 1000}` for
+  IVF) that the unchanged `ORDER BY embedding <=> q LIMIT k` uses, and bit_hamming_ops on each bits code
+  column; `methods` changes or adds them (e.g. pgvector HNSW on prefixes). CONCURRENTLY runs in an
+  autocommit block.
 - drop_shrinkvec_codes (the reverse of add): exactly the trigger, its function, the code columns (their
   indexes go with them) and the profile.
 
@@ -28,10 +31,12 @@ add_column ops of code columns made with shrinkvec.orm helpers into one add_shri
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import psycopg
+from psycopg import sql
 from alembic.autogenerate import renderers, rewriter as _rewriter_mod
 from alembic.operations import MigrateOperation, Operations, ops
 
@@ -59,14 +64,11 @@ def _profile(conn: psycopg.Connection, table: str, vector_column: str, codes: st
         dims=dims, codes=parsed, id_column=id_column, distance=distance))  # type: ignore[arg-type]
     if any(c.kind == "int8" for c in parsed):
         if lo is None or hi is None:
-            from psycopg import sql
-
             row = conn.execute(sql.SQL("SELECT (r).lo, (r).hi FROM (SELECT {}({}) AS r FROM {}) s").format(
                 ddl.ext_fn(p, "int8_ranges"), sql.Identifier(vector_column), ddl.table_ident(p))).fetchone()
             if row is None or row[0] is None:
                 raise ProfileError("int8 codes need ranges: pass lo= and hi=, or add them once the table has rows")
             lo, hi = row
-        from dataclasses import replace
 
         p = replace(p, codes=tuple(
             replace(c, lo=np.asarray(lo, dtype=np.float32), hi=np.asarray(hi, dtype=np.float32))
@@ -179,20 +181,40 @@ def _backfill(operations: Operations, operation: BackfillOp) -> int:
         return ddl.backfill(conn, p, operation.batch_size)
 
 
+# What create_shrinkvec_indexes makes by default: the shrinkvec access method on the vector column itself
+# (the unchanged `ORDER BY embedding <=> q LIMIT k` uses it) and on each sign-bit code column (exact Hamming
+# order, `ORDER BY bits <~> q`). Prefix and int8 codes get no index unless `methods` asks for one.
+INDEX_DEFAULTS: dict[str, tuple[str, str] | None] = {
+    "vector": ("shrinkvec", ""),  # opclass from the profile's distance and the column's type
+    "bits": ("shrinkvec", "bit_hamming_ops"),
+    "prefix": None,
+    "int8": None,
+}
+VECTOR_OPCLASS = {"cosine": "cosine_ops", "l2": "l2_ops", "ip": "ip_ops"}  # after vector_ / halfvec_
+INDEX_OPTIONS = ("lists", "bits")  # the shrinkvec index's storage parameters
+
+
 class _IndexesOp(MigrateOperation):
     def __init__(self, table_name: str, vector_column: str, *, schema: str | None = None, concurrently: bool = False,
-                 methods: dict[str, tuple[str, str] | None] | None = None) -> None:
+                 methods: dict[str, tuple[str, str] | None] | None = None,
+                 options: dict[str, int] | None = None) -> None:
         self.table_name, self.vector_column, self.schema = table_name, vector_column, schema
-        self.concurrently, self.methods = concurrently, methods
+        self.concurrently, self.methods, self.options = concurrently, methods, options
+        unknown = set(options or {}) - set(INDEX_OPTIONS)
+        if unknown:
+            raise ValueError(f"unknown shrinkvec index option {sorted(unknown)[0]!r}: expected one of {INDEX_OPTIONS}")
 
     def _args(self) -> tuple[tuple[str, str], dict[str, Any]]:
         return (self.table_name, self.vector_column), {"schema": self.schema, "concurrently": self.concurrently,
-                                                       "methods": self.methods}
+                                                       "methods": self.methods, "options": self.options}
 
 
 @Operations.register_operation("create_shrinkvec_indexes")
 class CreateIndexesOp(_IndexesOp):
-    """Indexes on the code columns: methods maps a kind to (access method, opclass) or None (no index)."""
+    """shrinkvec indexes: on the vector column (opclass from the profile's distance; `options` such as
+    {"lists": 1000} for IVF or {"bits": 192}) and bit_hamming_ops on each bits code column. `methods` maps
+    "vector", "bits", "prefix" or "int8" to (access method, opclass) or None (no index), e.g.
+    {"prefix": ("hnsw", "")} for pgvector HNSW on the prefixes."""
 
     @classmethod
     def create_shrinkvec_indexes(cls, operations: Operations, table_name: str, vector_column: str, **kw: Any) -> None:
@@ -214,12 +236,38 @@ class DropIndexesOp(_IndexesOp):
         return CreateIndexesOp(*a, **kw)
 
 
+def _vector_index_sql(conn: psycopg.Connection, p: Profile, method: str, opclass: str, options: dict[str, int] | None,
+                      concurrently: bool, create: bool) -> sql.Composed:
+    """CREATE / DROP INDEX of the index on the vector column itself."""
+    name = ddl.index_name(p, replace(p.codes[0], column=p.vector_column))
+    if not create:
+        return sql.SQL("DROP INDEX {}IF EXISTS {}").format(sql.SQL("CONCURRENTLY " if concurrently else ""),
+                                                           sql.Identifier(p.schema, name))
+    if not opclass:
+        typ = conn.execute("SELECT format_type(atttypid, NULL) FROM pg_attribute WHERE attrelid = %s::regclass "
+                           "AND attname = %s", (ddl.table_ident(p).as_string(conn), p.vector_column)).fetchone()
+        prefix = "halfvec_" if typ is not None and typ[0].endswith("halfvec") else "vector_"
+        opclass = prefix + VECTOR_OPCLASS[p.distance]
+    with_ = sql.SQL("")
+    if options:
+        with_ = sql.SQL(" WITH ({})").format(sql.SQL(", ").join(
+            sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(int(v))) for k, v in options.items()))
+    return sql.SQL("CREATE INDEX {}IF NOT EXISTS {} ON {} USING {} ({} {}){}").format(
+        sql.SQL("CONCURRENTLY " if concurrently else ""), sql.Identifier(name), ddl.table_ident(p),
+        sql.Identifier(method), sql.Identifier(p.vector_column), sql.Identifier(opclass), with_)
+
+
 def _run_indexes(operations: Operations, operation: _IndexesOp, create: bool) -> None:
+    methods = {**INDEX_DEFAULTS, **(operation.methods or {})}
+
     def run() -> None:
         conn = _raw(operations)
         p = _catalog_or_table_profile(conn, operation.table_name, operation.vector_column, operation.schema)
+        if methods["vector"] is not None:
+            conn.execute(_vector_index_sql(conn, p, *methods["vector"], operation.options, operation.concurrently,
+                                           create))
         for c in p.codes:
-            spec = ddl.index_for(p, c, operation.methods)
+            spec = ddl.index_for(p, c, methods)
             if spec is None:
                 continue
             if create:

@@ -66,13 +66,16 @@ def server_stop(data_dir: Path | None) -> None:
 @server.command("status")
 @DATA_DIR_OPTION
 def server_status(data_dir: Path | None) -> None:
-    """Say whether the server runs; exit 3 when it does not (like pg_ctl status)."""
+    """Say whether the server accepts connections; exit 3 when it does not (like pg_ctl status)."""
     try:
-        info = srv.status(data_dir)
+        state, _ = srv.check(data_dir)
+        info = srv.status(data_dir) if state is srv.State.UP else None
     except srv.ServerError as exc:
         _fail(str(exc))
     if info is None:
-        click.echo(f"not running (data dir {data_dir or srv.default_data_dir()})")
+        # decided by a connection attempt on the socket (pg_isready), not by the pid in postmaster.pid
+        what = "not running" if state is srv.State.DOWN else state.value
+        click.echo(f"{what} (data dir {data_dir or srv.default_data_dir()})")
         sys.exit(3)
     click.echo(f"running: pid {info.pid}, data dir {info.data_dir}, socket {info.socket_dir}, port {info.port}")
     click.echo(info.dsn())
@@ -173,6 +176,8 @@ def _one_line_errors() -> Iterator[None]:
         _fail(str(exc))
     except psycopg.Error as exc:
         _fail(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    except OSError as exc:  # a file the user named cannot be read or written
+        _fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
 
 
 @main.command("migrate")
@@ -201,22 +206,27 @@ def migrate_cmd(dsn: str | None, data_dir: Path | None) -> None:
               help="For .npy input: a 1-D integer .npy of ids (default: row numbers).")
 @click.option("--batch-size", default=10_000, show_default=True, help="Rows per COPY and transaction.")
 @click.option("--rejects", "reject_file", type=click.Path(path_type=Path), default=None,
-              help="Reject file (default: ./FILE.rejects.jsonl).")
+              help="Reject file (default: ./FILE.TABLE.rejects.jsonl).")
 @click.option("--restart", is_flag=True, help="Forget an earlier (finished or interrupted) load of this file.")
+@click.option("--dims", type=int, default=None,
+              help="Width of a new table's vectors (default: the most common width among the first 1000 records; "
+                   "records of other widths are rejected).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @DSN_OPTION
 @DATA_DIR_OPTION
 def load_cmd(file: Path, table: str, schema: str, column: str, codes: str | None, distance: str, center: bool,
-             ids_path: Path | None, batch_size: int, reject_file: Path | None, restart: bool, quiet: bool,
-             dsn: str | None, data_dir: Path | None) -> None:
-    """Load FILE (.npy, .parquet, .jsonl, .jsonl.gz) into a table, with every code; resumable."""
+             ids_path: Path | None, batch_size: int, reject_file: Path | None, restart: bool, dims: int | None,
+             quiet: bool, dsn: str | None, data_dir: Path | None) -> None:
+    """Load FILE (.npy, .parquet, .jsonl, .jsonl.gz) into a table, with every code; resumable.
+
+    Exits 1 when nothing valid was loaded (every record rejected, or none in the file)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from shrinkvec.load import LoadOptions, load
 
     opts = LoadOptions(table=table, schema=schema, column=column, profile=codes, distance=distance, center=center,
-                       ids_path=ids_path, batch_size=batch_size, reject_file=reject_file, restart=restart)
+                       ids_path=ids_path, batch_size=batch_size, reject_file=reject_file, restart=restart, dims=dims)
     with _one_line_errors():
         url = _dsn(dsn, data_dir)
         console = Console(stderr=True)
@@ -232,6 +242,10 @@ def load_cmd(file: Path, table: str, schema: str, column: str, codes: str | None
 
             result = load(url, file, opts, progress)
     click.echo(result.summary())
+    if result.nothing_loaded:
+        why = f"all {result.rejected} records were rejected (see {result.reject_file})" if result.rejected \
+            else "the file has no records"
+        _fail(f"nothing valid was loaded into {result.table}: {why}")
 
 
 def _profile(url: str, table: str, schema: str):  # type: ignore[no-untyped-def]
@@ -478,7 +492,7 @@ def _results_table(title: str, results, k: int, qrels: bool):  # type: ignore[no
 @click.option("--qrels", "qrels_path", type=click.Path(path_type=Path), default=None,
               help="Relevance labels, one 'QUERY_ROW DOC_ID [GRADE]' a line (README): adds nDCG@k and MRR@k.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None,
-              help="Pareto plot PNG (default: ./shrinkvec-eval-TABLE.png).")
+              help="Pareto plot PNG (default: ./shrinkvec-eval-TABLE.png); its directory must exist.")
 @click.option("--no-plot", is_flag=True, help="Do not write the plot.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @DSN_OPTION
@@ -494,6 +508,9 @@ def eval_cmd(table: str, schema: str, column: str | None, queries_path: Path, k:
 
     from shrinkvec import evaluate
 
+    out = plot_path or Path(f"shrinkvec-eval-{table}.png")
+    if not no_plot and not out.absolute().parent.is_dir():  # before the measurements, not after them
+        _fail(f"cannot write the plot {out}: directory {out.absolute().parent} does not exist")
     with _eval_errors():
         url = _dsn(dsn, data_dir)
         with _evaluator(url, table, schema, column, queries_path, k, qrels_path, quiet) as (_, ev):
@@ -505,8 +522,8 @@ def eval_cmd(table: str, schema: str, column: str | None, queries_path: Path, k:
     title = (f"{schema}.{table}: {rows:,} rows, {nq} queries, k={k}; recall against the exact top-{k} "
              "computed in numpy (float64)")
     if not no_plot:
-        out = plot_path or Path(f"shrinkvec-eval-{table}.png")
-        evaluate.pareto_plot(results, out, title)
+        with _one_line_errors():  # e.g. the directory went away or is not writable
+            evaluate.pareto_plot(results, out, title)
     if as_json:
         click.echo(json.dumps({
             "table": f"{schema}.{table}", "rows": rows, "queries": nq, "k": k, "ground_truth": "numpy",

@@ -349,35 +349,88 @@ def exact_topk(conn: psycopg.Connection, profile: Profile, queries: npt.NDArray[
     return best_i
 
 
+def spread_labels(wanted: Sequence[float], gap: float, lo: float = 0.0, hi: float = 1.0) -> list[float]:
+    """Label positions as close as possible to `wanted` (in order) but at least `gap` apart: pushed up past
+    their lower neighbour, then, if the column runs past `hi`, shifted down as a block (never below `lo`
+    unless there are more labels than room)."""
+    order = sorted(range(len(wanted)), key=lambda i: wanted[i])
+    pos = [0.0] * len(wanted)
+    prev = -np.inf
+    for i in order:
+        pos[i] = max(wanted[i], prev + gap)
+        prev = pos[i]
+    if order and pos[order[-1]] > hi:
+        over = pos[order[-1]] - hi
+        for i in order:
+            pos[i] -= over
+        prev = np.inf  # pull the ones now below `lo` back up, keeping the gaps from the top down
+        for i in reversed(order):
+            pos[i] = min(pos[i], prev - gap)
+            prev = pos[i]
+        shift = lo - min(pos)
+        if shift > 0:
+            pos = [y + shift for y in pos]
+    return pos
+
+
 def pareto_plot(results: Sequence[Result], path: Path, title: str) -> None:
-    """Two panels: recall against p50 latency, and recall against bytes per row; the Pareto front of each
-    drawn as a line and its points labelled."""
+    """Write the Pareto figure (pareto_figure) as a PNG; its directory must exist."""
+    import matplotlib.pyplot as plt
+
+    fig = pareto_figure(results, title)
+    try:
+        fig.savefig(path, dpi=110)
+    finally:
+        plt.close(fig)
+
+
+def pareto_figure(results: Sequence[Result], title: str) -> Any:
+    """Two panels: recall against p50 latency, and recall against bytes per row. The Pareto front of each is
+    drawn as a line; its points are labelled beside them, spread vertically so that no two labels overlap,
+    each joined to its point by a leader line."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.transforms import blended_transform_factory
 
+    fontsize = 10
     families = list(dict.fromkeys(r.config.family() for r in results))
     colors = {f: plt.get_cmap("tab10")(i % 10) for i, f in enumerate(families)}
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
-    for ax, attr, label in ((axes[0], "ms_p50", "p50 latency, ms (log)"), (axes[1], "bytes_per_row", "bytes per row (log)")):
-        for f in families:
-            pts = [r for r in results if r.config.family() == f]
-            ax.scatter([getattr(r, attr) for r in pts], [r.recall for r in pts], color=colors[f], label=f, s=22)
-        front = [results[i] for i in metrics.pareto_front([getattr(r, attr) for r in results],
-                                                          [r.recall for r in results])]
-        ax.step([getattr(r, attr) for r in front], [r.recall for r in front], where="post", color="black", lw=0.8,
-                alpha=0.6)
-        for r in front:
-            ax.annotate(r.config.spec(), (getattr(r, attr), r.recall), fontsize=6, xytext=(3, -8),
-                        textcoords="offset points")
-        ax.set_xscale("log")
-        ax.set_xlabel(label)
-        ax.set_ylabel("recall (mean)")
-        ax.grid(True, alpha=0.3)
-    axes[0].legend(fontsize=7, loc="lower right")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with plt.rc_context({"font.size": fontsize}):
+        fig, axes = plt.subplots(1, 2, figsize=(15, 6.5))
+        fig.subplots_adjust(left=0.06, right=0.86, bottom=0.2, top=0.88, wspace=0.45)
+        panels = ((axes[0], "ms_p50", "p50 latency, ms (log)"), (axes[1], "bytes_per_row", "bytes per row (log)"))
+        for ax, attr, label in panels:
+            for f in families:
+                pts = [r for r in results if r.config.family() == f]
+                ax.scatter([getattr(r, attr) for r in pts], [r.recall for r in pts], color=colors[f], label=f, s=30,
+                           zorder=3)
+            front = [results[i] for i in metrics.pareto_front([getattr(r, attr) for r in results],
+                                                              [r.recall for r in results])]
+            ax.step([getattr(r, attr) for r in front], [r.recall for r in front], where="post", color="black",
+                    lw=0.9, alpha=0.6, zorder=2)
+            ax.set_xscale("log")
+            ax.set_xlabel(label)
+            ax.set_ylabel("recall (mean)")
+            ax.grid(True, alpha=0.3)
+            ax.set_title("Pareto front: " + ("faster" if attr == "ms_p50" else "smaller") + " and more accurate",
+                         fontsize=fontsize)
+            # the labels: beside their points, spread vertically so that no two are closer than a line
+            # (the front rises with the cost, so the labels form a staircase next to it), just under the front's
+            # line, with leader lines
+            fig.canvas.draw()  # fixes the axis limits, so data y maps to axes fraction
+            y0, y1 = ax.get_ylim()
+            height_pt = ax.get_window_extent().height * 72 / fig.dpi
+            gap = 1.5 * fontsize / height_pt
+            wanted = [(r.recall - y0) / (y1 - y0) for r in front]
+            for r, want, y in zip(front, wanted, spread_labels(wanted, gap, lo=0.02, hi=0.98)):
+                ax.annotate(f"{r.config.spec()} ({r.recall:.3f})", xy=(getattr(r, attr), r.recall), xycoords="data",
+                            xytext=(8, (y - want) * height_pt - 3), textcoords="offset points", va="top", ha="left",
+                            fontsize=fontsize, annotation_clip=False, zorder=4,
+                            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85},
+                            arrowprops={"arrowstyle": "-", "color": "0.35", "lw": 0.7, "shrinkA": 0, "shrinkB": 3})
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=min(len(families), 8),
+                   frameon=False, title="configuration family (front labels: spec and recall)")
+        fig.suptitle(title, fontsize=fontsize + 1)
+    return fig

@@ -10,6 +10,9 @@ Resume semantics (exactly once, also after kill -9):
 - Rejected records are appended to the reject file (JSON lines: position, id, reason) and fsynced
   *before* the batch commits; the committed progress record holds the reject file's length, and a
   rerun truncates the file to it, so every reject is listed exactly once too.
+- A batch whose COPY fails with a data error the checks in Python did not foresee, or a constraint
+  of the table (CHECK, NOT NULL, another unique index), is split in halves
+  until the refused rows are found; they are rejected with PostgreSQL's message, the rest loads.
 - Duplicate ids within a batch are found in numpy (the first one is loaded). A batch whose COPY hits
   an id already in the table rolls back to a savepoint and is loaded through a temp table with
   INSERT ... ON CONFLICT DO NOTHING; the ids not inserted are rejected as duplicates. Valid rows are
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import time
 from collections import Counter
@@ -39,11 +43,12 @@ from psycopg import sql
 
 from shrinkvec import catalog, ddl
 from shrinkvec.profile import Code, Profile, ProfileError, calibrate, parse_codes
-from shrinkvec.readers import Batch, Reader, Reject, open_reader, wrong_dims
+from shrinkvec.readers import Batch, NpyReader, Reader, ReadError, Reject, decide_dims, open_reader, wrong_dims
 
 COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 COPY_TRAILER = b"\xff\xff"
 STAGE_TABLE = "shrinkvec_load_stage"
+WIDTH_SAMPLE = 1000  # records whose most common embedding width a new table takes (unless --dims)
 
 
 class LoadError(RuntimeError):
@@ -62,6 +67,7 @@ class LoadOptions:
     batch_size: int = 10_000
     reject_file: Path | None = None
     restart: bool = False
+    dims: int | None = None  # width of a new table's vectors (default: the most common in the first records)
 
 
 @dataclass
@@ -75,22 +81,32 @@ class LoadResult:
     reasons: Counter[str] = field(default_factory=Counter)
     already_done: bool = False
     created_table: bool = False
+    table: str = ""
+    loaded_before: int = 0  # rows an interrupted earlier run of this load committed
+    notes: list[str] = field(default_factory=list)  # said before the counts (how the table was made)
+    hints: list[str] = field(default_factory=list)  # said after them (what to do about the rejects)
+    taken_ids: int = 0  # rows rejected because their id was already in the table
 
     @property
     def rows_per_second(self) -> float:
         return self.loaded / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def nothing_loaded(self) -> bool:
+        """True when this load (with its interrupted earlier runs) put no valid row into the table."""
+        return not self.already_done and self.loaded + self.loaded_before == 0
+
     def summary(self) -> str:
         if self.already_done:
             return "nothing to do: this file was already loaded into the table (use --restart to load it again)"
-        parts = [f"loaded {self.loaded} rows in {self.seconds:.1f} s ({self.rows_per_second:,.0f} rows/s)"]
+        parts = [*self.notes, f"loaded {self.loaded} rows in {self.seconds:.1f} s ({self.rows_per_second:,.0f} rows/s)"]
         if self.resumed_at:
             parts.append(f"resumed after {self.resumed_at} records")
         parts.append(f"rejected {self.rejected}")
         if self.rejected:
             reasons = "; ".join(f"{n} {r}" for r, n in self.reasons.most_common())
             parts.append(f"({reasons}) -> {self.reject_file}")
-        return ", ".join(parts)
+        return "; ".join([", ".join(parts), *self.hints])
 
 
 def _reason_kind(reason: str) -> str:
@@ -187,6 +203,21 @@ class _Target:
     profile: Profile
     payload_cols: list[tuple[str, str]]  # payload columns of the input that the table has
     created: bool
+    dims_note: str = ""  # how a new table's width was decided
+
+
+def _file_dims(reader: Reader, opts: LoadOptions) -> tuple[int, str]:
+    """The width of the file's embeddings: --dims, or the most common width among its first records
+    (one wrong first line does not decide it), and a note saying which."""
+    if opts.dims is not None:
+        if opts.dims < 1:
+            raise LoadError("--dims must be at least 1")
+        return opts.dims, f"{opts.dims} dimensions (--dims)"
+    try:
+        return decide_dims(reader.widths(WIDTH_SAMPLE), WIDTH_SAMPLE)
+    except ReadError as exc:
+        msg = str(exc)
+        raise LoadError(msg if msg.startswith(str(reader.path)) else f"{reader.path}: {msg}") from None
 
 
 def _sample(reader: Reader, dims: int, n: int) -> np.ndarray:
@@ -201,12 +232,12 @@ def _sample(reader: Reader, dims: int, n: int) -> np.ndarray:
 def _prepare_target(conn: psycopg.Connection, reader: Reader, opts: LoadOptions) -> _Target:
     """The table's profile, creating table and profile when the table does not exist."""
     existing = catalog.find_profile(conn, opts.table, opts.schema)
-    file_dims = reader.peek_dims()
+    file_dims, note = _file_dims(reader, opts)
     if existing is not None:
         if existing.vector_column != opts.column and opts.column != "embedding":
             raise LoadError(f"table {opts.table} is profiled on column {existing.vector_column!r}, not {opts.column!r}")
         if file_dims != existing.dims:
-            raise LoadError(f"{reader.path}: {wrong_dims(existing.dims, file_dims)} (table {opts.table})")
+            raise LoadError(f"{reader.path}: {wrong_dims(existing.dims, file_dims)} (table {opts.table}; {note})")
         if opts.profile is not None:
             wanted = [c.spec() for c in parse_codes(opts.profile, existing.dims)]
             have = [c.spec() for c in existing.codes]
@@ -218,7 +249,7 @@ def _prepare_target(conn: psycopg.Connection, reader: Reader, opts: LoadOptions)
         return _Target(existing, [(n, t) for n, t in reader.payload_columns if n in cols], False)
 
     if catalog.table_exists(conn, opts.table, opts.schema):
-        return _profile_existing_table(conn, reader, opts, file_dims)
+        return _profile_existing_table(conn, reader, opts, file_dims, note)
     try:
         codes = parse_codes(opts.profile or "bits", file_dims)
     except ProfileError as exc:
@@ -230,7 +261,7 @@ def _prepare_target(conn: psycopg.Connection, reader: Reader, opts: LoadOptions)
     with conn.transaction():
         ddl.create_table(conn, profile, reader.payload_columns)
         catalog.save_profile(conn, profile)
-    return _Target(profile, list(reader.payload_columns), True)
+    return _Target(profile, list(reader.payload_columns), True, note)
 
 
 def _new_profile(reader: Reader, opts: LoadOptions, dims: int, codes: tuple[Code, ...]) -> Profile:
@@ -245,7 +276,8 @@ def _new_profile(reader: Reader, opts: LoadOptions, dims: int, codes: tuple[Code
     return profile
 
 
-def _profile_existing_table(conn: psycopg.Connection, reader: Reader, opts: LoadOptions, file_dims: int) -> _Target:
+def _profile_existing_table(conn: psycopg.Connection, reader: Reader, opts: LoadOptions, file_dims: int,
+                            note: str) -> _Target:
     """A pgvector table without a profile: add the code columns and trigger (no rewrite), fill the codes
     of its rows in batches, and record the profile. Needs a bigint id column with a unique index."""
     name = sql.Identifier(opts.schema, opts.table).as_string(conn)
@@ -253,7 +285,7 @@ def _profile_existing_table(conn: psycopg.Connection, reader: Reader, opts: Load
     if dims is None:
         raise LoadError(f"{opts.table}.{opts.column} must be declared with dimensions, e.g. vector({file_dims})")
     if dims != file_dims:
-        raise LoadError(f"{reader.path}: {wrong_dims(dims, file_dims)} (table {opts.table})")
+        raise LoadError(f"{reader.path}: {wrong_dims(dims, file_dims)} (table {opts.table}; {note})")
     unique_id = conn.execute(
         """SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid
                           AND a.attnum = i.indkey[0]
@@ -299,6 +331,9 @@ def _progress_row(conn: psycopg.Connection, opts: LoadOptions, source: Path, rej
                 "reject_bytes": 0}
     size, mtime, done, loaded, rejected, rfile, rbytes, finished = row
     if (size, mtime) != (st.st_size, st.st_mtime_ns):
+        if finished:
+            raise LoadError(f"{source} changed since it was loaded into {opts.table}: rerun with --restart to load "
+                            "it again (ids already in the table are rejected as duplicates)")
         raise LoadError(f"{source} changed since its interrupted load into {opts.table}: rerun with --restart")
     if finished:
         return None
@@ -306,11 +341,11 @@ def _progress_row(conn: psycopg.Connection, opts: LoadOptions, source: Path, rej
             "reject_bytes": rbytes}
 
 
-def _write_rejects(f: Any, rejects: list[Reject]) -> None:
+def _write_rejects(f: Any, rejects: list[Reject], table: str) -> None:
     if not rejects:
         return
     for r in rejects:
-        f.write((json.dumps({"position": r.position, "id": r.id, "reason": r.reason}) + "\n").encode())
+        f.write((json.dumps({"table": table, "position": r.position, "id": r.id, "reason": r.reason}) + "\n").encode())
     f.flush()
     os.fsync(f.fileno())
 
@@ -350,7 +385,28 @@ def _prefetched(batches: Iterator[Batch], t: _Target) -> Iterator[tuple[Batch, n
 
 
 def _copy_batch(conn: psycopg.Connection, t: _Target, batch: Batch, keep: np.ndarray, data: list[Any]) -> list[Reject]:
-    """COPY the kept rows of a batch into the table; rows whose id already exists come back as rejects."""
+    """COPY the kept rows of a batch into the table; the kept rows not loaded come back as rejects: ids
+    already in the table, and rows PostgreSQL refuses (a data error the checks in Python did not foresee,
+    a CHECK or other constraint of the user's table), found by splitting the batch in halves, so one bad
+    row never blocks its batch."""
+    try:
+        with conn.transaction():  # a savepoint inside the batch's transaction
+            return _copy_rows(conn, t, batch, keep, data)
+    except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
+        idx = np.nonzero(keep)[0]
+        if len(idx) == 1:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return [Reject(int(batch.positions[idx[0]]), int(batch.ids[idx[0]]), f"refused by PostgreSQL: {reason}")]
+        rejects: list[Reject] = []
+        for part in (idx[: len(idx) // 2], idx[len(idx) // 2:]):
+            half = np.zeros_like(keep)
+            half[part] = True
+            rejects += _copy_batch(conn, t, batch, half, copy_data(t.profile, batch, half, t.payload_cols))
+        return rejects
+
+
+def _copy_rows(conn: psycopg.Connection, t: _Target, batch: Batch, keep: np.ndarray, data: list[Any]) -> list[Reject]:
+    """COPY the kept rows; rows whose id already exists come back as rejects."""
     p = t.profile
     cols = [p.id_column, p.vector_column, *(c.column for c in p.codes), *(n for n, _ in t.payload_cols)]
     col_list = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
@@ -377,16 +433,41 @@ def _copy_batch(conn: psycopg.Connection, t: _Target, batch: Batch, keep: np.nda
             for i, pos in zip(batch.ids[keep], batch.positions[keep]) if int(i) not in inserted]
 
 
+def default_reject_file(path: Path, opts: LoadOptions) -> Path:
+    """./FILE.TABLE.rejects.jsonl (FILE.SCHEMA.TABLE outside public): one per input file and table."""
+    table = opts.table if opts.schema == "public" else f"{opts.schema}.{opts.table}"
+    return Path.cwd() / f"{path.name}.{re.sub(r'[^A-Za-z0-9_.-]', '_', table)}.rejects.jsonl"
+
+
+def _check_reject_file(path: Path) -> None:
+    """The reject file can be written: checked before anything is created."""
+    if path.is_dir():
+        raise LoadError(f"reject file {path} is a directory")
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        raise LoadError(f"cannot write the reject file {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise LoadError(f"cannot write the reject file {path}: permission denied")
+
+
+def _open_rejects(path: Path) -> Any:
+    try:
+        return open(path, "r+b" if path.exists() else "w+b")
+    except OSError as exc:
+        raise LoadError(f"cannot write the reject file {path}: {exc.strerror}") from None
+
+
 def load(dsn: str, path: Path, opts: LoadOptions,
          progress: Callable[[int, int | None, int], None] | None = None) -> LoadResult:
     """Load a file into opts.table (see the module docstring). `progress(records_done, total, rows)`
     is called after every committed batch."""
     reader = open_reader(path, opts.ids_path)
     source = path.resolve()
-    default_rejects = Path.cwd() / f"{path.name}.rejects.jsonl"
-    result = LoadResult(reject_file=opts.reject_file or default_rejects)
+    result = LoadResult(reject_file=opts.reject_file or default_reject_file(path, opts),
+                        table=f"{opts.schema}.{opts.table}")
     if opts.batch_size < 1:
         raise LoadError("--batch-size must be at least 1")
+    _check_reject_file(result.reject_file)  # type: ignore[arg-type]
     catalog.migrate(dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
         lock = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))",
@@ -395,44 +476,55 @@ def load(dsn: str, path: Path, opts: LoadOptions,
             raise LoadError(f"another shrinkvec load of {path} into {opts.table} is running")
         target = _prepare_target(conn, reader, opts)
         result.created_table = target.created
+        if target.created:
+            result.notes.append(f"created table {result.table} with {target.dims_note}")
         with conn.transaction():
-            state = _progress_row(conn, opts, source, result.reject_file)
+            state = _progress_row(conn, opts, source, result.reject_file)  # type: ignore[arg-type]
         if state is None:
             result.already_done = True
             return result
         result.reject_file = Path(state["reject_file"])
         result.resumed_at = int(state["records_done"])
+        result.loaded_before = int(state["rows_loaded"])
         key = (opts.schema, opts.table, str(source))
-        mode = "r+b" if result.reject_file.exists() else "w+b"
         t0 = time.perf_counter()
-        with open(result.reject_file, mode) as rf:
+        with _open_rejects(result.reject_file) as rf:
             rf.truncate(int(state["reject_bytes"]))
             rf.seek(0, os.SEEK_END)
             done = result.resumed_at
             batches = reader.batches(target.profile.dims, result.resumed_at, opts.batch_size)
-            for batch, keep, rejects, data in _prefetched(batches, target):
-                with conn.transaction():
-                    if keep.any():
-                        rejects += _copy_batch(conn, target, batch, keep, data)
-                    rejects.sort(key=lambda r: r.position)
-                    _write_rejects(rf, rejects)
-                    n_loaded = int(keep.sum()) - sum(1 for r in rejects if r.reason.startswith("duplicate id: already"))
-                    done = batch.start + batch.count
-                    conn.execute(
-                        """UPDATE shrinkvec.loads SET records_done = %s, rows_loaded = rows_loaded + %s,
-                               rows_rejected = rows_rejected + %s, reject_bytes = %s, updated_at = now()
-                           WHERE table_schema = %s AND table_name = %s AND source = %s""",
-                        (done, n_loaded, len(rejects), rf.tell(), *key))
-                result.loaded += n_loaded
-                result.rejected += len(rejects)
-                result.reasons.update(_reason_kind(r.reason) for r in rejects)
-                if progress is not None:
-                    progress(done, reader.total, result.loaded)
+            try:
+                for batch, keep, rejects, data in _prefetched(batches, target):
+                    with conn.transaction():
+                        refused = _copy_batch(conn, target, batch, keep, data) if keep.any() else []
+                        rejects += refused
+                        rejects.sort(key=lambda r: r.position)
+                        _write_rejects(rf, rejects, result.table)
+                        taken = sum(1 for r in refused if r.reason.startswith("duplicate id: already"))
+                        n_loaded = int(keep.sum()) - len(refused)
+                        done = batch.start + batch.count
+                        conn.execute(
+                            """UPDATE shrinkvec.loads SET records_done = %s, rows_loaded = rows_loaded + %s,
+                                   rows_rejected = rows_rejected + %s, reject_bytes = %s, updated_at = now()
+                               WHERE table_schema = %s AND table_name = %s AND source = %s""",
+                            (done, n_loaded, len(rejects), rf.tell(), *key))
+                    result.loaded += n_loaded
+                    result.rejected += len(rejects)
+                    result.taken_ids += taken
+                    result.reasons.update(_reason_kind(r.reason) for r in rejects)
+                    if progress is not None:
+                        progress(done, reader.total, result.loaded)
+            except ReadError as exc:
+                raise LoadError(f"{exc}; {result.loaded_before + result.loaded} rows of it are in {result.table}, "
+                                f"the load stops at record {done}") from None
             conn.execute("UPDATE shrinkvec.loads SET finished = true, updated_at = now() "
                          "WHERE table_schema = %s AND table_name = %s AND source = %s", key)
         result.records = done
         result.seconds = time.perf_counter() - t0
         conn.execute(sql.SQL("ANALYZE {}").format(ddl.table_ident(target.profile)))
+    if isinstance(reader, NpyReader) and reader.ids is None and result.taken_ids:
+        result.hints.append(f"{result.taken_ids} ids were already in {result.table}: without --ids a .npy file's ids "
+                            "are its row numbers (0, 1, ...), so they collide with another file's; pass --ids ids.npy")
     if result.rejected == 0 and result.reject_file.exists() and result.reject_file.stat().st_size == 0:
         result.reject_file.unlink()
     return result

@@ -15,6 +15,8 @@ import gzip
 import io
 import json
 import mmap
+import zlib
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +59,9 @@ class Reader(Protocol):
     total: int | None
     payload_columns: list[tuple[str, str]]
 
-    def peek_dims(self) -> int: ...
+    def widths(self, sample: int) -> Counter[int]:
+        """How many of the first `sample` records have each embedding width (non-empty embeddings)."""
+        ...
 
     def batches(self, dims: int, skip: int, batch_size: int) -> Iterator[Batch]: ...
 
@@ -75,6 +79,49 @@ def _check_id(value: Any) -> str | None:
     if not INT64_MIN <= value <= INT64_MAX:
         return f"bad id {value}: out of bigint range"
     return None
+
+
+def bad_text(value: Any) -> str | None:
+    """Why PostgreSQL cannot store a payload value (a string, or a JSON document's keys and strings),
+    or None: text cannot hold NUL, and a lone surrogate is not Unicode (it cannot be encoded as UTF-8)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "bad payload: a string contains \\u0000, which PostgreSQL text and jsonb cannot store"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return f"bad payload: a string contains the lone surrogate \\u{ord(value[exc.start]):04x}, which is not valid Unicode"
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            why = bad_text(k) or bad_text(v)
+            if why:
+                return why
+    elif isinstance(value, list):
+        for v in value:
+            why = bad_text(v)
+            if why:
+                return why
+    elif isinstance(value, float) and not np.isfinite(value):
+        return f"bad payload: {value} is not a JSON number"
+    return None
+
+
+def decide_dims(widths: Counter[int], sample: int) -> tuple[int, str]:
+    """The width of a new table's vectors: the most common width among the first records (ties: the
+    first seen), and a sentence saying so."""
+    if not widths:
+        raise ReadError("no record among the first ones has an embedding")
+    (dims, n), *others = widths.most_common()
+    if others and others[0][1] == n:
+        raise ReadError(f"the first {sample} records have as many embeddings of width {dims} as of width "
+                        f"{others[0][0]}: pass --dims")
+    if not others:
+        return dims, f"{dims} dimensions"
+    total = sum(widths.values())
+    rest = ", ".join(f"{c} of width {w}" for w, c in others[:3]) + (", ..." if len(others) > 3 else "")
+    return dims, (f"{dims} dimensions, the most common width among the first {total} embeddings "
+                  f"({n}; {rest}: rows of other widths are rejected; --dims decides it)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,8 +155,8 @@ class NpyReader:
         self.total = int(self.array.shape[0])
         self.payload_columns: list[tuple[str, str]] = []
 
-    def peek_dims(self) -> int:
-        return int(self.array.shape[1])
+    def widths(self, sample: int) -> Counter[int]:
+        return Counter({int(self.array.shape[1]): min(sample, self.total)}) if self.total else Counter()
 
     def _release(self) -> None:
         """Drop the pages read so far from this process (they stay in the page cache): flat RSS."""
@@ -158,7 +205,11 @@ class JsonlReader:
         try:
             with self._open() as f:
                 f.read(1)
-        except (OSError, EOFError) as exc:
+        except EOFError:
+            raise ReadError(f"{path}: the compressed data ends early: the file is truncated") from None
+        except zlib.error as exc:
+            raise ReadError(f"{path}: corrupt compressed data ({exc})") from None
+        except OSError as exc:
             raise ReadError(f"{path}: cannot read ({exc})") from None
 
     def _open(self) -> io.TextIOBase:
@@ -166,22 +217,36 @@ class JsonlReader:
             return gzip.open(self.path, "rt", encoding="utf-8", errors="replace")  # type: ignore[return-value]
         return open(self.path, encoding="utf-8", errors="replace")
 
-    def peek_dims(self) -> int:
+    def _lines(self, f: io.TextIOBase, first: int) -> Iterator[tuple[int, str]]:
+        """(position, line) from `first` on; a corrupt or truncated file is a one-line ReadError."""
+        pos = first - 1
+        try:
+            for pos, line in enumerate(f, first):
+                yield pos, line
+        except EOFError:
+            raise ReadError(f"{self.path}: the compressed data ends after line {pos + 1}: the file is truncated") from None
+        except (zlib.error, OSError) as exc:
+            raise ReadError(f"{self.path}: corrupt compressed data after line {pos + 1} ({exc})") from None
+
+    def widths(self, sample: int) -> Counter[int]:
+        counts: Counter[int] = Counter()
         with self._open() as f:
-            for line in f:
+            for pos, line in self._lines(f, 0):
+                if pos >= sample:
+                    break
                 try:
                     obj = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):
                     continue
                 if isinstance(obj, dict) and isinstance(obj.get("embedding"), list) and obj["embedding"]:
-                    return len(obj["embedding"])
-        raise ReadError(f"{self.path}: no line has an embedding")
+                    counts[len(obj["embedding"])] += 1
+        return counts
 
     def batches(self, dims: int, skip: int, batch_size: int) -> Iterator[Batch]:
         with self._open() as f:
-            pos = -1
-            for pos in range(skip):
-                if not f.readline():
+            lines = self._lines(f, 0)
+            for _ in range(skip):
+                if next(lines, None) is None:
                     return
             start = skip
             ids: list[int] = []
@@ -190,7 +255,7 @@ class JsonlReader:
             payload: list[Any] = []
             rejects: list[Reject] = []
             count = 0
-            for pos, line in enumerate(f, start):
+            for pos, line in lines:
                 count += 1
                 self._parse(pos, line, dims, ids, vecs, positions, payload, rejects)
                 if count == batch_size:
@@ -214,7 +279,7 @@ class JsonlReader:
             return  # a blank line is no record
         try:
             obj = json.loads(line)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             rejects.append(Reject(pos, None, f"unparsable line: {exc}"))
             return
         if not isinstance(obj, dict):
@@ -232,14 +297,20 @@ class JsonlReader:
         if len(emb) != dims:
             rejects.append(Reject(pos, rid, wrong_dims(dims, len(emb))))
             return
+        # only JSON numbers: numpy would turn "4" into 4.0 and true into 1.0
+        if not set(map(type, emb)) <= {int, float}:
+            kinds = sorted({type(e).__name__ for e in emb} - {"int", "float"})
+            rejects.append(Reject(pos, rid, f"bad embedding: not a list of numbers (has {', '.join(kinds)})"))
+            return
         try:
             with np.errstate(over="ignore"):  # overflow gives inf, rejected by the loader
                 v = np.array(emb, dtype=np.float32)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             rejects.append(Reject(pos, rid, "bad embedding: not a list of numbers"))
             return
-        if v.ndim != 1 or any(isinstance(e, bool) for e in emb[:1]):
-            rejects.append(Reject(pos, rid, "bad embedding: not a list of numbers"))
+        why = bad_text(obj)
+        if why:
+            rejects.append(Reject(pos, rid, why))
             return
         ids.append(rid)
         vecs.append(v)
@@ -296,15 +367,18 @@ class ParquetReader:
             (f.name, _arrow_sql_type(f.type)) for f in schema if f.name not in ("id", "embedding")
         ]
 
-    def peek_dims(self) -> int:
+    def widths(self, sample: int) -> Counter[int]:
         import pyarrow.compute as pc
 
-        for rb in self.file.iter_batches(batch_size=1024, columns=["embedding"]):
-            lengths = pc.list_value_length(rb.column(0)).to_numpy(zero_copy_only=False)
-            lengths = lengths[~np.isnan(lengths.astype(np.float64))] if lengths.dtype.kind == "f" else lengths
-            if len(lengths) and (lengths > 0).any():
-                return int(lengths[lengths > 0][0])
-        raise ReadError(f"{self.path}: no row has an embedding")
+        counts: Counter[int] = Counter()
+        seen = 0
+        for rb in self.file.iter_batches(batch_size=min(sample, 10_000), columns=["embedding"]):
+            lengths = pc.list_value_length(rb.column(0)).drop_null().to_numpy(zero_copy_only=False)
+            counts.update(int(n) for n in lengths[: sample - seen] if n > 0)
+            seen += rb.num_rows
+            if seen >= sample:
+                break
+        return counts
 
     def batches(self, dims: int, skip: int, batch_size: int) -> Iterator[Batch]:
         import pyarrow.compute as pc
@@ -347,11 +421,18 @@ class ParquetReader:
             else:
                 reason = wrong_dims(dims, int(lengths[i]))
             rejects.append(Reject(int(positions[i]), rid, reason))
-        x = flat[np.repeat(ok, lengths)].reshape(-1, dims)
-        payload = {
-            name: [v for v, keep in zip(rb.column(rb.schema.get_field_index(name)).to_pylist(), ok) if keep]
-            for name, _ in self.payload_columns
-        }
+        shaped = ok.copy()  # rows whose embedding has the right shape, before the payload checks
+        values = {name: rb.column(rb.schema.get_field_index(name)).to_pylist() for name, _ in self.payload_columns}
+        for name, typ in self.payload_columns:
+            if typ not in ("text", "jsonb"):
+                continue
+            for i in np.nonzero(ok)[0]:
+                why = bad_text(values[name][i])
+                if why:
+                    ok[i] = False
+                    rejects.append(Reject(int(positions[i]), int(ids[i]), f"{why} (column {name})"))
+        x = flat[np.repeat(shaped, lengths)].reshape(-1, dims)[ok[shaped]]
+        payload = {name: [v for v, keep in zip(vals, ok) if keep] for name, vals in values.items()}
         return Batch(start, n, ids[ok].astype(np.int64), x, positions[ok], payload, rejects)
 
 
