@@ -113,7 +113,6 @@ sv_build_meta(Relation index, SvMetaData *meta)
 	SvOptions  *opts = (SvOptions *) index->rd_options;
 	int			lists = opts ? opts->lists : 0;
 	int			bits = opts ? opts->bits : 0;
-	Size		entry;
 
 	memset(meta, 0, sizeof(SvMetaData));
 	meta->magic = SV_INDEX_MAGIC;
@@ -152,8 +151,7 @@ sv_build_meta(Relation index, SvMetaData *meta)
 				 meta->elemtype == SV_ELEM_BIT ? 0 : errhint("Code a prefix with WITH (bits = ...).")));
 	meta->code_bytes = TYPEALIGN(8, (meta->code_bits + 7) / 8);
 	meta->has_factors = meta->elemtype != SV_ELEM_BIT;
-	entry = meta->code_bytes + sizeof(ItemPointerData) + (meta->has_factors ? 2 * sizeof(float) : 0);
-	meta->capacity = SV_PAGE_CONTENT_SIZE / entry;
+	sv_page_capacity(meta->code_bytes, meta->has_factors, &meta->capacity, &meta->lanes);
 	meta->lists = Max(lists, 1);
 	if (meta->elemtype == SV_ELEM_BIT)
 		meta->centroid_bytes = meta->lists > 1 ? meta->code_bytes : 0;
@@ -259,7 +257,7 @@ sv_build_append(SvBuildState *bs, ForkNumber fork, int list, float alpha, float 
 		opaque = SvPageGetOpaque(page);
 		i = 0;
 	}
-	memcpy(sv_page_codes(page, meta) + (Size) i * meta->code_bytes, bs->code, meta->code_bytes);
+	sv_fs_put(sv_page_codes(page, meta), meta->lanes, meta->code_bytes, i, bs->code);
 	if (meta->has_factors)
 	{
 		sv_page_alpha(page, meta)[i] = alpha;

@@ -135,11 +135,13 @@ shrinkvec_index_entries(PG_FUNCTION_ARGS)
 	Relation	index;
 	SvIndexCache *cache;
 	const SvMetaData *meta;
+	uint8	   *codebuf;
 
 	InitMaterializedSRF(fcinfo, 0);
 	index = sv_open_index(PG_GETARG_OID(0));
 	cache = sv_index_cache(index);
 	meta = &cache->meta;
+	codebuf = palloc(meta->code_bytes);
 	for (int list = 0; list < meta->lists; list++)
 	{
 		BlockNumber blk = sv_read_list(index, meta, list).first;
@@ -162,7 +164,8 @@ shrinkvec_index_entries(PG_FUNCTION_ARGS)
 				ItemPointer tid = palloc(sizeof(ItemPointerData));
 
 				*tid = sv_page_tids(page, meta)[i];
-				memcpy(VARBITS(code), sv_page_codes(page, meta) + (Size) i * meta->code_bytes, VARBITBYTES(code));
+				sv_page_get_code(page, meta, i, codebuf);
+				memcpy(VARBITS(code), codebuf, VARBITBYTES(code));
 				values[0] = PointerGetDatum(tid);
 				values[1] = Int32GetDatum(list);
 				values[2] = VarBitPGetDatum(code);

@@ -215,33 +215,17 @@ sv_after_last(const SvScanOpaque *so, float score, ItemPointer tid)
 	return ItemPointerCompare(tid, (ItemPointer) &so->last_tid) > 0;
 }
 
-/* Hamming distances of the bit query's prefix to n codes. */
-static void
-sv_hamming_page(const SvScanOpaque *so, const uint8 *codes, int n, uint32 *out)
-{
-	const SvMetaData *meta = &so->cache->meta;
-
-	if (so->qbits == meta->code_bits)
-		sv_kernels.hamming_scan(codes, n, meta->code_bytes, so->qcode, out);
-	else
-	{
-		int			full = so->qbits / 8;
-		int			rest = so->qbits % 8;
-		uint8		mask = (uint8) (0xFF << (8 - rest));
-
-		for (int i = 0; i < n; i++)
-		{
-			const uint8 *c = codes + (Size) i * meta->code_bytes;
-			uint32		d = full > 0 ? (uint32) sv_kernels.xor_popcount(c, so->qcode, full) : 0;
-
-			if (rest)
-				d += __builtin_popcount((c[full] ^ so->qcode[full]) & mask);
-			out[i] = d;
-		}
-	}
-}
-
-/* Scan the probed lists once and fill results with the best shortlist candidates. */
+/*
+ * Scan the probed lists once and fill results with the best shortlist candidates.
+ *
+ * Every page goes through the nibble-table kernel (kernels.h) and a SIMD threshold test against
+ * the current k-th best score; only the entries that pass reach the top-k heap.  bit_hamming_ops:
+ * the sums are exact Hamming distances.  Vector opclasses: the sums give the inner product with the
+ * quantized query, and the test uses a lower bound of each entry's score (the quantization error is
+ * at most err_l1), so an entry is skipped only when its exact score cannot beat the k-th best; the
+ * entries that pass are scored exactly in float, as before.  The shortlist is that of exact float
+ * scoring.
+ */
 static void
 sv_scan_batch(IndexScanDesc scan)
 {
@@ -251,24 +235,36 @@ sv_scan_batch(IndexScanDesc scan)
 	SvCandidate *heap = palloc(sizeof(SvCandidate) * k);
 	int			nheap = 0;
 	bool		overflow = false;
-	float	   *scores = palloc(sizeof(float) * meta->capacity);
-	uint32	   *dists = palloc(sizeof(uint32) * meta->capacity);
-	float	   *lut = NULL;
+	int			padded = (int) TYPEALIGN(SV_FS_LANES, meta->capacity);
+	uint32	   *sums = palloc(sizeof(uint32) * padded);
+	uint32	   *idx = palloc(sizeof(uint32) * padded);
+	uint8	   *tables = palloc(SV_FS_TABLE_BYTES(meta->code_bytes));
+	uint8	   *code = palloc(meta->code_bytes);
 	float	   *w = NULL;
+	float	   *lut = NULL;		/* per-byte float tables of w for exact scores (cosine, IP) */
+	SvFsQuery	fq = {0};
 	float		wsum = 0,
+				wabs = 0,
 				qnorm2 = 0;
 	bool		is_bit = meta->elemtype == SV_ELEM_BIT;
+	int32		soff = 2 * SV_FS_BIAS * meta->code_bytes;
 
-	if (!is_bit)
+	if (is_bit)
+		sv_fs_tables_hamming(so->qcode, so->qbits, meta->code_bytes, tables);
+	else
 	{
-		lut = palloc(sizeof(float) * 256 * meta->code_bytes);
 		w = palloc(sizeof(float) * meta->code_bits);
 		qnorm2 = sv_kernels.dot(so->q, so->q, meta->code_bits);
 		if (meta->kind != SV_KIND_L2)
 		{
-			/* one table serves every list: the weights are the query itself */
-			sv_lut_build(so->q, meta->code_bits, meta->code_bytes, lut);
-			wsum = sv_kernels.sum(so->q, meta->code_bits);
+			/* one set of tables serves every list: the weights are the query itself */
+			memcpy(w, so->q, sizeof(float) * meta->code_bits);
+			sv_fs_tables_ip(w, meta->code_bits, meta->code_bytes, tables, &fq);
+			wsum = sv_kernels.sum(w, meta->code_bits);
+			for (int d = 0; d < meta->code_bits; d++)
+				wabs += fabsf(w[d]);
+			lut = palloc(sizeof(float) * 256 * meta->code_bytes);
+			sv_lut_build(w, meta->code_bits, meta->code_bytes, lut);
 		}
 	}
 
@@ -276,32 +272,49 @@ sv_scan_batch(IndexScanDesc scan)
 	{
 		int			list = so->probe_lists[p];
 		BlockNumber blk = sv_read_list(scan->indexRelation, meta, list).first;
-		float		base = 0;
+		float		base = 0,
+					f = -1.0f,
+					c0 = 0,
+					c1 = 0;
 
 		if (!is_bit)
 		{
 			const float *c = (const float *) so->cache->centroids + (Size) list * meta->code_bits;
 			float		qc = sv_kernels.dot(so->q, c, meta->code_bits);
+			float		margin;
 
 			if (meta->kind == SV_KIND_L2)
 			{
 				for (int d = 0; d < meta->code_bits; d++)
 					w[d] = so->q[d] - c[d];
-				sv_lut_build(w, meta->code_bits, meta->code_bytes, lut);
+				sv_fs_tables_ip(w, meta->code_bits, meta->code_bytes, tables, &fq);
 				wsum = sv_kernels.sum(w, meta->code_bits);
+				wabs = 0;
+				for (int d = 0; d < meta->code_bits; d++)
+					wabs += fabsf(w[d]);
 				base = qnorm2 + so->cache->centroid_norm2[list] - 2.0f * qc;
+				f = -2.0f;
 			}
 			else if (meta->kind == SV_KIND_IP)
 				base = -qc;
 			else
 				base = 1.0f - qc;
+
+			/*
+			 * <w, s> <= delta * (2 (S - soff) - vsum) + err_l1 (kernels.h); the margin also covers
+			 * float rounding of the bound and of the exact scores (relative to sum |w_i|).
+			 */
+			margin = fq.err_l1 * 1.001f + 1e-4f * wabs + 1e-30f;
+			c1 = 2.0f * fq.delta;
+			c0 = margin - fq.delta * (float) fq.vsum;
 		}
 
 		while (blk != InvalidBlockNumber)
 		{
 			Buffer		buf;
 			Page		page;
-			int			n;
+			int			n,
+						m;
 			ItemPointerData *tids;
 			const uint8 *codes;
 
@@ -312,18 +325,27 @@ sv_scan_batch(IndexScanDesc scan)
 			n = SvPageGetOpaque(page)->count;
 			tids = sv_page_tids(page, meta);
 			codes = sv_page_codes(page, meta);
-			if (is_bit)
+			if (n > 0)
 			{
-				sv_hamming_page(so, codes, n, dists);
-				for (int i = 0; i < n; i++)
-				{
-					float		score = (float) dists[i];
+				if (meta->lanes == SV_FS_LANES)
+					sv_kernels.fs_scan(codes, (n + SV_FS_LANES - 1) / SV_FS_LANES, meta->code_bytes, tables, sums);
+				else
+					sv_fs_scan_lanes(codes, n, meta->lanes, meta->code_bytes, tables, sums);
+			}
+			if (n == 0)
+				;
+			else if (is_bit)
+			{
+				uint32		tau = nheap == k ? (uint32) heap[0].score : PG_UINT32_MAX;
 
-					if (nheap == k && score > heap[0].score)
-					{
-						overflow = true;
-						continue;
-					}
+				m = (int) sv_kernels.fs_select_u32(sums, n, tau, idx);
+				if (nheap == k && m < n)
+					overflow = true;
+				for (int j = 0; j < m; j++)
+				{
+					int			i = idx[j];
+					float		score = (float) sums[i];
+
 					if (sv_after_last(so, score, &tids[i]))
 						sv_offer(heap, &nheap, k, score, &tids[i], &overflow);
 				}
@@ -331,19 +353,31 @@ sv_scan_batch(IndexScanDesc scan)
 			else
 			{
 				const float *alpha = sv_page_alpha(page, meta);
+				const float *r2 = sv_page_r2(page, meta);
+				float		tau = nheap == k ? heap[0].score : get_float4_infinity();
 
-				sv_lut_scan(codes, n, meta->code_bytes, meta->code_bytes, lut, scores);
-				if (meta->kind == SV_KIND_L2)
+				/* a hair above the k-th best, so float rounding never drops a tie */
+				if (nheap == k)
+					tau += 1e-6f * fabsf(tau) + 1e-30f;
+				m = (int) sv_kernels.fs_select(sums, n, soff, alpha, meta->kind == SV_KIND_L2 ? r2 : NULL,
+											   base, f, c0, c1, tau, idx);
+				for (int j = 0; j < m; j++)
 				{
-					const float *r2 = sv_page_r2(page, meta);
+					int			i = idx[j];
+					float		s;
 
-					for (int i = 0; i < n; i++)
-						sv_offer(heap, &nheap, k,
-								 base + r2[i] - 2.0f * alpha[i] * (2.0f * scores[i] - wsum), &tids[i], &overflow);
+					if (lut)
+						s = sv_lut_score_blocked(codes, meta->lanes, meta->code_bytes, i, lut);
+					else
+					{
+						sv_page_get_code(page, meta, i, code);
+						s = sv_kernels.masked_sum(w, code, meta->code_bits);
+					}
+					if (meta->kind == SV_KIND_L2)
+						sv_offer(heap, &nheap, k, base + r2[i] - 2.0f * alpha[i] * (2.0f * s - wsum), &tids[i], &overflow);
+					else
+						sv_offer(heap, &nheap, k, base - alpha[i] * (2.0f * s - wsum), &tids[i], &overflow);
 				}
-				else
-					for (int i = 0; i < n; i++)
-						sv_offer(heap, &nheap, k, base - alpha[i] * (2.0f * scores[i] - wsum), &tids[i], &overflow);
 			}
 			blk = SvPageGetOpaque(page)->next;
 			UnlockReleaseBuffer(buf);
@@ -355,12 +389,14 @@ sv_scan_batch(IndexScanDesc scan)
 	so->nresults = nheap;
 	so->next = 0;
 	so->batch_full = overflow;
-	pfree(scores);
-	pfree(dists);
-	if (lut)
-		pfree(lut);
+	pfree(sums);
+	pfree(idx);
+	pfree(tables);
+	pfree(code);
 	if (w)
 		pfree(w);
+	if (lut)
+		pfree(lut);
 }
 
 /*
