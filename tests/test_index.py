@@ -6,10 +6,14 @@ VACUUM, the planner's choices, and the errors at CREATE INDEX and at query time.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import psycopg
 import pytest
 from pgvector import HalfVector
+from pgvector.psycopg import register_vector
 from psycopg import sql
 
 from shrinkvec import codes, demo
@@ -252,3 +256,101 @@ def test_introspection_needs_select_on_the_table(conn: psycopg.Connection, dsn: 
     finally:
         conn.execute("RESET ROLE")
         conn.execute("DROP ROLE sv_nobody")
+
+
+def flat_scores(docs: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """The flat cosine index's asymmetric score of every row in float64 (index.h): 1 - <q, c> - alpha <q, s>,
+    with c the mean of the normalised rows, s the signs of x - c and alpha = mean |x - c|."""
+    x = (docs / np.linalg.norm(docs, axis=1, keepdims=True)).astype(np.float32)
+    c = (x.astype(np.float64).sum(axis=0) / len(x)).astype(np.float32)
+    r = x - c
+    s = np.where(r > 0, 1.0, -1.0)
+    alpha = np.abs(r.astype(np.float64)).mean(axis=1)
+    qn = (q / np.linalg.norm(q)).astype(np.float64)
+    return 1 - qn @ c.astype(np.float64) - alpha * (s @ qn)
+
+
+@pytest.mark.parametrize("level", ["scalar", "avx2", "avx512"])
+def test_vector_shortlist_equals_exact_float_scoring(conn: psycopg.Connection, data: demo.DemoData, level: str) -> None:
+    """The SIMD scan skips an entry only when its bound says it cannot make the shortlist: the shortlist is
+    the top `shortlist` by the float asymmetric score (numpy), bar float ties, at every kernel level."""
+    load_docs(conn, data.docs)
+    conn.execute("CREATE INDEX ON docs USING shrinkvec (embedding vector_cosine_ops)")
+    conn.execute(sql.SQL("SET shrinkvec.kernels = {}").format(sql.Literal(level)))
+    n = 50
+    conn.execute(f"SET shrinkvec.shortlist = {n}")
+    for q in data.queries[:20]:
+        got = {r[0] for r in knn(conn, q, "<=>", k=n)}
+        score = flat_scores(data.docs, q)
+        order = np.argsort(score, kind="stable")
+        cut = score[order[n - 1]]
+        sure = {int(i) for i in order[:n] if score[i] < cut - 1e-5}  # clear members, away from float ties
+        assert sure <= got
+        assert all(score[i] <= cut + 1e-5 for i in got)
+
+
+def test_long_codes_use_the_row_major_layout(conn: psycopg.Connection) -> None:
+    """Codes too long for a block of 32 on a page (here 2,000 bits) use lanes = 1 and scan exactly the same."""
+    rng = np.random.default_rng(5)
+    docs = rng.standard_normal((300, 2000)).astype(np.float32)
+    load_docs(conn, docs)
+    conn.execute("CREATE INDEX ix ON docs USING shrinkvec (embedding vector_cosine_ops)")
+    conn.execute("CREATE INDEX ib ON docs USING shrinkvec (bits bit_hamming_ops)")
+    assert conn.execute("SELECT entries_per_page FROM shrinkvec_index_info('ix')").fetchone()[0] < 32
+    conn.execute("SET shrinkvec.shortlist = 300")
+    q = docs[7] + 0.1 * rng.standard_normal(2000).astype(np.float32)
+    rows = knn(conn, q, "<=>", k=10)
+    assert [r[0] for r in rows] == exact_ids(docs, q, "cosine")
+    qb = codes.binarize(q)
+    q_text = codes.bits_to_str(qb, 2000)
+    expected = np.sort((np.unpackbits(codes.binarize_batch(docs), axis=1) != np.unpackbits(qb)).sum(axis=1))[:40]
+    got = conn.execute("SELECT bits <~> %s::bit(2000) FROM docs ORDER BY bits <~> %s::bit(2000) LIMIT 40",
+                       (q_text, q_text)).fetchall()
+    assert [int(r[0]) for r in got] == expected.tolist()
+
+
+def test_old_index_format_is_refused_with_a_reindex_hint(conn: psycopg.Connection, data: demo.DemoData) -> None:
+    """An index whose meta page says format version 1 raises an error naming the versions, with a REINDEX hint.
+
+    The page is rewritten on disk in a scratch database that then serves as the file-level template of
+    another (CREATE DATABASE ... STRATEGY FILE_COPY copies the files, so the copy reads the changed page)."""
+    datadir = Path(conn.execute("SHOW data_directory").fetchone()[0])
+    if not os.access(datadir, os.W_OK):
+        pytest.skip("the server's data directory is not writable from the tests")
+    info = conn.info
+    src, dst = f"svold_src_{os.getpid()}", f"svold_dst_{os.getpid()}"
+
+    def connect(db: str) -> psycopg.Connection:
+        return psycopg.connect(host=info.host, port=info.port, user=info.user, dbname=db,
+                               password=info.password or None, autocommit=True)
+
+    for db in (src, dst):
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
+    conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(src), sql.Identifier(info.dbname)))
+    try:
+        with connect(src) as c:
+            register_vector(c)
+            load_docs(c, data.docs[:200])
+            c.execute("CREATE INDEX ix ON docs USING shrinkvec (embedding vector_cosine_ops)")
+            path = datadir / c.execute("SELECT pg_relation_filepath('ix')").fetchone()[0]
+            c.execute("CHECKPOINT")
+        with open(path, "r+b") as f:  # meta page: header (24 bytes), then magic, version
+            f.seek(28)
+            assert int.from_bytes(f.read(4), "little") == 2
+            f.seek(28)
+            f.write((1).to_bytes(4, "little"))
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
+            sql.Identifier(dst), sql.Identifier(src)))
+        with connect(dst) as c:
+            register_vector(c)
+            c.execute("SET ignore_checksum_failure = on")  # the page changed under its checksum
+            c.execute("SET enable_seqscan = off")
+            with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState,
+                               match="format version 1, this shrinkvec reads version 2") as err:
+                knn(c, data.queries[0], "<=>")
+            assert "REINDEX INDEX public.ix" in (err.value.diag.message_hint or "")
+            c.execute("REINDEX INDEX ix")
+            assert len(knn(c, data.queries[0], "<=>")) == K
+    finally:
+        for db in (dst, src):
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
