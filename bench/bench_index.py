@@ -139,7 +139,7 @@ def methods(n: int, dim: int) -> Iterator[tuple[str, str, str | None, str, list[
            f"CREATE INDEX bx_sv_ivf ON {t} USING shrinkvec (embedding vector_cosine_ops) WITH (lists = {lists})",
            "bx_sv_ivf", knn,
            [{"shrinkvec.probes": str(p), "shrinkvec.shortlist": str(s)}
-            for p in (8, 16, 32) for s in (100, 200, 400, 800)])
+            for p in (4, 8, 16, 32) for s in ((40, 50, 100, 200) if n <= STAGE_MAX_ROWS else (100, 200, 400, 800))])
     bits = (f"SELECT id FROM (SELECT id, embedding FROM {t} ORDER BY binarize(embedding)::bit({dim}) "
             f"<~> binarize(%s::vector)::bit({dim}) LIMIT {{s}}) c ORDER BY embedding <=> %s::vector LIMIT {K}")
     yield ("shrinkvec bit_hamming_ops on binarize + rerank",

@@ -197,9 +197,9 @@ hamming_scan_scalar(const uint8_t *codes, size_t ncodes, size_t nbytes, const ui
 }
 
 /*
- * Scalar nibble-table sums of blocks of SV_FS_LANES codes.  Per position, the two 16-entry tables
- * are first merged into one 256-entry table of the byte (one lookup a byte instead of two), then
- * added to the 32 codes' sums.
+ * Scalar nibble-table sums of blocks of SV_FS_LANES codes.  For up to 16 blocks at a time (kept in
+ * cache), position by position, the two 16-entry tables are merged into one 256-entry table of the
+ * byte (one lookup a byte instead of two), then added to the codes' sums.
  */
 static void
 fs_scan_scalar(const uint8_t *blocks, size_t nblocks, size_t nbytes, const uint8_t *tables, uint32_t *out)
@@ -207,21 +207,26 @@ fs_scan_scalar(const uint8_t *blocks, size_t nblocks, size_t nbytes, const uint8
 	uint16_t	byte_table[256];
 
 	memset(out, 0, sizeof(uint32_t) * SV_FS_LANES * nblocks);
-	for (size_t p = 0; p < nbytes; p++)
+	for (size_t b0 = 0; b0 < nblocks; b0 += 16)
 	{
-		const uint8_t *hi = tables + (p >> 1) * 128 + (p & 1) * 32;
-		const uint8_t *lo = hi + 64;
+		size_t		bend = nblocks - b0 < 16 ? nblocks : b0 + 16;
 
-		for (int h = 0; h < 16; h++)
-			for (int l = 0; l < 16; l++)
-				byte_table[h * 16 + l] = (uint16_t) (hi[h] + lo[l]);
-		for (size_t b = 0; b < nblocks; b++)
+		for (size_t p = 0; p < nbytes; p++)
 		{
-			const uint8_t *c = blocks + b * SV_FS_LANES * nbytes + p * SV_FS_LANES;
-			uint32_t   *o = out + b * SV_FS_LANES;
+			const uint8_t *hi = tables + (p >> 1) * 128 + (p & 1) * 32;
+			const uint8_t *lo = hi + 64;
 
-			for (int j = 0; j < SV_FS_LANES; j++)
-				o[j] += byte_table[c[j]];
+			for (int h = 0; h < 16; h++)
+				for (int l = 0; l < 16; l++)
+					byte_table[h * 16 + l] = (uint16_t) (hi[h] + lo[l]);
+			for (size_t b = b0; b < bend; b++)
+			{
+				const uint8_t *c = blocks + b * SV_FS_LANES * nbytes + p * SV_FS_LANES;
+				uint32_t   *o = out + b * SV_FS_LANES;
+
+				for (int j = 0; j < SV_FS_LANES; j++)
+					o[j] += byte_table[c[j]];
+			}
 		}
 	}
 }
