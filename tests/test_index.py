@@ -204,7 +204,7 @@ def test_create_index_errors(conn: psycopg.Connection) -> None:
     with pytest.raises(psycopg.errors.DatatypeMismatch, match="bit_hamming_ops"):
         conn.execute("CREATE INDEX ON e USING shrinkvec (w bit_hamming_ops)")
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="lists"):
-        conn.execute("CREATE INDEX ON e USING shrinkvec (w) WITH (lists = 0)")
+        conn.execute("CREATE INDEX ON e USING shrinkvec (w) WITH (lists = -1)")
 
 
 def test_query_errors_and_empty_tables(conn: psycopg.Connection) -> None:
@@ -354,3 +354,18 @@ def test_old_index_format_is_refused_with_a_reindex_hint(conn: psycopg.Connectio
     finally:
         for db in (dst, src):
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
+
+
+def test_default_lists_follow_the_row_count(conn: psycopg.Connection) -> None:
+    """Without WITH (lists = ...), a vector index is flat up to 20,000 rows and has round(sqrt(rows)) lists
+    above; a bit index stays flat (exact Hamming order); shrinkvec.probes = 0 (the default) visits a fifth."""
+    rng = np.random.default_rng(3)
+    load_docs(conn, rng.standard_normal((22_500, 16)).astype(np.float32))
+    conn.execute("CREATE INDEX iv ON docs USING shrinkvec (embedding vector_cosine_ops)")
+    conn.execute("CREATE INDEX ib ON docs USING shrinkvec (bits)")
+    assert conn.execute("SELECT lists FROM shrinkvec_index_info('iv')").fetchone()[0] == 150
+    assert conn.execute("SELECT lists FROM shrinkvec_index_info('ib')").fetchone()[0] == 1
+    assert conn.execute("SHOW shrinkvec.probes").fetchone()[0] == "0"
+    conn.execute("DELETE FROM docs WHERE id >= 20000")
+    conn.execute("REINDEX INDEX iv")
+    assert conn.execute("SELECT lists FROM shrinkvec_index_info('iv')").fetchone()[0] == 1

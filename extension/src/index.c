@@ -18,7 +18,7 @@
 #include "index.h"
 
 int			sv_shortlist = 100;
-int			sv_probes = 10;
+int			sv_probes = 0;
 static relopt_kind sv_relopt_kind;
 
 /* Register the reloptions and GUCs (from _PG_init). */
@@ -26,8 +26,10 @@ void
 sv_index_init(void)
 {
 	sv_relopt_kind = add_reloption_kind();
-	add_int_reloption(sv_relopt_kind, "lists", "Number of inverted lists (1 = flat)",
-					  1, 1, SV_INDEX_MAX_LISTS, AccessExclusiveLock);
+	add_int_reloption(sv_relopt_kind, "lists",
+					  "Number of inverted lists (1 = flat; 0 = from the row count at build: flat up to "
+					  "20,000 rows, else the square root of the rows)",
+					  0, 0, SV_INDEX_MAX_LISTS, AccessExclusiveLock);
 	add_int_reloption(sv_relopt_kind, "bits", "Coded dimensions of a vector column (0 = all)",
 					  0, 0, SV_INDEX_MAX_BITS, AccessExclusiveLock);
 
@@ -39,8 +41,18 @@ sv_index_init(void)
 							PGC_USERSET, GUC_EXPLAIN, NULL, NULL, NULL);
 	DefineCustomIntVariable("shrinkvec.probes",
 							"Lists of an IVF shrinkvec index that a scan visits.",
-							NULL, &sv_probes, 10, 1, SV_INDEX_MAX_LISTS,
+							"0 = a fifth of the index's lists, at least 1.",
+							&sv_probes, 0, 0, SV_INDEX_MAX_LISTS,
 							PGC_USERSET, GUC_EXPLAIN, NULL, NULL, NULL);
+}
+
+/* The lists a scan of an index with `lists` lists visits: shrinkvec.probes, or a fifth of them when it is 0. */
+int
+sv_effective_probes(int lists)
+{
+	int			probes = sv_probes > 0 ? sv_probes : (lists + SV_AUTO_PROBES_DIVISOR - 1) / SV_AUTO_PROBES_DIVISOR;
+
+	return Max(1, Min(probes, lists));
 }
 
 /* Parse and validate the index options. */
@@ -121,7 +133,7 @@ sv_amcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	genericcostestimate(root, path, loop_count, &costs);
 	get_tablespace_page_costs(path->indexinfo->reltablespace, NULL, &spc_seq_page_cost);
 
-	ratio = Min(1.0, (double) sv_probes / lists);
+	ratio = Min(1.0, (double) sv_effective_probes(lists) / lists);
 	entries = path->indexinfo->tuples * ratio;
 	costs.indexStartupCost = costs.numIndexPages * ratio * spc_seq_page_cost
 		+ entries * cpu_operator_cost * 0.1;

@@ -114,7 +114,7 @@ typedef struct SvListEntry
 typedef struct SvOptions
 {
 	int32		vl_len_;
-	int			lists;			/* 0 or 1 = flat */
+	int			lists;			/* 1 = flat, 0 = from the row count (vector opclasses; flat for bit) */
 	int			bits;			/* vector opclasses: coded dims (0 = all) */
 } SvOptions;
 
@@ -126,9 +126,16 @@ typedef struct SvIndexCache
 	float	   *centroid_norm2; /* vector opclasses: |c|^2 per list */
 } SvIndexCache;
 
+/* Defaults derived at build (WITH (lists = 0), the default) and at scan (shrinkvec.probes = 0). */
+#define SV_AUTO_FLAT_ROWS 20000		/* up to this many rows: flat */
+#define SV_AUTO_PROBES_DIVISOR 5	/* probes = ceil(lists / 5) */
+
 /* GUCs. */
 extern int	sv_shortlist;
 extern int	sv_probes;
+
+/* The lists a scan of an index with `lists` lists visits: shrinkvec.probes, or a fifth of them when it is 0. */
+int			sv_effective_probes(int lists);
 
 /* Bytes of page contents available to entries. */
 #define SV_PAGE_CONTENT_SIZE \

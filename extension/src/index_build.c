@@ -14,6 +14,7 @@
 #include "catalog/index.h"
 #include "common/pg_prng.h"
 #include "miscadmin.h"
+#include "optimizer/plancat.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
@@ -411,6 +412,15 @@ sv_build_init(SvBuildState *bs, Relation index)
 	bs->code = palloc0(bs->meta.code_bytes);
 }
 
+/* Does the index take its lists from the row count (a vector opclass without WITH (lists = ...))? */
+static bool
+sv_auto_lists(Relation index, const SvMetaData *meta)
+{
+	SvOptions  *opts = (SvOptions *) index->rd_options;
+
+	return meta->elemtype != SV_ELEM_BIT && (opts == NULL || opts->lists == 0);
+}
+
 /* Build the index: sample, learn centroids, then encode every row. */
 IndexBuildResult *
 sv_ambuild(Relation heap, Relation index, IndexInfo *indexInfo)
@@ -432,11 +442,26 @@ sv_ambuild(Relation heap, Relation index, IndexInfo *indexInfo)
 		/* at least 10000 rows (32 a list for vectors), within maintenance_work_mem */
 		budget = (Size) maintenance_work_mem * 1024 / bs.item_bytes;
 		bs.sample_target = Max(10000, per_list * bs.meta.lists);
+		if (sv_auto_lists(index, &bs.meta))
+		{
+			/* lists follow the row count: sample for the square root of the estimated rows */
+			BlockNumber pages;
+			double		tuples,
+						allvisfrac;
+
+			estimate_rel_size(heap, NULL, &pages, &tuples, &allvisfrac);
+			if (tuples > SV_AUTO_FLAT_ROWS)
+				bs.sample_target = Max(bs.sample_target,
+									   (int) Min((double) per_list * sqrt(tuples * 1.5), (double) INT_MAX / 2));
+		}
 		if ((Size) bs.sample_target > budget)
 			bs.sample_target = Max((int) budget, bs.meta.lists);
 		bs.sample = MemoryContextAllocHuge(CurrentMemoryContext, (Size) bs.sample_target * bs.item_bytes);
 		pg_prng_seed(&bs.prng, 0x5356);
 		table_index_build_scan(heap, index, indexInfo, false, true, sv_sample_callback, &bs, NULL);
+		if (sv_auto_lists(index, &bs.meta))
+			bs.meta.lists = bs.seen <= SV_AUTO_FLAT_ROWS ? 1 :
+				(int) Min((double) SV_INDEX_MAX_LISTS, rint(sqrt((double) bs.seen)));
 		if (bs.nsample < bs.meta.lists)
 		{
 			int			lists = Max(bs.nsample, 1);

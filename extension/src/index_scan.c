@@ -164,7 +164,7 @@ sv_choose_lists(SvScanOpaque *so)
 	SvProbe    *probes;
 	uint8	   *masked = NULL;
 
-	so->nprobe = Min(sv_probes, meta->lists);
+	so->nprobe = sv_effective_probes(meta->lists);
 	so->probe_lists = palloc(sizeof(int) * so->nprobe);
 	if (meta->lists == 1)
 	{

@@ -42,7 +42,7 @@ SELECT id FROM items ORDER BY b <^> '101100110' LIMIT 1;
 CREATE TABLE nodims (v vector);
 CREATE INDEX ON nodims USING shrinkvec (v);
 CREATE INDEX ON items USING shrinkvec (v) WITH (bits = 9);
-CREATE INDEX ON items USING shrinkvec (v) WITH (lists = 0);
+CREATE INDEX ON items USING shrinkvec (v) WITH (lists = -1);
 CREATE INDEX ON items USING shrinkvec (b) WITH (bits = 4);
 
 -- VACUUM removes dead entries
