@@ -4,6 +4,7 @@
 #include "kernels.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 SvKernels	sv_kernels;
@@ -197,37 +198,75 @@ hamming_scan_scalar(const uint8_t *codes, size_t ncodes, size_t nbytes, const ui
 }
 
 /*
- * Scalar nibble-table sums of blocks of SV_FS_LANES codes.  For up to 16 blocks at a time (kept in
- * cache), position by position, the two 16-entry tables are merged into one 256-entry table of the
- * byte (one lookup a byte instead of two), then added to the codes' sums.
+ * The scalar scan's byte tables: for each position, the 256 sums hi[b >> 4] + lo[b & 15], merged once
+ * per set of tables and kept with a copy of the tables they came from, so that the page-by-page calls
+ * of one index scan (same tables) do one lookup a byte.  A call with other tables (compared in full)
+ * merges again.  Backend-local (a backend is single-threaded).
  */
+static uint8_t *fs_saved_tables;
+static uint16_t *fs_byte_tables;
+static size_t fs_saved_nbytes;
+
+/* The merged byte tables of tables (see above), or NULL when memory runs out. */
+static const uint16_t *
+fs_byte_tables_for(const uint8_t *tables, size_t nbytes)
+{
+	size_t		tbytes = SV_FS_TABLE_BYTES(nbytes);
+
+	if (fs_byte_tables != NULL && fs_saved_nbytes == nbytes && memcmp(fs_saved_tables, tables, tbytes) == 0)
+		return fs_byte_tables;
+	free(fs_saved_tables);
+	free(fs_byte_tables);
+	fs_saved_tables = malloc(tbytes);
+	fs_byte_tables = malloc(sizeof(uint16_t) * 256 * nbytes);
+	if (fs_saved_tables == NULL || fs_byte_tables == NULL)
+	{
+		free(fs_saved_tables);
+		free(fs_byte_tables);
+		fs_saved_tables = NULL;
+		fs_byte_tables = NULL;
+		return NULL;
+	}
+	memcpy(fs_saved_tables, tables, tbytes);
+	fs_saved_nbytes = nbytes;
+	for (size_t p = 0; p < nbytes; p++)
+	{
+		const uint8_t *hi = tables + (p >> 1) * 128 + (p & 1) * 32;
+		const uint8_t *lo = hi + 64;
+		uint16_t   *t = fs_byte_tables + p * 256;
+
+		for (int h = 0; h < 16; h++)
+			for (int l = 0; l < 16; l++)
+				t[h * 16 + l] = (uint16_t) (hi[h] + lo[l]);
+	}
+	return fs_byte_tables;
+}
+
+/* Scalar nibble-table sums of blocks of SV_FS_LANES codes: one byte-table lookup a byte (or two nibble lookups). */
 static void
 fs_scan_scalar(const uint8_t *blocks, size_t nblocks, size_t nbytes, const uint8_t *tables, uint32_t *out)
 {
-	uint16_t	byte_table[256];
+	const uint16_t *bt = fs_byte_tables_for(tables, nbytes);
 
-	memset(out, 0, sizeof(uint32_t) * SV_FS_LANES * nblocks);
-	for (size_t b0 = 0; b0 < nblocks; b0 += 16)
+	if (bt == NULL)
 	{
-		size_t		bend = nblocks - b0 < 16 ? nblocks : b0 + 16;
+		sv_fs_scan_lanes(blocks, nblocks * SV_FS_LANES, SV_FS_LANES, nbytes, tables, out);
+		return;
+	}
+	for (size_t b = 0; b < nblocks; b++)
+	{
+		const uint8_t *blk = blocks + b * SV_FS_LANES * nbytes;
+		uint32_t	tot[SV_FS_LANES] = {0};
 
 		for (size_t p = 0; p < nbytes; p++)
 		{
-			const uint8_t *hi = tables + (p >> 1) * 128 + (p & 1) * 32;
-			const uint8_t *lo = hi + 64;
+			const uint16_t *t = bt + p * 256;
+			const uint8_t *c = blk + p * SV_FS_LANES;
 
-			for (int h = 0; h < 16; h++)
-				for (int l = 0; l < 16; l++)
-					byte_table[h * 16 + l] = (uint16_t) (hi[h] + lo[l]);
-			for (size_t b = b0; b < bend; b++)
-			{
-				const uint8_t *c = blocks + b * SV_FS_LANES * nbytes + p * SV_FS_LANES;
-				uint32_t   *o = out + b * SV_FS_LANES;
-
-				for (int j = 0; j < SV_FS_LANES; j++)
-					o[j] += byte_table[c[j]];
-			}
+			for (int j = 0; j < SV_FS_LANES; j++)
+				tot[j] += t[c[j]];
 		}
+		memcpy(out + b * SV_FS_LANES, tot, sizeof(tot));
 	}
 }
 
