@@ -19,6 +19,7 @@
 
 int			sv_shortlist = 100;
 int			sv_probes = 0;
+int			sv_max_scan_tuples = 50000;
 static relopt_kind sv_relopt_kind;
 
 /* Register the reloptions and GUCs (from _PG_init). */
@@ -34,15 +35,20 @@ sv_index_init(void)
 					  0, 0, SV_INDEX_MAX_BITS, AccessExclusiveLock);
 
 	DefineCustomIntVariable("shrinkvec.shortlist",
-							"Candidates one shrinkvec index scan keeps and returns.",
-							"Vector opclasses return at most this many rows, in exact order; "
-							"bit_hamming_ops reads this many at a time.",
+							"Candidates in the first batch of a shrinkvec index scan.",
+							"Each batch is returned in exact order; while the executor wants more rows the "
+							"scan goes on with batches twice as large.",
 							&sv_shortlist, 100, 1, SV_INDEX_MAX_SHORTLIST,
 							PGC_USERSET, GUC_EXPLAIN, NULL, NULL, NULL);
 	DefineCustomIntVariable("shrinkvec.probes",
 							"Lists of an IVF shrinkvec index that a scan visits.",
 							"0 = a fifth of the index's lists, at least 1.",
 							&sv_probes, 0, 0, SV_INDEX_MAX_LISTS,
+							PGC_USERSET, GUC_EXPLAIN, NULL, NULL, NULL);
+	DefineCustomIntVariable("shrinkvec.max_scan_tuples",
+							"Candidates one shrinkvec index scan reads at most.",
+							"A scan that reaches it ends with a NOTICE (as pgvector's hnsw.max_scan_tuples).",
+							&sv_max_scan_tuples, 50000, 1, INT_MAX,
 							PGC_USERSET, GUC_EXPLAIN, NULL, NULL, NULL);
 }
 
@@ -68,7 +74,7 @@ sv_amoptions(Datum reloptions, bool validate)
 									  sizeof(SvOptions), tab, lengthof(tab));
 }
 
-/* Mark a path as unusable: no ORDER BY, or more rows wanted than a scan can return. */
+/* Mark a path as unusable: a scan without ORDER BY (the index cannot filter). */
 static void
 sv_refuse_path(IndexPath *path, Cost *startup, Cost *total, Selectivity *sel, double *corr, double *pages)
 {
@@ -83,10 +89,10 @@ sv_refuse_path(IndexPath *path, Cost *startup, Cost *total, Selectivity *sel, do
 }
 
 /*
- * Estimate the cost of a scan.  The index is only for ORDER BY distance with a LIMIT: a vector
- * opclass returns at most shrinkvec.shortlist rows, so a query that wants more of them (no LIMIT, a
- * larger one, or a filter expected to reject too many) gets an exact plan instead.  The startup
- * cost is reading the probed fraction of the index sequentially plus a small per-entry kernel cost.
+ * Estimate the cost of a scan.  The index serves ORDER BY distance only.  A scan goes on while the
+ * executor wants rows (index_scan.c), so no LIMIT or filter makes an answer short: the planner is free
+ * to choose it.  The startup cost is reading the probed fraction of the index sequentially plus a small
+ * per-entry kernel cost; the per-row cost is genericcostestimate's.
  */
 static void
 sv_amcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
@@ -96,13 +102,10 @@ sv_amcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	GenericCosts costs;
 	Relation	index;
 	SvIndexCache *cache;
-	int			lists,
-				elemtype;
+	int			lists;
 	double		ratio,
 				spc_seq_page_cost,
-				entries,
-				wanted,
-				filtered;
+				entries;
 
 	if (path->indexorderbys == NIL)
 	{
@@ -112,22 +115,7 @@ sv_amcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	index = index_open(path->indexinfo->indexoid, NoLock);
 	cache = sv_index_cache(index);
 	lists = cache->meta.lists;
-	elemtype = cache->meta.elemtype;
 	index_close(index, NoLock);
-
-	if (elemtype != SV_ELEM_BIT)
-	{
-		/* rows surviving the table's filters, of the shortlist */
-		filtered = sv_shortlist;
-		if (path->indexinfo->rel->tuples > 0)
-			filtered *= Min(1.0, path->indexinfo->rel->rows / path->indexinfo->rel->tuples);
-		wanted = root->limit_tuples;
-		if (wanted <= 0 || wanted > filtered)
-		{
-			sv_refuse_path(path, indexStartupCost, indexTotalCost, indexSelectivity, indexCorrelation, indexPages);
-			return;
-		}
-	}
 
 	MemSet(&costs, 0, sizeof(costs));
 	genericcostestimate(root, path, loop_count, &costs);

@@ -1,22 +1,38 @@
 /*
  * index_scan.c: ordered scans of a shrinkvec index.
  *
- * bit_hamming_ops: the scan keeps the best `shrinkvec.shortlist` entries by (Hamming distance, TID)
- * over the probed lists and returns them in that exact order with their exact distances.  When the
- * executor wants more, the next pass keeps the best entries strictly after the last one returned,
- * so a flat index yields the complete exact order, batch by batch.
+ * A scan goes on while the executor wants rows: it works in batches, and a scan ends only when the
+ * index is exhausted or shrinkvec.max_scan_tuples candidates were read (a NOTICE says so).  Batches:
  *
- * vector opclasses: the scan scores every entry of the probed lists asymmetrically (the float
- * query against the sign code, see index.h), keeps the best `shrinkvec.shortlist`, and returns them
- * with xs_recheckorderby and a distance of -Infinity, a lower bound of every true distance.  The
- * executor computes exact distances from the heap and returns the shortlist in exact order.
+ * bit_hamming_ops: a batch is the best `k` entries by (Hamming distance, TID) of the probed lists after
+ * the last entry of the previous batch, returned in that order with their exact distances.  A flat
+ * index yields the complete exact order.
+ *
+ * vector opclasses: a batch is the best `k` entries by the asymmetric estimate (the float query against
+ * the sign code, see index.h) after the previous batch's last.  The scan fetches each candidate's heap
+ * tuple under the scan's snapshot (table_index_fetch_tuple), drops those it cannot see (dead entries never
+ * take a place), computes the exact distance with the ORDER BY operator's own function, and returns the
+ * batch in exact (distance, TID) order without xs_recheckorderby.  Within a batch the order is exact;
+ * across batches it is relaxed (as pgvector's hnsw.iterative_scan = relaxed_order): a row of a later
+ * batch can be nearer than one returned before it.  The first batch holds shrinkvec.shortlist entries,
+ * each later one twice the previous (bounded by work_mem), so `ORDER BY ... LIMIT n` with n up to the
+ * shortlist and no filter returns the exact order of the first batch.
+ *
+ * IVF: batches come from the shrinkvec.probes lists nearest the query; when they are exhausted the scan
+ * goes on with the next lists by centroid distance (iterative probing).
+ *
+ * A NULL query returns every entry (distance NULL), as pgvector's indexes do.
  */
 #include "postgres.h"
 
 #include <math.h>
 
 #include "access/relscan.h"
+#include "access/tableam.h"
+#include "catalog/index.h"
 #include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/float.h"
@@ -34,6 +50,14 @@ typedef struct SvCandidate
 	ItemPointerData tid;
 } SvCandidate;
 
+/* One row of a vector batch: its exact distance, heap TID and estimate. */
+typedef struct SvExact
+{
+	double		dist;
+	ItemPointerData tid;
+	bool		isnan;			/* NaN distances sort last, as in the executor's sort */
+} SvExact;
+
 /* State of one scan. */
 typedef struct SvScanOpaque
 {
@@ -47,17 +71,41 @@ typedef struct SvScanOpaque
 	float	   *q;				/* coded dims of the (normalised) query, vector opclasses */
 	uint8	   *qcode;			/* bit query, zero-padded to code_bytes */
 	int			qbits;			/* bits of the bit query (<= code_bits) */
-	int		   *probe_lists;	/* lists to scan, best first */
-	int			nprobe;
+	int		   *order;			/* every list, nearest to the query first */
+	int			nlists;
+	int		   *probe_lists;	/* the window of lists batches come from: order + window */
+	int			nprobe;			/* lists in the window */
+	int			window;			/* its start in order */
 
 	/* results of the current batch, best first */
-	SvCandidate *results;
-	int			nresults;
+	SvCandidate *results;		/* bit opclasses */
+	SvExact    *exact;			/* vector opclasses */
+	int			exact_cap;
+	int			nresults;		/* rows of the batch to return */
+	int			nresults_est;	/* candidates of the batch by estimate (results) */
 	int			next;
-	bool		batch_full;		/* the batch was cut at the shortlist: more entries exist */
-	bool		have_last;		/* bit scans: (last_score, last_tid) bounds the next batch */
+	int			batch_size;		/* k of the current batch */
+	bool		batch_full;		/* the batch was cut at k: more entries exist in the window */
+	bool		have_last;		/* (last_score, last_tid) bounds the next batch */
 	float		last_score;
 	ItemPointerData last_tid;
+	int64		scanned;		/* candidates read (for shrinkvec.max_scan_tuples) */
+	bool		done;
+
+	/* vector opclasses: the heap rows of candidates (in parent: they live until the scan ends) */
+	MemoryContext parent;
+	IndexFetchTableData *fetch;
+	TupleTableSlot *slot;
+	IndexInfo  *index_info;
+	EState	   *estate;
+
+	/* a NULL query: every entry, list by list */
+	bool		null_query;
+	int			null_list;
+	BlockNumber null_blk;
+	ItemPointerData *null_tids;
+	int			null_n;
+	int			null_pos;
 } SvScanOpaque;
 
 /* Is candidate a worse than b: larger score, or the same score and a later TID? */
@@ -156,7 +204,7 @@ sv_probe_cmp(const void *a, const void *b)
 	return x->list - y->list;
 }
 
-/* Choose the shrinkvec.probes lists nearest to the query. */
+/* Order every list by its distance to the query; the first shrinkvec.probes form the first window. */
 static void
 sv_choose_lists(SvScanOpaque *so)
 {
@@ -164,11 +212,14 @@ sv_choose_lists(SvScanOpaque *so)
 	SvProbe    *probes;
 	uint8	   *masked = NULL;
 
+	so->nlists = meta->lists;
 	so->nprobe = sv_effective_probes(meta->lists);
-	so->probe_lists = palloc(sizeof(int) * so->nprobe);
+	so->order = palloc(sizeof(int) * meta->lists);
+	so->window = 0;
 	if (meta->lists == 1)
 	{
-		so->probe_lists[0] = 0;
+		so->order[0] = 0;
+		so->probe_lists = so->order;
 		return;
 	}
 	probes = palloc(sizeof(SvProbe) * meta->lists);
@@ -199,9 +250,23 @@ sv_choose_lists(SvScanOpaque *so)
 		}
 	}
 	qsort(probes, meta->lists, sizeof(SvProbe), sv_probe_cmp);
-	for (int i = 0; i < so->nprobe; i++)
-		so->probe_lists[i] = probes[i].list;
+	for (int i = 0; i < meta->lists; i++)
+		so->order[i] = probes[i].list;
+	so->probe_lists = so->order;
 	pfree(probes);
+}
+
+/* Move the window to the next lists by centroid distance; false when every list was visited. */
+static bool
+sv_next_window(SvScanOpaque *so)
+{
+	if (so->window + so->nprobe >= so->nlists)
+		return false;
+	so->window += so->nprobe;
+	so->probe_lists = so->order + so->window;
+	so->nprobe = Min(so->nprobe, so->nlists - so->window);
+	so->have_last = false;		/* the new lists' entries are all new */
+	return true;
 }
 
 /* Is (score, tid) after the last candidate returned by the previous batch? */
@@ -227,11 +292,10 @@ sv_after_last(const SvScanOpaque *so, float score, ItemPointer tid)
  * scoring.
  */
 static void
-sv_scan_batch(IndexScanDesc scan)
+sv_scan_batch(IndexScanDesc scan, int k)
 {
 	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
 	const SvMetaData *meta = &so->cache->meta;
-	int			k = sv_shortlist;
 	SvCandidate *heap = palloc(sizeof(SvCandidate) * k);
 	int			nheap = 0;
 	bool		overflow = false;
@@ -374,9 +438,11 @@ sv_scan_batch(IndexScanDesc scan)
 						s = sv_kernels.masked_sum(w, code, meta->code_bits);
 					}
 					if (meta->kind == SV_KIND_L2)
-						sv_offer(heap, &nheap, k, base + r2[i] - 2.0f * alpha[i] * (2.0f * s - wsum), &tids[i], &overflow);
+						s = base + r2[i] - 2.0f * alpha[i] * (2.0f * s - wsum);
 					else
-						sv_offer(heap, &nheap, k, base - alpha[i] * (2.0f * s - wsum), &tids[i], &overflow);
+						s = base - alpha[i] * (2.0f * s - wsum);
+					if (sv_after_last(so, s, &tids[i]))
+						sv_offer(heap, &nheap, k, s, &tids[i], &overflow);
 				}
 			}
 			blk = SvPageGetOpaque(page)->next;
@@ -386,7 +452,7 @@ sv_scan_batch(IndexScanDesc scan)
 
 	qsort(heap, nheap, sizeof(SvCandidate), sv_candidate_cmp);
 	so->results = heap;
-	so->nresults = nheap;
+	so->nresults_est = nheap;
 	so->next = 0;
 	so->batch_full = overflow;
 	pfree(sums);
@@ -399,26 +465,163 @@ sv_scan_batch(IndexScanDesc scan)
 		pfree(lut);
 }
 
+/* Bytes a batch keeps per candidate. */
+static Size
+sv_candidate_bytes(const SvMetaData *meta)
+{
+	return meta->elemtype == SV_ELEM_BIT ? sizeof(SvCandidate) : sizeof(SvCandidate) + sizeof(SvExact);
+}
+
 /*
- * Refuse a shortlist whose memory would exceed work_mem. The scan holds the candidates, and for a
- * vector opclass the executor keeps every candidate's heap tuple in its reorder queue until the
- * scan ends, so the estimate counts one full vector a candidate.
+ * Refuse a shortlist whose memory would exceed work_mem: a batch holds its candidates (and, for a vector
+ * opclass, their exact distances).  Later batches grow only as far as work_mem allows.
  */
 static void
 sv_check_scan_memory(const SvMetaData *meta)
 {
-	Size		per = sizeof(SvCandidate);
-	Size		need;
+	Size		need = sv_candidate_bytes(meta) * (Size) sv_shortlist;
 
-	if (meta->elemtype != SV_ELEM_BIT)
-		per += 64 + (Size) meta->dims * (meta->elemtype == SV_ELEM_HALFVEC ? 2 : 4);
-	need = per * (Size) sv_shortlist;
 	if (need > (Size) work_mem * 1024)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("shrinkvec.shortlist %d needs about %zu kB for its candidates, more than work_mem (%d kB)",
 						sv_shortlist, need / 1024, work_mem),
 				 errhint("Lower shrinkvec.shortlist or raise work_mem.")));
+}
+
+/* The size of the batch after one of k candidates: twice as large, as far as work_mem allows. */
+static int
+sv_next_batch_size(const SvMetaData *meta, int k)
+{
+	Size		most = (Size) work_mem * 1024 / sv_candidate_bytes(meta);
+	Size		next = (Size) k * 2;
+
+	if (next > most)
+		next = Max(most, (Size) k);
+	return (int) Min(next, (Size) SV_INDEX_MAX_SHORTLIST);
+}
+
+/* qsort comparator of exact rows: smaller distance first, NaN last, then TID. */
+static int
+sv_exact_cmp(const void *a, const void *b)
+{
+	const SvExact *x = a,
+			   *y = b;
+
+	if (x->isnan != y->isnan)
+		return x->isnan ? 1 : -1;
+	if (!x->isnan && x->dist != y->dist)
+		return x->dist < y->dist ? -1 : 1;
+	return ItemPointerCompare((ItemPointer) &x->tid, (ItemPointer) &y->tid);
+}
+
+/* Set up what the scan needs to read candidates' heap rows (once per scan). */
+static void
+sv_begin_fetch(IndexScanDesc scan)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+	MemoryContext old;
+
+	if (so->fetch != NULL)
+		return;
+	if (scan->heapRelation == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a shrinkvec index scan needs its table")));
+	old = MemoryContextSwitchTo(so->parent);
+	so->fetch = table_index_fetch_begin(scan->heapRelation);
+	so->slot = table_slot_create(scan->heapRelation, NULL);
+	so->index_info = BuildIndexInfo(scan->indexRelation);
+	so->estate = CreateExecutorState();
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Add the visible ones of n estimate-ordered candidates to the vector batch as exact rows: fetch each
+ * heap row visible to the scan's snapshot (the root TID of a HOT chain finds the visible version), drop
+ * the others, compute the indexed value (FormIndexDatum: a column or an expression) and its distance
+ * with the ORDER BY operator's own function.  The caller sorts.
+ */
+static void
+sv_add_exact(IndexScanDesc scan, const SvCandidate *cands, int n)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+	ScanKey		orderby = &scan->orderByData[0];
+	ExprContext *econtext;
+
+	sv_begin_fetch(scan);
+	econtext = GetPerTupleExprContext(so->estate);
+	if (so->exact == NULL || so->nresults + n > so->exact_cap)
+	{
+		int			cap = Max(so->nresults + n, so->batch_size);
+
+		so->exact = so->exact == NULL ? palloc(sizeof(SvExact) * cap) : repalloc(so->exact, sizeof(SvExact) * cap);
+		so->exact_cap = cap;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		bool		call_again = false,
+					all_dead = false;
+		Datum		values[INDEX_MAX_KEYS];
+		bool		isnull[INDEX_MAX_KEYS];
+		double		d;
+		SvExact    *e;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!table_index_fetch_tuple(so->fetch, (ItemPointer) &cands[i].tid, scan->xs_snapshot, so->slot,
+									 &call_again, &all_dead))
+			continue;
+		ResetPerTupleExprContext(so->estate);
+		econtext->ecxt_scantuple = so->slot;
+		FormIndexDatum(so->index_info, so->slot, so->estate, values, isnull);
+		if (isnull[0])
+			continue;
+		d = DatumGetFloat8(FunctionCall2Coll(&orderby->sk_func, orderby->sk_collation, values[0],
+											 orderby->sk_argument));
+		e = &so->exact[so->nresults++];
+		e->dist = d;
+		e->isnan = isnan(d);
+		e->tid = cands[i].tid;
+	}
+	ExecClearTuple(so->slot);
+}
+
+/* The next entry of a NULL query: every entry of every list, page by page (false at the end). */
+static bool
+sv_next_null(IndexScanDesc scan)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+	const SvMetaData *meta = &so->cache->meta;
+
+	while (so->null_pos >= so->null_n)
+	{
+		Buffer		buf;
+		Page		page;
+
+		if (so->null_blk == InvalidBlockNumber)
+		{
+			if (so->null_list >= meta->lists)
+				return false;
+			so->null_blk = sv_read_list(scan->indexRelation, meta, so->null_list++).first;
+			continue;
+		}
+		CHECK_FOR_INTERRUPTS();
+		buf = ReadBuffer(scan->indexRelation, so->null_blk);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		so->null_n = SvPageGetOpaque(page)->count;
+		if (so->null_tids == NULL)
+			so->null_tids = MemoryContextAlloc(so->cxt, sizeof(ItemPointerData) * meta->capacity);
+		memcpy(so->null_tids, sv_page_tids(page, meta), sizeof(ItemPointerData) * so->null_n);
+		so->null_blk = SvPageGetOpaque(page)->next;
+		so->null_pos = 0;
+		UnlockReleaseBuffer(buf);
+	}
+	scan->xs_heaptid = so->null_tids[so->null_pos++];
+	scan->xs_recheck = false;
+	scan->xs_recheckorderby = false;
+	scan->xs_orderbynulls[0] = true;
+	return true;
 }
 
 /* Start a scan. */
@@ -429,6 +632,7 @@ sv_ambeginscan(Relation index, int nkeys, int norderbys)
 	SvScanOpaque *so = palloc0(sizeof(SvScanOpaque));
 
 	so->cxt = AllocSetContextCreate(CurrentMemoryContext, "shrinkvec scan", ALLOCSET_DEFAULT_SIZES);
+	so->parent = CurrentMemoryContext;
 	scan->opaque = so;
 	/* the AM owns the ORDER BY value arrays */
 	scan->xs_orderbyvals = palloc0(sizeof(Datum) * Max(norderbys, 1));
@@ -519,37 +723,48 @@ sv_amrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 	so->have_query = false;
 	so->started = false;
 	so->have_last = false;
+	so->done = false;
 	so->results = NULL;
+	so->exact = NULL;
 	so->nresults = so->next = 0;
+	so->scanned = 0;
+	so->null_query = false;
+	so->null_list = 0;
+	so->null_blk = InvalidBlockNumber;
+	so->null_tids = NULL;
+	so->null_n = so->null_pos = 0;
 	if (orderbys && scan->numberOfOrderBys > 0)
 		memmove(scan->orderByData, orderbys, scan->numberOfOrderBys * sizeof(ScanKeyData));
-	if (scan->numberOfOrderBys == 0 || (scan->orderByData[0].sk_flags & SK_ISNULL))
-		return;					/* no query: the scan returns nothing */
+	if (scan->numberOfOrderBys == 0)
+		return;					/* no ORDER BY: the planner never asks (the scan returns nothing) */
+	if (scan->orderByData[0].sk_flags & SK_ISNULL)
+	{
+		so->null_query = true;	/* every row, with a NULL distance */
+		return;
+	}
 	old = MemoryContextSwitchTo(so->cxt);
 	sv_set_query(so, &scan->orderByData[0]);
 	MemoryContextSwitchTo(old);
 	so->have_query = true;
 }
 
-/* Return the next candidate. */
-bool
-sv_amgettuple(IndexScanDesc scan, ScanDirection dir)
+/*
+ * Build the next batch: in the current window after the last one, or in the next window when the
+ * current one is exhausted.  False when the scan is over (every list read, or the bound reached).
+ */
+static bool
+sv_next_batch(IndexScanDesc scan)
 {
 	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
-	const SvMetaData *meta;
-	bool		is_bit;
-	SvCandidate *c;
+	const SvMetaData *meta = &so->cache->meta;
+	bool		is_bit = meta->elemtype == SV_ELEM_BIT;
 
-	if (!so->have_query)
-		return false;
-	/* rd_amcache may have been rebuilt by a relcache invalidation since the last call */
-	so->cache = sv_index_cache(scan->indexRelation);
-	meta = &so->cache->meta;
-	is_bit = meta->elemtype == SV_ELEM_BIT;
-	if (!so->started || (so->next == so->nresults && is_bit && so->batch_full))
+	for (;;)
 	{
-		MemoryContext old = MemoryContextSwitchTo(so->cxt);
+		int			k;
 
+		if (so->done)
+			return false;
 		if (!so->started)
 		{
 			sv_check_scan_memory(meta);
@@ -557,28 +772,110 @@ sv_amgettuple(IndexScanDesc scan, ScanDirection dir)
 #if PG_VERSION_NUM >= 150000
 			pgstat_count_index_scan(scan->indexRelation);
 #endif
+			so->started = true;
+			so->batch_size = sv_shortlist;
 		}
-		else if (so->nresults > 0)
+		else
 		{
-			/* continue the exact order after the last entry returned */
-			so->have_last = true;
-			so->last_score = so->results[so->nresults - 1].score;
-			so->last_tid = so->results[so->nresults - 1].tid;
-			pfree(so->results);
+			if (so->batch_full)
+			{
+				/* the window has more: continue after the last entry of this batch */
+				so->have_last = true;
+				so->last_score = so->results[so->nresults_est - 1].score;
+				so->last_tid = so->results[so->nresults_est - 1].tid;
+				so->batch_size = sv_next_batch_size(meta, so->batch_size);
+			}
+			else if (!sv_next_window(so))
+			{
+				so->done = true;
+				return false;
+			}
+			if (so->results)
+				pfree(so->results);
+			if (so->exact)
+				pfree(so->exact);
+			so->results = NULL;
+			so->exact = NULL;
 		}
-		so->started = true;
-		sv_scan_batch(scan);
-		MemoryContextSwitchTo(old);
-	}
-	if (so->next >= so->nresults)
-		return false;
+		if (so->scanned >= sv_max_scan_tuples)
+		{
+			ereport(NOTICE,
+					(errmsg("shrinkvec index scan of \"%s\" stopped after %lld candidates",
+							RelationGetRelationName(scan->indexRelation), (long long) so->scanned),
+					 errdetail("shrinkvec.max_scan_tuples is %d; rows beyond it were not returned.",
+							   sv_max_scan_tuples),
+					 errhint("Raise shrinkvec.max_scan_tuples, or make the filter more selective with an index of its own.")));
+			so->done = true;
+			return false;
+		}
+		k = (int) Min((int64) so->batch_size, (int64) sv_max_scan_tuples - so->scanned);
+		sv_scan_batch(scan, k);
+		so->scanned += so->nresults_est;
+		if (is_bit)
+			so->nresults = so->nresults_est;
+		else
+		{
+			/* dead entries take no place: read on until the batch has k visible rows or the window ends */
+			so->nresults = 0;
+			for (;;)
+			{
+				int			need;
 
-	c = &so->results[so->next++];
-	scan->xs_heaptid = c->tid;
+				sv_add_exact(scan, so->results, so->nresults_est);
+				need = so->batch_size - so->nresults;
+				if (need <= 0 || !so->batch_full || so->scanned >= sv_max_scan_tuples)
+					break;
+				so->have_last = true;
+				so->last_score = so->results[so->nresults_est - 1].score;
+				so->last_tid = so->results[so->nresults_est - 1].tid;
+				pfree(so->results);
+				sv_scan_batch(scan, (int) Min((int64) need, (int64) sv_max_scan_tuples - so->scanned));
+				so->scanned += so->nresults_est;
+			}
+			qsort(so->exact, so->nresults, sizeof(SvExact), sv_exact_cmp);
+			so->next = 0;
+		}
+		if (so->nresults > 0)
+			return true;
+		if (so->nresults_est == 0)
+			so->batch_full = false;		/* nothing left in this window */
+	}
+}
+
+/* Return the next row. */
+bool
+sv_amgettuple(IndexScanDesc scan, ScanDirection dir)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+	const SvMetaData *meta;
+	bool		is_bit;
+
+	/* rd_amcache may have been rebuilt by a relcache invalidation since the last call */
+	so->cache = sv_index_cache(scan->indexRelation);
+	if (so->null_query)
+		return sv_next_null(scan);
+	if (!so->have_query)
+		return false;
+	meta = &so->cache->meta;
+	is_bit = meta->elemtype == SV_ELEM_BIT;
+	if (!so->started || so->next >= so->nresults)
+	{
+		MemoryContext old = MemoryContextSwitchTo(so->cxt);
+		bool		more = sv_next_batch(scan);
+
+		MemoryContextSwitchTo(old);
+		if (!more)
+			return false;
+	}
+
 	scan->xs_recheck = false;
+	scan->xs_recheckorderby = false;
+	scan->xs_orderbynulls[0] = false;
 	if (is_bit)
 	{
-		scan->xs_recheckorderby = false;
+		SvCandidate *c = &so->results[so->next++];
+
+		scan->xs_heaptid = c->tid;
 		if (so->strategy == 1)
 			scan->xs_orderbyvals[0] = Float8GetDatum((double) c->score);
 		else
@@ -586,11 +883,11 @@ sv_amgettuple(IndexScanDesc scan, ScanDirection dir)
 	}
 	else
 	{
-		/* a lower bound of every distance: the executor recomputes and orders exactly */
-		scan->xs_recheckorderby = true;
-		scan->xs_orderbyvals[0] = Float8GetDatum(-get_float8_infinity());
+		SvExact    *e = &so->exact[so->next++];
+
+		scan->xs_heaptid = e->tid;
+		scan->xs_orderbyvals[0] = Float8GetDatum(e->dist);
 	}
-	scan->xs_orderbynulls[0] = false;
 	return true;
 }
 
@@ -600,6 +897,12 @@ sv_amendscan(IndexScanDesc scan)
 {
 	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
 
+	if (so->fetch != NULL)
+	{
+		table_index_fetch_end(so->fetch);
+		ExecDropSingleTupleTableSlot(so->slot);
+		FreeExecutorState(so->estate);
+	}
 	MemoryContextDelete(so->cxt);
 	pfree(scan->xs_orderbyvals);
 	pfree(scan->xs_orderbynulls);
