@@ -174,21 +174,40 @@ def test_inserts_vacuum_and_check(conn: psycopg.Connection, data: demo.DemoData)
     assert rows[0][0] == 3500 and all(r[0] % 2 == 1 or r[0] >= 3000 for r in rows)
 
 
-def test_planner_uses_index_only_for_knn_with_limit(conn: psycopg.Connection, data: demo.DemoData) -> None:
+def test_planner_uses_index_for_knn_and_answers_are_complete(conn: psycopg.Connection, data: demo.DemoData) -> None:
     load_docs(conn, data.docs)
     conn.execute("CREATE INDEX ON docs USING shrinkvec (embedding vector_cosine_ops)")
     conn.execute("SET shrinkvec.shortlist = 100")
     q = data.queries[0]
     assert uses_index(conn, "SELECT id FROM docs ORDER BY embedding <=> %s::vector LIMIT 10", (q,))
-    # no LIMIT, or more rows than one scan returns: an exact plan, never a truncated answer
-    assert not uses_index(conn, "SELECT id FROM docs ORDER BY embedding <=> %s::vector", (q,))
-    assert not uses_index(conn, "SELECT id FROM docs ORDER BY embedding <=> %s::vector LIMIT 500", (q,))
-    assert len(conn.execute("SELECT id FROM docs ORDER BY embedding <=> %s::vector LIMIT 500", (q,)).fetchall()) == 500
+    # more rows than the first batch: the scan goes on, batch by batch, and returns them all
+    assert uses_index(conn, "SELECT id FROM docs ORDER BY embedding <=> %s::vector LIMIT 500", (q,))
+    got = [r[0] for r in conn.execute("SELECT id FROM docs ORDER BY embedding <=> %s::vector LIMIT 500", (q,))]
+    assert len(got) == 500 and len(set(got)) == 500
+    want = exact_ids(data.docs, q, "cosine", k=500)
+    assert len(set(got) & set(want)) / 500 >= 0.9
+    # the first batch is in exact order
+    assert got[:10] == [r[0] for r in knn(conn, q, "<=>", k=10)]
     # not for filters or other orders
     assert not uses_index(conn, "SELECT id FROM docs WHERE id < 10", ())
     assert not uses_index(conn, "SELECT id FROM docs ORDER BY embedding <-> %s::vector LIMIT 10", (q,))
-    conn.execute("SET shrinkvec.shortlist = 1000")
-    assert uses_index(conn, "SELECT id FROM docs ORDER BY embedding <=> %s::vector LIMIT 500", (q,))
+
+
+def test_max_scan_tuples_ends_a_scan_visibly(conn: psycopg.Connection, data: demo.DemoData) -> None:
+    load_docs(conn, data.docs)
+    conn.execute("CREATE INDEX ON docs USING shrinkvec (embedding vector_cosine_ops)")
+    conn.execute("SET enable_seqscan = off")
+    conn.execute("SET shrinkvec.max_scan_tuples = 300")
+    notices: list[str] = []
+    conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+    q = data.queries[1]
+    rows = conn.execute("SELECT id FROM docs WHERE id %% 50 = 0 ORDER BY embedding <=> %s::vector LIMIT 20",
+                        (q,)).fetchall()
+    assert len(rows) < 20 and any("stopped after 300 candidates" in n for n in notices), notices
+    conn.execute("RESET shrinkvec.max_scan_tuples")
+    rows = conn.execute("SELECT id FROM docs WHERE id %% 50 = 0 ORDER BY embedding <=> %s::vector LIMIT 20",
+                        (q,)).fetchall()
+    assert len(rows) == 20 and all(r[0] % 50 == 0 for r in rows)
 
 
 def test_create_index_errors(conn: psycopg.Connection) -> None:
