@@ -388,3 +388,26 @@ def test_default_lists_follow_the_row_count(conn: psycopg.Connection) -> None:
     conn.execute("DELETE FROM docs WHERE id >= 20000")
     conn.execute("REINDEX INDEX iv")
     assert conn.execute("SELECT lists FROM shrinkvec_index_info('iv')").fetchone()[0] == 1
+
+
+def test_truncate_of_an_ivf_index_says_what_to_do(conn: psycopg.Connection, data: demo.DemoData) -> None:
+    """TRUNCATE rebuilds an index on an empty table: no rows to learn centroids from. It says so loudly
+    (a WARNING naming REINDEX), scans stay complete and correct meanwhile, and REINDEX brings the lists back."""
+    load_docs(conn, data.docs[:2000])
+    conn.execute("CREATE INDEX iv ON docs USING shrinkvec (embedding vector_cosine_ops) WITH (lists = 20)")
+    warnings: list[tuple[str, str, str]] = []
+    conn.add_notice_handler(lambda d: warnings.append((d.severity or "", d.message_primary or "", d.message_hint or "")))
+    conn.execute("TRUNCATE docs")
+    assert any(sev == "WARNING" and 'was built on an empty table: it has 1 list instead of 20' in msg
+               and "REINDEX INDEX public.iv" in hint for sev, msg, hint in warnings), warnings
+    with conn.cursor().copy("COPY docs (id, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy:
+        copy.set_types(["int4", "vector"])
+        for i, v in enumerate(data.docs[:2000]):
+            copy.write_row((i, v))
+    conn.execute("SET enable_seqscan = off")
+    q = data.docs[77]
+    assert knn(conn, q, "<=>")[0][0] == 77
+    assert conn.execute("SELECT lists FROM shrinkvec_index_info('iv')").fetchone() == (1,)
+    conn.execute("REINDEX INDEX iv")
+    assert conn.execute("SELECT lists FROM shrinkvec_index_info('iv')").fetchone() == (20,)
+    assert knn(conn, q, "<=>")[0][0] == 77

@@ -15,6 +15,8 @@
 #include "common/pg_prng.h"
 #include "miscadmin.h"
 #include "optimizer/plancat.h"
+#include "utils/lsyscache.h"
+#include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
@@ -466,7 +468,16 @@ sv_ambuild(Relation heap, Relation index, IndexInfo *indexInfo)
 		{
 			int			lists = Max(bs.nsample, 1);
 
-			if (bs.meta.lists > 1)
+			if (bs.meta.lists > 1 && bs.nsample == 0)
+				ereport(WARNING,
+						(errmsg("shrinkvec index \"%s\" was built on an empty table: it has 1 list instead of %d",
+								RelationGetRelationName(index), bs.meta.lists),
+						 errdetail("TRUNCATE and CREATE INDEX on an empty table build the index without rows to "
+								   "learn centroids from. Scans stay correct but read every entry."),
+						 errhint("Run REINDEX INDEX %s after loading rows.",
+								 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(index)),
+															RelationGetRelationName(index)))));
+			else if (bs.meta.lists > 1)
 				ereport(NOTICE,
 						(errmsg("shrinkvec index has %d lists instead of %d: the table has only %d rows",
 								lists, bs.meta.lists, bs.nsample),
