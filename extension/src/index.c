@@ -20,6 +20,7 @@
 int			sv_shortlist = 100;
 int			sv_probes = 0;
 int			sv_max_scan_tuples = 50000;
+double		sv_order_margin = 1.0;
 static relopt_kind sv_relopt_kind;
 
 /* Register the reloptions and GUCs (from _PG_init). */
@@ -50,6 +51,12 @@ sv_index_init(void)
 							"A scan that reaches it ends with a NOTICE (as pgvector's hnsw.max_scan_tuples).",
 							&sv_max_scan_tuples, 50000, 1, INT_MAX,
 							PGC_USERSET, GUC_EXPLAIN, NULL, NULL, NULL);
+	DefineCustomRealVariable("shrinkvec.order_margin",
+							 "How far past a row a scan reads before returning it, after the first batch.",
+							 "In standard deviations of the estimates' error: 0 = about as relaxed as the "
+							 "estimates, larger = closer to exact order across batches (more rows read).",
+							 &sv_order_margin, 1.0, 0.0, 10.0,
+							 PGC_USERSET, GUC_EXPLAIN, NULL, NULL, NULL);
 }
 
 /* The lists a scan of an index with `lists` lists visits: shrinkvec.probes, or a fifth of them when it is 0. */
@@ -102,10 +109,18 @@ sv_amcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	GenericCosts costs;
 	Relation	index;
 	SvIndexCache *cache;
-	int			lists;
+	int			lists,
+				dims,
+				elemtype;
 	double		ratio,
 				spc_seq_page_cost,
-				entries;
+				spc_random_page_cost,
+				entries,
+				sel,
+				wanted,
+				candidates,
+				batches,
+				per_candidate;
 
 	if (path->indexorderbys == NIL)
 	{
@@ -115,16 +130,36 @@ sv_amcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	index = index_open(path->indexinfo->indexoid, NoLock);
 	cache = sv_index_cache(index);
 	lists = cache->meta.lists;
+	dims = cache->meta.code_bits;
+	elemtype = cache->meta.elemtype;
 	index_close(index, NoLock);
 
 	MemSet(&costs, 0, sizeof(costs));
 	genericcostestimate(root, path, loop_count, &costs);
-	get_tablespace_page_costs(path->indexinfo->reltablespace, NULL, &spc_seq_page_cost);
+	get_tablespace_page_costs(path->indexinfo->reltablespace, &spc_random_page_cost, &spc_seq_page_cost);
 
+	/* one batch: read the probed lists' codes, with a small kernel cost per entry */
 	ratio = Min(1.0, (double) sv_effective_probes(lists) / lists);
 	entries = path->indexinfo->tuples * ratio;
 	costs.indexStartupCost = costs.numIndexPages * ratio * spc_seq_page_cost
 		+ entries * cpu_operator_cost * 0.1;
+
+	/*
+	 * The rows a LIMIT wants, through the table's filters (selectivity sel), cost about wanted / sel
+	 * candidates (half as many again for the read-ahead past the first batch) and a rescan of the
+	 * probed lists per doubling of the batch.  A vector candidate is a heap fetch and an exact distance
+	 * inside the scan: on top of the executor's own fetch of the rows it keeps, which cost_index counts.
+	 */
+	sel = 1.0;
+	if (path->indexinfo->rel->tuples > 0)
+		sel = Max(1e-6, Min(1.0, path->indexinfo->rel->rows / path->indexinfo->rel->tuples));
+	wanted = root->limit_tuples > 0 ? root->limit_tuples : path->indexinfo->rel->rows;
+	candidates = Min(path->indexinfo->tuples, Max((double) sv_shortlist, 1.5 * wanted / sel));
+	batches = 1 + (candidates > sv_shortlist ? log2(candidates / sv_shortlist) : 0);
+	per_candidate = cpu_index_tuple_cost;
+	if (elemtype != SV_ELEM_BIT)
+		per_candidate += cpu_operator_cost * dims / 16.0 + 0.25 * spc_random_page_cost;
+	costs.indexStartupCost = costs.indexStartupCost * batches + candidates * per_candidate;
 	if (costs.indexTotalCost < costs.indexStartupCost)
 		costs.indexTotalCost = costs.indexStartupCost;
 

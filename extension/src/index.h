@@ -134,6 +134,7 @@ typedef struct SvIndexCache
 extern int	sv_shortlist;
 extern int	sv_probes;
 extern int	sv_max_scan_tuples;
+extern double sv_order_margin;
 
 /* The lists a scan of an index with `lists` lists visits: shrinkvec.probes, or a fifth of them when it is 0. */
 int			sv_effective_probes(int lists);

@@ -83,6 +83,7 @@ typedef struct SvScanOpaque
 	int			exact_cap;
 	int			nresults;		/* rows of the batch to return */
 	int			nresults_est;	/* candidates of the batch by estimate (results) */
+	int			ndirect;		/* vector: rows of the first batch returned without waiting */
 	int			next;
 	int			batch_size;		/* k of the current batch */
 	bool		batch_full;		/* the batch was cut at k: more entries exist in the window */
@@ -91,6 +92,20 @@ typedef struct SvScanOpaque
 	ItemPointerData last_tid;
 	int64		scanned;		/* candidates read (for shrinkvec.max_scan_tuples) */
 	bool		done;
+
+	/*
+	 * vector opclasses after the first batch: fetched rows wait in a pool (a min-heap by exact distance)
+	 * until no unread entry of the window can be nearer: an unread entry's estimate is at least
+	 * `frontier`, and estimates have exceeded exact distances by at most `overshoot` so far.
+	 */
+	bool		pooling;
+	SvExact    *pool;
+	int			pool_n;
+	int			pool_cap;
+	double		frontier;
+	double		over_n;			/* est - exact over the fetched rows: count, sum, sum of squares */
+	double		over_sum;
+	double		over_sum2;
 
 	/* vector opclasses: the heap rows of candidates (in parent: they live until the scan ends) */
 	MemoryContext parent;
@@ -536,6 +551,15 @@ sv_begin_fetch(IndexScanDesc scan)
 	MemoryContextSwitchTo(old);
 }
 
+/* A candidate's estimate in the units of the ORDER BY operator (L2 scores are squared distances). */
+static inline double
+sv_estimate_distance(const SvScanOpaque *so, float score)
+{
+	if (so->cache->meta.kind == SV_KIND_L2)
+		return sqrt(Max((double) score, 0.0));
+	return (double) score;
+}
+
 /*
  * Add the visible ones of n estimate-ordered candidates to the vector batch as exact rows: fetch each
  * heap row visible to the scan's snapshot (the root TID of a HOT chain finds the visible version), drop
@@ -582,6 +606,14 @@ sv_add_exact(IndexScanDesc scan, const SvCandidate *cands, int n)
 		e->dist = d;
 		e->isnan = isnan(d);
 		e->tid = cands[i].tid;
+		if (!e->isnan)
+		{
+			double		over = sv_estimate_distance(so, cands[i].score) - d;
+
+			so->over_n += 1;
+			so->over_sum += over;
+			so->over_sum2 += over * over;
+		}
 	}
 	ExecClearTuple(so->slot);
 }
@@ -728,6 +760,11 @@ sv_amrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 	so->exact = NULL;
 	so->nresults = so->next = 0;
 	so->scanned = 0;
+	so->pooling = false;
+	so->pool = NULL;
+	so->pool_n = so->pool_cap = 0;
+	so->frontier = 0;
+	so->over_n = so->over_sum = so->over_sum2 = 0;
 	so->null_query = false;
 	so->null_list = 0;
 	so->null_blk = InvalidBlockNumber;
@@ -746,6 +783,88 @@ sv_amrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 	sv_set_query(so, &scan->orderByData[0]);
 	MemoryContextSwitchTo(old);
 	so->have_query = true;
+}
+
+/* Is exact row a before b: smaller distance (NaN last), then TID? */
+static inline bool
+sv_exact_before(const SvExact *a, const SvExact *b)
+{
+	return sv_exact_cmp(a, b) < 0;
+}
+
+/* Push a row onto the pool (a binary min-heap). */
+static void
+sv_pool_push(SvScanOpaque *so, const SvExact *e)
+{
+	int			i;
+
+	if (so->pool_n == so->pool_cap)
+	{
+		so->pool_cap = Max(64, so->pool_cap * 2);
+		so->pool = so->pool == NULL ? palloc(sizeof(SvExact) * so->pool_cap)
+			: repalloc(so->pool, sizeof(SvExact) * so->pool_cap);
+	}
+	i = so->pool_n++;
+	so->pool[i] = *e;
+	while (i > 0 && sv_exact_before(&so->pool[i], &so->pool[(i - 1) / 2]))
+	{
+		SvExact		t = so->pool[i];
+
+		so->pool[i] = so->pool[(i - 1) / 2];
+		so->pool[(i - 1) / 2] = t;
+		i = (i - 1) / 2;
+	}
+}
+
+/* Pop the nearest row of the pool. */
+static SvExact
+sv_pool_pop(SvScanOpaque *so)
+{
+	SvExact		top = so->pool[0];
+	int			i = 0;
+
+	so->pool[0] = so->pool[--so->pool_n];
+	for (;;)
+	{
+		int			l = 2 * i + 1,
+					r = l + 1,
+					m = i;
+		SvExact		t;
+
+		if (l < so->pool_n && sv_exact_before(&so->pool[l], &so->pool[m]))
+			m = l;
+		if (r < so->pool_n && sv_exact_before(&so->pool[r], &so->pool[m]))
+			m = r;
+		if (m == i)
+			break;
+		t = so->pool[i];
+		so->pool[i] = so->pool[m];
+		so->pool[m] = t;
+		i = m;
+	}
+	return top;
+}
+
+/*
+ * May the pool's nearest row go out?  An unread entry of the window has an estimate of at least
+ * `frontier`; estimates have exceeded exact distances by `mean + z std` (z = shrinkvec.order_margin)
+ * at most in all but a few percent of the rows fetched so far.  z = 0 makes the order across batches
+ * about as relaxed as the estimates; a larger z reads further before it lets a row go.
+ */
+static inline bool
+sv_pool_ready(const SvScanOpaque *so)
+{
+	const SvExact *e = &so->pool[0];
+	double		mean,
+				var;
+
+	if (e->isnan)
+		return false;
+	if (so->over_n < 2)
+		return e->dist <= so->frontier;
+	mean = so->over_sum / so->over_n;
+	var = Max(0.0, so->over_sum2 / so->over_n - mean * mean);
+	return e->dist <= so->frontier - Max(0.0, mean + sv_order_margin * sqrt(var));
 }
 
 /*
@@ -785,6 +904,8 @@ sv_next_batch(IndexScanDesc scan)
 				so->last_tid = so->results[so->nresults_est - 1].tid;
 				so->batch_size = sv_next_batch_size(meta, so->batch_size);
 			}
+			else if (so->pooling && so->pool_n > 0)
+				return false;	/* the window is read: its pool goes out first */
 			else if (!sv_next_window(so))
 			{
 				so->done = true;
@@ -832,8 +953,22 @@ sv_next_batch(IndexScanDesc scan)
 				sv_scan_batch(scan, (int) Min((int64) need, (int64) sv_max_scan_tuples - so->scanned));
 				so->scanned += so->nresults_est;
 			}
+			if (so->nresults_est > 0)
+				so->frontier = sv_estimate_distance(so, so->results[so->nresults_est - 1].score);
+			if (so->pooling)
+			{
+				for (int i = 0; i < so->nresults; i++)
+					sv_pool_push(so, &so->exact[i]);
+				so->nresults = so->next = 0;
+				return true;	/* the caller decides what the pool may give */
+			}
 			qsort(so->exact, so->nresults, sizeof(SvExact), sv_exact_cmp);
 			so->next = 0;
+			/*
+			 * The first quarter of the first batch goes out at once, in exact order (a plain LIMIT k with
+			 * k up to a quarter of the shortlist costs one batch); rows past it wait in the pool.
+			 */
+			so->ndirect = Max(1, so->nresults / 4);
 		}
 		if (so->nresults > 0)
 			return true;
@@ -858,6 +993,49 @@ sv_amgettuple(IndexScanDesc scan, ScanDirection dir)
 		return false;
 	meta = &so->cache->meta;
 	is_bit = meta->elemtype == SV_ELEM_BIT;
+	if (!is_bit && so->started && so->next >= so->ndirect)
+	{
+		/*
+		 * Past the first batch: rows come from the pool, nearest first, each once no unread entry of the
+		 * window can be nearer; the pool is refilled batch by batch, and emptied when the window is read.
+		 */
+		MemoryContext old = MemoryContextSwitchTo(so->cxt);
+
+		if (!so->pooling)
+		{
+			/* the rest of the first batch waits in the pool like every later row */
+			so->pooling = true;
+			for (int i = so->next; i < so->nresults; i++)
+				sv_pool_push(so, &so->exact[i]);
+			so->next = so->nresults = so->ndirect = 0;
+		}
+		for (;;)
+		{
+			if (so->pool_n > 0 && (sv_pool_ready(so) || so->done))
+				break;
+			if (!sv_next_batch(scan))
+			{
+				if (so->pool_n > 0)
+					break;		/* the window (or the scan) is over: what waits goes out */
+				if (so->done)
+				{
+					MemoryContextSwitchTo(old);
+					return false;
+				}
+			}
+		}
+		MemoryContextSwitchTo(old);
+		{
+			SvExact		e = sv_pool_pop(so);
+
+			scan->xs_heaptid = e.tid;
+			scan->xs_orderbyvals[0] = Float8GetDatum(e.dist);
+		}
+		scan->xs_recheck = false;
+		scan->xs_recheckorderby = false;
+		scan->xs_orderbynulls[0] = false;
+		return true;
+	}
 	if (!so->started || so->next >= so->nresults)
 	{
 		MemoryContext old = MemoryContextSwitchTo(so->cxt);
