@@ -296,6 +296,19 @@ sv_after_last(const SvScanOpaque *so, float score, ItemPointer tid)
 }
 
 /*
+ * Hint the CPU to load a page's header, special space and first codes (a page of a chain is at an
+ * unpredictable address; the hardware prefetcher follows the rest of the codes).
+ */
+static inline void
+sv_prefetch_page(Page page)
+{
+	__builtin_prefetch((const char *) page, 0, 3);
+	__builtin_prefetch((const char *) page + SV_CODES_OFFSET, 0, 3);
+	__builtin_prefetch((const char *) page + SV_CODES_OFFSET + 64, 0, 3);
+	__builtin_prefetch((const char *) page + BLCKSZ - 64, 0, 3);
+}
+
+/*
  * Scan the probed lists once and fill results with the best shortlist candidates.
  *
  * Every page goes through the nibble-table kernel (kernels.h) and a SIMD threshold test against
@@ -327,6 +340,7 @@ sv_scan_batch(IndexScanDesc scan, int k)
 				qnorm2 = 0;
 	bool		is_bit = meta->elemtype == SV_ELEM_BIT;
 	int32		soff = 2 * SV_FS_BIAS * meta->code_bytes;
+	Buffer		nextbuf = InvalidBuffer;
 
 	if (is_bit)
 		sv_fs_tables_hamming(so->qcode, so->qbits, meta->code_bytes, tables);
@@ -396,12 +410,21 @@ sv_scan_batch(IndexScanDesc scan, int k)
 						m;
 			ItemPointerData *tids;
 			const uint8 *codes;
+			BlockNumber next;
 
 			CHECK_FOR_INTERRUPTS();
-			buf = ReadBuffer(scan->indexRelation, blk);
+			buf = BufferIsValid(nextbuf) ? nextbuf : ReadBuffer(scan->indexRelation, blk);
+			nextbuf = InvalidBuffer;
 			LockBuffer(buf, BUFFER_LOCK_SHARE);
 			page = BufferGetPage(buf);
 			n = SvPageGetOpaque(page)->count;
+			next = SvPageGetOpaque(page)->next;
+			if (next != InvalidBlockNumber)
+			{
+				/* pin the next page of the chain and start loading it into cache while this one is scanned */
+				nextbuf = ReadBuffer(scan->indexRelation, next);
+				sv_prefetch_page(BufferGetPage(nextbuf));
+			}
 			tids = sv_page_tids(page, meta);
 			codes = sv_page_codes(page, meta);
 			if (n > 0)
@@ -440,11 +463,20 @@ sv_scan_batch(IndexScanDesc scan, int k)
 					tau += 1e-6f * fabsf(tau) + 1e-30f;
 				m = (int) sv_kernels.fs_select(sums, n, soff, alpha, meta->kind == SV_KIND_L2 ? r2 : NULL,
 											   base, f, c0, c1, tau, idx);
+
+				/*
+				 * The k-th best improves as the page's entries are scored: test each entry's bound
+				 * again against it before scoring it exactly.
+				 */
 				for (int j = 0; j < m; j++)
 				{
 					int			i = idx[j];
 					float		s;
 
+					if (nheap == k &&
+						sv_fs_bound(sums[i], soff, alpha[i], meta->kind == SV_KIND_L2 ? r2[i] : 0.0f, base, f, c0, c1) >
+						heap[0].score + 1e-6f * fabsf(heap[0].score) + 1e-30f)
+						continue;
 					if (lut)
 						s = sv_lut_score_blocked(codes, meta->lanes, meta->code_bytes, i, lut);
 					else
@@ -460,7 +492,7 @@ sv_scan_batch(IndexScanDesc scan, int k)
 						sv_offer(heap, &nheap, k, s, &tids[i], &overflow);
 				}
 			}
-			blk = SvPageGetOpaque(page)->next;
+			blk = next;
 			UnlockReleaseBuffer(buf);
 		}
 	}
