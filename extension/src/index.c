@@ -53,8 +53,9 @@ sv_index_init(void)
 							PGC_USERSET, GUC_EXPLAIN, NULL, NULL, NULL);
 	DefineCustomRealVariable("shrinkvec.order_margin",
 							 "How far past a row a scan reads before returning it, after the first batch.",
-							 "In standard deviations of the estimates' error: 0 = about as relaxed as the "
-							 "estimates, larger = closer to exact order across batches (more rows read).",
+							 "In standard deviations of the estimates' error: larger = closer to exact order "
+							 "across batches (more rows read); 0 = relaxed order: each batch goes out in exact "
+							 "order as soon as it is read.",
 							 &sv_order_margin, 1.0, 0.0, 10.0,
 							 PGC_USERSET, GUC_EXPLAIN, NULL, NULL, NULL);
 }

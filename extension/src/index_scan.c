@@ -880,8 +880,8 @@ sv_pool_pop(SvScanOpaque *so)
 /*
  * May the pool's nearest row go out?  An unread entry of the window has an estimate of at least
  * `frontier`; estimates have exceeded exact distances by `mean + z std` (z = shrinkvec.order_margin)
- * at most in all but a few percent of the rows fetched so far.  z = 0 makes the order across batches
- * about as relaxed as the estimates; a larger z reads further before it lets a row go.
+ * at most in all but a few percent of the rows fetched so far.  A larger z reads further before it lets
+ * a row go.  z = 0 is the relaxed order: each batch goes out in exact order as soon as it is read.
  */
 static inline bool
 sv_pool_ready(const SvScanOpaque *so)
@@ -890,6 +890,8 @@ sv_pool_ready(const SvScanOpaque *so)
 	double		mean,
 				var;
 
+	if (sv_order_margin <= 0)
+		return true;			/* relaxed: each batch goes out in exact order once read */
 	if (e->isnan)
 		return false;
 	if (so->over_n < 2)
@@ -1000,7 +1002,7 @@ sv_next_batch(IndexScanDesc scan)
 			 * The first quarter of the first batch goes out at once, in exact order (a plain LIMIT k with
 			 * k up to a quarter of the shortlist costs one batch); rows past it wait in the pool.
 			 */
-			so->ndirect = Max(1, so->nresults / 4);
+			so->ndirect = sv_order_margin > 0 ? Max(1, so->nresults / 4) : so->nresults;
 		}
 		if (so->nresults > 0)
 			return true;
