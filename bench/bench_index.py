@@ -133,13 +133,13 @@ def methods(n: int, dim: int) -> Iterator[tuple[str, str, str | None, str, list[
     t = TABLE
     knn = f"SELECT id FROM {t} ORDER BY embedding <=> %s::vector LIMIT {K}"
     lists = max(1, int(math.sqrt(n)))
-    yield ("shrinkvec flat", f"CREATE INDEX bx_sv_flat ON {t} USING shrinkvec (embedding vector_cosine_ops)",
-           "bx_sv_flat", knn, [{"shrinkvec.shortlist": str(s)} for s in (20, 50, 100, 200)])
+    yield ("shrinkvec flat", f"CREATE INDEX bx_sv_flat ON {t} USING shrinkvec (embedding vector_cosine_ops) WITH (lists = 1)",
+           "bx_sv_flat", knn, [{"shrinkvec.shortlist": str(s)} for s in (20, 30, 40, 50, 100, 200)])
     yield (f"shrinkvec ivf lists={lists}",
            f"CREATE INDEX bx_sv_ivf ON {t} USING shrinkvec (embedding vector_cosine_ops) WITH (lists = {lists})",
            "bx_sv_ivf", knn,
            [{"shrinkvec.probes": str(p), "shrinkvec.shortlist": str(s)}
-            for p in (8, 16, 32) for s in (100, 200, 400, 800)])
+            for p in (4, 8, 16, 32) for s in ((40, 50, 100, 200) if n <= STAGE_MAX_ROWS else (100, 200, 400, 800))])
     bits = (f"SELECT id FROM (SELECT id, embedding FROM {t} ORDER BY binarize(embedding)::bit({dim}) "
             f"<~> binarize(%s::vector)::bit({dim}) LIMIT {{s}}) c ORDER BY embedding <=> %s::vector LIMIT {K}")
     yield ("shrinkvec bit_hamming_ops on binarize + rerank",
@@ -148,7 +148,7 @@ def methods(n: int, dim: int) -> Iterator[tuple[str, str, str | None, str, list[
     yield ("pgvector exact", "", None, knn, [{"enable_indexscan": "off"}])
     yield ("pgvector hnsw", f"CREATE INDEX bx_hnsw ON {t} USING hnsw (embedding vector_cosine_ops) "
            "WITH (m = 16, ef_construction = 64)", "bx_hnsw", knn,
-           [{"hnsw.ef_search": str(e)} for e in (40, 100, 200, 400)])
+           [{"hnsw.ef_search": str(e)} for e in (20, 40, 60, 100, 200, 400)])
     rerank = (f"SELECT id FROM (SELECT id, embedding FROM {t} ORDER BY binary_quantize(embedding)::bit({dim}) "
               f"<~> binary_quantize(%s::vector)::bit({dim}) LIMIT {{s}}) c ORDER BY embedding <=> %s::vector LIMIT {K}")
     yield ("pgvector hnsw on binary_quantize + rerank",

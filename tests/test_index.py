@@ -6,10 +6,14 @@ VACUUM, the planner's choices, and the errors at CREATE INDEX and at query time.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import psycopg
 import pytest
 from pgvector import HalfVector
+from pgvector.psycopg import register_vector
 from psycopg import sql
 
 from shrinkvec import codes, demo
@@ -170,21 +174,41 @@ def test_inserts_vacuum_and_check(conn: psycopg.Connection, data: demo.DemoData)
     assert rows[0][0] == 3500 and all(r[0] % 2 == 1 or r[0] >= 3000 for r in rows)
 
 
-def test_planner_uses_index_only_for_knn_with_limit(conn: psycopg.Connection, data: demo.DemoData) -> None:
+def test_planner_uses_index_for_knn_and_answers_are_complete(conn: psycopg.Connection, data: demo.DemoData) -> None:
     load_docs(conn, data.docs)
     conn.execute("CREATE INDEX ON docs USING shrinkvec (embedding vector_cosine_ops)")
     conn.execute("SET shrinkvec.shortlist = 100")
     q = data.queries[0]
     assert uses_index(conn, "SELECT id FROM docs ORDER BY embedding <=> %s::vector LIMIT 10", (q,))
-    # no LIMIT, or more rows than one scan returns: an exact plan, never a truncated answer
-    assert not uses_index(conn, "SELECT id FROM docs ORDER BY embedding <=> %s::vector", (q,))
-    assert not uses_index(conn, "SELECT id FROM docs ORDER BY embedding <=> %s::vector LIMIT 500", (q,))
-    assert len(conn.execute("SELECT id FROM docs ORDER BY embedding <=> %s::vector LIMIT 500", (q,)).fetchall()) == 500
+    # more rows than the first batch: the scan goes on, batch by batch, and returns them all
+    conn.execute("SET enable_seqscan = off")  # (for so many rows the planner prefers a sort)
+    assert uses_index(conn, "SELECT id FROM docs ORDER BY embedding <=> %s::vector LIMIT 500", (q,))
+    got = [r[0] for r in conn.execute("SELECT id FROM docs ORDER BY embedding <=> %s::vector LIMIT 500", (q,))]
+    assert len(got) == 500 and len(set(got)) == 500
+    want = exact_ids(data.docs, q, "cosine", k=500)
+    assert len(set(got) & set(want)) / 500 >= 0.9
+    # the first batch is in exact order
+    assert got[:10] == [r[0] for r in knn(conn, q, "<=>", k=10)]
     # not for filters or other orders
     assert not uses_index(conn, "SELECT id FROM docs WHERE id < 10", ())
     assert not uses_index(conn, "SELECT id FROM docs ORDER BY embedding <-> %s::vector LIMIT 10", (q,))
-    conn.execute("SET shrinkvec.shortlist = 1000")
-    assert uses_index(conn, "SELECT id FROM docs ORDER BY embedding <=> %s::vector LIMIT 500", (q,))
+
+
+def test_max_scan_tuples_ends_a_scan_visibly(conn: psycopg.Connection, data: demo.DemoData) -> None:
+    load_docs(conn, data.docs)
+    conn.execute("CREATE INDEX ON docs USING shrinkvec (embedding vector_cosine_ops)")
+    conn.execute("SET enable_seqscan = off")
+    conn.execute("SET shrinkvec.max_scan_tuples = 300")
+    notices: list[str] = []
+    conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+    q = data.queries[1]
+    rows = conn.execute("SELECT id FROM docs WHERE id %% 50 = 0 ORDER BY embedding <=> %s::vector LIMIT 20",
+                        (q,)).fetchall()
+    assert len(rows) < 20 and any("stopped after 300 candidates" in n for n in notices), notices
+    conn.execute("RESET shrinkvec.max_scan_tuples")
+    rows = conn.execute("SELECT id FROM docs WHERE id %% 50 = 0 ORDER BY embedding <=> %s::vector LIMIT 20",
+                        (q,)).fetchall()
+    assert len(rows) == 20 and all(r[0] % 50 == 0 for r in rows)
 
 
 def test_create_index_errors(conn: psycopg.Connection) -> None:
@@ -200,7 +224,7 @@ def test_create_index_errors(conn: psycopg.Connection) -> None:
     with pytest.raises(psycopg.errors.DatatypeMismatch, match="bit_hamming_ops"):
         conn.execute("CREATE INDEX ON e USING shrinkvec (w bit_hamming_ops)")
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="lists"):
-        conn.execute("CREATE INDEX ON e USING shrinkvec (w) WITH (lists = 0)")
+        conn.execute("CREATE INDEX ON e USING shrinkvec (w) WITH (lists = -1)")
 
 
 def test_query_errors_and_empty_tables(conn: psycopg.Connection) -> None:
@@ -252,3 +276,140 @@ def test_introspection_needs_select_on_the_table(conn: psycopg.Connection, dsn: 
     finally:
         conn.execute("RESET ROLE")
         conn.execute("DROP ROLE sv_nobody")
+
+
+def flat_scores(docs: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """The flat cosine index's asymmetric score of every row in float64 (index.h): 1 - <q, c> - alpha <q, s>,
+    with c the mean of the normalised rows, s the signs of x - c and alpha = mean |x - c|."""
+    x = (docs / np.linalg.norm(docs, axis=1, keepdims=True)).astype(np.float32)
+    c = (x.astype(np.float64).sum(axis=0) / len(x)).astype(np.float32)
+    r = x - c
+    s = np.where(r > 0, 1.0, -1.0)
+    alpha = np.abs(r.astype(np.float64)).mean(axis=1)
+    qn = (q / np.linalg.norm(q)).astype(np.float64)
+    return 1 - qn @ c.astype(np.float64) - alpha * (s @ qn)
+
+
+@pytest.mark.parametrize("level", ["scalar", "avx2", "avx512"])
+def test_vector_shortlist_equals_exact_float_scoring(conn: psycopg.Connection, data: demo.DemoData, level: str) -> None:
+    """The SIMD scan skips an entry only when its bound says it cannot make the shortlist: the shortlist is
+    the top `shortlist` by the float asymmetric score (numpy), bar float ties, at every kernel level."""
+    load_docs(conn, data.docs)
+    conn.execute("CREATE INDEX ON docs USING shrinkvec (embedding vector_cosine_ops)")
+    conn.execute(sql.SQL("SET shrinkvec.kernels = {}").format(sql.Literal(level)))
+    n = 50
+    conn.execute(f"SET shrinkvec.shortlist = {n}")
+    conn.execute("SET shrinkvec.order_margin = 0")  # the first batch goes out whole: the shortlist itself
+    for q in data.queries[:20]:
+        got = {r[0] for r in knn(conn, q, "<=>", k=n)}
+        score = flat_scores(data.docs, q)
+        order = np.argsort(score, kind="stable")
+        cut = score[order[n - 1]]
+        sure = {int(i) for i in order[:n] if score[i] < cut - 1e-5}  # clear members, away from float ties
+        assert sure <= got
+        assert all(score[i] <= cut + 1e-5 for i in got)
+
+
+def test_long_codes_use_the_row_major_layout(conn: psycopg.Connection) -> None:
+    """Codes too long for a block of 32 on a page (here 2,000 bits) use lanes = 1 and scan exactly the same."""
+    rng = np.random.default_rng(5)
+    docs = rng.standard_normal((300, 2000)).astype(np.float32)
+    load_docs(conn, docs)
+    conn.execute("CREATE INDEX ix ON docs USING shrinkvec (embedding vector_cosine_ops)")
+    conn.execute("CREATE INDEX ib ON docs USING shrinkvec (bits bit_hamming_ops)")
+    assert conn.execute("SELECT entries_per_page FROM shrinkvec_index_info('ix')").fetchone()[0] < 32
+    conn.execute("SET shrinkvec.shortlist = 300")
+    q = docs[7] + 0.1 * rng.standard_normal(2000).astype(np.float32)
+    rows = knn(conn, q, "<=>", k=10)
+    assert [r[0] for r in rows] == exact_ids(docs, q, "cosine")
+    qb = codes.binarize(q)
+    q_text = codes.bits_to_str(qb, 2000)
+    expected = np.sort((np.unpackbits(codes.binarize_batch(docs), axis=1) != np.unpackbits(qb)).sum(axis=1))[:40]
+    got = conn.execute("SELECT bits <~> %s::bit(2000) FROM docs ORDER BY bits <~> %s::bit(2000) LIMIT 40",
+                       (q_text, q_text)).fetchall()
+    assert [int(r[0]) for r in got] == expected.tolist()
+
+
+def test_old_index_format_is_refused_with_a_reindex_hint(conn: psycopg.Connection, data: demo.DemoData) -> None:
+    """An index whose meta page says format version 1 raises an error naming the versions, with a REINDEX hint.
+
+    The page is rewritten on disk in a scratch database that then serves as the file-level template of
+    another (CREATE DATABASE ... STRATEGY FILE_COPY copies the files, so the copy reads the changed page)."""
+    datadir = Path(conn.execute("SHOW data_directory").fetchone()[0])
+    if not os.access(datadir, os.W_OK):
+        pytest.skip("the server's data directory is not writable from the tests")
+    info = conn.info
+    src, dst = f"svold_src_{os.getpid()}", f"svold_dst_{os.getpid()}"
+
+    def connect(db: str) -> psycopg.Connection:
+        return psycopg.connect(host=info.host, port=info.port, user=info.user, dbname=db,
+                               password=info.password or None, autocommit=True)
+
+    for db in (src, dst):
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
+    conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(src), sql.Identifier(info.dbname)))
+    try:
+        with connect(src) as c:
+            register_vector(c)
+            load_docs(c, data.docs[:200])
+            c.execute("CREATE INDEX ix ON docs USING shrinkvec (embedding vector_cosine_ops)")
+            path = datadir / c.execute("SELECT pg_relation_filepath('ix')").fetchone()[0]
+            c.execute("CHECKPOINT")
+        with open(path, "r+b") as f:  # meta page: header (24 bytes), then magic, version
+            f.seek(28)
+            assert int.from_bytes(f.read(4), "little") == 2
+            f.seek(28)
+            f.write((1).to_bytes(4, "little"))
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
+            sql.Identifier(dst), sql.Identifier(src)))
+        with connect(dst) as c:
+            register_vector(c)
+            c.execute("SET ignore_checksum_failure = on")  # the page changed under its checksum
+            c.execute("SET enable_seqscan = off")
+            with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState,
+                               match="format version 1, this shrinkvec reads version 2") as err:
+                knn(c, data.queries[0], "<=>")
+            assert "REINDEX INDEX public.ix" in (err.value.diag.message_hint or "")
+            c.execute("REINDEX INDEX ix")
+            assert len(knn(c, data.queries[0], "<=>")) == K
+    finally:
+        for db in (dst, src):
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
+
+
+def test_default_lists_follow_the_row_count(conn: psycopg.Connection) -> None:
+    """Without WITH (lists = ...), a vector index is flat up to 20,000 rows and has round(sqrt(rows)) lists
+    above; a bit index stays flat (exact Hamming order); shrinkvec.probes = 0 (the default) visits a fifth."""
+    rng = np.random.default_rng(3)
+    load_docs(conn, rng.standard_normal((22_500, 16)).astype(np.float32))
+    conn.execute("CREATE INDEX iv ON docs USING shrinkvec (embedding vector_cosine_ops)")
+    conn.execute("CREATE INDEX ib ON docs USING shrinkvec (bits)")
+    assert conn.execute("SELECT lists FROM shrinkvec_index_info('iv')").fetchone()[0] == 150
+    assert conn.execute("SELECT lists FROM shrinkvec_index_info('ib')").fetchone()[0] == 1
+    assert conn.execute("SHOW shrinkvec.probes").fetchone()[0] == "0"
+    conn.execute("DELETE FROM docs WHERE id >= 20000")
+    conn.execute("REINDEX INDEX iv")
+    assert conn.execute("SELECT lists FROM shrinkvec_index_info('iv')").fetchone()[0] == 1
+
+
+def test_truncate_of_an_ivf_index_says_what_to_do(conn: psycopg.Connection, data: demo.DemoData) -> None:
+    """TRUNCATE rebuilds an index on an empty table: no rows to learn centroids from. It says so loudly
+    (a WARNING naming REINDEX), scans stay complete and correct meanwhile, and REINDEX brings the lists back."""
+    load_docs(conn, data.docs[:2000])
+    conn.execute("CREATE INDEX iv ON docs USING shrinkvec (embedding vector_cosine_ops) WITH (lists = 20)")
+    warnings: list[tuple[str, str, str]] = []
+    conn.add_notice_handler(lambda d: warnings.append((d.severity or "", d.message_primary or "", d.message_hint or "")))
+    conn.execute("TRUNCATE docs")
+    assert any(sev == "WARNING" and 'was built on an empty table: it has 1 list instead of 20' in msg
+               and "REINDEX INDEX public.iv" in hint for sev, msg, hint in warnings), warnings
+    with conn.cursor().copy("COPY docs (id, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy:
+        copy.set_types(["int4", "vector"])
+        for i, v in enumerate(data.docs[:2000]):
+            copy.write_row((i, v))
+    conn.execute("SET enable_seqscan = off")
+    q = data.docs[77]
+    assert knn(conn, q, "<=>")[0][0] == 77
+    assert conn.execute("SELECT lists FROM shrinkvec_index_info('iv')").fetchone() == (1,)
+    conn.execute("REINDEX INDEX iv")
+    assert conn.execute("SELECT lists FROM shrinkvec_index_info('iv')").fetchone() == (20,)
+    assert knn(conn, q, "<=>")[0][0] == 77

@@ -30,7 +30,7 @@ from pgvector.psycopg import register_vector
 from shrinkvec import demo
 
 INDEXES = {
-    "crash_flat": "USING shrinkvec (embedding vector_cosine_ops)",
+    "crash_flat": "USING shrinkvec (embedding vector_cosine_ops) WITH (lists = 1)",
     "crash_ivf": "USING shrinkvec (embedding vector_l2_ops) WITH (lists = 8)",
     "crash_bits": "USING shrinkvec (bits bit_hamming_ops)",
 }
@@ -265,7 +265,7 @@ def test_kill_9_during_vacuum(server_root: Path, round_: int) -> None:
         with psycopg.connect(info.dsn(), autocommit=True) as conn:
             register_vector(conn)
             create_schema(conn, "v", docs)
-            conn.execute("CREATE INDEX v_flat ON v USING shrinkvec (embedding vector_cosine_ops)")
+            conn.execute("CREATE INDEX v_flat ON v USING shrinkvec (embedding vector_cosine_ops) WITH (lists = 1)")
             conn.execute("CREATE INDEX v_ivf ON v USING shrinkvec (embedding vector_l2_ops) WITH (lists = 50)")
             conn.execute("CREATE INDEX v_bits ON v USING shrinkvec (bits)")
             conn.execute("DELETE FROM v WHERE id % 3 <> 0")

@@ -18,7 +18,9 @@
 #include "index.h"
 
 int			sv_shortlist = 100;
-int			sv_probes = 10;
+int			sv_probes = 0;
+int			sv_max_scan_tuples = 50000;
+double		sv_order_margin = 1.0;
 static relopt_kind sv_relopt_kind;
 
 /* Register the reloptions and GUCs (from _PG_init). */
@@ -26,21 +28,45 @@ void
 sv_index_init(void)
 {
 	sv_relopt_kind = add_reloption_kind();
-	add_int_reloption(sv_relopt_kind, "lists", "Number of inverted lists (1 = flat)",
-					  1, 1, SV_INDEX_MAX_LISTS, AccessExclusiveLock);
+	add_int_reloption(sv_relopt_kind, "lists",
+					  "Number of inverted lists (1 = flat; 0 = from the row count at build: flat up to "
+					  "20,000 rows, else the square root of the rows)",
+					  0, 0, SV_INDEX_MAX_LISTS, AccessExclusiveLock);
 	add_int_reloption(sv_relopt_kind, "bits", "Coded dimensions of a vector column (0 = all)",
 					  0, 0, SV_INDEX_MAX_BITS, AccessExclusiveLock);
 
 	DefineCustomIntVariable("shrinkvec.shortlist",
-							"Candidates one shrinkvec index scan keeps and returns.",
-							"Vector opclasses return at most this many rows, in exact order; "
-							"bit_hamming_ops reads this many at a time.",
+							"Candidates in the first batch of a shrinkvec index scan.",
+							"Each batch is returned in exact order; while the executor wants more rows the "
+							"scan goes on with batches twice as large.",
 							&sv_shortlist, 100, 1, SV_INDEX_MAX_SHORTLIST,
 							PGC_USERSET, GUC_EXPLAIN, NULL, NULL, NULL);
 	DefineCustomIntVariable("shrinkvec.probes",
 							"Lists of an IVF shrinkvec index that a scan visits.",
-							NULL, &sv_probes, 10, 1, SV_INDEX_MAX_LISTS,
+							"0 = a fifth of the index's lists, at least 1.",
+							&sv_probes, 0, 0, SV_INDEX_MAX_LISTS,
 							PGC_USERSET, GUC_EXPLAIN, NULL, NULL, NULL);
+	DefineCustomIntVariable("shrinkvec.max_scan_tuples",
+							"Candidates one shrinkvec index scan reads at most.",
+							"A scan that reaches it ends with a NOTICE (as pgvector's hnsw.max_scan_tuples).",
+							&sv_max_scan_tuples, 50000, 1, INT_MAX,
+							PGC_USERSET, GUC_EXPLAIN, NULL, NULL, NULL);
+	DefineCustomRealVariable("shrinkvec.order_margin",
+							 "How far past a row a scan reads before returning it, after the first batch.",
+							 "In standard deviations of the estimates' error: larger = closer to exact order "
+							 "across batches (more rows read); 0 = relaxed order: each batch goes out in exact "
+							 "order as soon as it is read.",
+							 &sv_order_margin, 1.0, 0.0, 10.0,
+							 PGC_USERSET, GUC_EXPLAIN, NULL, NULL, NULL);
+}
+
+/* The lists a scan of an index with `lists` lists visits: shrinkvec.probes, or a fifth of them when it is 0. */
+int
+sv_effective_probes(int lists)
+{
+	int			probes = sv_probes > 0 ? sv_probes : (lists + SV_AUTO_PROBES_DIVISOR - 1) / SV_AUTO_PROBES_DIVISOR;
+
+	return Max(1, Min(probes, lists));
 }
 
 /* Parse and validate the index options. */
@@ -56,7 +82,7 @@ sv_amoptions(Datum reloptions, bool validate)
 									  sizeof(SvOptions), tab, lengthof(tab));
 }
 
-/* Mark a path as unusable: no ORDER BY, or more rows wanted than a scan can return. */
+/* Mark a path as unusable: a scan without ORDER BY (the index cannot filter). */
 static void
 sv_refuse_path(IndexPath *path, Cost *startup, Cost *total, Selectivity *sel, double *corr, double *pages)
 {
@@ -71,10 +97,10 @@ sv_refuse_path(IndexPath *path, Cost *startup, Cost *total, Selectivity *sel, do
 }
 
 /*
- * Estimate the cost of a scan.  The index is only for ORDER BY distance with a LIMIT: a vector
- * opclass returns at most shrinkvec.shortlist rows, so a query that wants more of them (no LIMIT, a
- * larger one, or a filter expected to reject too many) gets an exact plan instead.  The startup
- * cost is reading the probed fraction of the index sequentially plus a small per-entry kernel cost.
+ * Estimate the cost of a scan.  The index serves ORDER BY distance only.  A scan goes on while the
+ * executor wants rows (index_scan.c), so no LIMIT or filter makes an answer short: the planner is free
+ * to choose it.  The startup cost is reading the probed fraction of the index sequentially plus a small
+ * per-entry kernel cost; the per-row cost is genericcostestimate's.
  */
 static void
 sv_amcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
@@ -85,12 +111,17 @@ sv_amcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	Relation	index;
 	SvIndexCache *cache;
 	int			lists,
+				dims,
 				elemtype;
 	double		ratio,
 				spc_seq_page_cost,
+				spc_random_page_cost,
 				entries,
+				sel,
 				wanted,
-				filtered;
+				candidates,
+				batches,
+				per_candidate;
 
 	if (path->indexorderbys == NIL)
 	{
@@ -100,31 +131,36 @@ sv_amcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	index = index_open(path->indexinfo->indexoid, NoLock);
 	cache = sv_index_cache(index);
 	lists = cache->meta.lists;
+	dims = cache->meta.code_bits;
 	elemtype = cache->meta.elemtype;
 	index_close(index, NoLock);
 
-	if (elemtype != SV_ELEM_BIT)
-	{
-		/* rows surviving the table's filters, of the shortlist */
-		filtered = sv_shortlist;
-		if (path->indexinfo->rel->tuples > 0)
-			filtered *= Min(1.0, path->indexinfo->rel->rows / path->indexinfo->rel->tuples);
-		wanted = root->limit_tuples;
-		if (wanted <= 0 || wanted > filtered)
-		{
-			sv_refuse_path(path, indexStartupCost, indexTotalCost, indexSelectivity, indexCorrelation, indexPages);
-			return;
-		}
-	}
-
 	MemSet(&costs, 0, sizeof(costs));
 	genericcostestimate(root, path, loop_count, &costs);
-	get_tablespace_page_costs(path->indexinfo->reltablespace, NULL, &spc_seq_page_cost);
+	get_tablespace_page_costs(path->indexinfo->reltablespace, &spc_random_page_cost, &spc_seq_page_cost);
 
-	ratio = Min(1.0, (double) sv_probes / lists);
+	/* one batch: read the probed lists' codes, with a small kernel cost per entry */
+	ratio = Min(1.0, (double) sv_effective_probes(lists) / lists);
 	entries = path->indexinfo->tuples * ratio;
 	costs.indexStartupCost = costs.numIndexPages * ratio * spc_seq_page_cost
 		+ entries * cpu_operator_cost * 0.1;
+
+	/*
+	 * The rows a LIMIT wants, through the table's filters (selectivity sel), cost about wanted / sel
+	 * candidates (half as many again for the read-ahead past the first batch) and a rescan of the
+	 * probed lists per doubling of the batch.  A vector candidate is a heap fetch and an exact distance
+	 * inside the scan: on top of the executor's own fetch of the rows it keeps, which cost_index counts.
+	 */
+	sel = 1.0;
+	if (path->indexinfo->rel->tuples > 0)
+		sel = Max(1e-6, Min(1.0, path->indexinfo->rel->rows / path->indexinfo->rel->tuples));
+	wanted = root->limit_tuples > 0 ? root->limit_tuples : path->indexinfo->rel->rows;
+	candidates = Min(path->indexinfo->tuples, Max((double) sv_shortlist, 1.5 * wanted / sel));
+	batches = 1 + (candidates > sv_shortlist ? log2(candidates / sv_shortlist) : 0);
+	per_candidate = cpu_index_tuple_cost;
+	if (elemtype != SV_ELEM_BIT)
+		per_candidate += cpu_operator_cost * dims / 16.0 + 0.25 * spc_random_page_cost;
+	costs.indexStartupCost = costs.indexStartupCost * batches + candidates * per_candidate;
 	if (costs.indexTotalCost < costs.indexStartupCost)
 		costs.indexTotalCost = costs.indexStartupCost;
 

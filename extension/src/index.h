@@ -11,15 +11,23 @@
  *   directory pages          one SvListEntry per list: first page and insert page of its chain
  *   data pages               entries of one list; each list is a chain of pages linked by next
  *
- * A data page holds up to meta.capacity entries in arrays: codes[capacity][code_bytes], then, for
- * vector opclasses, alpha[capacity] and r2[capacity] (floats), then tids[capacity].
+ * A data page holds up to meta.capacity entries in arrays: the codes, blocked (below), starting 64
+ * bytes into the page; then, for vector opclasses, alpha[capacity] and r2[capacity] (floats); then
+ * tids[capacity].  Format version 2 blocks the codes by meta.lanes = 32 (kernels.h, "Blocked
+ * codes"): byte p of entry j of a block is at p * 32 + j, so the scan kernel reads byte p of 32
+ * codes with one load, and capacity is a multiple of 32.  Codes too long for a block of 32 on a
+ * page (over 1,912 bits) use lanes = 1, the plain row-major layout, scanned by portable code.
+ * Version 1 stored codes row-major without blocks; a version 1 index must be rebuilt (REINDEX).
  *
  * Codes:
  *   bit_hamming_ops: the bit string itself (zero-padded to code_bytes).
  *   vector opclasses: x is the vector (normalised for cosine) over its first code_bits dims; c is
  *   the centroid of the entry's list; the code is the sign bits of r = x - c, alpha = mean |r_i|
  *   (the least-squares scale of the signs) and r2 = |r|^2.  Then <q, x> ~ <q, c> + alpha * <q, s>
- *   with s_i = +-1, which a scan evaluates with per-byte lookup tables of the query.
+ *   with s_i = +-1.  A scan quantizes the query (or query - centroid) once to 5-bit integers, sums
+ *   them over each code's set bits with the SIMD nibble-table kernel, and scores exactly (float)
+ *   only the codes whose bound (kernels.h: the quantization error is bounded by err_l1) can beat
+ *   the current k-th best; so it returns the same shortlist as exact float scoring.
  */
 #ifndef SHRINKVEC_INDEX_H
 #define SHRINKVEC_INDEX_H
@@ -35,7 +43,8 @@
 #include "utils/relcache.h"
 
 #define SV_INDEX_MAGIC 0x53564958	/* "SVIX" */
-#define SV_INDEX_VERSION 1
+#define SV_INDEX_VERSION 2
+#define SV_CODES_OFFSET 64			/* page offset of the codes array (64-byte aligned) */
 #define SV_META_BLKNO 0
 #define SV_PAGE_ID 0xFF91			/* last two bytes of every page, for pg_filedump */
 
@@ -91,6 +100,7 @@ typedef struct SvMetaData
 	BlockNumber directory_start;
 	int32		directory_pages;
 	int64		build_rows;		/* rows indexed by the build */
+	int32		lanes;			/* codes per block: 32, or 1 (row-major) for long codes */
 } SvMetaData;
 
 /* One list of the directory. */
@@ -104,7 +114,7 @@ typedef struct SvListEntry
 typedef struct SvOptions
 {
 	int32		vl_len_;
-	int			lists;			/* 0 or 1 = flat */
+	int			lists;			/* 1 = flat, 0 = from the row count (vector opclasses; flat for bit) */
 	int			bits;			/* vector opclasses: coded dims (0 = all) */
 } SvOptions;
 
@@ -116,9 +126,18 @@ typedef struct SvIndexCache
 	float	   *centroid_norm2; /* vector opclasses: |c|^2 per list */
 } SvIndexCache;
 
+/* Defaults derived at build (WITH (lists = 0), the default) and at scan (shrinkvec.probes = 0). */
+#define SV_AUTO_FLAT_ROWS 20000		/* up to this many rows: flat */
+#define SV_AUTO_PROBES_DIVISOR 5	/* probes = ceil(lists / 5) */
+
 /* GUCs. */
 extern int	sv_shortlist;
 extern int	sv_probes;
+extern int	sv_max_scan_tuples;
+extern double sv_order_margin;
+
+/* The lists a scan of an index with `lists` lists visits: shrinkvec.probes, or a fifth of them when it is 0. */
+int			sv_effective_probes(int lists);
 
 /* Bytes of page contents available to entries. */
 #define SV_PAGE_CONTENT_SIZE \
@@ -132,11 +151,17 @@ void		sv_index_init(void);
 /* Initialise a page of the given kind with an empty contents area counted as used. */
 void		sv_page_init(Page page, uint16 flags, uint32 list);
 
-/* Pointers into a data page's arrays. */
+/* Pointers into a data page's arrays (the codes are blocked: use sv_fs_put/sv_fs_get per entry). */
 uint8	   *sv_page_codes(Page page, const SvMetaData *meta);
 float	   *sv_page_alpha(Page page, const SvMetaData *meta);
 float	   *sv_page_r2(Page page, const SvMetaData *meta);
 ItemPointerData *sv_page_tids(Page page, const SvMetaData *meta);
+
+/* Copy entry i's code out of a data page into code (code_bytes). */
+void		sv_page_get_code(Page page, const SvMetaData *meta, int i, uint8 *code);
+
+/* Entries per data page and codes per block for codes of code_bytes (with alpha and r2 or not). */
+void		sv_page_capacity(int code_bytes, bool has_factors, int *capacity, int *lanes);
 
 /* The index's meta page and centroids, read once and cached in rd_amcache. */
 SvIndexCache *sv_index_cache(Relation index);

@@ -14,6 +14,9 @@
 #include "catalog/index.h"
 #include "common/pg_prng.h"
 #include "miscadmin.h"
+#include "optimizer/plancat.h"
+#include "utils/lsyscache.h"
+#include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
@@ -113,7 +116,6 @@ sv_build_meta(Relation index, SvMetaData *meta)
 	SvOptions  *opts = (SvOptions *) index->rd_options;
 	int			lists = opts ? opts->lists : 0;
 	int			bits = opts ? opts->bits : 0;
-	Size		entry;
 
 	memset(meta, 0, sizeof(SvMetaData));
 	meta->magic = SV_INDEX_MAGIC;
@@ -152,8 +154,7 @@ sv_build_meta(Relation index, SvMetaData *meta)
 				 meta->elemtype == SV_ELEM_BIT ? 0 : errhint("Code a prefix with WITH (bits = ...).")));
 	meta->code_bytes = TYPEALIGN(8, (meta->code_bits + 7) / 8);
 	meta->has_factors = meta->elemtype != SV_ELEM_BIT;
-	entry = meta->code_bytes + sizeof(ItemPointerData) + (meta->has_factors ? 2 * sizeof(float) : 0);
-	meta->capacity = SV_PAGE_CONTENT_SIZE / entry;
+	sv_page_capacity(meta->code_bytes, meta->has_factors, &meta->capacity, &meta->lanes);
 	meta->lists = Max(lists, 1);
 	if (meta->elemtype == SV_ELEM_BIT)
 		meta->centroid_bytes = meta->lists > 1 ? meta->code_bytes : 0;
@@ -259,7 +260,7 @@ sv_build_append(SvBuildState *bs, ForkNumber fork, int list, float alpha, float 
 		opaque = SvPageGetOpaque(page);
 		i = 0;
 	}
-	memcpy(sv_page_codes(page, meta) + (Size) i * meta->code_bytes, bs->code, meta->code_bytes);
+	sv_fs_put(sv_page_codes(page, meta), meta->lanes, meta->code_bytes, i, bs->code);
 	if (meta->has_factors)
 	{
 		sv_page_alpha(page, meta)[i] = alpha;
@@ -413,6 +414,15 @@ sv_build_init(SvBuildState *bs, Relation index)
 	bs->code = palloc0(bs->meta.code_bytes);
 }
 
+/* Does the index take its lists from the row count (a vector opclass without WITH (lists = ...))? */
+static bool
+sv_auto_lists(Relation index, const SvMetaData *meta)
+{
+	SvOptions  *opts = (SvOptions *) index->rd_options;
+
+	return meta->elemtype != SV_ELEM_BIT && (opts == NULL || opts->lists == 0);
+}
+
 /* Build the index: sample, learn centroids, then encode every row. */
 IndexBuildResult *
 sv_ambuild(Relation heap, Relation index, IndexInfo *indexInfo)
@@ -434,16 +444,40 @@ sv_ambuild(Relation heap, Relation index, IndexInfo *indexInfo)
 		/* at least 10000 rows (32 a list for vectors), within maintenance_work_mem */
 		budget = (Size) maintenance_work_mem * 1024 / bs.item_bytes;
 		bs.sample_target = Max(10000, per_list * bs.meta.lists);
+		if (sv_auto_lists(index, &bs.meta))
+		{
+			/* lists follow the row count: sample for the square root of the estimated rows */
+			BlockNumber pages;
+			double		tuples,
+						allvisfrac;
+
+			estimate_rel_size(heap, NULL, &pages, &tuples, &allvisfrac);
+			if (tuples > SV_AUTO_FLAT_ROWS)
+				bs.sample_target = Max(bs.sample_target,
+									   (int) Min((double) per_list * sqrt(tuples * 1.5), (double) INT_MAX / 2));
+		}
 		if ((Size) bs.sample_target > budget)
 			bs.sample_target = Max((int) budget, bs.meta.lists);
 		bs.sample = MemoryContextAllocHuge(CurrentMemoryContext, (Size) bs.sample_target * bs.item_bytes);
 		pg_prng_seed(&bs.prng, 0x5356);
 		table_index_build_scan(heap, index, indexInfo, false, true, sv_sample_callback, &bs, NULL);
+		if (sv_auto_lists(index, &bs.meta))
+			bs.meta.lists = bs.seen <= SV_AUTO_FLAT_ROWS ? 1 :
+				(int) Min((double) SV_INDEX_MAX_LISTS, rint(sqrt((double) bs.seen)));
 		if (bs.nsample < bs.meta.lists)
 		{
 			int			lists = Max(bs.nsample, 1);
 
-			if (bs.meta.lists > 1)
+			if (bs.meta.lists > 1 && bs.nsample == 0)
+				ereport(WARNING,
+						(errmsg("shrinkvec index \"%s\" was built on an empty table: it has 1 list instead of %d",
+								RelationGetRelationName(index), bs.meta.lists),
+						 errdetail("TRUNCATE and CREATE INDEX on an empty table build the index without rows to "
+								   "learn centroids from. Scans stay correct but read every entry."),
+						 errhint("Run REINDEX INDEX %s after loading rows.",
+								 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(index)),
+															RelationGetRelationName(index)))));
+			else if (bs.meta.lists > 1)
 				ereport(NOTICE,
 						(errmsg("shrinkvec index has %d lists instead of %d: the table has only %d rows",
 								lists, bs.meta.lists, bs.nsample),

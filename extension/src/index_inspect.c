@@ -90,6 +90,8 @@ typedef void (*SvEntryCallback) (int list, ItemPointer tid, const uint8 *code, v
 static void
 sv_foreach_entry(Relation index, const SvMetaData *meta, SvEntryCallback cb, void *arg)
 {
+	uint8	   *code = palloc(meta->code_bytes);
+
 	for (int list = 0; list < meta->lists; list++)
 	{
 		BlockNumber blk = sv_read_list(index, meta, list).first;
@@ -105,12 +107,15 @@ sv_foreach_entry(Relation index, const SvMetaData *meta, SvEntryCallback cb, voi
 			page = BufferGetPage(buf);
 			n = SvPageGetOpaque(page)->count;
 			for (int i = 0; i < n; i++)
-				cb(list, &sv_page_tids(page, meta)[i],
-				   sv_page_codes(page, meta) + (Size) i * meta->code_bytes, arg);
+			{
+				sv_page_get_code(page, meta, i, code);	/* codes are stored in blocks: gather one */
+				cb(list, &sv_page_tids(page, meta)[i], code, arg);
+			}
 			blk = SvPageGetOpaque(page)->next;
 			UnlockReleaseBuffer(buf);
 		}
 	}
+	pfree(code);
 }
 
 /* Name of a distance kind. */

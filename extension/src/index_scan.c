@@ -1,22 +1,38 @@
 /*
  * index_scan.c: ordered scans of a shrinkvec index.
  *
- * bit_hamming_ops: the scan keeps the best `shrinkvec.shortlist` entries by (Hamming distance, TID)
- * over the probed lists and returns them in that exact order with their exact distances.  When the
- * executor wants more, the next pass keeps the best entries strictly after the last one returned,
- * so a flat index yields the complete exact order, batch by batch.
+ * A scan goes on while the executor wants rows: it works in batches, and a scan ends only when the
+ * index is exhausted or shrinkvec.max_scan_tuples candidates were read (a NOTICE says so).  Batches:
  *
- * vector opclasses: the scan scores every entry of the probed lists asymmetrically (the float
- * query against the sign code, see index.h), keeps the best `shrinkvec.shortlist`, and returns them
- * with xs_recheckorderby and a distance of -Infinity, a lower bound of every true distance.  The
- * executor computes exact distances from the heap and returns the shortlist in exact order.
+ * bit_hamming_ops: a batch is the best `k` entries by (Hamming distance, TID) of the probed lists after
+ * the last entry of the previous batch, returned in that order with their exact distances.  A flat
+ * index yields the complete exact order.
+ *
+ * vector opclasses: a batch is the best `k` entries by the asymmetric estimate (the float query against
+ * the sign code, see index.h) after the previous batch's last.  The scan fetches each candidate's heap
+ * tuple under the scan's snapshot (table_index_fetch_tuple), drops those it cannot see (dead entries never
+ * take a place), computes the exact distance with the ORDER BY operator's own function, and returns the
+ * batch in exact (distance, TID) order without xs_recheckorderby.  Within a batch the order is exact;
+ * across batches it is relaxed (as pgvector's hnsw.iterative_scan = relaxed_order): a row of a later
+ * batch can be nearer than one returned before it.  The first batch holds shrinkvec.shortlist entries,
+ * each later one twice the previous (bounded by work_mem), so `ORDER BY ... LIMIT n` with n up to the
+ * shortlist and no filter returns the exact order of the first batch.
+ *
+ * IVF: batches come from the shrinkvec.probes lists nearest the query; when they are exhausted the scan
+ * goes on with the next lists by centroid distance (iterative probing).
+ *
+ * A NULL query returns every entry (distance NULL), as pgvector's indexes do.
  */
 #include "postgres.h"
 
 #include <math.h>
 
 #include "access/relscan.h"
+#include "access/tableam.h"
+#include "catalog/index.h"
 #include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/float.h"
@@ -34,6 +50,14 @@ typedef struct SvCandidate
 	ItemPointerData tid;
 } SvCandidate;
 
+/* One row of a vector batch: its exact distance, heap TID and estimate. */
+typedef struct SvExact
+{
+	double		dist;
+	ItemPointerData tid;
+	bool		isnan;			/* NaN distances sort last, as in the executor's sort */
+} SvExact;
+
 /* State of one scan. */
 typedef struct SvScanOpaque
 {
@@ -47,17 +71,56 @@ typedef struct SvScanOpaque
 	float	   *q;				/* coded dims of the (normalised) query, vector opclasses */
 	uint8	   *qcode;			/* bit query, zero-padded to code_bytes */
 	int			qbits;			/* bits of the bit query (<= code_bits) */
-	int		   *probe_lists;	/* lists to scan, best first */
-	int			nprobe;
+	int		   *order;			/* every list, nearest to the query first */
+	int			nlists;
+	int		   *probe_lists;	/* the window of lists batches come from: order + window */
+	int			nprobe;			/* lists in the window */
+	int			window;			/* its start in order */
 
 	/* results of the current batch, best first */
-	SvCandidate *results;
-	int			nresults;
+	SvCandidate *results;		/* bit opclasses */
+	SvExact    *exact;			/* vector opclasses */
+	int			exact_cap;
+	int			nresults;		/* rows of the batch to return */
+	int			nresults_est;	/* candidates of the batch by estimate (results) */
+	int			ndirect;		/* vector: rows of the first batch returned without waiting */
 	int			next;
-	bool		batch_full;		/* the batch was cut at the shortlist: more entries exist */
-	bool		have_last;		/* bit scans: (last_score, last_tid) bounds the next batch */
+	int			batch_size;		/* k of the current batch */
+	bool		batch_full;		/* the batch was cut at k: more entries exist in the window */
+	bool		have_last;		/* (last_score, last_tid) bounds the next batch */
 	float		last_score;
 	ItemPointerData last_tid;
+	int64		scanned;		/* candidates read (for shrinkvec.max_scan_tuples) */
+	bool		done;
+
+	/*
+	 * vector opclasses after the first batch: fetched rows wait in a pool (a min-heap by exact distance)
+	 * until no unread entry of the window can be nearer: an unread entry's estimate is at least
+	 * `frontier`, and estimates have exceeded exact distances by at most `overshoot` so far.
+	 */
+	bool		pooling;
+	SvExact    *pool;
+	int			pool_n;
+	int			pool_cap;
+	double		frontier;
+	double		over_n;			/* est - exact over the fetched rows: count, sum, sum of squares */
+	double		over_sum;
+	double		over_sum2;
+
+	/* vector opclasses: the heap rows of candidates (in parent: they live until the scan ends) */
+	MemoryContext parent;
+	IndexFetchTableData *fetch;
+	TupleTableSlot *slot;
+	IndexInfo  *index_info;
+	EState	   *estate;
+
+	/* a NULL query: every entry, list by list */
+	bool		null_query;
+	int			null_list;
+	BlockNumber null_blk;
+	ItemPointerData *null_tids;
+	int			null_n;
+	int			null_pos;
 } SvScanOpaque;
 
 /* Is candidate a worse than b: larger score, or the same score and a later TID? */
@@ -156,7 +219,7 @@ sv_probe_cmp(const void *a, const void *b)
 	return x->list - y->list;
 }
 
-/* Choose the shrinkvec.probes lists nearest to the query. */
+/* Order every list by its distance to the query; the first shrinkvec.probes form the first window. */
 static void
 sv_choose_lists(SvScanOpaque *so)
 {
@@ -164,11 +227,14 @@ sv_choose_lists(SvScanOpaque *so)
 	SvProbe    *probes;
 	uint8	   *masked = NULL;
 
-	so->nprobe = Min(sv_probes, meta->lists);
-	so->probe_lists = palloc(sizeof(int) * so->nprobe);
+	so->nlists = meta->lists;
+	so->nprobe = sv_effective_probes(meta->lists);
+	so->order = palloc(sizeof(int) * meta->lists);
+	so->window = 0;
 	if (meta->lists == 1)
 	{
-		so->probe_lists[0] = 0;
+		so->order[0] = 0;
+		so->probe_lists = so->order;
 		return;
 	}
 	probes = palloc(sizeof(SvProbe) * meta->lists);
@@ -199,9 +265,23 @@ sv_choose_lists(SvScanOpaque *so)
 		}
 	}
 	qsort(probes, meta->lists, sizeof(SvProbe), sv_probe_cmp);
-	for (int i = 0; i < so->nprobe; i++)
-		so->probe_lists[i] = probes[i].list;
+	for (int i = 0; i < meta->lists; i++)
+		so->order[i] = probes[i].list;
+	so->probe_lists = so->order;
 	pfree(probes);
+}
+
+/* Move the window to the next lists by centroid distance; false when every list was visited. */
+static bool
+sv_next_window(SvScanOpaque *so)
+{
+	if (so->window + so->nprobe >= so->nlists)
+		return false;
+	so->window += so->nprobe;
+	so->probe_lists = so->order + so->window;
+	so->nprobe = Min(so->nprobe, so->nlists - so->window);
+	so->have_last = false;		/* the new lists' entries are all new */
+	return true;
 }
 
 /* Is (score, tid) after the last candidate returned by the previous batch? */
@@ -215,60 +295,69 @@ sv_after_last(const SvScanOpaque *so, float score, ItemPointer tid)
 	return ItemPointerCompare(tid, (ItemPointer) &so->last_tid) > 0;
 }
 
-/* Hamming distances of the bit query's prefix to n codes. */
-static void
-sv_hamming_page(const SvScanOpaque *so, const uint8 *codes, int n, uint32 *out)
+/*
+ * Hint the CPU to load a page's header, special space and first codes (a page of a chain is at an
+ * unpredictable address; the hardware prefetcher follows the rest of the codes).
+ */
+static inline void
+sv_prefetch_page(Page page)
 {
-	const SvMetaData *meta = &so->cache->meta;
-
-	if (so->qbits == meta->code_bits)
-		sv_kernels.hamming_scan(codes, n, meta->code_bytes, so->qcode, out);
-	else
-	{
-		int			full = so->qbits / 8;
-		int			rest = so->qbits % 8;
-		uint8		mask = (uint8) (0xFF << (8 - rest));
-
-		for (int i = 0; i < n; i++)
-		{
-			const uint8 *c = codes + (Size) i * meta->code_bytes;
-			uint32		d = full > 0 ? (uint32) sv_kernels.xor_popcount(c, so->qcode, full) : 0;
-
-			if (rest)
-				d += __builtin_popcount((c[full] ^ so->qcode[full]) & mask);
-			out[i] = d;
-		}
-	}
+	__builtin_prefetch((const char *) page, 0, 3);
+	__builtin_prefetch((const char *) page + SV_CODES_OFFSET, 0, 3);
+	__builtin_prefetch((const char *) page + SV_CODES_OFFSET + 64, 0, 3);
+	__builtin_prefetch((const char *) page + BLCKSZ - 64, 0, 3);
 }
 
-/* Scan the probed lists once and fill results with the best shortlist candidates. */
+/*
+ * Scan the probed lists once and fill results with the best shortlist candidates.
+ *
+ * Every page goes through the nibble-table kernel (kernels.h) and a SIMD threshold test against
+ * the current k-th best score; only the entries that pass reach the top-k heap.  bit_hamming_ops:
+ * the sums are exact Hamming distances.  Vector opclasses: the sums give the inner product with the
+ * quantized query, and the test uses a lower bound of each entry's score (the quantization error is
+ * at most err_l1), so an entry is skipped only when its exact score cannot beat the k-th best; the
+ * entries that pass are scored exactly in float, as before.  The shortlist is that of exact float
+ * scoring.
+ */
 static void
-sv_scan_batch(IndexScanDesc scan)
+sv_scan_batch(IndexScanDesc scan, int k)
 {
 	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
 	const SvMetaData *meta = &so->cache->meta;
-	int			k = sv_shortlist;
 	SvCandidate *heap = palloc(sizeof(SvCandidate) * k);
 	int			nheap = 0;
 	bool		overflow = false;
-	float	   *scores = palloc(sizeof(float) * meta->capacity);
-	uint32	   *dists = palloc(sizeof(uint32) * meta->capacity);
-	float	   *lut = NULL;
+	int			padded = (int) TYPEALIGN(SV_FS_LANES, meta->capacity);
+	uint32	   *sums = palloc(sizeof(uint32) * padded);
+	uint32	   *idx = palloc(sizeof(uint32) * padded);
+	uint8	   *tables = palloc(SV_FS_TABLE_BYTES(meta->code_bytes));
+	uint8	   *code = palloc(meta->code_bytes);
 	float	   *w = NULL;
+	float	   *lut = NULL;		/* per-byte float tables of w for exact scores (cosine, IP) */
+	SvFsQuery	fq = {0};
 	float		wsum = 0,
+				wabs = 0,
 				qnorm2 = 0;
 	bool		is_bit = meta->elemtype == SV_ELEM_BIT;
+	int32		soff = 2 * SV_FS_BIAS * meta->code_bytes;
+	Buffer		nextbuf = InvalidBuffer;
 
-	if (!is_bit)
+	if (is_bit)
+		sv_fs_tables_hamming(so->qcode, so->qbits, meta->code_bytes, tables);
+	else
 	{
-		lut = palloc(sizeof(float) * 256 * meta->code_bytes);
 		w = palloc(sizeof(float) * meta->code_bits);
 		qnorm2 = sv_kernels.dot(so->q, so->q, meta->code_bits);
 		if (meta->kind != SV_KIND_L2)
 		{
-			/* one table serves every list: the weights are the query itself */
-			sv_lut_build(so->q, meta->code_bits, meta->code_bytes, lut);
-			wsum = sv_kernels.sum(so->q, meta->code_bits);
+			/* one set of tables serves every list: the weights are the query itself */
+			memcpy(w, so->q, sizeof(float) * meta->code_bits);
+			sv_fs_tables_ip(w, meta->code_bits, meta->code_bytes, tables, &fq);
+			wsum = sv_kernels.sum(w, meta->code_bits);
+			for (int d = 0; d < meta->code_bits; d++)
+				wabs += fabsf(w[d]);
+			lut = palloc(sizeof(float) * 256 * meta->code_bytes);
+			sv_lut_build(w, meta->code_bits, meta->code_bytes, lut);
 		}
 	}
 
@@ -276,54 +365,89 @@ sv_scan_batch(IndexScanDesc scan)
 	{
 		int			list = so->probe_lists[p];
 		BlockNumber blk = sv_read_list(scan->indexRelation, meta, list).first;
-		float		base = 0;
+		float		base = 0,
+					f = -1.0f,
+					c0 = 0,
+					c1 = 0;
 
 		if (!is_bit)
 		{
 			const float *c = (const float *) so->cache->centroids + (Size) list * meta->code_bits;
 			float		qc = sv_kernels.dot(so->q, c, meta->code_bits);
+			float		margin;
 
 			if (meta->kind == SV_KIND_L2)
 			{
 				for (int d = 0; d < meta->code_bits; d++)
 					w[d] = so->q[d] - c[d];
-				sv_lut_build(w, meta->code_bits, meta->code_bytes, lut);
+				sv_fs_tables_ip(w, meta->code_bits, meta->code_bytes, tables, &fq);
 				wsum = sv_kernels.sum(w, meta->code_bits);
+				wabs = 0;
+				for (int d = 0; d < meta->code_bits; d++)
+					wabs += fabsf(w[d]);
 				base = qnorm2 + so->cache->centroid_norm2[list] - 2.0f * qc;
+				f = -2.0f;
 			}
 			else if (meta->kind == SV_KIND_IP)
 				base = -qc;
 			else
 				base = 1.0f - qc;
+
+			/*
+			 * <w, s> <= delta * (2 (S - soff) - vsum) + err_l1 (kernels.h); the margin also covers
+			 * float rounding of the bound and of the exact scores (relative to sum |w_i|).
+			 */
+			margin = fq.err_l1 * 1.001f + 1e-4f * wabs + 1e-30f;
+			c1 = 2.0f * fq.delta;
+			c0 = margin - fq.delta * (float) fq.vsum;
 		}
 
 		while (blk != InvalidBlockNumber)
 		{
 			Buffer		buf;
 			Page		page;
-			int			n;
+			int			n,
+						m;
 			ItemPointerData *tids;
 			const uint8 *codes;
+			BlockNumber next;
 
 			CHECK_FOR_INTERRUPTS();
-			buf = ReadBuffer(scan->indexRelation, blk);
+			buf = BufferIsValid(nextbuf) ? nextbuf : ReadBuffer(scan->indexRelation, blk);
+			nextbuf = InvalidBuffer;
 			LockBuffer(buf, BUFFER_LOCK_SHARE);
 			page = BufferGetPage(buf);
 			n = SvPageGetOpaque(page)->count;
+			next = SvPageGetOpaque(page)->next;
+			if (next != InvalidBlockNumber)
+			{
+				/* pin the next page of the chain and start loading it into cache while this one is scanned */
+				nextbuf = ReadBuffer(scan->indexRelation, next);
+				sv_prefetch_page(BufferGetPage(nextbuf));
+			}
 			tids = sv_page_tids(page, meta);
 			codes = sv_page_codes(page, meta);
-			if (is_bit)
+			if (n > 0)
 			{
-				sv_hamming_page(so, codes, n, dists);
-				for (int i = 0; i < n; i++)
-				{
-					float		score = (float) dists[i];
+				if (meta->lanes == SV_FS_LANES)
+					sv_kernels.fs_scan(codes, (n + SV_FS_LANES - 1) / SV_FS_LANES, meta->code_bytes, tables, sums);
+				else
+					sv_fs_scan_lanes(codes, n, meta->lanes, meta->code_bytes, tables, sums);
+			}
+			if (n == 0)
+				;
+			else if (is_bit)
+			{
+				uint32		tau = nheap == k ? (uint32) heap[0].score : PG_UINT32_MAX;
 
-					if (nheap == k && score > heap[0].score)
-					{
-						overflow = true;
-						continue;
-					}
+				m = (int) sv_kernels.fs_select_u32(sums, n, tau, idx);
+				if (nheap == k && m < n)
+					overflow = true;
+				for (int j = 0; j < m; j++)
+				{
+					int			i = idx[j];
+					float		score = (float) sums[i];
+
 					if (sv_after_last(so, score, &tids[i]))
 						sv_offer(heap, &nheap, k, score, &tids[i], &overflow);
 				}
@@ -331,58 +455,237 @@ sv_scan_batch(IndexScanDesc scan)
 			else
 			{
 				const float *alpha = sv_page_alpha(page, meta);
+				const float *r2 = sv_page_r2(page, meta);
+				float		tau = nheap == k ? heap[0].score : get_float4_infinity();
 
-				sv_lut_scan(codes, n, meta->code_bytes, meta->code_bytes, lut, scores);
-				if (meta->kind == SV_KIND_L2)
+				/* a hair above the k-th best, so float rounding never drops a tie */
+				if (nheap == k)
+					tau += 1e-6f * fabsf(tau) + 1e-30f;
+				m = (int) sv_kernels.fs_select(sums, n, soff, alpha, meta->kind == SV_KIND_L2 ? r2 : NULL,
+											   base, f, c0, c1, tau, idx);
+
+				/*
+				 * The k-th best improves as the page's entries are scored: test each entry's bound
+				 * again against it before scoring it exactly.
+				 */
+				for (int j = 0; j < m; j++)
 				{
-					const float *r2 = sv_page_r2(page, meta);
+					int			i = idx[j];
+					float		s;
 
-					for (int i = 0; i < n; i++)
-						sv_offer(heap, &nheap, k,
-								 base + r2[i] - 2.0f * alpha[i] * (2.0f * scores[i] - wsum), &tids[i], &overflow);
+					if (nheap == k &&
+						sv_fs_bound(sums[i], soff, alpha[i], meta->kind == SV_KIND_L2 ? r2[i] : 0.0f, base, f, c0, c1) >
+						heap[0].score + 1e-6f * fabsf(heap[0].score) + 1e-30f)
+						continue;
+					if (lut)
+						s = sv_lut_score_blocked(codes, meta->lanes, meta->code_bytes, i, lut);
+					else
+					{
+						sv_page_get_code(page, meta, i, code);
+						s = sv_kernels.masked_sum(w, code, meta->code_bits);
+					}
+					if (meta->kind == SV_KIND_L2)
+						s = base + r2[i] - 2.0f * alpha[i] * (2.0f * s - wsum);
+					else
+						s = base - alpha[i] * (2.0f * s - wsum);
+					if (sv_after_last(so, s, &tids[i]))
+						sv_offer(heap, &nheap, k, s, &tids[i], &overflow);
 				}
-				else
-					for (int i = 0; i < n; i++)
-						sv_offer(heap, &nheap, k, base - alpha[i] * (2.0f * scores[i] - wsum), &tids[i], &overflow);
 			}
-			blk = SvPageGetOpaque(page)->next;
+			blk = next;
 			UnlockReleaseBuffer(buf);
 		}
 	}
 
 	qsort(heap, nheap, sizeof(SvCandidate), sv_candidate_cmp);
 	so->results = heap;
-	so->nresults = nheap;
+	so->nresults_est = nheap;
 	so->next = 0;
 	so->batch_full = overflow;
-	pfree(scores);
-	pfree(dists);
-	if (lut)
-		pfree(lut);
+	pfree(sums);
+	pfree(idx);
+	pfree(tables);
+	pfree(code);
 	if (w)
 		pfree(w);
+	if (lut)
+		pfree(lut);
+}
+
+/* Bytes a batch keeps per candidate. */
+static Size
+sv_candidate_bytes(const SvMetaData *meta)
+{
+	return meta->elemtype == SV_ELEM_BIT ? sizeof(SvCandidate) : sizeof(SvCandidate) + sizeof(SvExact);
 }
 
 /*
- * Refuse a shortlist whose memory would exceed work_mem. The scan holds the candidates, and for a
- * vector opclass the executor keeps every candidate's heap tuple in its reorder queue until the
- * scan ends, so the estimate counts one full vector a candidate.
+ * Refuse a shortlist whose memory would exceed work_mem: a batch holds its candidates (and, for a vector
+ * opclass, their exact distances).  Later batches grow only as far as work_mem allows.
  */
 static void
 sv_check_scan_memory(const SvMetaData *meta)
 {
-	Size		per = sizeof(SvCandidate);
-	Size		need;
+	Size		need = sv_candidate_bytes(meta) * (Size) sv_shortlist;
 
-	if (meta->elemtype != SV_ELEM_BIT)
-		per += 64 + (Size) meta->dims * (meta->elemtype == SV_ELEM_HALFVEC ? 2 : 4);
-	need = per * (Size) sv_shortlist;
 	if (need > (Size) work_mem * 1024)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("shrinkvec.shortlist %d needs about %zu kB for its candidates, more than work_mem (%d kB)",
 						sv_shortlist, need / 1024, work_mem),
 				 errhint("Lower shrinkvec.shortlist or raise work_mem.")));
+}
+
+/* The size of the batch after one of k candidates: twice as large, as far as work_mem allows. */
+static int
+sv_next_batch_size(const SvMetaData *meta, int k)
+{
+	Size		most = (Size) work_mem * 1024 / sv_candidate_bytes(meta);
+	Size		next = (Size) k * 2;
+
+	if (next > most)
+		next = Max(most, (Size) k);
+	return (int) Min(next, (Size) SV_INDEX_MAX_SHORTLIST);
+}
+
+/* qsort comparator of exact rows: smaller distance first, NaN last, then TID. */
+static int
+sv_exact_cmp(const void *a, const void *b)
+{
+	const SvExact *x = a,
+			   *y = b;
+
+	if (x->isnan != y->isnan)
+		return x->isnan ? 1 : -1;
+	if (!x->isnan && x->dist != y->dist)
+		return x->dist < y->dist ? -1 : 1;
+	return ItemPointerCompare((ItemPointer) &x->tid, (ItemPointer) &y->tid);
+}
+
+/* Set up what the scan needs to read candidates' heap rows (once per scan). */
+static void
+sv_begin_fetch(IndexScanDesc scan)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+	MemoryContext old;
+
+	if (so->fetch != NULL)
+		return;
+	if (scan->heapRelation == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a shrinkvec index scan needs its table")));
+	old = MemoryContextSwitchTo(so->parent);
+	so->fetch = table_index_fetch_begin(scan->heapRelation);
+	so->slot = table_slot_create(scan->heapRelation, NULL);
+	so->index_info = BuildIndexInfo(scan->indexRelation);
+	so->estate = CreateExecutorState();
+	MemoryContextSwitchTo(old);
+}
+
+/* A candidate's estimate in the units of the ORDER BY operator (L2 scores are squared distances). */
+static inline double
+sv_estimate_distance(const SvScanOpaque *so, float score)
+{
+	if (so->cache->meta.kind == SV_KIND_L2)
+		return sqrt(Max((double) score, 0.0));
+	return (double) score;
+}
+
+/*
+ * Add the visible ones of n estimate-ordered candidates to the vector batch as exact rows: fetch each
+ * heap row visible to the scan's snapshot (the root TID of a HOT chain finds the visible version), drop
+ * the others, compute the indexed value (FormIndexDatum: a column or an expression) and its distance
+ * with the ORDER BY operator's own function.  The caller sorts.
+ */
+static void
+sv_add_exact(IndexScanDesc scan, const SvCandidate *cands, int n)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+	ScanKey		orderby = &scan->orderByData[0];
+	ExprContext *econtext;
+
+	sv_begin_fetch(scan);
+	econtext = GetPerTupleExprContext(so->estate);
+	if (so->exact == NULL || so->nresults + n > so->exact_cap)
+	{
+		int			cap = Max(so->nresults + n, so->batch_size);
+
+		so->exact = so->exact == NULL ? palloc(sizeof(SvExact) * cap) : repalloc(so->exact, sizeof(SvExact) * cap);
+		so->exact_cap = cap;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		bool		call_again = false,
+					all_dead = false;
+		Datum		values[INDEX_MAX_KEYS];
+		bool		isnull[INDEX_MAX_KEYS];
+		double		d;
+		SvExact    *e;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!table_index_fetch_tuple(so->fetch, (ItemPointer) &cands[i].tid, scan->xs_snapshot, so->slot,
+									 &call_again, &all_dead))
+			continue;
+		ResetPerTupleExprContext(so->estate);
+		econtext->ecxt_scantuple = so->slot;
+		FormIndexDatum(so->index_info, so->slot, so->estate, values, isnull);
+		if (isnull[0])
+			continue;
+		d = DatumGetFloat8(FunctionCall2Coll(&orderby->sk_func, orderby->sk_collation, values[0],
+											 orderby->sk_argument));
+		e = &so->exact[so->nresults++];
+		e->dist = d;
+		e->isnan = isnan(d);
+		e->tid = cands[i].tid;
+		if (!e->isnan)
+		{
+			double		over = sv_estimate_distance(so, cands[i].score) - d;
+
+			so->over_n += 1;
+			so->over_sum += over;
+			so->over_sum2 += over * over;
+		}
+	}
+	ExecClearTuple(so->slot);
+}
+
+/* The next entry of a NULL query: every entry of every list, page by page (false at the end). */
+static bool
+sv_next_null(IndexScanDesc scan)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+	const SvMetaData *meta = &so->cache->meta;
+
+	while (so->null_pos >= so->null_n)
+	{
+		Buffer		buf;
+		Page		page;
+
+		if (so->null_blk == InvalidBlockNumber)
+		{
+			if (so->null_list >= meta->lists)
+				return false;
+			so->null_blk = sv_read_list(scan->indexRelation, meta, so->null_list++).first;
+			continue;
+		}
+		CHECK_FOR_INTERRUPTS();
+		buf = ReadBuffer(scan->indexRelation, so->null_blk);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		so->null_n = SvPageGetOpaque(page)->count;
+		if (so->null_tids == NULL)
+			so->null_tids = MemoryContextAlloc(so->cxt, sizeof(ItemPointerData) * meta->capacity);
+		memcpy(so->null_tids, sv_page_tids(page, meta), sizeof(ItemPointerData) * so->null_n);
+		so->null_blk = SvPageGetOpaque(page)->next;
+		so->null_pos = 0;
+		UnlockReleaseBuffer(buf);
+	}
+	scan->xs_heaptid = so->null_tids[so->null_pos++];
+	scan->xs_recheck = false;
+	scan->xs_recheckorderby = false;
+	scan->xs_orderbynulls[0] = true;
+	return true;
 }
 
 /* Start a scan. */
@@ -393,6 +696,7 @@ sv_ambeginscan(Relation index, int nkeys, int norderbys)
 	SvScanOpaque *so = palloc0(sizeof(SvScanOpaque));
 
 	so->cxt = AllocSetContextCreate(CurrentMemoryContext, "shrinkvec scan", ALLOCSET_DEFAULT_SIZES);
+	so->parent = CurrentMemoryContext;
 	scan->opaque = so;
 	/* the AM owns the ORDER BY value arrays */
 	scan->xs_orderbyvals = palloc0(sizeof(Datum) * Max(norderbys, 1));
@@ -483,37 +787,137 @@ sv_amrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 	so->have_query = false;
 	so->started = false;
 	so->have_last = false;
+	so->done = false;
 	so->results = NULL;
+	so->exact = NULL;
 	so->nresults = so->next = 0;
+	so->scanned = 0;
+	so->pooling = false;
+	so->pool = NULL;
+	so->pool_n = so->pool_cap = 0;
+	so->frontier = 0;
+	so->over_n = so->over_sum = so->over_sum2 = 0;
+	so->null_query = false;
+	so->null_list = 0;
+	so->null_blk = InvalidBlockNumber;
+	so->null_tids = NULL;
+	so->null_n = so->null_pos = 0;
 	if (orderbys && scan->numberOfOrderBys > 0)
 		memmove(scan->orderByData, orderbys, scan->numberOfOrderBys * sizeof(ScanKeyData));
-	if (scan->numberOfOrderBys == 0 || (scan->orderByData[0].sk_flags & SK_ISNULL))
-		return;					/* no query: the scan returns nothing */
+	if (scan->numberOfOrderBys == 0)
+		return;					/* no ORDER BY: the planner never asks (the scan returns nothing) */
+	if (scan->orderByData[0].sk_flags & SK_ISNULL)
+	{
+		so->null_query = true;	/* every row, with a NULL distance */
+		return;
+	}
 	old = MemoryContextSwitchTo(so->cxt);
 	sv_set_query(so, &scan->orderByData[0]);
 	MemoryContextSwitchTo(old);
 	so->have_query = true;
 }
 
-/* Return the next candidate. */
-bool
-sv_amgettuple(IndexScanDesc scan, ScanDirection dir)
+/* Is exact row a before b: smaller distance (NaN last), then TID? */
+static inline bool
+sv_exact_before(const SvExact *a, const SvExact *b)
+{
+	return sv_exact_cmp(a, b) < 0;
+}
+
+/* Push a row onto the pool (a binary min-heap). */
+static void
+sv_pool_push(SvScanOpaque *so, const SvExact *e)
+{
+	int			i;
+
+	if (so->pool_n == so->pool_cap)
+	{
+		so->pool_cap = Max(64, so->pool_cap * 2);
+		so->pool = so->pool == NULL ? palloc(sizeof(SvExact) * so->pool_cap)
+			: repalloc(so->pool, sizeof(SvExact) * so->pool_cap);
+	}
+	i = so->pool_n++;
+	so->pool[i] = *e;
+	while (i > 0 && sv_exact_before(&so->pool[i], &so->pool[(i - 1) / 2]))
+	{
+		SvExact		t = so->pool[i];
+
+		so->pool[i] = so->pool[(i - 1) / 2];
+		so->pool[(i - 1) / 2] = t;
+		i = (i - 1) / 2;
+	}
+}
+
+/* Pop the nearest row of the pool. */
+static SvExact
+sv_pool_pop(SvScanOpaque *so)
+{
+	SvExact		top = so->pool[0];
+	int			i = 0;
+
+	so->pool[0] = so->pool[--so->pool_n];
+	for (;;)
+	{
+		int			l = 2 * i + 1,
+					r = l + 1,
+					m = i;
+		SvExact		t;
+
+		if (l < so->pool_n && sv_exact_before(&so->pool[l], &so->pool[m]))
+			m = l;
+		if (r < so->pool_n && sv_exact_before(&so->pool[r], &so->pool[m]))
+			m = r;
+		if (m == i)
+			break;
+		t = so->pool[i];
+		so->pool[i] = so->pool[m];
+		so->pool[m] = t;
+		i = m;
+	}
+	return top;
+}
+
+/*
+ * May the pool's nearest row go out?  An unread entry of the window has an estimate of at least
+ * `frontier`; estimates have exceeded exact distances by `mean + z std` (z = shrinkvec.order_margin)
+ * at most in all but a few percent of the rows fetched so far.  A larger z reads further before it lets
+ * a row go.  z = 0 is the relaxed order: each batch goes out in exact order as soon as it is read.
+ */
+static inline bool
+sv_pool_ready(const SvScanOpaque *so)
+{
+	const SvExact *e = &so->pool[0];
+	double		mean,
+				var;
+
+	if (sv_order_margin <= 0)
+		return true;			/* relaxed: each batch goes out in exact order once read */
+	if (e->isnan)
+		return false;
+	if (so->over_n < 2)
+		return e->dist <= so->frontier;
+	mean = so->over_sum / so->over_n;
+	var = Max(0.0, so->over_sum2 / so->over_n - mean * mean);
+	return e->dist <= so->frontier - Max(0.0, mean + sv_order_margin * sqrt(var));
+}
+
+/*
+ * Build the next batch: in the current window after the last one, or in the next window when the
+ * current one is exhausted.  False when the scan is over (every list read, or the bound reached).
+ */
+static bool
+sv_next_batch(IndexScanDesc scan)
 {
 	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
-	const SvMetaData *meta;
-	bool		is_bit;
-	SvCandidate *c;
+	const SvMetaData *meta = &so->cache->meta;
+	bool		is_bit = meta->elemtype == SV_ELEM_BIT;
 
-	if (!so->have_query)
-		return false;
-	/* rd_amcache may have been rebuilt by a relcache invalidation since the last call */
-	so->cache = sv_index_cache(scan->indexRelation);
-	meta = &so->cache->meta;
-	is_bit = meta->elemtype == SV_ELEM_BIT;
-	if (!so->started || (so->next == so->nresults && is_bit && so->batch_full))
+	for (;;)
 	{
-		MemoryContext old = MemoryContextSwitchTo(so->cxt);
+		int			k;
 
+		if (so->done)
+			return false;
 		if (!so->started)
 		{
 			sv_check_scan_memory(meta);
@@ -521,28 +925,169 @@ sv_amgettuple(IndexScanDesc scan, ScanDirection dir)
 #if PG_VERSION_NUM >= 150000
 			pgstat_count_index_scan(scan->indexRelation);
 #endif
+			so->started = true;
+			so->batch_size = sv_shortlist;
 		}
-		else if (so->nresults > 0)
+		else
 		{
-			/* continue the exact order after the last entry returned */
-			so->have_last = true;
-			so->last_score = so->results[so->nresults - 1].score;
-			so->last_tid = so->results[so->nresults - 1].tid;
-			pfree(so->results);
+			if (so->batch_full)
+			{
+				/* the window has more: continue after the last entry of this batch */
+				so->have_last = true;
+				so->last_score = so->results[so->nresults_est - 1].score;
+				so->last_tid = so->results[so->nresults_est - 1].tid;
+				so->batch_size = sv_next_batch_size(meta, so->batch_size);
+			}
+			else if (so->pooling && so->pool_n > 0)
+				return false;	/* the window is read: its pool goes out first */
+			else if (!sv_next_window(so))
+			{
+				so->done = true;
+				return false;
+			}
+			if (so->results)
+				pfree(so->results);
+			if (so->exact)
+				pfree(so->exact);
+			so->results = NULL;
+			so->exact = NULL;
 		}
-		so->started = true;
-		sv_scan_batch(scan);
-		MemoryContextSwitchTo(old);
-	}
-	if (so->next >= so->nresults)
-		return false;
+		if (so->scanned >= sv_max_scan_tuples)
+		{
+			ereport(NOTICE,
+					(errmsg("shrinkvec index scan of \"%s\" stopped after %lld candidates",
+							RelationGetRelationName(scan->indexRelation), (long long) so->scanned),
+					 errdetail("shrinkvec.max_scan_tuples is %d; rows beyond it were not returned.",
+							   sv_max_scan_tuples),
+					 errhint("Raise shrinkvec.max_scan_tuples, or make the filter more selective with an index of its own.")));
+			so->done = true;
+			return false;
+		}
+		k = (int) Min((int64) so->batch_size, (int64) sv_max_scan_tuples - so->scanned);
+		sv_scan_batch(scan, k);
+		so->scanned += so->nresults_est;
+		if (is_bit)
+			so->nresults = so->nresults_est;
+		else
+		{
+			/* dead entries take no place: read on until the batch has k visible rows or the window ends */
+			so->nresults = 0;
+			for (;;)
+			{
+				int			need;
 
-	c = &so->results[so->next++];
-	scan->xs_heaptid = c->tid;
+				sv_add_exact(scan, so->results, so->nresults_est);
+				need = so->batch_size - so->nresults;
+				if (need <= 0 || !so->batch_full || so->scanned >= sv_max_scan_tuples)
+					break;
+				so->have_last = true;
+				so->last_score = so->results[so->nresults_est - 1].score;
+				so->last_tid = so->results[so->nresults_est - 1].tid;
+				pfree(so->results);
+				sv_scan_batch(scan, (int) Min((int64) need, (int64) sv_max_scan_tuples - so->scanned));
+				so->scanned += so->nresults_est;
+			}
+			if (so->nresults_est > 0)
+				so->frontier = sv_estimate_distance(so, so->results[so->nresults_est - 1].score);
+			if (so->pooling)
+			{
+				for (int i = 0; i < so->nresults; i++)
+					sv_pool_push(so, &so->exact[i]);
+				so->nresults = so->next = 0;
+				return true;	/* the caller decides what the pool may give */
+			}
+			qsort(so->exact, so->nresults, sizeof(SvExact), sv_exact_cmp);
+			so->next = 0;
+			/*
+			 * The first quarter of the first batch goes out at once, in exact order (a plain LIMIT k with
+			 * k up to a quarter of the shortlist costs one batch); rows past it wait in the pool.
+			 */
+			so->ndirect = sv_order_margin > 0 ? Max(1, so->nresults / 4) : so->nresults;
+		}
+		if (so->nresults > 0)
+			return true;
+		if (so->nresults_est == 0)
+			so->batch_full = false;		/* nothing left in this window */
+	}
+}
+
+/* Return the next row. */
+bool
+sv_amgettuple(IndexScanDesc scan, ScanDirection dir)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+	const SvMetaData *meta;
+	bool		is_bit;
+
+	/* rd_amcache may have been rebuilt by a relcache invalidation since the last call */
+	so->cache = sv_index_cache(scan->indexRelation);
+	if (so->null_query)
+		return sv_next_null(scan);
+	if (!so->have_query)
+		return false;
+	meta = &so->cache->meta;
+	is_bit = meta->elemtype == SV_ELEM_BIT;
+	if (!is_bit && so->started && so->next >= so->ndirect)
+	{
+		/*
+		 * Past the first batch: rows come from the pool, nearest first, each once no unread entry of the
+		 * window can be nearer; the pool is refilled batch by batch, and emptied when the window is read.
+		 */
+		MemoryContext old = MemoryContextSwitchTo(so->cxt);
+
+		if (!so->pooling)
+		{
+			/* the rest of the first batch waits in the pool like every later row */
+			so->pooling = true;
+			for (int i = so->next; i < so->nresults; i++)
+				sv_pool_push(so, &so->exact[i]);
+			so->next = so->nresults = so->ndirect = 0;
+		}
+		for (;;)
+		{
+			if (so->pool_n > 0 && (sv_pool_ready(so) || so->done))
+				break;
+			if (!sv_next_batch(scan))
+			{
+				if (so->pool_n > 0)
+					break;		/* the window (or the scan) is over: what waits goes out */
+				if (so->done)
+				{
+					MemoryContextSwitchTo(old);
+					return false;
+				}
+			}
+		}
+		MemoryContextSwitchTo(old);
+		{
+			SvExact		e = sv_pool_pop(so);
+
+			scan->xs_heaptid = e.tid;
+			scan->xs_orderbyvals[0] = Float8GetDatum(e.dist);
+		}
+		scan->xs_recheck = false;
+		scan->xs_recheckorderby = false;
+		scan->xs_orderbynulls[0] = false;
+		return true;
+	}
+	if (!so->started || so->next >= so->nresults)
+	{
+		MemoryContext old = MemoryContextSwitchTo(so->cxt);
+		bool		more = sv_next_batch(scan);
+
+		MemoryContextSwitchTo(old);
+		if (!more)
+			return false;
+	}
+
 	scan->xs_recheck = false;
+	scan->xs_recheckorderby = false;
+	scan->xs_orderbynulls[0] = false;
 	if (is_bit)
 	{
-		scan->xs_recheckorderby = false;
+		SvCandidate *c = &so->results[so->next++];
+
+		scan->xs_heaptid = c->tid;
 		if (so->strategy == 1)
 			scan->xs_orderbyvals[0] = Float8GetDatum((double) c->score);
 		else
@@ -550,11 +1095,11 @@ sv_amgettuple(IndexScanDesc scan, ScanDirection dir)
 	}
 	else
 	{
-		/* a lower bound of every distance: the executor recomputes and orders exactly */
-		scan->xs_recheckorderby = true;
-		scan->xs_orderbyvals[0] = Float8GetDatum(-get_float8_infinity());
+		SvExact    *e = &so->exact[so->next++];
+
+		scan->xs_heaptid = e->tid;
+		scan->xs_orderbyvals[0] = Float8GetDatum(e->dist);
 	}
-	scan->xs_orderbynulls[0] = false;
 	return true;
 }
 
@@ -564,6 +1109,12 @@ sv_amendscan(IndexScanDesc scan)
 {
 	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
 
+	if (so->fetch != NULL)
+	{
+		table_index_fetch_end(so->fetch);
+		ExecDropSingleTupleTableSlot(so->slot);
+		FreeExecutorState(so->estate);
+	}
 	MemoryContextDelete(so->cxt);
 	pfree(scan->xs_orderbyvals);
 	pfree(scan->xs_orderbynulls);

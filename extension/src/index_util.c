@@ -12,6 +12,8 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
+#include "utils/lsyscache.h"
+#include "utils/builtins.h"
 #include "utils/varbit.h"
 
 #include "index.h"
@@ -35,18 +37,18 @@ sv_page_init(Page page, uint16 flags, uint32 list)
 	((PageHeader) page)->pd_lower = ((PageHeader) page)->pd_upper;
 }
 
-/* The codes array of a data page. */
+/* The codes array of a data page (blocked by meta->lanes). */
 uint8 *
 sv_page_codes(Page page, const SvMetaData *meta)
 {
-	return (uint8 *) PageGetContents(page);
+	return (uint8 *) page + SV_CODES_OFFSET;
 }
 
 /* The alpha array of a data page (vector opclasses). */
 float *
 sv_page_alpha(Page page, const SvMetaData *meta)
 {
-	return (float *) (PageGetContents(page) + (Size) meta->capacity * meta->code_bytes);
+	return (float *) (sv_page_codes(page, meta) + (Size) meta->capacity * meta->code_bytes);
 }
 
 /* The r2 array of a data page (vector opclasses). */
@@ -64,7 +66,34 @@ sv_page_tids(Page page, const SvMetaData *meta)
 
 	if (meta->has_factors)
 		off += (Size) meta->capacity * 2 * sizeof(float);
-	return (ItemPointerData *) (PageGetContents(page) + off);
+	return (ItemPointerData *) (sv_page_codes(page, meta) + off);
+}
+
+/* Copy entry i's code out of a data page. */
+void
+sv_page_get_code(Page page, const SvMetaData *meta, int i, uint8 *code)
+{
+	sv_fs_get(sv_page_codes(page, meta), meta->lanes, meta->code_bytes, i, code);
+}
+
+/* Entries per data page: a multiple of 32 in blocks of 32 when one block fits, else row-major. */
+void
+sv_page_capacity(int code_bytes, bool has_factors, int *capacity, int *lanes)
+{
+	Size		room = BLCKSZ - MAXALIGN(sizeof(SvPageOpaque)) - SV_CODES_OFFSET;
+	Size		entry = code_bytes + sizeof(ItemPointerData) + (has_factors ? 2 * sizeof(float) : 0);
+	int			n = (int) (room / entry);
+
+	if (n >= SV_FS_LANES)
+	{
+		*capacity = n - n % SV_FS_LANES;
+		*lanes = SV_FS_LANES;
+	}
+	else
+	{
+		*capacity = n;
+		*lanes = 1;
+	}
 }
 
 /* Copy n bytes from a stream of pages starting at block start into dst. */
@@ -105,12 +134,22 @@ sv_index_cache(Relation index)
 	memcpy(&cache->meta, SvPageGetMeta(BufferGetPage(buf)), sizeof(SvMetaData));
 	UnlockReleaseBuffer(buf);
 
-	if (cache->meta.magic != SV_INDEX_MAGIC || cache->meta.version != SV_INDEX_VERSION)
+	if (cache->meta.magic != SV_INDEX_MAGIC)
 		ereport(ERROR,
 				(errcode(ERRCODE_INDEX_CORRUPTED),
-				 errmsg("index \"%s\" is not a shrinkvec index of version %d",
-						RelationGetRelationName(index), SV_INDEX_VERSION),
-				 errhint("REINDEX it.")));
+				 errmsg("index \"%s\" is not a shrinkvec index", RelationGetRelationName(index)),
+				 errhint("REINDEX INDEX %s to rebuild it.",
+						 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(index)),
+													RelationGetRelationName(index)))));
+	if (cache->meta.version != SV_INDEX_VERSION)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("index \"%s\" has shrinkvec index format version %u, this shrinkvec reads version %d",
+						RelationGetRelationName(index), cache->meta.version, SV_INDEX_VERSION),
+				 errdetail("Version 2 stores codes in blocks of 32 for the SIMD scan."),
+				 errhint("REINDEX INDEX %s to rebuild it in the current format.",
+						 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(index)),
+													RelationGetRelationName(index)))));
 
 	if (cache->meta.centroid_bytes > 0)
 	{
@@ -418,7 +457,7 @@ sv_encode_bits(const SvMetaData *meta, Datum value, uint8 *code)
 static void
 sv_page_put(Page page, const SvMetaData *meta, int i, const uint8 *code, float alpha, float r2, ItemPointer tid)
 {
-	memcpy(sv_page_codes(page, meta) + (Size) i * meta->code_bytes, code, meta->code_bytes);
+	sv_fs_put(sv_page_codes(page, meta), meta->lanes, meta->code_bytes, i, code);
 	if (meta->has_factors)
 	{
 		sv_page_alpha(page, meta)[i] = alpha;

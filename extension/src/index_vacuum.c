@@ -11,6 +11,7 @@
 #include "storage/bufmgr.h"
 
 #include "index.h"
+#include "kernels.h"
 
 /* Remove the entries whose heap rows the callback reports dead. */
 IndexBulkDeleteResult *
@@ -21,7 +22,7 @@ sv_ambulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 	SvIndexCache *cache = sv_index_cache(index);
 	const SvMetaData *meta = &cache->meta;
 	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
-	Size		code_bytes = meta->code_bytes;
+	uint8	   *code = palloc(meta->code_bytes);
 
 	if (stats == NULL)
 		stats = palloc0(sizeof(IndexBulkDeleteResult));
@@ -69,7 +70,9 @@ sv_ambulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 			{
 				uint8	   *codes = sv_page_codes(page, meta);
 
-				memcpy(codes + i * code_bytes, codes + n * code_bytes, code_bytes);
+				/* move the last entry into the hole */
+				sv_fs_get(codes, meta->lanes, meta->code_bytes, n, code);
+				sv_fs_put(codes, meta->lanes, meta->code_bytes, i, code);
 				if (meta->has_factors)
 				{
 					sv_page_alpha(page, meta)[i] = sv_page_alpha(page, meta)[n];
@@ -89,6 +92,7 @@ sv_ambulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 		UnlockReleaseBuffer(buf);
 	}
 	stats->num_pages = nblocks;
+	pfree(code);
 	return stats;
 }
 

@@ -3,6 +3,8 @@
  */
 #include "kernels.h"
 
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 SvKernels	sv_kernels;
@@ -195,6 +197,104 @@ hamming_scan_scalar(const uint8_t *codes, size_t ncodes, size_t nbytes, const ui
 		out[i] = (uint32_t) xor_popcount_scalar(codes + i * nbytes, query, nbytes);
 }
 
+/*
+ * The scalar scan's byte tables: for each position, the 256 sums hi[b >> 4] + lo[b & 15], merged once
+ * per set of tables and kept with a copy of the tables they came from, so that the page-by-page calls
+ * of one index scan (same tables) do one lookup a byte.  A call with other tables (compared in full)
+ * merges again.  Backend-local (a backend is single-threaded).
+ */
+static uint8_t *fs_saved_tables;
+static uint16_t *fs_byte_tables;
+static size_t fs_saved_nbytes;
+
+/* The merged byte tables of tables (see above), or NULL when memory runs out. */
+static const uint16_t *
+fs_byte_tables_for(const uint8_t *tables, size_t nbytes)
+{
+	size_t		tbytes = SV_FS_TABLE_BYTES(nbytes);
+
+	if (fs_byte_tables != NULL && fs_saved_nbytes == nbytes && memcmp(fs_saved_tables, tables, tbytes) == 0)
+		return fs_byte_tables;
+	free(fs_saved_tables);
+	free(fs_byte_tables);
+	fs_saved_tables = malloc(tbytes);
+	fs_byte_tables = malloc(sizeof(uint16_t) * 256 * nbytes);
+	if (fs_saved_tables == NULL || fs_byte_tables == NULL)
+	{
+		free(fs_saved_tables);
+		free(fs_byte_tables);
+		fs_saved_tables = NULL;
+		fs_byte_tables = NULL;
+		return NULL;
+	}
+	memcpy(fs_saved_tables, tables, tbytes);
+	fs_saved_nbytes = nbytes;
+	for (size_t p = 0; p < nbytes; p++)
+	{
+		const uint8_t *hi = tables + (p >> 1) * 128 + (p & 1) * 32;
+		const uint8_t *lo = hi + 64;
+		uint16_t   *t = fs_byte_tables + p * 256;
+
+		for (int h = 0; h < 16; h++)
+			for (int l = 0; l < 16; l++)
+				t[h * 16 + l] = (uint16_t) (hi[h] + lo[l]);
+	}
+	return fs_byte_tables;
+}
+
+/* Scalar nibble-table sums of blocks of SV_FS_LANES codes: one byte-table lookup a byte (or two nibble lookups). */
+static void
+fs_scan_scalar(const uint8_t *blocks, size_t nblocks, size_t nbytes, const uint8_t *tables, uint32_t *out)
+{
+	const uint16_t *bt = fs_byte_tables_for(tables, nbytes);
+
+	if (bt == NULL)
+	{
+		sv_fs_scan_lanes(blocks, nblocks * SV_FS_LANES, SV_FS_LANES, nbytes, tables, out);
+		return;
+	}
+	for (size_t b = 0; b < nblocks; b++)
+	{
+		const uint8_t *blk = blocks + b * SV_FS_LANES * nbytes;
+		uint32_t	tot[SV_FS_LANES] = {0};
+
+		for (size_t p = 0; p < nbytes; p++)
+		{
+			const uint16_t *t = bt + p * 256;
+			const uint8_t *c = blk + p * SV_FS_LANES;
+
+			for (int j = 0; j < SV_FS_LANES; j++)
+				tot[j] += t[c[j]];
+		}
+		memcpy(out + b * SV_FS_LANES, tot, sizeof(tot));
+	}
+}
+
+/* Scalar selection of the codes whose lower bound is <= tau. */
+static size_t
+fs_select_scalar(const uint32_t *sums, size_t n, int32_t soff, const float *alpha, const float *r2,
+				 float base, float f, float c0, float c1, float tau, uint32_t *idx)
+{
+	size_t		m = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (sv_fs_bound(sums[i], soff, alpha[i], r2 ? r2[i] : 0.0f, base, f, c0, c1) <= tau)
+			idx[m++] = (uint32_t) i;
+	return m;
+}
+
+/* Scalar selection of the sums <= tau. */
+static size_t
+fs_select_u32_scalar(const uint32_t *sums, size_t n, uint32_t tau, uint32_t *idx)
+{
+	size_t		m = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (sums[i] <= tau)
+			idx[m++] = (uint32_t) i;
+	return m;
+}
+
 /* Fill k with the scalar kernels. */
 void
 sv_kernels_fill_scalar(SvKernels *k)
@@ -208,6 +308,9 @@ sv_kernels_fill_scalar(SvKernels *k)
 	k->dot4 = dot4_scalar;
 	k->half_dot_norms = half_dot_norms_scalar;
 	k->hamming_scan = hamming_scan_scalar;
+	k->fs_scan = fs_scan_scalar;
+	k->fs_select = fs_select_scalar;
+	k->fs_select_u32 = fs_select_u32_scalar;
 }
 
 /* Is heap entry a worse (farther, or equally far and later) than entry b? */
@@ -353,21 +456,29 @@ sv_kernels_level_name(SvKernelLevel level)
 	}
 }
 
-/* Fill the per-byte lookup tables of the weights w (see kernels.h). */
+/* Fill the per-byte lookup tables of the weights w (see kernels.h): each entry is a high-nibble sum plus a low-nibble sum. */
 void
 sv_lut_build(const float *w, size_t nbits, size_t nbytes, float *lut)
 {
 	for (size_t j = 0; j < nbytes; j++)
 	{
 		float	   *t = lut + j * 256;
-		float		wb[8];
+		float		wb[8],
+					hi[16],
+					lo[16];
 
 		for (int b = 0; b < 8; b++)
 			wb[b] = (j * 8 + b < nbits) ? w[j * 8 + b] : 0.0f;
-		t[0] = 0.0f;
-		/* each value adds its lowest set bit (bit 7 - ctz in MSB-first order) to a smaller value */
-		for (unsigned v = 1; v < 256; v++)
-			t[v] = t[v & (v - 1)] + wb[7 - __builtin_ctz(v)];
+		hi[0] = lo[0] = 0.0f;
+		/* each nibble adds its lowest set bit (bit 3 - ctz in MSB-first order) to a smaller nibble */
+		for (unsigned v = 1; v < 16; v++)
+		{
+			hi[v] = hi[v & (v - 1)] + wb[3 - __builtin_ctz(v)];
+			lo[v] = lo[v & (v - 1)] + wb[7 - __builtin_ctz(v)];
+		}
+		for (int h = 0; h < 16; h++)
+			for (int l = 0; l < 16; l++)
+				t[h * 16 + l] = hi[h] + lo[l];
 	}
 }
 
@@ -395,4 +506,199 @@ sv_lut_scan(const uint8_t *codes, size_t ncodes, size_t stride, size_t nbytes, c
 			s0 += lut[j * 256 + c[j]];
 		out[i] = (s0 + s1) + (s2 + s3);
 	}
+}
+
+/* Byte offset of position p's high-nibble table (the low one is 64 bytes further). */
+static inline size_t
+fs_table_offset(size_t p)
+{
+	return (p >> 1) * 128 + (p & 1) * 32;
+}
+
+/* Store the 16-entry tables hi and lo of position p, each twice (see kernels.h). */
+static void
+fs_store_tables(uint8_t *tables, size_t p, const uint8_t *hi, const uint8_t *lo)
+{
+	uint8_t    *t = tables + fs_table_offset(p);
+
+	memcpy(t, hi, 16);
+	memcpy(t + 16, hi, 16);
+	memcpy(t + 64, lo, 16);
+	memcpy(t + 80, lo, 16);
+}
+
+/* Quantize the weights and fill the inner product tables (see kernels.h). */
+void
+sv_fs_tables_ip(const float *w, size_t nbits, size_t nbytes, uint8_t *tables, SvFsQuery *out)
+{
+	float		maxabs = 0.0f,
+				delta,
+				err = 0.0f;
+	int32_t		vsum = 0;
+
+	for (size_t i = 0; i < nbits; i++)
+		if (fabsf(w[i]) > maxabs)
+			maxabs = fabsf(w[i]);
+	delta = maxabs > 0.0f ? maxabs / (float) SV_FS_LEVEL : 1.0f;
+	for (size_t p = 0; p < nbytes; p++)
+	{
+		int			v[8];
+		uint8_t		hi[16],
+					lo[16];
+
+		for (int b = 0; b < 8; b++)
+		{
+			size_t		i = p * 8 + b;
+
+			v[b] = 0;
+			if (i < nbits)
+			{
+				float		r = rintf(w[i] / delta);
+
+				if (r > SV_FS_LEVEL)
+					r = SV_FS_LEVEL;
+				if (r < -SV_FS_LEVEL)
+					r = -SV_FS_LEVEL;
+				v[b] = (int) r;
+				vsum += v[b];
+				err += fabsf(w[i] - delta * (float) v[b]);
+			}
+		}
+		for (int n = 0; n < 16; n++)
+		{
+			int			sh = SV_FS_BIAS,
+						sl = SV_FS_BIAS;
+
+			/* nibble bit 3 is the first of its four code bits */
+			for (int j = 0; j < 4; j++)
+				if (n & (8 >> j))
+				{
+					sh += v[j];
+					sl += v[4 + j];
+				}
+			hi[n] = (uint8_t) sh;
+			lo[n] = (uint8_t) sl;
+		}
+		fs_store_tables(tables, p, hi, lo);
+	}
+	out->delta = delta;
+	out->vsum = vsum;
+	out->err_l1 = err;
+}
+
+/* Fill the Hamming tables of the query's first qbits bits (see kernels.h). */
+void
+sv_fs_tables_hamming(const uint8_t *query, size_t qbits, size_t nbytes, uint8_t *tables)
+{
+	for (size_t p = 0; p < nbytes; p++)
+	{
+		uint8_t		mask = 0,
+					hi[16],
+					lo[16];
+
+		for (int b = 0; b < 8; b++)
+			if (p * 8 + b < qbits)
+				mask |= (uint8_t) (0x80 >> b);
+		for (int n = 0; n < 16; n++)
+		{
+			hi[n] = (uint8_t) popcount64_portable((uint64_t) ((n ^ (query[p] >> 4)) & (mask >> 4)));
+			lo[n] = (uint8_t) popcount64_portable((uint64_t) ((n ^ (query[p] & 15)) & (mask & 15)));
+		}
+		fs_store_tables(tables, p, hi, lo);
+	}
+}
+
+/* Write a code into its slot of a blocked array. */
+void
+sv_fs_put(uint8_t *blocks, size_t lanes, size_t nbytes, size_t slot, const uint8_t *code)
+{
+	uint8_t    *b = blocks + (slot / lanes) * lanes * nbytes + slot % lanes;
+
+	for (size_t p = 0; p < nbytes; p++)
+		b[p * lanes] = code[p];
+}
+
+/* Read a code from its slot of a blocked array. */
+void
+sv_fs_get(const uint8_t *blocks, size_t lanes, size_t nbytes, size_t slot, uint8_t *code)
+{
+	const uint8_t *b = blocks + (slot / lanes) * lanes * nbytes + slot % lanes;
+
+	for (size_t p = 0; p < nbytes; p++)
+		code[p] = b[p * lanes];
+}
+
+/* Table sums of the first ncodes codes of a blocked array, one code at a time. */
+void
+sv_fs_scan_lanes(const uint8_t *blocks, size_t ncodes, size_t lanes, size_t nbytes,
+				 const uint8_t *tables, uint32_t *out)
+{
+	for (size_t i = 0; i < ncodes; i++)
+	{
+		const uint8_t *b = blocks + (i / lanes) * lanes * nbytes + i % lanes;
+		uint32_t	s = 0;
+
+		for (size_t p = 0; p < nbytes; p++)
+		{
+			const uint8_t *t = tables + fs_table_offset(p);
+			uint8_t		c = b[p * lanes];
+
+			s += t[c >> 4] + t[64 + (c & 15)];
+		}
+		out[i] = s;
+	}
+}
+
+/* The lower bound fs_select tests (see kernels.h). */
+float
+sv_fs_bound(uint32_t sum, int32_t soff, float alpha, float r2, float base, float f, float c0, float c1)
+{
+	float		t = c0 + c1 * (float) ((int32_t) sum - soff);
+
+	return (base + r2) + (f * alpha) * t;
+}
+
+/* sv_kernels.fs_scan of the current level. */
+void
+sv_fs_scan(const uint8_t *blocks, size_t nblocks, size_t nbytes, const uint8_t *tables, uint32_t *out)
+{
+	sv_kernels.fs_scan(blocks, nblocks, nbytes, tables, out);
+}
+
+/* sv_kernels.fs_select of the current level. */
+size_t
+sv_fs_select(const uint32_t *sums, size_t n, int32_t soff, const float *alpha, const float *r2,
+			 float base, float f, float c0, float c1, float tau, uint32_t *idx)
+{
+	return sv_kernels.fs_select(sums, n, soff, alpha, r2, base, f, c0, c1, tau, idx);
+}
+
+/* sv_kernels.fs_select_u32 of the current level. */
+size_t
+sv_fs_select_u32(const uint32_t *sums, size_t n, uint32_t tau, uint32_t *idx)
+{
+	return sv_kernels.fs_select_u32(sums, n, tau, idx);
+}
+
+/* sv_lut_scan's sum for one code of a blocked array, read in place (byte p at stride lanes). */
+float
+sv_lut_score_blocked(const uint8_t *blocks, size_t lanes, size_t nbytes, size_t slot, const float *lut)
+{
+	const uint8_t *c = blocks + (slot / lanes) * lanes * nbytes + slot % lanes;
+	float		s0 = 0.0f,
+				s1 = 0.0f,
+				s2 = 0.0f,
+				s3 = 0.0f;
+	size_t		j = 0;
+
+	for (; j + 4 <= nbytes; j += 4)
+	{
+		s0 += lut[j * 256 + c[j * lanes]];
+		s1 += lut[(j + 1) * 256 + c[(j + 1) * lanes]];
+		s2 += lut[(j + 2) * 256 + c[(j + 2) * lanes]];
+		s3 += lut[(j + 3) * 256 + c[(j + 3) * lanes]];
+	}
+	for (; j < nbytes; j++)
+		s0 += lut[j * 256 + c[j * lanes]];
+	return (s0 + s1) + (s2 + s3);
 }

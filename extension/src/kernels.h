@@ -42,6 +42,13 @@ typedef struct SvKernels
 	void		(*dot4) (const float *const *a, const float *b, size_t n, float *out);
 	/* Hamming distance of one query to ncodes consecutive codes of nbytes each */
 	void		(*hamming_scan) (const uint8_t *codes, size_t ncodes, size_t nbytes, const uint8_t *query, uint32_t *out);
+	/* nibble-table sums of nblocks blocks of SV_FS_LANES codes (see "Blocked codes" below) */
+	void		(*fs_scan) (const uint8_t *blocks, size_t nblocks, size_t nbytes, const uint8_t *tables, uint32_t *out);
+	/* indices i < n whose lower bound (see sv_fs_select) is <= tau, ascending; returns how many */
+	size_t		(*fs_select) (const uint32_t *sums, size_t n, int32_t soff, const float *alpha, const float *r2,
+							  float base, float f, float c0, float c1, float tau, uint32_t *idx);
+	/* indices i < n with sums[i] <= tau, ascending; returns how many */
+	size_t		(*fs_select_u32) (const uint32_t *sums, size_t n, uint32_t tau, uint32_t *idx);
 } SvKernels;
 
 extern SvKernels sv_kernels;
@@ -56,12 +63,86 @@ size_t		sv_hamming_topk(const uint8_t *codes, size_t ncodes, size_t nbytes, cons
 
 /*
  * Asymmetric scoring of sign codes by table lookup.  sv_lut_build fills lut (nbytes * 256 floats)
- * so that lut[j * 256 + v] is the sum of w[8j + b] over the bits b set in byte value v (MSB-first);
+ * so that lut[j * 256 + v] is the sum of w[8j + b] over the bits b set in byte value v (MSB-first;
+ * summed as the high nibble's bits, in order, plus the low nibble's);
  * w has nbits weights and the bits past nbits weigh nothing.  sv_lut_scan then writes, for each of
  * ncodes codes laid out stride bytes apart, the sum of w over the code's set bits.
  */
 void		sv_lut_build(const float *w, size_t nbits, size_t nbytes, float *lut);
 void		sv_lut_scan(const uint8_t *codes, size_t ncodes, size_t stride, size_t nbytes, const float *lut, float *out);
+
+/* sv_lut_scan's sum (same order of additions) for the code in slot `slot` of a blocked array. */
+float		sv_lut_score_blocked(const uint8_t *blocks, size_t lanes, size_t nbytes, size_t slot, const float *lut);
+
+/*
+ * Blocked codes and nibble tables (the index's scan kernel, a FastScan over 1-bit codes).
+ *
+ * Layout: codes of nbytes bytes are stored in blocks of `lanes` codes; within a block, byte p of
+ * code j is at p * lanes + j (byte-major).  A block of SV_FS_LANES = 32 codes therefore holds, for
+ * each byte position, 32 bytes that one AVX2 register (or half an AVX-512 one) loads at once.
+ * lanes = 1 is the plain row-major layout (codes too long for a 32-code block on a page).
+ *
+ * Tables: for each byte position p, a 16-entry table of the high nibble (bits 8p .. 8p+3, MSB
+ * first) and one of the low nibble (bits 8p+4 .. 8p+7).  The sum for a code is
+ *     S = sum_p hi_p[byte_p >> 4] + lo_p[byte_p & 15].
+ * In memory, the tables of positions 2k and 2k+1 take 128 bytes at 128k:
+ *     [hi_2k, hi_2k, hi_2k+1, hi_2k+1, lo_2k, lo_2k, lo_2k+1, lo_2k+1]   (16 bytes each)
+ * so a 16-byte table is repeated into both 128-bit lanes a vpshufb reads.  nbytes is even.
+ *
+ * Inner product tables (vector opclasses): the weights w (the query, or query - centroid) are
+ * quantized to v_i = rint(w_i / delta) in [-SV_FS_LEVEL, SV_FS_LEVEL], delta = max|w_i| / SV_FS_LEVEL,
+ * and each nibble entry is the sum of v_i over its set bits plus SV_FS_BIAS (so entries are 0..120
+ * and a byte's two entries add up to at most 240 without overflowing a byte).  Then
+ *     sum over set bits of v_i = S - 2 * SV_FS_BIAS * nbytes,
+ * and <w, s> for signs s_i = 2 b_i - 1 satisfies |<w, s> - delta * (2 (S - 2 SV_FS_BIAS nbytes) - vsum)|
+ * <= err_l1 = sum_i |w_i - delta v_i|: a bound, so a scan can skip every code whose best possible
+ * score is worse than its current k-th best and score the rest exactly.
+ *
+ * Hamming tables (bit_hamming_ops): each entry is popcount((nibble ^ query nibble) & mask), the
+ * mask covering the first qbits bits; then S is the exact Hamming distance of the query prefix.
+ */
+#define SV_FS_LANES 32
+#define SV_FS_LEVEL 15
+#define SV_FS_BIAS (4 * SV_FS_LEVEL)
+#define SV_FS_TABLE_BYTES(nbytes) ((size_t) (nbytes) * 64)
+
+/* What the inner product tables need besides the tables: see above. */
+typedef struct SvFsQuery
+{
+	float		delta;			/* quantization step */
+	int32_t		vsum;			/* sum of the quantized v_i */
+	float		err_l1;			/* sum_i |w_i - delta v_i| */
+} SvFsQuery;
+
+/* Quantize nbits weights and fill the tables for codes of nbytes (even); bits past nbits weigh 0. */
+void		sv_fs_tables_ip(const float *w, size_t nbits, size_t nbytes, uint8_t *tables, SvFsQuery *out);
+
+/* Fill the Hamming tables of a query's first qbits bits for codes of nbytes (even). */
+void		sv_fs_tables_hamming(const uint8_t *query, size_t qbits, size_t nbytes, uint8_t *tables);
+
+/* Write code into slot `slot` of a blocked array (blocks of `lanes` codes). */
+void		sv_fs_put(uint8_t *blocks, size_t lanes, size_t nbytes, size_t slot, const uint8_t *code);
+
+/* Read slot `slot` of a blocked array into code. */
+void		sv_fs_get(const uint8_t *blocks, size_t lanes, size_t nbytes, size_t slot, uint8_t *code);
+
+/* Table sums of the first ncodes codes of a blocked array of any lanes (portable). */
+void		sv_fs_scan_lanes(const uint8_t *blocks, size_t ncodes, size_t lanes, size_t nbytes,
+							 const uint8_t *tables, uint32_t *out);
+
+/*
+ * The lower bound sv_kernels.fs_select tests, for one code; every level computes exactly this,
+ * in this order, without fused multiply-adds (so every level selects the same codes):
+ *     t = c0 + c1 * (float) (sums[i] - soff);  lb = (base + r2[i]) + (f * alpha[i]) * t
+ * with r2[i] read as 0 when r2 is NULL.
+ */
+float		sv_fs_bound(uint32_t sum, int32_t soff, float alpha, float r2, float base, float f, float c0, float c1);
+
+/* sv_kernels.fs_scan, fs_select and fs_select_u32 as plain functions (for ctypes callers). */
+void		sv_fs_scan(const uint8_t *blocks, size_t nblocks, size_t nbytes, const uint8_t *tables, uint32_t *out);
+size_t		sv_fs_select(const uint32_t *sums, size_t n, int32_t soff, const float *alpha, const float *r2,
+						 float base, float f, float c0, float c1, float tau, uint32_t *idx);
+size_t		sv_fs_select_u32(const uint32_t *sums, size_t n, uint32_t tau, uint32_t *idx);
 
 /* Choose the best implementation for this CPU (or at most max_level); returns the level chosen. */
 SvKernelLevel sv_kernels_init(SvKernelLevel max_level);

@@ -244,6 +244,130 @@ hamming_scan_avx2(const uint8_t *codes, size_t ncodes, size_t nbytes, const uint
 		out[i] = (uint32_t) xor_popcount_avx2(codes + i * nbytes, query, nbytes);
 }
 
+/* Add the even- and odd-code 16-bit sums of one block chunk to the 32-bit totals tot[4] (codes 0-7, 8-15, 16-23, 24-31). */
+static inline void
+fs_flush_avx2(__m256i even, __m256i odd, __m256i *tot)
+{
+	/* per 128-bit lane: lo = codes 0-7 | 16-23, hi = codes 8-15 | 24-31 */
+	__m256i		lo = _mm256_unpacklo_epi16(even, odd);
+	__m256i		hi = _mm256_unpackhi_epi16(even, odd);
+
+	tot[0] = _mm256_add_epi32(tot[0], _mm256_cvtepu16_epi32(_mm256_castsi256_si128(lo)));
+	tot[1] = _mm256_add_epi32(tot[1], _mm256_cvtepu16_epi32(_mm256_castsi256_si128(hi)));
+	tot[2] = _mm256_add_epi32(tot[2], _mm256_cvtepu16_epi32(_mm256_extracti128_si256(lo, 1)));
+	tot[3] = _mm256_add_epi32(tot[3], _mm256_cvtepu16_epi32(_mm256_extracti128_si256(hi, 1)));
+}
+
+/*
+ * Nibble-table sums with VPSHUFB: one register holds byte p of the block's 32 codes; its high and
+ * low nibbles index position p's two tables; the byte sums (<= 240) go to 16-bit accumulators of
+ * the even and odd codes, flushed to 32 bits every 256 positions (256 * 240 < 65536).
+ */
+static void
+fs_scan_avx2(const uint8_t *blocks, size_t nblocks, size_t nbytes, const uint8_t *tables, uint32_t *out)
+{
+	const __m256i low4 = _mm256_set1_epi8(0x0F);
+
+	for (size_t b = 0; b < nblocks; b++)
+	{
+		const uint8_t *blk = blocks + b * SV_FS_LANES * nbytes;
+		__m256i		tot[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+
+		for (size_t p0 = 0; p0 < nbytes; p0 += 256)
+		{
+			size_t		pend = nbytes - p0 < 256 ? nbytes : p0 + 256;
+			__m256i		even = _mm256_setzero_si256(),
+						odd = _mm256_setzero_si256();
+
+			/* nbytes is even: two positions per iteration, sharing one 128-byte table group */
+			for (size_t p = p0; p < pend; p += 2)
+			{
+				const uint8_t *t = tables + (p >> 1) * 128;
+				__m256i		c0 = _mm256_loadu_si256((const __m256i *) (blk + p * SV_FS_LANES));
+				__m256i		c1 = _mm256_loadu_si256((const __m256i *) (blk + (p + 1) * SV_FS_LANES));
+				__m256i		s0 = _mm256_add_epi8(
+					_mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *) t),
+										_mm256_and_si256(_mm256_srli_epi16(c0, 4), low4)),
+					_mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *) (t + 64)), _mm256_and_si256(c0, low4)));
+				__m256i		s1 = _mm256_add_epi8(
+					_mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *) (t + 32)),
+										_mm256_and_si256(_mm256_srli_epi16(c1, 4), low4)),
+					_mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *) (t + 96)), _mm256_and_si256(c1, low4)));
+
+				/* as 16-bit lanes s is even + 256 * odd: even is recovered after the loop */
+				even = _mm256_add_epi16(even, _mm256_add_epi16(s0, s1));
+				odd = _mm256_add_epi16(odd, _mm256_add_epi16(_mm256_srli_epi16(s0, 8), _mm256_srli_epi16(s1, 8)));
+			}
+			/* even sums (< 65536) modulo 2^16: subtract the odd ones' 256 multiples */
+			even = _mm256_sub_epi16(even, _mm256_slli_epi16(odd, 8));
+			fs_flush_avx2(even, odd, tot);
+		}
+		for (int r = 0; r < 4; r++)
+			_mm256_storeu_si256((__m256i *) (out + b * SV_FS_LANES + 8 * r), tot[r]);
+	}
+}
+
+/* Indices of the codes whose lower bound is <= tau, eight at a time (mul and add, no FMA). */
+static size_t
+fs_select_avx2(const uint32_t *sums, size_t n, int32_t soff, const float *alpha, const float *r2,
+			   float base, float f, float c0, float c1, float tau, uint32_t *idx)
+{
+	const __m256i voff = _mm256_set1_epi32(soff);
+	const __m256 vbase = _mm256_set1_ps(base),
+				vf = _mm256_set1_ps(f),
+				vc0 = _mm256_set1_ps(c0),
+				vc1 = _mm256_set1_ps(c1),
+				vtau = _mm256_set1_ps(tau);
+	size_t		m = 0,
+				i = 0;
+
+	for (; i + 8 <= n; i += 8)
+	{
+		__m256		s = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_loadu_si256((const __m256i *) (sums + i)), voff));
+		__m256		t = _mm256_add_ps(vc0, _mm256_mul_ps(vc1, s));
+		__m256		o = _mm256_add_ps(vbase, r2 ? _mm256_loadu_ps(r2 + i) : _mm256_setzero_ps());
+		__m256		lb = _mm256_add_ps(o, _mm256_mul_ps(_mm256_mul_ps(vf, _mm256_loadu_ps(alpha + i)), t));
+		unsigned	mask = (unsigned) _mm256_movemask_ps(_mm256_cmp_ps(lb, vtau, _CMP_LE_OQ));
+
+		while (mask)
+		{
+			idx[m++] = (uint32_t) (i + __builtin_ctz(mask));
+			mask &= mask - 1;
+		}
+	}
+	for (; i < n; i++)
+		if (sv_fs_bound(sums[i], soff, alpha[i], r2 ? r2[i] : 0.0f, base, f, c0, c1) <= tau)
+			idx[m++] = (uint32_t) i;
+	return m;
+}
+
+/* Indices of the sums <= tau, eight at a time. */
+static size_t
+fs_select_u32_avx2(const uint32_t *sums, size_t n, uint32_t tau, uint32_t *idx)
+{
+	const __m256i vtau = _mm256_set1_epi32((int32_t) tau);
+	size_t		m = 0,
+				i = 0;
+
+	for (; i + 8 <= n; i += 8)
+	{
+		__m256i		s = _mm256_loadu_si256((const __m256i *) (sums + i));
+		/* s <= tau (unsigned) exactly when min(s, tau) == s */
+		unsigned	mask = (unsigned) _mm256_movemask_ps(_mm256_castsi256_ps(
+			_mm256_cmpeq_epi32(_mm256_min_epu32(s, vtau), s)));
+
+		while (mask)
+		{
+			idx[m++] = (uint32_t) (i + __builtin_ctz(mask));
+			mask &= mask - 1;
+		}
+	}
+	for (; i < n; i++)
+		if (sums[i] <= tau)
+			idx[m++] = (uint32_t) i;
+	return m;
+}
+
 /* Fill k with the AVX2 kernels. */
 void
 sv_kernels_fill_avx2(SvKernels *k)
@@ -257,6 +381,9 @@ sv_kernels_fill_avx2(SvKernels *k)
 	k->dot4 = dot4_avx2;
 	k->half_dot_norms = half_dot_norms_avx2;
 	k->hamming_scan = hamming_scan_avx2;
+	k->fs_scan = fs_scan_avx2;
+	k->fs_select = fs_select_avx2;
+	k->fs_select_u32 = fs_select_u32_avx2;
 }
 
 #else

@@ -251,6 +251,111 @@ hamming_scan_avx512(const uint8_t *codes, size_t ncodes, size_t nbytes, const ui
 	}
 }
 
+/*
+ * Nibble-table sums with 512-bit VPSHUFB: one register holds bytes p and p+1 of the block's 32
+ * codes, and the 128-byte table group of positions p, p+1 is two registers.  Byte sums (<= 240)
+ * go to 16-bit accumulators of the even and odd codes; the halves for p and p+1 are added at the
+ * end of every 256-position chunk (each half gains at most 240 a position: no overflow).
+ */
+static void
+fs_scan_avx512(const uint8_t *blocks, size_t nblocks, size_t nbytes, const uint8_t *tables, uint32_t *out)
+{
+	const __m512i low4 = _mm512_set1_epi8(0x0F);
+	const __m512i inter_lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+	const __m512i inter_hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+
+	for (size_t b = 0; b < nblocks; b++)
+	{
+		const uint8_t *blk = blocks + b * SV_FS_LANES * nbytes;
+		__m512i		tot_even = _mm512_setzero_si512(),
+					tot_odd = _mm512_setzero_si512();
+
+		for (size_t p0 = 0; p0 < nbytes; p0 += 256)
+		{
+			size_t		pend = nbytes - p0 < 256 ? nbytes : p0 + 256;
+			__m512i		even = _mm512_setzero_si512(),
+						odd = _mm512_setzero_si512();
+
+			for (size_t p = p0; p < pend; p += 2)
+			{
+				const uint8_t *t = tables + (p >> 1) * 128;
+				__m512i		c = _mm512_loadu_si512(blk + p * SV_FS_LANES);
+				__m512i		s = _mm512_add_epi8(
+					_mm512_shuffle_epi8(_mm512_loadu_si512(t), _mm512_and_si512(_mm512_srli_epi16(c, 4), low4)),
+					_mm512_shuffle_epi8(_mm512_loadu_si512(t + 64), _mm512_and_si512(c, low4)));
+
+				/* as 16-bit lanes s is even + 256 * odd: even is recovered after the loop */
+				even = _mm512_add_epi16(even, s);
+				odd = _mm512_add_epi16(odd, _mm512_srli_epi16(s, 8));
+			}
+			/* even sums (< 65536) modulo 2^16: subtract the odd ones' 256 multiples */
+			even = _mm512_sub_epi16(even, _mm512_slli_epi16(odd, 8));
+			/* widen each half to 32 bits and add positions p and p+1 */
+			tot_even = _mm512_add_epi32(tot_even,
+										_mm512_add_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(even)),
+														 _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(even, 1))));
+			tot_odd = _mm512_add_epi32(tot_odd,
+									   _mm512_add_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(odd)),
+														_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(odd, 1))));
+		}
+		/* interleave: code 2j is even lane j, code 2j+1 odd lane j */
+		_mm512_storeu_si512(out + b * SV_FS_LANES, _mm512_permutex2var_epi32(tot_even, inter_lo, tot_odd));
+		_mm512_storeu_si512(out + b * SV_FS_LANES + 16, _mm512_permutex2var_epi32(tot_even, inter_hi, tot_odd));
+	}
+}
+
+/* Indices of the codes whose lower bound is <= tau, sixteen at a time (mul and add, no FMA). */
+static size_t
+fs_select_avx512(const uint32_t *sums, size_t n, int32_t soff, const float *alpha, const float *r2,
+				 float base, float f, float c0, float c1, float tau, uint32_t *idx)
+{
+	const __m512i voff = _mm512_set1_epi32(soff);
+	const __m512i step = _mm512_set1_epi32(16);
+	const __m512 vbase = _mm512_set1_ps(base),
+				vf = _mm512_set1_ps(f),
+				vc0 = _mm512_set1_ps(c0),
+				vc1 = _mm512_set1_ps(c1),
+				vtau = _mm512_set1_ps(tau);
+	__m512i		iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+	size_t		m = 0;
+
+	for (size_t i = 0; i < n; i += 16)
+	{
+		__mmask16	lanes = n - i >= 16 ? (__mmask16) 0xFFFF : (__mmask16) ((1u << (n - i)) - 1);
+		__m512		s = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_maskz_loadu_epi32(lanes, sums + i), voff));
+		__m512		t = _mm512_add_ps(vc0, _mm512_mul_ps(vc1, s));
+		__m512		o = _mm512_add_ps(vbase, r2 ? _mm512_maskz_loadu_ps(lanes, r2 + i) : _mm512_setzero_ps());
+		__m512		lb = _mm512_add_ps(o, _mm512_mul_ps(_mm512_mul_ps(vf, _mm512_maskz_loadu_ps(lanes, alpha + i)), t));
+		__mmask16	keep = _mm512_mask_cmp_ps_mask(lanes, lb, vtau, _CMP_LE_OQ);
+
+		_mm512_mask_compressstoreu_epi32(idx + m, keep, iota);
+		m += (size_t) __builtin_popcount(keep);
+		iota = _mm512_add_epi32(iota, step);
+	}
+	return m;
+}
+
+/* Indices of the sums <= tau, sixteen at a time. */
+static size_t
+fs_select_u32_avx512(const uint32_t *sums, size_t n, uint32_t tau, uint32_t *idx)
+{
+	const __m512i vtau = _mm512_set1_epi32((int32_t) tau);
+	const __m512i step = _mm512_set1_epi32(16);
+	__m512i		iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+	size_t		m = 0;
+
+	for (size_t i = 0; i < n; i += 16)
+	{
+		__mmask16	lanes = n - i >= 16 ? (__mmask16) 0xFFFF : (__mmask16) ((1u << (n - i)) - 1);
+		__mmask16	keep = _mm512_mask_cmple_epu32_mask(lanes, _mm512_maskz_loadu_epi32(lanes, sums + i), vtau);
+
+		_mm512_mask_compressstoreu_epi32(idx + m, keep, iota);
+		m += (size_t) __builtin_popcount(keep);
+		iota = _mm512_add_epi32(iota, step);
+	}
+	return m;
+}
+
 /* Fill k with the AVX-512 kernels. */
 void
 sv_kernels_fill_avx512(SvKernels *k)
@@ -264,6 +369,9 @@ sv_kernels_fill_avx512(SvKernels *k)
 	k->dot4 = dot4_avx512;
 	k->half_dot_norms = half_dot_norms_avx512;
 	k->hamming_scan = hamming_scan_avx512;
+	k->fs_scan = fs_scan_avx512;
+	k->fs_select = fs_select_avx512;
+	k->fs_select_u32 = fs_select_u32_avx512;
 }
 
 #else

@@ -223,6 +223,71 @@ check_topk_and_lut(size_t nbytes)
 	free(scores);
 }
 
+/* The index scan kernels (blocked nibble tables, selection) at the current level against the portable scan. */
+static void
+check_fs(size_t n)
+{
+	size_t		nbytes = 2 * (n % 40 + 1),
+				nblocks = n % 3 + 1,
+				ncodes = nblocks * SV_FS_LANES - n % 7;
+	size_t		nbits = nbytes * 8 - n % 9;
+	uint8_t    *blocks = random_bytes(nblocks * SV_FS_LANES * nbytes);
+	uint8_t    *tables = malloc(SV_FS_TABLE_BYTES(nbytes));
+	uint8_t    *q = random_bytes(nbytes);
+	float	   *w = random_floats(nbits);
+	float	   *alpha = random_floats(ncodes);
+	uint32_t   *sums = malloc(sizeof(uint32_t) * nblocks * SV_FS_LANES);
+	uint32_t   *want = malloc(sizeof(uint32_t) * ncodes);
+	uint32_t   *idx = malloc(sizeof(uint32_t) * ncodes);
+	SvFsQuery	fq;
+
+	for (int kind = 0; kind < 2; kind++)
+	{
+		size_t		m,
+					k = 0;
+		uint32_t	tau_u = 0;
+		float		tau;
+
+		if (kind == 0)
+			sv_fs_tables_ip(w, nbits, nbytes, tables, &fq);
+		else
+			sv_fs_tables_hamming(q, nbits, nbytes, tables);
+		sv_kernels.fs_scan(blocks, nblocks, nbytes, tables, sums);
+		sv_fs_scan_lanes(blocks, ncodes, SV_FS_LANES, nbytes, tables, want);
+		for (size_t i = 0; i < ncodes; i++)
+		{
+			same_int("fs_scan", nbytes, want[i], sums[i]);
+			tau_u += want[i] / (uint32_t) ncodes;
+		}
+		m = sv_kernels.fs_select_u32(sums, ncodes, tau_u, idx);
+		for (size_t i = 0; i < ncodes; i++)
+			if (sums[i] <= tau_u)
+			{
+				same_int("fs_select_u32", nbytes, (long) i, k < m ? (long) idx[k] : -1);
+				k++;
+			}
+		same_int("fs_select_u32 count", nbytes, (long) k, (long) m);
+		tau = sv_fs_bound(sums[0], 100, alpha[0], 0.0f, 0.5f, -1.0f, 0.25f, 0.01f);
+		m = sv_kernels.fs_select(sums, ncodes, 100, alpha, n % 2 ? alpha : NULL, 0.5f, -1.0f, 0.25f, 0.01f, tau, idx);
+		k = 0;
+		for (size_t i = 0; i < ncodes; i++)
+			if (sv_fs_bound(sums[i], 100, alpha[i], n % 2 ? alpha[i] : 0.0f, 0.5f, -1.0f, 0.25f, 0.01f) <= tau)
+			{
+				same_int("fs_select", nbytes, (long) i, k < m ? (long) idx[k] : -1);
+				k++;
+			}
+		same_int("fs_select count", nbytes, (long) k, (long) m);
+	}
+	free(blocks);
+	free(tables);
+	free(q);
+	free(w);
+	free(alpha);
+	free(sums);
+	free(want);
+	free(idx);
+}
+
 /* Run every check at each level up to the one asked for. */
 int
 main(int argc, char **argv)
@@ -245,6 +310,7 @@ main(int argc, char **argv)
 		{
 			check_length(&scalar, &sv_kernels, n);
 			check_topk_and_lut(n % 80 + 1);
+			check_fs(n);
 		}
 		printf("level %s: every kernel agrees with scalar on lengths 0..%d\n", sv_kernels_level_name(got), MAX_LEN);
 	}

@@ -259,3 +259,106 @@ def int8_ranges(m: npt.ArrayLike, coverage: float | None = None) -> Int8Ranges:
     s = np.sort(x, axis=0)
     n = x.shape[0]
     return Int8Ranges(s[order_index(n, tail)].copy(), s[order_index(n, 1.0 - tail)].copy())
+
+
+# --- The index's scan arithmetic: blocked codes and nibble tables (extension/src/kernels.h) ---------
+
+FS_LANES = 32  # codes per block
+FS_LEVEL = 15  # quantized query values are -FS_LEVEL..FS_LEVEL
+FS_BIAS = 4 * FS_LEVEL  # added to every nibble table entry (entries 0..120, a byte's two <= 240)
+
+
+class FsQuery(NamedTuple):
+    """The quantized weights of a scan: w ~ delta * v, with err_l1 = sum |w - delta * v|."""
+
+    v: npt.NDArray[np.int32]
+    delta: np.float32
+    vsum: int
+    err_l1: np.float32
+
+
+def fs_blocks(codes: npt.ArrayLike, lanes: int = FS_LANES) -> ByteArray:
+    """The blocked layout of n codes (n x nbytes): blocks of `lanes` codes, byte-major within a block
+    (byte p of code j of a block at p * lanes + j); the last block is padded with zero codes."""
+    c = np.asarray(codes, dtype=np.uint8)
+    n, nbytes = c.shape
+    nblocks = -(-n // lanes)
+    padded = np.zeros((nblocks * lanes, nbytes), dtype=np.uint8)
+    padded[:n] = c
+    return np.ascontiguousarray(padded.reshape(nblocks, lanes, nbytes).transpose(0, 2, 1)).reshape(-1)
+
+
+def fs_quantize(w: npt.ArrayLike) -> FsQuery:
+    """Quantize weights to v = rint(w / delta) clipped to +-FS_LEVEL, delta = max|w| / FS_LEVEL (1 if w is 0).
+
+    float32 throughout, in this order; rint rounds half to even (C's rintf)."""
+    x = np.asarray(w, dtype=np.float32)
+    maxabs = np.float32(np.abs(x).max()) if x.size else np.float32(0)
+    delta = np.float32(maxabs / np.float32(FS_LEVEL)) if maxabs > 0 else np.float32(1)
+    v = np.clip(np.rint(x / delta), -FS_LEVEL, FS_LEVEL).astype(np.int32)
+    err = np.float32(0)
+    for e in np.abs(x - delta * v.astype(np.float32)):  # accumulated in float32, in order, as in C
+        err = np.float32(err + e)
+    return FsQuery(v, delta, int(v.sum()), err)
+
+
+def _nibble_sums(vals: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """For 4 per-bit values (nibble bit 3 first), the sum over the set bits of every nibble 0..15."""
+    bits = (np.arange(16)[:, None] >> np.array([3, 2, 1, 0])[None, :]) & 1
+    return bits @ vals
+
+
+def fs_tables_ip(w: npt.ArrayLike, nbytes: int) -> tuple[npt.NDArray[np.uint8], FsQuery]:
+    """Inner product tables (nbytes x 2 x 16: high nibble, low nibble) of the quantized weights, with FS_BIAS."""
+    fq = fs_quantize(w)
+    v = np.zeros(nbytes * 8, dtype=np.int64)
+    v[: fq.v.size] = fq.v
+    t = np.empty((nbytes, 2, 16), dtype=np.uint8)
+    for p in range(nbytes):
+        t[p, 0] = _nibble_sums(v[8 * p : 8 * p + 4]) + FS_BIAS
+        t[p, 1] = _nibble_sums(v[8 * p + 4 : 8 * p + 8]) + FS_BIAS
+    return t, fq
+
+
+def fs_tables_hamming(query: npt.ArrayLike, qbits: int, nbytes: int) -> npt.NDArray[np.uint8]:
+    """Hamming tables (nbytes x 2 x 16): popcount((nibble ^ query nibble) & mask of the first qbits bits)."""
+    q = np.zeros(nbytes, dtype=np.uint8)
+    qa = np.asarray(query, dtype=np.uint8)
+    q[: qa.size] = qa
+    mask = np.packbits((np.arange(nbytes * 8) < qbits).astype(np.uint8))
+    n = np.arange(16, dtype=np.uint8)
+    t = np.empty((nbytes, 2, 16), dtype=np.uint8)
+    for p in range(nbytes):
+        for half, (qn, mn) in enumerate(((q[p] >> 4, mask[p] >> 4), (q[p] & 15, mask[p] & 15))):
+            t[p, half] = np.unpackbits(((n ^ qn) & mn)[:, None], axis=1).sum(axis=1)
+    return t
+
+
+def fs_table_bytes(tables: npt.NDArray[np.uint8]) -> ByteArray:
+    """The tables as the C kernels hold them: per pair of positions 128 bytes,
+    [hi_2k, hi_2k, hi_2k+1, hi_2k+1, lo_2k, lo_2k, lo_2k+1, lo_2k+1] (nbytes even)."""
+    nbytes = tables.shape[0]
+    out = np.empty((nbytes // 2, 2, 2, 2, 16), dtype=np.uint8)  # pair, hi/lo, position, copy, entry
+    t = tables.reshape(nbytes // 2, 2, 2, 16)  # pair, position, hi/lo, entry
+    for copy in range(2):
+        out[:, :, :, copy, :] = t.transpose(0, 2, 1, 3)
+    return out.reshape(-1)
+
+
+def fs_sums(codes: npt.ArrayLike, tables: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint32]:
+    """The scan kernel's integer sums: for each code, sum over bytes p of hi_p[byte >> 4] + lo_p[byte & 15]."""
+    c = np.asarray(codes, dtype=np.uint8)
+    p = np.arange(c.shape[1])[None, :]
+    t = tables.astype(np.uint32)
+    return (t[p, 0, c >> 4] + t[p, 1, c & 15]).sum(axis=1).astype(np.uint32)
+
+
+def fs_bound(sums: npt.ArrayLike, soff: int, alpha: npt.ArrayLike, r2: npt.ArrayLike | None,
+             base: float, f: float, c0: float, c1: float) -> FloatArray:
+    """The lower bound the scan tests against its k-th best score, in float32, in the C order, no FMA:
+    t = c0 + c1 * (sums - soff); lb = (base + r2) + (f * alpha) * t."""
+    s = (np.asarray(sums, dtype=np.int64) - soff).astype(np.float32)
+    t = np.float32(c0) + np.float32(c1) * s
+    a = np.asarray(alpha, dtype=np.float32)
+    o = np.float32(base) + (np.zeros_like(a) if r2 is None else np.asarray(r2, dtype=np.float32))
+    return (o + (np.float32(f) * a) * t).astype(np.float32)

@@ -67,6 +67,17 @@ class Kernels:
             ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p,
             ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p,
         ]
+        vp, sz = ctypes.c_void_p, ctypes.c_size_t
+        lib.sv_fs_tables_ip.argtypes = [vp, sz, sz, vp, vp]
+        lib.sv_fs_tables_hamming.argtypes = [vp, sz, sz, vp]
+        lib.sv_fs_scan.argtypes = [vp, sz, sz, vp, vp]
+        lib.sv_fs_scan_lanes.argtypes = [vp, sz, sz, sz, vp, vp]
+        lib.sv_fs_select.restype = sz
+        lib.sv_fs_select.argtypes = [vp, sz, ctypes.c_int32, vp, vp] + [ctypes.c_float] * 5 + [vp]
+        lib.sv_fs_select_u32.restype = sz
+        lib.sv_fs_select_u32.argtypes = [vp, sz, ctypes.c_uint32, vp]
+        lib.sv_lut_build.argtypes = [vp, sz, sz, vp]
+        lib.sv_lut_scan.argtypes = [vp, sz, sz, sz, vp, vp]
         return cls(lib)
 
     def use(self, level: str) -> str:
@@ -82,3 +93,66 @@ class Kernels:
                                      k, ids.ctypes.data, dists.ctypes.data)
         return ids[:n].astype(np.int64), dists[:n]
 
+
+    def fs_tables_ip(self, w: npt.NDArray[np.float32], nbytes: int) -> tuple[np.ndarray, float, int, float]:
+        """The C inner product tables (kernel layout, nbytes * 64 bytes), delta, vsum and err_l1."""
+        w = np.ascontiguousarray(w, dtype=np.float32)
+        tables = np.zeros(nbytes * 64, dtype=np.uint8)
+        out = SvFsQuery()
+        self.lib.sv_fs_tables_ip(w.ctypes.data, w.size, nbytes, tables.ctypes.data, ctypes.byref(out))
+        return tables, out.delta, out.vsum, out.err_l1
+
+    def fs_tables_hamming(self, query: npt.NDArray[np.uint8], qbits: int, nbytes: int) -> np.ndarray:
+        """The C Hamming tables (kernel layout)."""
+        q = np.zeros(nbytes, dtype=np.uint8)
+        q[: query.size] = query
+        tables = np.zeros(nbytes * 64, dtype=np.uint8)
+        self.lib.sv_fs_tables_hamming(q.ctypes.data, qbits, nbytes, tables.ctypes.data)
+        return tables
+
+    def fs_scan(self, blocks: npt.NDArray[np.uint8], nblocks: int, nbytes: int, tables: np.ndarray) -> np.ndarray:
+        """sv_kernels.fs_scan at the current level: sums of nblocks * 32 codes."""
+        out = np.empty(nblocks * 32, dtype=np.uint32)
+        self.lib.sv_fs_scan(blocks.ctypes.data, nblocks, nbytes, tables.ctypes.data, out.ctypes.data)
+        return out
+
+    def fs_scan_lanes(self, blocks: npt.NDArray[np.uint8], ncodes: int, lanes: int, nbytes: int,
+                      tables: np.ndarray) -> np.ndarray:
+        """The portable scan of a blocked array of any lanes."""
+        out = np.empty(ncodes, dtype=np.uint32)
+        self.lib.sv_fs_scan_lanes(blocks.ctypes.data, ncodes, lanes, nbytes, tables.ctypes.data, out.ctypes.data)
+        return out
+
+    def fs_select(self, sums: np.ndarray, soff: int, alpha: np.ndarray, r2: np.ndarray | None,
+                  base: float, f: float, c0: float, c1: float, tau: float) -> np.ndarray:
+        """sv_kernels.fs_select at the current level: indices whose lower bound is <= tau."""
+        sums = np.ascontiguousarray(sums, dtype=np.uint32)
+        alpha = np.ascontiguousarray(alpha, dtype=np.float32)
+        r2p = None if r2 is None else np.ascontiguousarray(r2, dtype=np.float32)
+        idx = np.empty(max(sums.size, 1), dtype=np.uint32)
+        m = self.lib.sv_fs_select(sums.ctypes.data, sums.size, soff, alpha.ctypes.data,
+                                  None if r2p is None else r2p.ctypes.data, base, f, c0, c1, tau, idx.ctypes.data)
+        return idx[:m]
+
+    def fs_select_u32(self, sums: np.ndarray, tau: int) -> np.ndarray:
+        """sv_kernels.fs_select_u32 at the current level: indices with sums <= tau."""
+        sums = np.ascontiguousarray(sums, dtype=np.uint32)
+        idx = np.empty(max(sums.size, 1), dtype=np.uint32)
+        m = self.lib.sv_fs_select_u32(sums.ctypes.data, sums.size, tau, idx.ctypes.data)
+        return idx[:m]
+
+    def lut_scan(self, codes: npt.NDArray[np.uint8], w: npt.NDArray[np.float32]) -> np.ndarray:
+        """The previous scan (per-byte float tables, scalar): sum of w over each row-major code's set bits."""
+        n, nbytes = codes.shape
+        w = np.ascontiguousarray(w, dtype=np.float32)
+        lut = np.empty(nbytes * 256, dtype=np.float32)
+        self.lib.sv_lut_build(w.ctypes.data, w.size, nbytes, lut.ctypes.data)
+        out = np.empty(n, dtype=np.float32)
+        self.lib.sv_lut_scan(codes.ctypes.data, n, nbytes, nbytes, lut.ctypes.data, out.ctypes.data)
+        return out
+
+
+class SvFsQuery(ctypes.Structure):
+    """SvFsQuery of kernels.h."""
+
+    _fields_ = [("delta", ctypes.c_float), ("vsum", ctypes.c_int32), ("err_l1", ctypes.c_float)]

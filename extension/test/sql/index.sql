@@ -24,10 +24,12 @@ SELECT ids = (SELECT array_agg(id) FROM (SELECT id FROM items ORDER BY v <=> '[1
 RESET enable_indexscan;
 RESET shrinkvec.shortlist;
 
--- without LIMIT, or with more rows than shrinkvec.shortlist, the plan is exact
+-- without LIMIT a full sort is cheaper; with more rows than shrinkvec.shortlist the index still serves:
+-- its scan goes on batch by batch while the executor wants rows
 EXPLAIN (COSTS OFF) SELECT id FROM items ORDER BY v <=> '[1,0,1,0,1,0,1,0]';
 SET shrinkvec.shortlist = 10;
 EXPLAIN (COSTS OFF) SELECT id FROM items ORDER BY v <=> '[1,0,1,0,1,0,1,0]' LIMIT 20;
+SELECT count(*) FROM (SELECT id FROM items ORDER BY v <=> '[1,0,1,0,1,0,1,0]' LIMIT 20) s;
 RESET shrinkvec.shortlist;
 
 -- bits: exact Hamming distances in order, full and prefix queries
@@ -42,7 +44,7 @@ SELECT id FROM items ORDER BY b <^> '101100110' LIMIT 1;
 CREATE TABLE nodims (v vector);
 CREATE INDEX ON nodims USING shrinkvec (v);
 CREATE INDEX ON items USING shrinkvec (v) WITH (bits = 9);
-CREATE INDEX ON items USING shrinkvec (v) WITH (lists = 0);
+CREATE INDEX ON items USING shrinkvec (v) WITH (lists = -1);
 CREATE INDEX ON items USING shrinkvec (b) WITH (bits = 4);
 
 -- VACUUM removes dead entries
