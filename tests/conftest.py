@@ -108,6 +108,13 @@ def dsn(postgresql: psycopg.Connection) -> str:
     return make_conninfo(host=info.host, port=info.port, user=info.user, dbname=info.dbname, password=info.password or None)
 
 
+def role_dsn(dsn: str, role: str) -> str:
+    """The DSN with another user (to connect as a test's role)."""
+    params = conninfo_to_dict(dsn)
+    params["user"] = role
+    return make_conninfo(**params)  # type: ignore[arg-type]  # conninfo values are str | int
+
+
 @pytest.fixture
 def migrated_dsn(dsn: str) -> str:
     """DSN of this test's database after `shrinkvec migrate` (the catalog tables exist)."""

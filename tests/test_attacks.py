@@ -28,18 +28,12 @@ import psycopg
 import pytest
 from pgvector.psycopg import register_vector
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from shrinkvec import adapt, catalog, codes, demo, evaluate, query, transforms, tune
 from shrinkvec.load import LoadOptions, load
+from conftest import role_dsn
 
 SV = [sys.executable, "-m", "shrinkvec.cli"]
-
-
-def role_dsn(dsn: str, role: str) -> str:
-    params = conninfo_to_dict(dsn)
-    params["user"] = role
-    return make_conninfo(**params)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -75,24 +69,7 @@ BEGIN
     END IF;
     RETURN true;
 END $$;
-CREATE FUNCTION public.evil_text_eq(a text, b text) RETURNS boolean LANGUAGE plpgsql AS $$
-BEGIN
-    IF current_user OPERATOR(pg_catalog.<>) '{mallory}' THEN PERFORM public.trap('text ='); END IF;
-    RETURN a OPERATOR(pg_catalog.=) b;
-END $$;
-CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text, FUNCTION = public.evil_text_eq);
-CREATE FUNCTION public.evil_bit_eq(a bit, b bit) RETURNS boolean LANGUAGE plpgsql AS $$
-BEGIN
-    IF current_user OPERATOR(pg_catalog.<>) '{mallory}' THEN PERFORM public.trap('bit ='); END IF;
-    RETURN a OPERATOR(pg_catalog.=) b;
-END $$;
-CREATE OPERATOR public.= (LEFTARG = bit, RIGHTARG = bit, FUNCTION = public.evil_bit_eq);
-CREATE FUNCTION public.evil_regclass_eq(a regclass, b regclass) RETURNS boolean LANGUAGE plpgsql AS $$
-BEGIN
-    IF current_user OPERATOR(pg_catalog.<>) '{mallory}' THEN PERFORM public.trap('regclass ='); END IF;
-    RETURN a::oid OPERATOR(pg_catalog.=) b::oid;
-END $$;
-CREATE OPERATOR public.= (LEFTARG = regclass, RIGHTARG = regclass, FUNCTION = public.evil_regclass_eq);
+{eq_traps}
 CREATE FUNCTION public.to_regclass(t text) RETURNS regclass LANGUAGE plpgsql AS $$
 BEGIN
     IF current_user OPERATOR(pg_catalog.<>) '{mallory}' THEN PERFORM public.trap('to_regclass'); END IF;
@@ -101,9 +78,22 @@ END $$;
 """
 
 
+# an `=` for each type shrinkvec compares: it calls the trap, then answers as pg_catalog's would
+EQ_TRAP = """
+CREATE FUNCTION public.evil_{name}_eq(a {typ}, b {typ}) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_user OPERATOR(pg_catalog.<>) '{mallory}' THEN PERFORM public.trap('{typ} ='); END IF;
+    RETURN a{cast} OPERATOR(pg_catalog.=) b{cast};
+END $$;
+CREATE OPERATOR public.= (LEFTARG = {typ}, RIGHTARG = {typ}, FUNCTION = public.evil_{name}_eq);
+"""
+
+
 def plant_traps(mallory_dsn: str, mallory: str) -> None:
+    eq_traps = "".join(EQ_TRAP.format(name=typ, typ=typ, cast=cast, mallory=mallory)
+                       for typ, cast in (("text", ""), ("bit", ""), ("regclass", "::oid")))
     with connect(mallory_dsn) as m:
-        m.execute(TRAPS.replace("{mallory}", mallory))
+        m.execute(TRAPS.replace("{eq_traps}", eq_traps).replace("{mallory}", mallory))
 
 
 def assert_not_pwned(admin: psycopg.Connection, mallory: str) -> None:

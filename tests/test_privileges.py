@@ -18,16 +18,10 @@ import psycopg
 import pytest
 from pgvector.psycopg import register_vector
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from shrinkvec import catalog, demo, query
 from shrinkvec.load import LoadOptions, load
-
-
-def role_dsn(dsn: str, role: str) -> str:
-    params = conninfo_to_dict(dsn)
-    params["user"] = role
-    return make_conninfo(**params)  # type: ignore[arg-type]
+from conftest import role_dsn
 
 
 @pytest.fixture

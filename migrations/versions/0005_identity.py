@@ -123,20 +123,19 @@ END
 $fn$
 """
 
+SYNC_UPDATE = """
+    UPDATE shrinkvec.{t} x SET table_schema = n.nspname, table_name = c.relname
+        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+        WHERE c.oid OPERATOR(pg_catalog.=) x.relation
+          AND (x.table_name OPERATOR(pg_catalog.<>) c.relname OR x.table_schema OPERATOR(pg_catalog.<>) n.nspname);"""
+
 SYNC_FN = """
 CREATE FUNCTION shrinkvec.sync_catalog_names() RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
     -- after ALTER TABLE ... RENAME / SET SCHEMA or ALTER SCHEMA ... RENAME: the names follow the relation
-    -- (the identity trigger derives them; codes and reencodes follow the name by ON UPDATE CASCADE)
-    UPDATE shrinkvec.profiles p SET table_name = c.relname
-        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-        WHERE c.oid OPERATOR(pg_catalog.=) p.relation
-          AND (p.table_name OPERATOR(pg_catalog.<>) c.relname OR p.table_schema OPERATOR(pg_catalog.<>) n.nspname);
-    UPDATE shrinkvec.loads l SET table_name = c.relname
-        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-        WHERE c.oid OPERATOR(pg_catalog.=) l.relation
-          AND (l.table_name OPERATOR(pg_catalog.<>) c.relname OR l.table_schema OPERATOR(pg_catalog.<>) n.nspname);
+    -- (the identity trigger derives a profile's name; codes and reencodes follow it by ON UPDATE CASCADE)
+""" + "".join(SYNC_UPDATE.format(t=t) for t in ("profiles", "loads")) + """
 END
 $fn$
 """

@@ -14,22 +14,27 @@ SELECT distance, element, dims, code_bits, entry_bytes, lists, entries FROM shri
 
 -- KNN with LIMIT uses the index; with a shortlist covering the table, the rows equal an exact sort
 -- (these 8-d points lie on a circle: 8-bit codes cannot rank them finely, see the pytest recall tests)
-SET shrinkvec.shortlist = 1000;
+-- (on a table this small a sort is cheaper than 100 heap fetches: the plans below force the index)
+SET enable_seqscan = off;
 EXPLAIN (COSTS OFF) SELECT id FROM items ORDER BY v <=> '[1,0,1,0,1,0,1,0]' LIMIT 5;
+SET shrinkvec.shortlist = 1000;
 CREATE TEMP TABLE idx AS SELECT array_agg(id) AS ids FROM
 	(SELECT id FROM items ORDER BY v <=> '[1,0,1,0,1,0,1,0]' LIMIT 5) s;
 SET enable_indexscan = off;
 SELECT ids = (SELECT array_agg(id) FROM (SELECT id FROM items ORDER BY v <=> '[1,0,1,0,1,0,1,0]' LIMIT 5) s) AS same
 	FROM idx;
 RESET enable_indexscan;
+RESET enable_seqscan;
 RESET shrinkvec.shortlist;
 
 -- without LIMIT a full sort is cheaper; with more rows than shrinkvec.shortlist the index still serves:
 -- its scan goes on batch by batch while the executor wants rows
 EXPLAIN (COSTS OFF) SELECT id FROM items ORDER BY v <=> '[1,0,1,0,1,0,1,0]';
 SET shrinkvec.shortlist = 10;
+SET enable_seqscan = off;
 EXPLAIN (COSTS OFF) SELECT id FROM items ORDER BY v <=> '[1,0,1,0,1,0,1,0]' LIMIT 20;
 SELECT count(*) FROM (SELECT id FROM items ORDER BY v <=> '[1,0,1,0,1,0,1,0]' LIMIT 20) s;
+RESET enable_seqscan;
 RESET shrinkvec.shortlist;
 
 -- bits: exact Hamming distances in order, full and prefix queries
