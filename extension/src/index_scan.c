@@ -18,8 +18,12 @@
  * each later one twice the previous (bounded by work_mem), so `ORDER BY ... LIMIT n` with n up to the
  * shortlist and no filter returns the exact order of the first batch.
  *
- * IVF: batches come from the shrinkvec.probes lists nearest the query; when they are exhausted the scan
- * goes on with the next lists by centroid distance (iterative probing).
+ * IVF: the first batch comes from the shrinkvec.probes lists nearest the query.  Vector opclasses: once
+ * rows wait in the pool (the executor wants more than the first quarter of the first batch, as a filter
+ * or a join makes it), the window widens to every list, so no unread entry of any list can be nearer
+ * than the pool's frontier allows (what each list gave is kept per list, so nothing comes twice).
+ * bit_hamming_ops: when the probed lists are exhausted the scan goes on with the next lists by centroid
+ * distance (iterative probing), in exact order within each window.
  *
  * A NULL query returns every entry (distance NULL), as pgvector's indexes do.
  */
@@ -87,9 +91,15 @@ typedef struct SvScanOpaque
 	int			next;
 	int			batch_size;		/* k of the current batch */
 	bool		batch_full;		/* the batch was cut at k: more entries exist in the window */
-	bool		have_last;		/* (last_score, last_tid) bounds the next batch */
-	float		last_score;
-	ItemPointerData last_tid;
+
+	/*
+	 * What was read of each list (indexed by list number): entries up to (bound_score, bound_tid) in
+	 * (score, TID) order went into earlier batches.  A list's bound only grows, so a window that takes in
+	 * lists read before (IVF widened to every list, below) skips exactly the entries already returned.
+	 */
+	uint8	   *bound_state;	/* SV_BOUND_* */
+	float	   *bound_score;
+	ItemPointerData *bound_tid;
 	int64		scanned;		/* candidates read (for shrinkvec.max_scan_tuples) */
 	bool		done;
 
@@ -122,6 +132,11 @@ typedef struct SvScanOpaque
 	int			null_n;
 	int			null_pos;
 } SvScanOpaque;
+
+/* What was read of a list (SvScanOpaque.bound_state). */
+#define SV_BOUND_NONE 0			/* nothing yet */
+#define SV_BOUND_AT 1			/* entries up to bound_score/bound_tid */
+#define SV_BOUND_ALL 2			/* every entry */
 
 /* Is candidate a worse than b: larger score, or the same score and a later TID? */
 static inline bool
@@ -231,6 +246,9 @@ sv_choose_lists(SvScanOpaque *so)
 	so->nprobe = sv_effective_probes(meta->lists);
 	so->order = palloc(sizeof(int) * meta->lists);
 	so->window = 0;
+	so->bound_state = palloc0(meta->lists);
+	so->bound_score = palloc(sizeof(float) * meta->lists);
+	so->bound_tid = palloc(sizeof(ItemPointerData) * meta->lists);
 	if (meta->lists == 1)
 	{
 		so->order[0] = 0;
@@ -280,19 +298,58 @@ sv_next_window(SvScanOpaque *so)
 	so->window += so->nprobe;
 	so->probe_lists = so->order + so->window;
 	so->nprobe = Min(so->nprobe, so->nlists - so->window);
-	so->have_last = false;		/* the new lists' entries are all new */
 	return true;
 }
 
-/* Is (score, tid) after the last candidate returned by the previous batch? */
-static inline bool
-sv_after_last(const SvScanOpaque *so, float score, ItemPointer tid)
+/*
+ * Widen the window to every list (vector opclasses of an IVF index, once rows wait in the pool): the
+ * next batches take the best unread entries of the whole index by estimate, so the pool's frontier
+ * bounds every unread entry, not only those of the probed lists.
+ */
+static void
+sv_widen_window(SvScanOpaque *so)
 {
-	if (!so->have_last)
+	if (so->nlists == 1 || (so->window == 0 && so->nprobe == so->nlists))
+		return;
+	so->window = 0;
+	so->probe_lists = so->order;
+	so->nprobe = so->nlists;
+	so->batch_full = true;		/* the lists not probed yet are unread */
+}
+
+/* Is (score, tid) of an entry of list after what earlier batches took of that list? */
+static inline bool
+sv_after_bound(const SvScanOpaque *so, int list, float score, ItemPointer tid)
+{
+	if (so->bound_state[list] == SV_BOUND_NONE)
 		return true;
-	if (score != so->last_score)
-		return score > so->last_score;
-	return ItemPointerCompare(tid, (ItemPointer) &so->last_tid) > 0;
+	if (score != so->bound_score[list])
+		return score > so->bound_score[list];
+	return ItemPointerCompare(tid, &so->bound_tid[list]) > 0;
+}
+
+/*
+ * After a batch of the window's lists: a batch cut at its k-th candidate took every entry of those
+ * lists up to that candidate (a list's bound only moves forward); an uncut batch took all of them.
+ */
+static void
+sv_advance_bounds(SvScanOpaque *so, const SvCandidate *last, bool cut)
+{
+	for (int p = 0; p < so->nprobe; p++)
+	{
+		int			list = so->probe_lists[p];
+
+		if (so->bound_state[list] == SV_BOUND_ALL)
+			continue;
+		if (!cut)
+			so->bound_state[list] = SV_BOUND_ALL;
+		else if (sv_after_bound(so, list, last->score, (ItemPointer) &last->tid))
+		{
+			so->bound_state[list] = SV_BOUND_AT;
+			so->bound_score[list] = last->score;
+			so->bound_tid[list] = last->tid;
+		}
+	}
 }
 
 /*
@@ -364,12 +421,15 @@ sv_scan_batch(IndexScanDesc scan, int k)
 	for (int p = 0; p < so->nprobe; p++)
 	{
 		int			list = so->probe_lists[p];
-		BlockNumber blk = sv_read_list(scan->indexRelation, meta, list).first;
+		BlockNumber blk;
 		float		base = 0,
 					f = -1.0f,
 					c0 = 0,
 					c1 = 0;
 
+		if (so->bound_state[list] == SV_BOUND_ALL)
+			continue;			/* every entry went into earlier batches */
+		blk = sv_read_list(scan->indexRelation, meta, list).first;
 		if (!is_bit)
 		{
 			const float *c = (const float *) so->cache->centroids + (Size) list * meta->code_bits;
@@ -448,7 +508,7 @@ sv_scan_batch(IndexScanDesc scan, int k)
 					int			i = idx[j];
 					float		score = (float) sums[i];
 
-					if (sv_after_last(so, score, &tids[i]))
+					if (sv_after_bound(so, list, score, &tids[i]))
 						sv_offer(heap, &nheap, k, score, &tids[i], &overflow);
 				}
 			}
@@ -463,6 +523,8 @@ sv_scan_batch(IndexScanDesc scan, int k)
 					tau += 1e-6f * fabsf(tau) + 1e-30f;
 				m = (int) sv_kernels.fs_select(sums, n, soff, alpha, meta->kind == SV_KIND_L2 ? r2 : NULL,
 											   base, f, c0, c1, tau, idx);
+				if (nheap == k && m < n)
+					overflow = true;	/* entries beyond the k-th best exist (or were taken before) */
 
 				/*
 				 * The k-th best improves as the page's entries are scored: test each entry's bound
@@ -476,7 +538,10 @@ sv_scan_batch(IndexScanDesc scan, int k)
 					if (nheap == k &&
 						sv_fs_bound(sums[i], soff, alpha[i], meta->kind == SV_KIND_L2 ? r2[i] : 0.0f, base, f, c0, c1) >
 						heap[0].score + 1e-6f * fabsf(heap[0].score) + 1e-30f)
+					{
+						overflow = true;
 						continue;
+					}
 					if (lut)
 						s = sv_lut_score_blocked(codes, meta->lanes, meta->code_bytes, i, lut);
 					else
@@ -488,7 +553,7 @@ sv_scan_batch(IndexScanDesc scan, int k)
 						s = base + r2[i] - 2.0f * alpha[i] * (2.0f * s - wsum);
 					else
 						s = base - alpha[i] * (2.0f * s - wsum);
-					if (sv_after_last(so, s, &tids[i]))
+					if (sv_after_bound(so, list, s, &tids[i]))
 						sv_offer(heap, &nheap, k, s, &tids[i], &overflow);
 				}
 			}
@@ -502,6 +567,7 @@ sv_scan_batch(IndexScanDesc scan, int k)
 	so->nresults_est = nheap;
 	so->next = 0;
 	so->batch_full = overflow;
+	sv_advance_bounds(so, nheap > 0 ? &heap[nheap - 1] : NULL, overflow && nheap > 0);
 	pfree(sums);
 	pfree(idx);
 	pfree(tables);
@@ -786,7 +852,6 @@ sv_amrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 	so->cache = sv_index_cache(scan->indexRelation);
 	so->have_query = false;
 	so->started = false;
-	so->have_last = false;
 	so->done = false;
 	so->results = NULL;
 	so->exact = NULL;
@@ -932,10 +997,7 @@ sv_next_batch(IndexScanDesc scan)
 		{
 			if (so->batch_full)
 			{
-				/* the window has more: continue after the last entry of this batch */
-				so->have_last = true;
-				so->last_score = so->results[so->nresults_est - 1].score;
-				so->last_tid = so->results[so->nresults_est - 1].tid;
+				/* the window has more: continue after what earlier batches took of each list */
 				so->batch_size = sv_next_batch_size(meta, so->batch_size);
 			}
 			else if (so->pooling && so->pool_n > 0)
@@ -980,9 +1042,6 @@ sv_next_batch(IndexScanDesc scan)
 				need = so->batch_size - so->nresults;
 				if (need <= 0 || !so->batch_full || so->scanned >= sv_max_scan_tuples)
 					break;
-				so->have_last = true;
-				so->last_score = so->results[so->nresults_est - 1].score;
-				so->last_tid = so->results[so->nresults_est - 1].tid;
 				pfree(so->results);
 				sv_scan_batch(scan, (int) Min((int64) need, (int64) sv_max_scan_tuples - so->scanned));
 				so->scanned += so->nresults_est;
@@ -1042,6 +1101,7 @@ sv_amgettuple(IndexScanDesc scan, ScanDirection dir)
 			for (int i = so->next; i < so->nresults; i++)
 				sv_pool_push(so, &so->exact[i]);
 			so->next = so->nresults = so->ndirect = 0;
+			sv_widen_window(so);
 		}
 		for (;;)
 		{
