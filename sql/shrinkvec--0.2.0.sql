@@ -305,7 +305,7 @@ CREATE FUNCTION shrinkvec.search(
 	tbl regclass, query vector, k integer DEFAULT NULL, shortlist integer DEFAULT NULL,
 	stage text DEFAULT NULL)
 RETURNS TABLE (id bigint, distance double precision)
-LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $search$
 DECLARE
@@ -314,8 +314,17 @@ DECLARE
 	vec_schema name;
 	dims integer;
 	op text;
+	cfg text;
+	m text[];
+	specs text[];
+	sizes integer[];
+	carry text[];
+	cols text;
+	alias text;
 	order_expr text;
-	q text;
+	inner_q text;
+	old_shortlist text;
+	old_probes text;
 BEGIN
 	-- search_path is pg_catalog only: every other name below is schema-qualified, every operator too
 	IF to_regclass('shrinkvec.profiles') IS NULL OR to_regclass('shrinkvec.codes') IS NULL THEN
@@ -331,48 +340,124 @@ BEGIN
 		RAISE EXCEPTION 'table % has no shrinkvec profile', tbl USING ERRCODE = 'undefined_object';
 	END IF;
 	k := coalesce(k, p.k);
-	shortlist := coalesce(shortlist, p.shortlist);
-	IF k < 1 OR shortlist < k THEN
-		RAISE EXCEPTION 'need 1 <= k <= shortlist, got k = % and shortlist = %', k, shortlist
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
 	SELECT n.nspname INTO vec_schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
 	WHERE e.extname = 'vector';
 	EXECUTE format('SELECT %I.vector_dims($1)', vec_schema) INTO dims USING query;
 	IF dims <> p.dims THEN
 		RAISE EXCEPTION 'expected % dimensions, got %', p.dims, dims USING ERRCODE = 'data_exception';
 	END IF;
-	-- the stage: a code kind ('bits', 'prefix', 'int8'), 'kind:length', a column name, or the first code
-	SELECT cd.* INTO c FROM shrinkvec.codes cd
-	WHERE cd.profile = p.name
-	  AND (stage IS NULL OR stage IN (cd.column_name, cd.kind,
-		CASE WHEN cd.kind = 'int8' THEN 'int8' ELSE cd.kind || ':' || cd.length END))
-	ORDER BY cd.position LIMIT 1;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'profile % has no code %', p.name, coalesce(stage, '(any)') USING ERRCODE = 'undefined_object';
+	op := CASE p.distance WHEN 'cosine' THEN '<=>' WHEN 'l2' THEN '<->' WHEN 'ip' THEN '<#>' END;
+	IF k < 1 THEN
+		RAISE EXCEPTION 'k must be at least 1, got %', k USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 
-	op := CASE p.distance WHEN 'cosine' THEN '<=>' WHEN 'l2' THEN '<->' WHEN 'ip' THEN '<#>' END;
-	order_expr := CASE c.kind
-		WHEN 'bits' THEN format('s.%I OPERATOR(%I.<^#>) $6', c.column_name, '@extschema@')
-		WHEN 'prefix' THEN format('s.%I OPERATOR(%I.<^=>) $6', c.column_name, '@extschema@')
-		ELSE format('%I.%I(s.%I, $6, $4, $5)', '@extschema@',
-			CASE WHEN p.distance = 'ip' THEN 'int8_ip_distance' ELSE 'int8_cosine_distance' END,
-			c.column_name)
-	END;
-	-- tbl prints schema-qualified here (search_path holds no user schema)
-	q := format(
-		'SELECT t.%1$I::bigint, t.%2$I OPERATOR(%3$I.%4$s) $1 AS distance '
-		'FROM (SELECT s.%1$I, s.%2$I FROM %5$s AS s ORDER BY %6$s LIMIT $3) AS t '
-		'ORDER BY 2, 1 LIMIT $2',
-		p.id_column, p.vector_column, vec_schema, op, tbl, order_expr);
-	-- codes are ranked against the query through the profile's transform ($6); the rerank uses the raw query ($1)
-	RETURN QUERY EXECUTE q USING query, k, shortlist, c.lo, c.hi,
-		CASE WHEN p.transform IS NULL THEN query ELSE shrinkvec.transform_vector(query, p.transform) END;
+	-- without a stage, the configuration `shrinkvec tune --apply` chose (configs.py specs), else the first code
+	IF stage IS NULL THEN
+		cfg := p.search_config;
+	END IF;
+	IF cfg LIKE 'index%' THEN
+		-- the shrinkvec index: the unchanged exact query with the index's settings for this transaction
+		m := regexp_match(cfg, '^index(?::lists=\d+)?(?::probes=(\d+))?(?::bits=\d+)?@(\d+)$');
+		IF m IS NULL THEN
+			RAISE EXCEPTION 'profile % has an unknown search_config %', p.name, cfg USING ERRCODE = 'data_exception';
+		END IF;
+		PERFORM @extschema@.shrinkvec_kernels();	-- loads the library: its settings exist from here on
+		old_shortlist := current_setting('shrinkvec.shortlist');
+		old_probes := current_setting('shrinkvec.probes');
+		PERFORM set_config('shrinkvec.shortlist', coalesce(shortlist, m[2]::integer)::text, true);
+		IF m[1] IS NOT NULL THEN
+			PERFORM set_config('shrinkvec.probes', m[1], true);
+		END IF;
+		-- k is rendered as a literal (an integer): the planner must see the LIMIT to choose the index
+		RETURN QUERY EXECUTE format(
+			'SELECT t.%1$I::bigint, t.%2$I OPERATOR(%3$I.%4$s) $1 AS distance FROM %5$s AS t '
+			'ORDER BY t.%2$I OPERATOR(%3$I.%4$s) $1 LIMIT %6$s',
+			p.id_column, p.vector_column, vec_schema, op, tbl, k) USING query;
+		PERFORM set_config('shrinkvec.shortlist', old_shortlist, true);
+		PERFORM set_config('shrinkvec.probes', old_probes, true);
+		RETURN;
+	ELSIF cfg IS NOT NULL AND cfg <> 'exact' THEN
+		-- 'STAGE@N' or a funnel 'STAGE@N>STAGE@M...'
+		SELECT array_agg(split_part(x, '@', 1) ORDER BY o), array_agg(split_part(x, '@', 2)::integer ORDER BY o)
+		INTO specs, sizes FROM unnest(string_to_array(cfg, '>')) WITH ORDINALITY AS u(x, o);
+		IF shortlist IS NOT NULL THEN
+			sizes[1] := shortlist;
+		END IF;
+	ELSE
+		specs := ARRAY[stage];
+		sizes := ARRAY[coalesce(shortlist, p.shortlist)];
+	END IF;
+	FOR i IN 1 .. cardinality(specs) LOOP
+		IF sizes[i] < k OR (i > 1 AND sizes[i] > sizes[i - 1]) THEN
+			RAISE EXCEPTION 'need 1 <= k <= shortlist, each stage''s shortlist at most the previous one''s, got k = % and shortlists %',
+				k, sizes USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+	END LOOP;
+
+	-- innermost the table ordered by the first stage, then each later stage over the previous one's rows;
+	-- every level carries the id, the vector and the code columns of the stages after it
+	FOR i IN 1 .. cardinality(specs) LOOP
+		-- the stage: a code kind ('bits', 'prefix', 'int8'), 'kind:length', a column name, or the first code
+		SELECT cd.* INTO c FROM shrinkvec.codes cd
+		WHERE cd.profile = p.name
+		  AND (specs[i] IS NULL OR specs[i] IN (cd.column_name, cd.kind,
+			CASE WHEN cd.kind = 'int8' THEN 'int8' ELSE cd.kind || ':' || cd.length END))
+		ORDER BY cd.position LIMIT 1;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'profile % has no code %', p.name, coalesce(specs[i], '(any)') USING ERRCODE = 'undefined_object';
+		END IF;
+		IF i > 1 THEN
+			carry := carry || c.column_name;
+		END IF;
+		specs[i] := c.column_name;
+	END LOOP;
+	FOR i IN 1 .. cardinality(specs) LOOP
+		SELECT cd.* INTO c FROM shrinkvec.codes cd WHERE cd.profile = p.name AND cd.column_name = specs[i];
+		alias := CASE WHEN i = 1 THEN 's' ELSE 'c' || i END;
+		SELECT string_agg(format('%I.%I', alias, x), ', ' ORDER BY o) INTO cols
+		FROM (SELECT x, min(o) AS o FROM unnest(ARRAY[p.id_column, p.vector_column] || carry[i:])
+			WITH ORDINALITY AS u(x, o) GROUP BY x) AS d;
+		-- codes are ranked against the query through the profile's transform ($2)
+		order_expr := CASE c.kind
+			WHEN 'bits' THEN format('%I.%I OPERATOR(%I.<^#>) $2', alias, c.column_name, '@extschema@')
+			WHEN 'prefix' THEN format('%I.%I OPERATOR(%I.<^=>) $2', alias, c.column_name, '@extschema@')
+			ELSE format('%I.%I(%I.%I, $2, %L::pg_catalog.float4[], %L::pg_catalog.float4[])', '@extschema@',
+				CASE WHEN p.distance = 'ip' THEN 'int8_ip_distance' ELSE 'int8_cosine_distance' END,
+				alias, c.column_name, c.lo, c.hi)
+		END;
+		-- tbl prints schema-qualified here (search_path holds no user schema)
+		inner_q := format('SELECT %s FROM %s AS %I ORDER BY %s LIMIT %s', cols,
+			CASE WHEN i = 1 THEN tbl::text ELSE '(' || inner_q || ')' END, alias, order_expr, sizes[i]);
+	END LOOP;
+	-- the rerank uses the raw query ($1)
+	RETURN QUERY EXECUTE format(
+		'SELECT t.%1$I::bigint, t.%2$I OPERATOR(%3$I.%4$s) $1 AS distance FROM (%5$s) AS t ORDER BY 2, 1 LIMIT %6$s',
+		p.id_column, p.vector_column, vec_schema, op, inner_q, k)
+	USING query, CASE WHEN p.transform IS NULL THEN query ELSE shrinkvec.transform_vector(query, p.transform) END;
 END
 $search$;
 COMMENT ON FUNCTION shrinkvec.search(regclass, vector, integer, integer, text) IS
-	'two-stage search of a profiled table: shortlist `shortlist` rows by a compact code (stage: bits, prefix[:N], int8 or a column; default the profile''s first code), rerank them by the full vector with the profile''s distance, return the k nearest (id, distance); SECURITY INVOKER, so row-level security applies';
+	'search of a profiled table: without a stage, the configuration shrinkvec tune --apply chose (a code stage, a funnel, or the shrinkvec index with its settings for this transaction), else the profile''s first code; a stage (bits, prefix[:N], int8 or a column) shortlists `shortlist` rows, the full vector reranks them with the profile''s distance; returns the k nearest (id, distance); SECURITY INVOKER, so row-level security applies';
+
+CREATE FUNCTION shrinkvec.code_query(tbl regclass, q vector) RETURNS vector
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+	tf text;
+BEGIN
+	IF to_regclass('shrinkvec.profiles') IS NULL OR to_regprocedure('shrinkvec.prune_catalog()') IS NULL THEN
+		RETURN q;
+	END IF;
+	SELECT pr.transform INTO tf FROM shrinkvec.profiles pr WHERE pr.relation = tbl ORDER BY pr.name LIMIT 1;
+	IF tf IS NULL THEN
+		RETURN q;
+	END IF;
+	RETURN shrinkvec.transform_vector(q, tf);
+END
+$fn$;
+COMMENT ON FUNCTION shrinkvec.code_query(regclass, vector) IS
+	'the query vector q that codes of table tbl are ranked against: transform_vector(q, its profile''s transform) when shrinkvec adapt gave it one, else q itself (also without a catalog); the rerank always uses the raw query';
 
 -- ==== transforms (issue 7) ====
 -- A transform (centring, PCA rotation, Matryoshka-Adaptor) is a row of the catalog table

@@ -93,6 +93,7 @@ FUNCTIONS = [
     "shrinkvec_index_entries(regclass)",
     "shrinkvec_index_check(regclass)",
     "shrinkvec.search(regclass,vector,integer,integer,text)",
+    "shrinkvec.code_query(regclass,vector)",
     "shrinkvec.transform_vector(vector,text)",
     "shrinkvec.transform_vector(halfvec,text)",
 ]

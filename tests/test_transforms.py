@@ -432,6 +432,9 @@ def test_orm_two_stage_ranks_codes_through_the_transform(migrated_dsn: str, conn
         for qi in range(3):
             rows = session.execute(two_stage(T, q[qi], k=10, shortlist=30, stage="bits", transform=r.transform)).all()
             assert [row[0].id for row in rows] == want[qi][0]
+            # without being told: the profile's transform (shrinkvec.code_query) ranks the codes
+            rows = session.execute(two_stage(T, q[qi], k=10, shortlist=30, stage="bits")).all()
+            assert [row[0].id for row in rows] == want[qi][0]
     engine.dispose()
 
 

@@ -355,9 +355,10 @@ def sql_cmd(table: str, schema: str, k: int | None, shortlist: tuple[int, ...], 
         url = _dsn(dsn, data_dir)
         p = _profile(url, table, schema)
         st = _stages(p, stages, shortlist, funnel)
-        q = query.build(p, st, dollar=True)
+        settings = {} if st else query.index_settings(p, shortlist)
+        q = query.build(p, st, dollar=True, k=k or p.k)
         with psycopg.connect(url) as conn:
-            click.echo(query.pretty(conn, q, p, st, k or p.k))
+            click.echo(query.pretty(conn, q, p, st, k or p.k, settings))
 
 
 @main.command("search")
@@ -388,8 +389,9 @@ def search_cmd(table: str, schema: str, k: int | None, shortlist: tuple[int, ...
         url = _dsn(dsn, data_dir)
         p = _profile(url, table, schema)
         st = _stages(p, stages, shortlist, funnel)
+        settings = {} if st else query.index_settings(p, shortlist)
         with psycopg.connect(url, autocommit=True) as conn:
-            results = query.search(conn, p, st, qs, k or p.k)
+            results = query.search(conn, p, st, qs, k or p.k, settings)
         for i, (ids, dists) in enumerate(results):
             click.echo(json.dumps({"query": i, "ids": ids, "distances": dists}))
 

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from pgvector.sqlalchemy import BIT, VECTOR
 from sqlalchemy import Float, cast, func, literal, select
-from sqlalchemy.dialects.postgresql import ARRAY, REAL
+from sqlalchemy.dialects.postgresql import ARRAY, REAL, REGCLASS
 from sqlalchemy.orm import aliased, mapped_column
 from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.types import UserDefinedType
@@ -109,8 +109,9 @@ def two_stage(model: Any, query_vector: npt.ArrayLike, *, k: int = 10, shortlist
     """SELECT (model, distance) of the k nearest rows: shortlist `shortlist` rows by a code column,
     rerank them by the full vector with `distance` ('cosine', 'l2', 'ip').
 
-    `transform`: the profile's transform (shrinkvec.profiles.transform) when the codes were made by
-    `shrinkvec adapt`; the codes are then ranked against shrinkvec.transform_vector(q, transform).
+    The codes are ranked against the query the table's profile says (`shrinkvec.code_query`: the
+    query through the profile's transform when `shrinkvec adapt` gave it one, else the query itself),
+    computed once per statement; `transform` names a transform to use instead.
     """
     if not 1 <= k <= shortlist:
         raise ProfileError(f"need 1 <= k <= shortlist, got k = {k} and shortlist = {shortlist}")
@@ -121,17 +122,28 @@ def two_stage(model: Any, query_vector: npt.ArrayLike, *, k: int = 10, shortlist
                   filters=(), transform=transform)
 
 
-def _order(code_col: Any, q: np.ndarray, transform: str | None = None) -> ColumnElement[Any]:
+def _regclass_text(table: Any) -> str:
+    """The table's name as regclass input: each part double-quoted."""
+    parts = [table.schema, table.name] if table.schema else [table.name]
+    return ".".join('"' + p.replace('"', '""') + '"' for p in parts)
+
+
+def _order(code_col: Any, q: np.ndarray, distance: str, transform: str | None = None) -> ColumnElement[Any]:
     info = code_col.info[INFO_KEY]
     qv: Any = cast(literal(q.tolist(), VECTOR(len(q))), VECTOR(len(q)))
-    if transform is not None:  # computed once per statement (an InitPlan), not per row
+    # computed once per statement (an InitPlan), not per row
+    if transform is not None:
         qv = select(func.shrinkvec.transform_vector(qv, literal(transform), type_=VECTOR())).scalar_subquery()
+    else:
+        qv = select(func.shrinkvec.code_query(cast(literal(_regclass_text(code_col.table)), REGCLASS), qv,
+                                              type_=VECTOR())).scalar_subquery()
     if info["kind"] == "bits":
         return code_col.op("<^#>", return_type=Float())(qv)
     if info["kind"] == "prefix":
         return code_col.op("<^=>", return_type=Float())(qv)
-    return func.int8_cosine_distance(code_col, qv, cast(literal(info["lo"]), ARRAY(REAL)),
-                                     cast(literal(info["hi"]), ARRAY(REAL)), type_=Float())
+    fn = func.int8_ip_distance if distance == "ip" else func.int8_cosine_distance
+    return fn(code_col, qv, cast(literal(info["lo"]), ARRAY(REAL)), cast(literal(info["hi"]), ARRAY(REAL)),
+              type_=Float())
 
 
 def _build(*, model: Any, q: np.ndarray, k: int, shortlist: int, stage: str | None, distance: str,
@@ -141,7 +153,7 @@ def _build(*, model: Any, q: np.ndarray, k: int, shortlist: int, stage: str | No
     vec_col = model.__table__.columns[vec_name]
     if vec_col.type.dim is not None and len(q) != vec_col.type.dim:
         raise ProfileError(f"expected {vec_col.type.dim} dimensions, got {len(q)}")
-    inner = select(model.__table__).where(*filters).order_by(_order(code_col, q, transform)).limit(shortlist)
+    inner = select(model.__table__).where(*filters).order_by(_order(code_col, q, distance, transform)).limit(shortlist)
     sub = inner.subquery("shortlist")
     row = aliased(model, sub)
     vec_attr = getattr(row, model.__mapper__.get_property_by_column(vec_col).key)

@@ -43,12 +43,30 @@ class Query:
     params: tuple[str, ...]
 
 
+def index_settings(profile: Profile, shortlists: Sequence[int] = ()) -> dict[str, str]:
+    """The settings of the profile's tuned index configuration (`index...@S`): shrinkvec.shortlist
+    (or the first of `shortlists`) and shrinkvec.probes; empty when the tuned search is not the index.
+    The search is then the unchanged exact query, run with these settings (SET LOCAL)."""
+    if not profile.search_config:
+        return {}
+    from shrinkvec import configs
+
+    tuned = configs.parse(profile.search_config)
+    if tuned.kind != "index":
+        return {}
+    out = {"shrinkvec.shortlist": str(shortlists[0] if shortlists else tuned.shortlist)}
+    if tuned.lists > 1:
+        out["shrinkvec.probes"] = str(tuned.probes)
+    return out
+
+
 def stages_for(profile: Profile, specs: Sequence[str], shortlists: Sequence[int]) -> list[Stage]:
     """Stages from specs ('bits', 'prefix:128', 'int8', a column) and shortlist sizes.
 
     Without specs: the stages of the profile's tuned search_config (`shrinkvec tune --apply`) when it
-    has one, else its first code. Missing shortlist sizes: the tuned ones when the stages are the tuned
-    ones, else the profile's default for the first stage, then half of the previous stage's each.
+    has one (none when it is the index: see index_settings), else its first code. Missing shortlist
+    sizes: the tuned ones when the stages are the tuned ones, else the profile's default for the first
+    stage, then half of the previous stage's each.
     """
     if not specs and profile.search_config:
         from shrinkvec import configs
@@ -57,6 +75,8 @@ def stages_for(profile: Profile, specs: Sequence[str], shortlists: Sequence[int]
         if tuned.kind == "stages":
             specs = [s for s, _ in tuned.stages]
             shortlists = list(shortlists) or [n for _, n in tuned.stages]
+        elif tuned.kind == "index":
+            return []
     if not specs and not profile.codes:
         raise ProfileError(f"profile {profile.name!r} has no codes")
     codes = [profile.code(s) for s in specs] if specs else [profile.codes[0]]
@@ -82,15 +102,29 @@ def _stage_order(profile: Profile, stage: Stage, alias: sql.Identifier, q: sql.C
         ddl.ext_fn(profile, fn), col, q, ph(f"lo{i}"), ph(f"hi{i}"))
 
 
+def _build_knn(profile: Profile, *, dollar: bool, where: sql.Composable | None, k: int) -> Query:
+    """The unchanged exact query `ORDER BY vector <op> q LIMIT k` that a shrinkvec index answers; k is a
+    literal (the planner must see the LIMIT to choose the index)."""
+    q = sql.SQL("$1" if dollar else "%(q)s") + sql.SQL("::{}").format(ddl.vec_fn(profile, "vector"))
+    dist = sql.SQL("s.{} {} {}").format(sql.Identifier(profile.vector_column),
+                                        ddl.operator(profile.vec_schema, DISTANCE_OPS[profile.distance]), q)
+    statement = sql.SQL("SELECT s.{id}, {dist} AS distance FROM {t} AS s{where} ORDER BY {dist} LIMIT {k}").format(
+        id=sql.Identifier(profile.id_column), dist=dist, t=sql.Identifier(profile.schema, profile.table),
+        where=sql.SQL(" WHERE {}").format(where) if where is not None else sql.SQL(""), k=sql.Literal(int(k)))
+    return Query(statement, ("q",))
+
+
 def build(profile: Profile, stages: Sequence[Stage], *, dollar: bool = True,
-          where: sql.Composable | None = None) -> Query:
+          where: sql.Composable | None = None, k: int | None = None) -> Query:
     """The search statement: shortlist with each stage in turn, then rerank by the full vector.
 
-    `where` (a composed condition over the table alias `s`) filters inside the first stage, so a
-    filtered search still returns k rows when k rows match.
+    No stages: the index query (`_build_knn`, for the profile's tuned index configuration), whose LIMIT
+    is `k` (default the profile's). `where` (a composed condition over the table alias `s`) filters
+    inside the first stage, so a filtered search still returns k rows when k rows match.
     """
+    k = profile.k if k is None else k
     if not stages:
-        raise ProfileError("a search needs at least one stage")
+        return _build_knn(profile, dollar=dollar, where=where, k=k)
     names = ["q", "k"] + [f"n{i}" for i in range(len(stages))]
     names += [f"{b}{i}" for i, st in enumerate(stages) if st.code.kind == "int8" for b in ("lo", "hi")]
     if profile.transform is not None:
@@ -138,6 +172,8 @@ def build(profile: Profile, stages: Sequence[Stage], *, dollar: bool = True,
 def params(profile: Profile, stages: Sequence[Stage], query_vector: npt.ArrayLike, k: int) -> dict[str, Any]:
     """Named parameter values for build(..., dollar=False)."""
     values: dict[str, Any] = {"q": np.asarray(query_vector, dtype=np.float32), "k": k}
+    if not stages:
+        return {"q": values["q"]}
     if profile.transform is not None:
         values["tf"] = profile.transform
     for i, st in enumerate(stages):
@@ -151,8 +187,10 @@ def params(profile: Profile, stages: Sequence[Stage], query_vector: npt.ArrayLik
     return values
 
 
-def pretty(conn: psycopg.Connection, query: Query, profile: Profile, stages: Sequence[Stage], k: int) -> str:
-    """The $n statement with a comment header naming its parameters, laid out one clause a line."""
+def pretty(conn: psycopg.Connection, query: Query, profile: Profile, stages: Sequence[Stage], k: int,
+           settings: dict[str, str] | None = None) -> str:
+    """The $n statement with a comment header naming its parameters, laid out one clause a line; the
+    settings of an index configuration go first, as SET LOCAL (run both in one transaction)."""
     text = query.statement.as_string(conn)
     for kw in (" FROM (", " ORDER BY ", " LIMIT "):
         text = text.replace(kw, "\n " + kw.strip() + (" " if not kw.endswith("(") else ""))
@@ -161,6 +199,9 @@ def pretty(conn: psycopg.Connection, query: Query, profile: Profile, stages: Seq
 
     lines = [f"-- profile {one_line(profile.name)}: {one_line(f'{profile.schema}.{profile.table}.{profile.vector_column}')} "
              f"({profile.dims} dims, {profile.distance})"]
+    if not stages:
+        lines.append(f"-- the shrinkvec index ({one_line(profile.search_config or 'index')}), k = {k}; "
+                     "run the SET LOCAL lines and the query in one transaction")
     for i, n in enumerate(query.params, 1):
         desc = {"q": f"query vector ({profile.dims} dims)", "k": f"k (default {k})",
                 "tf": f"transform {profile.transform} (codes rank shrinkvec.transform_vector($1, this))"}.get(n)
@@ -173,22 +214,29 @@ def pretty(conn: psycopg.Connection, query: Query, profile: Profile, stages: Seq
                     f"WHERE profile = {sql.Literal(profile.name).as_string(conn)} "
                     f"AND column_name = {sql.Literal(st.code.column).as_string(conn)}")
         lines.append(f"-- ${i}: {one_line(desc)}")
-    return "\n".join(lines) + "\n" + text + ";"
+    # the names are index_settings' own constants (shrinkvec.shortlist, shrinkvec.probes); values are literals
+    sets = "".join(sql.SQL("SET LOCAL {} = {};\n").format(sql.SQL(name), sql.Literal(value)).as_string(conn)
+                   for name, value in (settings or {}).items())
+    return "\n".join(lines) + "\n" + sets + text + ";"
 
 
 def search(conn: psycopg.Connection, profile: Profile, stages: Sequence[Stage], queries: npt.ArrayLike,
-           k: int) -> list[tuple[list[int], list[float]]]:
-    """Run the search for each row of `queries`: (ids, distances) per query."""
+           k: int, settings: dict[str, str] | None = None) -> list[tuple[list[int], list[float]]]:
+    """Run the search for each row of `queries`: (ids, distances) per query; `settings` (an index
+    configuration's, see index_settings) are set for each query's transaction only."""
     register_vector(conn)
     qs = np.asarray(queries, dtype=np.float32)
     if qs.ndim == 1:
         qs = qs[None, :]
     if qs.shape[1] != profile.dims:
         raise ProfileError(f"expected {profile.dims} dimensions, got {qs.shape[1]}")
-    statement = build(profile, stages, dollar=False).statement
+    statement = build(profile, stages, dollar=False, k=k).statement
     out = []
     with catalog.pinned_search_path(conn), conn.cursor() as cur:
         for q in qs:
-            rows = cur.execute(statement, params(profile, stages, q, k), prepare=True).fetchall()
+            with conn.transaction():
+                for name, value in (settings or {}).items():
+                    cur.execute("SELECT pg_catalog.set_config(%s, %s, true)", (name, value))
+                rows = cur.execute(statement, params(profile, stages, q, k), prepare=True).fetchall()
             out.append(([int(r[0]) for r in rows], [float(r[1]) for r in rows]))
     return out
