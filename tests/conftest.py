@@ -11,6 +11,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -122,3 +124,16 @@ def migrated_dsn(dsn: str) -> str:
 
     catalog.migrate(dsn)
     return dsn
+
+
+@pytest.fixture
+def server_root() -> Iterator[Path]:
+    """A fresh directory for a test's own servers, outside pytest's tmp_path: pytest resets
+    /tmp/pytest-of-<user> to mode 0700 whenever a session starts, which locks out the server's own system
+    user (the embedded server runs as `pgserver` under root) mid-test."""
+    root = Path(tempfile.mkdtemp(prefix="shrinkvec-test-"))
+    root.chmod(0o755)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

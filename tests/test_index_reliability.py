@@ -15,7 +15,6 @@ import random
 import signal
 import shutil
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -37,19 +36,6 @@ INDEXES = {
 ROUNDS = int(os.environ.get("SHRINKVEC_CRASH_ROUNDS", "0"))
 SOAK_SECONDS = float(os.environ.get("SHRINKVEC_SOAK_SECONDS", "5"))
 own_server_only = pytest.mark.skipif(bool(os.environ.get("SHRINKVEC_TEST_DSN")), reason="kills its own embedded server")
-
-
-@pytest.fixture
-def server_root() -> Iterator[Path]:
-    """A fresh directory for this test's own servers, outside pytest's tmp_path: pytest resets
-    /tmp/pytest-of-<user> to mode 0700 whenever a session starts, which locks out the server's own
-    system user (the embedded server runs as `pgserver` under root) mid-test."""
-    root = Path(tempfile.mkdtemp(prefix="shrinkvec-test-"))
-    root.chmod(0o755)
-    try:
-        yield root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def create_schema(conn: psycopg.Connection, table: str, docs: np.ndarray) -> None:

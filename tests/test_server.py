@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -19,18 +16,6 @@ from shrinkvec import server
 def shrinkvec(*args: str) -> subprocess.CompletedProcess[str]:
     """Run the installed `shrinkvec` command line."""
     return subprocess.run([sys.executable, "-m", "shrinkvec.cli", *args], capture_output=True, text=True, timeout=120)
-
-
-@pytest.fixture
-def server_root() -> Iterator[Path]:
-    """A directory for this test's own server outside pytest's tmp_path (pytest resets /tmp/pytest-of-<user>
-    to 0700 when another session starts, locking out the `pgserver` user the server runs as under root)."""
-    root = Path(tempfile.mkdtemp(prefix="shrinkvec-test-"))
-    root.chmod(0o755)
-    try:
-        yield root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.pg
