@@ -262,7 +262,9 @@ def test_all_functions_are_commented_and_marked(conn: psycopg.Connection) -> Non
         "shrinkvec_index_check(regclass)": ("v", "u", True),  # scans the table as its owner (sets search_path)
         "shrinkvec.on_sql_drop()": ("v", "u", False),  # event triggers: change the catalog
         "shrinkvec.on_ddl_end()": ("v", "u", False),
-        "shrinkvec.search(regclass,vector,integer,integer,text)": ("s", "s", False),  # reads tables; NULL = default
+        # sets shrinkvec.shortlist/probes for a tuned index configuration (put back after); NULL = default
+        "shrinkvec.search(regclass,vector,integer,integer,text)": ("v", "u", False),
+        "shrinkvec.code_query(regclass,vector)": ("s", "s", True),  # reads the table's profile
         "shrinkvec.transform_vector(vector,text)": ("s", "s", True),  # reads shrinkvec.transforms (once per backend)
         "shrinkvec.transform_vector(halfvec,text)": ("s", "s", True),
     }
