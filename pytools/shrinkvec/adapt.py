@@ -194,9 +194,10 @@ def fit(opts: AdaptOptions, x: np.ndarray, pairs: tuple[np.ndarray, np.ndarray] 
 def _calibrated(p: Profile, t: Transform, x: np.ndarray) -> Profile:
     """The profile using transform t: no center of its own, int8 ranges fitted on the transformed sample."""
     new = replace(p, transform=t.name, transform_data=t, center=None, codes=reencode.new_codes(p))
-    if any(c.kind == "int8" for c in new.codes):
+    if any(c.code_kind.calibrated for c in new.codes):
         r = codes.int8_ranges(t.apply_fast(x))
-        new = replace(new, codes=tuple(replace(c, lo=r.lo, hi=r.hi) if c.kind == "int8" else c for c in new.codes))
+        new = replace(new, codes=tuple(replace(c, lo=r.lo, hi=r.hi) if c.code_kind.calibrated else c
+                                       for c in new.codes))
     return new
 
 

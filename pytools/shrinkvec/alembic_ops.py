@@ -40,7 +40,7 @@ from psycopg import sql
 from alembic.autogenerate import renderers, rewriter as _rewriter_mod
 from alembic.operations import MigrateOperation, Operations, ops
 
-from shrinkvec import catalog, ddl
+from shrinkvec import catalog, ddl, kinds
 from shrinkvec.profile import Profile, ProfileError, parse_codes
 
 
@@ -62,7 +62,7 @@ def _profile(conn: psycopg.Connection, table: str, vector_column: str, codes: st
     p = ddl.located(conn, Profile(
         name=name or f"{schema}.{table}.{vector_column}", schema=schema, table=table, vector_column=vector_column,
         dims=dims, codes=parsed, id_column=id_column, distance=distance))  # type: ignore[arg-type]
-    if any(c.kind == "int8" for c in parsed):
+    if any(c.code_kind.calibrated for c in parsed):
         if lo is None or hi is None:
             row = conn.execute(sql.SQL("SELECT (r).lo, (r).hi FROM (SELECT {}({}) AS r FROM {}) s").format(
                 ddl.ext_fn(p, "int8_ranges"), sql.Identifier(vector_column), ddl.table_ident(p))).fetchone()
@@ -72,7 +72,7 @@ def _profile(conn: psycopg.Connection, table: str, vector_column: str, codes: st
 
         p = replace(p, codes=tuple(
             replace(c, lo=np.asarray(lo, dtype=np.float32), hi=np.asarray(hi, dtype=np.float32))
-            if c.kind == "int8" else c for c in parsed))
+            if c.code_kind.calibrated else c for c in parsed))
     return p
 
 
@@ -182,13 +182,11 @@ def _backfill(operations: Operations, operation: BackfillOp) -> int:
 
 
 # What create_shrinkvec_indexes makes by default: the shrinkvec access method on the vector column itself
-# (the unchanged `ORDER BY embedding <=> q LIMIT k` uses it) and on each sign-bit code column (exact Hamming
-# order, `ORDER BY bits <~> q`). Prefix and int8 codes get no index unless `methods` asks for one.
+# (the unchanged `ORDER BY embedding <=> q LIMIT k` uses it), and on each code column the index its kind
+# names (shrinkvec.kinds: exact Hamming order on sign bits, `ORDER BY bits <~> q`; none for prefix and
+# int8 codes unless `methods` asks for one).
 INDEX_DEFAULTS: dict[str, tuple[str, str] | None] = {
     "vector": ("shrinkvec", ""),  # opclass from the profile's distance and the column's type
-    "bits": ("shrinkvec", "bit_hamming_ops"),
-    "prefix": None,
-    "int8": None,
 }
 VECTOR_OPCLASS = {"cosine": "cosine_ops", "l2": "l2_ops", "ip": "ip_ops"}  # after vector_ / halfvec_
 INDEX_OPTIONS = ("lists", "bits")  # the shrinkvec index's storage parameters
@@ -357,10 +355,10 @@ def _codes_as_one_op(context: Any, revision: Any, op: ops.ModifyTableOps) -> ops
             keep.append(sub)
             continue
         info = column.info["shrinkvec"]
-        spec = "int8" if info["kind"] == "int8" else f"{info['kind']}:{info['length']}"
+        kind = kinds.get(info["kind"])
         g = groups.setdefault((isinstance(sub, ops.AddColumnOp), info["source"]), {"specs": []})
-        g["specs"].append(f"{spec}={column.name}")
-        if info["kind"] == "int8":
+        g["specs"].append(f"{kind.spec(info['length'])}={column.name}")
+        if kind.calibrated:
             g["lo"], g["hi"] = info["lo"], info["hi"]
     for (add, source), g in groups.items():
         cls = AddCodesOp if add else DropCodesOp

@@ -295,6 +295,15 @@ def _stages(p, stages: tuple[str, ...], shortlist: tuple[int, ...], funnel: bool
     return query.stages_for(p, stages, shortlist)
 
 
+def _plan(p, stages: tuple[str, ...], shortlist: tuple[int, ...], funnel: bool, k: int | None):  # type: ignore[no-untyped-def]
+    """The search the options ask for: --stage / --funnel, else the profile's tuned configuration."""
+    from shrinkvec import query
+
+    if stages or funnel:
+        return query.Plan({}, tuple(_stages(p, stages, shortlist, funnel)), k or p.k)
+    return query.plan(p, k=k, shortlists=shortlist)
+
+
 @main.command("adapt")
 @click.option("--table", required=True, help="A profiled table.")
 @click.option("--schema", default="public", show_default=True, help="Schema of the table.")
@@ -354,11 +363,10 @@ def sql_cmd(table: str, schema: str, k: int | None, shortlist: tuple[int, ...], 
     with _one_line_errors():
         url = _dsn(dsn, data_dir)
         p = _profile(url, table, schema)
-        st = _stages(p, stages, shortlist, funnel)
-        settings = {} if st else query.index_settings(p, shortlist)
-        q = query.build(p, st, dollar=True, k=k or p.k)
+        pl = _plan(p, stages, shortlist, funnel, k)
+        q = query.build(p, pl.stages, dollar=True, k=pl.k)
         with psycopg.connect(url) as conn:
-            click.echo(query.pretty(conn, q, p, st, k or p.k, settings))
+            click.echo(query.pretty(conn, q, p, pl.stages, pl.k, pl.settings))
 
 
 @main.command("search")
@@ -388,10 +396,9 @@ def search_cmd(table: str, schema: str, k: int | None, shortlist: tuple[int, ...
             raise ReadError(f"{query_file}: not a readable .npy file ({exc})") from None
         url = _dsn(dsn, data_dir)
         p = _profile(url, table, schema)
-        st = _stages(p, stages, shortlist, funnel)
-        settings = {} if st else query.index_settings(p, shortlist)
+        pl = _plan(p, stages, shortlist, funnel, k)
         with psycopg.connect(url, autocommit=True) as conn:
-            results = query.search(conn, p, st, qs, k or p.k, settings)
+            results = query.search(conn, p, pl, qs)
         for i, (ids, dists) in enumerate(results):
             click.echo(json.dumps({"query": i, "ids": ids, "distances": dists}))
 

@@ -23,7 +23,6 @@ from shrinkvec.profile import Code, Profile, ProfileError
 
 ConfigKind = Literal["exact", "stages", "index"]
 
-SHORTLISTS = {"bits": (20, 50, 100, 200, 400), "prefix": (50, 100, 200, 400), "int8": (20, 50, 100)}
 INDEX_SHORTLISTS = (20, 50, 100, 200, 400)
 IVF_SHORTLISTS = (50, 100, 200, 400)
 IVF_MIN_ROWS = 5000  # the default grid tries an IVF index only on tables at least this large
@@ -162,14 +161,14 @@ def default_grid(profile: Profile, k: int, rows: int) -> list[Config]:
         return keep or [max(k, min(rows, max(options)))]
 
     def name(c: Code) -> str:  # what `shrinkvec search --stage` takes: bits, bits:256, prefix:128, int8
-        return c.kind if c.kind in ("bits", "int8") and c.length == profile.dims and \
+        return c.kind if c.length == profile.dims and \
             sum(o.kind == c.kind for o in profile.codes) == 1 else c.spec()
 
     stage_codes = profile.codes if rows <= STAGE_MAX_ROWS else ()
     for c in stage_codes:
-        out += [Config("stages", stages=((name(c), n),)) for n in sizes(SHORTLISTS[c.kind])]
-    bits = [c for c in stage_codes if c.kind == "bits"]
-    others = [c for c in stage_codes if c.kind != "bits"]
+        out += [Config("stages", stages=((name(c), n),)) for n in sizes(c.code_kind.shortlists)]
+    bits = [c for c in stage_codes if c.code_kind.funnel_first]
+    others = [c for c in stage_codes if not c.code_kind.funnel_first]
     if bits and others:
         first = max(bits, key=lambda c: c.length)
         for second in others:

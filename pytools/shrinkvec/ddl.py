@@ -30,29 +30,17 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import replace
 
-import numpy as np
-import numpy.typing as npt
 import psycopg
 from psycopg import sql
 
+from shrinkvec import kinds
 from shrinkvec.profile import Code, Profile
+# the names the tools' SQL uses, kept importable from here
+from shrinkvec.sqlnames import ext_fn, operator, real_array, vec_fn  # noqa: F401
 
-INDEX_DEFAULTS: dict[str, tuple[str, str] | None] = {
-    # kind -> (access method, opclass); None: no index for this kind. Prefix opclass depends on distance.
-    "bits": ("hnsw", "bit_hamming_ops"),
-    "prefix": ("hnsw", ""),
-    "int8": None,
-}
 PREFIX_OPCLASS = {"cosine": "vector_cosine_ops", "l2": "vector_l2_ops", "ip": "vector_ip_ops"}
 # search_path of every function shrinkvec creates: nothing a user can write is searched
 SAFE_SEARCH_PATH = sql.SQL("pg_catalog, pg_temp")
-
-
-def real_array(values: npt.ArrayLike) -> sql.Composable:
-    """A real[] constant whose elements are exactly the given float32 values."""
-    a = np.asarray(values, dtype=np.float32)
-    text = "{" + ",".join(np.format_float_scientific(v, unique=True) for v in a) + "}"
-    return sql.SQL("{}::real[]").format(sql.Literal(text))
 
 
 def table_ident(p: Profile) -> sql.Identifier:
@@ -77,24 +65,9 @@ def located(conn: psycopg.Connection, p: Profile) -> Profile:
     return replace(p, ext_schema=ext, vec_schema=vec)
 
 
-def ext_fn(p: Profile, name: str) -> sql.Identifier:
-    """A shrinkvec function, schema-qualified."""
-    return sql.Identifier(p.ext_schema, name)
-
-
-def vec_fn(p: Profile, name: str) -> sql.Identifier:
-    """A pgvector function or type, schema-qualified."""
-    return sql.Identifier(p.vec_schema, name)
-
-
-def operator(schema: str, op: str) -> sql.Composed:
-    """OPERATOR(schema.op): an operator no search_path can redirect."""
-    return sql.SQL("OPERATOR({}.{})").format(sql.Identifier(schema), sql.SQL(op))
-
-
 def sql_type(p: Profile, kind: str) -> sql.Composable:
-    """The SQL type of a code kind, without a length, schema-qualified (`bit` is SQL syntax: always pg_catalog's)."""
-    return {"bits": sql.SQL("bit"), "prefix": vec_fn(p, "vector"), "int8": ext_fn(p, "int8vec")}[kind]
+    """The SQL type of a code kind, without a length, schema-qualified."""
+    return kinds.get(kind).sql_type(p)
 
 
 def code_type(p: Profile, c: Code) -> sql.Composable:
@@ -117,31 +90,15 @@ def code_expr(p: Profile, c: Code, vector: sql.Composable, *, raw: bool = True) 
     """
     if raw:
         vector = transformed(p, vector)
-    if c.kind == "bits":
-        binarize = ext_fn(p, "binarize")
-        if p.center is not None:
-            return sql.SQL("{}({}, {}, {})").format(binarize, vector, sql.Literal(c.length), real_array(p.center))
-        if c.length == p.dims:
-            return sql.SQL("{}({})").format(binarize, vector)
-        return sql.SQL("{}({}, {})").format(binarize, vector, sql.Literal(c.length))
-    if c.kind == "prefix":
-        return sql.SQL("{}({}, 1, {})::{}").format(vec_fn(p, "subvector"), vector, sql.Literal(c.length),
-                                                   code_type(p, c))
-    assert c.lo is not None and c.hi is not None, "int8 code without ranges"
-    return sql.SQL("{}({}, {}, {})").format(ext_fn(p, "quantize_int8"), vector, real_array(c.lo), real_array(c.hi))
-
-
-def _comparable(p: Profile, c: Code, expr: sql.Composable) -> sql.Composable:
-    """An expression with an equality operator (int8vec has none: compare its binary form)."""
-    return sql.SQL("{}({})").format(ext_fn(p, "int8vec_send"), expr) if c.kind == "int8" else expr
+    return c.code_kind.expr(p, c, vector)
 
 
 def _differs(p: Profile, c: Code, stored: sql.Composable, computed: sql.Composable) -> sql.Composable:
     """`stored IS DISTINCT FROM computed` with a schema-qualified `=`; `computed` is evaluated once."""
-    a, b = _comparable(p, c, stored), _comparable(p, c, computed)
-    eq = operator(p.vec_schema if c.kind == "prefix" else "pg_catalog", "=")
+    kind = c.code_kind
+    a, b = kind.comparable(p, stored), kind.comparable(p, computed)
     return sql.SQL("(CASE WHEN {a} IS NULL THEN {b} IS NOT NULL ELSE NOT coalesce({a} {eq} {b}, false) END)").format(
-        a=a, b=b, eq=eq)
+        a=a, b=b, eq=kind.equality(p))
 
 
 def _suffix(p: Profile) -> str:
@@ -286,11 +243,11 @@ def create_table(conn: psycopg.Connection, p: Profile, payload: Iterable[tuple[s
 
 def index_for(p: Profile, c: Code, methods: dict[str, tuple[str, str] | None] | None = None) -> tuple[str, str] | None:
     """(access method, opclass) of a code's index, or None."""
-    spec = (methods or {}).get(c.kind, INDEX_DEFAULTS[c.kind])
+    spec = (methods or {}).get(c.kind, c.code_kind.index)
     if spec is None:
         return None
     method, opclass = spec
-    if c.kind == "prefix" and not opclass:
+    if not opclass:  # a vector code: the opclass of the profile's distance
         opclass = PREFIX_OPCLASS[p.distance]
     return method, opclass
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
-from shrinkvec import catalog, configs, ddl, metrics, query
+from shrinkvec import catalog, configs, ddl, kinds, metrics, query
 from shrinkvec.configs import Config
 from shrinkvec.profile import Profile
 
@@ -137,6 +137,7 @@ class Evaluator:
         self.table = sql.Identifier(profile.schema, profile.table)
         self.vec, self.idc = sql.Identifier(profile.vector_column), sql.Identifier(profile.id_column)
         self.vtype = self._vector_type()
+        self.profile = profile = replace(profile, vector_type=self.vtype)
         self.rows = int(conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE {} IS NOT NULL").format(
             self.table, self.vec)).fetchone()[0])  # type: ignore[index]
         if self.rows == 0:
@@ -184,28 +185,21 @@ class Evaluator:
         idx = np.arange(len(self.queries)) if rows is None else np.asarray(rows, dtype=np.int64)
         truth = self.truth
         index: _Index | None = None
+        pl = query.plan(self.profile, config, k=self.k)
+        statement = query.build(self.profile, pl.stages, dollar=False, k=self.k).statement
+        settings = pl.settings
         if config.kind == "exact":
             idx = idx[: max(10, EXACT_ROW_BUDGET // self.rows)]
-            statement, settings, bytes_per_row = self._knn(), {"enable_indexscan": "off",
-                                                            "enable_bitmapscan": "off"}, 4.0 * self.profile.dims
+            bytes_per_row = 4.0 * self.profile.dims
         elif config.kind == "index":
             index = self._index(config)
-            statement = self._knn()
-            settings = {"shrinkvec.shortlist": str(config.shortlist)}
-            if config.lists > 1:
-                settings["shrinkvec.probes"] = str(config.probes)
             bytes_per_row = index.size_bytes / max(1, index.entries)
             self._check_plan(statement, settings, index.name, config)
         else:
-            stages = query.stages_for(self.profile, [s for s, _ in config.stages], [n for _, n in config.stages])
-            statement = query.build(self.profile, stages, dollar=False).statement
-            settings = {}
-            bytes_per_row = float(sum(_code_bytes(st.code.kind, st.code.length) for st in stages))
+            bytes_per_row = float(sum(_code_bytes(st.code.kind, st.code.length) for st in pl.stages))
 
         def values(i: int) -> dict[str, Any]:
-            if config.kind == "stages":
-                return query.params(self.profile, stages, self.queries[i], self.k)
-            return {"q": self.queries[i]}
+            return query.params(self.profile, pl.stages, self.queries[i], self.k)
 
         found: list[list[int]] = []
         times: list[float] = []
@@ -242,13 +236,6 @@ class Evaluator:
         """nDCG@k / MRR@k of the exact top-k (the ceiling of every configuration)."""
         idx = np.arange(len(self.queries)) if rows is None else np.asarray(rows, dtype=np.int64)
         return self._task_metrics([list(map(int, self.truth[i])) for i in idx], idx)
-
-    def _knn(self) -> sql.Composed:
-        op = ddl.operator(self.profile.vec_schema, query.DISTANCE_OPS[self.profile.distance])
-        # k is a validated int rendered as a literal: the planner must see the LIMIT to use the index
-        return sql.SQL("SELECT {id} FROM {t} ORDER BY {v} {op} %(q)s::{typ} LIMIT {k}").format(
-            id=self.idc, t=self.table, v=self.vec, op=op, typ=sql.Identifier(self.profile.vec_schema, self.vtype),
-            k=sql.Literal(self.k))
 
     class _SettingsCtx:
         def __init__(self, conn: psycopg.Connection, settings: dict[str, str]) -> None:
@@ -304,7 +291,7 @@ class Evaluator:
 
 
 def _code_bytes(kind: str, length: int) -> int:
-    return (length + 7) // 8 if kind == "bits" else 4 * length if kind == "prefix" else length
+    return kinds.get(kind).bytes_per_row(length)
 
 
 def exact_topk(conn: psycopg.Connection, profile: Profile, queries: npt.NDArray[np.float32], k: int,

@@ -123,12 +123,7 @@ def _row_dtype(p: Profile, nfields: int) -> np.dtype:
     fields: list[tuple[Any, ...]] = [("nf", ">i2"), ("id_len", ">i4"), ("id", ">i8"),
                                      ("v_len", ">i4"), ("v_dim", ">i2"), ("v_unused", ">i2"), ("v", ">f4", (p.dims,))]
     for i, c in enumerate(p.codes):
-        if c.kind == "bits":
-            fields += [(f"c{i}_len", ">i4"), (f"c{i}_bits", ">i4"), (f"c{i}", "u1", ((c.length + 7) // 8,))]
-        elif c.kind == "prefix":
-            fields += [(f"c{i}_len", ">i4"), (f"c{i}_dim", ">i2"), (f"c{i}_unused", ">i2"), (f"c{i}", ">f4", (c.length,))]
-        else:
-            fields += [(f"c{i}_len", ">i4"), (f"c{i}_dim", ">i2"), (f"c{i}_unused", ">i2"), (f"c{i}", "i1", (p.dims,))]
+        fields += c.code_kind.copy_fields(f"c{i}", c.length, p.dims)
     return np.dtype(fields)
 
 
@@ -143,16 +138,7 @@ def encode_rows(p: Profile, ids: np.ndarray, x: np.ndarray, nfields: int) -> np.
     rows["v_unused"] = 0
     rows["v"] = x
     for i, (c, code) in enumerate(zip(p.codes, p.encode(x).values())):
-        if c.kind == "bits":
-            nbytes = (c.length + 7) // 8
-            rows[f"c{i}_len"] = 4 + nbytes
-            rows[f"c{i}_bits"] = c.length
-        else:
-            width = c.length if c.kind == "prefix" else p.dims
-            rows[f"c{i}_len"] = 4 + width * (4 if c.kind == "prefix" else 1)
-            rows[f"c{i}_dim"] = width
-            rows[f"c{i}_unused"] = 0
-        rows[f"c{i}"] = code
+        c.code_kind.copy_fill(rows, f"c{i}", c.length, p.dims, code)
     return rows
 
 
@@ -268,7 +254,7 @@ def _new_profile(reader: Reader, opts: LoadOptions, dims: int, codes: tuple[Code
     """The profile of a table about to get codes: centre and int8 ranges fitted on the first 10k vectors."""
     profile = Profile(name=f"{opts.schema}.{opts.table}.{opts.column}", schema=opts.schema, table=opts.table,
                       vector_column=opts.column, dims=dims, codes=codes, distance=opts.distance)  # type: ignore[arg-type]
-    if opts.center or any(c.kind == "int8" for c in codes):
+    if opts.center or any(c.code_kind.calibrated for c in codes):
         sample = _sample(reader, dims, 10_000)
         if opts.center:
             profile = replace(profile, center=sample.mean(axis=0).astype(np.float32))

@@ -22,52 +22,48 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from pgvector.sqlalchemy import BIT, VECTOR
-from sqlalchemy import Float, cast, func, literal, select
-from sqlalchemy.dialects.postgresql import ARRAY, REAL, REGCLASS
+from pgvector.sqlalchemy import VECTOR
+from sqlalchemy import cast, func, literal, select
+from sqlalchemy.dialects.postgresql import REGCLASS
 from sqlalchemy.orm import aliased, mapped_column
 from sqlalchemy.sql import ColumnElement, Select
-from sqlalchemy.types import UserDefinedType
 
+from shrinkvec import kinds
+from shrinkvec.kinds.int8 import Int8Vec
 from shrinkvec.profile import ProfileError
 
+__all__ = ["Int8Vec", "TwoStageSelect", "bits_column", "code_column", "int8_column", "prefix_column", "two_stage"]
+
 INFO_KEY = "shrinkvec"
-
-
-class Int8Vec(UserDefinedType[Any]):
-    """The extension's int8vec(n) type (values are handled in SQL; Python sees its text form)."""
-
-    cache_ok = True
-
-    def __init__(self, dim: int | None = None) -> None:
-        self.dim = dim
-
-    def get_col_spec(self, **kw: Any) -> str:
-        return "int8vec" if self.dim is None else f"int8vec({self.dim})"
-
-    def __repr__(self) -> str:
-        return f"Int8Vec({self.dim!r})" if self.dim is not None else "Int8Vec()"
 
 
 def _info(kind: str, source: str, length: int, **extra: Any) -> dict[str, Any]:
     return {INFO_KEY: {"kind": kind, "source": source, "length": length, **extra}}
 
 
+def code_column(kind: str, source: str, length: int, **kw: Any) -> Any:
+    """A code column of any kind (shrinkvec.kinds) computed from `source` (a vector column name); a
+    calibrated kind takes lo= and hi=."""
+    k = kinds.get(kind)
+    extra: dict[str, Any] = {}
+    if k.calibrated:
+        extra = {b: [float(x) for x in np.asarray(kw.pop(b), dtype=np.float32)] for b in ("lo", "hi")}
+    return mapped_column(k.orm_type(length), info=_info(kind, source, length, **extra), **kw)
+
+
 def bits_column(source: str, length: int, **kw: Any) -> Any:
     """A bit(length) column of sign bits of `source` (a vector column name)."""
-    return mapped_column(BIT(length), info=_info("bits", source, length), **kw)
+    return code_column("bits", source, length, **kw)
 
 
 def prefix_column(source: str, dims: int, **kw: Any) -> Any:
     """A vector(dims) column holding the first `dims` dimensions of `source`."""
-    return mapped_column(VECTOR(dims), info=_info("prefix", source, dims), **kw)
+    return code_column("prefix", source, dims, **kw)
 
 
 def int8_column(source: str, dims: int, lo: npt.ArrayLike, hi: npt.ArrayLike, **kw: Any) -> Any:
     """An int8vec(dims) column: quantize_int8(source, lo, hi)."""
-    lo_l = [float(x) for x in np.asarray(lo, dtype=np.float32)]
-    hi_l = [float(x) for x in np.asarray(hi, dtype=np.float32)]
-    return mapped_column(Int8Vec(dims), info=_info("int8", source, dims, lo=lo_l, hi=hi_l), **kw)
+    return code_column("int8", source, dims, lo=lo, hi=hi, **kw)
 
 
 def _codes(model: Any) -> list[Any]:
@@ -82,8 +78,7 @@ def _stage_column(model: Any, stage: str | None) -> Any:
         return codes[0]
     for c in codes:
         i = c.info[INFO_KEY]
-        spec = "int8" if i["kind"] == "int8" else f"{i['kind']}:{i['length']}"
-        if stage in (c.key, c.name, i["kind"], spec):
+        if stage in (c.key, c.name, i["kind"], kinds.get(i["kind"]).spec(i["length"])):
             return c
     raise ProfileError(f"{model.__name__} has no code {stage!r}")
 
@@ -137,13 +132,7 @@ def _order(code_col: Any, q: np.ndarray, distance: str, transform: str | None = 
     else:
         qv = select(func.shrinkvec.code_query(cast(literal(_regclass_text(code_col.table)), REGCLASS), qv,
                                               type_=VECTOR())).scalar_subquery()
-    if info["kind"] == "bits":
-        return code_col.op("<^#>", return_type=Float())(qv)
-    if info["kind"] == "prefix":
-        return code_col.op("<^=>", return_type=Float())(qv)
-    fn = func.int8_ip_distance if distance == "ip" else func.int8_cosine_distance
-    return fn(code_col, qv, cast(literal(info["lo"]), ARRAY(REAL)), cast(literal(info["hi"]), ARRAY(REAL)),
-              type_=Float())
+    return kinds.get(info["kind"]).orm_order(code_col, qv, distance, info)
 
 
 def _build(*, model: Any, q: np.ndarray, k: int, shortlist: int, stage: str | None, distance: str,

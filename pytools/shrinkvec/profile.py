@@ -14,16 +14,18 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from shrinkvec import codes
+from shrinkvec import codes, kinds
+from shrinkvec.errors import ShrinkvecError
+from shrinkvec.kinds import CodeKind, KindError
 from shrinkvec.transforms import Transform
 
 Kind = Literal["bits", "prefix", "int8"]
 Distance = Literal["cosine", "l2", "ip"]
-KINDS: tuple[Kind, ...] = ("bits", "prefix", "int8")
+KINDS: tuple[str, ...] = tuple(kinds.KINDS)
 DISTANCES: tuple[Distance, ...] = ("cosine", "l2", "ip")
 
 
-class ProfileError(ValueError):
+class ProfileError(ShrinkvecError, ValueError):
     """A profile or code specification that cannot be used (the message names the problem)."""
 
 
@@ -38,9 +40,14 @@ class Code:
     lo: npt.NDArray[np.float32] | None = field(default=None, compare=False)
     hi: npt.NDArray[np.float32] | None = field(default=None, compare=False)
 
+    @property
+    def code_kind(self) -> CodeKind:
+        """What this kind of code is (shrinkvec.kinds)."""
+        return kinds.get(self.kind)
+
     def spec(self) -> str:
         """The short form used on the command line: bits:384, prefix:128, int8."""
-        return "int8" if self.kind == "int8" else f"{self.kind}:{self.length}"
+        return self.code_kind.spec(self.length)
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,7 @@ class Profile:
     # where the shrinkvec and vector extensions live: generated SQL qualifies every name with them
     ext_schema: str = "public"
     vec_schema: str = "public"
+    vector_type: str = "vector"  # the column's pgvector type: vector, or halfvec (exact and index searches)
 
     def code(self, stage: str) -> Code:
         """The code a stage names: 'bits', 'bits:N', 'prefix', 'prefix:N', 'int8' or a column name."""
@@ -87,28 +95,15 @@ class Profile:
             raise ProfileError(f"expected {self.dims} dimensions, got {x.shape[1] if x.ndim == 2 else x.ndim}")
         if self.transform_data is not None:
             x = self.transform_data.apply(x)  # the exact reference: the trigger computes the same floats
-        out: dict[str, np.ndarray] = {}
-        for c in self.codes:
-            if c.kind == "bits":
-                out[c.column] = codes.binarize_batch(x, c.length, self.center)
-            elif c.kind == "prefix":
-                out[c.column] = x[:, : c.length]
-            else:
-                assert c.lo is not None and c.hi is not None
-                out[c.column] = codes.quantize_int8_batch(x, c.lo, c.hi)
-        return out
+        return {c.column: c.code_kind.encode(x, c, self.center) for c in self.codes}
 
 
-_SPEC = re.compile(r"^(bits|prefix|int8)(?::(\d+))?(?:=(.+))?$")
+_SPEC = re.compile(r"^(" + "|".join(kinds.KINDS) + r")(?::(\d+))?(?:=(.+))?$")
 
 
-def default_column(kind: Kind, length: int, dims: int) -> str:
+def default_column(kind: str, length: int, dims: int) -> str:
     """Column name of a code in tables the loader creates: bits, bits256, prefix128, int8."""
-    if kind == "bits":
-        return "bits" if length == dims else f"bits{length}"
-    if kind == "prefix":
-        return f"prefix{length}"
-    return "int8"
+    return kinds.get(kind).default_column(length, dims)
 
 
 def parse_codes(spec: str, dims: int) -> tuple[Code, ...]:
@@ -123,16 +118,11 @@ def parse_codes(spec: str, dims: int) -> tuple[Code, ...]:
         m = _SPEC.match(part)
         if not m:
             raise ProfileError(f"unknown code {part!r}: use bits[:N], prefix:N or int8")
-        kind: Kind = m.group(1)  # type: ignore[assignment]
-        if kind == "prefix" and m.group(2) is None:
-            raise ProfileError("prefix needs a length, e.g. prefix:128")
-        if kind == "int8" and m.group(2) is not None and int(m.group(2)) != dims:
-            raise ProfileError("int8 codes cover all dimensions: write int8 without a length")
-        length = dims if m.group(2) is None else int(m.group(2))
-        if not 1 <= length <= dims:
-            raise ProfileError(f"{part}: length must be between 1 and {dims}")
-        if kind == "prefix" and length == dims:
-            raise ProfileError(f"{part}: a prefix must be shorter than the vector ({dims} dimensions)")
+        kind: Kind = m.group(1)  # type: ignore[assignment]  # the regex admits the registered kinds only
+        try:
+            length = kinds.get(kind).length(None if m.group(2) is None else int(m.group(2)), dims, part)
+        except KindError as exc:
+            raise ProfileError(str(exc)) from None
         c = Code(kind, length, m.group(3) or default_column(kind, length, dims))
         if any(o.column == c.column for o in out):
             raise ProfileError(f"code {part} is given twice")
@@ -146,7 +136,7 @@ def calibrate(profile: Profile, sample: npt.NDArray[np.float32], coverage: float
     """The profile with int8 ranges fitted on a sample (min/max, or the central `coverage`)."""
     new_codes = []
     for c in profile.codes:
-        if c.kind == "int8" and c.lo is None:
+        if c.code_kind.calibrated and c.lo is None:
             r = codes.int8_ranges(sample, coverage)
             c = replace(c, lo=r.lo, hi=r.hi)
         new_codes.append(c)

@@ -12,7 +12,7 @@ sizes, int8 ranges) is a parameter, and every function, type and operator is sch
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -43,28 +43,45 @@ class Query:
     params: tuple[str, ...]
 
 
-def index_settings(profile: Profile, shortlists: Sequence[int] = ()) -> dict[str, str]:
-    """The settings of the profile's tuned index configuration (`index...@S`): shrinkvec.shortlist
-    (or the first of `shortlists`) and shrinkvec.probes; empty when the tuned search is not the index.
-    The search is then the unchanged exact query, run with these settings (SET LOCAL)."""
-    if not profile.search_config:
-        return {}
+@dataclass(frozen=True)
+class Plan:
+    """One search, whatever its configuration: the settings for its transaction (SET LOCAL), the code
+    stages (none: the plain `ORDER BY vector <op> q LIMIT k` that a shrinkvec index or the exact scan
+    answers), and k. `plan()` makes one from any spec that eval and tune print."""
+
+    settings: dict[str, str]
+    stages: tuple[Stage, ...]
+    k: int
+
+
+def plan(profile: Profile, config: str | Any | None = None, *, k: int | None = None,
+         shortlists: Sequence[int] = ()) -> Plan:
+    """The plan of a configuration (a configs.Config or its spec: exact, STAGE@N, a funnel, index...@S);
+    without one, the profile's tuned search_config, else its first code. `shortlists` replace the
+    configuration's (an index configuration takes the first as shrinkvec.shortlist)."""
     from shrinkvec import configs
 
-    tuned = configs.parse(profile.search_config)
-    if tuned.kind != "index":
-        return {}
-    out = {"shrinkvec.shortlist": str(shortlists[0] if shortlists else tuned.shortlist)}
-    if tuned.lists > 1:
-        out["shrinkvec.probes"] = str(tuned.probes)
-    return out
+    k = profile.k if k is None else k
+    spec = config if config is not None else profile.search_config
+    if spec is None:
+        return Plan({}, tuple(stages_for(replace(profile, search_config=None), [], shortlists)), k)
+    c = configs.parse(spec) if isinstance(spec, str) else spec
+    if c.kind == "exact":
+        return Plan({"enable_indexscan": "off", "enable_bitmapscan": "off"}, (), k)
+    if c.kind == "index":
+        settings = {"shrinkvec.shortlist": str(shortlists[0] if shortlists else c.shortlist)}
+        if c.lists > 1:
+            settings["shrinkvec.probes"] = str(c.probes)
+        return Plan(settings, (), k)
+    sizes = list(shortlists) or [n for _, n in c.stages]
+    return Plan({}, tuple(stages_for(profile, [st for st, _ in c.stages], sizes)), k)
 
 
 def stages_for(profile: Profile, specs: Sequence[str], shortlists: Sequence[int]) -> list[Stage]:
     """Stages from specs ('bits', 'prefix:128', 'int8', a column) and shortlist sizes.
 
     Without specs: the stages of the profile's tuned search_config (`shrinkvec tune --apply`) when it
-    has one (none when it is the index: see index_settings), else its first code. Missing shortlist
+    has one (none when it is the index: see plan()), else its first code. Missing shortlist
     sizes: the tuned ones when the stages are the tuned ones, else the profile's default for the first
     stage, then half of the previous stage's each.
     """
@@ -75,8 +92,8 @@ def stages_for(profile: Profile, specs: Sequence[str], shortlists: Sequence[int]
         if tuned.kind == "stages":
             specs = [s for s, _ in tuned.stages]
             shortlists = list(shortlists) or [n for _, n in tuned.stages]
-        elif tuned.kind == "index":
-            return []
+        elif tuned.kind in ("index", "exact"):
+            return []  # no code stages: see plan()
     if not specs and not profile.codes:
         raise ProfileError(f"profile {profile.name!r} has no codes")
     codes = [profile.code(s) for s in specs] if specs else [profile.codes[0]]
@@ -93,19 +110,14 @@ def stages_for(profile: Profile, specs: Sequence[str], shortlists: Sequence[int]
 def _stage_order(profile: Profile, stage: Stage, alias: sql.Identifier, q: sql.Composable,
                  ph: Callable[[str], sql.Composable], i: int) -> sql.Composable:
     col = sql.SQL("{}.{}").format(alias, sql.Identifier(stage.code.column))
-    if stage.code.kind == "bits":
-        return sql.SQL("{} {} {}").format(col, ddl.operator(profile.ext_schema, "<^#>"), q)
-    if stage.code.kind == "prefix":
-        return sql.SQL("{} {} {}").format(col, ddl.operator(profile.ext_schema, "<^=>"), q)
-    fn = "int8_ip_distance" if profile.distance == "ip" else "int8_cosine_distance"
-    return sql.SQL("{}({}, {}, {}::pg_catalog.float4[], {}::pg_catalog.float4[])").format(
-        ddl.ext_fn(profile, fn), col, q, ph(f"lo{i}"), ph(f"hi{i}"))
+    ranges = (ph(f"lo{i}"), ph(f"hi{i}")) if stage.code.code_kind.calibrated else None
+    return stage.code.code_kind.order(profile, stage.code, col, q, ranges)
 
 
 def _build_knn(profile: Profile, *, dollar: bool, where: sql.Composable | None, k: int) -> Query:
     """The unchanged exact query `ORDER BY vector <op> q LIMIT k` that a shrinkvec index answers; k is a
     literal (the planner must see the LIMIT to choose the index)."""
-    q = sql.SQL("$1" if dollar else "%(q)s") + sql.SQL("::{}").format(ddl.vec_fn(profile, "vector"))
+    q = sql.SQL("$1" if dollar else "%(q)s") + sql.SQL("::{}").format(ddl.vec_fn(profile, profile.vector_type))
     dist = sql.SQL("s.{} {} {}").format(sql.Identifier(profile.vector_column),
                                         ddl.operator(profile.vec_schema, DISTANCE_OPS[profile.distance]), q)
     statement = sql.SQL("SELECT s.{id}, {dist} AS distance FROM {t} AS s{where} ORDER BY {dist} LIMIT {k}").format(
@@ -126,7 +138,7 @@ def build(profile: Profile, stages: Sequence[Stage], *, dollar: bool = True,
     if not stages:
         return _build_knn(profile, dollar=dollar, where=where, k=k)
     names = ["q", "k"] + [f"n{i}" for i in range(len(stages))]
-    names += [f"{b}{i}" for i, st in enumerate(stages) if st.code.kind == "int8" for b in ("lo", "hi")]
+    names += [f"{b}{i}" for i, st in enumerate(stages) if st.code.code_kind.calibrated for b in ("lo", "hi")]
     if profile.transform is not None:
         names.append("tf")
     index = {n: i + 1 for i, n in enumerate(names)}
@@ -180,7 +192,7 @@ def params(profile: Profile, stages: Sequence[Stage], query_vector: npt.ArrayLik
         if st.shortlist < k:
             raise ProfileError(f"shortlist {st.shortlist} is smaller than k = {k}")
         values[f"n{i}"] = st.shortlist
-        if st.code.kind == "int8":
+        if st.code.code_kind.calibrated:
             assert st.code.lo is not None and st.code.hi is not None
             values[f"lo{i}"] = [float(x) for x in st.code.lo]
             values[f"hi{i}"] = [float(x) for x in st.code.hi]
@@ -220,10 +232,15 @@ def pretty(conn: psycopg.Connection, query: Query, profile: Profile, stages: Seq
     return "\n".join(lines) + "\n" + sets + text + ";"
 
 
-def search(conn: psycopg.Connection, profile: Profile, stages: Sequence[Stage], queries: npt.ArrayLike,
-           k: int, settings: dict[str, str] | None = None) -> list[tuple[list[int], list[float]]]:
-    """Run the search for each row of `queries`: (ids, distances) per query; `settings` (an index
-    configuration's, see index_settings) are set for each query's transaction only."""
+def search(conn: psycopg.Connection, profile: Profile, stages: Sequence[Stage] | Plan, queries: npt.ArrayLike,
+           k: int | None = None) -> list[tuple[list[int], list[float]]]:
+    """Run the search for each row of `queries`: (ids, distances) per query. `stages` is a Plan (its
+    settings are set for each query's transaction only) or code stages; k defaults to the plan's."""
+    if isinstance(stages, Plan):
+        settings, k = stages.settings, stages.k if k is None else k
+        stages = stages.stages
+    else:
+        settings, k = {}, profile.k if k is None else k
     register_vector(conn)
     qs = np.asarray(queries, dtype=np.float32)
     if qs.ndim == 1:
@@ -235,7 +252,7 @@ def search(conn: psycopg.Connection, profile: Profile, stages: Sequence[Stage], 
     with catalog.pinned_search_path(conn), conn.cursor() as cur:
         for q in qs:
             with conn.transaction():
-                for name, value in (settings or {}).items():
+                for name, value in settings.items():
                     cur.execute("SELECT pg_catalog.set_config(%s, %s, true)", (name, value))
                 rows = cur.execute(statement, params(profile, stages, q, k), prepare=True).fetchall()
             out.append(([int(r[0]) for r in rows], [float(r[1]) for r in rows]))

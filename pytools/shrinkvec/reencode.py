@@ -71,14 +71,14 @@ def pending(conn: psycopg.Connection, old: Profile) -> tuple[str, dict[str, list
 
 def _ranges_json(p: Profile) -> str:
     return json.dumps({c.column: [np.asarray(c.lo).tolist(), np.asarray(c.hi).tolist()]
-                       for c in p.codes if c.kind == "int8"})
+                       for c in p.codes if c.code_kind.calibrated})
 
 
 def with_ranges(p: Profile, ranges: dict[str, list[list[float]]]) -> Profile:
     """The profile with int8 ranges as stored in a re-encode record."""
     codes = []
     for c in p.codes:
-        if c.kind == "int8" and c.column in ranges:
+        if c.code_kind.calibrated and c.column in ranges:
             lo, hi = ranges[c.column]
             c = replace(c, lo=np.asarray(lo, dtype=np.float32), hi=np.asarray(hi, dtype=np.float32))
         codes.append(c)
@@ -272,7 +272,7 @@ def switch(conn: psycopg.Connection, old: Profile, new: Profile, indexes: list[_
         conn.execute("UPDATE shrinkvec.profiles SET transform = %s, center = %s::real[] WHERE name = %s",
                      (new.transform, None if new.center is None else new.center.tolist(), old.name))
         for c in new.codes:
-            if c.kind == "int8":
+            if c.code_kind.calibrated:
                 conn.execute("UPDATE shrinkvec.codes SET lo = %s::real[], hi = %s::real[] "
                              "WHERE profile = %s AND column_name = %s",
                              (np.asarray(c.lo).tolist(), np.asarray(c.hi).tolist(), old.name, c.column))
@@ -281,4 +281,4 @@ def switch(conn: psycopg.Connection, old: Profile, new: Profile, indexes: list[_
 
 def new_codes(old: Profile) -> tuple[Code, ...]:
     """The codes of the profile after the switch: same columns, int8 ranges to be recalibrated."""
-    return tuple(replace(c, lo=None, hi=None) if c.kind == "int8" else c for c in old.codes)
+    return tuple(replace(c, lo=None, hi=None) if c.code_kind.calibrated else c for c in old.codes)

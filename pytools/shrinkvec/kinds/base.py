@@ -1,0 +1,107 @@
+"""What a code kind is: one class a kind, its instance registered in `shrinkvec.kinds`.
+
+A kind knows its numpy encoding (through `codes.py`, the reference), its SQL type and the SQL expression
+that computes it from the vector, its order expression against a float query for each distance (in the
+generated SQL and in SQLAlchemy), its fields in a binary COPY row, and its bytes per row. The loader, the
+DDL, the query builder, the ORM, eval/tune and the alembic helpers ask the kind instead of branching on
+its name, so a new kind is one module here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+from psycopg import sql
+
+from shrinkvec.sqlnames import Located, operator
+
+if TYPE_CHECKING:
+    from shrinkvec.profile import Code, Profile
+
+
+class KindError(ValueError):
+    """A code specification this kind cannot take (the message names it)."""
+
+
+class CodeKind:
+    """One kind of compact code. Subclasses set the class attributes and implement the methods."""
+
+    name: ClassVar[str]
+    # per-dimension ranges fitted on a sample (Code.lo / Code.hi) are part of the code's definition
+    calibrated: ClassVar[bool] = False
+    # shortlist sizes of `shrinkvec eval`'s default grid
+    shortlists: ClassVar[tuple[int, ...]]
+    # a funnel starts with this kind's code (the cheapest) and reranks with the others
+    funnel_first: ClassVar[bool] = False
+    # (access method, opclass) of the index alembic's create_shrinkvec_indexes makes on the code column by
+    # default; None: no index (a `methods` entry of ("hnsw", "") gives a vector code the opclass of the
+    # profile's distance)
+    index: ClassVar[tuple[str, str] | None] = None
+
+    # ---- specification ------------------------------------------------------------------------
+    def length(self, given: int | None, dims: int, part: str) -> int:
+        """The code's length from a spec's `:N` (None when absent); KindError when it is not allowed."""
+        length = dims if given is None else given
+        if not 1 <= length <= dims:
+            raise KindError(f"{part}: length must be between 1 and {dims}")
+        return length
+
+    def spec(self, length: int) -> str:
+        """The short form used on the command line: bits:384, prefix:128, int8."""
+        return f"{self.name}:{length}"
+
+    def default_column(self, length: int, dims: int) -> str:
+        """Column name of the code in tables the loader creates."""
+        return f"{self.name}{length}"
+
+    # ---- numpy ---------------------------------------------------------------------------------
+    def encode(self, x: npt.NDArray[np.float32], code: Code, center: npt.NDArray[np.float32] | None) -> np.ndarray:
+        """The code of every row of x (n, dims), exactly as the SQL expression computes it."""
+        raise NotImplementedError
+
+    def bytes_per_row(self, length: int) -> int:
+        """Bytes of code payload a row."""
+        raise NotImplementedError
+
+    # ---- SQL -----------------------------------------------------------------------------------
+    def sql_type(self, p: Located) -> sql.Composable:
+        """The SQL type without its length, schema-qualified."""
+        raise NotImplementedError
+
+    def expr(self, p: Profile, code: Code, vector: sql.Composable) -> sql.Composable:
+        """SQL expression computing the code from a (transformed) vector expression."""
+        raise NotImplementedError
+
+    def comparable(self, p: Located, expr: sql.Composable) -> sql.Composable:
+        """An expression of the code with an equality operator."""
+        return expr
+
+    def equality(self, p: Located) -> sql.Composable:
+        """The schema-qualified `=` of comparable()'s type."""
+        return operator("pg_catalog", "=")
+
+    def order(self, p: Profile, code: Code, column: sql.Composable, q: sql.Composable,
+              ranges: tuple[sql.Composable, sql.Composable] | None) -> sql.Composable:
+        """ORDER BY expression of the code column against the float query q (a distance: smaller first);
+        `ranges` are the (lo, hi) parameters of a calibrated kind."""
+        raise NotImplementedError
+
+    # ---- SQLAlchemy ----------------------------------------------------------------------------
+    def orm_type(self, length: int) -> Any:
+        """The column type."""
+        raise NotImplementedError
+
+    def orm_order(self, column: Any, q: Any, distance: str, info: dict[str, Any]) -> Any:
+        """ORDER BY expression of the mapped column against the query expression q."""
+        raise NotImplementedError
+
+    # ---- binary COPY ---------------------------------------------------------------------------
+    def copy_fields(self, prefix: str, length: int, dims: int) -> list[tuple[Any, ...]]:
+        """numpy dtype fields of the code in a COPY BINARY tuple (its length word first)."""
+        raise NotImplementedError
+
+    def copy_fill(self, rows: np.ndarray, prefix: str, length: int, dims: int, values: np.ndarray) -> None:
+        """Set the code's fields of every row from encode()'s values."""
+        raise NotImplementedError
