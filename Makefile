@@ -1,7 +1,7 @@
 # shrinkvec: one entry point. Every target sets itself up from a fresh clone (python3, gcc, make).
 #
 #   make demo    venv + package + extension into the embedded server, start it, load the demo data, search
-#   make test    the same setup, then pg_regress (installcheck) and pytest
+#   make test    the same setup, then ruff + mypy --strict (make lint), pg_regress (installcheck) and pytest
 #   make bench   benchmarks against pgvector and FAISS (bench/README.md)
 #   make sanitize  CI-optional: the C kernels under AddressSanitizer + UBSan, then valgrind if installed
 #   make clean   build outputs; make distclean also removes .venv and the test server's data
@@ -19,7 +19,7 @@ TEST_PGDATA := $(CURDIR)/.cache/test-pgdata
 PG_CONFIG ?=
 PGC = $(if $(PG_CONFIG),$(PG_CONFIG),$$($(SV) server pg-config))
 
-.PHONY: all venv extension demo test regress pytest bench sanitize clean distclean
+.PHONY: all venv extension demo test lint regress pytest bench sanitize clean distclean
 
 all: extension
 
@@ -36,20 +36,27 @@ extension: $(VENV)/.installed-test
 demo: extension
 	$(SV) demo
 
+# ruff (style, imports) and mypy --strict (pyproject.toml has their settings); make test runs it first
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check pytools tests bench migrations devtools
+	$(VENV)/bin/mypy
+
 # pg_regress and pytest against the embedded server (its own data dir under .cache/), or against
 # SHRINKVEC_TEST_DSN when set. The server started here is stopped at the end.
 ifdef SHRINKVEC_TEST_DSN
 test: extension
 	@status=0; \
+	$(MAKE) -s lint || status=1; \
 	env $$($(SV) server env --dsn "$(SHRINKVEC_TEST_DSN)") $(MAKE) -s -C extension installcheck PG_CONFIG="$(PGC)" \
 		|| { cat extension/regression.diffs 2>/dev/null; status=1; }; \
 	$(PY) -m pytest || status=1; \
 	exit $$status
 else
 test: extension
-	@$(PY) -m shrinkvec.pgregress_fix >/dev/null
+	@$(PY) devtools/pgregress_fix.py >/dev/null
 	@$(SV) server start --data-dir $(TEST_PGDATA) >/dev/null
 	@status=0; \
+	$(MAKE) -s lint || status=1; \
 	env $$($(SV) server env --data-dir $(TEST_PGDATA)) $(MAKE) -s -C extension installcheck PG_CONFIG="$(PGC)" \
 		|| { cat extension/regression.diffs 2>/dev/null; status=1; }; \
 	SHRINKVEC_TEST_DATA_DIR=$(TEST_PGDATA) $(PY) -m pytest || status=1; \

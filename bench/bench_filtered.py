@@ -30,8 +30,9 @@ from psycopg import sql  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from common import RESULTS, docstrings, machine, write_markdown  # noqa: E402
 from shrinkvec import server  # noqa: E402
+
+from common import RESULTS, docstrings, machine, write_markdown  # noqa: E402
 
 SELECTIVITIES = (0.001, 0.01, 0.1, 0.5)
 CATS = 1000  # cat = id % 1000: `cat < s * 1000` keeps a fraction s of the rows

@@ -32,8 +32,9 @@ from rich.console import Console  # noqa: E402
 from rich.progress import track  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from common import RESULTS, docstrings, machine, write_markdown  # noqa: E402
 from shrinkvec import server  # noqa: E402
+
+from common import RESULTS, docstrings, machine, write_markdown  # noqa: E402
 
 K = 10
 TABLE = "bench_index"

@@ -20,14 +20,15 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from common import BENCH, RESULTS, machine, median_ms, ms_bar_plot, write_markdown  # noqa: E402
-from shrinkvec.kernels_build import Kernels  # noqa: E402
+from kernels_build import Kernels  # noqa: E402  (devtools/, on the path by common)
 
 
 def read_lib() -> ctypes.CDLL:
     """Build and load bench/read_bandwidth.c (a plain vectorised read)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     lib = RESULTS / "libreadbw.so"
-    subprocess.run(["gcc", "-O3", "-march=native", "-fPIC", "-shared", str(BENCH / "read_bandwidth.c"), "-o", str(lib)], check=True)
+    subprocess.run(["gcc", "-O3", "-march=native", "-fPIC", "-shared", str(BENCH / "read_bandwidth.c"), "-o", str(lib)],
+                   check=True)
     dll = ctypes.CDLL(str(lib))
     dll.read_words.restype = ctypes.c_uint64
     dll.read_words.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
@@ -55,7 +56,8 @@ def main() -> None:
 
     rows: list[tuple[str, float]] = []
     words = codes.view(np.uint64).reshape(-1)
-    rows.append(("plain read of the codes (memory bound)", median_ms(lambda: reader.read_words(words.ctypes.data, words.size), 10)))
+    rows.append(("plain read of the codes (memory bound)",
+                 median_ms(lambda: reader.read_words(words.ctypes.data, words.size), 10)))
 
     def run_faiss() -> None:
         for q in queries:

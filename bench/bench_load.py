@@ -75,7 +75,7 @@ def child_bare(dsn: str, path: Path, batch: int) -> dict[str, float]:
 
     import psycopg
 
-    from shrinkvec.load import COPY_SIGNATURE, COPY_TRAILER
+    from shrinkvec.copy_rows import COPY_SIGNATURE, COPY_TRAILER
 
     x = np.load(path, mmap_mode="r")
     n, d = x.shape

@@ -37,9 +37,10 @@ import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from common import BENCH, RESULTS, machine, write_markdown  # noqa: E402
 from shrinkvec import codes as C  # noqa: E402
-from shrinkvec.kernels_build import Kernels  # noqa: E402
+
+from common import BENCH, RESULTS, machine, write_markdown  # noqa: E402
+from kernels_build import Kernels  # noqa: E402  (devtools/, on the path by common)
 
 LEVELS = ["avx512", "avx2", "scalar"]
 

@@ -15,8 +15,9 @@ import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from common import RESULTS, docstrings, machine, write_markdown  # noqa: E402
 from shrinkvec import codes  # noqa: E402
+
+from common import RESULTS, docstrings, machine, write_markdown  # noqa: E402
 
 K = 10
 SHORTLISTS = [10, 20, 50, 100, 200, 500]

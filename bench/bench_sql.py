@@ -18,8 +18,9 @@ from psycopg import sql  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from common import RESULTS, docstrings, machine, ms_bar_plot, write_markdown  # noqa: E402
 from shrinkvec import codes, server  # noqa: E402
+
+from common import RESULTS, docstrings, machine, ms_bar_plot, write_markdown  # noqa: E402
 
 TABLE = "bench_sql_docs"
 
@@ -78,8 +79,10 @@ def main() -> None:
         cases = [
             ("hamming", "pgvector: bits <~> q_bits", f"SELECT id FROM {t} ORDER BY bits <~> %(qbits)s::bit(384) LIMIT 10"),
             ("hamming", "shrinkvec: bits <^> q_bits", f"SELECT id FROM {t} ORDER BY bits <^> %(qbits)s::bit(384) LIMIT 10"),
-            ("prefix", "pgvector: subvector(e,1,128) <=> q128", f"SELECT id FROM {t} ORDER BY subvector(embedding, 1, 128) <=> %(q128)s LIMIT 10"),
-            ("prefix", "shrinkvec: prefix_cosine_distance(e, q128)", f"SELECT id FROM {t} ORDER BY prefix_cosine_distance(embedding, %(q128)s) LIMIT 10"),
+            ("prefix", "pgvector: subvector(e,1,128) <=> q128",
+             f"SELECT id FROM {t} ORDER BY subvector(embedding, 1, 128) <=> %(q128)s LIMIT 10"),
+            ("prefix", "shrinkvec: prefix_cosine_distance(e, q128)",
+             f"SELECT id FROM {t} ORDER BY prefix_cosine_distance(embedding, %(q128)s) LIMIT 10"),
             ("scale", "pgvector: exact embedding <=> q", f"SELECT id FROM {t} ORDER BY embedding <=> %(q)s LIMIT 10"),
             ("scale", "shrinkvec: bits <^#> q (asymmetric)", f"SELECT id FROM {t} ORDER BY bits <^#> %(q)s LIMIT 10"),
         ]

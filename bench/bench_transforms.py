@@ -189,7 +189,8 @@ def main() -> None:
         return lines + [""]
 
     out = [f"## Transforms ({name}: {len(docs):,} x {docs.shape[1]}-d, {len(queries)} queries)", "", machine(), ""]
-    out += table("recall", f"recall@{K} of the two-stage query (shortlist {SHORTLIST} by the code, exact rerank), numpy, all queries")
+    out += table("recall", f"recall@{K} of the two-stage query (shortlist {SHORTLIST} by the code, exact rerank), "
+                           "numpy, all queries")
     out += table("sql_recall", f"the same through SQL (generated two-stage query, server-side transform), first {nq_sql} queries")
     out += table("np_recall_subset", f"numpy on the same first {nq_sql} queries (should equal the SQL table)")
     out += table("ndcg_full", f"nDCG@{K} of the code alone against the full vector (relevant = full-vector top-{K})")

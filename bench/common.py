@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable
 from datetime import date
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent / "devtools"))  # kernels_build: the extension's kernels via ctypes
 RESULTS = BENCH / "results"
 SHARED = BENCH.parent.parent / "shared" / "data" / "docstrings"
 

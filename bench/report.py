@@ -18,8 +18,9 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from common import RESULTS  # noqa: E402
 from shrinkvec.metrics import pareto_front  # noqa: E402
+
+from common import RESULTS  # noqa: E402
 
 MIN_RECALL = 0.8
 STYLES = {"shrinkvec": "o-", "pgvector": "s--", "faiss": "^:"}  # line style by family

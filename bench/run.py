@@ -13,8 +13,19 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-SCRIPTS = ["bench_kernels.py", "bench_scan_kernel.py", "bench_scan_speed.py", "bench_filtered.py", "bench_sql.py", "bench_shortlist.py", "bench_load.py", "bench_twostage_recall.py",
-           "tune_check.py", "bench_index.py", "bench_transforms.py"]
+SCRIPTS = [
+    "bench_kernels.py",
+    "bench_scan_kernel.py",
+    "bench_scan_speed.py",
+    "bench_filtered.py",
+    "bench_sql.py",
+    "bench_shortlist.py",
+    "bench_load.py",
+    "bench_twostage_recall.py",
+    "tune_check.py",
+    "bench_index.py",
+    "bench_transforms.py",
+]
 
 
 def main() -> None:

@@ -5,8 +5,27 @@
 -- - shrinkvec.search() runs with search_path = pg_catalog, pg_temp and finds a profile by its relation
 --   (catalog revision 0005, `shrinkvec migrate`).
 -- - event triggers keep the catalog on its tables: DROP removes their rows, RENAME renames them.
+-- - every opclass has support function 2, the indexed type (the C code no longer looks at type names).
 
 \echo Use "ALTER EXTENSION shrinkvec UPDATE TO '0.2.0'" to load this file. \quit
+
+CREATE FUNCTION shrinkvec_bit_support(internal) RETURNS internal
+	AS 'MODULE_PATHNAME', 'shrinkvec_bit_support' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION shrinkvec_vector_support(internal) RETURNS internal
+	AS 'MODULE_PATHNAME', 'shrinkvec_vector_support' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION shrinkvec_halfvec_support(internal) RETURNS internal
+	AS 'MODULE_PATHNAME', 'shrinkvec_halfvec_support' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION shrinkvec_bit_support(internal) IS 'support function 2 of bit_hamming_ops: the indexed type (bit)';
+COMMENT ON FUNCTION shrinkvec_vector_support(internal) IS 'support function 2 of the vector opclasses: the indexed type (pgvector''s vector)';
+COMMENT ON FUNCTION shrinkvec_halfvec_support(internal) IS 'support function 2 of the halfvec opclasses: the indexed type (pgvector''s halfvec)';
+-- the opclasses say what they index (support function 2); the C code no longer recognises types by name
+ALTER OPERATOR FAMILY bit_hamming_ops USING shrinkvec ADD FUNCTION 2 (bit, bit) shrinkvec_bit_support(internal);
+ALTER OPERATOR FAMILY vector_l2_ops USING shrinkvec ADD FUNCTION 2 (vector, vector) shrinkvec_vector_support(internal);
+ALTER OPERATOR FAMILY vector_ip_ops USING shrinkvec ADD FUNCTION 2 (vector, vector) shrinkvec_vector_support(internal);
+ALTER OPERATOR FAMILY vector_cosine_ops USING shrinkvec ADD FUNCTION 2 (vector, vector) shrinkvec_vector_support(internal);
+ALTER OPERATOR FAMILY halfvec_l2_ops USING shrinkvec ADD FUNCTION 2 (halfvec, halfvec) shrinkvec_halfvec_support(internal);
+ALTER OPERATOR FAMILY halfvec_ip_ops USING shrinkvec ADD FUNCTION 2 (halfvec, halfvec) shrinkvec_halfvec_support(internal);
+ALTER OPERATOR FAMILY halfvec_cosine_ops USING shrinkvec ADD FUNCTION 2 (halfvec, halfvec) shrinkvec_halfvec_support(internal);
 
 DROP FUNCTION shrinkvec_index_check(regclass);
 CREATE FUNCTION shrinkvec_index_check(index regclass,

@@ -242,31 +242,47 @@ COMMENT ON FUNCTION shrinkvec_hamming_kind(internal) IS 'support function of bit
 COMMENT ON FUNCTION shrinkvec_l2_kind(internal) IS 'support function of the shrinkvec L2 opclasses: the distance kind';
 COMMENT ON FUNCTION shrinkvec_ip_kind(internal) IS 'support function of the shrinkvec inner-product opclasses: the distance kind';
 COMMENT ON FUNCTION shrinkvec_cosine_kind(internal) IS 'support function of the shrinkvec cosine opclasses: the distance kind';
+CREATE FUNCTION shrinkvec_bit_support(internal) RETURNS internal
+	AS 'MODULE_PATHNAME', 'shrinkvec_bit_support' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION shrinkvec_vector_support(internal) RETURNS internal
+	AS 'MODULE_PATHNAME', 'shrinkvec_vector_support' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION shrinkvec_halfvec_support(internal) RETURNS internal
+	AS 'MODULE_PATHNAME', 'shrinkvec_halfvec_support' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION shrinkvec_bit_support(internal) IS 'support function 2 of bit_hamming_ops: the indexed type (bit)';
+COMMENT ON FUNCTION shrinkvec_vector_support(internal) IS 'support function 2 of the vector opclasses: the indexed type (pgvector''s vector)';
+COMMENT ON FUNCTION shrinkvec_halfvec_support(internal) IS 'support function 2 of the halfvec opclasses: the indexed type (pgvector''s halfvec)';
 
 CREATE OPERATOR CLASS bit_hamming_ops DEFAULT FOR TYPE bit USING shrinkvec AS
 	OPERATOR 1 <~> (bit, bit) FOR ORDER BY float_ops,
 	OPERATOR 2 <^> (bit, bit) FOR ORDER BY integer_ops,
-	FUNCTION 1 shrinkvec_hamming_kind(internal);
+	FUNCTION 1 shrinkvec_hamming_kind(internal),
+	FUNCTION 2 shrinkvec_bit_support(internal);
 
 CREATE OPERATOR CLASS vector_l2_ops DEFAULT FOR TYPE vector USING shrinkvec AS
 	OPERATOR 1 <-> (vector, vector) FOR ORDER BY float_ops,
-	FUNCTION 1 shrinkvec_l2_kind(internal);
+	FUNCTION 1 shrinkvec_l2_kind(internal),
+	FUNCTION 2 shrinkvec_vector_support(internal);
 CREATE OPERATOR CLASS vector_ip_ops FOR TYPE vector USING shrinkvec AS
 	OPERATOR 1 <#> (vector, vector) FOR ORDER BY float_ops,
-	FUNCTION 1 shrinkvec_ip_kind(internal);
+	FUNCTION 1 shrinkvec_ip_kind(internal),
+	FUNCTION 2 shrinkvec_vector_support(internal);
 CREATE OPERATOR CLASS vector_cosine_ops FOR TYPE vector USING shrinkvec AS
 	OPERATOR 1 <=> (vector, vector) FOR ORDER BY float_ops,
-	FUNCTION 1 shrinkvec_cosine_kind(internal);
+	FUNCTION 1 shrinkvec_cosine_kind(internal),
+	FUNCTION 2 shrinkvec_vector_support(internal);
 
 CREATE OPERATOR CLASS halfvec_l2_ops DEFAULT FOR TYPE halfvec USING shrinkvec AS
 	OPERATOR 1 <-> (halfvec, halfvec) FOR ORDER BY float_ops,
-	FUNCTION 1 shrinkvec_l2_kind(internal);
+	FUNCTION 1 shrinkvec_l2_kind(internal),
+	FUNCTION 2 shrinkvec_halfvec_support(internal);
 CREATE OPERATOR CLASS halfvec_ip_ops FOR TYPE halfvec USING shrinkvec AS
 	OPERATOR 1 <#> (halfvec, halfvec) FOR ORDER BY float_ops,
-	FUNCTION 1 shrinkvec_ip_kind(internal);
+	FUNCTION 1 shrinkvec_ip_kind(internal),
+	FUNCTION 2 shrinkvec_halfvec_support(internal);
 CREATE OPERATOR CLASS halfvec_cosine_ops FOR TYPE halfvec USING shrinkvec AS
 	OPERATOR 1 <=> (halfvec, halfvec) FOR ORDER BY float_ops,
-	FUNCTION 1 shrinkvec_cosine_kind(internal);
+	FUNCTION 1 shrinkvec_cosine_kind(internal),
+	FUNCTION 2 shrinkvec_halfvec_support(internal);
 
 CREATE FUNCTION shrinkvec_index_info(index regclass,
 	OUT distance text, OUT element text, OUT dims integer, OUT code_bits integer,

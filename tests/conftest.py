@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,8 @@ from pytest_postgresql.executors.noop import NoopExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
 
 REPO = Path(__file__).resolve().parents[1]
+# devtools/ (kernels_build: the extension's SIMD kernels through ctypes) for the kernel tests
+sys.path.insert(0, str(REPO / "devtools"))
 DB_FIXTURES = {"postgresql", "conn", "dsn", "pg_server", "shrinkvec_pg"}
 
 

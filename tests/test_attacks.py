@@ -29,9 +29,9 @@ import pytest
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
+from conftest import role_dsn
 from shrinkvec import adapt, catalog, codes, demo, evaluate, query, transforms, tune
 from shrinkvec.load import LoadOptions, load
-from conftest import role_dsn
 
 SV = [sys.executable, "-m", "shrinkvec.cli"]
 
@@ -115,7 +115,7 @@ def load_docs(dsn: str, tmp_path: Path, table: str, n: int = 600, profile: str =
 
 
 def test_planted_operators_never_run_as_another_role(roles: dict[str, str], tmp_path: Path) -> None:
-    alice, mallory = roles["alice"], roles["mallory"]
+    mallory = roles["mallory"]
     load_docs(roles["alice_dsn"], tmp_path, "docs_a")
     res = adapt.adapt(roles["alice_dsn"], adapt.AdaptOptions(table="docs_a", method="center", vacuum="none"))
     assert ":center:v1:" in res.transform
@@ -261,7 +261,7 @@ def test_introspection_refuses_where_row_level_security_applies(roles: dict[str,
 
 
 def test_a_poisoned_transform_is_never_used(roles: dict[str, str], tmp_path: Path) -> None:
-    alice, mallory = roles["alice"], roles["mallory"]
+    mallory = roles["mallory"]
     load_docs(roles["alice_dsn"], tmp_path, "docs_t", n=800, profile="bits")
     with connect(roles["alice_dsn"]) as a:
         a.execute(sql.SQL("GRANT SELECT ON public.docs_t TO {}").format(sql.Identifier(mallory)))
@@ -370,7 +370,7 @@ def test_every_legitimate_path_works_without_superuser(roles: dict[str, str], tm
             msg = tune.apply(a, ev, choice)
         assert "default search is now" in msg
         assert catalog.find_profile(a, "docs_l").search_config is not None  # type: ignore[union-attr]
-    run = subprocess.run([*SV, "search", "--table", "docs_l", "--query-file", "q.npy", "--k", "5", "--json",
+    run = subprocess.run([*SV, "search", "--table", "docs_l", "--queries", "q.npy", "--k", "5",
                           "--dsn", dsn], cwd=tmp_path, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     with connect(roles["admin_dsn"]) as admin:

@@ -54,6 +54,9 @@ INTERNAL = {
     "shrinkvec_l2_kind(internal)",
     "shrinkvec_ip_kind(internal)",
     "shrinkvec_cosine_kind(internal)",
+    "shrinkvec_bit_support(internal)",
+    "shrinkvec_vector_support(internal)",
+    "shrinkvec_halfvec_support(internal)",
 }
 
 # Every SQL-callable function of the extension; test_every_function_is_fuzzed keeps this list whole.
@@ -356,9 +359,10 @@ def test_int8vec_binary_input_survives_random_bytes(conn: psycopg.Connection) ->
 
 def test_search_survives_random_input_with_a_profile(migrated_dsn: str, conn: psycopg.Connection, tmp_path) -> None:
     """shrinkvec.search() past its catalog check: a profiled table, random queries, stages and sizes."""
+    from click.testing import CliRunner
+
     from shrinkvec import demo
     from shrinkvec.cli import main
-    from click.testing import CliRunner
 
     data = demo.load_data()
     path = tmp_path / "d.npy"

@@ -413,3 +413,24 @@ def test_truncate_of_an_ivf_index_says_what_to_do(conn: psycopg.Connection, data
     conn.execute("REINDEX INDEX iv")
     assert conn.execute("SELECT lists FROM shrinkvec_index_info('iv')").fetchone() == (20,)
     assert knn(conn, q, "<=>")[0][0] == 77
+
+
+def test_a_type_named_vector_elsewhere_is_not_taken_for_pgvectors(conn: psycopg.Connection) -> None:
+    """The opclass says what it indexes (support function 2): a domain over bit called `vector` in
+    another schema is indexed as bits (the type's name used to decide, and read the bits as floats)."""
+    conn.execute("CREATE SCHEMA other")
+    conn.execute("CREATE DOMAIN other.vector AS bit(16)")
+    conn.execute("CREATE TABLE dom (id int PRIMARY KEY, b other.vector)")
+    rng = np.random.default_rng(3)
+    rows = [(i, "".join(rng.choice(["0", "1"], 16))) for i in range(300)]
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO dom VALUES (%s, %s::bit(16))", rows)
+    conn.execute("CREATE INDEX dom_b ON dom USING shrinkvec (b bit_hamming_ops)")
+    assert conn.execute("SELECT element FROM shrinkvec_index_info('dom_b')").fetchone() == ("bit",)
+    q = rows[7][1]
+    conn.execute("INSERT INTO dom VALUES (1000, %s::bit(16))", (q,))  # through the index's insert path too
+    rows.append((1000, q))
+    conn.execute("SET enable_seqscan = off")
+    got = conn.execute("SELECT id, b <~> %s::bit(16) FROM dom ORDER BY b <~> %s::bit(16) LIMIT 20", (q, q)).fetchall()
+    want = sorted(((sum(a != b for a, b in zip(bits, q)), i) for i, bits in rows))[:20]
+    assert [(i, float(d)) for d, i in want] == [(i, float(d)) for i, d in got]

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import shutil
+import signal
 import subprocess
 import threading
 import time

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shrinkvec import codes as C
-from shrinkvec.kernels_build import Kernels
+
+from kernels_build import Kernels  # devtools/, on the path by conftest
 
 NBYTES = [1, 7, 8, 9, 16, 48, 63, 64, 65, 127, 128, 129, 192, 256, 257, 2000]
 

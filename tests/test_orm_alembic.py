@@ -176,7 +176,8 @@ def test_two_stage_async_session(filled: np.ndarray, migrated_dsn: str, conn: ps
 
 def test_autogenerate_renders_code_columns_as_one_op_that_runs(migrated_dsn: str, conn: psycopg.Connection) -> None:
     conn.execute(f"CREATE TABLE docs (id bigint PRIMARY KEY, embedding vector({D}) NOT NULL, category text)")
-    conn.execute("INSERT INTO docs SELECT i, array_fill(i::real / 10 - 1, ARRAY[%s])::vector, 'c' FROM generate_series(1, 30) i" % D)
+    conn.execute("INSERT INTO docs SELECT i, array_fill(i::real / 10 - 1, ARRAY[%s])::vector, 'c' "
+                 "FROM generate_series(1, 30) i" % D)
     lo, hi = np.full(D, -1, np.float32), np.full(D, 2, np.float32)
     Base, _ = make_model(lo, hi)
     with _engine(migrated_dsn).begin() as c:

@@ -19,9 +19,9 @@ import pytest
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
+from conftest import role_dsn
 from shrinkvec import catalog, demo, query
 from shrinkvec.load import LoadOptions, load
-from conftest import role_dsn
 
 
 @pytest.fixture

@@ -142,14 +142,47 @@ def test_cli_sql_is_runnable_with_dollar_parameters_and_search_prints_json(docs:
         specs = ["bits", "prefix:16"] if "--funnel" in extra else [extra[1]]
         want, _ = query.search(conn, p, query.stages_for(p, specs, sizes), q[0], k=5)[0]
         assert got == want, extra
-    res = subprocess.run([*SV, "search", "--table", "docs", "--query-file", str(tmp_path / "q.npy"), "--k", "4",
-                          "--shortlist", "100", "--json", "--dsn", migrated_dsn], capture_output=True, text=True)
+    res = subprocess.run([*SV, "search", "--table", "docs", "--queries", str(tmp_path / "q.npy"), "--k", "4",
+                          "--shortlist", "100", "--dsn", migrated_dsn], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     lines = [json.loads(s) for s in res.stdout.splitlines()]
     assert [line["query"] for line in lines] == [0, 1, 2]
     for line, qv in zip(lines, q):
         assert line["ids"] == oracle(docs, qv, [("bits", 100)], 4)
         assert len(line["distances"]) == 4 and line["distances"] == sorted(line["distances"])
+
+
+def test_cli_k_below_one_is_a_usage_error(tmp_path: Path) -> None:
+    """--k 0 or negative is refused before anything runs (no server needed: the DSN is never used)."""
+    np.save(tmp_path / "q.npy", np.zeros((1, 4), np.float32))
+    for cmd in (["sql"], ["search", "--queries", str(tmp_path / "q.npy")]):
+        for k in ("0", "-3"):
+            res = subprocess.run([*SV, *cmd, "--table", "docs", "--k", k, "--dsn", "postgresql:///nowhere"],
+                                 capture_output=True, text=True)
+            assert res.returncode != 0, (cmd, k, res.stdout)
+            err = [line for line in res.stderr.splitlines() if line.startswith("Error:")]
+            assert len(err) == 1 and "'--k'" in err[0] and k in err[0], (cmd, k, res.stderr)
+            assert "Traceback" not in res.stderr
+
+
+def test_cli_search_query_file_is_a_deprecated_alias_and_json_is_gone(docs: np.ndarray, migrated_dsn: str,
+                                                                       tmp_path: Path) -> None:
+    np.save(tmp_path / "q.npy", np.random.default_rng(3).standard_normal((2, 48)).astype(np.float32))
+    base = [*SV, "search", "--table", "docs", "--k", "3", "--dsn", migrated_dsn]
+    new = subprocess.run([*base, "--queries", str(tmp_path / "q.npy")], capture_output=True, text=True)
+    old = subprocess.run([*base, "--query-file", str(tmp_path / "q.npy")], capture_output=True, text=True)
+    assert new.returncode == 0 and old.returncode == 0, (new.stderr, old.stderr)
+    assert old.stdout == new.stdout and len(new.stdout.splitlines()) == 2
+    assert "--query-file is deprecated" in old.stderr and "deprecated" not in new.stderr
+    help_text = subprocess.run([*SV, "search", "--help"], capture_output=True, text=True).stdout
+    assert "--queries" in help_text and "--query-file" not in help_text and "--json" not in help_text
+    both = subprocess.run([*base, "--queries", str(tmp_path / "q.npy"), "--query-file", str(tmp_path / "q.npy")],
+                          capture_output=True, text=True)
+    neither = subprocess.run(base, capture_output=True, text=True)
+    as_json = subprocess.run([*base, "--queries", str(tmp_path / "q.npy"), "--json"], capture_output=True, text=True)
+    assert both.returncode == 2 and "exclusive" in both.stderr
+    assert neither.returncode == 2 and "Missing option '--queries'" in neither.stderr
+    assert as_json.returncode == 2 and "No such option" in as_json.stderr and "--json" in as_json.stderr
 
 
 HOSTILE_TABLE = 'docs"; DROP TABLE victim; --'

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pytest
-from psycopg import sql
 from pgvector.sqlalchemy import VECTOR
+from psycopg import sql
 from sqlalchemy import BigInteger, create_engine
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column
 
@@ -64,7 +64,7 @@ def test_cli_sql_and_orm_return_the_same_rows(migrated_dsn: str, conn: psycopg.C
         # what tune --apply stores
         conn.execute("UPDATE shrinkvec.profiles SET search_config = %s, k = %s WHERE relation = 'docs'::regclass",
                      (config, K))
-        out = cli("search", "--table", "docs", "--query-file", str(tmp_path / "q.npy"), "--dsn", migrated_dsn)
+        out = cli("search", "--table", "docs", "--queries", str(tmp_path / "q.npy"), "--dsn", migrated_dsn)
         by_cli = [json.loads(line)["ids"] for line in out.stdout.splitlines()]
         assert len(by_cli) == NQ and all(len(ids) == K for ids in by_cli), config
         printed = cli("sql", "--table", "docs", "--dsn", migrated_dsn).stdout

@@ -35,7 +35,8 @@ def test_server_lifecycle(server_root: Path) -> None:
         assert url == dsn
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT current_setting('server_version_num')::int").fetchone()[0] >= 150000
-            assert conn.execute("SELECT count(*) FROM pg_available_extensions WHERE name IN ('vector', 'shrinkvec')").fetchone()[0] == 2
+            assert conn.execute("SELECT count(*) FROM pg_available_extensions "
+                                "WHERE name IN ('vector', 'shrinkvec')").fetchone()[0] == 2
         psql = server.bin_dir() / "psql"
         out = subprocess.run([str(psql), url, "-XAtc", "SELECT 40 + 2"], capture_output=True, text=True, timeout=60)
         assert out.stdout.strip() == "42", out.stderr

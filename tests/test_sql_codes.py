@@ -130,7 +130,8 @@ def test_bit_ip_equals_reference(level_conn: psycopg.Connection, dim: int, seed:
 
 @PROPERTY
 @given(la=dims_st, lb=dims_st, seed=seed_st, kind=st.integers(0, 2), data=st.data())
-def test_prefix_cosine_equals_reference(level_conn: psycopg.Connection, la: int, lb: int, seed: int, kind: int, data: st.DataObject) -> None:
+def test_prefix_cosine_equals_reference(level_conn: psycopg.Connection, la: int, lb: int, seed: int, kind: int,
+                                        data: st.DataObject) -> None:
     a = random_vector(la, seed, kind)
     b = random_vector(lb, seed + 3, kind)
     dims = data.draw(st.integers(1, min(la, lb)))
@@ -166,7 +167,8 @@ def test_int8_quantize_equals_reference(level_conn: psycopg.Connection, dim: int
                   quantize_int8(%(h)s, %(lo)s::real[], %(hi)s::real[])::text,
                   dequantize_int8(quantize_int8(%(v)s, %(lo)s::real[], %(hi)s::real[]), %(lo)s::real[], %(hi)s::real[]),
                   int8_ip_distance(quantize_int8(%(v)s, %(lo)s::real[], %(hi)s::real[]), %(q)s, %(lo)s::real[], %(hi)s::real[]),
-                  int8_cosine_distance(quantize_int8(%(v)s, %(lo)s::real[], %(hi)s::real[]), %(q)s, %(lo)s::real[], %(hi)s::real[])""",
+                  int8_cosine_distance(quantize_int8(%(v)s, %(lo)s::real[], %(hi)s::real[]), %(q)s,
+                                       %(lo)s::real[], %(hi)s::real[])""",
         {"v": v, "a": v.tolist(), "h": HalfVector(v.astype(np.float16)), "lo": lo.tolist(), "hi": hi.tolist(), "q": q},
     ).fetchone()
     code = codes.quantize_int8(v, lo, hi)

@@ -226,7 +226,7 @@ shrinkvec_handler(PG_FUNCTION_ARGS)
 	IndexAmRoutine *am = makeNode(IndexAmRoutine);
 
 	am->amstrategies = 0;
-	am->amsupport = 1;
+	am->amsupport = 2;
 	am->amoptsprocnum = 0;
 	am->amcanorder = false;
 	am->amcanorderbyop = true;
@@ -284,6 +284,37 @@ shrinkvec_handler(PG_FUNCTION_ARGS)
 	am->amparallelrescan = NULL;
 
 	PG_RETURN_POINTER(am);
+}
+
+PG_FUNCTION_INFO_V1(shrinkvec_bit_support);
+PG_FUNCTION_INFO_V1(shrinkvec_vector_support);
+PG_FUNCTION_INFO_V1(shrinkvec_halfvec_support);
+
+/* Support function 2 of bit_hamming_ops: the indexed type is bit. */
+Datum
+shrinkvec_bit_support(PG_FUNCTION_ARGS)
+{
+	static const SvTypeInfo info = {SV_ELEM_BIT};
+
+	PG_RETURN_POINTER(&info);
+}
+
+/* Support function 2 of the vector opclasses: the indexed type is pgvector's vector. */
+Datum
+shrinkvec_vector_support(PG_FUNCTION_ARGS)
+{
+	static const SvTypeInfo info = {SV_ELEM_VECTOR};
+
+	PG_RETURN_POINTER(&info);
+}
+
+/* Support function 2 of the halfvec opclasses: the indexed type is pgvector's halfvec. */
+Datum
+shrinkvec_halfvec_support(PG_FUNCTION_ARGS)
+{
+	static const SvTypeInfo info = {SV_ELEM_HALFVEC};
+
+	PG_RETURN_POINTER(&info);
 }
 
 PG_FUNCTION_INFO_V1(shrinkvec_hamming_kind);

@@ -59,6 +59,14 @@
 #define SV_PAGE_DIRECTORY 3
 #define SV_PAGE_DATA 4
 
+/* Support functions of every opclass. */
+#define SV_KIND_PROC 1				/* the distance kind (SV_KIND_*) */
+#define SV_TYPE_PROC 2				/* the indexed type: a pointer to an SvTypeInfo */
+
+/* Strategy numbers of the ORDER BY operators. */
+#define SV_STRATEGY_DISTANCE 1		/* the opclass's distance (float8): <->, <#>, <=>, or <~> on bits */
+#define SV_STRATEGY_PREFIX_HAMMING 2	/* bit_hamming_ops: <^>, Hamming over the query's prefix (integer) */
+
 /* Distance kinds, from the opclass's support function 1. */
 #define SV_KIND_HAMMING 1
 #define SV_KIND_L2 2
@@ -69,6 +77,12 @@
 #define SV_ELEM_BIT 1
 #define SV_ELEM_VECTOR 2
 #define SV_ELEM_HALFVEC 3
+
+/* What support function 2 of an opclass returns: the type its indexed values have. */
+typedef struct SvTypeInfo
+{
+	int			elemtype;		/* SV_ELEM_* */
+} SvTypeInfo;
 
 /* Special space of every page. */
 typedef struct SvPageOpaque

@@ -124,6 +124,14 @@ sv_build_meta(Relation index, SvMetaData *meta)
 	meta->elemtype = sv_index_elemtype(index);
 	meta->dims = att->atttypmod;
 	if (meta->dims <= 0)
+	{
+		/* a domain carries the length of its base type: bit(16), vector(384) */
+		int32		typmod = -1;
+
+		(void) getBaseTypeAndTypmod(att->atttypid, &typmod);
+		meta->dims = typmod;
+	}
+	if (meta->dims <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("column does not have dimensions"),

@@ -365,217 +365,316 @@ sv_prefetch_page(Page page)
 	__builtin_prefetch((const char *) page + BLCKSZ - 64, 0, 3);
 }
 
-/*
- * Scan the probed lists once and fill results with the best shortlist candidates.
- *
- * Every page goes through the nibble-table kernel (kernels.h) and a SIMD threshold test against
- * the current k-th best score; only the entries that pass reach the top-k heap.  bit_hamming_ops:
- * the sums are exact Hamming distances.  Vector opclasses: the sums give the inner product with the
- * quantized query, and the test uses a lower bound of each entry's score (the quantization error is
- * at most err_l1), so an entry is skipped only when its exact score cannot beat the k-th best; the
- * entries that pass are scored exactly in float, as before.  The shortlist is that of exact float
- * scoring.
- */
-static void
-sv_scan_batch(IndexScanDesc scan, int k)
+/* A walk along one list's chain of data pages, the next page pinned and prefetched ahead. */
+typedef struct SvChain
 {
-	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
-	const SvMetaData *meta = &so->cache->meta;
-	SvCandidate *heap = palloc(sizeof(SvCandidate) * k);
-	int			nheap = 0;
-	bool		overflow = false;
-	int			padded = (int) TYPEALIGN(SV_FS_LANES, meta->capacity);
-	uint32	   *sums = palloc(sizeof(uint32) * padded);
-	uint32	   *idx = palloc(sizeof(uint32) * padded);
-	uint8	   *tables = palloc(SV_FS_TABLE_BYTES(meta->code_bytes));
-	uint8	   *code = palloc(meta->code_bytes);
-	float	   *w = NULL;
-	float	   *lut = NULL;		/* per-byte float tables of w for exact scores (cosine, IP) */
-	SvFsQuery	fq = {0};
-	float		wsum = 0,
-				wabs = 0,
-				qnorm2 = 0;
-	bool		is_bit = meta->elemtype == SV_ELEM_BIT;
-	int32		soff = 2 * SV_FS_BIAS * meta->code_bytes;
-	Buffer		nextbuf = InvalidBuffer;
+	Relation	index;
+	BlockNumber next;			/* the page after the current one */
+	Buffer		buf;			/* the current page, share-locked */
+	Buffer		ahead;			/* the next page, pinned */
+} SvChain;
 
-	if (is_bit)
-		sv_fs_tables_hamming(so->qcode, so->qbits, meta->code_bytes, tables);
+/* Start walking a chain at its first page. */
+static void
+sv_chain_start(SvChain *c, Relation index, BlockNumber first)
+{
+	c->index = index;
+	c->next = first;
+	c->buf = InvalidBuffer;
+	c->ahead = InvalidBuffer;
+}
+
+/*
+ * The next page of the chain, share-locked (the previous one is released), or NULL at the end.  The
+ * page after it is pinned and its header, special space and first codes start loading into cache
+ * while this one is scanned.
+ */
+static Page
+sv_chain_next(SvChain *c)
+{
+	Page		page;
+
+	if (BufferIsValid(c->buf))
+		UnlockReleaseBuffer(c->buf);
+	c->buf = InvalidBuffer;
+	if (c->next == InvalidBlockNumber)
+		return NULL;
+	CHECK_FOR_INTERRUPTS();
+	c->buf = BufferIsValid(c->ahead) ? c->ahead : ReadBuffer(c->index, c->next);
+	c->ahead = InvalidBuffer;
+	LockBuffer(c->buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(c->buf);
+	c->next = SvPageGetOpaque(page)->next;
+	if (c->next != InvalidBlockNumber)
+	{
+		c->ahead = ReadBuffer(c->index, c->next);
+		sv_prefetch_page(BufferGetPage(c->ahead));
+	}
+	return page;
+}
+
+/* The kernel sums of a page's n codes against the query's tables. */
+static void
+sv_page_sums(const SvMetaData *meta, Page page, int n, const uint8 *tables, uint32 *sums)
+{
+	const uint8 *codes = sv_page_codes(page, meta);
+
+	if (meta->lanes == SV_FS_LANES)
+		sv_kernels.fs_scan(codes, (n + SV_FS_LANES - 1) / SV_FS_LANES, meta->code_bytes, tables, sums);
 	else
-	{
-		w = palloc(sizeof(float) * meta->code_bits);
-		qnorm2 = sv_kernels.dot(so->q, so->q, meta->code_bits);
-		if (meta->kind != SV_KIND_L2)
-		{
-			/* one set of tables serves every list: the weights are the query itself */
-			memcpy(w, so->q, sizeof(float) * meta->code_bits);
-			sv_fs_tables_ip(w, meta->code_bits, meta->code_bytes, tables, &fq);
-			wsum = sv_kernels.sum(w, meta->code_bits);
-			for (int d = 0; d < meta->code_bits; d++)
-				wabs += fabsf(w[d]);
-			lut = palloc(sizeof(float) * 256 * meta->code_bytes);
-			sv_lut_build(w, meta->code_bits, meta->code_bytes, lut);
-		}
-	}
+		sv_fs_scan_lanes(codes, n, meta->lanes, meta->code_bytes, tables, sums);
+}
 
-	for (int p = 0; p < so->nprobe; p++)
-	{
-		int			list = so->probe_lists[p];
-		BlockNumber blk;
-		float		base = 0,
-					f = -1.0f,
-					c0 = 0,
-					c1 = 0;
+/* What a batch scan works with: the top-k heap, a page's kernel sums and selected entries, the tables. */
+typedef struct SvBatchWork
+{
+	SvCandidate *heap;			/* k candidates; becomes the batch's results */
+	uint32	   *sums;
+	uint32	   *idx;
+	uint8	   *tables;
+} SvBatchWork;
 
-		if (so->bound_state[list] == SV_BOUND_ALL)
-			continue;			/* every entry went into earlier batches */
-		blk = sv_read_list(scan->indexRelation, meta, list).first;
-		if (!is_bit)
-		{
-			const float *c = (const float *) so->cache->centroids + (Size) list * meta->code_bits;
-			float		qc = sv_kernels.dot(so->q, c, meta->code_bits);
-			float		margin;
+/* Allocate a batch scan's work areas for k candidates. */
+static SvBatchWork
+sv_batch_work(const SvMetaData *meta, int k)
+{
+	SvBatchWork bw;
+	int			padded = (int) TYPEALIGN(SV_FS_LANES, meta->capacity);
 
-			if (meta->kind == SV_KIND_L2)
-			{
-				for (int d = 0; d < meta->code_bits; d++)
-					w[d] = so->q[d] - c[d];
-				sv_fs_tables_ip(w, meta->code_bits, meta->code_bytes, tables, &fq);
-				wsum = sv_kernels.sum(w, meta->code_bits);
-				wabs = 0;
-				for (int d = 0; d < meta->code_bits; d++)
-					wabs += fabsf(w[d]);
-				base = qnorm2 + so->cache->centroid_norm2[list] - 2.0f * qc;
-				f = -2.0f;
-			}
-			else if (meta->kind == SV_KIND_IP)
-				base = -qc;
-			else
-				base = 1.0f - qc;
+	bw.heap = palloc(sizeof(SvCandidate) * k);
+	bw.sums = palloc(sizeof(uint32) * padded);
+	bw.idx = palloc(sizeof(uint32) * padded);
+	bw.tables = palloc(SV_FS_TABLE_BYTES(meta->code_bytes));
+	return bw;
+}
 
-			/*
-			 * <w, s> <= delta * (2 (S - soff) - vsum) + err_l1 (kernels.h); the margin also covers
-			 * float rounding of the bound and of the exact scores (relative to sum |w_i|).
-			 */
-			margin = fq.err_l1 * 1.001f + 1e-4f * wabs + 1e-30f;
-			c1 = 2.0f * fq.delta;
-			c0 = margin - fq.delta * (float) fq.vsum;
-		}
+/* Free a batch scan's work areas but its heap (the results). */
+static void
+sv_batch_work_free(SvBatchWork *bw)
+{
+	pfree(bw->sums);
+	pfree(bw->idx);
+	pfree(bw->tables);
+}
 
-		while (blk != InvalidBlockNumber)
-		{
-			Buffer		buf;
-			Page		page;
-			int			n,
-						m;
-			ItemPointerData *tids;
-			const uint8 *codes;
-			BlockNumber next;
-
-			CHECK_FOR_INTERRUPTS();
-			buf = BufferIsValid(nextbuf) ? nextbuf : ReadBuffer(scan->indexRelation, blk);
-			nextbuf = InvalidBuffer;
-			LockBuffer(buf, BUFFER_LOCK_SHARE);
-			page = BufferGetPage(buf);
-			n = SvPageGetOpaque(page)->count;
-			next = SvPageGetOpaque(page)->next;
-			if (next != InvalidBlockNumber)
-			{
-				/* pin the next page of the chain and start loading it into cache while this one is scanned */
-				nextbuf = ReadBuffer(scan->indexRelation, next);
-				sv_prefetch_page(BufferGetPage(nextbuf));
-			}
-			tids = sv_page_tids(page, meta);
-			codes = sv_page_codes(page, meta);
-			if (n > 0)
-			{
-				if (meta->lanes == SV_FS_LANES)
-					sv_kernels.fs_scan(codes, (n + SV_FS_LANES - 1) / SV_FS_LANES, meta->code_bytes, tables, sums);
-				else
-					sv_fs_scan_lanes(codes, n, meta->lanes, meta->code_bytes, tables, sums);
-			}
-			if (n == 0)
-				;
-			else if (is_bit)
-			{
-				uint32		tau = nheap == k ? (uint32) heap[0].score : PG_UINT32_MAX;
-
-				m = (int) sv_kernels.fs_select_u32(sums, n, tau, idx);
-				if (nheap == k && m < n)
-					overflow = true;
-				for (int j = 0; j < m; j++)
-				{
-					int			i = idx[j];
-					float		score = (float) sums[i];
-
-					if (sv_after_bound(so, list, score, &tids[i]))
-						sv_offer(heap, &nheap, k, score, &tids[i], &overflow);
-				}
-			}
-			else
-			{
-				const float *alpha = sv_page_alpha(page, meta);
-				const float *r2 = sv_page_r2(page, meta);
-				float		tau = nheap == k ? heap[0].score : get_float4_infinity();
-
-				/* a hair above the k-th best, so float rounding never drops a tie */
-				if (nheap == k)
-					tau += 1e-6f * fabsf(tau) + 1e-30f;
-				m = (int) sv_kernels.fs_select(sums, n, soff, alpha, meta->kind == SV_KIND_L2 ? r2 : NULL,
-											   base, f, c0, c1, tau, idx);
-				if (nheap == k && m < n)
-					overflow = true;	/* entries beyond the k-th best exist (or were taken before) */
-
-				/*
-				 * The k-th best improves as the page's entries are scored: test each entry's bound
-				 * again against it before scoring it exactly.
-				 */
-				for (int j = 0; j < m; j++)
-				{
-					int			i = idx[j];
-					float		s;
-
-					if (nheap == k &&
-						sv_fs_bound(sums[i], soff, alpha[i], meta->kind == SV_KIND_L2 ? r2[i] : 0.0f, base, f, c0, c1) >
-						heap[0].score + 1e-6f * fabsf(heap[0].score) + 1e-30f)
-					{
-						overflow = true;
-						continue;
-					}
-					if (lut)
-						s = sv_lut_score_blocked(codes, meta->lanes, meta->code_bytes, i, lut);
-					else
-					{
-						sv_page_get_code(page, meta, i, code);
-						s = sv_kernels.masked_sum(w, code, meta->code_bits);
-					}
-					if (meta->kind == SV_KIND_L2)
-						s = base + r2[i] - 2.0f * alpha[i] * (2.0f * s - wsum);
-					else
-						s = base - alpha[i] * (2.0f * s - wsum);
-					if (sv_after_bound(so, list, s, &tids[i]))
-						sv_offer(heap, &nheap, k, s, &tids[i], &overflow);
-				}
-			}
-			blk = next;
-			UnlockReleaseBuffer(buf);
-		}
-	}
-
+/* Sort a batch's top-k heap into results, best first, and note what it took of each list. */
+static void
+sv_finish_batch(SvScanOpaque *so, SvCandidate *heap, int nheap, bool overflow)
+{
 	qsort(heap, nheap, sizeof(SvCandidate), sv_candidate_cmp);
 	so->results = heap;
 	so->nresults_est = nheap;
 	so->next = 0;
 	so->batch_full = overflow;
 	sv_advance_bounds(so, nheap > 0 ? &heap[nheap - 1] : NULL, overflow && nheap > 0);
-	pfree(sums);
-	pfree(idx);
-	pfree(tables);
+}
+
+/*
+ * bit_hamming_ops: the best k entries of the window's lists by exact Hamming distance (the query's
+ * prefix), after what earlier batches took.  Each page goes through the nibble-table kernel with
+ * Hamming tables and a SIMD threshold test against the current k-th best; only the entries that pass
+ * reach the top-k heap.
+ */
+static void
+sv_scan_bits(IndexScanDesc scan, int k)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+	const SvMetaData *meta = &so->cache->meta;
+	SvBatchWork bw = sv_batch_work(meta, k);
+	SvCandidate *heap = bw.heap;
+	int			nheap = 0;
+	bool		overflow = false;
+
+	sv_fs_tables_hamming(so->qcode, so->qbits, meta->code_bytes, bw.tables);
+	for (int p = 0; p < so->nprobe; p++)
+	{
+		int			list = so->probe_lists[p];
+		SvChain		chain;
+		Page		page;
+
+		if (so->bound_state[list] == SV_BOUND_ALL)
+			continue;			/* every entry went into earlier batches */
+		sv_chain_start(&chain, scan->indexRelation, sv_read_list(scan->indexRelation, meta, list).first);
+		while ((page = sv_chain_next(&chain)) != NULL)
+		{
+			int			n = SvPageGetOpaque(page)->count;
+			ItemPointerData *tids = sv_page_tids(page, meta);
+			uint32		tau;
+			int			m;
+
+			if (n == 0)
+				continue;
+			sv_page_sums(meta, page, n, bw.tables, bw.sums);
+			tau = nheap == k ? (uint32) heap[0].score : PG_UINT32_MAX;
+			m = (int) sv_kernels.fs_select_u32(bw.sums, n, tau, bw.idx);
+			if (nheap == k && m < n)
+				overflow = true;
+			for (int j = 0; j < m; j++)
+			{
+				int			i = bw.idx[j];
+				float		score = (float) bw.sums[i];
+
+				if (sv_after_bound(so, list, score, &tids[i]))
+					sv_offer(heap, &nheap, k, score, &tids[i], &overflow);
+			}
+		}
+	}
+	sv_finish_batch(so, heap, nheap, overflow);
+	sv_batch_work_free(&bw);
+}
+
+/*
+ * Vector opclasses: the best k entries of the window's lists by the asymmetric estimate (index.h),
+ * after what earlier batches took.  The kernel sums give the inner product of the code's signs with
+ * the quantized query (or query - centroid); the SIMD threshold test uses a lower bound of each
+ * entry's score (the quantization error is at most err_l1), so an entry is skipped only when its exact
+ * score cannot beat the k-th best; the entries that pass are scored exactly in float.  The shortlist
+ * is that of exact float scoring.
+ */
+static void
+sv_scan_vectors(IndexScanDesc scan, int k)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+	const SvMetaData *meta = &so->cache->meta;
+	SvBatchWork bw = sv_batch_work(meta, k);
+	SvCandidate *heap = bw.heap;
+	int			nheap = 0;
+	bool		overflow = false;
+	uint8	   *code = palloc(meta->code_bytes);
+	float	   *w = palloc(sizeof(float) * meta->code_bits);
+	float	   *lut = NULL;		/* per-byte float tables of w for exact scores (cosine, IP) */
+	SvFsQuery	fq = {0};
+	float		wsum = 0,
+				wabs = 0,
+				qnorm2 = sv_kernels.dot(so->q, so->q, meta->code_bits);
+	int32		soff = 2 * SV_FS_BIAS * meta->code_bytes;
+	bool		is_l2 = meta->kind == SV_KIND_L2;
+
+	if (!is_l2)
+	{
+		/* one set of tables serves every list: the weights are the query itself */
+		memcpy(w, so->q, sizeof(float) * meta->code_bits);
+		sv_fs_tables_ip(w, meta->code_bits, meta->code_bytes, bw.tables, &fq);
+		wsum = sv_kernels.sum(w, meta->code_bits);
+		for (int d = 0; d < meta->code_bits; d++)
+			wabs += fabsf(w[d]);
+		lut = palloc(sizeof(float) * 256 * meta->code_bytes);
+		sv_lut_build(w, meta->code_bits, meta->code_bytes, lut);
+	}
+
+	for (int p = 0; p < so->nprobe; p++)
+	{
+		int			list = so->probe_lists[p];
+		const float *c = (const float *) so->cache->centroids + (Size) list * meta->code_bits;
+		float		qc,
+					base,
+					f = -1.0f,
+					margin,
+					c0,
+					c1;
+		SvChain		chain;
+		Page		page;
+
+		if (so->bound_state[list] == SV_BOUND_ALL)
+			continue;			/* every entry went into earlier batches */
+		qc = sv_kernels.dot(so->q, c, meta->code_bits);
+		if (is_l2)
+		{
+			for (int d = 0; d < meta->code_bits; d++)
+				w[d] = so->q[d] - c[d];
+			sv_fs_tables_ip(w, meta->code_bits, meta->code_bytes, bw.tables, &fq);
+			wsum = sv_kernels.sum(w, meta->code_bits);
+			wabs = 0;
+			for (int d = 0; d < meta->code_bits; d++)
+				wabs += fabsf(w[d]);
+			base = qnorm2 + so->cache->centroid_norm2[list] - 2.0f * qc;
+			f = -2.0f;
+		}
+		else if (meta->kind == SV_KIND_IP)
+			base = -qc;
+		else
+			base = 1.0f - qc;
+
+		/*
+		 * <w, s> <= delta * (2 (S - soff) - vsum) + err_l1 (kernels.h); the margin also covers float
+		 * rounding of the bound and of the exact scores (relative to sum |w_i|).
+		 */
+		margin = fq.err_l1 * 1.001f + 1e-4f * wabs + 1e-30f;
+		c1 = 2.0f * fq.delta;
+		c0 = margin - fq.delta * (float) fq.vsum;
+
+		sv_chain_start(&chain, scan->indexRelation, sv_read_list(scan->indexRelation, meta, list).first);
+		while ((page = sv_chain_next(&chain)) != NULL)
+		{
+			int			n = SvPageGetOpaque(page)->count;
+			ItemPointerData *tids = sv_page_tids(page, meta);
+			const uint8 *codes = sv_page_codes(page, meta);
+			const float *alpha = sv_page_alpha(page, meta);
+			const float *r2 = sv_page_r2(page, meta);
+			float		tau;
+			int			m;
+
+			if (n == 0)
+				continue;
+			sv_page_sums(meta, page, n, bw.tables, bw.sums);
+			tau = nheap == k ? heap[0].score : get_float4_infinity();
+			/* a hair above the k-th best, so float rounding never drops a tie */
+			if (nheap == k)
+				tau += 1e-6f * fabsf(tau) + 1e-30f;
+			m = (int) sv_kernels.fs_select(bw.sums, n, soff, alpha, is_l2 ? r2 : NULL, base, f, c0, c1, tau, bw.idx);
+			if (nheap == k && m < n)
+				overflow = true;	/* entries beyond the k-th best exist (or were taken before) */
+
+			/*
+			 * The k-th best improves as the page's entries are scored: test each entry's bound again
+			 * against it before scoring it exactly.
+			 */
+			for (int j = 0; j < m; j++)
+			{
+				int			i = bw.idx[j];
+				float		s;
+
+				if (nheap == k &&
+					sv_fs_bound(bw.sums[i], soff, alpha[i], is_l2 ? r2[i] : 0.0f, base, f, c0, c1) >
+					heap[0].score + 1e-6f * fabsf(heap[0].score) + 1e-30f)
+				{
+					overflow = true;
+					continue;
+				}
+				if (lut)
+					s = sv_lut_score_blocked(codes, meta->lanes, meta->code_bytes, i, lut);
+				else
+				{
+					sv_page_get_code(page, meta, i, code);
+					s = sv_kernels.masked_sum(w, code, meta->code_bits);
+				}
+				if (is_l2)
+					s = base + r2[i] - 2.0f * alpha[i] * (2.0f * s - wsum);
+				else
+					s = base - alpha[i] * (2.0f * s - wsum);
+				if (sv_after_bound(so, list, s, &tids[i]))
+					sv_offer(heap, &nheap, k, s, &tids[i], &overflow);
+			}
+		}
+	}
+	sv_finish_batch(so, heap, nheap, overflow);
+	sv_batch_work_free(&bw);
 	pfree(code);
-	if (w)
-		pfree(w);
+	pfree(w);
 	if (lut)
 		pfree(lut);
+}
+
+/* Scan the window's lists once: the best k candidates after what earlier batches took, in results. */
+static void
+sv_scan_batch(IndexScanDesc scan, int k)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+
+	if (so->cache->meta.elemtype == SV_ELEM_BIT)
+		sv_scan_bits(scan, k);
+	else
+		sv_scan_vectors(scan, k);
 }
 
 /* Bytes a batch keeps per candidate. */
@@ -789,7 +888,7 @@ sv_set_query(SvScanOpaque *so, ScanKey orderby)
 					(errcode(ERRCODE_STRING_DATA_LENGTH_MISMATCH),
 					 errmsg("query has %d bits, the index stores %d", len, meta->code_bits),
 					 errhint("A query may be a prefix of the indexed codes, not longer.")));
-		if (len < meta->code_bits && so->strategy == 1)
+		if (len < meta->code_bits && so->strategy == SV_STRATEGY_DISTANCE)
 			ereport(ERROR,
 					(errcode(ERRCODE_STRING_DATA_LENGTH_MISMATCH),
 					 errmsg("different bit lengths %d and %d", meta->code_bits, len),
@@ -1148,7 +1247,7 @@ sv_amgettuple(IndexScanDesc scan, ScanDirection dir)
 		SvCandidate *c = &so->results[so->next++];
 
 		scan->xs_heaptid = c->tid;
-		if (so->strategy == 1)
+		if (so->strategy == SV_STRATEGY_DISTANCE)
 			scan->xs_orderbyvals[0] = Float8GetDatum((double) c->score);
 		else
 			scan->xs_orderbyvals[0] = Int32GetDatum((int32) c->score);

@@ -225,34 +225,30 @@ sv_new_buffer(Relation index, ForkNumber fork)
 int
 sv_index_kind(Relation index)
 {
-	FmgrInfo   *proc = index_getprocinfo(index, 1, 1);
+	FmgrInfo   *proc = index_getprocinfo(index, 1, SV_KIND_PROC);
 
 	return DatumGetInt32(FunctionCall1(proc, PointerGetDatum(NULL)));
 }
 
-/* The indexed element type: bit, vector or halfvec. */
+/*
+ * The indexed element type (bit, vector or halfvec), from support function 2 of the opclass: the
+ * opclass says what it indexes, so no type is recognised by its name (a type called vector in another
+ * schema is not pgvector's).
+ */
 int
 sv_index_elemtype(Relation index)
 {
-	Oid			typid = TupleDescAttr(RelationGetDescr(index), 0)->atttypid;
-	HeapTuple	tup;
-	char		name[NAMEDATALEN];
+	const SvTypeInfo *info;
 
-	if (typid == BITOID)
-		return SV_ELEM_BIT;
-	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for type %u", typid);
-	strlcpy(name, NameStr(((Form_pg_type) GETSTRUCT(tup))->typname), NAMEDATALEN);
-	ReleaseSysCache(tup);
-	if (strcmp(name, "vector") == 0)
-		return SV_ELEM_VECTOR;
-	if (strcmp(name, "halfvec") == 0)
-		return SV_ELEM_HALFVEC;
-	ereport(ERROR,
-			(errcode(ERRCODE_DATATYPE_MISMATCH),
-			 errmsg("shrinkvec indexes bit, vector and halfvec columns, not type %s", name)));
-	return 0;
+	if (!OidIsValid(index_getprocid(index, 1, SV_TYPE_PROC)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("operator class of index \"%s\" has no support function %d (the indexed type)",
+						RelationGetRelationName(index), SV_TYPE_PROC),
+				 errhint("Run ALTER EXTENSION shrinkvec UPDATE.")));
+	info = (const SvTypeInfo *) DatumGetPointer(FunctionCall1(index_getprocinfo(index, 1, SV_TYPE_PROC),
+															   PointerGetDatum(NULL)));
+	return info->elemtype;
 }
 
 /*

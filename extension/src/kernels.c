@@ -136,37 +136,6 @@ dot4_scalar(const float *const *a, const float *b, size_t n, float *out)
 		out[r] = dot_scalar(a[r], b, n);
 }
 
-/* Convert one IEEE binary16 value to float; exact for every input, NaN and Inf included. */
-float
-sv_half_to_float(uint16_t h)
-{
-	uint32_t	sign = (uint32_t) (h & 0x8000) << 16;
-	uint32_t	exponent = (h >> 10) & 0x1F;
-	uint32_t	mantissa = h & 0x3FF;
-	uint32_t	bits;
-	float		f;
-
-	if (exponent == 0x1F)
-		bits = sign | 0x7F800000 | (mantissa << 13);
-	else if (exponent != 0)
-		bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
-	else if (mantissa == 0)
-		bits = sign;
-	else
-	{
-		/* subnormal: normalise the mantissa */
-		exponent = 113;
-		while ((mantissa & 0x400) == 0)
-		{
-			mantissa <<= 1;
-			exponent--;
-		}
-		bits = sign | (exponent << 23) | ((mantissa & 0x3FF) << 13);
-	}
-	memcpy(&f, &bits, sizeof(f));
-	return f;
-}
-
 /* Scalar dot product and squared norms of two half-precision arrays. */
 static void
 half_dot_norms_scalar(const uint16_t *a, const uint16_t *b, size_t n, float *dot, float *norma, float *normb)
@@ -482,30 +451,34 @@ sv_lut_build(const float *w, size_t nbits, size_t nbytes, float *lut)
 	}
 }
 
+/* The sum of lut[j][c[j * step]] over a code's nbytes bytes, in four accumulators (a fixed order). */
+static inline float
+lut_sum(const uint8_t *c, size_t step, size_t nbytes, const float *lut)
+{
+	float		s0 = 0.0f,
+				s1 = 0.0f,
+				s2 = 0.0f,
+				s3 = 0.0f;
+	size_t		j = 0;
+
+	for (; j + 4 <= nbytes; j += 4)
+	{
+		s0 += lut[j * 256 + c[j * step]];
+		s1 += lut[(j + 1) * 256 + c[(j + 1) * step]];
+		s2 += lut[(j + 2) * 256 + c[(j + 2) * step]];
+		s3 += lut[(j + 3) * 256 + c[(j + 3) * step]];
+	}
+	for (; j < nbytes; j++)
+		s0 += lut[j * 256 + c[j * step]];
+	return (s0 + s1) + (s2 + s3);
+}
+
 /* Sum of the weights over the set bits of each code, four table lookups in flight. */
 void
 sv_lut_scan(const uint8_t *codes, size_t ncodes, size_t stride, size_t nbytes, const float *lut, float *out)
 {
 	for (size_t i = 0; i < ncodes; i++)
-	{
-		const uint8_t *c = codes + i * stride;
-		float		s0 = 0.0f,
-					s1 = 0.0f,
-					s2 = 0.0f,
-					s3 = 0.0f;
-		size_t		j = 0;
-
-		for (; j + 4 <= nbytes; j += 4)
-		{
-			s0 += lut[j * 256 + c[j]];
-			s1 += lut[(j + 1) * 256 + c[j + 1]];
-			s2 += lut[(j + 2) * 256 + c[j + 2]];
-			s3 += lut[(j + 3) * 256 + c[j + 3]];
-		}
-		for (; j < nbytes; j++)
-			s0 += lut[j * 256 + c[j]];
-		out[i] = (s0 + s1) + (s2 + s3);
-	}
+		out[i] = lut_sum(codes + i * stride, 1, nbytes, lut);
 }
 
 /* Byte offset of position p's high-nibble table (the low one is 64 bytes further). */
@@ -684,21 +657,5 @@ sv_fs_select_u32(const uint32_t *sums, size_t n, uint32_t tau, uint32_t *idx)
 float
 sv_lut_score_blocked(const uint8_t *blocks, size_t lanes, size_t nbytes, size_t slot, const float *lut)
 {
-	const uint8_t *c = blocks + (slot / lanes) * lanes * nbytes + slot % lanes;
-	float		s0 = 0.0f,
-				s1 = 0.0f,
-				s2 = 0.0f,
-				s3 = 0.0f;
-	size_t		j = 0;
-
-	for (; j + 4 <= nbytes; j += 4)
-	{
-		s0 += lut[j * 256 + c[j * lanes]];
-		s1 += lut[(j + 1) * 256 + c[(j + 1) * lanes]];
-		s2 += lut[(j + 2) * 256 + c[(j + 2) * lanes]];
-		s3 += lut[(j + 3) * 256 + c[(j + 3) * lanes]];
-	}
-	for (; j < nbytes; j++)
-		s0 += lut[j * 256 + c[j * lanes]];
-	return (s0 + s1) + (s2 + s3);
+	return lut_sum(blocks + (slot / lanes) * lanes * nbytes + slot % lanes, lanes, nbytes, lut);
 }

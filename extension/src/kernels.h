@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Which implementation the dispatcher chose. */
 typedef enum SvKernelLevel
@@ -153,8 +154,36 @@ SvKernelLevel sv_kernels_level(void);
 /* Name of a level, for messages and benchmarks. */
 const char *sv_kernels_level_name(SvKernelLevel level);
 
-/* Convert one IEEE binary16 value to float (exact). */
-float		sv_half_to_float(uint16_t h);
+/* Convert one IEEE binary16 value to float; exact for every input, NaN and Inf included. */
+static inline float
+sv_half_to_float(uint16_t h)
+{
+	uint32_t	sign = (uint32_t) (h & 0x8000) << 16;
+	uint32_t	exponent = (h >> 10) & 0x1F;
+	uint32_t	mantissa = h & 0x3FF;
+	uint32_t	bits;
+	float		f;
+
+	if (exponent == 0x1F)
+		bits = sign | 0x7F800000 | (mantissa << 13);
+	else if (exponent != 0)
+		bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
+	else if (mantissa == 0)
+		bits = sign;
+	else
+	{
+		/* subnormal: normalise the mantissa */
+		exponent = 113;
+		while ((mantissa & 0x400) == 0)
+		{
+			mantissa <<= 1;
+			exponent--;
+		}
+		bits = sign | (exponent << 23) | ((mantissa & 0x3FF) << 13);
+	}
+	memcpy(&f, &bits, sizeof(f));
+	return f;
+}
 
 /* Bit-reversal of every byte value (bit j of entry b is bit 7-j of b); filled by sv_kernels_init. */
 extern uint8_t sv_bitrev8[256];

@@ -26,7 +26,8 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 
 from shrinkvec import catalog, codes, ddl, fitting, reencode, transforms
-from shrinkvec.adaptor import AdaptorConfig
+from shrinkvec.adaptor import AdaptorConfig, AdaptorError
+from shrinkvec.errors import ShrinkvecError
 from shrinkvec.profile import Profile
 from shrinkvec.transforms import Transform, TransformError
 
@@ -34,7 +35,7 @@ Method = Literal["center", "pca", "adaptor"]
 METHODS: tuple[Method, ...] = ("center", "pca", "adaptor")
 
 
-class AdaptError(RuntimeError):
+class AdaptError(ShrinkvecError, RuntimeError):
     """adapt cannot start or continue (the message is one line naming the problem)."""
 
 
@@ -97,7 +98,7 @@ def sample_vectors(conn: psycopg.Connection, p: Profile, n: int, seed: int) -> n
     """Up to n vectors of the table, a deterministic sample for a given seed and table."""
     register_vector(conn)
     t, vec = ddl.table_ident(p), sql.Identifier(p.vector_column)
-    total = int(conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE {} IS NOT NULL").format(t, vec)).fetchone()[0])  # type: ignore[index]
+    total = int(conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE {} IS NOT NULL").format(t, vec)).fetchone()[0])  # type: ignore[index]  # always one row (an aggregate, an expression, RETURNING)
     if total <= n:
         q = sql.SQL("SELECT {v} FROM {t} WHERE {v} IS NOT NULL ORDER BY {id}").format(
             v=vec, t=t, id=sql.Identifier(p.id_column))
@@ -167,9 +168,11 @@ def read_labels(conn: psycopg.Connection, p: Profile, labels: Path,
             continue
         if qmat is not None:
             if 0 <= qi < len(qmat):
-                qs.append(qmat[qi]); ds.append(vecs[di])
+                qs.append(qmat[qi])
+                ds.append(vecs[di])
         elif qi in vecs:
-            qs.append(vecs[qi]); ds.append(vecs[di])
+            qs.append(vecs[qi])
+            ds.append(vecs[di])
     if not qs:
         raise AdaptError(f"{labels}: none of the labelled ids is in table {p.table}")
     return np.stack(qs), np.stack(ds)
@@ -186,7 +189,7 @@ def fit(opts: AdaptOptions, x: np.ndarray, pairs: tuple[np.ndarray, np.ndarray] 
         cfg = replace(opts.adaptor, seed=opts.seed)
         try:
             return fitting.fit_adaptor(x, cfg, pairs=pairs, progress=on_train)
-        except ValueError as exc:
+        except AdaptorError as exc:
             raise AdaptError(str(exc)) from None
     raise AdaptError(f"unknown method {opts.method!r}: use one of {', '.join(METHODS)}")
 

@@ -31,10 +31,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from shrinkvec.errors import ShrinkvecError
+
 FloatArray = npt.NDArray[np.float32]
 
 
-class AdaptorError(ValueError):
+class AdaptorError(ShrinkvecError, ValueError):
     """Training cannot run on the given data (the message names the problem)."""
 
 
@@ -114,12 +116,12 @@ def _normalize(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _norm_backward(un: np.ndarray, n: np.ndarray, g: np.ndarray) -> np.ndarray:
     """dL/du from dL/d(u/|u|)."""
-    return (g - (g * un).sum(axis=1, keepdims=True) * un) / n
+    return np.asarray((g - (g * un).sum(axis=1, keepdims=True) * un) / n)
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    return np.asarray(e / e.sum(axis=1, keepdims=True))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ def train_torch(x: np.ndarray, rotate: Callable[[np.ndarray], np.ndarray], cfg: 
     def forward(zb: torch.Tensor) -> torch.Tensor:
         return zb + torch.relu(zb @ w1.T + b1) @ w2.T + b2
 
-    def unsup(b) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    def unsup(b) -> torch.Tensor:  # type: ignore[no-untyped-def]  # a torch closure
         zb = torch.from_numpy(b.z)
         a = forward(zb)
         target, weights = torch.from_numpy(b.target), torch.from_numpy(b.weights)

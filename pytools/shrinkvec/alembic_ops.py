@@ -36,11 +36,12 @@ from typing import Any
 
 import numpy as np
 import psycopg
-from psycopg import sql
-from alembic.autogenerate import renderers, rewriter as _rewriter_mod
+from alembic.autogenerate import renderers
+from alembic.autogenerate import rewriter as _rewriter_mod
 from alembic.operations import MigrateOperation, Operations, ops
+from psycopg import sql
 
-from shrinkvec import catalog, ddl, kinds
+from shrinkvec import catalog, ddl, kinds, sqlnames
 from shrinkvec.profile import Profile, ProfileError, parse_codes
 
 
@@ -54,18 +55,18 @@ def _raw(operations: Operations) -> psycopg.Connection:
 
 def _profile(conn: psycopg.Connection, table: str, vector_column: str, codes: str, schema: str | None,
              id_column: str, distance: str, lo: Any = None, hi: Any = None, name: str | None = None) -> Profile:
-    schema = schema or conn.execute("SELECT current_schema()").fetchone()[0]  # type: ignore[index]
+    schema = schema or conn.execute("SELECT current_schema()").fetchone()[0]  # type: ignore[index]  # always one row (an aggregate, an expression, RETURNING)
     dims = catalog.vector_dims(conn, table, vector_column, schema)
     if dims is None:
         raise ProfileError(f"{table}.{vector_column} must be declared with dimensions, e.g. vector(384)")
     parsed = parse_codes(codes, dims)
     p = ddl.located(conn, Profile(
         name=name or f"{schema}.{table}.{vector_column}", schema=schema, table=table, vector_column=vector_column,
-        dims=dims, codes=parsed, id_column=id_column, distance=distance))  # type: ignore[arg-type]
+        dims=dims, codes=parsed, id_column=id_column, distance=distance))  # type: ignore[arg-type]  # distance: one of DISTANCES (checked by the caller)
     if any(c.code_kind.calibrated for c in parsed):
         if lo is None or hi is None:
             row = conn.execute(sql.SQL("SELECT (r).lo, (r).hi FROM (SELECT {}({}) AS r FROM {}) s").format(
-                ddl.ext_fn(p, "int8_ranges"), sql.Identifier(vector_column), ddl.table_ident(p))).fetchone()
+                sqlnames.ext_fn(p, "int8_ranges"), sql.Identifier(vector_column), ddl.table_ident(p))).fetchone()
             if row is None or row[0] is None:
                 raise ProfileError("int8 codes need ranges: pass lo= and hi=, or add them once the table has rows")
             lo, hi = row
@@ -108,7 +109,7 @@ class AddCodesOp(_CodesOp):
     @classmethod
     def add_shrinkvec_codes(cls, operations: Operations, table_name: str, vector_column: str, codes: str = "bits",
                             **kw: Any) -> None:
-        return operations.invoke(cls(table_name, vector_column, codes, **kw))
+        operations.invoke(cls(table_name, vector_column, codes, **kw))
 
     def reverse(self) -> DropCodesOp:
         return DropCodesOp(self.table_name, self.vector_column, self.codes, **self._kw())
@@ -121,7 +122,7 @@ class DropCodesOp(_CodesOp):
     @classmethod
     def drop_shrinkvec_codes(cls, operations: Operations, table_name: str, vector_column: str, codes: str = "bits",
                              **kw: Any) -> None:
-        return operations.invoke(cls(table_name, vector_column, codes, **kw))
+        operations.invoke(cls(table_name, vector_column, codes, **kw))
 
     def reverse(self) -> AddCodesOp:
         return AddCodesOp(self.table_name, self.vector_column, self.codes, **self._kw())
@@ -158,14 +159,14 @@ class BackfillOp(MigrateOperation):
 
     @classmethod
     def backfill_shrinkvec_codes(cls, operations: Operations, table_name: str, vector_column: str, **kw: Any) -> int:
-        return operations.invoke(cls(table_name, vector_column, **kw))
+        return int(operations.invoke(cls(table_name, vector_column, **kw)))
 
     def reverse(self) -> MigrateOperation:
         return ops.ExecuteSQLOp("SELECT 1")  # nothing to undo: dropping the columns drops the values
 
 
 def _catalog_or_table_profile(conn: psycopg.Connection, table: str, vector_column: str, schema: str | None) -> Profile:
-    schema = schema or conn.execute("SELECT current_schema()").fetchone()[0]  # type: ignore[index]
+    schema = schema or conn.execute("SELECT current_schema()").fetchone()[0]  # type: ignore[index]  # always one row (an aggregate, an expression, RETURNING)
     p = catalog.find_profile(conn, table, schema, vector_column) if catalog.has_catalog(conn) else None
     if p is None:
         raise ProfileError(f"{schema}.{table}.{vector_column} has no profile: run op.add_shrinkvec_codes first "
@@ -216,7 +217,7 @@ class CreateIndexesOp(_IndexesOp):
 
     @classmethod
     def create_shrinkvec_indexes(cls, operations: Operations, table_name: str, vector_column: str, **kw: Any) -> None:
-        return operations.invoke(cls(table_name, vector_column, **kw))
+        operations.invoke(cls(table_name, vector_column, **kw))
 
     def reverse(self) -> DropIndexesOp:
         a, kw = self._args()
@@ -227,7 +228,7 @@ class CreateIndexesOp(_IndexesOp):
 class DropIndexesOp(_IndexesOp):
     @classmethod
     def drop_shrinkvec_indexes(cls, operations: Operations, table_name: str, vector_column: str, **kw: Any) -> None:
-        return operations.invoke(cls(table_name, vector_column, **kw))
+        operations.invoke(cls(table_name, vector_column, **kw))
 
     def reverse(self) -> CreateIndexesOp:
         a, kw = self._args()
@@ -246,7 +247,7 @@ def _vector_index_sql(conn: psycopg.Connection, p: Profile, method: str, opclass
                            "AND attname = %s", (ddl.table_ident(p).as_string(conn), p.vector_column)).fetchone()
         prefix = "halfvec_" if typ is not None and typ[0].endswith("halfvec") else "vector_"
         opclass = prefix + VECTOR_OPCLASS[p.distance]
-    with_ = sql.SQL("")
+    with_: sql.Composable = sql.SQL("")
     if options:
         with_ = sql.SQL(" WITH ({})").format(sql.SQL(", ").join(
             sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(int(v))) for k, v in options.items()))
@@ -336,7 +337,7 @@ def _code_column(sub: Any) -> Any:
     """The column of an add_column / drop_column op when it is a shrinkvec code column, else None."""
     if isinstance(sub, ops.AddColumnOp):
         column = sub.column
-    elif isinstance(sub, ops.DropColumnOp) and getattr(sub, "_reverse", None) is not None:
+    elif isinstance(sub, ops.DropColumnOp) and sub._reverse is not None:
         column = sub._reverse.column
     else:
         return None

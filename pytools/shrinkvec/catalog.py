@@ -22,6 +22,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from shrinkvec.ddl import extension_schemas
+from shrinkvec.errors import ShrinkvecError
 from shrinkvec.profile import Code, Profile
 
 SCHEMA = "shrinkvec"
@@ -29,7 +30,7 @@ SCHEMA = "shrinkvec"
 MIGRATE_LOCK = 0x73687266_76656331
 
 
-class CatalogError(RuntimeError):
+class CatalogError(ShrinkvecError, RuntimeError):
     """The catalog is missing, or a profile is not in it."""
 
 
@@ -113,7 +114,7 @@ def downgrade(dsn: str, revision: str) -> None:
 def current_revision(dsn: str) -> str | None:
     """The catalog's alembic revision, or None when it was never migrated."""
     with psycopg.connect(dsn) as conn:
-        if conn.execute("SELECT to_regclass('shrinkvec.alembic_version')").fetchone()[0] is None:  # type: ignore[index]
+        if conn.execute("SELECT to_regclass('shrinkvec.alembic_version')").fetchone()[0] is None:  # type: ignore[index]  # always one row (an aggregate, an expression, RETURNING)
             return None
         row = conn.execute("SELECT version_num FROM shrinkvec.alembic_version").fetchone()
         return None if row is None else str(row[0])
@@ -135,7 +136,8 @@ def pinned_search_path(conn: psycopg.Connection) -> Iterator[None]:
 
 
 def has_catalog(conn: psycopg.Connection) -> bool:
-    return conn.execute("SELECT to_regclass('shrinkvec.profiles') IS NOT NULL").fetchone()[0]  # type: ignore[index]
+    row = conn.execute("SELECT to_regclass('shrinkvec.profiles') IS NOT NULL").fetchone()
+    return bool(row and row[0])
 
 
 def _arr(v: np.ndarray | None) -> list[float] | None:
@@ -217,7 +219,8 @@ def _find_profile(conn: psycopg.Connection, table: str, schema: str, vector_colu
 
 def table_exists(conn: psycopg.Connection, table: str, schema: str = "public") -> bool:
     name = sql.Identifier(schema, table).as_string(conn)
-    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0]  # type: ignore[index]
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
+    return bool(row and row[0])
 
 
 def vector_dims(conn: psycopg.Connection, table: str, column: str, schema: str = "public") -> int | None:

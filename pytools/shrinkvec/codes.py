@@ -23,13 +23,15 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from shrinkvec.errors import ShrinkvecError
+
 MAX_DIM = 16000
 
 FloatArray = npt.NDArray[np.float32]
 ByteArray = npt.NDArray[np.uint8]
 
 
-class CodeError(ValueError):
+class CodeError(ShrinkvecError, ValueError):
     """An input the codes are not defined for (the C functions raise the same errors)."""
 
 
@@ -191,7 +193,7 @@ def quantize_int8(v: npt.ArrayLike, lo: npt.ArrayLike, hi: npt.ArrayLike) -> npt
     Values outside [lo, hi] are clipped, never wrapped. rint rounds half to even.
     """
     x = as_float32(v)
-    return quantize_int8_batch(x[None, :], lo, hi)[0]
+    return np.asarray(quantize_int8_batch(x[None, :], lo, hi)[0], dtype=np.int8)
 
 
 def quantize_int8_batch(m: npt.ArrayLike, lo: npt.ArrayLike, hi: npt.ArrayLike) -> npt.NDArray[np.int8]:
@@ -305,7 +307,7 @@ def fs_quantize(w: npt.ArrayLike) -> FsQuery:
 def _nibble_sums(vals: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """For 4 per-bit values (nibble bit 3 first), the sum over the set bits of every nibble 0..15."""
     bits = (np.arange(16)[:, None] >> np.array([3, 2, 1, 0])[None, :]) & 1
-    return bits @ vals
+    return np.asarray(bits @ vals, dtype=np.int64)
 
 
 def fs_tables_ip(w: npt.ArrayLike, nbytes: int) -> tuple[npt.NDArray[np.uint8], FsQuery]:
@@ -350,7 +352,7 @@ def fs_sums(codes: npt.ArrayLike, tables: npt.NDArray[np.uint8]) -> npt.NDArray[
     c = np.asarray(codes, dtype=np.uint8)
     p = np.arange(c.shape[1])[None, :]
     t = tables.astype(np.uint32)
-    return (t[p, 0, c >> 4] + t[p, 1, c & 15]).sum(axis=1).astype(np.uint32)
+    return np.asarray((t[p, 0, c >> 4] + t[p, 1, c & 15]).sum(axis=1), dtype=np.uint32)
 
 
 def fs_bound(sums: npt.ArrayLike, soff: int, alpha: npt.ArrayLike, r2: npt.ArrayLike | None,

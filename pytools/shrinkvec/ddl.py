@@ -35,8 +35,7 @@ from psycopg import sql
 
 from shrinkvec import kinds
 from shrinkvec.profile import Code, Profile
-# the names the tools' SQL uses, kept importable from here
-from shrinkvec.sqlnames import ext_fn, operator, real_array, vec_fn  # noqa: F401
+from shrinkvec.sqlnames import vec_fn
 
 PREFIX_OPCLASS = {"cosine": "vector_cosine_ops", "l2": "vector_l2_ops", "ip": "vector_ip_ops"}
 # search_path of every function shrinkvec creates: nothing a user can write is searched
@@ -50,7 +49,7 @@ def table_ident(p: Profile) -> sql.Identifier:
 
 def extension_schemas(conn: psycopg.Connection) -> tuple[str, str]:
     """The schemas of the shrinkvec and vector extensions."""
-    rows = dict(conn.execute(
+    rows: dict[str, str] = dict(conn.execute(
         """SELECT e.extname, n.nspname FROM pg_catalog.pg_extension e
            JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
            WHERE e.extname OPERATOR(pg_catalog.=) ANY ('{shrinkvec,vector}'::text[])""").fetchall())
@@ -198,7 +197,8 @@ def _create_stale_function(conn: psycopg.Connection, p: Profile) -> None:
                                     for i in range(len(p.codes)))
     body = sql.SQL("DECLARE {tv} {vector}; BEGIN IF v IS NULL THEN RETURN {any}; END IF; "
                    "{tv} := {expr}; RETURN {differs}; END").format(
-        tv=tv, vector=vec_fn(p, "vector"), any=any_code, expr=transformed(p, sql.Identifier("v")), differs=differs).as_string(conn)
+        tv=tv, vector=vec_fn(p, "vector"), any=any_code, expr=transformed(p, sql.Identifier("v")),
+        differs=differs).as_string(conn)
     conn.execute(sql.SQL("CREATE OR REPLACE FUNCTION {}(v {}, {}) RETURNS boolean LANGUAGE plpgsql STABLE "
                          "SET search_path = {} AS {}").format(
         stale_function_ident(p), vec_fn(p, "vector"), sql.SQL(", ").join(args), SAFE_SEARCH_PATH, sql.Literal(body)))

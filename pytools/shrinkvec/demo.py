@@ -1,25 +1,32 @@
 """`shrinkvec demo`: load the shipped docstring embeddings and run two-stage searches in SQL.
 
 The data (pytools/shrinkvec/demo_data) is 4,000 real all-MiniLM-L6-v2 embeddings of Python
-docstrings and 200 queries. The demo compares an exact scan with shortlist-then-rerank queries
-whose shortlist comes from a compact code, and prints recall@10 against exact search and timings.
+docstrings and 200 queries. The demo loads them with the loader (every code computed in numpy), then
+compares an exact scan with shortlist-then-rerank searches from each compact code, a funnel, and the
+shrinkvec index answering the unchanged exact query; every search is built by the one search builder
+(query.plan), and it prints recall@10 against exact search and timings.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import tempfile
 import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psycopg
-from pgvector.psycopg import register_vector
 from psycopg import sql
 from rich.console import Console
 from rich.table import Table
+
+from shrinkvec import catalog, query
+from shrinkvec.load import LoadOptions, load
+from shrinkvec.profile import Profile
 
 TABLE = "shrinkvec_demo"
 K = 10
@@ -43,7 +50,7 @@ def data_dir() -> Path:
     return Path(str(resources.files("shrinkvec") / "demo_data"))
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Rows of a gzipped JSON-lines file."""
     with gzip.open(path, "rt", encoding="utf-8") as f:
         return [json.loads(line) for line in f]
@@ -64,73 +71,47 @@ def load_data() -> DemoData:
     )
 
 
-def create_table(conn: psycopg.Connection, data: DemoData, table: str = TABLE) -> None:
-    """(Re)create the demo table with a generated sign-bit column and fill it with binary COPY."""
-    t = sql.Identifier(table)
-    dim = data.docs.shape[1]
-    with conn.transaction():
-        conn.execute("CREATE EXTENSION IF NOT EXISTS shrinkvec CASCADE")
-        register_vector(conn)
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(t))
-        conn.execute(
-            sql.SQL(
-                """CREATE TABLE {t} (
-                    id bigint PRIMARY KEY,
-                    source text NOT NULL,
-                    body text NOT NULL,
-                    embedding vector({dim}) NOT NULL,
-                    bits bit({dim}) GENERATED ALWAYS AS (binarize(embedding)) STORED
-                )"""
-            ).format(t=t, dim=sql.Literal(dim))
-        )
-        with conn.cursor().copy(
-            sql.SQL("COPY {} (id, source, body, embedding) FROM STDIN WITH (FORMAT BINARY)").format(t)
-        ) as copy:
-            copy.set_types(["int8", "text", "text", "vector"])
-            for i, src, text, emb in zip(data.doc_ids, data.doc_sources, data.doc_texts, data.docs):
-                copy.write_row((int(i), src, text, emb))
-    conn.execute(sql.SQL("ANALYZE {}").format(t))
-
-
+CODES = "bits,prefix:64,int8"
+# what the demo compares: label -> configuration spec (configs.py), each run by the one search builder
+# (query.plan / query.search), as `shrinkvec search` and `shrinkvec eval` run them
+SEARCHES = {
+    "exact (pgvector <=>, no index)": "exact",
+    f"bits shortlist {SHORTLIST} -> rerank": f"bits@{SHORTLIST}",
+    f"prefix-64 shortlist {SHORTLIST} -> rerank": f"prefix:64@{SHORTLIST}",
+    "int8 shortlist 30 -> rerank": "int8@30",
+    f"funnel bits {4 * SHORTLIST} -> int8 30 -> rerank": f"bits@{4 * SHORTLIST}>int8@30",
+}
+EXACT = "exact (pgvector <=>, no index)"
 INDEX_SEARCH = "shrinkvec index: the exact query, unchanged"
+INDEX_CONFIG = "index@50"
 
 
-def search_queries(table: str = TABLE) -> dict[str, sql.Composed]:
-    """The searches the demo compares, each taking the query vector as %(q)s."""
-    t = sql.Identifier(table)
-    params = {"t": t, "k": sql.Literal(K), "n": sql.Literal(SHORTLIST)}
-    two_stage = """SELECT id, embedding <=> %(q)s AS distance
-        FROM (SELECT id, embedding FROM {t} ORDER BY {shortlist} LIMIT {n}) AS shortlist
-        ORDER BY distance LIMIT {k}"""
-    return {
-        "exact (pgvector <=>)": sql.SQL("SELECT id, embedding <=> %(q)s AS distance FROM {t} ORDER BY distance LIMIT {k}").format(**params),
-        f"hamming shortlist {SHORTLIST} -> rerank": sql.SQL(two_stage).format(
-            shortlist=sql.SQL("bits <^> binarize(%(q)s)"), **params
-        ),
-        f"bit_ip shortlist {SHORTLIST} -> rerank": sql.SQL(two_stage).format(
-            shortlist=sql.SQL("bits <^#> %(q)s"), **params
-        ),
-        f"prefix-64 shortlist {SHORTLIST} -> rerank": sql.SQL(two_stage).format(
-            shortlist=sql.SQL("embedding <^=> subvector(%(q)s, 1, 64)"), **params
-        ),
-    }
+def create_table(dsn: str, data: DemoData, table: str = TABLE) -> Profile:
+    """(Re)create the demo table with `shrinkvec load`: the vectors and every code of CODES, computed in
+    numpy, written with binary COPY; the table's trigger computes the same codes for later writes."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
+    catalog.migrate(dsn)
+    with tempfile.TemporaryDirectory() as d:
+        np.save(Path(d) / "docs.npy", data.docs)
+        np.save(Path(d) / "ids.npy", data.doc_ids.astype(np.int64))
+        load(dsn, Path(d) / "docs.npy", LoadOptions(table=table, profile=CODES, ids_path=Path(d) / "ids.npy",
+                                                    reject_file=Path(d) / "rejects.jsonl"))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        p = catalog.find_profile(conn, table)
+    assert p is not None, "the loader creates the profile"
+    return p
 
 
-def run_searches(conn: psycopg.Connection, queries: np.ndarray, table: str = TABLE,
-                 only: str | None = None) -> dict[str, tuple[list[list[int]], float]]:
-    """Run every search (or only one) for every query: per search, the ids returned and the mean ms."""
-    register_vector(conn)
+def run_searches(conn: psycopg.Connection, p: Profile, queries: np.ndarray, searches: dict[str, str]
+                 ) -> dict[str, tuple[list[list[int]], float]]:
+    """Run every search for every query: per search, the ids returned and the mean ms."""
     results: dict[str, tuple[list[list[int]], float]] = {}
-    for name, query in search_queries(table).items():
-        if only is not None and name != only:
-            continue
-        ids: list[list[int]] = []
+    for name, spec in searches.items():
+        plan = query.plan(p, spec, k=K)
         start = time.perf_counter()
-        with conn.cursor() as cur:
-            for q in queries:
-                cur.execute(query, {"q": q}, prepare=True)
-                ids.append([row[0] for row in cur.fetchall()])
-        results[name] = (ids, (time.perf_counter() - start) * 1000 / len(queries))
+        found = query.search(conn, p, plan, queries)
+        results[name] = ([ids for ids, _ in found], (time.perf_counter() - start) * 1000 / len(queries))
     return results
 
 
@@ -143,30 +124,33 @@ def run(dsn: str, n_queries: int = 5, console: Console | None = None) -> dict[st
     """The whole demo; returns recall@10 per search."""
     console = console or Console()
     data = load_data()
+    start = time.perf_counter()
+    p = create_table(dsn, data)
     with psycopg.connect(dsn, autocommit=True) as conn:
-        start = time.perf_counter()
-        create_table(conn, data)
+        kernels = conn.execute("SELECT shrinkvec_kernels()").fetchone()
         console.print(
-            f"loaded {len(data.doc_ids)} docstring embeddings ({data.docs.shape[1]}-d) into {TABLE} "
-            f"in {time.perf_counter() - start:.2f} s; server kernels: "
-            f"{conn.execute('SELECT shrinkvec_kernels()').fetchone()[0]}"
-        )
-        results = run_searches(conn, data.queries)
+            f"loaded {len(data.doc_ids)} docstring embeddings ({data.docs.shape[1]}-d) into {TABLE} with codes "
+            f"{CODES} in {time.perf_counter() - start:.2f} s; server kernels: {kernels[0] if kernels else '?'}")
+        results = run_searches(conn, p, data.queries, SEARCHES)
         # the same exact query, now answered by the shrinkvec index: codes scanned packed, the
-        # shortlist reranked exactly by the executor
+        # shortlist reranked exactly inside the scan
         start = time.perf_counter()
         conn.execute(sql.SQL("CREATE INDEX {} ON {} USING shrinkvec (embedding vector_cosine_ops)").format(
             sql.Identifier(f"{TABLE}_embedding_idx"), sql.Identifier(TABLE)))
         build_ms = (time.perf_counter() - start) * 1000
-        exact = search_queries()["exact (pgvector <=>)"]
-        plan = "\n".join(r[0] for r in conn.execute(sql.SQL("EXPLAIN ") + exact, {"q": data.queries[0]}).fetchall())
-        if "Index Scan" not in plan:
-            raise RuntimeError(f"the planner did not use the shrinkvec index:\n{plan}")
-        indexed = run_searches(conn, data.queries, only="exact (pgvector <=>)")
-        results[INDEX_SEARCH] = indexed["exact (pgvector <=>)"]
+        plan = query.plan(p, INDEX_CONFIG, k=K)
+        statement = query.build(p, plan.stages, dollar=False, k=K).statement
+        with conn.transaction():
+            for name, value in plan.settings.items():
+                conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+            explain = "\n".join(r[0] for r in conn.execute(sql.SQL("EXPLAIN ") + statement,
+                                                            {"q": data.queries[0]}).fetchall())
+        if "Index Scan" not in explain:
+            raise RuntimeError(f"the planner did not use the shrinkvec index:\n{explain}")
+        results.update(run_searches(conn, p, data.queries, {INDEX_SEARCH: INDEX_CONFIG}))
         console.print(f"built the shrinkvec index in {build_ms:.0f} ms")
 
-    truth = results["exact (pgvector <=>)"][0]
+    truth = results[EXACT][0]
     table = Table(title=f"{len(data.queries)} queries, k={K}, {len(data.doc_ids)} rows")
     table.add_column("search")
     table.add_column("recall@10", justify="right")
@@ -177,7 +161,7 @@ def run(dsn: str, n_queries: int = 5, console: Console | None = None) -> dict[st
         table.add_row(name, f"{recalls[name]:.3f}", f"{ms:.2f}")
     console.print(table)
 
-    best = f"bit_ip shortlist {SHORTLIST} -> rerank"
+    best = INDEX_SEARCH
     text_by_id = dict(zip(data.doc_ids.tolist(), zip(data.doc_sources, data.doc_texts)))
     for qi in range(min(n_queries, len(data.queries))):
         console.print(f"\n[bold]query:[/bold] {data.query_texts[qi]}")

@@ -31,8 +31,9 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
-from shrinkvec import catalog, configs, ddl, kinds, metrics, query
+from shrinkvec import catalog, configs, kinds, metrics, query, sqlnames
 from shrinkvec.configs import Config
+from shrinkvec.errors import ShrinkvecError
 from shrinkvec.profile import Profile
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
@@ -41,7 +42,7 @@ EXACT_ROW_BUDGET = 20_000_000  # the in-database exact config scans at most ~thi
 FETCH_BLOCK = 20_000
 
 
-class EvalError(ValueError):
+class EvalError(ShrinkvecError, ValueError):
     """Bad input to eval/tune (the message names the value)."""
 
 
@@ -65,7 +66,7 @@ def read_queries(path: Path) -> npt.NDArray[np.float32]:
     if bad.any():
         raise EvalError(f"{path}: query {int(np.argmax(bad))} has NaN or infinite values "
                         f"({int(bad.sum())} such queries)")
-    return q.astype(np.float32)
+    return np.asarray(q, dtype=np.float32)
 
 
 def resolve_profile(conn: psycopg.Connection, table: str, schema: str, column: str | None) -> Profile:
@@ -139,7 +140,7 @@ class Evaluator:
         self.vtype = self._vector_type()
         self.profile = profile = replace(profile, vector_type=self.vtype)
         self.rows = int(conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE {} IS NOT NULL").format(
-            self.table, self.vec)).fetchone()[0])  # type: ignore[index]
+            self.table, self.vec)).fetchone()[0])  # type: ignore[index]  # always one row (an aggregate, an expression, RETURNING)
         if self.rows == 0:
             raise EvalError(f"table {profile.schema}.{profile.table} has no rows with a vector")
         if k > self.rows:
@@ -284,8 +285,8 @@ class Evaluator:
         build_s = time.perf_counter() - t
         size, entries = self.conn.execute(
             sql.SQL("SELECT size_bytes, entries FROM {}(%s::pg_catalog.regclass)").format(
-                ddl.ext_fn(self.profile, "shrinkvec_index_info")),
-            (ident.as_string(self.conn),)).fetchone()  # type: ignore[misc]
+                sqlnames.ext_fn(self.profile, "shrinkvec_index_info")),
+            (ident.as_string(self.conn),)).fetchone()  # type: ignore[misc]  # shrinkvec_index_info returns one row
         self._indexes[key] = _Index(name, build_s, int(size), int(entries))
         return self._indexes[key]
 
@@ -379,7 +380,6 @@ def pareto_figure(results: Sequence[Result], title: str) -> Any:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.transforms import blended_transform_factory
 
     fontsize = 10
     families = list(dict.fromkeys(r.config.family() for r in results))

@@ -15,7 +15,6 @@ from shrinkvec.adaptor import AdaptorConfig, train
 from shrinkvec.transforms import Transform, TransformError
 
 
-
 def _sample(x: npt.ArrayLike) -> np.ndarray:
     a = np.asarray(x, dtype=np.float32)
     if a.ndim != 2 or a.shape[0] == 0:
@@ -77,7 +76,8 @@ def fit_adaptor(x: npt.ArrayLike, cfg: AdaptorConfig = AdaptorConfig(),
         result = train_torch(a, pca.apply_fast, cfg, pairs=pairs, progress=progress)
     else:
         result = train(a, pca.apply_fast, cfg, pairs=pairs, progress=progress)
-    fit = {"method": "adaptor", "sample": int(a.shape[0]), "hidden": cfg.hidden, "trainer": cfg.trainer, "prefixes": list(cfg.prefixes),
+    fit = {"method": "adaptor", "sample": int(a.shape[0]), "hidden": cfg.hidden, "trainer": cfg.trainer,
+           "prefixes": list(cfg.prefixes),
            "steps": result.steps, "best_step": result.best_step, "seed": cfg.seed,
            "labelled_pairs": 0 if pairs is None else int(len(pairs[0])),
            "heldout_loss": [[s, round(v, 6)] for s, v in result.history]}

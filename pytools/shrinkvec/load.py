@@ -28,12 +28,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import struct
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,32 +41,13 @@ import psycopg
 from psycopg import sql
 
 from shrinkvec import catalog, ddl
-from shrinkvec.profile import Code, Profile, ProfileError, calibrate, parse_codes
-from shrinkvec.readers import Batch, NpyReader, Reader, ReadError, Reject, decide_dims, open_reader, wrong_dims
+from shrinkvec.copy_rows import copy_data
+from shrinkvec.load_setup import LoadError, LoadOptions, Target, prepare_target
+from shrinkvec.readers import Batch, NpyReader, ReadError, Reject, open_reader
 
-COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
-COPY_TRAILER = b"\xff\xff"
+__all__ = ["LoadError", "LoadOptions", "LoadResult", "default_reject_file", "load"]
+
 STAGE_TABLE = "shrinkvec_load_stage"
-WIDTH_SAMPLE = 1000  # records whose most common embedding width a new table takes (unless --dims)
-
-
-class LoadError(RuntimeError):
-    """The load cannot start or continue (message is one line)."""
-
-
-@dataclass
-class LoadOptions:
-    table: str
-    schema: str = "public"
-    column: str = "embedding"
-    profile: str | None = None  # code spec such as "bits,prefix:128,int8"; default "bits" for new tables
-    distance: str = "cosine"
-    center: bool = False
-    ids_path: Path | None = None
-    batch_size: int = 10_000
-    reject_file: Path | None = None
-    restart: bool = False
-    dims: int | None = None  # width of a new table's vectors (default: the most common in the first records)
 
 
 @dataclass
@@ -114,188 +94,8 @@ def _reason_kind(reason: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Binary COPY rows, built in numpy
-# ---------------------------------------------------------------------------------------------
-
-
-def _row_dtype(p: Profile, nfields: int) -> np.dtype:
-    """Structured dtype of one COPY BINARY tuple's fixed part: id, vector, codes."""
-    fields: list[tuple[Any, ...]] = [("nf", ">i2"), ("id_len", ">i4"), ("id", ">i8"),
-                                     ("v_len", ">i4"), ("v_dim", ">i2"), ("v_unused", ">i2"), ("v", ">f4", (p.dims,))]
-    for i, c in enumerate(p.codes):
-        fields += c.code_kind.copy_fields(f"c{i}", c.length, p.dims)
-    return np.dtype(fields)
-
-
-def encode_rows(p: Profile, ids: np.ndarray, x: np.ndarray, nfields: int) -> np.ndarray:
-    """The fixed part of every tuple (id, vector, every code computed in numpy), as a record array."""
-    rows = np.empty(len(ids), dtype=_row_dtype(p, nfields))  # every field is set below
-    rows["nf"] = nfields
-    rows["id_len"] = 8
-    rows["id"] = ids
-    rows["v_len"] = 4 + 4 * p.dims
-    rows["v_dim"] = p.dims
-    rows["v_unused"] = 0
-    rows["v"] = x
-    for i, (c, code) in enumerate(zip(p.codes, p.encode(x).values())):
-        c.code_kind.copy_fill(rows, f"c{i}", c.length, p.dims, code)
-    return rows
-
-
-def _field(value: Any, sqltype: str) -> bytes:
-    """One payload field in COPY BINARY form (length-prefixed), NULL as -1."""
-    if value is None:
-        return b"\xff\xff\xff\xff"
-    if sqltype == "bigint":
-        data = struct.pack(">q", int(value))
-    elif sqltype == "double precision":
-        data = struct.pack(">d", float(value))
-    elif sqltype == "boolean":
-        data = b"\x01" if value else b"\x00"
-    elif sqltype == "text":
-        data = str(value).encode()
-    else:  # jsonb: version 1 + JSON text
-        data = b"\x01" + json.dumps(value, default=str).encode()
-    return struct.pack(">i", len(data)) + data
-
-
-def copy_data(p: Profile, batch: Batch, keep: np.ndarray, payload_cols: list[tuple[str, str]]) -> list[Any]:
-    """A whole COPY BINARY stream (signature, tuples, trailer) for the kept rows of a batch, as buffers."""
-    all_kept = bool(keep.all())
-    ids = batch.ids if all_kept else batch.ids[keep]
-    x = batch.vectors if all_kept else batch.vectors[keep]
-    rows = encode_rows(p, ids, x, 2 + len(p.codes) + len(payload_cols))
-    if not payload_cols:
-        return [COPY_SIGNATURE, memoryview(rows.view(np.uint8)), COPY_TRAILER]
-    fixed = memoryview(rows.view(np.uint8))
-    size = rows.dtype.itemsize
-    idx = np.nonzero(keep)[0]
-    parts = [COPY_SIGNATURE]
-    columns = [(batch.payload[name], typ) for name, typ in payload_cols]
-    for j, i in enumerate(idx):
-        parts.append(bytes(fixed[j * size:(j + 1) * size]))
-        parts.extend(_field(values[i], typ) for values, typ in columns)
-    parts.append(COPY_TRAILER)
-    return [b"".join(parts)]
-
-
-# ---------------------------------------------------------------------------------------------
 # The load
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Target:
-    profile: Profile
-    payload_cols: list[tuple[str, str]]  # payload columns of the input that the table has
-    created: bool
-    dims_note: str = ""  # how a new table's width was decided
-
-
-def _file_dims(reader: Reader, opts: LoadOptions) -> tuple[int, str]:
-    """The width of the file's embeddings: --dims, or the most common width among its first records
-    (one wrong first line does not decide it), and a note saying which."""
-    if opts.dims is not None:
-        if opts.dims < 1:
-            raise LoadError("--dims must be at least 1")
-        return opts.dims, f"{opts.dims} dimensions (--dims)"
-    try:
-        return decide_dims(reader.widths(WIDTH_SAMPLE), WIDTH_SAMPLE)
-    except ReadError as exc:
-        msg = str(exc)
-        raise LoadError(msg if msg.startswith(str(reader.path)) else f"{reader.path}: {msg}") from None
-
-
-def _sample(reader: Reader, dims: int, n: int) -> np.ndarray:
-    """Up to n finite vectors from the start of the file (calibrates int8 ranges and the center)."""
-    for b in reader.batches(dims, 0, n):
-        x = b.vectors[np.isfinite(b.vectors).all(axis=1)]
-        if len(x):
-            return x
-    raise LoadError("the file has no valid vector to calibrate the codes on")
-
-
-def _prepare_target(conn: psycopg.Connection, reader: Reader, opts: LoadOptions) -> _Target:
-    """The table's profile, creating table and profile when the table does not exist."""
-    existing = catalog.find_profile(conn, opts.table, opts.schema)
-    file_dims, note = _file_dims(reader, opts)
-    if existing is not None:
-        if existing.vector_column != opts.column and opts.column != "embedding":
-            raise LoadError(f"table {opts.table} is profiled on column {existing.vector_column!r}, not {opts.column!r}")
-        if file_dims != existing.dims:
-            raise LoadError(f"{reader.path}: {wrong_dims(existing.dims, file_dims)} (table {opts.table}; {note})")
-        if opts.profile is not None:
-            wanted = [c.spec() for c in parse_codes(opts.profile, existing.dims)]
-            have = [c.spec() for c in existing.codes]
-            if wanted != have:
-                raise LoadError(f"table {opts.table} has codes {','.join(have)}, not {','.join(wanted)}")
-        cols = {r[0] for r in conn.execute(
-            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
-            (sql.Identifier(opts.schema, opts.table).as_string(conn),)).fetchall()}
-        return _Target(existing, [(n, t) for n, t in reader.payload_columns if n in cols], False)
-
-    if catalog.table_exists(conn, opts.table, opts.schema):
-        return _profile_existing_table(conn, reader, opts, file_dims, note)
-    try:
-        codes = parse_codes(opts.profile or "bits", file_dims)
-    except ProfileError as exc:
-        raise LoadError(str(exc)) from None
-    clash = {c.column for c in codes} & ({"id", opts.column} | {n for n, _ in reader.payload_columns})
-    if clash:
-        raise LoadError(f"code column {sorted(clash)[0]!r} clashes with a column of the input")
-    profile = _new_profile(reader, opts, file_dims, codes)
-    with conn.transaction():
-        ddl.create_table(conn, profile, reader.payload_columns)
-        catalog.save_profile(conn, profile)
-    return _Target(profile, list(reader.payload_columns), True, note)
-
-
-def _new_profile(reader: Reader, opts: LoadOptions, dims: int, codes: tuple[Code, ...]) -> Profile:
-    """The profile of a table about to get codes: centre and int8 ranges fitted on the first 10k vectors."""
-    profile = Profile(name=f"{opts.schema}.{opts.table}.{opts.column}", schema=opts.schema, table=opts.table,
-                      vector_column=opts.column, dims=dims, codes=codes, distance=opts.distance)  # type: ignore[arg-type]
-    if opts.center or any(c.code_kind.calibrated for c in codes):
-        sample = _sample(reader, dims, 10_000)
-        if opts.center:
-            profile = replace(profile, center=sample.mean(axis=0).astype(np.float32))
-        profile = calibrate(profile, sample)
-    return profile
-
-
-def _profile_existing_table(conn: psycopg.Connection, reader: Reader, opts: LoadOptions, file_dims: int,
-                            note: str) -> _Target:
-    """A pgvector table without a profile: add the code columns and trigger (no rewrite), fill the codes
-    of its rows in batches, and record the profile. Needs a bigint id column with a unique index."""
-    name = sql.Identifier(opts.schema, opts.table).as_string(conn)
-    dims = catalog.vector_dims(conn, opts.table, opts.column, opts.schema)
-    if dims is None:
-        raise LoadError(f"{opts.table}.{opts.column} must be declared with dimensions, e.g. vector({file_dims})")
-    if dims != file_dims:
-        raise LoadError(f"{reader.path}: {wrong_dims(dims, file_dims)} (table {opts.table}; {note})")
-    unique_id = conn.execute(
-        """SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid
-                          AND a.attnum = i.indkey[0]
-                          WHERE i.indrelid = to_regclass(%s) AND i.indisunique AND i.indnatts = 1
-                            AND a.attname = 'id' AND a.atttypid = 'int8'::regtype)""",
-        (name,)).fetchone()[0]  # type: ignore[index]
-    if not unique_id:
-        raise LoadError(f"table {opts.schema}.{opts.table} needs a bigint column 'id' with a unique index or primary key")
-    try:
-        codes = parse_codes(opts.profile or "bits", dims)
-    except ProfileError as exc:
-        raise LoadError(str(exc)) from None
-    cols = {r[0] for r in conn.execute(
-        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
-        (name,)).fetchall()}
-    clash = sorted({c.column for c in codes} & cols)
-    if clash:
-        raise LoadError(f"table {opts.table} already has a column {clash[0]!r}: name the code, e.g. bits=my_bits")
-    profile = _new_profile(reader, opts, dims, codes)
-    with conn.transaction():
-        ddl.add_codes(conn, profile)
-        catalog.save_profile(conn, profile)
-    ddl.backfill(conn, profile)
-    return _Target(profile, [(n, t) for n, t in reader.payload_columns if n in cols], False)
 
 
 def _progress_row(conn: psycopg.Connection, opts: LoadOptions, source: Path, reject_file: Path) -> dict[str, Any] | None:
@@ -336,7 +136,7 @@ def _write_rejects(f: Any, rejects: list[Reject], table: str) -> None:
     os.fsync(f.fileno())
 
 
-def _check(batch: Batch, t: _Target) -> tuple[Batch, np.ndarray, list[Reject], list[Any]]:
+def _check(batch: Batch, t: Target) -> tuple[Batch, np.ndarray, list[Reject], list[Any]]:
     """Validate a batch (NaN/Inf, duplicate ids within it) and build its COPY data with every code."""
     rejects = list(batch.rejects)
     keep = np.isfinite(batch.vectors.sum(axis=1, dtype=np.float64))  # float64 sums of float32 cannot overflow
@@ -356,7 +156,7 @@ def _check(batch: Batch, t: _Target) -> tuple[Batch, np.ndarray, list[Reject], l
     return batch, keep, rejects, data
 
 
-def _prefetched(batches: Iterator[Batch], t: _Target) -> Iterator[tuple[Batch, np.ndarray, list[Reject], list[Any]]]:
+def _prefetched(batches: Iterator[Batch], t: Target) -> Iterator[tuple[Batch, np.ndarray, list[Reject], list[Any]]]:
     """Read, check and encode the next batch in a worker thread while the current one is COPYing
     (numpy and psycopg release the GIL): at most three batches in memory."""
     def next_one() -> tuple[Batch, np.ndarray, list[Reject], list[Any]] | None:
@@ -370,7 +170,7 @@ def _prefetched(batches: Iterator[Batch], t: _Target) -> Iterator[tuple[Batch, n
             yield item
 
 
-def _copy_batch(conn: psycopg.Connection, t: _Target, batch: Batch, keep: np.ndarray, data: list[Any]) -> list[Reject]:
+def _copy_batch(conn: psycopg.Connection, t: Target, batch: Batch, keep: np.ndarray, data: list[Any]) -> list[Reject]:
     """COPY the kept rows of a batch into the table; the kept rows not loaded come back as rejects: ids
     already in the table, and rows PostgreSQL refuses (a data error the checks in Python did not foresee,
     a CHECK or other constraint of the user's table), found by splitting the batch in halves, so one bad
@@ -391,7 +191,7 @@ def _copy_batch(conn: psycopg.Connection, t: _Target, batch: Batch, keep: np.nda
         return rejects
 
 
-def _copy_rows(conn: psycopg.Connection, t: _Target, batch: Batch, keep: np.ndarray, data: list[Any]) -> list[Reject]:
+def _copy_rows(conn: psycopg.Connection, t: Target, batch: Batch, keep: np.ndarray, data: list[Any]) -> list[Reject]:
     """COPY the kept rows; rows whose id already exists come back as rejects."""
     p = t.profile
     cols = [p.id_column, p.vector_column, *(c.column for c in p.codes), *(n for n, _ in t.payload_cols)]
@@ -453,19 +253,19 @@ def load(dsn: str, path: Path, opts: LoadOptions,
                         table=f"{opts.schema}.{opts.table}")
     if opts.batch_size < 1:
         raise LoadError("--batch-size must be at least 1")
-    _check_reject_file(result.reject_file)  # type: ignore[arg-type]
+    _check_reject_file(result.reject_file)  # type: ignore[arg-type]  # reject_file is set above
     catalog.migrate(dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
         lock = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))",
-                            (f"shrinkvec.load\x1f{opts.schema}\x1f{opts.table}\x1f{source}",)).fetchone()[0]  # type: ignore[index]
+                            (f"shrinkvec.load\x1f{opts.schema}\x1f{opts.table}\x1f{source}",)).fetchone()[0]  # type: ignore[index]  # always one row (an aggregate, an expression, RETURNING)
         if not lock:
             raise LoadError(f"another shrinkvec load of {path} into {opts.table} is running")
-        target = _prepare_target(conn, reader, opts)
+        target = prepare_target(conn, reader, opts)
         result.created_table = target.created
         if target.created:
             result.notes.append(f"created table {result.table} with {target.dims_note}")
         with conn.transaction():
-            state = _progress_row(conn, opts, source, result.reject_file)  # type: ignore[arg-type]
+            state = _progress_row(conn, opts, source, result.reject_file)  # type: ignore[arg-type]  # reject_file is set above
         if state is None:
             result.already_done = True
             return result

@@ -24,10 +24,12 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from shrinkvec.errors import ShrinkvecError
+
 Qrels = dict[int, dict[int, float]]
 
 
-class QrelsError(ValueError):
+class QrelsError(ShrinkvecError, ValueError):
     """A qrels file that cannot be read (the message names the file and line)."""
 
 

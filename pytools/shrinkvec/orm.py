@@ -92,7 +92,7 @@ class TwoStageSelect(Select[Any]):
     inherit_cache = True
     _sv_args: dict[str, Any]
 
-    def where(self, *whereclause: Any) -> TwoStageSelect:  # type: ignore[override]
+    def where(self, *whereclause: Any) -> TwoStageSelect:
         args = dict(self._sv_args)
         args["filters"] = (*args["filters"], *whereclause)
         return _build(**args)
@@ -132,7 +132,8 @@ def _order(code_col: Any, q: np.ndarray, distance: str, transform: str | None = 
     else:
         qv = select(func.shrinkvec.code_query(cast(literal(_regclass_text(code_col.table)), REGCLASS), qv,
                                               type_=VECTOR())).scalar_subquery()
-    return kinds.get(info["kind"]).orm_order(code_col, qv, distance, info)
+    order: ColumnElement[Any] = kinds.get(info["kind"]).orm_order(code_col, qv, distance, info)
+    return order
 
 
 def _build(*, model: Any, q: np.ndarray, k: int, shortlist: int, stage: str | None, distance: str,

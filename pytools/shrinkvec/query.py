@@ -21,7 +21,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
-from shrinkvec import catalog, ddl
+from shrinkvec import catalog, sqlnames
 from shrinkvec.profile import Code, Profile, ProfileError
 
 DISTANCE_OPS = {"cosine": "<=>", "l2": "<->", "ip": "<#>"}
@@ -117,9 +117,9 @@ def _stage_order(profile: Profile, stage: Stage, alias: sql.Identifier, q: sql.C
 def _build_knn(profile: Profile, *, dollar: bool, where: sql.Composable | None, k: int) -> Query:
     """The unchanged exact query `ORDER BY vector <op> q LIMIT k` that a shrinkvec index answers; k is a
     literal (the planner must see the LIMIT to choose the index)."""
-    q = sql.SQL("$1" if dollar else "%(q)s") + sql.SQL("::{}").format(ddl.vec_fn(profile, profile.vector_type))
+    q = sql.SQL("$1" if dollar else "%(q)s") + sql.SQL("::{}").format(sqlnames.vec_fn(profile, profile.vector_type))
     dist = sql.SQL("s.{} {} {}").format(sql.Identifier(profile.vector_column),
-                                        ddl.operator(profile.vec_schema, DISTANCE_OPS[profile.distance]), q)
+                                        sqlnames.operator(profile.vec_schema, DISTANCE_OPS[profile.distance]), q)
     statement = sql.SQL("SELECT s.{id}, {dist} AS distance FROM {t} AS s{where} ORDER BY {dist} LIMIT {k}").format(
         id=sql.Identifier(profile.id_column), dist=dist, t=sql.Identifier(profile.schema, profile.table),
         where=sql.SQL(" WHERE {}").format(where) if where is not None else sql.SQL(""), k=sql.Literal(int(k)))
@@ -146,7 +146,7 @@ def build(profile: Profile, stages: Sequence[Stage], *, dollar: bool = True,
     def ph(name: str) -> sql.Composable:
         return sql.SQL(f"${index[name]}") if dollar else sql.Placeholder(name)
 
-    q = sql.SQL("{}::{}").format(ph("q"), ddl.vec_fn(profile, "vector"))
+    q = sql.SQL("{}::{}").format(ph("q"), sqlnames.vec_fn(profile, "vector"))
     # Codes are ranked against the query through the profile's transform, computed once (an InitPlan);
     # the rerank uses the raw query.
     qc = q if profile.transform is None else sql.SQL("(SELECT shrinkvec.transform_vector({}, {}::pg_catalog.text))").format(
@@ -176,7 +176,7 @@ def build(profile: Profile, stages: Sequence[Stage], *, dollar: bool = True,
         )
     statement = sql.SQL(
         "SELECT c.{id}, c.{vec} {op} {q} AS distance FROM ({inner}) AS c ORDER BY distance, c.{id} LIMIT {k}"
-    ).format(id=idc, vec=vec, op=ddl.operator(profile.vec_schema, DISTANCE_OPS[profile.distance]), q=q, inner=inner,
+    ).format(id=idc, vec=vec, op=sqlnames.operator(profile.vec_schema, DISTANCE_OPS[profile.distance]), q=q, inner=inner,
              k=ph("k"))
     return Query(statement, tuple(names))
 

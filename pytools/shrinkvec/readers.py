@@ -25,10 +25,12 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from shrinkvec.errors import ShrinkvecError
+
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
-class ReadError(ValueError):
+class ReadError(ShrinkvecError, ValueError):
     """The file cannot be read at all (wrong path, unknown format, wrong layout): one-line message."""
 
 
@@ -152,11 +154,12 @@ class NpyReader:
                 raise ReadError(f"{ids_path}: expected a 1-D integer array, got {self.ids.ndim}-D {self.ids.dtype}")
             if len(self.ids) != len(self.array):
                 raise ReadError(f"{ids_path} has {len(self.ids)} ids for {len(self.array)} vectors")
-        self.total = int(self.array.shape[0])
+        self.n = int(self.array.shape[0])
+        self.total: int | None = self.n
         self.payload_columns: list[tuple[str, str]] = []
 
     def widths(self, sample: int) -> Counter[int]:
-        return Counter({int(self.array.shape[1]): min(sample, self.total)}) if self.total else Counter()
+        return Counter({int(self.array.shape[1]): min(sample, self.n)}) if self.n else Counter()
 
     def _release(self) -> None:
         """Drop the pages read so far from this process (they stay in the page cache): flat RSS."""
@@ -167,8 +170,8 @@ class NpyReader:
     def batches(self, dims: int, skip: int, batch_size: int) -> Iterator[Batch]:
         if self.array.shape[1] != dims:
             raise ReadError(f"{self.path}: expected {dims} dimensions, got {self.array.shape[1]}")
-        for start in range(skip, self.total, batch_size):
-            end = min(start + batch_size, self.total)
+        for start in range(skip, self.n, batch_size):
+            end = min(start + batch_size, self.n)
             x = np.array(self.array[start:end], dtype=np.float32)
             positions = np.arange(start, end, dtype=np.int64)
             if self.ids is None:
@@ -214,7 +217,7 @@ class JsonlReader:
 
     def _open(self) -> io.TextIOBase:
         if self.path.name.endswith(".gz"):
-            return gzip.open(self.path, "rt", encoding="utf-8", errors="replace")  # type: ignore[return-value]
+            return gzip.open(self.path, "rt", encoding="utf-8", errors="replace")
         return open(self.path, encoding="utf-8", errors="replace")
 
     def _lines(self, f: io.TextIOBase, first: int) -> Iterator[tuple[int, str]]:
@@ -362,7 +365,7 @@ class ParquetReader:
             pa.types.is_floating(et.value_type) or pa.types.is_integer(et.value_type)
         ):
             raise ReadError(f"{path}: column 'embedding' must be a list of floats, not {et}")
-        self.total = int(self.file.metadata.num_rows)
+        self.total: int | None = int(self.file.metadata.num_rows)
         self.payload_columns = [
             (f.name, _arrow_sql_type(f.type)) for f in schema if f.name not in ("id", "embedding")
         ]

@@ -28,13 +28,14 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from shrinkvec import ddl
+from shrinkvec import ddl, sqlnames
+from shrinkvec.errors import ShrinkvecError
 from shrinkvec.profile import Code, Profile
 
 SUFFIX = "__next"
 
 
-class ReencodeError(RuntimeError):
+class ReencodeError(ShrinkvecError, RuntimeError):
     """A re-encode cannot start or continue (the message names the problem)."""
 
 
@@ -117,7 +118,7 @@ def _create_shadow_trigger(conn: psycopg.Connection, old: Profile, sh: Profile) 
         for c in sh.codes
     )
     body = sql.SQL("DECLARE {tv} {vector}; BEGIN {tv} := {expr}; {assigns} RETURN NEW; END").format(
-        tv=tv, vector=ddl.vec_fn(sh, "vector"), expr=ddl.transformed(sh, new_vec), assigns=assigns).as_string(conn)
+        tv=tv, vector=sqlnames.vec_fn(sh, "vector"), expr=ddl.transformed(sh, new_vec), assigns=assigns).as_string(conn)
     fn = shadow_function_ident(old)
     conn.execute(sql.SQL("CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SET search_path = {} AS {}")
                  .format(fn, ddl.SAFE_SEARCH_PATH, sql.Literal(body)))
@@ -169,7 +170,7 @@ def remaining(conn: psycopg.Connection, old: Profile, new: Profile) -> int:
     missing = sql.SQL(" OR ").join(sql.SQL("{} IS NULL").format(sql.Identifier(c.column)) for c in sh.codes)
     q = sql.SQL("SELECT count(*) FROM {t} WHERE ({missing}) AND {vec} IS NOT NULL").format(
         t=ddl.table_ident(old), missing=missing, vec=sql.Identifier(old.vector_column))
-    return int(conn.execute(q).fetchone()[0])  # type: ignore[index]
+    return int(conn.execute(q).fetchone()[0])  # type: ignore[index]  # always one row (an aggregate, an expression, RETURNING)
 
 
 def fill(conn: psycopg.Connection, old: Profile, new: Profile, batch_size: int = 2000,
@@ -224,7 +225,7 @@ def code_indexes(conn: psycopg.Connection, p: Profile, columns: list[str]) -> li
 
 
 def _index_sql(p: Profile, ix: _Index, name: str, column: str) -> sql.Composed:
-    opts = sql.SQL("")
+    opts: sql.Composable = sql.SQL("")
     if ix.options:
         opts = sql.SQL(" WITH ({})").format(sql.SQL(", ").join(
             sql.SQL("{} = {}").format(sql.Identifier(o.split("=", 1)[0]), sql.Literal(o.split("=", 1)[1]))

@@ -14,14 +14,17 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import platformdirs
 from psycopg import pq
 from psycopg.conninfo import make_conninfo
 
+from shrinkvec.errors import ShrinkvecError
 
-class ServerError(RuntimeError):
+
+class ServerError(ShrinkvecError, RuntimeError):
     """The embedded server could not be used (not installed, not running, failed to start)."""
 
 
@@ -34,7 +37,7 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("shrinkvec")) / "pgdata"
 
 
-def _pgserver():  # type: ignore[no-untyped-def]
+def _pgserver() -> Any:
     """Import the wheel's `pgserver` module, quietly (it warns about XDG_RUNTIME_DIR at import)."""
     try:
         with warnings.catch_warnings():

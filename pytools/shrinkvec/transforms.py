@@ -3,7 +3,8 @@
 A transform is stored once in `shrinkvec.transforms` and never changed (a trigger rejects UPDATE, and
 DELETE while a profile uses it). It belongs to the table it was fitted on (`relation`): only that
 table's owner stores one and only that table's profiles use it (row-level security), and `save` and
-`load` check its values against its checksum, so a transform cannot be swapped under a table's owner. The server applies it with the C function
+`load` check its values against its checksum, so a transform cannot be swapped under a table's owner.
+The server applies it with the C function
 ``shrinkvec.transform_vector(v, name)``; this module is its numpy reference, bit for bit:
 
     y = v - center                      (float32, elementwise; skipped without a center)
@@ -34,13 +35,15 @@ import numpy.typing as npt
 import psycopg
 from psycopg.rows import dict_row
 
+from shrinkvec.errors import ShrinkvecError
+
 FloatArray = npt.NDArray[np.float32]
 TransformKind = Literal["center", "pca", "adaptor"]
 KINDS: tuple[TransformKind, ...] = ("center", "pca", "adaptor")
 ROWS_PER_CHUNK = 1024  # rows per step of the exact reference (keeps the accumulator in cache)
 
 
-class TransformError(ValueError):
+class TransformError(ShrinkvecError, ValueError):
     """A transform that cannot be built, stored, found or applied (the message names the problem)."""
 
 
@@ -173,7 +176,7 @@ def next_version(conn: psycopg.Connection, relation: str) -> int:
     """1 + the highest version of the transforms fitted on table `relation` (a qualified name)."""
     row = conn.execute("SELECT coalesce(max(version), 0) FROM shrinkvec.transforms "
                        "WHERE relation = pg_catalog.to_regclass(%s)", (relation,)).fetchone()
-    return int(row[0]) + 1  # type: ignore[index]
+    return int(row[0]) + 1  # type: ignore[index]  # always one row (an aggregate, an expression, RETURNING)
 
 
 def make_name(source: str, kind: str, version: int, checksum: str) -> str:

@@ -112,13 +112,13 @@ def apply(conn: psycopg.Connection, ev: Evaluator, choice: Choice) -> str:
     """Store the choice as the profile's default (see module docstring); returns what was done."""
     p = ev.profile
     exists = conn.execute("SELECT 1 FROM shrinkvec.profiles WHERE name = %s", (p.name,)).fetchone() \
-        if conn.execute("SELECT to_regclass('shrinkvec.profiles') IS NOT NULL").fetchone()[0] else None  # type: ignore[index]
+        if conn.execute("SELECT to_regclass('shrinkvec.profiles') IS NOT NULL").fetchone()[0] else None  # type: ignore[index]  # always one row (an aggregate, an expression, RETURNING)
     if not exists:
         raise EvalError(f"table {p.schema}.{p.table} has no shrinkvec profile to store the choice in "
                         "(load it with 'shrinkvec load' or add codes first)")
     has_cols = conn.execute(
         """SELECT count(*) = 2 FROM information_schema.columns WHERE table_schema = 'shrinkvec'
-           AND table_name = 'profiles' AND column_name IN ('search_config', 'tuned')""").fetchone()[0]  # type: ignore[index]
+           AND table_name = 'profiles' AND column_name IN ('search_config', 'tuned')""").fetchone()[0]  # type: ignore[index]  # always one row (an aggregate, an expression, RETURNING)
     if not has_cols:
         raise EvalError("the shrinkvec catalog predates tune defaults: run 'shrinkvec migrate'")
     c = choice.chosen.config

@@ -15,13 +15,14 @@ import numpy as np
 import numpy.typing as npt
 from psycopg import sql
 
+from shrinkvec.errors import ShrinkvecError
 from shrinkvec.sqlnames import Located, operator
 
 if TYPE_CHECKING:
     from shrinkvec.profile import Code, Profile
 
 
-class KindError(ValueError):
+class KindError(ShrinkvecError, ValueError):
     """A code specification this kind cannot take (the message names it)."""
 
 

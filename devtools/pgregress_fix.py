@@ -5,7 +5,7 @@ that a read-only LOAD segment maps last. The dynamic loader writes DT_DEBUG into
 start-up and the program dies with SIGSEGV before main(). Marking that LOAD segment writable (one
 p_flags field in the program header table) restores a working binary; nothing else changes.
 
-    python -m shrinkvec.pgregress_fix          # repairs the embedded installation's pg_regress
+    python devtools/pgregress_fix.py          # repairs the embedded installation's pg_regress
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "extension" / "src"
 LEVELS = {"scalar": 0, "avx2": 1, "avx512": 2}
 
@@ -73,7 +73,8 @@ class Kernels:
         lib.sv_fs_scan.argtypes = [vp, sz, sz, vp, vp]
         lib.sv_fs_scan_lanes.argtypes = [vp, sz, sz, sz, vp, vp]
         lib.sv_fs_select.restype = sz
-        lib.sv_fs_select.argtypes = [vp, sz, ctypes.c_int32, vp, vp] + [ctypes.c_float] * 5 + [vp]
+        f = ctypes.c_float
+        lib.sv_fs_select.argtypes = [vp, sz, ctypes.c_int32, vp, vp, f, f, f, f, f, vp]
         lib.sv_fs_select_u32.restype = sz
         lib.sv_fs_select_u32.argtypes = [vp, sz, ctypes.c_uint32, vp]
         lib.sv_lut_build.argtypes = [vp, sz, sz, vp]

@@ -1,6 +1,6 @@
 """Make the demo dataset shipped in this folder from ../shared/data/docstrings (not run by users).
 
-    python pytools/shrinkvec/demo_data/make_demo_data.py ../shared/data/docstrings
+    python devtools/make_demo_data.py ../shared/data/docstrings
 
 Takes 200 of the 1,000 queries (seeded), every document from the same docstring as one of them (its
 relevant documents), and random other documents up to 4,000 in all. Embeddings stay float16
@@ -14,6 +14,7 @@ import gzip
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +23,7 @@ N_QUERIES = 200
 SEED = 20261122
 
 
-def read_jsonl(path: Path) -> list[dict]:
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
     with gzip.open(path, "rt") as f:
         return [json.loads(line) for line in f]
 
@@ -56,4 +57,5 @@ def main(src: Path, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).parent)
+    main(Path(sys.argv[1]), Path(sys.argv[2]) if len(sys.argv) > 2
+         else Path(__file__).resolve().parents[1] / "pytools" / "shrinkvec" / "demo_data")
