@@ -434,3 +434,21 @@ def test_a_type_named_vector_elsewhere_is_not_taken_for_pgvectors(conn: psycopg.
     got = conn.execute("SELECT id, b <~> %s::bit(16) FROM dom ORDER BY b <~> %s::bit(16) LIMIT 20", (q, q)).fetchall()
     want = sorted(((sum(a != b for a, b in zip(bits, q)), i) for i, bits in rows))[:20]
     assert [(i, float(d)) for d, i in want] == [(i, float(d)) for i, d in got]
+
+
+def test_a_build_beyond_maintenance_work_mem_is_refused(conn: psycopg.Connection, data: demo.DemoData) -> None:
+    """Centroids and one page per list stay in memory during a build: with more lists than
+    maintenance_work_mem holds, the build fails up front with a clear error (54000), not by growing."""
+    conn.execute("CREATE TABLE mem (id int PRIMARY KEY, v vector(384))")
+    with conn.cursor().copy("COPY mem (id, v) FROM STDIN WITH (FORMAT BINARY)") as copy:
+        copy.set_types(["int4", "vector"])
+        for i, x in enumerate(data.docs[:2000]):
+            copy.write_row((i, x))
+    conn.execute("SET maintenance_work_mem = '1MB'")
+    with pytest.raises(psycopg.errors.ProgramLimitExceeded,
+                       match=r'index "mem_v" with 200 lists needs \d+ kB for its centroids and list pages, '
+                             r"more than maintenance_work_mem \(1024 kB\)"):
+        conn.execute("CREATE INDEX mem_v ON mem USING shrinkvec (v vector_cosine_ops) WITH (lists = 200)")
+    conn.execute("CREATE INDEX mem_v ON mem USING shrinkvec (v vector_cosine_ops) WITH (lists = 50)")
+    conn.execute("RESET maintenance_work_mem")
+    assert conn.execute("SELECT lists FROM shrinkvec_index_info('mem_v')").fetchone() == (50,)

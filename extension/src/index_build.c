@@ -422,6 +422,27 @@ sv_build_init(SvBuildState *bs, Relation index)
 	bs->code = palloc0(bs->meta.code_bytes);
 }
 
+/*
+ * Refuse a build whose centroids and per-list pages (held in memory until the last row is written)
+ * exceed maintenance_work_mem; the k-means sample is bounded separately (it shrinks to fit).
+ */
+static void
+sv_check_build_memory(Relation index, const SvMetaData *meta)
+{
+	Size		need = (Size) meta->lists * ((Size) meta->centroid_bytes + BLCKSZ + sizeof(SvListEntry) +
+											 2 * sizeof(BlockNumber) + sizeof(Page) + sizeof(float));
+	Size		have = (Size) maintenance_work_mem * 1024;
+
+	if (need > have)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("shrinkvec index \"%s\" with %d lists needs %zu kB for its centroids and list pages, "
+						"more than maintenance_work_mem (%d kB)",
+						RelationGetRelationName(index), meta->lists, need / 1024, maintenance_work_mem),
+				 errhint("Raise maintenance_work_mem to at least %zu kB, or build with fewer lists.",
+						 need / 1024 + 1)));
+}
+
 /* Does the index take its lists from the row count (a vector opclass without WITH (lists = ...))? */
 static bool
 sv_auto_lists(Relation index, const SvMetaData *meta)
@@ -444,6 +465,8 @@ sv_ambuild(Relation heap, Relation index, IndexInfo *indexInfo)
 		elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
 	sv_build_init(&bs, index);
 
+	if (!sv_auto_lists(index, &bs.meta))
+		sv_check_build_memory(index, &bs.meta);	/* WITH (lists = N): before reading the table */
 	if (bs.meta.centroid_bytes > 0)
 	{
 		int			per_list = bs.meta.elemtype == SV_ELEM_BIT ? 64 : 32;
@@ -494,6 +517,7 @@ sv_ambuild(Relation heap, Relation index, IndexInfo *indexInfo)
 			if (bs.meta.elemtype == SV_ELEM_BIT && lists == 1)
 				bs.meta.centroid_bytes = 0;
 		}
+		sv_check_build_memory(index, &bs.meta);
 		bs.cache.meta = bs.meta;
 		sv_learn_centroids(&bs);
 		pfree(bs.sample);
