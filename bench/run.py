@@ -21,6 +21,7 @@ SCRIPTS = [
     "bench_sql.py",
     "bench_shortlist.py",
     "bench_load.py",
+    "bench_insert.py",
     "bench_twostage_recall.py",
     "tune_check.py",
     "bench_index.py",
