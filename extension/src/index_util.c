@@ -5,13 +5,10 @@
 
 #include <math.h>
 
-#include "access/htup_details.h"
-#include "catalog/pg_type.h"
 #include "storage/indexfsm.h"
 #include "storage/lmgr.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
-#include "utils/syscache.h"
 #include "utils/lsyscache.h"
 #include "utils/builtins.h"
 #include "utils/varbit.h"

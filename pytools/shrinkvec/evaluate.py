@@ -31,7 +31,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
-from shrinkvec import catalog, configs, kinds, metrics, query, sqlnames
+from shrinkvec import catalog, configs, metrics, query, sqlnames
 from shrinkvec.configs import Config
 from shrinkvec.errors import ShrinkvecError
 from shrinkvec.profile import Profile
@@ -197,7 +197,7 @@ class Evaluator:
             bytes_per_row = index.size_bytes / max(1, index.entries)
             self._check_plan(statement, settings, index.name, config)
         else:
-            bytes_per_row = float(sum(_code_bytes(st.code.kind, st.code.length) for st in pl.stages))
+            bytes_per_row = float(sum(st.code.code_kind.bytes_per_row(st.code.length) for st in pl.stages))
 
         def values(i: int) -> dict[str, Any]:
             return query.params(self.profile, pl.stages, self.queries[i], self.k)
@@ -289,10 +289,6 @@ class Evaluator:
             (ident.as_string(self.conn),)).fetchone()  # type: ignore[misc]  # shrinkvec_index_info returns one row
         self._indexes[key] = _Index(name, build_s, int(size), int(entries))
         return self._indexes[key]
-
-
-def _code_bytes(kind: str, length: int) -> int:
-    return kinds.get(kind).bytes_per_row(length)
 
 
 def exact_topk(conn: psycopg.Connection, profile: Profile, queries: npt.NDArray[np.float32], k: int,

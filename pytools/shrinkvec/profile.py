@@ -19,9 +19,8 @@ from shrinkvec.errors import ShrinkvecError
 from shrinkvec.kinds import CodeKind, KindError
 from shrinkvec.transforms import Transform
 
-Kind = Literal["bits", "prefix", "int8"]
+Kind = str  # a registered code kind: a key of shrinkvec.kinds.KINDS
 Distance = Literal["cosine", "l2", "ip"]
-KINDS: tuple[str, ...] = tuple(kinds.KINDS)
 DISTANCES: tuple[Distance, ...] = ("cosine", "l2", "ip")
 
 
@@ -118,7 +117,7 @@ def parse_codes(spec: str, dims: int) -> tuple[Code, ...]:
         m = _SPEC.match(part)
         if not m:
             raise ProfileError(f"unknown code {part!r}: use bits[:N], prefix:N or int8")
-        kind: Kind = m.group(1)  # type: ignore[assignment]  # the regex admits the registered kinds only
+        kind: Kind = m.group(1)  # the regex admits the registered kinds only
         try:
             length = kinds.get(kind).length(None if m.group(2) is None else int(m.group(2)), dims, part)
         except KindError as exc:

@@ -11,8 +11,9 @@ sizes, int8 ranges) is a parameter, and every function, type and operator is sch
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
-from shrinkvec import catalog, sqlnames
+from shrinkvec import catalog, configs, sqlnames
 from shrinkvec.profile import Code, Profile, ProfileError
 
 DISTANCE_OPS = {"cosine": "<=>", "l2": "<->", "ip": "<#>"}
@@ -54,17 +55,15 @@ class Plan:
     k: int
 
 
-def plan(profile: Profile, config: str | Any | None = None, *, k: int | None = None,
+def plan(profile: Profile, config: str | configs.Config | None = None, *, k: int | None = None,
          shortlists: Sequence[int] = ()) -> Plan:
     """The plan of a configuration (a configs.Config or its spec: exact, STAGE@N, a funnel, index...@S);
     without one, the profile's tuned search_config, else its first code. `shortlists` replace the
     configuration's (an index configuration takes the first as shrinkvec.shortlist)."""
-    from shrinkvec import configs
-
     k = profile.k if k is None else k
     spec = config if config is not None else profile.search_config
     if spec is None:
-        return Plan({}, tuple(stages_for(replace(profile, search_config=None), [], shortlists)), k)
+        return Plan({}, tuple(stages_for(profile, [], shortlists)), k)
     c = configs.parse(spec) if isinstance(spec, str) else spec
     if c.kind == "exact":
         return Plan({"enable_indexscan": "off", "enable_bitmapscan": "off"}, (), k)
@@ -78,22 +77,10 @@ def plan(profile: Profile, config: str | Any | None = None, *, k: int | None = N
 
 
 def stages_for(profile: Profile, specs: Sequence[str], shortlists: Sequence[int]) -> list[Stage]:
-    """Stages from specs ('bits', 'prefix:128', 'int8', a column) and shortlist sizes.
-
-    Without specs: the stages of the profile's tuned search_config (`shrinkvec tune --apply`) when it
-    has one (none when it is the index: see plan()), else its first code. Missing shortlist
-    sizes: the tuned ones when the stages are the tuned ones, else the profile's default for the first
-    stage, then half of the previous stage's each.
+    """Stages from specs ('bits', 'prefix:128', 'int8', a column) and shortlist sizes; without specs,
+    the profile's first code (plan() reads the tuned configuration). Missing shortlist sizes: the
+    profile's default for the first stage, then half of the previous stage's each.
     """
-    if not specs and profile.search_config:
-        from shrinkvec import configs
-
-        tuned = configs.parse(profile.search_config)
-        if tuned.kind == "stages":
-            specs = [s for s, _ in tuned.stages]
-            shortlists = list(shortlists) or [n for _, n in tuned.stages]
-        elif tuned.kind in ("index", "exact"):
-            return []  # no code stages: see plan()
     if not specs and not profile.codes:
         raise ProfileError(f"profile {profile.name!r} has no codes")
     codes = [profile.code(s) for s in specs] if specs else [profile.codes[0]]
@@ -248,12 +235,16 @@ def search(conn: psycopg.Connection, profile: Profile, stages: Sequence[Stage] |
     if qs.shape[1] != profile.dims:
         raise ProfileError(f"expected {profile.dims} dimensions, got {qs.shape[1]}")
     statement = build(profile, stages, dollar=False, k=k).statement
+    # every setting in one statement: SELECT set_config(name, value, true), ...
+    set_local = sql.SQL("SELECT {}").format(sql.SQL(", ").join(
+        sql.SQL("pg_catalog.set_config(%s, %s, true)") for _ in settings))
     out = []
     with catalog.pinned_search_path(conn), conn.cursor() as cur:
         for q in qs:
-            with conn.transaction():
-                for name, value in settings.items():
-                    cur.execute("SELECT pg_catalog.set_config(%s, %s, true)", (name, value))
+            # a transaction of its own only when there are settings to scope to it (no extra round trips)
+            with conn.transaction() if settings else contextlib.nullcontext():
+                if settings:
+                    cur.execute(set_local, [v for kv in settings.items() for v in kv])
                 rows = cur.execute(statement, params(profile, stages, q, k), prepare=True).fetchall()
             out.append(([int(r[0]) for r in rows], [float(r[1]) for r in rows]))
     return out

@@ -9,7 +9,16 @@ from pathlib import Path
 import click
 
 from shrinkvec import server as srv
-from shrinkvec.cli.common import DATA_DIR_OPTION, _fail
+from shrinkvec.cli.common import DATA_DIR_OPTION, _fail, _one_line_errors
+
+
+def _running(data_dir: Path | None) -> srv.ServerInfo:
+    """The running server's details, or a one-line error saying how to start it."""
+    with _one_line_errors():
+        info = srv.status(data_dir)
+    if info is None:
+        _fail("the server is not running: run 'shrinkvec server start'")
+    return info
 
 
 @click.group()
@@ -21,33 +30,25 @@ def server() -> None:
 @DATA_DIR_OPTION
 def server_start(data_dir: Path | None) -> None:
     """Start the server (a running one is left alone) and print its DSN."""
-    try:
-        info = srv.start(data_dir)
-    except srv.ServerError as exc:
-        _fail(str(exc))
-    click.echo(info.dsn())
+    with _one_line_errors():
+        click.echo(srv.start(data_dir).dsn())
 
 
 @server.command("stop")
 @DATA_DIR_OPTION
 def server_stop(data_dir: Path | None) -> None:
     """Stop the server if it runs."""
-    try:
-        stopped = srv.stop(data_dir)
-    except srv.ServerError as exc:
-        _fail(str(exc))
-    click.echo("stopped" if stopped else "not running")
+    with _one_line_errors():
+        click.echo("stopped" if srv.stop(data_dir) else "not running")
 
 
 @server.command("status")
 @DATA_DIR_OPTION
 def server_status(data_dir: Path | None) -> None:
     """Say whether the server accepts connections; exit 3 when it does not (like pg_ctl status)."""
-    try:
+    with _one_line_errors():
         state, _ = srv.check(data_dir)
         info = srv.status(data_dir) if state is srv.State.UP else None
-    except srv.ServerError as exc:
-        _fail(str(exc))
     if info is None:
         # decided by a connection attempt on the socket (pg_isready), not by the pid in postmaster.pid
         what = "not running" if state is srv.State.DOWN else state.value
@@ -62,13 +63,7 @@ def server_status(data_dir: Path | None) -> None:
 @click.option("--dbname", default="postgres", show_default=True, help="Database name in the DSN.")
 def server_url(data_dir: Path | None, dbname: str) -> None:
     """Print the DSN of the running server (for psql, psycopg, DATABASE_URL)."""
-    try:
-        info = srv.status(data_dir)
-    except srv.ServerError as exc:
-        _fail(str(exc))
-    if info is None:
-        _fail("the server is not running: run 'shrinkvec server start'")
-    click.echo(info.dsn(dbname))
+    click.echo(_running(data_dir).dsn(dbname))
 
 
 @server.command("env")
@@ -82,20 +77,12 @@ def server_env(data_dir: Path | None, dsn: str | None) -> None:
         except ValueError as exc:
             _fail(str(exc))
     else:
-        try:
-            info = srv.status(data_dir)
-        except srv.ServerError as exc:
-            _fail(str(exc))
-        if info is None:
-            _fail("the server is not running: run 'shrinkvec server start'")
-        env = info.libpq_env()
+        env = _running(data_dir).libpq_env()
     click.echo(" ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()))
 
 
 @server.command("pg-config")
 def server_pg_config() -> None:
     """Print the path of the embedded installation's pg_config."""
-    try:
+    with _one_line_errors():
         click.echo(srv.pg_config())
-    except srv.ServerError as exc:
-        _fail(str(exc))
