@@ -6,6 +6,7 @@
 --   (catalog revision 0005, `shrinkvec migrate`).
 -- - event triggers keep the catalog on its tables: DROP removes their rows, RENAME renames them.
 -- - every opclass has support function 2, the indexed type (the C code no longer looks at type names).
+-- - refine codes (WITH (refine = B)): shrinkvec_index_info and _entries show them; shrinkvec_index_centroids.
 
 \echo Use "ALTER EXTENSION shrinkvec UPDATE TO '0.2.0'" to load this file. \quit
 
@@ -26,6 +27,30 @@ ALTER OPERATOR FAMILY vector_cosine_ops USING shrinkvec ADD FUNCTION 2 (vector, 
 ALTER OPERATOR FAMILY halfvec_l2_ops USING shrinkvec ADD FUNCTION 2 (halfvec, halfvec) shrinkvec_halfvec_support(internal);
 ALTER OPERATOR FAMILY halfvec_ip_ops USING shrinkvec ADD FUNCTION 2 (halfvec, halfvec) shrinkvec_halfvec_support(internal);
 ALTER OPERATOR FAMILY halfvec_cosine_ops USING shrinkvec ADD FUNCTION 2 (halfvec, halfvec) shrinkvec_halfvec_support(internal);
+
+DROP FUNCTION shrinkvec_index_info(regclass);
+CREATE FUNCTION shrinkvec_index_info(index regclass,
+	OUT distance text, OUT element text, OUT dims integer, OUT code_bits integer,
+	OUT entry_bytes integer, OUT lists integer, OUT entries_per_page integer,
+	OUT entries bigint, OUT data_pages bigint, OUT pages bigint, OUT size_bytes bigint,
+	OUT build_rows bigint, OUT refine_bits integer, OUT refine_pages bigint)
+	AS 'MODULE_PATHNAME', 'shrinkvec_index_info' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION shrinkvec_index_info(regclass) IS
+	'layout and size of a shrinkvec index: distance, element type, code bits, bytes per entry, lists, entries and pages, refine bits and pages';
+
+DROP FUNCTION shrinkvec_index_entries(regclass);
+CREATE FUNCTION shrinkvec_index_entries(index regclass, OUT tid tid, OUT list integer, OUT code bit,
+	OUT refine bytea, OUT refine_lo real, OUT refine_step real, OUT refine_norm2 real)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'shrinkvec_index_entries' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION shrinkvec_index_entries(regclass) IS
+	'every entry of a shrinkvec index: heap TID, list, stored code, and its refine code and factors (NULL without refine codes)';
+
+CREATE FUNCTION shrinkvec_index_centroids(index regclass, OUT list integer, OUT centroid real[])
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'shrinkvec_index_centroids' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION shrinkvec_index_centroids(regclass) IS
+	'the centroid of every list of a shrinkvec index on a vector or halfvec column (the mean, for a flat index)';
 
 DROP FUNCTION shrinkvec_index_check(regclass);
 CREATE FUNCTION shrinkvec_index_check(index regclass,

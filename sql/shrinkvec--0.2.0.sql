@@ -288,16 +288,23 @@ CREATE FUNCTION shrinkvec_index_info(index regclass,
 	OUT distance text, OUT element text, OUT dims integer, OUT code_bits integer,
 	OUT entry_bytes integer, OUT lists integer, OUT entries_per_page integer,
 	OUT entries bigint, OUT data_pages bigint, OUT pages bigint, OUT size_bytes bigint,
-	OUT build_rows bigint)
+	OUT build_rows bigint, OUT refine_bits integer, OUT refine_pages bigint)
 	AS 'MODULE_PATHNAME', 'shrinkvec_index_info' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
 COMMENT ON FUNCTION shrinkvec_index_info(regclass) IS
-	'layout and size of a shrinkvec index: distance, element type, code bits, bytes per entry, lists, entries and pages';
+	'layout and size of a shrinkvec index: distance, element type, code bits, bytes per entry, lists, entries and pages, refine bits and pages';
 
-CREATE FUNCTION shrinkvec_index_entries(index regclass, OUT tid tid, OUT list integer, OUT code bit)
+CREATE FUNCTION shrinkvec_index_entries(index regclass, OUT tid tid, OUT list integer, OUT code bit,
+	OUT refine bytea, OUT refine_lo real, OUT refine_step real, OUT refine_norm2 real)
 	RETURNS SETOF record
 	AS 'MODULE_PATHNAME', 'shrinkvec_index_entries' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
 COMMENT ON FUNCTION shrinkvec_index_entries(regclass) IS
-	'every entry of a shrinkvec index: heap TID, list and stored code';
+	'every entry of a shrinkvec index: heap TID, list, stored code, and its refine code and factors (NULL without refine codes)';
+
+CREATE FUNCTION shrinkvec_index_centroids(index regclass, OUT list integer, OUT centroid real[])
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'shrinkvec_index_centroids' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION shrinkvec_index_centroids(regclass) IS
+	'the centroid of every list of a shrinkvec index on a vector or halfvec column (the mean, for a flat index)';
 
 CREATE FUNCTION shrinkvec_index_check(index regclass,
 	OUT live_rows bigint, OUT index_entries bigint, OUT missing bigint, OUT duplicated bigint,

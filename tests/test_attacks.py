@@ -239,7 +239,8 @@ def test_introspection_refuses_where_row_level_security_applies(roles: dict[str,
         assert a.execute("SELECT ok FROM shrinkvec_index_check('public.secret_idx')").fetchone() == (True,)
     with connect(roles["bob_dsn"]) as b:
         assert b.execute("SELECT count(*) FROM public.secret").fetchone() == (1,)  # the policy shows him one row
-        for fn in ("shrinkvec_index_entries", "shrinkvec_index_check", "shrinkvec_index_info"):
+        for fn in ("shrinkvec_index_entries", "shrinkvec_index_check", "shrinkvec_index_info",
+                   "shrinkvec_index_centroids"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege,
                                match=f"{fn} cannot read index \"secret_idx\": row-level security applies"):
                 b.execute(sql.SQL("SELECT * FROM {}('public.secret_idx')").format(sql.Identifier(fn)))

@@ -22,6 +22,7 @@ int			sv_shortlist = 100;
 int			sv_probes = 0;
 int			sv_max_scan_tuples = 50000;
 double		sv_order_margin = 1.0;
+int			sv_rerank = 40;
 static relopt_kind sv_relopt_kind;
 
 /* Register the reloptions and GUCs (from _PG_init). */
@@ -35,6 +36,10 @@ sv_index_init(void)
 					  0, 0, SV_INDEX_MAX_LISTS, AccessExclusiveLock);
 	add_int_reloption(sv_relopt_kind, "bits", "Coded dimensions of a vector column (0 = all)",
 					  0, 0, SV_INDEX_MAX_BITS, AccessExclusiveLock);
+	add_int_reloption(sv_relopt_kind, "refine",
+					  "Bits per dimension of the refine codes kept beside the 1-bit codes of a vector column "
+					  "(0 = none; 2, 4 or 8)",
+					  0, 0, 8, AccessExclusiveLock);
 
 	DefineCustomIntVariable("shrinkvec.shortlist",
 							"Candidates in the first batch of a shrinkvec index scan.",
@@ -59,6 +64,13 @@ sv_index_init(void)
 							 "order as soon as it is read.",
 							 &sv_order_margin, 1.0, 0.0, 10.0,
 							 PGC_USERSET, GUC_EXPLAIN, NULL, NULL, NULL);
+	DefineCustomIntVariable("shrinkvec.rerank",
+							"Candidates of the first batch whose rows a scan of an index with refine codes reads.",
+							"The 1-bit scan keeps shrinkvec.shortlist candidates; their refine codes keep the best "
+							"shrinkvec.rerank, and only those rows are read from the table (the first half of "
+							"them goes out at once in exact order). 0 = read every candidate.",
+							&sv_rerank, 40, 0, SV_INDEX_MAX_SHORTLIST,
+							PGC_USERSET, GUC_EXPLAIN, NULL, NULL, NULL);
 }
 
 /* The lists a scan of an index with `lists` lists visits: shrinkvec.probes, or a fifth of them when it is 0. */
@@ -77,6 +89,7 @@ sv_amoptions(Datum reloptions, bool validate)
 	static const relopt_parse_elt tab[] = {
 		{"lists", RELOPT_TYPE_INT, offsetof(SvOptions, lists)},
 		{"bits", RELOPT_TYPE_INT, offsetof(SvOptions, bits)},
+		{"refine", RELOPT_TYPE_INT, offsetof(SvOptions, refine)},
 	};
 
 	return (bytea *) build_reloptions(reloptions, validate, sv_relopt_kind,

@@ -19,6 +19,17 @@
  * page (over 1,912 bits) use lanes = 1, the plain row-major layout, scanned by portable code.
  * Version 1 stored codes row-major without blocks; a version 1 index must be rebuilt (REINDEX).
  *
+ * Refine codes (vector opclasses, WITH (refine = B), B = 2, 4 or 8): a finer code of every entry, kept
+ * on refine pages of their own so the 1-bit scan stays dense.  The first bytes of a data page's
+ * contents (before its codes) hold the blocks of its refine pages (SV_MAX_REFINE_PAGES at most):
+ * entry i of the data page has its refine code on refine page i / refine_capacity, slot i %
+ * refine_capacity.  A refine page holds arrays codes[refine_capacity][refine_bytes], lo, step and
+ * norm2 (floats) and the entries' TIDs, which a scan compares with the data page's (an entry moved by
+ * VACUUM since the scan read its data page is then never misjudged: it is simply kept).  The code of x
+ * against its list's centroid c: r = x - c over the coded dims, lo = min r, step = (max r - lo) /
+ * (2^B - 1), u_i = rint((r_i - lo) / step) (0 when step is 0), packed B bits a dim, most significant
+ * first; norm2 = |x|^2 over the coded dims.  Then <q, x> ~ <q, c> + lo * sum(q) + step * <q, u>.
+ *
  * Codes:
  *   bit_hamming_ops: the bit string itself (zero-padded to code_bytes).
  *   vector opclasses: x is the vector (normalised for cosine) over its first code_bits dims; c is
@@ -49,6 +60,7 @@
 #define SV_PAGE_ID 0xFF91			/* last two bytes of every page, for pg_filedump */
 
 /* Limits. */
+#define SV_MAX_REFINE_PAGES 10		/* refine pages per data page: their blocks fit before the codes */
 #define SV_INDEX_MAX_BITS 16000		/* longest code (bits, or coded dims) */
 #define SV_INDEX_MAX_LISTS 32768
 #define SV_INDEX_MAX_SHORTLIST 100000
@@ -58,6 +70,7 @@
 #define SV_PAGE_CENTROIDS 2
 #define SV_PAGE_DIRECTORY 3
 #define SV_PAGE_DATA 4
+#define SV_PAGE_REFINE 5
 
 /* Support functions of every opclass. */
 #define SV_KIND_PROC 1				/* the distance kind (SV_KIND_*) */
@@ -115,6 +128,11 @@ typedef struct SvMetaData
 	int32		directory_pages;
 	int64		build_rows;		/* rows indexed by the build */
 	int32		lanes;			/* codes per block: 32, or 1 (row-major) for long codes */
+	/* refine codes (WITH (refine = B)); all 0 without them, as in indexes built before they existed */
+	int32		refine_bits;	/* bits per coded dim: 0 (none), 2, 4 or 8 */
+	int32		refine_bytes;	/* bytes per stored refine code: code_bits * refine_bits rounded up to 8 bytes */
+	int32		refine_capacity;	/* entries per refine page */
+	int32		refine_pages;	/* refine pages per data page at most */
 } SvMetaData;
 
 /* One list of the directory. */
@@ -130,6 +148,7 @@ typedef struct SvOptions
 	int32		vl_len_;
 	int			lists;			/* 1 = flat, 0 = from the row count (vector opclasses; flat for bit) */
 	int			bits;			/* vector opclasses: coded dims (0 = all) */
+	int			refine;			/* vector opclasses: bits per dim of the refine codes (0 = none) */
 } SvOptions;
 
 /* The fixed part of an index, cached in rd_amcache: meta page and centroids. */
@@ -149,6 +168,7 @@ extern int	sv_shortlist;
 extern int	sv_probes;
 extern int	sv_max_scan_tuples;
 extern double sv_order_margin;
+extern int	sv_rerank;
 
 /* The lists a scan of an index with `lists` lists visits: shrinkvec.probes, or a fifth of them when it is 0. */
 int			sv_effective_probes(int lists);
@@ -176,6 +196,37 @@ void		sv_page_get_code(Page page, const SvMetaData *meta, int i, uint8 *code);
 
 /* Entries per data page and codes per block for codes of code_bytes (with alpha and r2 or not). */
 void		sv_page_capacity(int code_bytes, bool has_factors, int *capacity, int *lanes);
+
+/* Set meta's refine layout for refine_bits (0: none); may lower the data page capacity to fit. */
+void		sv_refine_layout(SvMetaData *meta, int refine_bits);
+
+/* The refine page blocks of a data page (SV_MAX_REFINE_PAGES of them; InvalidBlockNumber = none yet). */
+BlockNumber *sv_page_refine_blocks(Page page);
+
+/* Pointers into a refine page's arrays. */
+uint8	   *sv_refine_codes(Page page, const SvMetaData *meta);
+float	   *sv_refine_lo(Page page, const SvMetaData *meta);
+float	   *sv_refine_step(Page page, const SvMetaData *meta);
+float	   *sv_refine_norm2(Page page, const SvMetaData *meta);
+ItemPointerData *sv_refine_tids(Page page, const SvMetaData *meta);
+
+/* One entry's refine code and factors. */
+typedef struct SvRefine
+{
+	uint8	   *code;			/* refine_bytes */
+	float		lo;
+	float		step;
+	float		norm2;
+} SvRefine;
+
+/* Encode x against centroid c (NULL: zero) into a refine code (index.h, "Refine codes"). */
+void		sv_refine_encode(const SvMetaData *meta, const float *x, const float *c, SvRefine *out);
+
+/* Write a refine entry into slot i of a refine page. */
+void		sv_refine_put(Page page, const SvMetaData *meta, int i, const SvRefine *r, ItemPointer tid);
+
+/* Copy refine slot src of page from to slot dst of page to (the same page or another). */
+void		sv_refine_copy(Page to, int dst, Page from, int src, const SvMetaData *meta);
 
 /* The index's meta page and centroids, read once and cached in rd_amcache. */
 SvIndexCache *sv_index_cache(Relation index);
@@ -218,7 +269,7 @@ void		sv_set_insert_page(Relation index, const SvMetaData *meta, int list, Block
 
 /* Add one entry to list's chain, extending it when full (WAL-logged). */
 void		sv_insert_entry(Relation index, const SvIndexCache *cache, int list, const uint8 *code,
-							float alpha, float r2, ItemPointer tid);
+							float alpha, float r2, const SvRefine *refine, ItemPointer tid);
 
 /* Access method callbacks. */
 IndexBuildResult *sv_ambuild(Relation heap, Relation index, IndexInfo *indexInfo);

@@ -49,6 +49,11 @@ typedef struct SvBuildState
 	BlockNumber *first;			/* first block of each list */
 	int64		indexed;
 
+	/* refine codes: one in-memory refine page per list, for its in-memory data page */
+	Page	   *rpages;
+	BlockNumber *rblocks;		/* the block reserved for each list's in-memory refine page */
+	SvRefine	refine;
+
 	/* vector rows waiting for their lists, assigned a block at a time */
 	float	   *pending_x;		/* SV_BUILD_BATCH * code_bits */
 	ItemPointerData pending_tid[SV_BUILD_BATCH];
@@ -116,6 +121,7 @@ sv_build_meta(Relation index, SvMetaData *meta)
 	SvOptions  *opts = (SvOptions *) index->rd_options;
 	int			lists = opts ? opts->lists : 0;
 	int			bits = opts ? opts->bits : 0;
+	int			refine = opts ? opts->refine : 0;
 
 	memset(meta, 0, sizeof(SvMetaData));
 	meta->magic = SV_INDEX_MAGIC;
@@ -163,6 +169,15 @@ sv_build_meta(Relation index, SvMetaData *meta)
 	meta->code_bytes = TYPEALIGN(8, (meta->code_bits + 7) / 8);
 	meta->has_factors = meta->elemtype != SV_ELEM_BIT;
 	sv_page_capacity(meta->code_bytes, meta->has_factors, &meta->capacity, &meta->lanes);
+	if (refine != 0 && refine != 2 && refine != 4 && refine != 8)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("refine must be 0, 2, 4 or 8 bits per dimension, not %d", refine)));
+	if (refine != 0 && meta->elemtype == SV_ELEM_BIT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option refine applies to vector and halfvec columns, not bit")));
+	sv_refine_layout(meta, refine);
 	meta->lists = Max(lists, 1);
 	if (meta->elemtype == SV_ELEM_BIT)
 		meta->centroid_bytes = meta->lists > 1 ? meta->code_bytes : 0;
@@ -248,6 +263,31 @@ sv_learn_centroids(SvBuildState *bs)
 	}
 }
 
+/* Write list's in-memory refine page out, if it holds entries. */
+static void
+sv_build_flush_refine(SvBuildState *bs, ForkNumber fork, int list)
+{
+	if (bs->rblocks[list] != InvalidBlockNumber)
+		sv_write_page(bs->index, fork, bs->rblocks[list], bs->rpages[list]);
+	bs->rblocks[list] = InvalidBlockNumber;
+}
+
+/* Put bs->refine into the refine slot of entry i of list's in-memory data page (a new refine page as needed). */
+static void
+sv_build_put_refine(SvBuildState *bs, ForkNumber fork, int list, int i, ItemPointer tid)
+{
+	SvMetaData *meta = &bs->meta;
+
+	if (i % meta->refine_capacity == 0)
+	{
+		sv_build_flush_refine(bs, fork, list);
+		bs->rblocks[list] = sv_reserve_block(bs->index, fork);
+		sv_page_refine_blocks(bs->pages[list])[i / meta->refine_capacity] = bs->rblocks[list];
+		sv_page_init(bs->rpages[list], SV_PAGE_REFINE, list);
+	}
+	sv_refine_put(bs->rpages[list], meta, i % meta->refine_capacity, &bs->refine, tid);
+}
+
 /* Append an encoded entry to list's in-memory page, writing the page out when it is full. */
 static void
 sv_build_append(SvBuildState *bs, ForkNumber fork, int list, float alpha, float r2, ItemPointer tid)
@@ -261,6 +301,8 @@ sv_build_append(SvBuildState *bs, ForkNumber fork, int list, float alpha, float 
 	{
 		BlockNumber next = sv_reserve_block(bs->index, fork);
 
+		if (meta->refine_bits > 0)
+			sv_build_flush_refine(bs, fork, list);
 		opaque->next = next;
 		sv_write_page(bs->index, fork, bs->blocks[list], page);
 		sv_page_init(page, SV_PAGE_DATA, list);
@@ -268,6 +310,8 @@ sv_build_append(SvBuildState *bs, ForkNumber fork, int list, float alpha, float 
 		opaque = SvPageGetOpaque(page);
 		i = 0;
 	}
+	if (meta->refine_bits > 0)
+		sv_build_put_refine(bs, fork, list, i, tid);
 	sv_fs_put(sv_page_codes(page, meta), meta->lanes, meta->code_bytes, i, bs->code);
 	if (meta->has_factors)
 	{
@@ -296,8 +340,12 @@ sv_flush_pending(SvBuildState *bs)
 		float		alpha,
 					r2;
 
-		sv_encode(meta, bs->pending_x + (Size) i * meta->code_bits,
-				  (const float *) bs->cache.centroids + (Size) list * meta->code_bits, bs->code, &alpha, &r2);
+		const float *x = bs->pending_x + (Size) i * meta->code_bits;
+		const float *c = (const float *) bs->cache.centroids + (Size) list * meta->code_bits;
+
+		sv_encode(meta, x, c, bs->code, &alpha, &r2);
+		if (meta->refine_bits > 0)
+			sv_refine_encode(meta, x, c, &bs->refine);
 		sv_build_append(bs, MAIN_FORKNUM, list, alpha, r2, &bs->pending_tid[i]);
 	}
 	bs->npending = 0;
@@ -365,6 +413,17 @@ sv_write_layout(SvBuildState *bs, ForkNumber fork)
 		sv_page_init(bs->pages[i], SV_PAGE_DATA, i);
 		bs->blocks[i] = bs->first[i] = sv_reserve_block(bs->index, fork);
 	}
+	if (meta->refine_bits > 0)
+	{
+		bs->rpages = palloc(sizeof(Page) * meta->lists);
+		bs->rblocks = palloc(sizeof(BlockNumber) * meta->lists);
+		for (int i = 0; i < meta->lists; i++)
+		{
+			bs->rpages[i] = palloc(BLCKSZ);
+			bs->rblocks[i] = InvalidBlockNumber;
+		}
+		bs->refine.code = palloc0(meta->refine_bytes);
+	}
 	dir = palloc(sizeof(SvListEntry) * meta->lists);
 	for (int i = 0; i < meta->lists; i++)
 		dir[i].first = dir[i].insert = bs->first[i];
@@ -384,7 +443,11 @@ sv_finish_layout(SvBuildState *bs, ForkNumber fork)
 	PGAlignedBlock image;
 
 	for (int i = 0; i < bs->meta.lists; i++)
+	{
+		if (bs->meta.refine_bits > 0)
+			sv_build_flush_refine(bs, fork, i);
 		sv_write_page(bs->index, fork, bs->blocks[i], bs->pages[i]);
+	}
 	/* the insert page of each list is its last page */
 	{
 		int			per_page = SV_PAGE_CONTENT_SIZE / sizeof(SvListEntry);
@@ -429,9 +492,14 @@ sv_build_init(SvBuildState *bs, Relation index)
 static void
 sv_check_build_memory(Relation index, const SvMetaData *meta)
 {
-	Size		need = (Size) meta->lists * ((Size) meta->centroid_bytes + BLCKSZ + sizeof(SvListEntry) +
-											 2 * sizeof(BlockNumber) + sizeof(Page) + sizeof(float));
+	Size		per_list = (Size) meta->centroid_bytes + BLCKSZ + sizeof(SvListEntry) + 2 * sizeof(BlockNumber) +
+		sizeof(Page) + sizeof(float);
+	Size		need;
 	Size		have = (Size) maintenance_work_mem * 1024;
+
+	if (meta->refine_bits > 0)
+		per_list += BLCKSZ + sizeof(Page) + sizeof(BlockNumber);	/* its in-memory refine page */
+	need = (Size) meta->lists * per_list;
 
 	if (need > have)
 		ereport(ERROR,

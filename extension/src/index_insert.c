@@ -22,6 +22,7 @@ sv_aminsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 	float		alpha = 0,
 				r2 = 0;
 	int			list;
+	SvRefine	refine = {0};
 
 	if (isnull[0])
 		return false;
@@ -42,8 +43,13 @@ sv_aminsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 		sv_datum_to_floats(values[0], meta->elemtype, meta->kind, meta->dims, meta->code_bits, x);
 		list = sv_nearest_list(cache, x, NULL);
 		sv_encode(meta, x, (const float *) cache->centroids + (Size) list * meta->code_bits, code, &alpha, &r2);
+		if (meta->refine_bits > 0)
+		{
+			refine.code = palloc(meta->refine_bytes);
+			sv_refine_encode(meta, x, (const float *) cache->centroids + (Size) list * meta->code_bits, &refine);
+		}
 	}
-	sv_insert_entry(index, cache, list, code, alpha, r2, heap_tid);
+	sv_insert_entry(index, cache, list, code, alpha, r2, &refine, heap_tid);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
 	return false;

@@ -31,6 +31,7 @@
 PG_FUNCTION_INFO_V1(shrinkvec_index_info);
 PG_FUNCTION_INFO_V1(shrinkvec_index_entries);
 PG_FUNCTION_INFO_V1(shrinkvec_index_check);
+PG_FUNCTION_INFO_V1(shrinkvec_index_centroids);
 
 /*
  * Open a shrinkvec index and its table for reading, after checking that the caller may read every row
@@ -83,8 +84,11 @@ sv_close_index(Relation index, Relation heap)
 	table_close(heap, AccessShareLock);
 }
 
-/* Called for every entry of an index: its list, heap TID and code (code_bytes bytes). */
-typedef void (*SvEntryCallback) (int list, ItemPointer tid, const uint8 *code, void *arg);
+/*
+ * Called for every entry of an index: its list, heap TID and code (code_bytes bytes), and its refine
+ * entry (page and slot; page NULL without refine codes, or when the slot does not hold the entry's TID).
+ */
+typedef void (*SvEntryCallback) (int list, ItemPointer tid, const uint8 *code, Page rpage, int rslot, void *arg);
 
 /* Call cb for every entry of the index, list by list along the chains. */
 static void
@@ -108,8 +112,26 @@ sv_foreach_entry(Relation index, const SvMetaData *meta, SvEntryCallback cb, voi
 			n = SvPageGetOpaque(page)->count;
 			for (int i = 0; i < n; i++)
 			{
+				ItemPointer tid = &sv_page_tids(page, meta)[i];
+				Buffer		rbuf = InvalidBuffer;
+				Page		rpage = NULL;
+				int			rslot = 0;
+
 				sv_page_get_code(page, meta, i, code);	/* codes are stored in blocks: gather one */
-				cb(list, &sv_page_tids(page, meta)[i], code, arg);
+				if (meta->refine_bits > 0 &&
+					sv_page_refine_blocks(page)[i / meta->refine_capacity] != InvalidBlockNumber)
+				{
+					rbuf = ReadBuffer(index, sv_page_refine_blocks(page)[i / meta->refine_capacity]);
+					LockBuffer(rbuf, BUFFER_LOCK_SHARE);
+					rpage = BufferGetPage(rbuf);
+					rslot = i % meta->refine_capacity;
+					if (SvPageGetOpaque(rpage)->flags != SV_PAGE_REFINE ||
+						!ItemPointerEquals(&sv_refine_tids(rpage, meta)[rslot], tid))
+						rpage = NULL;
+				}
+				cb(list, tid, code, rpage, rslot, arg);
+				if (BufferIsValid(rbuf))
+					UnlockReleaseBuffer(rbuf);
 			}
 			blk = SvPageGetOpaque(page)->next;
 			UnlockReleaseBuffer(buf);
@@ -164,8 +186,9 @@ shrinkvec_index_info(PG_FUNCTION_ARGS)
 	int64		entries = 0;
 	int64		data_pages = 0;
 	TupleDesc	tupdesc;
-	Datum		values[12];
-	bool		nulls[12] = {0};
+	Datum		values[14];
+	bool		nulls[14] = {0};
+	int64		refine_pages = 0;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -182,6 +205,8 @@ shrinkvec_index_info(PG_FUNCTION_ARGS)
 			entries += SvPageGetOpaque(page)->count;
 			data_pages++;
 		}
+		else if (!PageIsNew(page) && SvPageGetOpaque(page)->flags == SV_PAGE_REFINE)
+			refine_pages++;
 		UnlockReleaseBuffer(buf);
 	}
 
@@ -198,6 +223,8 @@ shrinkvec_index_info(PG_FUNCTION_ARGS)
 	values[9] = Int64GetDatum((int64) nblocks);
 	values[10] = Int64GetDatum((int64) nblocks * BLCKSZ);
 	values[11] = Int64GetDatum(meta->build_rows);
+	values[12] = Int32GetDatum(meta->refine_bits);
+	values[13] = Int64GetDatum(refine_pages);
 	sv_close_index(index, heap);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
@@ -211,11 +238,11 @@ typedef struct SvEntriesState
 
 /* Append one entry as a row (tid, list, code). */
 static void
-sv_entries_row(int list, ItemPointer tid, const uint8 *code, void *arg)
+sv_entries_row(int list, ItemPointer tid, const uint8 *code, Page rpage, int rslot, void *arg)
 {
 	SvEntriesState *st = (SvEntriesState *) arg;
-	Datum		values[3];
-	bool		nulls[3] = {0};
+	Datum		values[7];
+	bool		nulls[7] = {0};
 	VarBit	   *bits = sv_new_varbit(st->meta->code_bits);
 	ItemPointer t = palloc(sizeof(ItemPointerData));
 
@@ -224,6 +251,21 @@ sv_entries_row(int list, ItemPointer tid, const uint8 *code, void *arg)
 	values[0] = PointerGetDatum(t);
 	values[1] = Int32GetDatum(list);
 	values[2] = VarBitPGetDatum(bits);
+	if (rpage != NULL)
+	{
+		const SvMetaData *meta = st->meta;
+		int			nbytes = (meta->code_bits * meta->refine_bits + 7) / 8;
+		bytea	   *r = palloc(VARHDRSZ + nbytes);
+
+		SET_VARSIZE(r, VARHDRSZ + nbytes);
+		memcpy(VARDATA(r), sv_refine_codes(rpage, meta) + (Size) rslot * meta->refine_bytes, nbytes);
+		values[3] = PointerGetDatum(r);
+		values[4] = Float4GetDatum(sv_refine_lo(rpage, meta)[rslot]);
+		values[5] = Float4GetDatum(sv_refine_step(rpage, meta)[rslot]);
+		values[6] = Float4GetDatum(sv_refine_norm2(rpage, meta)[rslot]);
+	}
+	else
+		nulls[3] = nulls[4] = nulls[5] = nulls[6] = true;
 	tuplestore_putvalues(st->rsinfo->setResult, st->rsinfo->setDesc, values, nulls);
 	pfree(t);
 	pfree(bits);
@@ -271,7 +313,7 @@ typedef struct SvCheckState
 
 /* Remember one index entry. */
 static void
-sv_check_collect(int list, ItemPointer tid, const uint8 *code, void *arg)
+sv_check_collect(int list, ItemPointer tid, const uint8 *code, Page rpage, int rslot, void *arg)
 {
 	SvCheckState *st = (SvCheckState *) arg;
 	bool		keep_codes = st->meta->elemtype == SV_ELEM_BIT;
@@ -430,4 +472,43 @@ shrinkvec_index_check(PG_FUNCTION_ARGS)
 	nulls[5] = !is_bit;
 	values[6] = BoolGetDatum(st.missing == 0 && duplicated == 0 && dangling == 0 && st.wrong_codes == 0);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/* Every list's centroid as real[] (vector opclasses), list by list. */
+Datum
+shrinkvec_index_centroids(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo;
+	Relation	heap;
+	Relation	index;
+	const SvIndexCache *cache;
+	const SvMetaData *meta;
+
+	InitMaterializedSRF(fcinfo, 0);
+	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	index = sv_open_index(PG_GETARG_OID(0), "shrinkvec_index_centroids", &heap);
+	cache = sv_index_cache(index);
+	meta = &cache->meta;
+	if (meta->elemtype == SV_ELEM_BIT)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("shrinkvec_index_centroids shows the centroids of vector and halfvec indexes, \"%s\" indexes bit",
+						RelationGetRelationName(index))));
+	for (int list = 0; list < meta->lists; list++)
+	{
+		const float *c = (const float *) cache->centroids + (Size) list * meta->code_bits;
+		Datum	   *elems = palloc(sizeof(Datum) * meta->code_bits);
+		Datum		values[2];
+		bool		nulls[2] = {0};
+
+		for (int d = 0; d < meta->code_bits; d++)
+			elems[d] = Float4GetDatum(c[d]);
+		values[0] = Int32GetDatum(list);
+		values[1] = PointerGetDatum(construct_array(elems, meta->code_bits, FLOAT4OID, sizeof(float4), true,
+													TYPALIGN_INT));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		pfree(elems);
+	}
+	sv_close_index(index, heap);
+	return (Datum) 0;
 }

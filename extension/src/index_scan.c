@@ -47,11 +47,13 @@
 #include "kernels.h"
 #include "shrinkvec.h"
 
-/* One candidate: its score and heap TID. */
+/* One candidate: its score, heap TID and where its refine code is (indexes with refine codes). */
 typedef struct SvCandidate
 {
 	float		score;
 	ItemPointerData tid;
+	uint16		rslot;			/* slot on the refine page */
+	BlockNumber rblk;			/* the refine page, or InvalidBlockNumber */
 } SvCandidate;
 
 /* One row of a vector batch: its exact distance, heap TID and estimate. */
@@ -77,6 +79,7 @@ typedef struct SvScanOpaque
 	int			qbits;			/* bits of the bit query (<= code_bits) */
 	int		   *order;			/* every list, nearest to the query first */
 	int			nlists;
+	float	   *list_qc;		/* vector opclasses: <q, c> of every list's centroid */
 	int		   *probe_lists;	/* the window of lists batches come from: order + window */
 	int			nprobe;			/* lists in the window */
 	int			window;			/* its start in order */
@@ -88,6 +91,8 @@ typedef struct SvScanOpaque
 	int			nresults;		/* rows of the batch to return */
 	int			nresults_est;	/* candidates of the batch by estimate (results) */
 	int			ndirect;		/* vector: rows of the first batch returned without waiting */
+	SvCandidate *deferred;		/* refine codes: first-batch candidates whose rows were not read (yet) */
+	int			ndeferred;
 	int			next;
 	int			batch_size;		/* k of the current batch */
 	bool		batch_full;		/* the batch was cut at k: more entries exist in the window */
@@ -173,12 +178,15 @@ sv_sift_down(SvCandidate *heap, int n, int i)
 
 /* Offer a candidate to a bounded max-heap of capacity k holding *n entries. */
 static inline void
-sv_offer(SvCandidate *heap, int *n, int k, float score, ItemPointer tid, bool *overflow)
+sv_offer(SvCandidate *heap, int *n, int k, float score, ItemPointer tid, BlockNumber rblk, int rslot,
+		 bool *overflow)
 {
 	SvCandidate c;
 
 	c.score = score;
 	c.tid = *tid;
+	c.rblk = rblk;
+	c.rslot = (uint16) rslot;
 	if (*n < k)
 	{
 		int			i = (*n)++;
@@ -249,8 +257,12 @@ sv_choose_lists(SvScanOpaque *so)
 	so->bound_state = palloc0(meta->lists);
 	so->bound_score = palloc(sizeof(float) * meta->lists);
 	so->bound_tid = palloc(sizeof(ItemPointerData) * meta->lists);
+	if (meta->elemtype != SV_ELEM_BIT)
+		so->list_qc = palloc(sizeof(float) * meta->lists);
 	if (meta->lists == 1)
 	{
+		if (so->list_qc)
+			so->list_qc[0] = sv_kernels.dot(so->q, (const float *) so->cache->centroids, meta->code_bits);
 		so->order[0] = 0;
 		so->probe_lists = so->order;
 		return;
@@ -276,6 +288,7 @@ sv_choose_lists(SvScanOpaque *so)
 			const float *c = (const float *) so->cache->centroids + (Size) i * meta->code_bits;
 			float		dot = sv_kernels.dot(so->q, c, meta->code_bits);
 
+			so->list_qc[i] = dot;
 			if (meta->kind == SV_KIND_IP)
 				probes[i].score = -dot;
 			else
@@ -515,7 +528,7 @@ sv_scan_bits(IndexScanDesc scan, int k)
 				float		score = (float) bw.sums[i];
 
 				if (sv_after_bound(so, list, score, &tids[i]))
-					sv_offer(heap, &nheap, k, score, &tids[i], &overflow);
+					sv_offer(heap, &nheap, k, score, &tids[i], InvalidBlockNumber, 0, &overflow);
 			}
 		}
 	}
@@ -549,6 +562,7 @@ sv_scan_vectors(IndexScanDesc scan, int k)
 				qnorm2 = sv_kernels.dot(so->q, so->q, meta->code_bits);
 	int32		soff = 2 * SV_FS_BIAS * meta->code_bytes;
 	bool		is_l2 = meta->kind == SV_KIND_L2;
+	int			rcap = meta->refine_bits > 0 ? meta->refine_capacity : 0;
 
 	if (!is_l2)
 	{
@@ -611,6 +625,7 @@ sv_scan_vectors(IndexScanDesc scan, int k)
 			const uint8 *codes = sv_page_codes(page, meta);
 			const float *alpha = sv_page_alpha(page, meta);
 			const float *r2 = sv_page_r2(page, meta);
+			const BlockNumber *rblocks = sv_page_refine_blocks(page);
 			float		tau;
 			int			m;
 
@@ -653,7 +668,9 @@ sv_scan_vectors(IndexScanDesc scan, int k)
 				else
 					s = base - alpha[i] * (2.0f * s - wsum);
 				if (sv_after_bound(so, list, s, &tids[i]))
-					sv_offer(heap, &nheap, k, s, &tids[i], &overflow);
+					sv_offer(heap, &nheap, k, s, &tids[i],
+							 rcap > 0 ? rblocks[i / rcap] : InvalidBlockNumber, rcap > 0 ? i % rcap : 0,
+							 &overflow);
 			}
 		}
 	}
@@ -815,6 +832,135 @@ sv_add_exact(IndexScanDesc scan, const SvCandidate *cands, int n)
 	ExecClearTuple(so->slot);
 }
 
+/* The inner product of q with a refine code's values u (code_bits dims of refine_bits each). */
+static float
+sv_refine_dot(const SvMetaData *meta, const float *q, const uint8 *code, float *u)
+{
+	int			dim = meta->code_bits;
+
+	switch (meta->refine_bits)
+	{
+		case 8:
+			for (int i = 0; i < dim; i++)
+				u[i] = (float) code[i];
+			break;
+		case 4:
+			for (int i = 0; i < dim; i++)
+				u[i] = (float) ((code[i >> 1] >> (i & 1 ? 0 : 4)) & 0x0F);
+			break;
+		default:
+			for (int i = 0; i < dim; i++)
+				u[i] = (float) ((code[i >> 2] >> (6 - 2 * (i & 3))) & 0x03);
+			break;
+	}
+	return sv_kernels.dot(q, u, dim);
+}
+
+/* qsort comparator of refine estimates (SvRefined): smaller first, then TID. */
+typedef struct SvRefined
+{
+	float		est;
+	int			idx;			/* in the batch's results */
+} SvRefined;
+
+static int
+sv_refined_cmp(const void *a, const void *b)
+{
+	const SvRefined *x = a,
+			   *y = b;
+
+	if (x->est != y->est)
+		return x->est < y->est ? -1 : 1;
+	return x->idx - y->idx;
+}
+
+/* qsort comparator of candidates by refine page and slot, so each refine page is read once. */
+static int
+sv_refine_loc_cmp(const void *a, const void *b)
+{
+	const SvCandidate *x = *(SvCandidate *const *) a,
+			   *y = *(SvCandidate *const *) b;
+
+	if (x->rblk != y->rblk)
+		return x->rblk < y->rblk ? -1 : 1;
+	return (int) x->rslot - (int) y->rslot;
+}
+
+/*
+ * The funnel's middle step: score the batch's candidates with their refine codes and put the best
+ * `keep` first in results; the others go to so->deferred (their rows are read only if the executor
+ * wants more rows than the first batch gives).  A candidate whose refine slot no longer holds its TID
+ * (VACUUM moved entries since its data page was read) counts as the best: it is never dropped wrongly.
+ */
+static void
+sv_refine_select(IndexScanDesc scan, int keep)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+	const SvMetaData *meta = &so->cache->meta;
+	int			n = so->nresults_est;
+	SvRefined  *est = palloc(sizeof(SvRefined) * n);
+	SvCandidate **byloc = palloc(sizeof(SvCandidate *) * n);
+	SvCandidate *sorted = palloc(sizeof(SvCandidate) * n);
+	float	   *u = palloc(sizeof(float) * meta->code_bits);
+	float		qsum = sv_kernels.sum(so->q, meta->code_bits);
+	float		qn2 = sv_kernels.dot(so->q, so->q, meta->code_bits);
+	Buffer		buf = InvalidBuffer;
+	Page		page = NULL;
+
+	for (int i = 0; i < n; i++)
+		byloc[i] = &so->results[i];
+	qsort(byloc, n, sizeof(SvCandidate *), sv_refine_loc_cmp);
+	for (int j = 0; j < n; j++)
+	{
+		const SvCandidate *c = byloc[j];
+		int			i = (int) (c - so->results);
+		float		e = -get_float4_infinity();
+
+		if (c->rblk != InvalidBlockNumber)
+		{
+			if (!BufferIsValid(buf) || BufferGetBlockNumber(buf) != c->rblk)
+			{
+				if (BufferIsValid(buf))
+					UnlockReleaseBuffer(buf);
+				buf = ReadBuffer(scan->indexRelation, c->rblk);
+				LockBuffer(buf, BUFFER_LOCK_SHARE);
+				page = BufferGetPage(buf);
+			}
+			if (SvPageGetOpaque(page)->flags == SV_PAGE_REFINE &&
+				ItemPointerEquals(&sv_refine_tids(page, meta)[c->rslot], (ItemPointer) &c->tid))
+			{
+				int			list = (int) SvPageGetOpaque(page)->list;
+				float		dot = sv_refine_dot(meta, so->q,
+												sv_refine_codes(page, meta) + (Size) c->rslot * meta->refine_bytes, u);
+				float		qx = so->list_qc[list] + sv_refine_lo(page, meta)[c->rslot] * qsum +
+					sv_refine_step(page, meta)[c->rslot] * dot;
+
+				if (meta->kind == SV_KIND_L2)
+					e = qn2 + sv_refine_norm2(page, meta)[c->rslot] - 2.0f * qx;
+				else if (meta->kind == SV_KIND_IP)
+					e = -qx;
+				else
+					e = 1.0f - qx;
+			}
+		}
+		est[i].est = e;
+		est[i].idx = i;
+	}
+	if (BufferIsValid(buf))
+		UnlockReleaseBuffer(buf);
+	qsort(est, n, sizeof(SvRefined), sv_refined_cmp);
+	for (int i = 0; i < n; i++)
+		sorted[i] = so->results[est[i].idx];
+	memcpy(so->results, sorted, sizeof(SvCandidate) * n);
+	so->ndeferred = n - keep;
+	so->deferred = MemoryContextAlloc(so->cxt, sizeof(SvCandidate) * Max(so->ndeferred, 1));
+	memcpy(so->deferred, so->results + keep, sizeof(SvCandidate) * so->ndeferred);
+	pfree(est);
+	pfree(byloc);
+	pfree(sorted);
+	pfree(u);
+}
+
 /* The next entry of a NULL query: every entry of every list, page by page (false at the end). */
 static bool
 sv_next_null(IndexScanDesc scan)
@@ -960,6 +1106,9 @@ sv_amrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 	so->pool = NULL;
 	so->pool_n = so->pool_cap = 0;
 	so->frontier = 0;
+	so->deferred = NULL;
+	so->ndeferred = 0;
+	so->list_qc = NULL;
 	so->over_n = so->over_sum = so->over_sum2 = 0;
 	so->null_query = false;
 	so->null_list = 0;
@@ -1079,11 +1228,13 @@ sv_next_batch(IndexScanDesc scan)
 	for (;;)
 	{
 		int			k;
+		bool		first = false;	/* the scan's first batch */
 
 		if (so->done)
 			return false;
 		if (!so->started)
 		{
+			first = true;
 			sv_check_scan_memory(meta);
 			sv_choose_lists(so);
 #if PG_VERSION_NUM >= 150000
@@ -1131,21 +1282,50 @@ sv_next_batch(IndexScanDesc scan)
 			so->nresults = so->nresults_est;
 		else
 		{
-			/* dead entries take no place: read on until the batch has k visible rows or the window ends */
+			/*
+			 * Refine codes (the first batch only): the best shrinkvec.rerank candidates by their refine codes
+			 * are read from the table, the others are deferred; visible rows of the deferred make up for
+			 * dead ones.
+			 */
+			bool		refine = first && !so->pooling && meta->refine_bits > 0 && sv_rerank > 0 &&
+				so->nresults_est > sv_rerank;
+			int			want = refine ? sv_rerank : so->batch_size;
+			bool		pending = !refine;
+			bool		reordered = refine;
+
 			so->nresults = 0;
+			if (refine)
+			{
+				so->frontier = sv_estimate_distance(so, so->results[so->nresults_est - 1].score);
+				sv_refine_select(scan, sv_rerank);
+				sv_add_exact(scan, so->results, sv_rerank);
+				while (so->nresults < want && so->ndeferred > 0)
+				{
+					int			take = Min(so->ndeferred, want - so->nresults);
+
+					sv_add_exact(scan, so->deferred, take);
+					so->deferred += take;
+					so->ndeferred -= take;
+				}
+			}
+			/* dead entries take no place: read on until the batch has k visible rows or the window ends */
 			for (;;)
 			{
 				int			need;
 
-				sv_add_exact(scan, so->results, so->nresults_est);
-				need = so->batch_size - so->nresults;
+				if (pending)
+					sv_add_exact(scan, so->results, so->nresults_est);
+				pending = true;
+				need = want - so->nresults;
 				if (need <= 0 || !so->batch_full || so->scanned >= sv_max_scan_tuples)
 					break;
 				pfree(so->results);
+				reordered = false;
 				sv_scan_batch(scan, (int) Min((int64) need, (int64) sv_max_scan_tuples - so->scanned));
 				so->scanned += so->nresults_est;
 			}
-			if (so->nresults_est > 0)
+			/* (results in refine order have set the frontier before they were reordered) */
+			if (so->nresults_est > 0 && !reordered)
 				so->frontier = sv_estimate_distance(so, so->results[so->nresults_est - 1].score);
 			if (so->pooling)
 			{
@@ -1158,9 +1338,12 @@ sv_next_batch(IndexScanDesc scan)
 			so->next = 0;
 			/*
 			 * The first quarter of the first batch goes out at once, in exact order (a plain LIMIT k with
-			 * k up to a quarter of the shortlist costs one batch); rows past it wait in the pool.
+			 * k up to a quarter of the shortlist costs one batch); rows past it wait in the pool.  With
+			 * refine codes, the first half of the rows read (shrinkvec.rerank): the refine codes chose them
+			 * from the whole shortlist.
 			 */
-			so->ndirect = sv_order_margin > 0 ? Max(1, so->nresults / 4) : so->nresults;
+			so->ndirect = sv_order_margin <= 0 ? so->nresults :
+				refine ? Max(1, so->nresults / 2) : Max(1, so->nresults / 4);
 		}
 		if (so->nresults > 0)
 			return true;
@@ -1200,6 +1383,14 @@ sv_amgettuple(IndexScanDesc scan, ScanDirection dir)
 			for (int i = so->next; i < so->nresults; i++)
 				sv_pool_push(so, &so->exact[i]);
 			so->next = so->nresults = so->ndirect = 0;
+			if (so->ndeferred > 0)
+			{
+				/* the first batch's candidates the refine codes put aside are read now */
+				sv_add_exact(scan, so->deferred, so->ndeferred);
+				for (int i = 0; i < so->nresults; i++)
+					sv_pool_push(so, &so->exact[i]);
+				so->nresults = so->ndeferred = 0;
+			}
 			sv_widen_window(so);
 		}
 		for (;;)

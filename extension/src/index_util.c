@@ -6,6 +6,7 @@
 #include <math.h>
 
 #include "storage/indexfsm.h"
+#include "utils/float.h"
 #include "storage/lmgr.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -30,6 +31,13 @@ sv_page_init(Page page, uint16 flags, uint32 list)
 	opaque->count = 0;
 	opaque->flags = flags;
 	opaque->page_id = SV_PAGE_ID;
+	if (flags == SV_PAGE_DATA)
+	{
+		BlockNumber *rblocks = sv_page_refine_blocks(page);
+
+		for (int i = 0; i < SV_MAX_REFINE_PAGES; i++)
+			rblocks[i] = InvalidBlockNumber;
+	}
 	/* the contents are arrays, not line pointers: all of it is data to GenericXLog */
 	((PageHeader) page)->pd_lower = ((PageHeader) page)->pd_upper;
 }
@@ -91,6 +99,149 @@ sv_page_capacity(int code_bytes, bool has_factors, int *capacity, int *lanes)
 		*capacity = n;
 		*lanes = 1;
 	}
+}
+
+/*
+ * Set meta's refine layout: bytes a code, entries a refine page and refine pages a data page.  A data
+ * page's refine pages must fit in SV_MAX_REFINE_PAGES: when they do not, the data page holds fewer
+ * entries (whole blocks of lanes).  Errors when one refine entry does not fit in a page.
+ */
+void
+sv_refine_layout(SvMetaData *meta, int refine_bits)
+{
+	Size		room = BLCKSZ - MAXALIGN(sizeof(SvPageOpaque)) - SV_CODES_OFFSET;
+	Size		entry;
+
+	meta->refine_bits = refine_bits;
+	if (refine_bits == 0)
+	{
+		meta->refine_bytes = meta->refine_capacity = meta->refine_pages = 0;
+		return;
+	}
+	meta->refine_bytes = TYPEALIGN(8, ((Size) meta->code_bits * refine_bits + 7) / 8);
+	entry = meta->refine_bytes + 3 * sizeof(float) + sizeof(ItemPointerData);
+	if (entry > room)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("refine = %d codes of %d dimensions need %zu bytes an entry, more than a page holds (%zu)",
+						refine_bits, meta->code_bits, entry, room),
+				 errhint("Use fewer refine bits, or code a prefix with WITH (bits = ...).")));
+	meta->refine_capacity = (int) (room / entry);
+	if (meta->capacity > meta->refine_capacity * SV_MAX_REFINE_PAGES)
+	{
+		int			most = meta->refine_capacity * SV_MAX_REFINE_PAGES;
+
+		meta->capacity = meta->lanes > 1 ? most - most % meta->lanes : most;
+	}
+	meta->refine_pages = (meta->capacity + meta->refine_capacity - 1) / meta->refine_capacity;
+}
+
+/* The refine page blocks of a data page: the start of its contents, before the codes. */
+BlockNumber *
+sv_page_refine_blocks(Page page)
+{
+	StaticAssertStmt(MAXALIGN(SizeOfPageHeaderData) + SV_MAX_REFINE_PAGES * sizeof(BlockNumber) <= SV_CODES_OFFSET,
+					 "refine blocks must fit before the codes");
+	return (BlockNumber *) PageGetContents(page);
+}
+
+/* The codes array of a refine page (row-major, refine_bytes each). */
+uint8 *
+sv_refine_codes(Page page, const SvMetaData *meta)
+{
+	return (uint8 *) page + SV_CODES_OFFSET;
+}
+
+/* The lo array of a refine page. */
+float *
+sv_refine_lo(Page page, const SvMetaData *meta)
+{
+	return (float *) (sv_refine_codes(page, meta) + (Size) meta->refine_capacity * meta->refine_bytes);
+}
+
+/* The step array of a refine page. */
+float *
+sv_refine_step(Page page, const SvMetaData *meta)
+{
+	return sv_refine_lo(page, meta) + meta->refine_capacity;
+}
+
+/* The norm2 array of a refine page. */
+float *
+sv_refine_norm2(Page page, const SvMetaData *meta)
+{
+	return sv_refine_step(page, meta) + meta->refine_capacity;
+}
+
+/* The TID array of a refine page. */
+ItemPointerData *
+sv_refine_tids(Page page, const SvMetaData *meta)
+{
+	return (ItemPointerData *) (sv_refine_norm2(page, meta) + meta->refine_capacity);
+}
+
+/*
+ * Encode x against centroid c into a refine code: the residual's range split into 2^B - 1 equal steps,
+ * each coded dim rounded to the nearest (rint: ties to even, as numpy's rint), packed most significant
+ * bits first.  Float arithmetic in the order of the numpy reference (codes.refine_code).
+ */
+void
+sv_refine_encode(const SvMetaData *meta, const float *x, const float *c, SvRefine *out)
+{
+	int			dim = meta->code_bits;
+	int			bits = meta->refine_bits;
+	float		top = (float) ((1 << bits) - 1);
+	float		lo = get_float4_infinity(),
+				hi = -get_float4_infinity(),
+				step;
+	double		norm2 = 0;
+
+	for (int i = 0; i < dim; i++)
+	{
+		float		r = c ? x[i] - c[i] : x[i];
+
+		lo = Min(lo, r);
+		hi = Max(hi, r);
+		norm2 += (double) x[i] * x[i];
+	}
+	step = (hi - lo) / top;
+	memset(out->code, 0, meta->refine_bytes);
+	if (step > 0)
+		for (int i = 0; i < dim; i++)
+		{
+			float		r = c ? x[i] - c[i] : x[i];
+			float		t = rintf((r - lo) / step);
+			uint32		u = t <= 0 ? 0 : t >= top ? (uint32) top : (uint32) t;
+			int			bit = i * bits;
+
+			out->code[bit / 8] |= (uint8) (u << (8 - bits - bit % 8));
+		}
+	out->lo = lo;
+	out->step = step > 0 ? step : 0;
+	out->norm2 = (float) norm2;
+}
+
+/* Write a refine entry into slot i of a refine page. */
+void
+sv_refine_put(Page page, const SvMetaData *meta, int i, const SvRefine *r, ItemPointer tid)
+{
+	memcpy(sv_refine_codes(page, meta) + (Size) i * meta->refine_bytes, r->code, meta->refine_bytes);
+	sv_refine_lo(page, meta)[i] = r->lo;
+	sv_refine_step(page, meta)[i] = r->step;
+	sv_refine_norm2(page, meta)[i] = r->norm2;
+	sv_refine_tids(page, meta)[i] = *tid;
+}
+
+/* Copy refine slot src of page from to slot dst of page to. */
+void
+sv_refine_copy(Page to, int dst, Page from, int src, const SvMetaData *meta)
+{
+	memmove(sv_refine_codes(to, meta) + (Size) dst * meta->refine_bytes,
+			sv_refine_codes(from, meta) + (Size) src * meta->refine_bytes, meta->refine_bytes);
+	sv_refine_lo(to, meta)[dst] = sv_refine_lo(from, meta)[src];
+	sv_refine_step(to, meta)[dst] = sv_refine_step(from, meta)[src];
+	sv_refine_norm2(to, meta)[dst] = sv_refine_norm2(from, meta)[src];
+	sv_refine_tids(to, meta)[dst] = sv_refine_tids(from, meta)[src];
 }
 
 /* Copy n bytes from a stream of pages starting at block start into dst. */
@@ -477,13 +628,54 @@ sv_set_insert_page(Relation index, const SvMetaData *meta, int list, BlockNumber
 }
 
 /*
+ * The refine page for slot i of a data page being changed under state, exclusively locked and registered
+ * with state: the data page's existing refine page, or a new one it now points to.
+ */
+static Page
+sv_refine_page_for(Relation index, const SvMetaData *meta, GenericXLogState *state, Page data, int i,
+				   Buffer *rbuf)
+{
+	BlockNumber *rblocks = sv_page_refine_blocks(data);
+	int			r = i / meta->refine_capacity;
+	Page		rpage;
+
+	if (rblocks[r] != InvalidBlockNumber)
+	{
+		*rbuf = ReadBuffer(index, rblocks[r]);
+		LockBuffer(*rbuf, BUFFER_LOCK_EXCLUSIVE);
+		return GenericXLogRegisterBuffer(state, *rbuf, 0);
+	}
+	*rbuf = sv_new_buffer(index, MAIN_FORKNUM);
+	rpage = GenericXLogRegisterBuffer(state, *rbuf, GENERIC_XLOG_FULL_IMAGE);
+	sv_page_init(rpage, SV_PAGE_REFINE, SvPageGetOpaque(data)->list);
+	rblocks[r] = BufferGetBlockNumber(*rbuf);
+	return rpage;
+}
+
+/* Write entry slot i of a data page being changed under state, and its refine entry if the index has them. */
+static void
+sv_put_entry(Relation index, const SvMetaData *meta, GenericXLogState *state, Page page, int i,
+			 const uint8 *code, float alpha, float r2, const SvRefine *refine, ItemPointer tid, Buffer *rbuf)
+{
+	sv_page_put(page, meta, i, code, alpha, r2, tid);
+	*rbuf = InvalidBuffer;
+	if (meta->refine_bits > 0)
+	{
+		Page		rpage = sv_refine_page_for(index, meta, state, page, i, rbuf);
+
+		sv_refine_put(rpage, meta, i % meta->refine_capacity, refine, tid);
+	}
+}
+
+/*
  * Add one entry to list's chain.  Starts at the list's insert page and walks the chain to the
- * first page with room; at the end of the chain it links a new page.  Lock order: data pages,
- * then the directory page; nothing holds a directory lock while waiting for a data page.
+ * first page with room; at the end of the chain it links a new page.  Lock order: data pages, then
+ * refine pages, then the directory page; nothing holds a directory lock while waiting for a data page.
+ * The data page, its refine page and a new page go into one WAL record.
  */
 void
 sv_insert_entry(Relation index, const SvIndexCache *cache, int list, const uint8 *code,
-				float alpha, float r2, ItemPointer tid)
+				float alpha, float r2, const SvRefine *refine, ItemPointer tid)
 {
 	const SvMetaData *meta = &cache->meta;
 	SvListEntry entry = sv_read_list(index, meta, list);
@@ -493,6 +685,7 @@ sv_insert_entry(Relation index, const SvIndexCache *cache, int list, const uint8
 	for (;;)
 	{
 		Buffer		buf = ReadBuffer(index, blk);
+		Buffer		rbuf;
 		Page		page;
 		SvPageOpaque *opaque;
 		GenericXLogState *state;
@@ -505,9 +698,11 @@ sv_insert_entry(Relation index, const SvIndexCache *cache, int list, const uint8
 			state = GenericXLogStart(index);
 			page = GenericXLogRegisterBuffer(state, buf, 0);
 			opaque = SvPageGetOpaque(page);
-			sv_page_put(page, meta, opaque->count, code, alpha, r2, tid);
+			sv_put_entry(index, meta, state, page, opaque->count, code, alpha, r2, refine, tid, &rbuf);
 			opaque->count++;
 			GenericXLogFinish(state);
+			if (BufferIsValid(rbuf))
+				UnlockReleaseBuffer(rbuf);
 			UnlockReleaseBuffer(buf);
 			if (moved)
 				sv_set_insert_page(index, meta, list, blk);
@@ -530,11 +725,13 @@ sv_insert_entry(Relation index, const SvIndexCache *cache, int list, const uint8
 			page = GenericXLogRegisterBuffer(state, buf, 0);
 			newpage = GenericXLogRegisterBuffer(state, newbuf, GENERIC_XLOG_FULL_IMAGE);
 			sv_page_init(newpage, SV_PAGE_DATA, list);
-			sv_page_put(newpage, meta, 0, code, alpha, r2, tid);
+			sv_put_entry(index, meta, state, newpage, 0, code, alpha, r2, refine, tid, &rbuf);
 			SvPageGetOpaque(newpage)->count = 1;
 			SvPageGetOpaque(page)->next = BufferGetBlockNumber(newbuf);
 			blk = BufferGetBlockNumber(newbuf);
 			GenericXLogFinish(state);
+			if (BufferIsValid(rbuf))
+				UnlockReleaseBuffer(rbuf);
 			UnlockReleaseBuffer(newbuf);
 			UnlockReleaseBuffer(buf);
 			sv_set_insert_page(index, meta, list, blk);

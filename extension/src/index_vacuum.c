@@ -13,6 +13,69 @@
 #include "index.h"
 #include "kernels.h"
 
+/*
+ * Apply a data page's compaction moves (entry src[m] into slot dst[m]) to its refine pages, before the
+ * data page itself is compacted: a crash in between leaves each live entry's refine code in place, and
+ * only the slots of dead entries (removed again by the next VACUUM) hold another entry's code, which
+ * scans recognise by its TID.  The caller holds the data page's exclusive lock; one WAL record per
+ * refine page written.
+ */
+static void
+sv_vacuum_refine(Relation index, const SvMetaData *meta, Page data, const int *src, const int *dst, int nmoves,
+				 BufferAccessStrategy strategy)
+{
+	BlockNumber *rblocks = sv_page_refine_blocks(data);
+
+	for (int r = 0; r < meta->refine_pages; r++)
+	{
+		Buffer		rbuf = InvalidBuffer;
+		GenericXLogState *state = NULL;
+		Page		rpage = NULL;
+		Buffer		from_buf = InvalidBuffer;
+		int			from_r = -1;
+
+		for (int m = 0; m < nmoves; m++)
+		{
+			int			to = dst[m] / meta->refine_capacity,
+						fr = src[m] / meta->refine_capacity;
+			Page		from_page;
+
+			if (to != r || rblocks[to] == InvalidBlockNumber || rblocks[fr] == InvalidBlockNumber)
+				continue;
+			if (state == NULL)
+			{
+				rbuf = ReadBufferExtended(index, MAIN_FORKNUM, rblocks[r], RBM_NORMAL, strategy);
+				LockBuffer(rbuf, BUFFER_LOCK_EXCLUSIVE);
+				state = GenericXLogStart(index);
+				rpage = GenericXLogRegisterBuffer(state, rbuf, 0);
+			}
+			if (fr == r)
+				from_page = rpage;
+			else
+			{
+				/* refine pages of one data page are only locked with it held: no deadlock */
+				if (fr != from_r)
+				{
+					if (BufferIsValid(from_buf))
+						UnlockReleaseBuffer(from_buf);
+					from_buf = ReadBufferExtended(index, MAIN_FORKNUM, rblocks[fr], RBM_NORMAL, strategy);
+					LockBuffer(from_buf, BUFFER_LOCK_SHARE);
+					from_r = fr;
+				}
+				from_page = BufferGetPage(from_buf);
+			}
+			sv_refine_copy(rpage, dst[m] % meta->refine_capacity, from_page, src[m] % meta->refine_capacity, meta);
+		}
+		if (BufferIsValid(from_buf))
+			UnlockReleaseBuffer(from_buf);
+		if (state != NULL)
+		{
+			GenericXLogFinish(state);
+			UnlockReleaseBuffer(rbuf);
+		}
+	}
+}
+
 /* Remove the entries whose heap rows the callback reports dead. */
 IndexBulkDeleteResult *
 sv_ambulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
@@ -23,6 +86,9 @@ sv_ambulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 	const SvMetaData *meta = &cache->meta;
 	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
 	uint8	   *code = palloc(meta->code_bytes);
+	bool	   *dead = palloc(sizeof(bool) * meta->capacity);
+	int		   *move_src = palloc(sizeof(int) * meta->capacity);
+	int		   *move_dst = palloc(sizeof(int) * meta->capacity);
 
 	if (stats == NULL)
 		stats = palloc0(sizeof(IndexBulkDeleteResult));
@@ -34,7 +100,8 @@ sv_ambulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 		SvPageOpaque *opaque;
 		ItemPointerData *tids;
 		GenericXLogState *state = NULL;
-		int			n;
+		int			n,
+					ndead;
 
 #if PG_VERSION_NUM >= 180000
 		vacuum_delay_point(false);
@@ -51,36 +118,54 @@ sv_ambulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 		}
 		n = SvPageGetOpaque(page)->count;
 		tids = sv_page_tids(page, meta);
-		for (int i = 0; i < n;)
+		ndead = 0;
+		for (int i = 0; i < n; i++)
+			if ((dead[i] = callback(&tids[i], callback_state)))
+				ndead++;
+		if (ndead > 0)
 		{
-			if (!callback(&tids[i], callback_state))
+			/* the moves: the last live entry into each hole, as the compaction below does them */
+			int			nmoves = 0,
+						last = n;
+
+			for (int i = 0; i < last;)
 			{
-				i++;
-				continue;
+				if (!dead[i])
+				{
+					i++;
+					continue;
+				}
+				last--;
+				if (i != last)
+				{
+					move_src[nmoves] = last;
+					move_dst[nmoves++] = i;
+					dead[i] = dead[last];
+				}
 			}
-			if (state == NULL)
-			{
-				/* first dead entry of the page: redo the work on the WAL copy */
-				state = GenericXLogStart(index);
-				page = GenericXLogRegisterBuffer(state, buf, 0);
-				tids = sv_page_tids(page, meta);
-			}
-			n--;
-			if (i != n)
+			if (meta->refine_bits > 0)
+				sv_vacuum_refine(index, meta, page, move_src, move_dst, nmoves, info->strategy);
+
+			state = GenericXLogStart(index);
+			page = GenericXLogRegisterBuffer(state, buf, 0);
+			tids = sv_page_tids(page, meta);
+			for (int m = 0; m < nmoves; m++)
 			{
 				uint8	   *codes = sv_page_codes(page, meta);
+				int			i = move_dst[m],
+							from = move_src[m];
 
-				/* move the last entry into the hole */
-				sv_fs_get(codes, meta->lanes, meta->code_bytes, n, code);
+				sv_fs_get(codes, meta->lanes, meta->code_bytes, from, code);
 				sv_fs_put(codes, meta->lanes, meta->code_bytes, i, code);
 				if (meta->has_factors)
 				{
-					sv_page_alpha(page, meta)[i] = sv_page_alpha(page, meta)[n];
-					sv_page_r2(page, meta)[i] = sv_page_r2(page, meta)[n];
+					sv_page_alpha(page, meta)[i] = sv_page_alpha(page, meta)[from];
+					sv_page_r2(page, meta)[i] = sv_page_r2(page, meta)[from];
 				}
-				tids[i] = tids[n];
+				tids[i] = tids[from];
 			}
-			stats->tuples_removed++;
+			n = last;
+			stats->tuples_removed += ndead;
 		}
 		stats->num_index_tuples += n;
 		if (state != NULL)
@@ -93,6 +178,9 @@ sv_ambulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 	}
 	stats->num_pages = nblocks;
 	pfree(code);
+	pfree(dead);
+	pfree(move_src);
+	pfree(move_dst);
 	return stats;
 }
 

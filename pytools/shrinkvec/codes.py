@@ -263,6 +263,51 @@ def int8_ranges(m: npt.ArrayLike, coverage: float | None = None) -> Int8Ranges:
     return Int8Ranges(s[order_index(n, tail)].copy(), s[order_index(n, 1.0 - tail)].copy())
 
 
+# --- The index's refine codes (WITH (refine = B); extension/src/index.h, "Refine codes") ---------------
+
+REFINE_BITS = (2, 4, 8)
+
+
+class RefineCode(NamedTuple):
+    """A refine code of x against centroid c: packed values u, and x_i - c_i ~ lo + step * u_i."""
+
+    code: ByteArray  # ceil(dims * bits / 8) bytes, B bits a dim, most significant first
+    lo: np.float32
+    step: np.float32
+    norm2: np.float32  # |x|^2 (summed in float64)
+
+
+def refine_code(x: npt.ArrayLike, c: npt.ArrayLike, bits: int) -> RefineCode:
+    """The refine code the index stores for the coded dims x of a row in the list of centroid c."""
+    if bits not in REFINE_BITS:
+        raise CodeError(f"refine must be 0, 2, 4 or 8 bits per dimension, not {bits}")
+    xv = as_float32(x)
+    cv = as_float32(c, "centroid")
+    if cv.size != xv.size:
+        raise CodeError(f"different vector dimensions {xv.size} and {cv.size}")
+    r = xv - cv
+    lo = np.float32(r.min())
+    top = np.float32((1 << bits) - 1)
+    step = np.float32(np.float32(r.max()) - lo) / top
+    if step > 0:
+        t = np.rint((r - lo) / step)
+        u = np.clip(t, 0, top).astype(np.uint8)
+    else:
+        u = np.zeros(xv.size, dtype=np.uint8)
+        step = np.float32(0)
+    planes = (u[:, None] >> np.arange(bits - 1, -1, -1, dtype=np.uint8)) & 1
+    code = np.packbits(planes.astype(np.uint8).ravel(), bitorder="big")
+    norm2 = np.float32(np.dot(xv.astype(np.float64), xv.astype(np.float64)))
+    return RefineCode(code, lo, np.float32(step), norm2)
+
+
+def refine_values(code: npt.ArrayLike, dims: int, bits: int) -> npt.NDArray[np.uint8]:
+    """The values u of a packed refine code."""
+    planes = np.unpackbits(np.asarray(code, dtype=np.uint8), bitorder="big")[: dims * bits].reshape(dims, bits)
+    weights = (1 << np.arange(bits - 1, -1, -1)).astype(np.uint16)
+    return (planes.astype(np.uint16) @ weights).astype(np.uint8)
+
+
 # --- The index's scan arithmetic: blocked codes and nibble tables (extension/src/kernels.h) ---------
 
 FS_LANES = 32  # codes per block
