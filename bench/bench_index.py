@@ -141,6 +141,21 @@ def methods(n: int, dim: int) -> Iterator[tuple[str, str, str | None, str, list[
            "bx_sv_ivf", knn,
            [{"shrinkvec.probes": str(p), "shrinkvec.shortlist": str(s)}
             for p in (4, 8, 16, 32) for s in ((40, 50, 100, 200) if n <= STAGE_MAX_ROWS else (100, 200, 400, 800))])
+    # refine codes (issue 16): the 1-bit shortlist re-scored by 2/4/8-bit codes inside the index, and only
+    # shrinkvec.rerank rows read from the table
+    big = n > STAGE_MAX_ROWS
+    for b in (2, 4, 8):
+        yield (f"shrinkvec ivf lists={lists} refine={b}",
+               f"CREATE INDEX bx_sv_ivf_r{b} ON {t} USING shrinkvec (embedding vector_cosine_ops) "
+               f"WITH (lists = {lists}, refine = {b})",
+               f"bx_sv_ivf_r{b}", knn,
+               [{"shrinkvec.probes": str(p), "shrinkvec.shortlist": str(s), "shrinkvec.rerank": str(r)}
+                for p in ((8, 16, 32) if big else (8, 16, 32)) for s in ((200, 400, 800) if big else (100, 200, 400))
+                for r in (20, 40)])
+    yield ("shrinkvec flat refine=4",
+           f"CREATE INDEX bx_sv_flat_r4 ON {t} USING shrinkvec (embedding vector_cosine_ops) WITH (lists = 1, refine = 4)",
+           "bx_sv_flat_r4", knn,
+           [{"shrinkvec.shortlist": str(s), "shrinkvec.rerank": str(r)} for s in (100, 200, 400) for r in (20, 40)])
     bits = (f"SELECT id FROM (SELECT id, embedding FROM {t} ORDER BY binarize(embedding)::bit({dim}) "
             f"<~> binarize(%s::vector)::bit({dim}) LIMIT {{s}}) c ORDER BY embedding <=> %s::vector LIMIT {K}")
     yield ("shrinkvec bit_hamming_ops on binarize + rerank",
@@ -182,7 +197,6 @@ def run(docs: np.ndarray, queries: np.ndarray, name: str, dsn: str, skip: list[s
         conn.execute("CREATE EXTENSION shrinkvec CASCADE")
         register_vector(conn)
         conn.execute("SET maintenance_work_mem = '8GB'")
-        conn.execute("SET max_parallel_maintenance_workers = 1")
         conn.execute("SET jit = off")
         t = time.perf_counter()
         load(conn, docs)

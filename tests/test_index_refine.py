@@ -169,3 +169,30 @@ def test_centroids_of_a_bit_index_are_refused(conn: psycopg.Connection) -> None:
     conn.execute("CREATE INDEX bi ON b USING shrinkvec (v bit_hamming_ops)")
     with pytest.raises(psycopg.errors.FeatureNotSupported, match="\"bi\" indexes bit"):
         conn.execute("SELECT * FROM shrinkvec_index_centroids('bi')")
+
+
+def test_a_parallel_build_stores_what_a_serial_build_stores(conn: psycopg.Connection) -> None:
+    """Workers (and the leader) split the second heap pass; the entries, their lists, codes and refine
+    codes are those of a serial build (only their order within a list may differ)."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((6000, 64)).astype(np.float32)
+    register_vector(conn)
+    fill(conn, x)
+    conn.execute("ALTER TABLE r SET (parallel_workers = 2)")
+    conn.execute("SET min_parallel_table_scan_size = 0")
+    conn.execute("SET max_parallel_maintenance_workers = 2")
+    entries = "SELECT tid::text, list, code::text, encode(refine, 'hex'), refine_lo, refine_step FROM shrinkvec_index_entries('ri')"
+    built = {}
+    for workers in (0, 2):
+        conn.execute(f"SET max_parallel_maintenance_workers = {workers}")
+        notices: list[str] = []
+        conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+        conn.execute("SET client_min_messages = debug1")
+        conn.execute("CREATE INDEX ri ON r USING shrinkvec (v vector_ip_ops) WITH (lists = 20, refine = 4)")
+        conn.execute("RESET client_min_messages")
+        launched = [m for m in notices if "parallel workers launched" in m]
+        assert bool(launched) == (workers > 0), notices
+        built[workers] = sorted(conn.execute(entries).fetchall())
+        assert conn.execute("SELECT ok FROM shrinkvec_index_check('ri')").fetchone() == (True,)
+        conn.execute("DROP INDEX ri")
+    assert len(built[0]) == 6000 and built[0] == built[2]

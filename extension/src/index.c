@@ -162,7 +162,8 @@ sv_amcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	SvIndexCache *cache;
 	int			lists,
 				dims,
-				elemtype;
+				elemtype,
+				refine_bits;
 	double		ratio,
 				spc_seq_page_cost,
 				spc_random_page_cost,
@@ -183,6 +184,7 @@ sv_amcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	lists = cache->meta.lists;
 	dims = cache->meta.code_bits;
 	elemtype = cache->meta.elemtype;
+	refine_bits = cache->meta.refine_bits;
 	index_close(index, NoLock);
 
 	MemSet(&costs, 0, sizeof(costs));
@@ -212,7 +214,20 @@ sv_amcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	per_candidate = cpu_index_tuple_cost;
 	if (elemtype != SV_ELEM_BIT)
 		per_candidate += cpu_operator_cost * dims / 16.0 + 0.25 * spc_random_page_cost;
-	costs.indexStartupCost = costs.indexStartupCost * batches + candidates * per_candidate;
+	if (refine_bits > 0 && sv_rerank > 0 && 1.5 * wanted / sel <= sv_rerank / 2 && sv_rerank < sv_shortlist)
+	{
+		/*
+		 * Refine codes: the first batch's candidates are scored from refine pages (a read of an index page
+		 * and the code's dims each), and only shrinkvec.rerank of them are rows read from the table.
+		 */
+		double		scored = Min(path->indexinfo->tuples, (double) sv_shortlist);
+
+		costs.indexStartupCost = costs.indexStartupCost +
+			scored * (cpu_index_tuple_cost + cpu_operator_cost * dims / 64.0 + 0.05 * spc_random_page_cost) +
+			Min(scored, (double) sv_rerank) * per_candidate;
+	}
+	else
+		costs.indexStartupCost = costs.indexStartupCost * batches + candidates * per_candidate;
 	if (costs.indexTotalCost < costs.indexStartupCost)
 		costs.indexTotalCost = costs.indexStartupCost;
 
@@ -261,7 +276,7 @@ shrinkvec_handler(PG_FUNCTION_ARGS)
 	am->amsummarizing = false;
 #endif
 #if PG_VERSION_NUM >= 170000
-	am->amcanbuildparallel = false;
+	am->amcanbuildparallel = true;
 	am->aminsertcleanup = NULL;
 #endif
 #if PG_VERSION_NUM >= 180000

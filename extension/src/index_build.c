@@ -10,10 +10,18 @@
 
 #include <math.h>
 
+#include "access/parallel.h"
+#include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/index.h"
 #include "common/pg_prng.h"
 #include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/shm_mq.h"
+#include "storage/shm_toc.h"
+#include "storage/spin.h"
+#include "utils/snapmgr.h"
 #include "optimizer/plancat.h"
 #include "utils/lsyscache.h"
 #include "utils/builtins.h"
@@ -55,6 +63,12 @@ typedef struct SvBuildState
 	SvRefine	refine;
 
 	/* vector rows waiting for their lists, assigned a block at a time */
+	shm_mq_handle *out;			/* a parallel worker: entries go to the leader instead of pages */
+	shm_mq_handle **in;			/* the leader of a parallel build: the workers' queues */
+	bool	   *in_done;
+	int			nin;
+	int			nin_active;
+	char	   *msg;			/* a worker's message: SV_BUILD_BATCH encoded entries */
 	float	   *pending_x;		/* SV_BUILD_BATCH * code_bits */
 	ItemPointerData pending_tid[SV_BUILD_BATCH];
 	int			pending_list[SV_BUILD_BATCH];
@@ -323,6 +337,122 @@ sv_build_append(SvBuildState *bs, ForkNumber fork, int list, float alpha, float 
 	bs->indexed++;
 }
 
+/*
+ * An encoded entry as a parallel worker sends it to the leader: list, TID, alpha, r2, code, then (with
+ * refine codes) lo, step, norm2 and the refine code.
+ */
+static Size
+sv_entry_bytes(const SvMetaData *meta)
+{
+	Size		n = sizeof(int32) + sizeof(ItemPointerData) + 2 * sizeof(float) + meta->code_bytes;
+
+	if (meta->refine_bits > 0)
+		n += 3 * sizeof(float) + meta->refine_bytes;
+	return MAXALIGN(n);
+}
+
+/* Write the entry just encoded (bs->code, bs->refine) at dst. */
+static void
+sv_entry_pack(SvBuildState *bs, char *dst, int list, float alpha, float r2, ItemPointer tid)
+{
+	const SvMetaData *meta = &bs->meta;
+	int32		l = list;
+
+	memcpy(dst, &l, sizeof(int32));
+	dst += sizeof(int32);
+	memcpy(dst, tid, sizeof(ItemPointerData));
+	dst += sizeof(ItemPointerData);
+	memcpy(dst, &alpha, sizeof(float));
+	memcpy(dst + sizeof(float), &r2, sizeof(float));
+	dst += 2 * sizeof(float);
+	memcpy(dst, bs->code, meta->code_bytes);
+	dst += meta->code_bytes;
+	if (meta->refine_bits > 0)
+	{
+		memcpy(dst, &bs->refine.lo, sizeof(float));
+		memcpy(dst + sizeof(float), &bs->refine.step, sizeof(float));
+		memcpy(dst + 2 * sizeof(float), &bs->refine.norm2, sizeof(float));
+		memcpy(dst + 3 * sizeof(float), bs->refine.code, meta->refine_bytes);
+	}
+}
+
+/* Read an entry a worker sent into bs->code and bs->refine, and append it to its list. */
+static void
+sv_entry_unpack_append(SvBuildState *bs, const char *src)
+{
+	const SvMetaData *meta = &bs->meta;
+	int32		list;
+	ItemPointerData tid;
+	float		alpha,
+				r2;
+
+	memcpy(&list, src, sizeof(int32));
+	src += sizeof(int32);
+	memcpy(&tid, src, sizeof(ItemPointerData));
+	src += sizeof(ItemPointerData);
+	memcpy(&alpha, src, sizeof(float));
+	memcpy(&r2, src + sizeof(float), sizeof(float));
+	src += 2 * sizeof(float);
+	memcpy(bs->code, src, meta->code_bytes);
+	src += meta->code_bytes;
+	if (meta->refine_bits > 0)
+	{
+		memcpy(&bs->refine.lo, src, sizeof(float));
+		memcpy(&bs->refine.step, src + sizeof(float), sizeof(float));
+		memcpy(&bs->refine.norm2, src + 2 * sizeof(float), sizeof(float));
+		memcpy(bs->refine.code, src + 3 * sizeof(float), meta->refine_bytes);
+	}
+	if (list < 0 || list >= meta->lists)
+		elog(ERROR, "shrinkvec parallel build: entry of list %d, the index has %d", list, meta->lists);
+	sv_build_append(bs, MAIN_FORKNUM, list, alpha, r2, &tid);
+}
+
+/*
+ * The leader of a parallel build: append the entries waiting in the workers' queues; with wait, until
+ * every worker has finished.
+ */
+static void
+sv_drain_queues(SvBuildState *bs, bool wait)
+{
+	Size		entry = sv_entry_bytes(&bs->meta);
+
+	while (bs->nin_active > 0)
+	{
+		bool		progress = false;
+
+		for (int i = 0; i < bs->nin; i++)
+		{
+			Size		nbytes;
+			void	   *data;
+			shm_mq_result r;
+
+			if (bs->in_done[i])
+				continue;
+			r = shm_mq_receive(bs->in[i], &nbytes, &data, true);
+			if (r == SHM_MQ_SUCCESS)
+			{
+				for (Size off = 0; off + entry <= nbytes; off += entry)
+					sv_entry_unpack_append(bs, (const char *) data + off);
+				progress = true;
+			}
+			else if (r == SHM_MQ_DETACHED)
+			{
+				bs->in_done[i] = true;
+				bs->nin_active--;
+				progress = true;
+			}
+		}
+		if (!wait)
+			return;
+		if (!progress)
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1, WAIT_EVENT_MESSAGE_QUEUE_RECEIVE);
+			ResetLatch(MyLatch);
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
 /* Assign the pending vector rows to their lists together, then encode and append each. */
 static void
 sv_flush_pending(SvBuildState *bs)
@@ -346,8 +476,20 @@ sv_flush_pending(SvBuildState *bs)
 		sv_encode(meta, x, c, bs->code, &alpha, &r2);
 		if (meta->refine_bits > 0)
 			sv_refine_encode(meta, x, c, &bs->refine);
+		if (bs->out != NULL)
+		{
+			sv_entry_pack(bs, bs->msg + (Size) i * sv_entry_bytes(meta), list, alpha, r2, &bs->pending_tid[i]);
+			continue;
+		}
 		sv_build_append(bs, MAIN_FORKNUM, list, alpha, r2, &bs->pending_tid[i]);
 	}
+	if (bs->nin_active > 0)
+		sv_drain_queues(bs, false);	/* the leader scans too: keep the workers' queues moving */
+	if (bs->out != NULL && bs->npending > 0 &&
+		shm_mq_send(bs->out, (Size) bs->npending * sv_entry_bytes(meta), bs->msg, false, true) != SHM_MQ_SUCCESS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("shrinkvec parallel build: the leader stopped receiving entries")));
 	bs->npending = 0;
 }
 
@@ -520,6 +662,178 @@ sv_auto_lists(Relation index, const SvMetaData *meta)
 	return meta->elemtype != SV_ELEM_BIT && (opts == NULL || opts->lists == 0);
 }
 
+/*
+ * Parallel build (PostgreSQL 17+, vector opclasses): after the leader has sampled the table and learnt
+ * the centroids, max_parallel_maintenance_workers workers split the second heap pass (a parallel
+ * table scan) with the leader.  Each assigns its rows to lists and encodes them (the costly part: a
+ * distance to every centroid), and sends the entries to the leader through a message queue; the leader
+ * encodes its own share and writes every list's pages as in a serial build, taking the workers' entries
+ * between its own batches.  Sampling and k-means run in the leader alone.
+ */
+#define SV_KEY_SHARED UINT64CONST(0x5356424C44000001)
+#define SV_KEY_CENTROIDS UINT64CONST(0x5356424C44000002)
+#define SV_KEY_SCAN UINT64CONST(0x5356424C44000003)
+#define SV_KEY_QUEUES UINT64CONST(0x5356424C44000004)
+#define SV_QUEUE_BYTES ((Size) 4 * 1024 * 1024)
+
+/* What the leader shares with the workers of a parallel build. */
+typedef struct SvParallelShared
+{
+	Oid			heaprelid;
+	Oid			indexrelid;
+	bool		isconcurrent;
+	SvMetaData	meta;			/* the final layout: lists, code and refine sizes */
+	slock_t		mutex;
+	double		reltuples;		/* rows the workers' scans saw, summed under mutex */
+} SvParallelShared;
+
+PGDLLEXPORT void sv_parallel_build_main(dsm_segment *seg, shm_toc *toc);
+
+#if PG_VERSION_NUM >= 170000
+/* The leader's side: receive every worker's entries and append them; false when no worker started. */
+static bool
+sv_build_parallel(SvBuildState *bs, Relation heap, Relation index, IndexInfo *indexInfo, double *reltuples)
+{
+	int			nworkers = indexInfo->ii_ParallelWorkers;
+	Size		centroid_total = (Size) bs->meta.lists * bs->meta.centroid_bytes;
+	ParallelContext *pcxt;
+	Snapshot	snapshot;
+	Size		scan_bytes;
+	SvParallelShared *shared;
+	char	   *queues;
+	ParallelTableScanDesc pscan;
+	double		leader_tuples;
+
+	ereport(DEBUG1, (errmsg("shrinkvec index build: %d parallel workers planned", nworkers)));
+	if (nworkers <= 0 || bs->meta.elemtype == SV_ELEM_BIT || centroid_total == 0)
+		return false;
+	EnterParallelMode();
+	pcxt = CreateParallelContext("shrinkvec", "sv_parallel_build_main", nworkers);
+	snapshot = indexInfo->ii_Concurrent ? RegisterSnapshot(GetTransactionSnapshot()) : SnapshotAny;
+	scan_bytes = table_parallelscan_estimate(heap, snapshot);
+	shm_toc_estimate_chunk(&pcxt->estimator, sizeof(SvParallelShared));
+	shm_toc_estimate_chunk(&pcxt->estimator, centroid_total);
+	shm_toc_estimate_chunk(&pcxt->estimator, scan_bytes);
+	shm_toc_estimate_chunk(&pcxt->estimator, (Size) nworkers * SV_QUEUE_BYTES);
+	shm_toc_estimate_keys(&pcxt->estimator, 4);
+	InitializeParallelDSM(pcxt);
+	if (pcxt->seg == NULL)
+	{
+		/* no dynamic shared memory: build serially */
+		if (IsMVCCSnapshot(snapshot))
+			UnregisterSnapshot(snapshot);
+		DestroyParallelContext(pcxt);
+		ExitParallelMode();
+		return false;
+	}
+	shared = shm_toc_allocate(pcxt->toc, sizeof(SvParallelShared));
+	shared->heaprelid = RelationGetRelid(heap);
+	shared->indexrelid = RelationGetRelid(index);
+	shared->isconcurrent = indexInfo->ii_Concurrent;
+	shared->meta = bs->meta;
+	SpinLockInit(&shared->mutex);
+	shared->reltuples = 0;
+	shm_toc_insert(pcxt->toc, SV_KEY_SHARED, shared);
+	{
+		char	   *c = shm_toc_allocate(pcxt->toc, centroid_total);
+
+		memcpy(c, bs->cache.centroids, centroid_total);
+		shm_toc_insert(pcxt->toc, SV_KEY_CENTROIDS, c);
+	}
+	pscan = shm_toc_allocate(pcxt->toc, scan_bytes);
+	table_parallelscan_initialize(heap, pscan, snapshot);
+	shm_toc_insert(pcxt->toc, SV_KEY_SCAN, pscan);
+	queues = shm_toc_allocate(pcxt->toc, (Size) nworkers * SV_QUEUE_BYTES);
+	for (int i = 0; i < nworkers; i++)
+		shm_mq_set_receiver(shm_mq_create(queues + (Size) i * SV_QUEUE_BYTES, SV_QUEUE_BYTES), MyProc);
+	shm_toc_insert(pcxt->toc, SV_KEY_QUEUES, queues);
+
+	LaunchParallelWorkers(pcxt);
+	ereport(DEBUG1,
+			(errmsg("shrinkvec index build: %d of %d parallel workers launched", pcxt->nworkers_launched, nworkers)));
+	if (pcxt->nworkers_launched == 0)
+	{
+		if (IsMVCCSnapshot(snapshot))
+			UnregisterSnapshot(snapshot);
+		DestroyParallelContext(pcxt);
+		ExitParallelMode();
+		return false;
+	}
+	bs->nin = pcxt->nworkers_launched;
+	bs->in = palloc(sizeof(shm_mq_handle *) * bs->nin);
+	bs->in_done = palloc0(sizeof(bool) * bs->nin);
+	for (int i = 0; i < bs->nin; i++)
+		bs->in[i] = shm_mq_attach((shm_mq *) (queues + (Size) i * SV_QUEUE_BYTES), pcxt->seg,
+								  pcxt->worker[i].bgwhandle);
+	bs->nin_active = bs->nin;
+
+	/* the leader scans its share of the table too, appending the workers' entries as they come */
+	leader_tuples = table_index_build_scan(heap, index, indexInfo, true, true, sv_load_callback, bs,
+										   table_beginscan_parallel(heap, pscan));
+	if (bs->npending > 0)
+		sv_flush_pending(bs);
+	sv_drain_queues(bs, true);
+	WaitForParallelWorkersToFinish(pcxt);
+	*reltuples = shared->reltuples + leader_tuples;
+	for (int i = 0; i < bs->nin; i++)
+		shm_mq_detach(bs->in[i]);
+	bs->nin = 0;
+	if (IsMVCCSnapshot(snapshot))
+		UnregisterSnapshot(snapshot);
+	DestroyParallelContext(pcxt);
+	ExitParallelMode();
+	return true;
+}
+#endif
+
+/* A worker of a parallel build: scan its part of the table, encode each row, send the entries. */
+void
+sv_parallel_build_main(dsm_segment *seg, shm_toc *toc)
+{
+	SvParallelShared *shared = shm_toc_lookup(toc, SV_KEY_SHARED, false);
+	char	   *queues = shm_toc_lookup(toc, SV_KEY_QUEUES, false);
+	LOCKMODE	heap_lock = shared->isconcurrent ? ShareUpdateExclusiveLock : ShareLock;
+	LOCKMODE	index_lock = shared->isconcurrent ? RowExclusiveLock : AccessExclusiveLock;
+	Relation	heap = table_open(shared->heaprelid, heap_lock);
+	Relation	index = index_open(shared->indexrelid, index_lock);
+	IndexInfo  *indexInfo = BuildIndexInfo(index);
+	shm_mq	   *mq = (shm_mq *) (queues + (Size) ParallelWorkerNumber * SV_QUEUE_BYTES);
+	SvBuildState bs;
+	double		reltuples;
+
+	indexInfo->ii_Concurrent = shared->isconcurrent;
+	memset(&bs, 0, sizeof(bs));
+	bs.index = index;
+	bs.meta = shared->meta;
+	bs.cache.meta = bs.meta;
+	bs.cache.centroids = shm_toc_lookup(toc, SV_KEY_CENTROIDS, false);
+	bs.cache.centroid_norm2 = palloc(sizeof(float) * bs.meta.lists);
+	for (int i = 0; i < bs.meta.lists; i++)
+	{
+		const float *c = (const float *) bs.cache.centroids + (Size) i * bs.meta.code_bits;
+
+		bs.cache.centroid_norm2[i] = sv_kernels.dot(c, c, bs.meta.code_bits);
+	}
+	bs.tmpcxt = AllocSetContextCreate(CurrentMemoryContext, "shrinkvec build row", ALLOCSET_DEFAULT_SIZES);
+	bs.code = palloc0(bs.meta.code_bytes);
+	if (bs.meta.refine_bits > 0)
+		bs.refine.code = palloc0(bs.meta.refine_bytes);
+	bs.pending_x = palloc(sizeof(float) * SV_BUILD_BATCH * bs.meta.code_bits);
+	bs.msg = palloc(SV_BUILD_BATCH * sv_entry_bytes(&bs.meta));
+	shm_mq_set_sender(mq, MyProc);
+	bs.out = shm_mq_attach(mq, seg, NULL);
+	reltuples = table_index_build_scan(heap, index, indexInfo, true, false, sv_load_callback, &bs,
+									   table_beginscan_parallel(heap, shm_toc_lookup(toc, SV_KEY_SCAN, false)));
+	if (bs.npending > 0)
+		sv_flush_pending(&bs);
+	SpinLockAcquire(&shared->mutex);
+	shared->reltuples += reltuples;
+	SpinLockRelease(&shared->mutex);
+	shm_mq_detach(bs.out);
+	index_close(index, index_lock);
+	table_close(heap, heap_lock);
+}
+
 /* Build the index: sample, learn centroids, then encode every row. */
 IndexBuildResult *
 sv_ambuild(Relation heap, Relation index, IndexInfo *indexInfo)
@@ -592,13 +906,20 @@ sv_ambuild(Relation heap, Relation index, IndexInfo *indexInfo)
 		bs.sample = NULL;
 	}
 
+	ereport(DEBUG1, (errmsg("shrinkvec index build: centroids of %d lists learnt from %d sampled rows",
+							bs.meta.lists, bs.nsample)));
 	sv_write_layout(&bs, MAIN_FORKNUM);
 	bs.cache.meta = bs.meta;
 	if (bs.meta.elemtype != SV_ELEM_BIT)
 		bs.pending_x = palloc(sizeof(float) * SV_BUILD_BATCH * bs.meta.code_bits);
-	reltuples = table_index_build_scan(heap, index, indexInfo, true, true, sv_load_callback, &bs, NULL);
-	if (bs.npending > 0)
-		sv_flush_pending(&bs);
+#if PG_VERSION_NUM >= 170000
+	if (!sv_build_parallel(&bs, heap, index, indexInfo, &reltuples))
+#endif
+	{
+		reltuples = table_index_build_scan(heap, index, indexInfo, true, true, sv_load_callback, &bs, NULL);
+		if (bs.npending > 0)
+			sv_flush_pending(&bs);
+	}
 	sv_finish_layout(&bs, MAIN_FORKNUM);
 
 	result = palloc(sizeof(IndexBuildResult));

@@ -181,9 +181,12 @@ sv_refine_tids(Page page, const SvMetaData *meta)
 }
 
 /*
- * Encode x against centroid c into a refine code: the residual's range split into 2^B - 1 equal steps,
- * each coded dim rounded to the nearest (rint: ties to even, as numpy's rint), packed most significant
- * bits first.  Float arithmetic in the order of the numpy reference (codes.refine_code).
+ * Encode x against centroid c into a refine code.  The residual r = x - c is coded on a uniform grid of
+ * 2^B values from lo to hi: the range of r, clipped to mean +- k sd of r (k = 1.5, 2.5, 4 for B = 2, 4,
+ * 8: near the step of the best uniform quantizer of a Gaussian, so a few outlying dims do not coarsen
+ * the grid of all the others); each dim is rounded to the nearest value (rint: ties to even, as numpy's
+ * rint) and clipped, and packed most significant bits first.  The mean and sd are summed in double in
+ * dim order, the rest is float arithmetic in the order of the numpy reference (codes.refine_code).
  */
 void
 sv_refine_encode(const SvMetaData *meta, const float *x, const float *c, SvRefine *out)
@@ -191,19 +194,37 @@ sv_refine_encode(const SvMetaData *meta, const float *x, const float *c, SvRefin
 	int			dim = meta->code_bits;
 	int			bits = meta->refine_bits;
 	float		top = (float) ((1 << bits) - 1);
-	float		lo = get_float4_infinity(),
-				hi = -get_float4_infinity(),
+	double		k = bits == 2 ? 1.5 : bits == 4 ? 2.5 : 4.0;
+	float		rmin = get_float4_infinity(),
+				rmax = -get_float4_infinity(),
+				lo,
+				hi,
 				step;
-	double		norm2 = 0;
+	double		sum = 0,
+				sum2 = 0,
+				norm2 = 0,
+				mean,
+				sd;
 
 	for (int i = 0; i < dim; i++)
 	{
 		float		r = c ? x[i] - c[i] : x[i];
 
-		lo = Min(lo, r);
-		hi = Max(hi, r);
+		rmin = Min(rmin, r);
+		rmax = Max(rmax, r);
+		sum += (double) r;
 		norm2 += (double) x[i] * x[i];
 	}
+	mean = sum / dim;
+	for (int i = 0; i < dim; i++)
+	{
+		double		d = (double) (c ? x[i] - c[i] : x[i]) - mean;
+
+		sum2 += d * d;
+	}
+	sd = sqrt(sum2 / dim);
+	lo = (float) Max((double) rmin, mean - k * sd);
+	hi = (float) Min((double) rmax, mean + k * sd);
 	step = (hi - lo) / top;
 	memset(out->code, 0, meta->refine_bytes);
 	if (step > 0)

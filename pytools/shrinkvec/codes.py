@@ -269,7 +269,10 @@ REFINE_BITS = (2, 4, 8)
 
 
 class RefineCode(NamedTuple):
-    """A refine code of x against centroid c: packed values u, and x_i - c_i ~ lo + step * u_i."""
+    """A refine code of x against centroid c: packed values u, and x_i - c_i ~ lo + step * u_i.
+
+    The grid spans the range of r = x - c clipped to mean +- k sd of r (k = 1.5, 2.5, 4 for 2, 4, 8 bits).
+    """
 
     code: ByteArray  # ceil(dims * bits / 8) bytes, B bits a dim, most significant first
     lo: np.float32
@@ -286,9 +289,14 @@ def refine_code(x: npt.ArrayLike, c: npt.ArrayLike, bits: int) -> RefineCode:
     if cv.size != xv.size:
         raise CodeError(f"different vector dimensions {xv.size} and {cv.size}")
     r = xv - cv
-    lo = np.float32(r.min())
+    k = {2: 1.5, 4: 2.5, 8: 4.0}[bits]
+    r64 = r.astype(np.float64)
+    mean = float(np.cumsum(r64)[-1]) / r.size  # summed in order, as the C code does
+    sd = math.sqrt(float(np.cumsum((r64 - mean) * (r64 - mean))[-1]) / r.size)
+    lo = np.float32(max(float(r.min()), mean - k * sd))
+    hi = np.float32(min(float(r.max()), mean + k * sd))
     top = np.float32((1 << bits) - 1)
-    step = np.float32(np.float32(r.max()) - lo) / top
+    step = np.float32(hi - lo) / top
     if step > 0:
         t = np.rint((r - lo) / step)
         u = np.clip(t, 0, top).astype(np.uint8)
