@@ -181,7 +181,8 @@ def test_a_parallel_build_stores_what_a_serial_build_stores(conn: psycopg.Connec
     conn.execute("ALTER TABLE r SET (parallel_workers = 2)")
     conn.execute("SET min_parallel_table_scan_size = 0")
     conn.execute("SET max_parallel_maintenance_workers = 2")
-    entries = "SELECT tid::text, list, code::text, encode(refine, 'hex'), refine_lo, refine_step FROM shrinkvec_index_entries('ri')"
+    entries = ("SELECT tid::text, list, code::text, encode(refine, 'hex'), refine_lo, refine_step "
+               "FROM shrinkvec_index_entries('ri')")
     built = {}
     for workers in (0, 2):
         conn.execute(f"SET max_parallel_maintenance_workers = {workers}")
