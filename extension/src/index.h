@@ -71,6 +71,7 @@
 #define SV_PAGE_DIRECTORY 3
 #define SV_PAGE_DATA 4
 #define SV_PAGE_REFINE 5
+#define SV_PAGE_COARSE 6
 
 /* Support functions of every opclass. */
 #define SV_KIND_PROC 1				/* the distance kind (SV_KIND_*) */
@@ -133,6 +134,10 @@ typedef struct SvMetaData
 	int32		refine_bytes;	/* bytes per stored refine code: code_bits * refine_bits rounded up to 8 bytes */
 	int32		refine_capacity;	/* entries per refine page */
 	int32		refine_pages;	/* refine pages per data page at most */
+	/* the coarse level over the centroids of an IVF vector index, for inserts (0 groups: none) */
+	int32		coarse_groups;
+	BlockNumber coarse_start;
+	int32		coarse_pages;
 } SvMetaData;
 
 /* One list of the directory. */
@@ -157,7 +162,23 @@ typedef struct SvIndexCache
 	SvMetaData	meta;
 	char	   *centroids;		/* lists * centroid_bytes */
 	float	   *centroid_norm2; /* vector opclasses: |c|^2 per list */
+	/* the coarse level (meta.coarse_groups > 0) */
+	float	   *coarse;			/* coarse_groups centroids of the centroids */
+	float	   *coarse_norm2;
+	int32	   *coarse_offsets; /* group g's lists are coarse_lists[coarse_offsets[g] .. coarse_offsets[g + 1]) */
+	int32	   *coarse_lists;
 } SvIndexCache;
+
+/*
+ * The coarse level: an IVF vector index of at least SV_COARSE_MIN_LISTS lists groups its centroids
+ * into about sqrt(lists) groups (k-means over the centroids, at build).  An insert compares its row
+ * with the group centroids, then with the centroids of the SV_COARSE_PROBES nearest groups only: about
+ * (1 + SV_COARSE_PROBES) sqrt(lists) distances instead of lists.  The list it picks is the nearest of
+ * those (nearly always the nearest of all; bench_insert.py measures how often).  Stored after the
+ * centroids as one stream: the group centroids, the offsets, then the lists grouped.
+ */
+#define SV_COARSE_MIN_LISTS 64
+#define SV_COARSE_PROBES 4
 
 /* Defaults derived at build (WITH (lists = 0), the default) and at scan (shrinkvec.probes = 0). */
 #define SV_AUTO_FLAT_ROWS 20000		/* up to this many rows: flat */
@@ -284,6 +305,15 @@ IndexScanDesc sv_ambeginscan(Relation index, int nkeys, int norderbys);
 void		sv_amrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int norderbys);
 bool		sv_amgettuple(IndexScanDesc scan, ScanDirection dir);
 void		sv_amendscan(IndexScanDesc scan);
+
+/* Build the coarse level of a cache whose centroids are set (meta.coarse_groups set by the caller). */
+void		sv_coarse_build(SvIndexCache *cache);
+
+/* Bytes of the coarse level's stream. */
+Size		sv_coarse_bytes(const SvMetaData *meta);
+
+/* The list nearest to x among the lists of the nearest groups of the coarse level. */
+int			sv_coarse_nearest_list(const SvIndexCache *cache, const float *x);
 
 /* k-means over n points of dim floats into k centroids (k <= n); deterministic. */
 void		sv_kmeans_float(const float *points, int n, int dim, int k, float *centroids);

@@ -274,6 +274,12 @@ sv_learn_centroids(SvBuildState *bs)
 
 			bs->cache.centroid_norm2[i] = sv_kernels.dot(c, c, meta->code_bits);
 		}
+		if (meta->lists >= SV_COARSE_MIN_LISTS)
+		{
+			meta->coarse_groups = (int) ceil(sqrt((double) meta->lists));
+			bs->cache.meta = *meta;
+			sv_coarse_build(&bs->cache);
+		}
 	}
 }
 
@@ -544,6 +550,14 @@ sv_write_layout(SvBuildState *bs, ForkNumber fork)
 											   SV_PAGE_CENTROIDS, &meta->centroid_pages);
 	else
 		meta->centroid_start = InvalidBlockNumber;
+	if (meta->coarse_groups > 0)
+	{
+		/* the stream's three arrays are contiguous in the cache (sv_coarse_build allocated them so) */
+		meta->coarse_start = sv_write_stream(bs->index, fork, (const char *) bs->cache.coarse,
+											 sv_coarse_bytes(meta), SV_PAGE_COARSE, &meta->coarse_pages);
+	}
+	else
+		meta->coarse_start = InvalidBlockNumber;
 
 	/* the directory comes after one reserved first page per list */
 	bs->pages = palloc(sizeof(Page) * meta->lists);

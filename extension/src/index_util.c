@@ -18,6 +18,9 @@
 #include "kernels.h"
 #include "shrinkvec.h"
 
+static void sv_coarse_point(SvIndexCache *cache, char *stream);
+static void sv_coarse_norms(SvIndexCache *cache, MemoryContext cxt);
+
 /* Initialise a page of the given kind with an empty contents area counted as used. */
 void
 sv_page_init(Page page, uint16 flags, uint32 list)
@@ -339,6 +342,14 @@ sv_index_cache(Relation index)
 			}
 		}
 	}
+	if (cache->meta.coarse_groups > 0)
+	{
+		char	   *stream = MemoryContextAllocHuge(index->rd_indexcxt, sv_coarse_bytes(&cache->meta));
+
+		sv_read_stream(index, cache->meta.coarse_start, stream, sv_coarse_bytes(&cache->meta));
+		sv_coarse_point(cache, stream);
+		sv_coarse_norms(cache, index->rd_indexcxt);
+	}
 	MemoryContextSwitchTo(old);
 	index->rd_amcache = cache;
 	return cache;
@@ -520,9 +531,117 @@ sv_nearest_list(const SvIndexCache *cache, const float *x, const uint8 *code)
 			}
 		}
 	}
+	else if (meta->coarse_groups > 0)
+		best = sv_coarse_nearest_list(cache, x);
 	else
 		sv_nearest_centroids((const float *) cache->centroids, cache->centroid_norm2, meta->lists,
 							 meta->code_bits, x, 1, &best);
+	return best;
+}
+
+/* Bytes of the coarse level's stream: group centroids, offsets, grouped lists. */
+Size
+sv_coarse_bytes(const SvMetaData *meta)
+{
+	return (Size) meta->coarse_groups * meta->code_bits * sizeof(float) +
+		(Size) (meta->coarse_groups + 1) * sizeof(int32) + (Size) meta->lists * sizeof(int32);
+}
+
+/* Point a cache's coarse arrays into one stream of sv_coarse_bytes (allocated, or read from the index). */
+static void
+sv_coarse_point(SvIndexCache *cache, char *stream)
+{
+	const SvMetaData *meta = &cache->meta;
+
+	cache->coarse = (float *) stream;
+	cache->coarse_offsets = (int32 *) (stream + (Size) meta->coarse_groups * meta->code_bits * sizeof(float));
+	cache->coarse_lists = cache->coarse_offsets + meta->coarse_groups + 1;
+}
+
+/* |g|^2 of every group centroid. */
+static void
+sv_coarse_norms(SvIndexCache *cache, MemoryContext cxt)
+{
+	const SvMetaData *meta = &cache->meta;
+
+	cache->coarse_norm2 = MemoryContextAlloc(cxt, sizeof(float) * meta->coarse_groups);
+	for (int g = 0; g < meta->coarse_groups; g++)
+	{
+		const float *c = cache->coarse + (Size) g * meta->code_bits;
+
+		cache->coarse_norm2[g] = sv_kernels.dot(c, c, meta->code_bits);
+	}
+}
+
+/* Build the coarse level: k-means over the centroids, then the lists grouped by their nearest group. */
+void
+sv_coarse_build(SvIndexCache *cache)
+{
+	const SvMetaData *meta = &cache->meta;
+	int			lists = meta->lists,
+				groups = meta->coarse_groups;
+	int		   *group = palloc(sizeof(int) * lists);
+	int		   *fill = palloc0(sizeof(int) * (groups + 1));
+
+	sv_coarse_point(cache, palloc0(sv_coarse_bytes(meta)));
+	sv_kmeans_float((const float *) cache->centroids, lists, meta->code_bits, groups, cache->coarse);
+	sv_coarse_norms(cache, CurrentMemoryContext);
+	sv_nearest_centroids(cache->coarse, cache->coarse_norm2, groups, meta->code_bits,
+						 (const float *) cache->centroids, lists, group);
+	for (int i = 0; i < lists; i++)
+		cache->coarse_offsets[group[i] + 1]++;
+	for (int g = 0; g < groups; g++)
+		cache->coarse_offsets[g + 1] += cache->coarse_offsets[g];
+	for (int i = 0; i < lists; i++)
+		cache->coarse_lists[cache->coarse_offsets[group[i]] + fill[group[i]]++] = i;
+	pfree(group);
+	pfree(fill);
+}
+
+/* The list nearest to x among the lists of the SV_COARSE_PROBES groups nearest to x. */
+int
+sv_coarse_nearest_list(const SvIndexCache *cache, const float *x)
+{
+	const SvMetaData *meta = &cache->meta;
+	int			dim = meta->code_bits;
+	int			probes = Min(SV_COARSE_PROBES, meta->coarse_groups);
+	int			nearest[SV_COARSE_PROBES];
+	float		nearest_d[SV_COARSE_PROBES];
+	int			n = 0,
+				best = 0;
+	float		bestd = get_float4_infinity();
+
+	/* the nearest groups (|g|^2 - 2 <x, g>: the same order as squared L2), kept sorted by insertion */
+	for (int g = 0; g < meta->coarse_groups; g++)
+	{
+		float		d = cache->coarse_norm2[g] - 2.0f * sv_kernels.dot(x, cache->coarse + (Size) g * dim, dim);
+		int			j;
+
+		if (n == probes && d >= nearest_d[n - 1])
+			continue;
+		j = n < probes ? n++ : n - 1;
+		while (j > 0 && nearest_d[j - 1] > d)
+		{
+			nearest_d[j] = nearest_d[j - 1];
+			nearest[j] = nearest[j - 1];
+			j--;
+		}
+		nearest_d[j] = d;
+		nearest[j] = g;
+	}
+	for (int p = 0; p < n; p++)
+		for (int k = cache->coarse_offsets[nearest[p]]; k < cache->coarse_offsets[nearest[p] + 1]; k++)
+		{
+			int			list = cache->coarse_lists[k];
+			float		d = cache->centroid_norm2[list] -
+				2.0f * sv_kernels.dot(x, (const float *) cache->centroids + (Size) list * dim, dim);
+
+			if (d < bestd || (d == bestd && list < best))
+			{
+				bestd = d;
+				best = list;
+			}
+		}
 	return best;
 }
 
