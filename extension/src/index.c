@@ -172,7 +172,8 @@ sv_amcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 				wanted,
 				candidates,
 				batches,
-				per_candidate;
+				per_candidate,
+				data_share = 1.0;
 
 	if (path->indexorderbys == NIL)
 	{
@@ -185,16 +186,26 @@ sv_amcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	dims = cache->meta.code_bits;
 	elemtype = cache->meta.elemtype;
 	refine_bits = cache->meta.refine_bits;
+	if (refine_bits > 0)
+	{
+		double		data_entry = cache->meta.code_bytes + sizeof(ItemPointerData) + 2 * sizeof(float);
+		double		refine_entry = cache->meta.refine_bytes + sizeof(ItemPointerData) + 3 * sizeof(float);
+
+		data_share = data_entry / (data_entry + refine_entry);
+	}
 	index_close(index, NoLock);
 
 	MemSet(&costs, 0, sizeof(costs));
 	genericcostestimate(root, path, loop_count, &costs);
 	get_tablespace_page_costs(path->indexinfo->reltablespace, &spc_random_page_cost, &spc_seq_page_cost);
 
-	/* one batch: read the probed lists' codes, with a small kernel cost per entry */
+	/*
+	 * one batch: read the probed lists' codes, with a small kernel cost per entry (the refine pages are
+	 * not read by the scan of the codes: only the share of the index's pages that data pages take counts)
+	 */
 	ratio = Min(1.0, (double) sv_effective_probes(lists) / lists);
 	entries = path->indexinfo->tuples * ratio;
-	costs.indexStartupCost = costs.numIndexPages * ratio * spc_seq_page_cost
+	costs.indexStartupCost = costs.numIndexPages * data_share * ratio * spc_seq_page_cost
 		+ entries * cpu_operator_cost * 0.1;
 
 	/*
