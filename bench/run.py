@@ -22,6 +22,7 @@ SCRIPTS = [
     "bench_shortlist.py",
     "bench_load.py",
     "bench_insert.py",
+    "bench_build.py",
     "bench_twostage_recall.py",
     "tune_check.py",
     "bench_index.py",
