@@ -856,13 +856,14 @@ sv_refine_dot(const SvMetaData *meta, const float *q, const uint8 *code, float *
 	return sv_kernels.dot(q, u, dim);
 }
 
-/* qsort comparator of refine estimates (SvRefined): smaller first, then TID. */
+/* A candidate's refine estimate, for sorting the batch by it. */
 typedef struct SvRefined
 {
 	float		est;
 	int			idx;			/* in the batch's results */
 } SvRefined;
 
+/* qsort comparator of refine estimates: smaller first, then the earlier candidate of the batch. */
 static int
 sv_refined_cmp(const void *a, const void *b)
 {
