@@ -221,8 +221,8 @@ def test_kill_9_during_index_build(server_root: Path, concurrently: bool, round_
             register_vector(conn)
             create_schema(conn, "b", docs)
         how = "CONCURRENTLY " if concurrently else ""
-        stmt = f"CREATE INDEX {how}b_ivf ON b USING shrinkvec (embedding vector_cosine_ops) WITH (lists = 300)"
-        info = kill_during(info, data_dir, [stmt], "CREATE INDEX", random.Random(round_).uniform(0.05, 0.4))
+        stmt = f"CREATE INDEX {how}b_ivf ON b USING shrinkvec (embedding vector_cosine_ops) WITH (lists = 600)"
+        info = kill_during(info, data_dir, [stmt], "CREATE INDEX", random.Random(round_).uniform(0.02, 0.25))
         with psycopg.connect(info.dsn(), autocommit=True) as conn:
             register_vector(conn)
             state = conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('b_ivf')").fetchone()
@@ -235,7 +235,7 @@ def test_kill_9_during_index_build(server_root: Path, concurrently: bool, round_
             assert conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = 'b_ivf'::regclass").fetchone() == (True,)
             row = check(conn, "b_ivf")
             assert row == (30_000, 30_000, 0, 0, 0, True), row
-            conn.execute("SET shrinkvec.probes = 300")
+            conn.execute("SET shrinkvec.probes = 600")
             assert_answers_exactly(conn, "b", docs[:3] + 0.01)
 
 

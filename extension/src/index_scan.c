@@ -25,6 +25,11 @@
  * bit_hamming_ops: when the probed lists are exhausted the scan goes on with the next lists by centroid
  * distance (iterative probing), in exact order within each window.
  *
+ * Refine codes (WITH (refine = B)): the first batch's candidates are scored again with their refine
+ * codes (index.h), and only the best shrinkvec.rerank of them are fetched and scored exactly; the first
+ * half of those goes out at once in exact order.  The others are deferred: if the executor wants more,
+ * they are fetched into the pool before the scan goes on, exactly as without refine codes.
+ *
  * A NULL query returns every entry (distance NULL), as pgvector's indexes do.
  */
 #include "postgres.h"
