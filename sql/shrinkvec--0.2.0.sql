@@ -531,3 +531,89 @@ COMMENT ON FUNCTION shrinkvec.on_ddl_end() IS
 CREATE EVENT TRIGGER shrinkvec_ddl_end ON ddl_command_end
 	WHEN TAG IN ('ALTER TABLE', 'ALTER SCHEMA', 'ALTER FOREIGN TABLE', 'ALTER MATERIALIZED VIEW')
 	EXECUTE FUNCTION shrinkvec.on_ddl_end();
+
+-- ==== late interaction: multi-vector MaxSim and the multibit code (issue 19) ====
+-- A document is an array of token vectors. maxsim(q, d) is the exact ColBERT score; binarize(d) packs
+-- every token's sign bits into one multibit; maxsim(q, code) scores float query tokens against them.
+-- Arrays hold 1..1024 tokens; no NULL elements; all tokens of the same dimension.
+
+CREATE TYPE multibit;
+
+CREATE FUNCTION multibit_in(cstring) RETURNS multibit
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION multibit_out(multibit) RETURNS cstring
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION multibit_recv(internal) RETURNS multibit
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION multibit_send(multibit) RETURNS bytea
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE TYPE multibit (
+	INPUT = multibit_in,
+	OUTPUT = multibit_out,
+	RECEIVE = multibit_recv,
+	SEND = multibit_send,
+	STORAGE = main,
+	ALIGNMENT = int4
+);
+COMMENT ON TYPE multibit IS
+	'sign bits of a document''s tokens: 8 bytes of header (int16 tokens, int16 dims) + tokens * ceil(dims/8) bytes; text form {1011,0110} (one bit string per token)';
+
+COMMENT ON FUNCTION multibit_in(cstring) IS 'text input of multibit: {1011,0110}';
+COMMENT ON FUNCTION multibit_out(multibit) IS 'text output of multibit';
+COMMENT ON FUNCTION multibit_recv(internal) IS 'binary input of multibit: int16 tokens, int16 dims, packed codes';
+COMMENT ON FUNCTION multibit_send(multibit) IS 'binary output of multibit';
+
+CREATE FUNCTION multibit_tokens(multibit) RETURNS integer
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION multibit_tokens(multibit) IS 'number of tokens of a multibit';
+CREATE FUNCTION vector_dims(multibit) RETURNS integer
+	AS 'MODULE_PATHNAME', 'multibit_dims' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION vector_dims(multibit) IS 'bits per token of a multibit';
+
+CREATE FUNCTION maxsim(vector[], vector[]) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'maxsim_vector' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION maxsim(halfvec[], halfvec[]) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'maxsim_halfvec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION maxsim(vector[], vector[]) IS
+	'exact late-interaction score: sum over query tokens of the largest dot product with a document token (higher is better)';
+COMMENT ON FUNCTION maxsim(halfvec[], halfvec[]) IS
+	'exact late-interaction score of halfvec tokens (widened to float): sum over query tokens of the best dot product';
+
+CREATE FUNCTION binarize(vector[]) RETURNS multibit
+	AS 'MODULE_PATHNAME', 'binarize_vector_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION binarize(vector[], integer) RETURNS multibit
+	AS 'MODULE_PATHNAME', 'binarize_vector_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION binarize(vector[], integer, real[]) RETURNS multibit
+	AS 'MODULE_PATHNAME', 'binarize_vector_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION binarize(halfvec[]) RETURNS multibit
+	AS 'MODULE_PATHNAME', 'binarize_halfvec_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION binarize(halfvec[], integer) RETURNS multibit
+	AS 'MODULE_PATHNAME', 'binarize_halfvec_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION binarize(halfvec[], integer, real[]) RETURNS multibit
+	AS 'MODULE_PATHNAME', 'binarize_halfvec_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION binarize(vector[]) IS
+	'sign bits of every token (bit i is 1 when t[i] > 0), packed into one multibit';
+COMMENT ON FUNCTION binarize(vector[], integer) IS
+	'sign bits of the first dims dimensions of every token (a Matryoshka prefix), as a multibit';
+COMMENT ON FUNCTION binarize(vector[], integer, real[]) IS
+	'sign bits of (t - center) over the first dims dimensions of every token; center has the tokens'' or dims elements';
+COMMENT ON FUNCTION binarize(halfvec[]) IS
+	'sign bits of every halfvec token, packed into one multibit';
+COMMENT ON FUNCTION binarize(halfvec[], integer) IS
+	'sign bits of the first dims dimensions of every halfvec token, as a multibit';
+COMMENT ON FUNCTION binarize(halfvec[], integer, real[]) IS
+	'sign bits of (t - center) over the first dims dimensions of every halfvec token';
+
+CREATE FUNCTION maxsim(vector[], multibit) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'maxsim_vector_multibit' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION maxsim(halfvec[], multibit) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'maxsim_halfvec_multibit' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION maxsim(vector[], bit[]) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'maxsim_vector_bits' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION maxsim(vector[], multibit) IS
+	'asymmetric late-interaction score: sum over query tokens t of delta_t * max over doc tokens of sum_{i<dims} v_t[i] * (2 b[i] - 1), v_t = rint(t / delta_t) clipped to +-15, delta_t = max|t[:dims]| / 15 (higher is better)';
+COMMENT ON FUNCTION maxsim(halfvec[], multibit) IS
+	'asymmetric late-interaction score of halfvec query tokens (widened to float) against a multibit';
+COMMENT ON FUNCTION maxsim(vector[], bit[]) IS
+	'the asymmetric score of maxsim(vector[], multibit) with the document''s codes as a bit[] (one bit string per token)';
