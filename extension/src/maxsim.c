@@ -501,7 +501,7 @@ multibit_in(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 					 errmsg("invalid input syntax for type multibit: \"%s\"", lit),
-					 errdetail("every token must be a non-empty string of 0 and 1.")));
+					 errdetail("Every token must be a non-empty string of 0 and 1.")));
 		if (dims < 0)
 			dims = len;
 		else if (len != dims)
