@@ -319,3 +319,80 @@ COMMENT ON FUNCTION maxsim(halfvec[], multibit) IS
 	'asymmetric late-interaction score of halfvec query tokens (widened to float) against a multibit';
 COMMENT ON FUNCTION maxsim(vector[], bit[]) IS
 	'the asymmetric score of maxsim(vector[], multibit) with the document''s codes as a bit[] (one bit string per token)';
+
+-- two-stage late-interaction search of a profiled multi-vector table (profile distance maxsim)
+CREATE FUNCTION shrinkvec.search(
+	tbl regclass, query vector[], k integer DEFAULT NULL, shortlist integer DEFAULT NULL,
+	stage text DEFAULT NULL)
+RETURNS TABLE (id bigint, distance double precision)
+LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $search$
+DECLARE
+	p record;
+	c record;
+	vec_schema name;
+	dims integer;
+	cfg text;
+	m text[];
+	n integer;
+BEGIN
+	-- search_path is pg_catalog only: every other name below is schema-qualified
+	IF to_regclass('shrinkvec.profiles') IS NULL OR to_regclass('shrinkvec.codes') IS NULL THEN
+		RAISE EXCEPTION 'the shrinkvec catalog does not exist in this database'
+			USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'run: shrinkvec migrate --dsn ...';
+	END IF;
+	SELECT pr.* INTO p FROM shrinkvec.profiles pr WHERE pr.relation = tbl ORDER BY pr.name LIMIT 1;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'table % has no shrinkvec profile', tbl USING ERRCODE = 'undefined_object';
+	END IF;
+	IF p.distance <> 'maxsim' THEN
+		RAISE EXCEPTION 'table % has a single-vector profile (distance %): pass the query as one vector', tbl, p.distance
+			USING ERRCODE = 'datatype_mismatch';
+	END IF;
+	k := coalesce(k, p.k);
+	IF k < 1 THEN
+		RAISE EXCEPTION 'k must be at least 1, got %', k USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	SELECT ns.nspname INTO vec_schema FROM pg_extension e JOIN pg_namespace ns ON ns.oid = e.extnamespace
+	WHERE e.extname = 'vector';
+	EXECUTE format('SELECT %I.vector_dims($1[array_lower($1, 1)])', vec_schema) INTO dims USING query;
+	IF dims <> p.dims THEN
+		RAISE EXCEPTION 'expected query tokens of % dimensions, got %', p.dims, dims USING ERRCODE = 'data_exception';
+	END IF;
+	-- without a stage, the configuration `shrinkvec tune --apply` chose ('exact' or 'STAGE@N'), else the first code
+	IF stage IS NULL THEN
+		cfg := p.search_config;
+	END IF;
+	IF cfg = 'exact' THEN
+		RETURN QUERY EXECUTE format(
+			'SELECT s.%1$I::bigint, -@extschema@.maxsim($1, s.%2$I) AS distance FROM %3$s AS s ORDER BY 2, 1 LIMIT %4$s',
+			p.id_column, p.vector_column, tbl, k) USING query;
+		RETURN;
+	END IF;
+	m := regexp_match(coalesce(cfg, ''), '^([^@>]+)@(\d+)$');
+	IF cfg IS NOT NULL AND m IS NULL THEN
+		RAISE EXCEPTION 'profile % has a search_config % that a multi-vector search cannot run', p.name, cfg
+			USING ERRCODE = 'data_exception';
+	END IF;
+	n := coalesce(shortlist, m[2]::integer, p.shortlist);
+	IF n < k THEN
+		RAISE EXCEPTION 'need 1 <= k <= shortlist, got k = % and shortlist %', k, n USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	SELECT cd.* INTO c FROM shrinkvec.codes cd
+	WHERE cd.profile = p.name AND (coalesce(stage, m[1]) IS NULL
+		OR coalesce(stage, m[1]) IN (cd.column_name, cd.kind, cd.kind || ':' || cd.length))
+	ORDER BY cd.position LIMIT 1;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'profile % has no code %', p.name, coalesce(stage, m[1]) USING ERRCODE = 'undefined_object';
+	END IF;
+	-- shortlist by the asymmetric MaxSim of the code, rerank by the exact MaxSim of the tokens
+	RETURN QUERY EXECUTE format(
+		'SELECT t.%1$I::bigint, -@extschema@.maxsim($1, t.%2$I) AS distance FROM ('
+		'SELECT s.%1$I, s.%2$I FROM %3$s AS s ORDER BY -@extschema@.maxsim($1, s.%4$I) LIMIT %5$s) AS t '
+		'ORDER BY 2, 1 LIMIT %6$s',
+		p.id_column, p.vector_column, tbl, c.column_name, n, k) USING query;
+END
+$search$;
+COMMENT ON FUNCTION shrinkvec.search(regclass, vector[], integer, integer, text) IS
+	'late-interaction search of a profiled multi-vector table (distance maxsim): the code stage (multibit, or the configuration shrinkvec tune --apply chose) shortlists `shortlist` rows by maxsim(query, code), the exact maxsim(query, tokens) reranks them; returns the k best (id, distance = -maxsim); SECURITY INVOKER, so row-level security applies';
