@@ -14,10 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import BigInteger, create_engine
-from sqlalchemy.dialects.postgresql import ARRAY
 from pgvector.psycopg import register_vector
 from pgvector.sqlalchemy import VECTOR
+from sqlalchemy import BigInteger, create_engine
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import NullPool
 

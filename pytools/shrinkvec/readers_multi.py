@@ -31,7 +31,6 @@ from shrinkvec.readers import (
     _arrow_sql_type,
     _check_id,
     bad_text,
-    wrong_dims,
 )
 
 EMPTY = "empty document: no token vectors"
