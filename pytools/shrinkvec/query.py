@@ -12,6 +12,7 @@ sizes, int8 ranges) is a parameter, and every function, type and operator is sch
 from __future__ import annotations
 
 import contextlib
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,9 @@ import numpy.typing as npt
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
+from psycopg.types import TypeInfo
 
 from shrinkvec import catalog, configs, sqlnames
 from shrinkvec.profile import Code, Profile, ProfileError
@@ -182,18 +186,46 @@ def build(profile: Profile, stages: Sequence[Stage], *, dollar: bool = True,
 
 
 def tokens_literal(tokens: npt.ArrayLike) -> str:
-    """A (tokens, dims) array as the text of a vector[] value: {"[1.0,2.0]","[3.0,4.0]"} (float32 exact)."""
+    """A (tokens, dims) array as the text of a vector[] value: {"[1,2.5]","[3,4]"} (%.9g: float32 exact)."""
     t = np.asarray(tokens, dtype=np.float32)
-    return "{" + ",".join('"[' + ",".join(repr(float(x)) for x in row) + ']"' for row in t) + "}"
+    return "{" + ",".join('"[' + ",".join(["%.9g" % x for x in row.tolist()]) + ']"' for row in t) + "}"
+
+
+class TokenArray:
+    """Query tokens (tokens, dims) as a query parameter: sent as a binary vector[] (register_tokens)."""
+
+    def __init__(self, tokens: npt.ArrayLike) -> None:
+        self.tokens = np.asarray(tokens, dtype=np.float32)
+
+
+def register_tokens(conn: psycopg.Connection, profile: Profile) -> None:
+    """Let `conn` send TokenArray parameters as vector[] in binary (array_recv's form, no text to parse)."""
+    info = TypeInfo.fetch(conn, sql.Identifier(profile.vec_schema, "vector").as_string(conn))
+    if info is None:
+        raise ProfileError(f"pgvector's vector type is not in schema {profile.vec_schema}")
+    elem_oid, array_oid = info.oid, info.array_oid
+
+    class TokenArrayDumper(Dumper):
+        format = Format.BINARY
+        oid = array_oid
+
+        def dump(self, obj: Any) -> bytes:
+            t = obj.tokens
+            n, d = t.shape
+            elems = np.empty(n, dtype=[("len", ">i4"), ("dim", ">i2"), ("unused", ">i2"), ("x", ">f4", (d,))])
+            elems["len"], elems["dim"], elems["unused"], elems["x"] = 4 + 4 * d, d, 0, t
+            return struct.pack(">iiIii", 1, 0, elem_oid, n, 1) + elems.tobytes()
+
+    conn.adapters.register_dumper(TokenArray, TokenArrayDumper)
 
 
 def query_value(profile: Profile, query_vector: npt.ArrayLike) -> Any:
-    """The query parameter: a float32 vector, or a multi-vector profile's tokens as vector[] text."""
+    """The query parameter: a float32 vector, or a multi-vector profile's tokens as a TokenArray."""
     if profile.multi:
         t = np.asarray(query_vector, dtype=np.float32)
         if t.ndim != 2 or t.shape[1] != profile.dims:
             raise ProfileError(f"expected query tokens of {profile.dims} dimensions, got an array of shape {t.shape}")
-        return tokens_literal(t)
+        return TokenArray(t)
     return np.asarray(query_vector, dtype=np.float32)
 
 
@@ -275,6 +307,8 @@ def search(conn: psycopg.Connection, profile: Profile, stages: Sequence[Stage] |
     else:
         settings, k = {}, profile.k if k is None else k
     register_vector(conn)
+    if profile.multi:
+        register_tokens(conn, profile)
     qs = _queries(profile, queries)
     statement = build(profile, stages, dollar=False, k=k).statement
     # every setting in one statement: SELECT set_config(name, value, true), ...
