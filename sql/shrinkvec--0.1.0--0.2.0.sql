@@ -73,6 +73,10 @@ BEGIN
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'table % has no shrinkvec profile', tbl USING ERRCODE = 'undefined_object';
 	END IF;
+	IF p.distance = 'maxsim' THEN
+		RAISE EXCEPTION 'table % has a multi-vector profile (distance maxsim): use shrinkvec.search_tokens() with a vector[] query', tbl
+			USING ERRCODE = 'datatype_mismatch';
+	END IF;
 	k := coalesce(k, p.k);
 	SELECT n.nspname INTO vec_schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
 	WHERE e.extname = 'vector';
@@ -320,8 +324,9 @@ COMMENT ON FUNCTION maxsim(halfvec[], multibit) IS
 COMMENT ON FUNCTION maxsim(vector[], bit[]) IS
 	'the asymmetric score of maxsim(vector[], multibit) with the document''s codes as a bit[] (one bit string per token)';
 
--- two-stage late-interaction search of a profiled multi-vector table (profile distance maxsim)
-CREATE FUNCTION shrinkvec.search(
+-- two-stage late-interaction search of a profiled multi-vector table (profile distance maxsim); a name of its
+-- own: an overload of search() would make search(tbl, '[1,2,3]') (an untyped literal) ambiguous
+CREATE FUNCTION shrinkvec.search_tokens(
 	tbl regclass, query vector[], k integer DEFAULT NULL, shortlist integer DEFAULT NULL,
 	stage text DEFAULT NULL)
 RETURNS TABLE (id bigint, distance double precision)
@@ -347,7 +352,7 @@ BEGIN
 		RAISE EXCEPTION 'table % has no shrinkvec profile', tbl USING ERRCODE = 'undefined_object';
 	END IF;
 	IF p.distance <> 'maxsim' THEN
-		RAISE EXCEPTION 'table % has a single-vector profile (distance %): pass the query as one vector', tbl, p.distance
+		RAISE EXCEPTION 'table % has a single-vector profile (distance %): pass the query as one vector to shrinkvec.search()', tbl, p.distance
 			USING ERRCODE = 'datatype_mismatch';
 	END IF;
 	k := coalesce(k, p.k);
@@ -394,5 +399,5 @@ BEGIN
 		p.id_column, p.vector_column, tbl, c.column_name, n, k) USING query;
 END
 $search$;
-COMMENT ON FUNCTION shrinkvec.search(regclass, vector[], integer, integer, text) IS
+COMMENT ON FUNCTION shrinkvec.search_tokens(regclass, vector[], integer, integer, text) IS
 	'late-interaction search of a profiled multi-vector table (distance maxsim): the code stage (multibit, or the configuration shrinkvec tune --apply chose) shortlists `shortlist` rows by maxsim(query, code), the exact maxsim(query, tokens) reranks them; returns the k best (id, distance = -maxsim); SECURITY INVOKER, so row-level security applies';

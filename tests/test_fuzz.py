@@ -116,7 +116,7 @@ FUNCTIONS = [
     "maxsim(vector[],multibit)",
     "maxsim(halfvec[],multibit)",
     "maxsim(vector[],bit[])",
-    "shrinkvec.search(regclass,vector[],integer,integer,text)",
+    "shrinkvec.search_tokens(regclass,vector[],integer,integer,text)",
 ]
 
 DIMS = st.one_of(st.integers(1, 40), st.sampled_from([383, 384, 385, 1000, 16000, 16001]))

@@ -1,6 +1,6 @@
 """Late interaction end to end (issue 19): `shrinkvec load` of multi-vector documents (.npz, .jsonl,
 .parquet) with rejects and resume, and the two-stage search (shortlist by maxsim(q, multibit), rerank by
-maxsim(q, tokens)) through the query builder, shrinkvec.search(), the CLI and the ORM, all equal to the
+maxsim(q, tokens)) through the query builder, shrinkvec.search_tokens(), the CLI and the ORM, all equal to the
 numpy reference."""
 
 from __future__ import annotations
@@ -90,8 +90,8 @@ def test_two_stage_equals_reference(loaded: tuple[str, dict[int, np.ndarray]], c
         want_ids, want_d = reference_two_stage(q, docs, shortlist, 10)
         assert ids == want_ids
         np.testing.assert_allclose(dists, want_d, rtol=1e-5, atol=1e-4)
-        # shrinkvec.search() runs the same search in SQL
-        rows = conn.execute("SELECT id, distance FROM shrinkvec.search('docs', %s::vector[], 10, %s)",
+        # shrinkvec.search_tokens() runs the same search in SQL
+        rows = conn.execute("SELECT id, distance FROM shrinkvec.search_tokens('docs', %s::vector[], 10, %s)",
                             (query.tokens_literal(q), shortlist)).fetchall()
         assert [r[0] for r in rows] == ids
         np.testing.assert_allclose([r[1] for r in rows], dists, rtol=1e-12)
@@ -105,11 +105,11 @@ def test_exact_plan_and_search_config(loaded: tuple[str, dict[int, np.ndarray]],
     exact = sorted(docs, key=lambda i: (-codes.maxsim(q, docs[i]), i))[:5]
     assert query.search(conn, p, query.plan(p, "exact", k=5), [q])[0][0] == exact
     conn.execute("UPDATE shrinkvec.profiles SET search_config = 'exact'")
-    assert [r[0] for r in conn.execute("SELECT id FROM shrinkvec.search('docs', %s::vector[], 5)",
+    assert [r[0] for r in conn.execute("SELECT id FROM shrinkvec.search_tokens('docs', %s::vector[], 5)",
                                        (query.tokens_literal(q),)).fetchall()] == exact
     conn.execute("UPDATE shrinkvec.profiles SET search_config = 'multibit@30'")
     want, _ = reference_two_stage(q, docs, 30, 5)
-    assert [r[0] for r in conn.execute("SELECT id FROM shrinkvec.search('docs', %s::vector[], 5)",
+    assert [r[0] for r in conn.execute("SELECT id FROM shrinkvec.search_tokens('docs', %s::vector[], 5)",
                                        (query.tokens_literal(q),)).fetchall()] == want
 
 
@@ -118,23 +118,23 @@ def test_search_function_errors(loaded: tuple[str, dict[int, np.ndarray]], conn:
     dsn, _ = loaded
     q = query.tokens_literal(make_docs(1, seed=5)[0])
     with pytest.raises(psycopg.Error, match="need 1 <= k <= shortlist, got k = 10 and shortlist 5") as exc:
-        conn.execute("SELECT * FROM shrinkvec.search('docs', %s::vector[], 10, 5)", (q,))
+        conn.execute("SELECT * FROM shrinkvec.search_tokens('docs', %s::vector[], 10, 5)", (q,))
     assert exc.value.sqlstate == "22023"
     with pytest.raises(psycopg.Error, match="expected query tokens of 24 dimensions, got 3") as exc:
-        conn.execute("SELECT * FROM shrinkvec.search('docs', '{\"[1,2,3]\"}'::vector[])")
+        conn.execute("SELECT * FROM shrinkvec.search_tokens('docs', '{\"[1,2,3]\"}'::vector[])")
     assert exc.value.sqlstate == "22000"
     with pytest.raises(psycopg.Error, match="profile public.docs.embedding has no code bits") as exc:
-        conn.execute("SELECT * FROM shrinkvec.search('docs', %s::vector[], 10, 50, 'bits')", (q,))
+        conn.execute("SELECT * FROM shrinkvec.search_tokens('docs', %s::vector[], 10, 50, 'bits')", (q,))
     assert exc.value.sqlstate == "42704"
     conn.execute("CREATE TABLE plain (id bigint PRIMARY KEY, embedding vector(3))")
     with pytest.raises(psycopg.Error, match="table public.plain has no shrinkvec profile") as exc:
-        conn.execute("SELECT * FROM shrinkvec.search('plain', '{\"[1,2,3]\"}'::vector[])")
+        conn.execute("SELECT * FROM shrinkvec.search_tokens('plain', '{\"[1,2,3]\"}'::vector[])")
     assert exc.value.sqlstate == "42704"
     np.save(tmp_path / "v.npy", np.eye(3, dtype=np.float32))
     load(dsn, tmp_path / "v.npy", LoadOptions(table="single"))
     with pytest.raises(psycopg.Error, match="table public.single has a single-vector profile .distance cosine.: "
-                                            "pass the query as one vector") as exc:
-        conn.execute("SELECT * FROM shrinkvec.search('single', '{\"[1,2,3]\"}'::vector[])")
+                                            "pass the query as one vector to shrinkvec.search..") as exc:
+        conn.execute("SELECT * FROM shrinkvec.search_tokens('single', '{\"[1,2,3]\"}'::vector[])")
     assert exc.value.sqlstate == "42804"
 
 
@@ -282,3 +282,16 @@ def test_load_errors_are_one_line(migrated_dsn: str, tmp_path: Path) -> None:
     res = runner.invoke(main, ["load", str(tmp_path / "v.npy"), "--table", "m", "--dsn", migrated_dsn, "--quiet",
                                "--dims", "24"])
     assert res.exit_code != 0 and len(res.output.strip().splitlines()) == 1
+
+
+def test_single_vector_entry_points_refuse_a_multi_vector_table(loaded: tuple[str, dict[int, np.ndarray]],
+                                                               conn: psycopg.Connection, tmp_path: Path) -> None:
+    dsn, _ = loaded
+    with pytest.raises(psycopg.Error, match="table public.docs has a multi-vector profile .distance maxsim.: "
+                                            "use shrinkvec.search_tokens.. with a vector.. query") as exc:
+        conn.execute("SELECT * FROM shrinkvec.search('docs', %s::vector)", ("[" + ",".join(["1"] * DIMS) + "]",))
+    assert exc.value.sqlstate == "42804"
+    np.save(tmp_path / "q.npy", np.zeros((2, DIMS), np.float32))
+    res = CliRunner().invoke(main, ["eval", "--table", "docs", "--queries", str(tmp_path / "q.npy"), "--dsn", dsn])
+    assert res.exit_code != 0
+    assert "has a multi-vector (maxsim) profile: shrinkvec eval and tune do not measure late interaction yet" in res.output

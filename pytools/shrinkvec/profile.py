@@ -83,11 +83,6 @@ class Profile:
         """A multi-vector profile: the vector column holds an array of token vectors, scored by maxsim."""
         return self.distance == "maxsim"
 
-    @property
-    def column_type(self) -> str:
-        """The vector column's type name without schema or length: vector, halfvec, vector[]."""
-        return self.vector_type + ("[]" if self.multi else "")
-
     def check_codes(self) -> None:
         """ProfileError unless every code suits the profile (multibit codes go with maxsim, and only they)."""
         for c in self.codes:
