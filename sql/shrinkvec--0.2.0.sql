@@ -699,3 +699,12 @@ END
 $search$;
 COMMENT ON FUNCTION shrinkvec.search_tokens(regclass, vector[], integer, integer, text) IS
 	'late-interaction search of a profiled multi-vector table (distance maxsim): the code stage (multibit, or the configuration shrinkvec tune --apply chose) shortlists `shortlist` rows by maxsim(query, code), the exact maxsim(query, tokens) reranks them; returns the k best (id, distance = -maxsim); SECURITY INVOKER, so row-level security applies';
+
+-- equality of multibit codes (the profile trigger compares a stored code with the recomputed one)
+CREATE FUNCTION multibit_eq(multibit, multibit) RETURNS boolean
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION multibit_eq(multibit, multibit) IS 'whether two multibit codes have the same tokens, dims and bits';
+CREATE OPERATOR = (
+	LEFTARG = multibit, RIGHTARG = multibit, FUNCTION = multibit_eq, COMMUTATOR = =
+);
+COMMENT ON OPERATOR = (multibit, multibit) IS 'multibit codes are equal: same token count, dims and bits';

@@ -116,6 +116,7 @@ FUNCTIONS = [
     "maxsim(vector[],multibit)",
     "maxsim(halfvec[],multibit)",
     "maxsim(vector[],bit[])",
+    "multibit_eq(multibit,multibit)",
     "shrinkvec.search_tokens(regclass,vector[],integer,integer,text)",
 ]
 

@@ -634,3 +634,15 @@ multibit_dims(PG_FUNCTION_ARGS)
 
 	PG_RETURN_INT32(m->dims);
 }
+
+PG_FUNCTION_INFO_V1(multibit_eq);
+/* SQL: multibit = multibit: the same token count, dims and bits. */
+Datum
+multibit_eq(PG_FUNCTION_ARGS)
+{
+	SvMultiBit *a = PG_GETARG_SVMULTIBIT_P(0);
+	SvMultiBit *b = PG_GETARG_SVMULTIBIT_P(1);
+
+	PG_RETURN_BOOL(VARSIZE(a) == VARSIZE(b) && a->ntokens == b->ntokens && a->dims == b->dims &&
+				   memcmp(a->data, b->data, VARSIZE(a) - offsetof(SvMultiBit, data)) == 0);
+}

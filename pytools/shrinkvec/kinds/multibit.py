@@ -64,8 +64,8 @@ class Multibit(CodeKind):
             return sql.SQL("{}({})").format(binarize, vector)
         return sql.SQL("{}({}, {})").format(binarize, vector, sql.Literal(code.length))
 
-    def comparable(self, p: Located, expr: sql.Composable) -> sql.Composable:
-        return sql.SQL("({})::pg_catalog.text").format(expr)  # multibit has no = of its own
+    def equality(self, p: Located) -> sql.Composable:
+        return operator(p.ext_schema, "=")
 
     def order(self, p: Profile, code: Code, column: sql.Composable, q: sql.Composable,
               ranges: tuple[sql.Composable, sql.Composable] | None) -> sql.Composable:
