@@ -27,6 +27,7 @@ SCRIPTS = [
     "tune_check.py",
     "bench_index.py",
     "bench_transforms.py",
+    "bench_maxsim.py",
 ]
 
 

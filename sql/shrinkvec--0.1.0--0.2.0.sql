@@ -98,6 +98,10 @@ BEGIN
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'table % has no shrinkvec profile', tbl USING ERRCODE = 'undefined_object';
 	END IF;
+	IF p.distance = 'maxsim' THEN
+		RAISE EXCEPTION 'table % has a multi-vector profile (distance maxsim): use shrinkvec.search_tokens() with a vector[] query', tbl
+			USING ERRCODE = 'datatype_mismatch';
+	END IF;
 	k := coalesce(k, p.k);
 	SELECT n.nspname INTO vec_schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
 	WHERE e.extname = 'vector';
@@ -258,3 +262,176 @@ COMMENT ON FUNCTION shrinkvec.on_ddl_end() IS
 CREATE EVENT TRIGGER shrinkvec_ddl_end ON ddl_command_end
 	WHEN TAG IN ('ALTER TABLE', 'ALTER SCHEMA', 'ALTER FOREIGN TABLE', 'ALTER MATERIALIZED VIEW')
 	EXECUTE FUNCTION shrinkvec.on_ddl_end();
+
+-- ==== late interaction: multi-vector MaxSim and the multibit code (issue 19) ====
+-- A document is an array of token vectors. maxsim(q, d) is the exact ColBERT score; binarize(d) packs
+-- every token's sign bits into one multibit; maxsim(q, code) scores float query tokens against them.
+-- Arrays hold 1..1024 tokens; no NULL elements; all tokens of the same dimension.
+
+CREATE TYPE multibit;
+
+CREATE FUNCTION multibit_in(cstring) RETURNS multibit
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION multibit_out(multibit) RETURNS cstring
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION multibit_recv(internal) RETURNS multibit
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION multibit_send(multibit) RETURNS bytea
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE TYPE multibit (
+	INPUT = multibit_in,
+	OUTPUT = multibit_out,
+	RECEIVE = multibit_recv,
+	SEND = multibit_send,
+	STORAGE = main,
+	ALIGNMENT = int4
+);
+COMMENT ON TYPE multibit IS
+	'sign bits of a document''s tokens: 8 bytes of header (int16 tokens, int16 dims) + tokens * ceil(dims/8) bytes; text form {1011,0110} (one bit string per token)';
+
+COMMENT ON FUNCTION multibit_in(cstring) IS 'text input of multibit: {1011,0110}';
+COMMENT ON FUNCTION multibit_out(multibit) IS 'text output of multibit';
+COMMENT ON FUNCTION multibit_recv(internal) IS 'binary input of multibit: int16 tokens, int16 dims, packed codes';
+COMMENT ON FUNCTION multibit_send(multibit) IS 'binary output of multibit';
+
+CREATE FUNCTION multibit_tokens(multibit) RETURNS integer
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION multibit_tokens(multibit) IS 'number of tokens of a multibit';
+CREATE FUNCTION vector_dims(multibit) RETURNS integer
+	AS 'MODULE_PATHNAME', 'multibit_dims' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION vector_dims(multibit) IS 'bits per token of a multibit';
+
+CREATE FUNCTION maxsim(vector[], vector[]) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'maxsim_vector' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION maxsim(halfvec[], halfvec[]) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'maxsim_halfvec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION maxsim(vector[], vector[]) IS
+	'exact late-interaction score: sum over query tokens of the largest dot product with a document token (higher is better)';
+COMMENT ON FUNCTION maxsim(halfvec[], halfvec[]) IS
+	'exact late-interaction score of halfvec tokens (widened to float): sum over query tokens of the best dot product';
+
+CREATE FUNCTION binarize(vector[]) RETURNS multibit
+	AS 'MODULE_PATHNAME', 'binarize_vector_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION binarize(vector[], integer) RETURNS multibit
+	AS 'MODULE_PATHNAME', 'binarize_vector_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION binarize(vector[], integer, real[]) RETURNS multibit
+	AS 'MODULE_PATHNAME', 'binarize_vector_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION binarize(halfvec[]) RETURNS multibit
+	AS 'MODULE_PATHNAME', 'binarize_halfvec_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION binarize(halfvec[], integer) RETURNS multibit
+	AS 'MODULE_PATHNAME', 'binarize_halfvec_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION binarize(halfvec[], integer, real[]) RETURNS multibit
+	AS 'MODULE_PATHNAME', 'binarize_halfvec_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION binarize(vector[]) IS
+	'sign bits of every token (bit i is 1 when t[i] > 0), packed into one multibit';
+COMMENT ON FUNCTION binarize(vector[], integer) IS
+	'sign bits of the first dims dimensions of every token (a Matryoshka prefix), as a multibit';
+COMMENT ON FUNCTION binarize(vector[], integer, real[]) IS
+	'sign bits of (t - center) over the first dims dimensions of every token; center has the tokens'' or dims elements';
+COMMENT ON FUNCTION binarize(halfvec[]) IS
+	'sign bits of every halfvec token, packed into one multibit';
+COMMENT ON FUNCTION binarize(halfvec[], integer) IS
+	'sign bits of the first dims dimensions of every halfvec token, as a multibit';
+COMMENT ON FUNCTION binarize(halfvec[], integer, real[]) IS
+	'sign bits of (t - center) over the first dims dimensions of every halfvec token';
+
+CREATE FUNCTION maxsim(vector[], multibit) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'maxsim_vector_multibit' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION maxsim(halfvec[], multibit) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'maxsim_halfvec_multibit' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION maxsim(vector[], bit[]) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'maxsim_vector_bits' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION maxsim(vector[], multibit) IS
+	'asymmetric late-interaction score: sum over query tokens t of delta_t * max over doc tokens of sum_{i<dims} v_t[i] * (2 b[i] - 1), v_t = rint(t / delta_t) clipped to +-15, delta_t = max|t[:dims]| / 15 (higher is better)';
+COMMENT ON FUNCTION maxsim(halfvec[], multibit) IS
+	'asymmetric late-interaction score of halfvec query tokens (widened to float) against a multibit';
+COMMENT ON FUNCTION maxsim(vector[], bit[]) IS
+	'the asymmetric score of maxsim(vector[], multibit) with the document''s codes as a bit[] (one bit string per token)';
+
+-- two-stage late-interaction search of a profiled multi-vector table (profile distance maxsim); a name of its
+-- own: an overload of search() would make search(tbl, '[1,2,3]') (an untyped literal) ambiguous
+CREATE FUNCTION shrinkvec.search_tokens(
+	tbl regclass, query vector[], k integer DEFAULT NULL, shortlist integer DEFAULT NULL,
+	stage text DEFAULT NULL)
+RETURNS TABLE (id bigint, distance double precision)
+LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $search$
+DECLARE
+	p record;
+	c record;
+	vec_schema name;
+	dims integer;
+	cfg text;
+	m text[];
+	n integer;
+BEGIN
+	-- search_path is pg_catalog only: every other name below is schema-qualified
+	IF to_regclass('shrinkvec.profiles') IS NULL OR to_regclass('shrinkvec.codes') IS NULL THEN
+		RAISE EXCEPTION 'the shrinkvec catalog does not exist in this database'
+			USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'run: shrinkvec migrate --dsn ...';
+	END IF;
+	SELECT pr.* INTO p FROM shrinkvec.profiles pr WHERE pr.relation = tbl ORDER BY pr.name LIMIT 1;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'table % has no shrinkvec profile', tbl USING ERRCODE = 'undefined_object';
+	END IF;
+	IF p.distance <> 'maxsim' THEN
+		RAISE EXCEPTION 'table % has a single-vector profile (distance %): pass the query as one vector to shrinkvec.search()', tbl, p.distance
+			USING ERRCODE = 'datatype_mismatch';
+	END IF;
+	k := coalesce(k, p.k);
+	IF k < 1 THEN
+		RAISE EXCEPTION 'k must be at least 1, got %', k USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	SELECT ns.nspname INTO vec_schema FROM pg_extension e JOIN pg_namespace ns ON ns.oid = e.extnamespace
+	WHERE e.extname = 'vector';
+	EXECUTE format('SELECT %I.vector_dims($1[array_lower($1, 1)])', vec_schema) INTO dims USING query;
+	IF dims <> p.dims THEN
+		RAISE EXCEPTION 'expected query tokens of % dimensions, got %', p.dims, dims USING ERRCODE = 'data_exception';
+	END IF;
+	-- without a stage, the configuration `shrinkvec tune --apply` chose ('exact' or 'STAGE@N'), else the first code
+	IF stage IS NULL THEN
+		cfg := p.search_config;
+	END IF;
+	IF cfg = 'exact' THEN
+		RETURN QUERY EXECUTE format(
+			'SELECT s.%1$I::bigint, -@extschema@.maxsim($1, s.%2$I) AS distance FROM %3$s AS s ORDER BY 2, 1 LIMIT %4$s',
+			p.id_column, p.vector_column, tbl, k) USING query;
+		RETURN;
+	END IF;
+	m := regexp_match(coalesce(cfg, ''), '^([^@>]+)@(\d+)$');
+	IF cfg IS NOT NULL AND m IS NULL THEN
+		RAISE EXCEPTION 'profile % has a search_config % that a multi-vector search cannot run', p.name, cfg
+			USING ERRCODE = 'data_exception';
+	END IF;
+	n := coalesce(shortlist, m[2]::integer, p.shortlist);
+	IF n < k THEN
+		RAISE EXCEPTION 'need 1 <= k <= shortlist, got k = % and shortlist %', k, n USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	SELECT cd.* INTO c FROM shrinkvec.codes cd
+	WHERE cd.profile = p.name AND (coalesce(stage, m[1]) IS NULL
+		OR coalesce(stage, m[1]) IN (cd.column_name, cd.kind, cd.kind || ':' || cd.length))
+	ORDER BY cd.position LIMIT 1;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'profile % has no code %', p.name, coalesce(stage, m[1]) USING ERRCODE = 'undefined_object';
+	END IF;
+	-- shortlist by the asymmetric MaxSim of the code, rerank by the exact MaxSim of the tokens
+	RETURN QUERY EXECUTE format(
+		'SELECT t.%1$I::bigint, -@extschema@.maxsim($1, t.%2$I) AS distance FROM ('
+		'SELECT s.%1$I, s.%2$I FROM %3$s AS s ORDER BY -@extschema@.maxsim($1, s.%4$I) LIMIT %5$s) AS t '
+		'ORDER BY 2, 1 LIMIT %6$s',
+		p.id_column, p.vector_column, tbl, c.column_name, n, k) USING query;
+END
+$search$;
+COMMENT ON FUNCTION shrinkvec.search_tokens(regclass, vector[], integer, integer, text) IS
+	'late-interaction search of a profiled multi-vector table (distance maxsim): the code stage (multibit, or the configuration shrinkvec tune --apply chose) shortlists `shortlist` rows by maxsim(query, code), the exact maxsim(query, tokens) reranks them; returns the k best (id, distance = -maxsim); SECURITY INVOKER, so row-level security applies';
+
+-- equality of multibit codes (the profile trigger compares a stored code with the recomputed one)
+CREATE FUNCTION multibit_eq(multibit, multibit) RETURNS boolean
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION multibit_eq(multibit, multibit) IS 'whether two multibit codes have the same tokens, dims and bits';
+CREATE OPERATOR = (
+	LEFTARG = multibit, RIGHTARG = multibit, FUNCTION = multibit_eq, COMMUTATOR = =
+);
+COMMENT ON OPERATOR = (multibit, multibit) IS 'multibit codes are equal: same token count, dims and bits';

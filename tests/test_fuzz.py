@@ -57,6 +57,7 @@ INTERNAL = {
     "shrinkvec_bit_support(internal)",
     "shrinkvec_vector_support(internal)",
     "shrinkvec_halfvec_support(internal)",
+    "multibit_recv(internal)",  # fuzzed through binary COPY below
 }
 
 # Every SQL-callable function of the extension; test_every_function_is_fuzzed keeps this list whole.
@@ -100,6 +101,24 @@ FUNCTIONS = [
     "shrinkvec.code_query(regclass,vector)",
     "shrinkvec.transform_vector(vector,text)",
     "shrinkvec.transform_vector(halfvec,text)",
+    "multibit_in(cstring)",
+    "multibit_out(multibit)",
+    "multibit_send(multibit)",
+    "multibit_tokens(multibit)",
+    "vector_dims(multibit)",
+    "maxsim(vector[],vector[])",
+    "maxsim(halfvec[],halfvec[])",
+    "binarize(vector[])",
+    "binarize(vector[],integer)",
+    "binarize(vector[],integer,real[])",
+    "binarize(halfvec[])",
+    "binarize(halfvec[],integer)",
+    "binarize(halfvec[],integer,real[])",
+    "maxsim(vector[],multibit)",
+    "maxsim(halfvec[],multibit)",
+    "maxsim(vector[],bit[])",
+    "multibit_eq(multibit,multibit)",
+    "shrinkvec.search_tokens(regclass,vector[],integer,integer,text)",
 ]
 
 DIMS = st.one_of(st.integers(1, 40), st.sampled_from([383, 384, 385, 1000, 16000, 16001]))
@@ -174,6 +193,48 @@ def int8vec_text(draw: st.DrawFn) -> str | None:
     return "[" + ",".join(str(int(v)) for v in rng.integers(-hi - 1, hi + 1, n)) + "]"
 
 
+TOKEN_COUNTS = st.one_of(st.integers(0, 40), st.sampled_from([1024, 1025]))
+
+
+@st.composite
+def vector_array_text(draw: st.DrawFn) -> str | None:
+    """A vector[] literal: token counts 0 to 1,025, mixed dimensions, NULL or junk tokens, 2-d, or NULL."""
+    form = draw(st.sampled_from(["ok", "ok", "ok", "mixed", "nulls", "junk", "2d", "null"]))
+    if form == "null":
+        return None
+    n = draw(TOKEN_COUNTS)
+    dim = draw(st.one_of(st.integers(1, 20), st.sampled_from([384, 16000]))) if n <= 40 else draw(st.integers(1, 8))
+    toks = ['"[' + ",".join(draw(floats_text(dim, special=False))) + ']"' for _ in range(min(n, 3))]
+    toks = (toks * (n // max(1, len(toks)) + 1))[:n]
+    if n and form == "mixed":
+        toks[draw(st.integers(0, n - 1))] = '"[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21]"'
+    if n and form == "nulls":
+        toks[draw(st.integers(0, n - 1))] = "NULL"
+    if n and form == "junk":
+        toks[draw(st.integers(0, n - 1))] = draw(st.sampled_from(['"[]"', '"[NaN]"', '"x"', '"[1e39]"']))
+    if form == "2d" and n >= 2:
+        return "{{" + toks[0] + "},{" + toks[1] + "}}"
+    return "{" + ",".join(toks) + "}"
+
+
+@st.composite
+def multibit_text(draw: st.DrawFn) -> str | None:
+    """A multibit (or bit[]) literal: token counts 0 to 1,025, mixed lengths, junk, or NULL."""
+    form = draw(st.sampled_from(["ok", "ok", "ok", "mixed", "junk", "null"]))
+    if form == "null":
+        return None
+    if form == "junk":
+        return draw(st.sampled_from(["{}", "{,}", "{1,}", "{12}", "101", "{1}}", "{{1}}", "{NULL}", "{ 1 , 0 }"]))
+    n = draw(TOKEN_COUNTS)
+    dim = draw(st.one_of(st.integers(1, 70), st.sampled_from([384, 16000, 16001]))) if n <= 40 else 8
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    toks = ["".join("1" if b else "0" for b in rng.integers(0, 2, dim)) for _ in range(min(n, 3))]
+    toks = (toks * (n // max(1, len(toks)) + 1))[:n]
+    if n and form == "mixed":
+        toks[draw(st.integers(0, n - 1))] = "1" * (dim + 1)
+    return "{" + ",".join(toks) + "}"
+
+
 INTS = st.one_of(st.integers(-3, 40), st.sampled_from([0, -1, 383, 384, 385, 16000, 16001, 2**31 - 1, -(2**31)]),
                  st.none())
 DOUBLES = st.one_of(st.floats(), st.sampled_from([0.0, 1.0, 0.5, -0.5, 1.5]), st.none()).map(
@@ -193,14 +254,18 @@ STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "boolean": st.one_of(st.booleans(), st.none()),
     "double precision": DOUBLES,
     "int8vec": int8vec_text(),
-    "cstring": st.one_of(int8vec_text(), st.text(max_size=30).filter(lambda s: "\x00" not in s)),
+    "cstring": st.one_of(int8vec_text(), multibit_text(), st.text(max_size=30).filter(lambda s: "\x00" not in s)),
     "cstring[]": st.lists(st.one_of(st.integers(-5, 20_000).map(str), st.text(max_size=5).filter(
         lambda s: s.isalnum())), max_size=3).map(lambda xs: "{" + ",".join(xs) + "}"),
     "text": TEXTS,
     "regclass": st.one_of(st.sampled_from(RELATIONS), st.integers(0, 2**32 - 1).map(str)),
+    "vector[]": vector_array_text(),
+    "halfvec[]": vector_array_text(),
+    "multibit": multibit_text(),
+    "bit[]": multibit_text(),
 }
 # how a drawn value reaches its parameter: real[] and bit go through text, int8vec through its input
-CASTS = {"bit": "varbit", "cstring": "text"}
+CASTS = {"bit": "varbit", "cstring": "text", "bit[]": "varbit[]"}
 
 
 @dataclass(frozen=True)
@@ -353,6 +418,53 @@ def test_int8vec_binary_input_survives_random_bytes(conn: psycopg.Connection) ->
             # 08P01: PostgreSQL's own error for a binary value shorter than its header says
             check_error(conn, exc, "int8vec binary input", [field], allowed=frozenset({"08P01"}))
         alive(conn, "int8vec binary input", [field])
+        conn.execute("TRUNCATE wire")
+
+    check()
+
+
+@st.composite
+def multibit_wire(draw: st.DrawFn) -> bytes | None:
+    """multibit's binary form (int16 tokens, int16 dims, codes) with wrong counts and lengths, or random bytes."""
+    form = draw(st.sampled_from(["ok", "ok", "short", "long", "counts", "random", "null"]))
+    if form == "null":
+        return None
+    if form == "random":
+        return draw(st.binary(max_size=64))
+    ntok = draw(st.integers(1, 40))
+    dims = draw(st.one_of(st.integers(1, 70), st.sampled_from([384, 16000])))
+    body = draw(st.binary(min_size=1, max_size=16)) * (ntok * ((dims + 7) // 8))
+    body = body[: ntok * ((dims + 7) // 8)]
+    if form == "counts":
+        ntok, dims = draw(st.sampled_from([(0, dims), (-1, dims), (1025, dims), (ntok, 0), (ntok, -5), (ntok, 16001),
+                                           (32767, 32767)]))
+    wire = struct.pack("!hh", ntok, dims) + body
+    if form == "short":
+        wire = wire[: draw(st.integers(0, len(wire) - 1))]
+    if form == "long":
+        wire += draw(st.binary(min_size=1, max_size=8))
+    return wire
+
+
+def test_multibit_binary_input_survives_random_bytes(conn: psycopg.Connection) -> None:
+    conn.execute("CREATE TABLE wire (c multibit)")
+    conn.execute("SET statement_timeout = '20s'")
+
+    @FUZZ
+    @given(multibit_wire())
+    def check(field: bytes | None) -> None:
+        try:
+            with conn.cursor().copy("COPY wire FROM STDIN WITH (FORMAT BINARY)") as copy:
+                copy.write(copy_binary(field))
+            # what was accepted reads back in both forms and round-trips
+            text, binary = conn.execute("SELECT c::text, multibit_send(c) FROM wire").fetchone() or (None, None)
+            if field is not None:
+                assert bytes(binary) == field
+                assert conn.execute("SELECT %s::multibit::text", (text,)).fetchone()[0] == text
+        except psycopg.Error as exc:
+            # 08P01: PostgreSQL's own error for a binary value shorter than its header says
+            check_error(conn, exc, "multibit binary input", [field], allowed=frozenset({"08P01"}))
+        alive(conn, "multibit binary input", [field])
         conn.execute("TRUNCATE wire")
 
     check()

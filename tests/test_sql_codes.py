@@ -268,6 +268,8 @@ def test_all_functions_are_commented_and_marked(conn: psycopg.Connection) -> Non
         # sets shrinkvec.shortlist/probes for a tuned index configuration (put back after); NULL = default
         "shrinkvec.search(regclass,vector,integer,integer,text)": ("v", "u", False),
         "shrinkvec.code_query(regclass,vector)": ("s", "s", True),  # reads the table's profile
+        # reads the catalog and the table; NULL k/shortlist/stage = the profile's
+        "shrinkvec.search_tokens(regclass,vector[],integer,integer,text)": ("s", "s", False),
         "shrinkvec.transform_vector(vector,text)": ("s", "s", True),  # reads shrinkvec.transforms (once per backend)
         "shrinkvec.transform_vector(halfvec,text)": ("s", "s", True),
     }

@@ -659,3 +659,42 @@ sv_lut_score_blocked(const uint8_t *blocks, size_t lanes, size_t nbytes, size_t 
 {
 	return lut_sum(blocks + (slot / lanes) * lanes * nbytes + slot % lanes, lanes, nbytes, lut);
 }
+
+/* ---- late interaction (maxsim.c) ---- */
+
+/*
+ * Exact MaxSim: for each of nq query tokens the largest dot product with the nd doc tokens (all
+ * row-major, dim floats each), summed in double in query-token order; dots four doc tokens at a time.
+ */
+double
+sv_maxsim_f32(const float *q, size_t nq, const float *d, size_t nd, size_t dim)
+{
+	double		total = 0.0;
+
+	for (size_t t = 0; t < nq; t++)
+	{
+		const float *qt = q + t * dim;
+		float		best = -INFINITY;
+		size_t		u = 0;
+
+		for (; u + 4 <= nd; u += 4)
+		{
+			const float *rows[4] = {d + u * dim, d + (u + 1) * dim, d + (u + 2) * dim, d + (u + 3) * dim};
+			float		out[4];
+
+			sv_kernels.dot4(rows, qt, dim, out);
+			for (int r = 0; r < 4; r++)
+				if (out[r] > best)
+					best = out[r];
+		}
+		for (; u < nd; u++)
+		{
+			float		s = sv_kernels.dot(d + u * dim, qt, dim);
+
+			if (s > best)
+				best = s;
+		}
+		total += (double) best;
+	}
+	return total;
+}

@@ -193,4 +193,11 @@ void		sv_kernels_fill_scalar(SvKernels *k);
 void		sv_kernels_fill_avx2(SvKernels *k);
 void		sv_kernels_fill_avx512(SvKernels *k);
 
+/*
+ * Late interaction (maxsim.c): exact MaxSim of nq query tokens against nd doc tokens, row-major, dim
+ * floats each: sum over query tokens of the largest dot product (float, via sv_kernels.dot4/dot),
+ * summed in double in query-token order.
+ */
+double		sv_maxsim_f32(const float *q, size_t nq, const float *d, size_t nd, size_t dim);
+
 #endif

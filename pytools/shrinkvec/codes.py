@@ -417,3 +417,115 @@ def fs_bound(sums: npt.ArrayLike, soff: int, alpha: npt.ArrayLike, r2: npt.Array
     a = np.asarray(alpha, dtype=np.float32)
     o = np.float32(base) + (np.zeros_like(a) if r2 is None else np.asarray(r2, dtype=np.float32))
     return (o + (np.float32(f) * a) * t).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Late interaction: token arrays, the multibit code and MaxSim (extension/src/maxsim.c)
+# ---------------------------------------------------------------------------------------------
+
+MAX_TOKENS = 1024  # the most tokens a query, document or multibit may have (SV_MAX_TOKENS)
+
+
+def as_tokens(m: npt.ArrayLike, what: str = "document") -> FloatArray:
+    """A (tokens, dim) float32 array of 1..MAX_TOKENS finite tokens of one dimension, or CodeError.
+
+    The messages are the C functions' (``different vector dimensions 3 and 4`` for ragged input)."""
+    if isinstance(m, (list, tuple)):
+        if len(m) == 0:
+            raise CodeError(f"{what} must not be empty")
+        dims = [len(t) for t in m]
+        for d in dims[1:]:
+            if d != dims[0]:
+                raise CodeError(f"different vector dimensions {dims[0]} and {d}")
+    a = np.asarray(m)
+    if a.dtype == np.float16:
+        a = a.astype(np.float32)
+    a = np.asarray(a, dtype=np.float32)
+    if a.ndim != 2:
+        raise CodeError(f"{what} must be a 2-D array of tokens, not {a.ndim}-D")
+    if a.shape[0] == 0:
+        raise CodeError(f"{what} must not be empty")
+    if a.shape[0] > MAX_TOKENS:
+        raise CodeError(f"{what} has {a.shape[0]} tokens, more than the limit of {MAX_TOKENS}")
+    if a.shape[1] == 0:
+        raise CodeError("vector must have at least 1 dimension")
+    if a.shape[1] > MAX_DIM:
+        raise CodeError(f"vector cannot have more than {MAX_DIM} dimensions")
+    if np.isnan(a).any():
+        raise CodeError(f"NaN not allowed in {what}")
+    if np.isinf(a).any():
+        raise CodeError(f"infinite value not allowed in {what}")
+    return a
+
+
+def binarize_tokens(m: npt.ArrayLike, dims: int | None = None, center: npt.ArrayLike | None = None) -> ByteArray:
+    """binarize(vector[] [, dims [, center]]): every token's sign bits, (tokens, ceil(dims/8)) uint8.
+
+    The rule is binarize()'s: bit i of a token t is 1 when ``t[i] - center[i] > 0`` in float32."""
+    x = as_tokens(m)
+    full = x.shape[1]
+    n = full if dims is None else int(dims)
+    if n < 1 or n > full:
+        raise CodeError(f"dims must be between 1 and {full}, not {n}")
+    y = x[:, :n]
+    if center is not None:
+        c = as_float32(center, "center")
+        if c.size not in (full, n):
+            raise CodeError(f"center has {c.size} elements, expected {full} (the input's dimensions) or {n} (dims)")
+        y = y - c[:n]
+    return np.packbits(y > 0, axis=1, bitorder="big")
+
+
+def multibit_str(codes: npt.ArrayLike, dims: int) -> str:
+    """The text form of a multibit: one bit string per token, ``{1011,0110}``."""
+    c = np.asarray(codes, dtype=np.uint8)
+    return "{" + ",".join(bits_to_str(row, dims) for row in c) + "}"
+
+
+def multibit_send(codes: npt.ArrayLike, dims: int) -> bytes:
+    """The binary form of a multibit (COPY BINARY, send/recv): int16 tokens, int16 dims (big-endian),
+    then ceil(dims/8) bytes per token, padding bits zero."""
+    c = np.ascontiguousarray(np.asarray(codes, dtype=np.uint8))
+    return int(c.shape[0]).to_bytes(2, "big") + int(dims).to_bytes(2, "big") + c.tobytes()
+
+
+def multibit_bytes(codes: npt.ArrayLike, dims: int) -> int:
+    """Bytes a multibit datum takes: a 4-byte varlena header, 4 bytes of counts, the packed codes."""
+    c = np.asarray(codes, dtype=np.uint8)
+    return 8 + int(c.shape[0]) * ((dims + 7) // 8)
+
+
+def maxsim(q: npt.ArrayLike, d: npt.ArrayLike) -> float:
+    """Exact MaxSim: sum over query tokens of the largest dot product with a document token (float64;
+    the C code accumulates each dot product in float32, so it agrees within float32 accumulation error)."""
+    qa = as_tokens(q, "query").astype(np.float64)
+    da = as_tokens(d).astype(np.float64)
+    if qa.shape[1] != da.shape[1]:
+        raise CodeError(f"different vector dimensions {qa.shape[1]} and {da.shape[1]}")
+    return float((qa @ da.T).max(axis=1).sum())
+
+
+def maxsim_bits(q: npt.ArrayLike, codes: npt.ArrayLike, dims: int) -> float:
+    """maxsim(vector[], multibit), exactly as C computes it.
+
+    For each query token t: v = rint(t[:dims] / delta) clipped to +-FS_LEVEL with delta = max|t[:dims]| /
+    FS_LEVEL (fs_quantize); the token's score is delta * max over doc tokens u of sum_i v_i * (2 u_i - 1),
+    an integer times a float32; the scores are summed in float64 in query-token order."""
+    qa = as_tokens(q, "query")
+    if qa.shape[1] < dims:
+        raise CodeError(f"code has {dims} dimensions, more than the query's {qa.shape[1]} dimensions")
+    c = np.asarray(codes, dtype=np.uint8)
+    signs = np.unpackbits(c, axis=1, bitorder="big")[:, :dims].astype(np.int64) * 2 - 1
+    total = 0.0
+    for t in qa:
+        fq = fs_quantize(t[:dims])
+        best = int((signs @ fq.v.astype(np.int64)).max())
+        total += float(fq.delta) * float(best)
+    return total
+
+
+def flat_tokens(docs: list[FloatArray]) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+    """Documents as one (T, d) token array and offsets (n+1,): doc i is rows offsets[i]:offsets[i+1]."""
+    offsets = np.zeros(len(docs) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([doc.shape[0] for doc in docs])
+    return np.concatenate(docs, axis=0).astype(np.float32), offsets

@@ -71,7 +71,7 @@ def sql_type(p: Profile, kind: str) -> sql.Composable:
 
 def code_type(p: Profile, c: Code) -> sql.Composable:
     """SQL type of a code column."""
-    return sql.SQL("{}({})").format(sql_type(p, c.kind), sql.Literal(c.length))
+    return c.code_kind.column_type(p, c.length)
 
 
 def transformed(p: Profile, vector: sql.Composable) -> sql.Composable:
@@ -232,8 +232,8 @@ def create_table(conn: psycopg.Connection, p: Profile, payload: Iterable[tuple[s
     p = located(conn, p)
     cols = [
         sql.SQL("{} bigint PRIMARY KEY").format(sql.Identifier(p.id_column)),
-        sql.SQL("{} {}({}) NOT NULL").format(sql.Identifier(p.vector_column), vec_fn(p, "vector"),
-                                              sql.Literal(p.dims)),
+        sql.SQL("{} {}({}){} NOT NULL").format(sql.Identifier(p.vector_column), vec_fn(p, "vector"),
+                                                sql.Literal(p.dims), sql.SQL("[]" if p.multi else "")),
     ]
     cols += [sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(typ)) for name, typ in payload]
     cols += [sql.SQL("{} {}").format(sql.Identifier(c.column), code_type(p, c)) for c in p.codes]

@@ -74,6 +74,9 @@ def resolve_profile(conn: psycopg.Connection, table: str, schema: str, column: s
     if not catalog.table_exists(conn, table, schema):
         raise EvalError(f"table {schema}.{table} does not exist")
     p = catalog.find_profile(conn, table, schema, column) if catalog.has_catalog(conn) else None
+    if p is not None and p.multi:
+        raise EvalError(f"table {schema}.{table} has a multi-vector (maxsim) profile: shrinkvec eval and tune do not "
+                        "measure late interaction yet (bench/bench_maxsim.py does)")
     if p is not None:
         return p
     col = column or "embedding"

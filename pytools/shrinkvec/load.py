@@ -41,6 +41,7 @@ import psycopg
 from psycopg import sql
 
 from shrinkvec import catalog, ddl
+from shrinkvec.copy_multi import copy_docs
 from shrinkvec.copy_rows import copy_data
 from shrinkvec.load_setup import LoadError, LoadOptions, Target, prepare_target
 from shrinkvec.readers import Batch, NpyReader, ReadError, Reject, open_reader
@@ -139,9 +140,16 @@ def _write_rejects(f: Any, rejects: list[Reject], table: str) -> None:
 def _check(batch: Batch, t: Target) -> tuple[Batch, np.ndarray, list[Reject], list[Any]]:
     """Validate a batch (NaN/Inf, duplicate ids within it) and build its COPY data with every code."""
     rejects = list(batch.rejects)
-    keep = np.isfinite(batch.vectors.sum(axis=1, dtype=np.float64))  # float64 sums of float32 cannot overflow
+    finite = np.isfinite(batch.vectors.sum(axis=1, dtype=np.float64))  # float64 sums of float32 cannot overflow
+    what = "embedding"
+    if batch.offsets is not None:  # multi-vector documents: a document is finite when all its tokens are
+        what = "embeddings"
+        keep = np.array([finite[a:b].all() for a, b in zip(batch.offsets[:-1], batch.offsets[1:])], dtype=bool)
+    else:
+        keep = finite
     for i in np.nonzero(~keep)[0]:
-        reason = "NaN value in embedding" if np.isnan(batch.vectors[i]).any() else "infinite value in embedding"
+        rows = batch.vectors[i] if batch.offsets is None else batch.vectors[batch.offsets[i]:batch.offsets[i + 1]]
+        reason = f"NaN value in {what}" if np.isnan(rows).any() else f"infinite value in {what}"
         rejects.append(Reject(int(batch.positions[i]), int(batch.ids[i]), reason))
     # the first valid row of each id is kept: a rejected row does not make a later one a duplicate,
     # so the outcome does not depend on where batch boundaries fall
@@ -152,8 +160,15 @@ def _check(batch: Batch, t: Target) -> tuple[Batch, np.ndarray, list[Reject], li
     for i in np.nonzero(keep & ~unique)[0]:
         rejects.append(Reject(int(batch.positions[i]), int(batch.ids[i]), "duplicate id: earlier in the file"))
     keep &= unique
-    data = copy_data(t.profile, batch, keep, t.payload_cols) if keep.any() else []
+    data = _copy_data(t, batch, keep) if keep.any() else []
     return batch, keep, rejects, data
+
+
+def _copy_data(t: Target, batch: Batch, keep: np.ndarray) -> list[Any]:
+    """The COPY BINARY stream of the kept rows: single vectors (copy_rows) or documents (copy_multi)."""
+    if batch.offsets is not None:
+        return copy_docs(t.profile, batch, keep, t.payload_cols, t.vector_oid)
+    return copy_data(t.profile, batch, keep, t.payload_cols)
 
 
 def _prefetched(batches: Iterator[Batch], t: Target) -> Iterator[tuple[Batch, np.ndarray, list[Reject], list[Any]]]:
@@ -187,7 +202,7 @@ def _copy_batch(conn: psycopg.Connection, t: Target, batch: Batch, keep: np.ndar
         for part in (idx[: len(idx) // 2], idx[len(idx) // 2:]):
             half = np.zeros_like(keep)
             half[part] = True
-            rejects += _copy_batch(conn, t, batch, half, copy_data(t.profile, batch, half, t.payload_cols))
+            rejects += _copy_batch(conn, t, batch, half, _copy_data(t, batch, half))
         return rejects
 
 

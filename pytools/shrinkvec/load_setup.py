@@ -44,6 +44,7 @@ class Target:
     payload_cols: list[tuple[str, str]]  # payload columns of the input that the table has
     created: bool
     dims_note: str = ""  # how a new table's width was decided
+    vector_oid: int = 0  # pgvector's vector type (the element type of a multi-vector table's vector[] column)
 
 
 def _file_dims(reader: Reader, opts: LoadOptions) -> tuple[int, str]:
@@ -70,7 +71,28 @@ def _sample(reader: Reader, dims: int, n: int) -> np.ndarray:
 
 
 def prepare_target(conn: psycopg.Connection, reader: Reader, opts: LoadOptions) -> Target:
-    """The table's profile, creating table and profile when the table does not exist."""
+    """The table's profile, creating table and profile when the table does not exist. Multi-vector
+    input (readers_multi) makes a maxsim profile with a multibit code by default."""
+    multi = bool(getattr(reader, "multi", False))
+    if multi:
+        if opts.distance not in ("cosine", "maxsim"):  # cosine: the option's default
+            raise LoadError(f"{reader.path} holds multi-vector documents: their distance is maxsim, not {opts.distance}")
+        opts = replace(opts, distance="maxsim", profile=opts.profile or "multibit")
+    elif opts.distance == "maxsim":
+        raise LoadError(f"distance maxsim needs multi-vector documents (an \"embeddings\" list of token vectors), "
+                        f"and {reader.path} holds single vectors")
+    t = _prepare_target(conn, reader, opts)
+    if t.profile.multi != multi:
+        raise LoadError(f"table {opts.table} has a {'multi' if t.profile.multi else 'single'}-vector profile and "
+                        f"{reader.path} holds {'multi-vector documents' if multi else 'single vectors'}")
+    if multi:
+        vec = sql.Identifier(ddl.located(conn, t.profile).vec_schema, "vector").as_string(conn)
+        t.vector_oid = int(conn.execute("SELECT %s::regtype::oid", (vec,)).fetchone()[0])  # type: ignore[index]  # an expression: always one row
+    return t
+
+
+def _prepare_target(conn: psycopg.Connection, reader: Reader, opts: LoadOptions) -> Target:
+    """prepare_target() once the options suit the input."""
     existing = catalog.find_profile(conn, opts.table, opts.schema)
     file_dims, note = _file_dims(reader, opts)
     if existing is not None:
@@ -108,6 +130,10 @@ def _new_profile(reader: Reader, opts: LoadOptions, dims: int, codes: tuple[Code
     """The profile of a table about to get codes: centre and int8 ranges fitted on the first 10k vectors."""
     profile = Profile(name=f"{opts.schema}.{opts.table}.{opts.column}", schema=opts.schema, table=opts.table,
                       vector_column=opts.column, dims=dims, codes=codes, distance=opts.distance)  # type: ignore[arg-type]  # distance: one of DISTANCES (checked by the caller)
+    try:
+        profile.check_codes()
+    except ProfileError as exc:
+        raise LoadError(str(exc)) from None
     if opts.center or any(c.code_kind.calibrated for c in codes):
         sample = _sample(reader, dims, 10_000)
         if opts.center:

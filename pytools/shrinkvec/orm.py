@@ -10,6 +10,17 @@
     stmt = two_stage(Doc, q, k=10, shortlist=200, stage="bits").where(Doc.lang == "en")
     rows = session.execute(stmt).all()      # (Doc, distance) rows, nearest first
 
+Late interaction: a vector[] column (one vector a token) with a multibit code column; `two_stage` shortlists by
+`maxsim(q, code)` and reranks by the exact `maxsim(q, tokens)` (distance = -maxsim), q being (tokens, dims):
+
+    class Passage(Base):
+        __tablename__ = "passages"
+        id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+        tokens = mapped_column(ARRAY(VECTOR(128)), nullable=False)
+        multibit = multibit_column("tokens", 128)
+
+    stmt = two_stage(Passage, query_tokens, k=10, shortlist=100, distance="maxsim")
+
 `.where(...)` on the returned statement filters inside the shortlist stage (the statement is rebuilt),
 so a filtered search still returns k rows when k rows match. Works with Session and AsyncSession
 (postgresql+psycopg). The code columns carry their definition in Column.info["shrinkvec"].
@@ -23,8 +34,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from pgvector.sqlalchemy import VECTOR
-from sqlalchemy import cast, func, literal, select
-from sqlalchemy.dialects.postgresql import REGCLASS
+from sqlalchemy import Float, cast, func, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY, REGCLASS
 from sqlalchemy.orm import aliased, mapped_column
 from sqlalchemy.sql import ColumnElement, Select
 
@@ -32,7 +43,8 @@ from shrinkvec import kinds
 from shrinkvec.kinds.int8 import Int8Vec
 from shrinkvec.profile import ProfileError
 
-__all__ = ["Int8Vec", "TwoStageSelect", "bits_column", "code_column", "int8_column", "prefix_column", "two_stage"]
+__all__ = ["Int8Vec", "TwoStageSelect", "bits_column", "code_column", "int8_column", "multibit_column", "prefix_column",
+           "two_stage"]
 
 INFO_KEY = "shrinkvec"
 
@@ -64,6 +76,11 @@ def prefix_column(source: str, dims: int, **kw: Any) -> Any:
 def int8_column(source: str, dims: int, lo: npt.ArrayLike, hi: npt.ArrayLike, **kw: Any) -> Any:
     """An int8vec(dims) column: quantize_int8(source, lo, hi)."""
     return code_column("int8", source, dims, lo=lo, hi=hi, **kw)
+
+
+def multibit_column(source: str, dims: int, **kw: Any) -> Any:
+    """A multibit column: the sign bits of the first `dims` dimensions of every token of `source` (a vector[] column)."""
+    return code_column("multibit", source, dims, **kw)
 
 
 def _codes(model: Any) -> list[Any]:
@@ -102,7 +119,8 @@ def two_stage(model: Any, query_vector: npt.ArrayLike, *, k: int = 10, shortlist
               stage: str | None = None, distance: str = "cosine", vector: str | None = None,
               transform: str | None = None) -> TwoStageSelect:
     """SELECT (model, distance) of the k nearest rows: shortlist `shortlist` rows by a code column,
-    rerank them by the full vector with `distance` ('cosine', 'l2', 'ip').
+    rerank them by the full vector with `distance` ('cosine', 'l2', 'ip'; 'maxsim' for a multibit code
+    of a vector[] column, the query being a (tokens, dims) array and the distance -maxsim).
 
     The codes are ranked against the query the table's profile says (`shrinkvec.code_query`: the
     query through the profile's transform when `shrinkvec adapt` gave it one, else the query itself),
@@ -110,9 +128,11 @@ def two_stage(model: Any, query_vector: npt.ArrayLike, *, k: int = 10, shortlist
     """
     if not 1 <= k <= shortlist:
         raise ProfileError(f"need 1 <= k <= shortlist, got k = {k} and shortlist = {shortlist}")
-    if distance not in _DISTANCE:
-        raise ProfileError(f"unknown distance {distance!r}: cosine, l2 or ip")
+    if distance not in (*_DISTANCE, "maxsim"):
+        raise ProfileError(f"unknown distance {distance!r}: cosine, l2, ip or maxsim")
     q = np.asarray(query_vector, dtype=np.float32)
+    if (distance == "maxsim") != (q.ndim == 2):
+        raise ProfileError("distance maxsim takes a (tokens, dims) array of query tokens; the others one vector")
     return _build(model=model, q=q, k=k, shortlist=shortlist, stage=stage, distance=distance, vector=vector,
                   filters=(), transform=transform)
 
@@ -136,8 +156,38 @@ def _order(code_col: Any, q: np.ndarray, distance: str, transform: str | None = 
     return order
 
 
+def _build_multi(*, model: Any, q: np.ndarray, k: int, shortlist: int, stage: str | None, distance: str,
+                 vector: str | None, filters: Sequence[Any], transform: str | None = None) -> TwoStageSelect:
+    """two_stage() of a multi-vector model: shortlist by -maxsim(q, code), rerank by -maxsim(q, tokens)."""
+    from shrinkvec.query import tokens_literal
+
+    code_col = _stage_column(model, stage)
+    info = code_col.info[INFO_KEY]
+    if not kinds.get(info["kind"]).multi:
+        raise ProfileError(f"distance maxsim needs a multibit code column, not {code_col.name} ({info['kind']})")
+    if transform is not None:
+        raise ProfileError("a multi-vector search takes no transform")
+    vec_col = model.__table__.columns[vector or info["source"]]
+    dim = getattr(getattr(vec_col.type, "item_type", None), "dim", None)
+    if dim is not None and q.shape[1] != dim:
+        raise ProfileError(f"expected query tokens of {dim} dimensions, got {q.shape[1]}")
+    qv = cast(literal(tokens_literal(q)), ARRAY(VECTOR(q.shape[1])))
+    order = kinds.get(info["kind"]).orm_order(code_col, qv, distance, info)
+    sub = select(model.__table__).where(*filters).order_by(order).limit(shortlist).subquery("shortlist")
+    row = aliased(model, sub)
+    vec_attr = getattr(row, model.__mapper__.get_property_by_column(vec_col).key)
+    dist = (-func.maxsim(qv, vec_attr, type_=Float())).label("distance")
+    stmt = TwoStageSelect(row, dist).order_by(dist).limit(k)
+    stmt._sv_args = {"model": model, "q": q, "k": k, "shortlist": shortlist, "stage": stage,
+                     "distance": distance, "vector": vector, "filters": tuple(filters), "transform": transform}
+    return stmt
+
+
 def _build(*, model: Any, q: np.ndarray, k: int, shortlist: int, stage: str | None, distance: str,
            vector: str | None, filters: Sequence[Any], transform: str | None = None) -> TwoStageSelect:
+    if distance == "maxsim":
+        return _build_multi(model=model, q=q, k=k, shortlist=shortlist, stage=stage, distance=distance,
+                            vector=vector, filters=filters, transform=transform)
     code_col = _stage_column(model, stage)
     vec_name = vector or code_col.info[INFO_KEY]["source"]
     vec_col = model.__table__.columns[vec_name]

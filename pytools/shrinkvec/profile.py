@@ -20,8 +20,9 @@ from shrinkvec.kinds import CodeKind, KindError
 from shrinkvec.transforms import Transform
 
 Kind = str  # a registered code kind: a key of shrinkvec.kinds.KINDS
-Distance = Literal["cosine", "l2", "ip"]
-DISTANCES: tuple[Distance, ...] = ("cosine", "l2", "ip")
+Distance = Literal["cosine", "l2", "ip", "maxsim"]
+# maxsim: a multi-vector (late interaction) profile, its vector column vector[] (one vector a token)
+DISTANCES: tuple[Distance, ...] = ("cosine", "l2", "ip", "maxsim")
 
 
 class ProfileError(ShrinkvecError, ValueError):
@@ -77,6 +78,32 @@ class Profile:
     vec_schema: str = "public"
     vector_type: str = "vector"  # the column's pgvector type: vector, or halfvec (exact and index searches)
 
+    @property
+    def multi(self) -> bool:
+        """A multi-vector profile: the vector column holds an array of token vectors, scored by maxsim."""
+        return self.distance == "maxsim"
+
+    def check_codes(self) -> None:
+        """ProfileError unless every code suits the profile (multibit codes go with maxsim, and only they)."""
+        for c in self.codes:
+            if c.code_kind.multi != self.multi:
+                raise ProfileError(
+                    f"code {c.spec()} needs {'distance maxsim' if c.code_kind.multi else 'a single-vector distance'}"
+                    f" (profile {self.name!r} has distance {self.distance})")
+        if self.multi and self.transform is not None:
+            raise ProfileError("a multi-vector (maxsim) profile cannot have a transform")
+
+    def encode_docs(self, tokens: npt.NDArray[np.float32], offsets: npt.NDArray[np.int64]) -> dict[str, list[np.ndarray]]:
+        """Every code of every document of a multi-vector batch: tokens (T, dims) flat, document i being rows
+        offsets[i]:offsets[i+1]; column name -> one (tokens_i, ceil(len/8)) uint8 array a document."""
+        if tokens.ndim != 2 or tokens.shape[1] != self.dims:
+            raise ProfileError(f"expected {self.dims} dimensions, got {tokens.shape[1] if tokens.ndim == 2 else tokens.ndim}")
+        out: dict[str, list[np.ndarray]] = {}
+        for c in self.codes:
+            flat = c.code_kind.encode(tokens, c, self.center)
+            out[c.column] = [flat[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+        return out
+
     def code(self, stage: str) -> Code:
         """The code a stage names: 'bits', 'bits:N', 'prefix', 'prefix:N', 'int8' or a column name."""
         for c in self.codes:
@@ -116,7 +143,7 @@ def parse_codes(spec: str, dims: int) -> tuple[Code, ...]:
             continue
         m = _SPEC.match(part)
         if not m:
-            raise ProfileError(f"unknown code {part!r}: use bits[:N], prefix:N or int8")
+            raise ProfileError(f"unknown code {part!r}: use bits[:N], prefix:N, int8 or multibit[:N]")
         kind: Kind = m.group(1)  # the regex admits the registered kinds only
         try:
             length = kinds.get(kind).length(None if m.group(2) is None else int(m.group(2)), dims, part)

@@ -12,6 +12,7 @@ sizes, int8 ranges) is a parameter, and every function, type and operator is sch
 from __future__ import annotations
 
 import contextlib
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,9 @@ import numpy.typing as npt
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
+from psycopg.types import TypeInfo
 
 from shrinkvec import catalog, configs, sqlnames
 from shrinkvec.profile import Code, Profile, ProfileError
@@ -94,6 +98,21 @@ def stages_for(profile: Profile, specs: Sequence[str], shortlists: Sequence[int]
     return [Stage(c, n) for c, n in zip(codes, sizes)]
 
 
+def _query_cast(profile: Profile, ph: sql.Composable, vector_type: str | None = None) -> sql.Composable:
+    """The query parameter cast to the profile's vector type: vector, halfvec, or vector[] (maxsim)."""
+    typ = sqlnames.vec_fn(profile, vector_type or profile.vector_type)
+    return sql.SQL("{}::{}[]" if profile.multi else "{}::{}").format(ph, typ)
+
+
+def distance_expr(profile: Profile, vector: sql.Composable, q: sql.Composable) -> sql.Composable:
+    """The full vector's distance to the query (smaller first): `vector <op> q`, or `-maxsim(q, tokens)`
+    for a multi-vector profile (the negated score, as pgvector's <#> negates the inner product)."""
+    if profile.multi:
+        return sql.SQL("{}({}({}, {}))").format(sqlnames.operator("pg_catalog", "-"),
+                                                sqlnames.ext_fn(profile, "maxsim"), q, vector)
+    return sql.SQL("{} {} {}").format(vector, sqlnames.operator(profile.vec_schema, DISTANCE_OPS[profile.distance]), q)
+
+
 def _stage_order(profile: Profile, stage: Stage, alias: sql.Identifier, q: sql.Composable,
                  ph: Callable[[str], sql.Composable], i: int) -> sql.Composable:
     col = sql.SQL("{}.{}").format(alias, sql.Identifier(stage.code.column))
@@ -104,9 +123,8 @@ def _stage_order(profile: Profile, stage: Stage, alias: sql.Identifier, q: sql.C
 def _build_knn(profile: Profile, *, dollar: bool, where: sql.Composable | None, k: int) -> Query:
     """The unchanged exact query `ORDER BY vector <op> q LIMIT k` that a shrinkvec index answers; k is a
     literal (the planner must see the LIMIT to choose the index)."""
-    q = sql.SQL("$1" if dollar else "%(q)s") + sql.SQL("::{}").format(sqlnames.vec_fn(profile, profile.vector_type))
-    dist = sql.SQL("s.{} {} {}").format(sql.Identifier(profile.vector_column),
-                                        sqlnames.operator(profile.vec_schema, DISTANCE_OPS[profile.distance]), q)
+    q = _query_cast(profile, sql.SQL("$1" if dollar else "%(q)s"))
+    dist = distance_expr(profile, sql.SQL("s.{}").format(sql.Identifier(profile.vector_column)), q)
     statement = sql.SQL("SELECT s.{id}, {dist} AS distance FROM {t} AS s{where} ORDER BY {dist} LIMIT {k}").format(
         id=sql.Identifier(profile.id_column), dist=dist, t=sql.Identifier(profile.schema, profile.table),
         where=sql.SQL(" WHERE {}").format(where) if where is not None else sql.SQL(""), k=sql.Literal(int(k)))
@@ -133,7 +151,7 @@ def build(profile: Profile, stages: Sequence[Stage], *, dollar: bool = True,
     def ph(name: str) -> sql.Composable:
         return sql.SQL(f"${index[name]}") if dollar else sql.Placeholder(name)
 
-    q = sql.SQL("{}::{}").format(ph("q"), sqlnames.vec_fn(profile, "vector"))
+    q = _query_cast(profile, ph("q"), "vector")
     # Codes are ranked against the query through the profile's transform, computed once (an InitPlan);
     # the rerank uses the raw query.
     qc = q if profile.transform is None else sql.SQL("(SELECT shrinkvec.transform_vector({}, {}::pg_catalog.text))").format(
@@ -162,15 +180,58 @@ def build(profile: Profile, stages: Sequence[Stage], *, dollar: bool = True,
             inner=inner, a=a, order=_stage_order(profile, stages[i], a, qc, ph, i), n=ph(f"n{i}"),
         )
     statement = sql.SQL(
-        "SELECT c.{id}, c.{vec} {op} {q} AS distance FROM ({inner}) AS c ORDER BY distance, c.{id} LIMIT {k}"
-    ).format(id=idc, vec=vec, op=sqlnames.operator(profile.vec_schema, DISTANCE_OPS[profile.distance]), q=q, inner=inner,
-             k=ph("k"))
+        "SELECT c.{id}, {dist} AS distance FROM ({inner}) AS c ORDER BY distance, c.{id} LIMIT {k}"
+    ).format(id=idc, dist=distance_expr(profile, sql.SQL("c.{}").format(vec), q), inner=inner, k=ph("k"))
     return Query(statement, tuple(names))
+
+
+def tokens_literal(tokens: npt.ArrayLike) -> str:
+    """A (tokens, dims) array as the text of a vector[] value: {"[1,2.5]","[3,4]"} (%.9g: float32 exact)."""
+    t = np.asarray(tokens, dtype=np.float32)
+    return "{" + ",".join('"[' + ",".join(["%.9g" % x for x in row.tolist()]) + ']"' for row in t) + "}"
+
+
+class TokenArray:
+    """Query tokens (tokens, dims) as a query parameter: sent as a binary vector[] (register_tokens)."""
+
+    def __init__(self, tokens: npt.ArrayLike) -> None:
+        self.tokens = np.asarray(tokens, dtype=np.float32)
+
+
+def register_tokens(conn: psycopg.Connection, profile: Profile) -> None:
+    """Let `conn` send TokenArray parameters as vector[] in binary (array_recv's form, no text to parse)."""
+    info = TypeInfo.fetch(conn, sql.Identifier(profile.vec_schema, "vector").as_string(conn))
+    if info is None:
+        raise ProfileError(f"pgvector's vector type is not in schema {profile.vec_schema}")
+    elem_oid, array_oid = info.oid, info.array_oid
+
+    class TokenArrayDumper(Dumper):
+        format = Format.BINARY
+        oid = array_oid
+
+        def dump(self, obj: Any) -> bytes:
+            t = obj.tokens
+            n, d = t.shape
+            elems = np.empty(n, dtype=[("len", ">i4"), ("dim", ">i2"), ("unused", ">i2"), ("x", ">f4", (d,))])
+            elems["len"], elems["dim"], elems["unused"], elems["x"] = 4 + 4 * d, d, 0, t
+            return struct.pack(">iiIii", 1, 0, elem_oid, n, 1) + elems.tobytes()
+
+    conn.adapters.register_dumper(TokenArray, TokenArrayDumper)
+
+
+def query_value(profile: Profile, query_vector: npt.ArrayLike) -> Any:
+    """The query parameter: a float32 vector, or a multi-vector profile's tokens as a TokenArray."""
+    if profile.multi:
+        t = np.asarray(query_vector, dtype=np.float32)
+        if t.ndim != 2 or t.shape[1] != profile.dims:
+            raise ProfileError(f"expected query tokens of {profile.dims} dimensions, got an array of shape {t.shape}")
+        return TokenArray(t)
+    return np.asarray(query_vector, dtype=np.float32)
 
 
 def params(profile: Profile, stages: Sequence[Stage], query_vector: npt.ArrayLike, k: int) -> dict[str, Any]:
     """Named parameter values for build(..., dollar=False)."""
-    values: dict[str, Any] = {"q": np.asarray(query_vector, dtype=np.float32), "k": k}
+    values: dict[str, Any] = {"q": query_value(profile, query_vector), "k": k}
     if not stages:
         return {"q": values["q"]}
     if profile.transform is not None:
@@ -212,6 +273,8 @@ def pretty(conn: psycopg.Connection, query: Query, profile: Profile, stages: Seq
             desc = (f"{n[:2]} ranges of {st.code.column}: SELECT {n[:2]} FROM shrinkvec.codes "
                     f"WHERE profile = {sql.Literal(profile.name).as_string(conn)} "
                     f"AND column_name = {sql.Literal(st.code.column).as_string(conn)}")
+        if n == "q" and profile.multi:
+            desc = f"query tokens, vector[] of {profile.dims}-dim vectors"
         lines.append(f"-- ${i}: {one_line(desc)}")
     # the names are index_settings' own constants (shrinkvec.shortlist, shrinkvec.probes); values are literals
     sets = "".join(sql.SQL("SET LOCAL {} = {};\n").format(sql.SQL(name), sql.Literal(value)).as_string(conn)
@@ -219,7 +282,22 @@ def pretty(conn: psycopg.Connection, query: Query, profile: Profile, stages: Seq
     return "\n".join(lines) + "\n" + sets + text + ";"
 
 
-def search(conn: psycopg.Connection, profile: Profile, stages: Sequence[Stage] | Plan, queries: npt.ArrayLike,
+def _queries(profile: Profile, queries: Any) -> Sequence[Any]:
+    """The queries of search(): rows of a float array, or for a multi-vector profile a sequence of
+    (tokens, dims) arrays (one 2-D array is one query)."""
+    if profile.multi:
+        if isinstance(queries, np.ndarray) and queries.ndim == 2:
+            return [queries]
+        return list(queries)
+    qs = np.asarray(queries, dtype=np.float32)
+    if qs.ndim == 1:
+        qs = qs[None, :]
+    if qs.shape[1] != profile.dims:
+        raise ProfileError(f"expected {profile.dims} dimensions, got {qs.shape[1]}")
+    return list(qs)
+
+
+def search(conn: psycopg.Connection, profile: Profile, stages: Sequence[Stage] | Plan, queries: Any,
            k: int | None = None) -> list[tuple[list[int], list[float]]]:
     """Run the search for each row of `queries`: (ids, distances) per query. `stages` is a Plan (its
     settings are set for each query's transaction only) or code stages; k defaults to the plan's."""
@@ -229,11 +307,9 @@ def search(conn: psycopg.Connection, profile: Profile, stages: Sequence[Stage] |
     else:
         settings, k = {}, profile.k if k is None else k
     register_vector(conn)
-    qs = np.asarray(queries, dtype=np.float32)
-    if qs.ndim == 1:
-        qs = qs[None, :]
-    if qs.shape[1] != profile.dims:
-        raise ProfileError(f"expected {profile.dims} dimensions, got {qs.shape[1]}")
+    if profile.multi:
+        register_tokens(conn, profile)
+    qs = _queries(profile, queries)
     statement = build(profile, stages, dollar=False, k=k).statement
     # every setting in one statement: SELECT set_config(name, value, true), ...
     set_local = sql.SQL("SELECT {}").format(sql.SQL(", ").join(

@@ -54,6 +54,8 @@ class Batch:
     positions: npt.NDArray[np.int64]
     payload: dict[str, list[Any]] = field(default_factory=dict)
     rejects: list[Reject] = field(default_factory=list)
+    # multi-vector documents (readers_multi): `vectors` are the flat tokens, document i rows offsets[i]:offsets[i+1]
+    offsets: npt.NDArray[np.int64] | None = None
 
 
 class Reader(Protocol):
@@ -447,11 +449,15 @@ def open_reader(path: Path, ids_path: Path | None = None) -> Reader:
         raise ReadError(f"not a file: {path}")
     name = path.name.lower()
     if ids_path is not None and not name.endswith(".npy"):
-        raise ReadError("--ids applies to .npy input only (parquet and jsonl carry their ids)")
+        raise ReadError("--ids applies to .npy input only (parquet, jsonl and npz carry their ids)")
+    from shrinkvec import readers_multi as rm
+
     if name.endswith(".npy"):
         return NpyReader(path, ids_path)
+    if name.endswith(".npz"):
+        return rm.NpzDocsReader(path)
     if name.endswith((".parquet", ".pq")):
-        return ParquetReader(path)
+        return rm.ParquetDocsReader(path) if rm.parquet_is_multi(path) else ParquetReader(path)
     if name.endswith((".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")):
-        return JsonlReader(path)
-    raise ReadError(f"unknown format of {path}: expected .npy, .parquet, .jsonl or .jsonl.gz")
+        return rm.JsonlDocsReader(path) if rm.jsonl_is_multi(path) else JsonlReader(path)
+    raise ReadError(f"unknown format of {path}: expected .npy, .parquet, .jsonl, .jsonl.gz or .npz (multi-vector)")

@@ -46,7 +46,9 @@ def migrate_cmd(dsn: str | None, data_dir: Path | None) -> None:
 @click.option("--column", default="embedding", show_default=True, help="Vector column of a new table.")
 @click.option("--profile", "codes", default=None,
               help="Codes of a new table, e.g. 'bits,prefix:128,int8' (default: bits).")
-@click.option("--distance", type=click.Choice(["cosine", "l2", "ip"]), default="cosine", show_default=True)
+@click.option("--distance", type=click.Choice(["cosine", "l2", "ip", "maxsim"]), default="cosine", show_default=True,
+              help="maxsim (late interaction) for multi-vector documents: taken by default for .npz input and "
+                   "jsonl/parquet records with \"embeddings\".")
 @click.option("--center/--no-center", default=False, show_default=True,
               help="Sign bits of (v - mean of the first 10k vectors) instead of v.")
 @click.option("--ids", "ids_path", type=click.Path(path_type=Path), default=None,
@@ -64,7 +66,8 @@ def migrate_cmd(dsn: str | None, data_dir: Path | None) -> None:
 def load_cmd(file: Path, table: str, schema: str, column: str, codes: str | None, distance: str, center: bool,
              ids_path: Path | None, batch_size: int, reject_file: Path | None, restart: bool, dims: int | None,
              quiet: bool, dsn: str | None, data_dir: Path | None) -> None:
-    """Load FILE (.npy, .parquet, .jsonl, .jsonl.gz) into a table, with every code; resumable.
+    """Load FILE (.npy, .parquet, .jsonl, .jsonl.gz; multi-vector documents from .npz, or jsonl/parquet
+    records with "embeddings") into a table, with every code; resumable.
 
     Exits 1 when nothing valid was loaded (every record rejected, or none in the file)."""
     from shrinkvec.load import LoadOptions, load

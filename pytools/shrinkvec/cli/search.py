@@ -85,7 +85,8 @@ def sql_cmd(table: str, schema: str, k: int | None, shortlist: tuple[int, ...], 
 @click.command("search")
 @_stage_options
 @click.option("--queries", "queries_path", type=click.Path(path_type=Path), default=None,
-              help=".npy of query vectors (1-D for one query, 2-D for several).  [required]")
+              help=".npy of query vectors (1-D for one query, 2-D for several); for a multi-vector (maxsim) table "
+                   "an .npz of query tokens: embeddings (T, dims) and offsets (n+1).  [required]")
 @click.option("--query-file", type=click.Path(path_type=Path), default=None, hidden=True,
               help="Deprecated name of --queries.")
 @DSN_OPTION
@@ -112,12 +113,18 @@ def search_cmd(table: str, schema: str, k: int | None, shortlist: tuple[int, ...
     with _one_line_errors():
         if not queries_path.is_file():
             raise ReadError(f"no such file: {queries_path}")
-        try:
-            qs = np.load(queries_path, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise ReadError(f"{queries_path}: not a readable .npy file ({exc})") from None
         url = _dsn(dsn, data_dir)
         p = _profile(url, table, schema)
+        qs: Any
+        if p.multi:
+            from shrinkvec.readers_multi import read_npz_docs
+
+            qs = read_npz_docs(queries_path)
+        else:
+            try:
+                qs = np.load(queries_path, allow_pickle=False)
+            except (ValueError, OSError) as exc:
+                raise ReadError(f"{queries_path}: not a readable .npy file ({exc})") from None
         pl = _plan(p, stages, shortlist, funnel, k)
         with psycopg.connect(url, autocommit=True) as conn:
             results = query.search(conn, p, pl, qs)

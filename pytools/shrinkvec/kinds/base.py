@@ -40,6 +40,8 @@ class CodeKind:
     # default; None: no index (a `methods` entry of ("hnsw", "") gives a vector code the opclass of the
     # profile's distance)
     index: ClassVar[tuple[str, str] | None] = None
+    # a code of a multi-vector profile (distance maxsim, vector[] column): encode() gets the flat tokens
+    multi: ClassVar[bool] = False
 
     # ---- specification ------------------------------------------------------------------------
     def length(self, given: int | None, dims: int, part: str) -> int:
@@ -70,6 +72,10 @@ class CodeKind:
     def sql_type(self, p: Located) -> sql.Composable:
         """The SQL type without its length, schema-qualified."""
         raise NotImplementedError
+
+    def column_type(self, p: Located, length: int) -> sql.Composable:
+        """The SQL type of a code column of this length: sql_type(length)."""
+        return sql.SQL("{}({})").format(self.sql_type(p), sql.Literal(length))
 
     def expr(self, p: Profile, code: Code, vector: sql.Composable) -> sql.Composable:
         """SQL expression computing the code from a (transformed) vector expression."""
