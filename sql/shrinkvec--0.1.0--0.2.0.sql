@@ -84,6 +84,7 @@ DECLARE
 	inner_q text;
 	old_shortlist text;
 	old_probes text;
+	old_rerank text;
 BEGIN
 	-- search_path is pg_catalog only: every other name below is schema-qualified, every operator too
 	IF to_regclass('shrinkvec.profiles') IS NULL OR to_regclass('shrinkvec.codes') IS NULL THEN
@@ -120,16 +121,20 @@ BEGIN
 	END IF;
 	IF cfg LIKE 'index%' THEN
 		-- the shrinkvec index: the unchanged exact query with the index's settings for this transaction
-		m := regexp_match(cfg, '^index(?::lists=\d+)?(?::probes=(\d+))?(?::bits=\d+)?@(\d+)$');
+		m := regexp_match(cfg, '^index(?::lists=\d+)?(?::probes=(\d+))?(?::bits=\d+)?(?::refine=\d+:rerank=(\d+))?@(\d+)$');
 		IF m IS NULL THEN
 			RAISE EXCEPTION 'profile % has an unknown search_config %', p.name, cfg USING ERRCODE = 'data_exception';
 		END IF;
 		PERFORM @extschema@.shrinkvec_kernels();	-- loads the library: its settings exist from here on
 		old_shortlist := current_setting('shrinkvec.shortlist');
 		old_probes := current_setting('shrinkvec.probes');
-		PERFORM set_config('shrinkvec.shortlist', coalesce(shortlist, m[2]::integer)::text, true);
+		old_rerank := current_setting('shrinkvec.rerank');
+		PERFORM set_config('shrinkvec.shortlist', coalesce(shortlist, m[3]::integer)::text, true);
 		IF m[1] IS NOT NULL THEN
 			PERFORM set_config('shrinkvec.probes', m[1], true);
+		END IF;
+		IF m[2] IS NOT NULL THEN
+			PERFORM set_config('shrinkvec.rerank', m[2], true);
 		END IF;
 		-- k is rendered as a literal (an integer): the planner must see the LIMIT to choose the index
 		RETURN QUERY EXECUTE format(
@@ -138,6 +143,7 @@ BEGIN
 			p.id_column, p.vector_column, vec_schema, op, tbl, k) USING query;
 		PERFORM set_config('shrinkvec.shortlist', old_shortlist, true);
 		PERFORM set_config('shrinkvec.probes', old_probes, true);
+		PERFORM set_config('shrinkvec.rerank', old_rerank, true);
 		RETURN;
 	ELSIF cfg IS NOT NULL AND cfg <> 'exact' THEN
 		-- 'STAGE@N' or a funnel 'STAGE@N>STAGE@M...'

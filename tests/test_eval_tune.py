@@ -13,7 +13,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from shrinkvec import catalog, codes, configs, demo, metrics, tune
+from shrinkvec import catalog, codes, configs, demo, metrics, query, tune
 from shrinkvec.evaluate import EvalError, Evaluator, read_queries, resolve_profile
 from shrinkvec.load import LoadOptions, load
 
@@ -177,7 +177,14 @@ def test_configs_parse_and_split() -> None:
     c = configs.parse("index:lists=40:probes=8:bits=192@200")
     assert (c.lists, c.probes, c.bits, c.shortlist) == (40, 8, 192, 200) and c.spec() == "index:lists=40:probes=8:bits=192@200"
     assert configs.parse("bits@400>prefix:128@100").stages == (("bits", 400), ("prefix:128", 100))
+    r = configs.parse("index:lists=40:probes=8:refine=4@200")
+    assert (r.refine, r.rerank) == (4, 40) and r.spec() == "index:lists=40:probes=8:refine=4:rerank=40@200"
+    # an index configuration's plan needs nothing of the profile when k is given
+    assert query.plan(None, r, k=10).settings == {"shrinkvec.shortlist": "200", "shrinkvec.probes": "8",
+                                                     "shrinkvec.rerank": "40"}
+    assert tune.index_settings(r) == {"shrinkvec.shortlist": 200, "shrinkvec.probes": 8, "shrinkvec.rerank": 40}
     for bad, msg in [("bits", "unknown config 'bits'"), ("bits@50>int8@100", "at most the previous"),
+                     ("index:refine=3@50", "refine must be 2, 4 or 8"), ("index:rerank=9@50", "rerank needs refine"),
                      ("index:lists=10@50", "needs probes"), ("index:foo=1@5", "unknown or repeated")]:
         with pytest.raises(configs.ConfigError, match=msg):
             configs.parse(bad)

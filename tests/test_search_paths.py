@@ -24,7 +24,7 @@ from shrinkvec.orm import bits_column, int8_column, prefix_column, two_stage
 
 SV = [sys.executable, "-m", "shrinkvec.cli"]
 N, NQ, K = 4000, 6, 10
-CONFIGS = ["bits@50", "prefix:64@60", "int8@40", "bits@200>int8@40", "index@50"]
+CONFIGS = ["bits@50", "prefix:64@60", "int8@40", "bits@200>int8@40", "index@50", "index:refine=4:rerank=7@50"]
 OPCLASS = {"cosine": "vector_cosine_ops", "l2": "vector_l2_ops", "ip": "vector_ip_ops"}
 
 
@@ -74,15 +74,18 @@ def test_cli_sql_and_orm_return_the_same_rows(migrated_dsn: str, conn: psycopg.C
         if config.startswith("index"):
             # the unchanged exact query under the index's settings, and the index answers it
             assert "SET LOCAL shrinkvec.shortlist = '50';" in printed, printed
+            assert ("SET LOCAL shrinkvec.rerank = '7';" in printed) == ("rerank" in config), printed
             with conn.transaction():
                 conn.execute("SET LOCAL shrinkvec.shortlist = 50")
                 stmt = printed[printed.index("SELECT"):].rstrip(";\n")
                 conn.execute("PREPARE knn(vector) AS " + stmt)
                 plan = "\n".join(r[0] for r in conn.execute(sql.SQL("EXPLAIN EXECUTE knn({})").format(
                     sql.Literal(str(data.queries[0].tolist())))))
+                conn.execute("DEALLOCATE knn")
             assert "docs_v" in plan, plan
             # nothing of the index's settings stays behind in the caller's session
             assert conn.execute("SHOW shrinkvec.shortlist").fetchone() == ("100",)
+            assert conn.execute("SHOW shrinkvec.rerank").fetchone() == ("40",)
             continue
         if ">" in config:
             continue  # the ORM's two_stage has one code stage

@@ -6,9 +6,10 @@ A configuration is written as a short spec (also what `tune --apply` stores in t
 - ``STAGE@N``: shortlist N rows by a code column, then rerank by the full vector. STAGE is what
   ``shrinkvec search --stage`` takes: ``bits``, ``bits:256``, ``prefix:128``, ``int8`` or a code column;
 - ``STAGE@N>STAGE@M...``: a funnel, each stage reranking the previous one's shortlist (N >= M);
-- ``index@S``, ``index:lists=L:probes=P:bits=B@S``: a ``shrinkvec`` index on the vector column
-  (flat when lists is 1 or left out; ``bits`` codes only the first B dimensions), searched with the
-  unchanged exact query and ``shrinkvec.shortlist = S``, ``shrinkvec.probes = P``.
+- ``index@S``, ``index:lists=L:probes=P:bits=B:refine=R:rerank=N@S``: a ``shrinkvec`` index on the vector
+  column (flat when lists is 1 or left out; ``bits`` codes only the first B dimensions; ``refine`` keeps
+  R-bit refine codes, R = 2, 4 or 8), searched with the unchanged exact query and ``shrinkvec.shortlist =
+  S``, ``shrinkvec.probes = P``, ``shrinkvec.rerank = N`` (with refine codes; default 40).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ ConfigKind = Literal["exact", "stages", "index"]
 INDEX_SHORTLISTS = (20, 50, 100, 200, 400)
 IVF_SHORTLISTS = (50, 100, 200, 400)
 IVF_MIN_ROWS = 5000  # the default grid tries an IVF index only on tables at least this large
+REFINE_MIN_ROWS = 100_000  # ... and one with refine codes (4 bits) only on tables at least this large
+REFINE_BITS = (2, 4, 8)
+DEFAULT_RERANK = 40  # shrinkvec.rerank's default
 # Code-column stages run as sequential scans (~0.3-4 us a row): above this many rows the default grid
 # leaves them out (seconds a query at 1M rows); name them with --configs to measure them anyway.
 STAGE_MAX_ROWS = 250_000
@@ -48,6 +52,8 @@ class Config:
     probes: int = 0  # index: shrinkvec.probes (IVF only)
     bits: int = 0  # index: coded dimensions (0 = all)
     shortlist: int = 0  # index: shrinkvec.shortlist
+    refine: int = 0  # index: bits per dimension of its refine codes (0 = none)
+    rerank: int = 0  # index with refine codes: shrinkvec.rerank
 
     def spec(self) -> str:
         if self.kind == "exact":
@@ -59,6 +65,8 @@ class Config:
             opts += f":lists={self.lists}:probes={self.probes}"
         if self.bits:
             opts += f":bits={self.bits}"
+        if self.refine:
+            opts += f":refine={self.refine}:rerank={self.rerank}"
         return f"index{opts}@{self.shortlist}"
 
     def family(self) -> str:
@@ -66,7 +74,7 @@ class Config:
         if self.kind == "exact":
             return "exact"
         if self.kind == "index":
-            return "index ivf" if self.lists > 1 else "index flat"
+            return ("index ivf" if self.lists > 1 else "index flat") + (" refine" if self.refine else "")
         if len(self.stages) > 1:
             return "funnel"
         return self.stages[0][0].split(":")[0]
@@ -86,8 +94,9 @@ def parse(spec: str) -> Config:
         opts: dict[str, int] = {}
         for part in filter(None, m.group(1).split(":")):
             key, value = part.split("=")
-            if key not in ("lists", "probes", "bits") or key in opts:
-                raise ConfigError(f"config {spec!r}: unknown or repeated index option {key!r} (use lists, probes, bits)")
+            if key not in ("lists", "probes", "bits", "refine", "rerank") or key in opts:
+                raise ConfigError(f"config {spec!r}: unknown or repeated index option {key!r} "
+                                  "(use lists, probes, bits, refine, rerank)")
             opts[key] = int(value)
         lists = opts.get("lists", 1)
         probes = opts.get("probes", 0)
@@ -99,9 +108,18 @@ def parse(spec: str) -> Config:
             raise ConfigError(f"config {spec!r}: probes needs lists > 1")
         if int(m.group(2)) < 1:
             raise ConfigError(f"config {spec!r}: the shortlist must be at least 1")
-        return Config("index", lists=lists, probes=probes, bits=opts.get("bits", 0), shortlist=int(m.group(2)))
+        refine = opts.get("refine", 0)
+        if refine and refine not in REFINE_BITS:
+            raise ConfigError(f"config {spec!r}: refine must be 2, 4 or 8, not {refine}")
+        if "rerank" in opts and not refine:
+            raise ConfigError(f"config {spec!r}: rerank needs refine codes (refine=2, 4 or 8)")
+        rerank = opts.get("rerank", DEFAULT_RERANK if refine else 0)
+        if refine and rerank < 1:
+            raise ConfigError(f"config {spec!r}: rerank must be at least 1")
+        return Config("index", lists=lists, probes=probes, bits=opts.get("bits", 0), shortlist=int(m.group(2)),
+                      refine=refine, rerank=rerank)
     if s.startswith("index"):
-        raise ConfigError(f"config {spec!r}: write index@S or index:lists=L:probes=P[:bits=B]@S")
+        raise ConfigError(f"config {spec!r}: write index@S or index:lists=L:probes=P[:bits=B][:refine=R:rerank=N]@S")
     stages = []
     for part in s.split(">"):
         m = _STAGE.match(part.strip())
@@ -152,8 +170,9 @@ def check(config: Config, profile: Profile, k: int, rows: int) -> None:
 def default_grid(profile: Profile, k: int, rows: int) -> list[Config]:
     """The default configurations: exact; each code column at several shortlist sizes and a funnel from
     the bits to the other codes (on tables of at most STAGE_MAX_ROWS rows); a flat shrinkvec index at
-    several shortlists; and on tables of at least IVF_MIN_ROWS rows an IVF index with sqrt(rows) lists
-    at 1/16, 1/8 and 1/4 of them probed."""
+    several shortlists; on tables of at least IVF_MIN_ROWS rows an IVF index with sqrt(rows) lists
+    at 1/16, 1/8 and 1/4 of them probed; and on tables of at least REFINE_MIN_ROWS rows the same IVF
+    index with 4-bit refine codes (rerank 20 and 40) at the two smaller probe counts."""
     out = [Config("exact")]
 
     def sizes(options: Iterable[int]) -> list[int]:
@@ -180,4 +199,7 @@ def default_grid(profile: Profile, k: int, rows: int) -> list[Config]:
         lists = max(2, round(math.sqrt(rows)))
         probes = sorted({max(1, lists // d) for d in (16, 8, 4)})
         out += [Config("index", lists=lists, probes=p, shortlist=n) for p in probes for n in sizes(IVF_SHORTLISTS)]
+        if rows >= REFINE_MIN_ROWS:
+            out += [Config("index", lists=lists, probes=p, shortlist=n, refine=4, rerank=r)
+                    for p in probes[:2] for n in sizes(IVF_SHORTLISTS) for r in (20, 40) if r < n]
     return list({c.spec(): c for c in out}.values())

@@ -149,7 +149,7 @@ class Evaluator:
         if k > self.rows:
             raise EvalError(f"k = {k} is more than the table's {self.rows} rows")
         self._truth: npt.NDArray[np.int64] | None = None
-        self._indexes: dict[tuple[int, int], _Index] = {}
+        self._indexes: dict[tuple[int, int, int], _Index] = {}
 
     # -- context -------------------------------------------------------------------------------------
     def __enter__(self) -> Evaluator:
@@ -266,12 +266,12 @@ class Evaluator:
 
     def index_name(self, config: Config) -> str:
         key = f"{self.profile.schema}\x00{self.profile.table}\x00{self.profile.vector_column}".encode()
-        return f"shrinkvec_eval_{hashlib.sha1(key).hexdigest()[:10]}_l{config.lists}_b{config.bits}"
+        return f"shrinkvec_eval_{hashlib.sha1(key).hexdigest()[:10]}_l{config.lists}_b{config.bits}_r{config.refine}"
 
     def _index(self, config: Config) -> _Index:
-        """The shrinkvec index of this config's lists/bits. Only one evaluation index exists at a time
+        """The shrinkvec index of this config's lists/bits/refine. Only one evaluation index exists at a time
         (the planner would pick among them): using another one drops it and builds this one."""
-        key = (config.lists, config.bits)
+        key = (config.lists, config.bits, config.refine)
         if key in self._indexes:
             return self._indexes[key]
         self.close()
@@ -282,9 +282,10 @@ class Evaluator:
         if self.progress:
             self.progress(f"building index {config.spec().split('@')[0]}", 0, 1)
         t = time.perf_counter()
-        self.conn.execute(sql.SQL("CREATE INDEX {} ON {} USING shrinkvec ({} {}) WITH (lists = {}, bits = {})").format(
+        self.conn.execute(sql.SQL(
+            "CREATE INDEX {} ON {} USING shrinkvec ({} {}) WITH (lists = {}, bits = {}, refine = {})").format(
             sql.Identifier(name), self.table, self.vec, sql.Identifier(opclass), sql.Literal(config.lists),
-            sql.Literal(config.bits)))
+            sql.Literal(config.bits), sql.Literal(config.refine)))
         build_s = time.perf_counter() - t
         size, entries = self.conn.execute(
             sql.SQL("SELECT size_bytes, entries FROM {}(%s::pg_catalog.regclass)").format(

@@ -75,6 +75,8 @@ def plan(profile: Profile, config: str | configs.Config | None = None, *, k: int
         settings = {"shrinkvec.shortlist": str(shortlists[0] if shortlists else c.shortlist)}
         if c.lists > 1:
             settings["shrinkvec.probes"] = str(c.probes)
+        if c.refine:
+            settings["shrinkvec.rerank"] = str(c.rerank)
         return Plan(settings, (), k)
     sizes = list(shortlists) or [n for _, n in c.stages]
     return Plan({}, tuple(stages_for(profile, [st for st, _ in c.stages], sizes)), k)

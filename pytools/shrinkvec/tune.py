@@ -74,6 +74,7 @@ class Choice:
         }
         if c.kind == "index":
             out["index"] = {"lists": c.lists, "probes": c.probes or None, "bits": c.bits or None,
+                            "refine": c.refine or None, "rerank": c.rerank or None,
                             "settings": index_settings(c)}
         return out
 
@@ -82,6 +83,8 @@ def index_settings(c: Config) -> dict[str, int]:
     s = {"shrinkvec.shortlist": c.shortlist}
     if c.lists > 1:
         s["shrinkvec.probes"] = c.probes
+    if c.refine:
+        s["shrinkvec.rerank"] = c.rerank
     return s
 
 

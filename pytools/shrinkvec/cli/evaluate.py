@@ -46,7 +46,8 @@ EVAL_OPTIONS = [
     click.option("--k", "k", type=int, default=10, show_default=True, help="Recall@k / top-k size."),
     click.option("--configs", "config_specs", multiple=True,
                  help="Configurations (repeat, or separate with spaces): exact, bits@100, prefix:128@200, int8@50, "
-                      "bits@400>prefix:128@100, index@100, index:lists=100:probes=8:bits=192@200. "
+                      "bits@400>prefix:128@100, index@100, index:lists=100:probes=8:bits=192@200, "
+                      "index:lists=100:probes=8:refine=4:rerank=40@200. "
                       "Default: a grid over the profile's codes and the shrinkvec index."),
     click.option("--quiet", is_flag=True, help="No progress bar."),
 ]
