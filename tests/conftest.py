@@ -106,6 +106,24 @@ def conn(postgresql: psycopg.Connection) -> psycopg.Connection:
     return postgresql
 
 
+KERNEL_LEVELS = ["scalar", "avx2", "avx512"]
+
+
+def set_level(conn: psycopg.Connection, level: str) -> str:
+    """Cap the kernels at `level`; returns the level in use (the CPU may lack it)."""
+    conn.execute(psycopg.sql.SQL("SET shrinkvec.kernels = {}").format(psycopg.sql.Literal(level)))
+    return str(conn.execute("SELECT shrinkvec_kernels()").fetchone()[0])
+
+
+@pytest.fixture(params=KERNEL_LEVELS)
+def level_conn(request: pytest.FixtureRequest, conn: psycopg.Connection) -> psycopg.Connection:
+    """A connection whose kernels are capped at each level in turn; skipped where the CPU lacks it."""
+    used = set_level(conn, request.param)
+    if used != request.param:
+        pytest.skip(f"CPU has no {request.param} (using {used})")
+    return conn
+
+
 @pytest.fixture
 def dsn(postgresql: psycopg.Connection) -> str:
     """DSN of this test's fresh database (for the CLI and other processes)."""

@@ -16,7 +16,6 @@ from shrinkvec import codes
 
 EDGE_DIMS = [1, 7, 8, 9, 63, 64, 65, 384]
 EDGE_TOKENS = [1, 2, 31, 32, 33, 64, 65]
-LEVELS = ["scalar", "avx2", "avx512"]
 
 PROPERTY = settings(
     max_examples=40,
@@ -39,21 +38,6 @@ def tokens(n: int, dim: int, seed: int, kind: int = 0) -> np.ndarray:
 def literal(t: np.ndarray) -> str:
     """A vector[] (or halfvec[]) literal of the rows of t."""
     return "{" + ",".join('"[' + ",".join(repr(float(x)) for x in row) + ']"' for row in t) + "}"
-
-
-def set_level(conn: psycopg.Connection, level: str) -> str:
-    """Cap the kernels at `level`; returns the level in use (the CPU may lack it)."""
-    conn.execute(psycopg.sql.SQL("SET shrinkvec.kernels = {}").format(psycopg.sql.Literal(level)))
-    return str(conn.execute("SELECT shrinkvec_kernels()").fetchone()[0])
-
-
-@pytest.fixture(params=LEVELS)
-def level_conn(request: pytest.FixtureRequest, conn: psycopg.Connection) -> psycopg.Connection:
-    """A connection whose kernels are capped at each level in turn; skipped where the CPU lacks it."""
-    used = set_level(conn, request.param)
-    if used != request.param:
-        pytest.skip(f"CPU has no {request.param} (using {used})")
-    return conn
 
 
 def exact_tolerance(q: np.ndarray, d: np.ndarray) -> float:

@@ -15,7 +15,6 @@ from pgvector import HalfVector
 from shrinkvec import codes
 
 EDGE_DIMS = [1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 511, 512, 513, 2000, 16000]
-LEVELS = ["scalar", "avx2", "avx512"]
 
 PROPERTY = settings(
     max_examples=100,
@@ -39,21 +38,6 @@ def random_vector(dim: int, seed: int, kind: int) -> np.ndarray:
     elif kind == 3:  # tiny and large magnitudes
         v = v * np.float32(10.0) ** rng.integers(-30, 30, dim).astype(np.float32)
     return v
-
-
-def set_level(conn: psycopg.Connection, level: str) -> str:
-    """Cap the kernels at `level`; returns the level in use (the CPU may lack it)."""
-    conn.execute(psycopg.sql.SQL("SET shrinkvec.kernels = {}").format(psycopg.sql.Literal(level)))
-    return conn.execute("SELECT shrinkvec_kernels()").fetchone()[0]
-
-
-@pytest.fixture(params=LEVELS)
-def level_conn(request: pytest.FixtureRequest, conn: psycopg.Connection) -> psycopg.Connection:
-    """A connection whose kernels are capped at each level in turn; skipped where the CPU lacks it."""
-    used = set_level(conn, request.param)
-    if used != request.param:
-        pytest.skip(f"CPU has no {request.param} (using {used})")
-    return conn
 
 
 def as_bits(text: str) -> np.ndarray:

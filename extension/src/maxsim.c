@@ -90,20 +90,10 @@ check_token_count(int n, const char *what)
 static int
 check_token_array(ArrayType *a, const char *what)
 {
-	if (ARR_NDIM(a) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("%s must not be empty", what)));
-	if (ARR_NDIM(a) != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("%s must have one dimension, not %d", what, ARR_NDIM(a))));
-	if (ARR_HASNULL(a) && array_contains_nulls(a))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("NULL not allowed in %s", what)));
-	check_token_count(ARR_DIMS(a)[0], what);
-	return ARR_DIMS(a)[0];
+	int			n = sv_check_array_shape(a, what);
+
+	check_token_count(n, what);
+	return n;
 }
 
 /* Error for two token dimensions that differ (pgvector's wording). */

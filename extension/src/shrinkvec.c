@@ -114,17 +114,10 @@ sv_check_finite(float value, const char *what)
 				 errmsg("infinite value not allowed in %s", what)));
 }
 
-/* Check a real[] argument and return its elements in place. */
-const float *
-sv_float_array(ArrayType *a, const char *what, int *n)
+/* Check that an array argument is one-dimensional, not empty and without NULLs; returns its length. */
+int
+sv_check_array_shape(ArrayType *a, const char *what)
 {
-	const float *x;
-	int			count;
-
-	if (ARR_ELEMTYPE(a) != FLOAT4OID)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("%s must be a real[] array", what)));
 	if (ARR_NDIM(a) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
@@ -137,7 +130,21 @@ sv_float_array(ArrayType *a, const char *what, int *n)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("NULL not allowed in %s", what)));
-	count = ARR_DIMS(a)[0];
+	return ARR_DIMS(a)[0];
+}
+
+/* Check a real[] argument and return its elements in place. */
+const float *
+sv_float_array(ArrayType *a, const char *what, int *n)
+{
+	const float *x;
+	int			count;
+
+	if (ARR_ELEMTYPE(a) != FLOAT4OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("%s must be a real[] array", what)));
+	count = sv_check_array_shape(a, what);
 	if (count > SV_MAX_DIM)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),

@@ -60,6 +60,9 @@ SvInt8Vec  *sv_new_int8vec(int dim);
 /* Allocate a zeroed bit string of nbits bits. */
 VarBit	   *sv_new_varbit(int nbits);
 
+/* Check that an array argument is one-dimensional, not empty and without NULLs; returns its length. */
+int			sv_check_array_shape(ArrayType *a, const char *what);
+
 /*
  * Check a real[] argument (one dimension, no NULLs, finite values, 1..SV_MAX_DIM elements) and
  * return its elements in place; what names the argument in error messages.

@@ -37,16 +37,26 @@ class CodeError(ShrinkvecError, ValueError):
 
 def as_float32(v: npt.ArrayLike, what: str = "vector") -> FloatArray:
     """A finite 1-D float32 array of 1..MAX_DIM elements, or CodeError naming the problem."""
-    a = np.asarray(v)
-    if a.dtype == np.float16:
-        a = a.astype(np.float32)
-    a = np.asarray(a, dtype=np.float32)
+    a = _float32(v)
     if a.ndim != 1:
         raise CodeError(f"{what} must have one dimension, not {a.ndim}")
     if a.size == 0:
         raise CodeError(f"{what} must not be empty")
     if a.size > MAX_DIM:
         raise CodeError(f"{what} has {a.size} elements, more than the limit of {MAX_DIM}")
+    return _finite(a, what)
+
+
+def _float32(v: npt.ArrayLike) -> FloatArray:
+    """v as float32 (float16 widened exactly first)."""
+    a = np.asarray(v)
+    if a.dtype == np.float16:
+        a = a.astype(np.float32)
+    return np.asarray(a, dtype=np.float32)
+
+
+def _finite(a: FloatArray, what: str) -> FloatArray:
+    """a, or CodeError when it holds a NaN or an infinity."""
     if np.isnan(a).any():
         raise CodeError(f"NaN not allowed in {what}")
     if np.isinf(a).any():
@@ -437,10 +447,7 @@ def as_tokens(m: npt.ArrayLike, what: str = "document") -> FloatArray:
         for d in dims[1:]:
             if d != dims[0]:
                 raise CodeError(f"different vector dimensions {dims[0]} and {d}")
-    a = np.asarray(m)
-    if a.dtype == np.float16:
-        a = a.astype(np.float32)
-    a = np.asarray(a, dtype=np.float32)
+    a = _float32(m)
     if a.ndim != 2:
         raise CodeError(f"{what} must be a 2-D array of tokens, not {a.ndim}-D")
     if a.shape[0] == 0:
@@ -451,11 +458,7 @@ def as_tokens(m: npt.ArrayLike, what: str = "document") -> FloatArray:
         raise CodeError("vector must have at least 1 dimension")
     if a.shape[1] > MAX_DIM:
         raise CodeError(f"vector cannot have more than {MAX_DIM} dimensions")
-    if np.isnan(a).any():
-        raise CodeError(f"NaN not allowed in {what}")
-    if np.isinf(a).any():
-        raise CodeError(f"infinite value not allowed in {what}")
-    return a
+    return _finite(a, what)
 
 
 def binarize_tokens(m: npt.ArrayLike, dims: int | None = None, center: npt.ArrayLike | None = None) -> ByteArray:

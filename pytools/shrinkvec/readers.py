@@ -85,6 +85,27 @@ def _check_id(value: Any) -> str | None:
     return None
 
 
+def parse_record(pos: int, line: str, rejects: list[Reject]) -> tuple[int, dict[str, Any]] | None:
+    """A .jsonl line's id and the rest of its object; None for a blank line, or for a line that is no JSON
+    object or has no usable id (its reject is appended)."""
+    if not line.strip():
+        return None  # a blank line is no record
+    try:
+        obj = json.loads(line)
+    except (ValueError, RecursionError) as exc:
+        rejects.append(Reject(pos, None, f"unparsable line: {exc}"))
+        return None
+    if not isinstance(obj, dict):
+        rejects.append(Reject(pos, None, "unparsable line: not a JSON object"))
+        return None
+    rid = obj.pop("id", None)
+    bad = _check_id(rid)
+    if bad:
+        rejects.append(Reject(pos, rid if bad != "missing id" else None, bad))
+        return None
+    return rid, obj
+
+
 def bad_text(value: Any) -> str | None:
     """Why PostgreSQL cannot store a payload value (a string, or a JSON document's keys and strings),
     or None: text cannot hold NUL, and a lone surrogate is not Unicode (it cannot be encoded as UTF-8)."""
@@ -280,21 +301,10 @@ class JsonlReader:
     @staticmethod
     def _parse(pos: int, line: str, dims: int, ids: list[int], vecs: list[np.ndarray], positions: list[int],
                payload: list[Any], rejects: list[Reject]) -> None:
-        if not line.strip():
-            return  # a blank line is no record
-        try:
-            obj = json.loads(line)
-        except (ValueError, RecursionError) as exc:
-            rejects.append(Reject(pos, None, f"unparsable line: {exc}"))
+        record = parse_record(pos, line, rejects)
+        if record is None:
             return
-        if not isinstance(obj, dict):
-            rejects.append(Reject(pos, None, "unparsable line: not a JSON object"))
-            return
-        rid = obj.pop("id", None)
-        bad = _check_id(rid)
-        if bad:
-            rejects.append(Reject(pos, rid if bad != "missing id" else None, bad))
-            return
+        rid, obj = record
         emb = obj.pop("embedding", None)
         if not isinstance(emb, list):
             rejects.append(Reject(pos, rid, "missing embedding" if emb is None else "bad embedding: not a list"))

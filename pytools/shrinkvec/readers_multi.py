@@ -31,6 +31,7 @@ from shrinkvec.readers import (
     _arrow_sql_type,
     _check_id,
     bad_text,
+    parse_record,
 )
 
 EMPTY = "empty document: no token vectors"
@@ -182,21 +183,10 @@ class JsonlDocsReader(JsonlReader):
     @staticmethod
     def _parse_doc(pos: int, line: str, dims: int, ids: list[int], docs: list[np.ndarray], positions: list[int],
                    payload: list[Any], rejects: list[Reject]) -> None:
-        if not line.strip():
-            return  # a blank line is no record
-        try:
-            obj = json.loads(line)
-        except (ValueError, RecursionError) as exc:
-            rejects.append(Reject(pos, None, f"unparsable line: {exc}"))
+        record = parse_record(pos, line, rejects)
+        if record is None:
             return
-        if not isinstance(obj, dict):
-            rejects.append(Reject(pos, None, "unparsable line: not a JSON object"))
-            return
-        rid = obj.pop("id", None)
-        bad = _check_id(rid)
-        if bad:
-            rejects.append(Reject(pos, rid if bad != "missing id" else None, bad))
-            return
+        rid, obj = record
         toks = _doc_tokens(obj.pop("embeddings", None), dims)
         if isinstance(toks, str):
             rejects.append(Reject(pos, rid, toks))
