@@ -61,7 +61,7 @@ COMMENT ON FUNCTION shrinkvec_index_check(regclass) IS
 	'checks a shrinkvec index against its table: every row visible to the snapshot indexed once (at its HOT chain''s root), no entries for other rows, bit codes equal to the column; index expressions run as the table''s owner; refused where row-level security applies to the caller';
 
 CREATE OR REPLACE FUNCTION shrinkvec.search(
-	tbl regclass, query vector, k integer DEFAULT NULL, shortlist integer DEFAULT NULL,
+	tbl regclass, query @extschema:vector@.vector, k integer DEFAULT NULL, shortlist integer DEFAULT NULL,
 	stage text DEFAULT NULL)
 RETURNS TABLE (id bigint, distance double precision)
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER PARALLEL UNSAFE
@@ -205,10 +205,10 @@ BEGIN
 	USING query, CASE WHEN p.transform IS NULL THEN query ELSE shrinkvec.transform_vector(query, p.transform) END;
 END
 $search$;
-COMMENT ON FUNCTION shrinkvec.search(regclass, vector, integer, integer, text) IS
+COMMENT ON FUNCTION shrinkvec.search(regclass, @extschema:vector@.vector, integer, integer, text) IS
 	'search of a profiled table: without a stage, the configuration shrinkvec tune --apply chose (a code stage, a funnel, or the shrinkvec index with its settings for this transaction), else the profile''s first code; a stage (bits, prefix[:N], int8 or a column) shortlists `shortlist` rows, the full vector reranks them with the profile''s distance; returns the k nearest (id, distance); SECURITY INVOKER, so row-level security applies';
 
-CREATE FUNCTION shrinkvec.code_query(tbl regclass, q vector) RETURNS vector
+CREATE FUNCTION shrinkvec.code_query(tbl regclass, q @extschema:vector@.vector) RETURNS @extschema:vector@.vector
 LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -225,7 +225,7 @@ BEGIN
 	RETURN shrinkvec.transform_vector(q, tf);
 END
 $fn$;
-COMMENT ON FUNCTION shrinkvec.code_query(regclass, vector) IS
+COMMENT ON FUNCTION shrinkvec.code_query(regclass, @extschema:vector@.vector) IS
 	'the query vector q that codes of table tbl are ranked against: transform_vector(q, its profile''s transform) when shrinkvec adapt gave it one, else q itself (also without a catalog); the rerank always uses the raw query';
 
 -- ==== the catalog follows its tables (issues 13 and 17) ====
@@ -308,57 +308,57 @@ CREATE FUNCTION vector_dims(multibit) RETURNS integer
 	AS 'MODULE_PATHNAME', 'multibit_dims' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION vector_dims(multibit) IS 'bits per token of a multibit';
 
-CREATE FUNCTION maxsim(vector[], vector[]) RETURNS double precision
+CREATE FUNCTION maxsim(@extschema:vector@.vector[], @extschema:vector@.vector[]) RETURNS double precision
 	AS 'MODULE_PATHNAME', 'maxsim_vector' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION maxsim(halfvec[], halfvec[]) RETURNS double precision
+CREATE FUNCTION maxsim(@extschema:vector@.halfvec[], @extschema:vector@.halfvec[]) RETURNS double precision
 	AS 'MODULE_PATHNAME', 'maxsim_halfvec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION maxsim(vector[], vector[]) IS
+COMMENT ON FUNCTION maxsim(@extschema:vector@.vector[], @extschema:vector@.vector[]) IS
 	'exact late-interaction score: sum over query tokens of the largest dot product with a document token (higher is better)';
-COMMENT ON FUNCTION maxsim(halfvec[], halfvec[]) IS
+COMMENT ON FUNCTION maxsim(@extschema:vector@.halfvec[], @extschema:vector@.halfvec[]) IS
 	'exact late-interaction score of halfvec tokens (widened to float): sum over query tokens of the best dot product';
 
-CREATE FUNCTION binarize(vector[]) RETURNS multibit
+CREATE FUNCTION binarize(@extschema:vector@.vector[]) RETURNS multibit
 	AS 'MODULE_PATHNAME', 'binarize_vector_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION binarize(vector[], integer) RETURNS multibit
+CREATE FUNCTION binarize(@extschema:vector@.vector[], integer) RETURNS multibit
 	AS 'MODULE_PATHNAME', 'binarize_vector_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION binarize(vector[], integer, real[]) RETURNS multibit
+CREATE FUNCTION binarize(@extschema:vector@.vector[], integer, real[]) RETURNS multibit
 	AS 'MODULE_PATHNAME', 'binarize_vector_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION binarize(halfvec[]) RETURNS multibit
+CREATE FUNCTION binarize(@extschema:vector@.halfvec[]) RETURNS multibit
 	AS 'MODULE_PATHNAME', 'binarize_halfvec_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION binarize(halfvec[], integer) RETURNS multibit
+CREATE FUNCTION binarize(@extschema:vector@.halfvec[], integer) RETURNS multibit
 	AS 'MODULE_PATHNAME', 'binarize_halfvec_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION binarize(halfvec[], integer, real[]) RETURNS multibit
+CREATE FUNCTION binarize(@extschema:vector@.halfvec[], integer, real[]) RETURNS multibit
 	AS 'MODULE_PATHNAME', 'binarize_halfvec_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION binarize(vector[]) IS
+COMMENT ON FUNCTION binarize(@extschema:vector@.vector[]) IS
 	'sign bits of every token (bit i is 1 when t[i] > 0), packed into one multibit';
-COMMENT ON FUNCTION binarize(vector[], integer) IS
+COMMENT ON FUNCTION binarize(@extschema:vector@.vector[], integer) IS
 	'sign bits of the first dims dimensions of every token (a Matryoshka prefix), as a multibit';
-COMMENT ON FUNCTION binarize(vector[], integer, real[]) IS
+COMMENT ON FUNCTION binarize(@extschema:vector@.vector[], integer, real[]) IS
 	'sign bits of (t - center) over the first dims dimensions of every token; center has the tokens'' or dims elements';
-COMMENT ON FUNCTION binarize(halfvec[]) IS
+COMMENT ON FUNCTION binarize(@extschema:vector@.halfvec[]) IS
 	'sign bits of every halfvec token, packed into one multibit';
-COMMENT ON FUNCTION binarize(halfvec[], integer) IS
+COMMENT ON FUNCTION binarize(@extschema:vector@.halfvec[], integer) IS
 	'sign bits of the first dims dimensions of every halfvec token, as a multibit';
-COMMENT ON FUNCTION binarize(halfvec[], integer, real[]) IS
+COMMENT ON FUNCTION binarize(@extschema:vector@.halfvec[], integer, real[]) IS
 	'sign bits of (t - center) over the first dims dimensions of every halfvec token';
 
-CREATE FUNCTION maxsim(vector[], multibit) RETURNS double precision
+CREATE FUNCTION maxsim(@extschema:vector@.vector[], multibit) RETURNS double precision
 	AS 'MODULE_PATHNAME', 'maxsim_vector_multibit' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION maxsim(halfvec[], multibit) RETURNS double precision
+CREATE FUNCTION maxsim(@extschema:vector@.halfvec[], multibit) RETURNS double precision
 	AS 'MODULE_PATHNAME', 'maxsim_halfvec_multibit' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION maxsim(vector[], bit[]) RETURNS double precision
+CREATE FUNCTION maxsim(@extschema:vector@.vector[], bit[]) RETURNS double precision
 	AS 'MODULE_PATHNAME', 'maxsim_vector_bits' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION maxsim(vector[], multibit) IS
+COMMENT ON FUNCTION maxsim(@extschema:vector@.vector[], multibit) IS
 	'asymmetric late-interaction score: sum over query tokens t of delta_t * max over doc tokens of sum_{i<dims} v_t[i] * (2 b[i] - 1), v_t = rint(t / delta_t) clipped to +-15, delta_t = max|t[:dims]| / 15 (higher is better)';
-COMMENT ON FUNCTION maxsim(halfvec[], multibit) IS
+COMMENT ON FUNCTION maxsim(@extschema:vector@.halfvec[], multibit) IS
 	'asymmetric late-interaction score of halfvec query tokens (widened to float) against a multibit';
-COMMENT ON FUNCTION maxsim(vector[], bit[]) IS
+COMMENT ON FUNCTION maxsim(@extschema:vector@.vector[], bit[]) IS
 	'the asymmetric score of maxsim(vector[], multibit) with the document''s codes as a bit[] (one bit string per token)';
 
 -- two-stage late-interaction search of a profiled multi-vector table (profile distance maxsim); a name of its
 -- own: an overload of search() would make search(tbl, '[1,2,3]') (an untyped literal) ambiguous
 CREATE FUNCTION shrinkvec.search_tokens(
-	tbl regclass, query vector[], k integer DEFAULT NULL, shortlist integer DEFAULT NULL,
+	tbl regclass, query @extschema:vector@.vector[], k integer DEFAULT NULL, shortlist integer DEFAULT NULL,
 	stage text DEFAULT NULL)
 RETURNS TABLE (id bigint, distance double precision)
 LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
@@ -430,7 +430,7 @@ BEGIN
 		p.id_column, p.vector_column, tbl, c.column_name, n, k) USING query;
 END
 $search$;
-COMMENT ON FUNCTION shrinkvec.search_tokens(regclass, vector[], integer, integer, text) IS
+COMMENT ON FUNCTION shrinkvec.search_tokens(regclass, @extschema:vector@.vector[], integer, integer, text) IS
 	'late-interaction search of a profiled multi-vector table (distance maxsim): the code stage (multibit, or the configuration shrinkvec tune --apply chose) shortlists `shortlist` rows by maxsim(query, code), the exact maxsim(query, tokens) reranks them; returns the k best (id, distance = -maxsim); SECURITY INVOKER, so row-level security applies';
 
 -- equality of multibit codes (the profile trigger compares a stored code with the recomputed one)

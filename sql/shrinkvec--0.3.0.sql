@@ -16,17 +16,17 @@ COMMENT ON FUNCTION shrinkvec_kernels() IS
 -- Sign-bit codes
 -- ---------------------------------------------------------------------------
 
-CREATE FUNCTION binarize(vector) RETURNS bit
+CREATE FUNCTION binarize(@extschema:vector@.vector) RETURNS bit
 	AS 'MODULE_PATHNAME', 'binarize_vector' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION binarize(vector, integer) RETURNS bit
+CREATE FUNCTION binarize(@extschema:vector@.vector, integer) RETURNS bit
 	AS 'MODULE_PATHNAME', 'binarize_vector' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION binarize(vector, integer, real[]) RETURNS bit
+CREATE FUNCTION binarize(@extschema:vector@.vector, integer, real[]) RETURNS bit
 	AS 'MODULE_PATHNAME', 'binarize_vector' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION binarize(halfvec) RETURNS bit
+CREATE FUNCTION binarize(@extschema:vector@.halfvec) RETURNS bit
 	AS 'MODULE_PATHNAME', 'binarize_halfvec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION binarize(halfvec, integer) RETURNS bit
+CREATE FUNCTION binarize(@extschema:vector@.halfvec, integer) RETURNS bit
 	AS 'MODULE_PATHNAME', 'binarize_halfvec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION binarize(halfvec, integer, real[]) RETURNS bit
+CREATE FUNCTION binarize(@extschema:vector@.halfvec, integer, real[]) RETURNS bit
 	AS 'MODULE_PATHNAME', 'binarize_halfvec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION binarize(real[]) RETURNS bit
 	AS 'MODULE_PATHNAME', 'binarize_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
@@ -35,17 +35,17 @@ CREATE FUNCTION binarize(real[], integer) RETURNS bit
 CREATE FUNCTION binarize(real[], integer, real[]) RETURNS bit
 	AS 'MODULE_PATHNAME', 'binarize_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
-COMMENT ON FUNCTION binarize(vector) IS
+COMMENT ON FUNCTION binarize(@extschema:vector@.vector) IS
 	'sign bits of the vector, MSB-first (bit i is 1 when v[i] > 0); equals binary_quantize(v)';
-COMMENT ON FUNCTION binarize(vector, integer) IS
+COMMENT ON FUNCTION binarize(@extschema:vector@.vector, integer) IS
 	'sign bits of the first dims dimensions (a Matryoshka prefix code)';
-COMMENT ON FUNCTION binarize(vector, integer, real[]) IS
+COMMENT ON FUNCTION binarize(@extschema:vector@.vector, integer, real[]) IS
 	'sign bits of (v - center) over the first dims dimensions; center has the vector''s or dims elements';
-COMMENT ON FUNCTION binarize(halfvec) IS
+COMMENT ON FUNCTION binarize(@extschema:vector@.halfvec) IS
 	'sign bits of the halfvec, MSB-first (bit i is 1 when v[i] > 0)';
-COMMENT ON FUNCTION binarize(halfvec, integer) IS
+COMMENT ON FUNCTION binarize(@extschema:vector@.halfvec, integer) IS
 	'sign bits of the first dims dimensions of the halfvec';
-COMMENT ON FUNCTION binarize(halfvec, integer, real[]) IS
+COMMENT ON FUNCTION binarize(@extschema:vector@.halfvec, integer, real[]) IS
 	'sign bits of (v - center) over the first dims dimensions of the halfvec';
 COMMENT ON FUNCTION binarize(real[]) IS
 	'sign bits of a real[] (no NULL, NaN or infinite elements)';
@@ -74,49 +74,49 @@ CREATE OPERATOR <^> (
 COMMENT ON OPERATOR <^> (bit, bit) IS
 	'prefix Hamming distance (for ORDER BY code <^> query LIMIT k); unlike <~>, lengths may differ';
 
-CREATE FUNCTION bit_ip(bit, vector) RETURNS double precision
+CREATE FUNCTION bit_ip(bit, @extschema:vector@.vector) RETURNS double precision
 	AS 'MODULE_PATHNAME', 'bit_ip' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION bit_ip(bit, vector) IS
+COMMENT ON FUNCTION bit_ip(bit, @extschema:vector@.vector) IS
 	'asymmetric distance -(sum of q[i] * (2 * bit_i - 1)) over the code''s length: float query, bit document';
 
 CREATE OPERATOR <^#> (
-	LEFTARG = bit, RIGHTARG = vector, FUNCTION = bit_ip
+	LEFTARG = bit, RIGHTARG = @extschema:vector@.vector, FUNCTION = bit_ip
 );
-COMMENT ON OPERATOR <^#> (bit, vector) IS
+COMMENT ON OPERATOR <^#> (bit, @extschema:vector@.vector) IS
 	'asymmetric bit distance of a code to a float query (for ORDER BY code <^#> query LIMIT k)';
 
 -- ---------------------------------------------------------------------------
 -- Matryoshka prefix cosine distance
 -- ---------------------------------------------------------------------------
 
-CREATE FUNCTION prefix_cosine_distance(vector, vector) RETURNS double precision
+CREATE FUNCTION prefix_cosine_distance(@extschema:vector@.vector, @extschema:vector@.vector) RETURNS double precision
 	AS 'MODULE_PATHNAME', 'prefix_cosine_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION prefix_cosine_distance(vector, vector, integer) RETURNS double precision
+CREATE FUNCTION prefix_cosine_distance(@extschema:vector@.vector, @extschema:vector@.vector, integer) RETURNS double precision
 	AS 'MODULE_PATHNAME', 'prefix_cosine_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION prefix_cosine_distance(halfvec, halfvec) RETURNS double precision
+CREATE FUNCTION prefix_cosine_distance(@extschema:vector@.halfvec, @extschema:vector@.halfvec) RETURNS double precision
 	AS 'MODULE_PATHNAME', 'halfvec_prefix_cosine_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION prefix_cosine_distance(halfvec, halfvec, integer) RETURNS double precision
+CREATE FUNCTION prefix_cosine_distance(@extschema:vector@.halfvec, @extschema:vector@.halfvec, integer) RETURNS double precision
 	AS 'MODULE_PATHNAME', 'halfvec_prefix_cosine_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION prefix_cosine_distance(vector, vector) IS
+COMMENT ON FUNCTION prefix_cosine_distance(@extschema:vector@.vector, @extschema:vector@.vector) IS
 	'cosine distance over the first min(dim a, dim b) dimensions, without building subvectors';
-COMMENT ON FUNCTION prefix_cosine_distance(vector, vector, integer) IS
+COMMENT ON FUNCTION prefix_cosine_distance(@extschema:vector@.vector, @extschema:vector@.vector, integer) IS
 	'cosine distance over the first dims dimensions, without building subvectors';
-COMMENT ON FUNCTION prefix_cosine_distance(halfvec, halfvec) IS
+COMMENT ON FUNCTION prefix_cosine_distance(@extschema:vector@.halfvec, @extschema:vector@.halfvec) IS
 	'cosine distance over the first min(dim a, dim b) dimensions of two halfvecs';
-COMMENT ON FUNCTION prefix_cosine_distance(halfvec, halfvec, integer) IS
+COMMENT ON FUNCTION prefix_cosine_distance(@extschema:vector@.halfvec, @extschema:vector@.halfvec, integer) IS
 	'cosine distance over the first dims dimensions of two halfvecs';
 
 CREATE OPERATOR <^=> (
-	LEFTARG = vector, RIGHTARG = vector, FUNCTION = prefix_cosine_distance,
+	LEFTARG = @extschema:vector@.vector, RIGHTARG = @extschema:vector@.vector, FUNCTION = prefix_cosine_distance,
 	COMMUTATOR = '<^=>'
 );
 CREATE OPERATOR <^=> (
-	LEFTARG = halfvec, RIGHTARG = halfvec, FUNCTION = prefix_cosine_distance,
+	LEFTARG = @extschema:vector@.halfvec, RIGHTARG = @extschema:vector@.halfvec, FUNCTION = prefix_cosine_distance,
 	COMMUTATOR = '<^=>'
 );
-COMMENT ON OPERATOR <^=> (vector, vector) IS
+COMMENT ON OPERATOR <^=> (@extschema:vector@.vector, @extschema:vector@.vector) IS
 	'prefix cosine distance: the shorter operand (the query) gives the prefix length';
-COMMENT ON OPERATOR <^=> (halfvec, halfvec) IS
+COMMENT ON OPERATOR <^=> (@extschema:vector@.halfvec, @extschema:vector@.halfvec) IS
 	'prefix cosine distance: the shorter operand (the query) gives the prefix length';
 
 -- ---------------------------------------------------------------------------
@@ -163,58 +163,58 @@ CREATE FUNCTION vector_dims(int8vec) RETURNS integer
 	AS 'MODULE_PATHNAME', 'int8vec_dims' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION vector_dims(int8vec) IS 'number of dimensions of an int8vec';
 
-CREATE FUNCTION quantize_int8(vector, real[], real[]) RETURNS int8vec
+CREATE FUNCTION quantize_int8(@extschema:vector@.vector, real[], real[]) RETURNS int8vec
 	AS 'MODULE_PATHNAME', 'quantize_int8_vector' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION quantize_int8(halfvec, real[], real[]) RETURNS int8vec
+CREATE FUNCTION quantize_int8(@extschema:vector@.halfvec, real[], real[]) RETURNS int8vec
 	AS 'MODULE_PATHNAME', 'quantize_int8_halfvec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION quantize_int8(real[], real[], real[]) RETURNS int8vec
 	AS 'MODULE_PATHNAME', 'quantize_int8_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION quantize_int8(vector, real[], real[]) IS
+COMMENT ON FUNCTION quantize_int8(@extschema:vector@.vector, real[], real[]) IS
 	'int8 code with per-dimension ranges lo, hi: rint(clip((v - lo) / ((hi - lo) / 255), 0, 255)) - 128; clipped, never wrapped';
-COMMENT ON FUNCTION quantize_int8(halfvec, real[], real[]) IS
+COMMENT ON FUNCTION quantize_int8(@extschema:vector@.halfvec, real[], real[]) IS
 	'int8 code of a halfvec with per-dimension ranges lo, hi (clipped)';
 COMMENT ON FUNCTION quantize_int8(real[], real[], real[]) IS
 	'int8 code of a real[] with per-dimension ranges lo, hi (clipped)';
 
-CREATE FUNCTION dequantize_int8(int8vec, real[], real[]) RETURNS vector
+CREATE FUNCTION dequantize_int8(int8vec, real[], real[]) RETURNS @extschema:vector@.vector
 	AS 'MODULE_PATHNAME', 'dequantize_int8' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION dequantize_int8(int8vec, real[], real[]) IS
 	'vector reconstructed from an int8 code: lo + (q + 128) * (hi - lo) / 255';
 
-CREATE FUNCTION int8_ip_distance(int8vec, vector, real[], real[]) RETURNS double precision
+CREATE FUNCTION int8_ip_distance(int8vec, @extschema:vector@.vector, real[], real[]) RETURNS double precision
 	AS 'MODULE_PATHNAME', 'int8_ip_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION int8_cosine_distance(int8vec, vector, real[], real[]) RETURNS double precision
+CREATE FUNCTION int8_cosine_distance(int8vec, @extschema:vector@.vector, real[], real[]) RETURNS double precision
 	AS 'MODULE_PATHNAME', 'int8_cosine_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION int8_ip_distance(int8vec, vector, real[], real[]) IS
+COMMENT ON FUNCTION int8_ip_distance(int8vec, @extschema:vector@.vector, real[], real[]) IS
 	'negative inner product of a float query and the dequantized code (as pgvector''s <#>)';
-COMMENT ON FUNCTION int8_cosine_distance(int8vec, vector, real[], real[]) IS
+COMMENT ON FUNCTION int8_cosine_distance(int8vec, @extschema:vector@.vector, real[], real[]) IS
 	'cosine distance of a float query and the dequantized code (NaN for a zero norm, as pgvector)';
 
 CREATE TYPE int8vec_ranges AS (lo real[], hi real[]);
 COMMENT ON TYPE int8vec_ranges IS 'per-dimension calibration ranges of an int8 code';
 
-CREATE FUNCTION int8_ranges_accum(internal, vector) RETURNS internal
+CREATE FUNCTION int8_ranges_accum(internal, @extschema:vector@.vector) RETURNS internal
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION int8_ranges_coverage_accum(internal, vector, double precision) RETURNS internal
+CREATE FUNCTION int8_ranges_coverage_accum(internal, @extschema:vector@.vector, double precision) RETURNS internal
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 CREATE FUNCTION int8_ranges_final(internal) RETURNS int8vec_ranges
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION int8_ranges_accum(internal, vector) IS 'transition function of int8_ranges(vector)';
-COMMENT ON FUNCTION int8_ranges_coverage_accum(internal, vector, double precision) IS
+COMMENT ON FUNCTION int8_ranges_accum(internal, @extschema:vector@.vector) IS 'transition function of int8_ranges(vector)';
+COMMENT ON FUNCTION int8_ranges_coverage_accum(internal, @extschema:vector@.vector, double precision) IS
 	'transition function of int8_ranges(vector, coverage)';
 COMMENT ON FUNCTION int8_ranges_final(internal) IS 'final function of int8_ranges';
 
-CREATE AGGREGATE int8_ranges(vector) (
+CREATE AGGREGATE int8_ranges(@extschema:vector@.vector) (
 	SFUNC = int8_ranges_accum, STYPE = internal, FINALFUNC = int8_ranges_final,
 	PARALLEL = SAFE
 );
-CREATE AGGREGATE int8_ranges(vector, double precision) (
+CREATE AGGREGATE int8_ranges(@extschema:vector@.vector, double precision) (
 	SFUNC = int8_ranges_coverage_accum, STYPE = internal, FINALFUNC = int8_ranges_final,
 	PARALLEL = SAFE
 );
-COMMENT ON AGGREGATE int8_ranges(vector) IS
+COMMENT ON AGGREGATE int8_ranges(@extschema:vector@.vector) IS
 	'per-dimension (lo, hi) = (min, max) of a vector column, for quantize_int8';
-COMMENT ON AGGREGATE int8_ranges(vector, double precision) IS
+COMMENT ON AGGREGATE int8_ranges(@extschema:vector@.vector, double precision) IS
 	'per-dimension (lo, hi) covering the central fraction of values: order statistics ceil(n*p)-1 at p = (1-coverage)/2 and 1-(1-coverage)/2 (memory bounded by maintenance_work_mem)';
 
 -- ---------------------------------------------------------------------------
@@ -253,34 +253,34 @@ COMMENT ON FUNCTION shrinkvec_vector_support(internal) IS 'support function 2 of
 COMMENT ON FUNCTION shrinkvec_halfvec_support(internal) IS 'support function 2 of the halfvec opclasses: the indexed type (pgvector''s halfvec)';
 
 CREATE OPERATOR CLASS bit_hamming_ops DEFAULT FOR TYPE bit USING shrinkvec AS
-	OPERATOR 1 <~> (bit, bit) FOR ORDER BY float_ops,
+	OPERATOR 1 @extschema:vector@.<~> (bit, bit) FOR ORDER BY float_ops,
 	OPERATOR 2 <^> (bit, bit) FOR ORDER BY integer_ops,
 	FUNCTION 1 shrinkvec_hamming_kind(internal),
 	FUNCTION 2 shrinkvec_bit_support(internal);
 
-CREATE OPERATOR CLASS vector_l2_ops DEFAULT FOR TYPE vector USING shrinkvec AS
-	OPERATOR 1 <-> (vector, vector) FOR ORDER BY float_ops,
+CREATE OPERATOR CLASS vector_l2_ops DEFAULT FOR TYPE @extschema:vector@.vector USING shrinkvec AS
+	OPERATOR 1 @extschema:vector@.<-> (@extschema:vector@.vector, @extschema:vector@.vector) FOR ORDER BY float_ops,
 	FUNCTION 1 shrinkvec_l2_kind(internal),
 	FUNCTION 2 shrinkvec_vector_support(internal);
-CREATE OPERATOR CLASS vector_ip_ops FOR TYPE vector USING shrinkvec AS
-	OPERATOR 1 <#> (vector, vector) FOR ORDER BY float_ops,
+CREATE OPERATOR CLASS vector_ip_ops FOR TYPE @extschema:vector@.vector USING shrinkvec AS
+	OPERATOR 1 @extschema:vector@.<#> (@extschema:vector@.vector, @extschema:vector@.vector) FOR ORDER BY float_ops,
 	FUNCTION 1 shrinkvec_ip_kind(internal),
 	FUNCTION 2 shrinkvec_vector_support(internal);
-CREATE OPERATOR CLASS vector_cosine_ops FOR TYPE vector USING shrinkvec AS
-	OPERATOR 1 <=> (vector, vector) FOR ORDER BY float_ops,
+CREATE OPERATOR CLASS vector_cosine_ops FOR TYPE @extschema:vector@.vector USING shrinkvec AS
+	OPERATOR 1 @extschema:vector@.<=> (@extschema:vector@.vector, @extschema:vector@.vector) FOR ORDER BY float_ops,
 	FUNCTION 1 shrinkvec_cosine_kind(internal),
 	FUNCTION 2 shrinkvec_vector_support(internal);
 
-CREATE OPERATOR CLASS halfvec_l2_ops DEFAULT FOR TYPE halfvec USING shrinkvec AS
-	OPERATOR 1 <-> (halfvec, halfvec) FOR ORDER BY float_ops,
+CREATE OPERATOR CLASS halfvec_l2_ops DEFAULT FOR TYPE @extschema:vector@.halfvec USING shrinkvec AS
+	OPERATOR 1 @extschema:vector@.<-> (@extschema:vector@.halfvec, @extschema:vector@.halfvec) FOR ORDER BY float_ops,
 	FUNCTION 1 shrinkvec_l2_kind(internal),
 	FUNCTION 2 shrinkvec_halfvec_support(internal);
-CREATE OPERATOR CLASS halfvec_ip_ops FOR TYPE halfvec USING shrinkvec AS
-	OPERATOR 1 <#> (halfvec, halfvec) FOR ORDER BY float_ops,
+CREATE OPERATOR CLASS halfvec_ip_ops FOR TYPE @extschema:vector@.halfvec USING shrinkvec AS
+	OPERATOR 1 @extschema:vector@.<#> (@extschema:vector@.halfvec, @extschema:vector@.halfvec) FOR ORDER BY float_ops,
 	FUNCTION 1 shrinkvec_ip_kind(internal),
 	FUNCTION 2 shrinkvec_halfvec_support(internal);
-CREATE OPERATOR CLASS halfvec_cosine_ops FOR TYPE halfvec USING shrinkvec AS
-	OPERATOR 1 <=> (halfvec, halfvec) FOR ORDER BY float_ops,
+CREATE OPERATOR CLASS halfvec_cosine_ops FOR TYPE @extschema:vector@.halfvec USING shrinkvec AS
+	OPERATOR 1 @extschema:vector@.<=> (@extschema:vector@.halfvec, @extschema:vector@.halfvec) FOR ORDER BY float_ops,
 	FUNCTION 1 shrinkvec_cosine_kind(internal),
 	FUNCTION 2 shrinkvec_halfvec_support(internal);
 
@@ -324,8 +324,94 @@ COMMENT ON SCHEMA shrinkvec IS
 -- every role may call search(); the catalog's row-level security decides what it may see and change
 GRANT USAGE ON SCHEMA shrinkvec TO PUBLIC;
 
+-- Every name in the SQL that search() and search_tokens() run is resolved at run time, by OID, from
+-- pg_extension: the schemas of shrinkvec and of pgvector may belong to the role that installed the
+-- (trusted) extension, which could rename them and plant look-alikes under the old names. The columns a
+-- profile names are checked first (check_search_columns): the catalog rows and the table are written by
+-- the table's owner, and a column of a user-defined type would run that role's casts and operators as
+-- the caller.
+CREATE FUNCTION shrinkvec.check_search_columns(
+	tbl regclass, id_column name, vector_column name, multi boolean, code_columns name[], code_kinds text[])
+RETURNS void
+LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+	vec_ext oid;
+	sv_ext oid;
+	t_vector oid;
+	t_halfvec oid;
+	t_int8vec oid;
+	t_multibit oid;
+	col name;
+	want text;
+	typ oid;
+	ok boolean;
+BEGIN
+	SELECT e.oid INTO vec_ext FROM pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'vector';
+	SELECT e.oid INTO sv_ext FROM pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'shrinkvec';
+	-- the types by membership in their extension, not by name
+	SELECT max(t.oid) FILTER (WHERE t.typname OPERATOR(pg_catalog.=) 'vector' AND d.refobjid OPERATOR(pg_catalog.=) vec_ext),
+	       max(t.oid) FILTER (WHERE t.typname OPERATOR(pg_catalog.=) 'halfvec' AND d.refobjid OPERATOR(pg_catalog.=) vec_ext),
+	       max(t.oid) FILTER (WHERE t.typname OPERATOR(pg_catalog.=) 'int8vec' AND d.refobjid OPERATOR(pg_catalog.=) sv_ext),
+	       max(t.oid) FILTER (WHERE t.typname OPERATOR(pg_catalog.=) 'multibit' AND d.refobjid OPERATOR(pg_catalog.=) sv_ext)
+	INTO t_vector, t_halfvec, t_int8vec, t_multibit
+	FROM pg_depend d JOIN pg_type t ON t.oid OPERATOR(pg_catalog.=) d.objid
+	WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass
+	  AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+	  AND d.deptype OPERATOR(pg_catalog.=) 'e';
+	FOR i IN 0 .. coalesce(cardinality(code_columns), 0) + 1 LOOP
+		IF i = 0 THEN
+			col := id_column;
+			want := 'id';
+		ELSIF i = 1 THEN
+			col := vector_column;
+			want := CASE WHEN multi THEN 'tokens' ELSE 'vector' END;
+		ELSE
+			col := code_columns[i - 1];
+			want := code_kinds[i - 1];
+		END IF;
+		SELECT a.atttypid INTO typ FROM pg_attribute a
+		WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attname OPERATOR(pg_catalog.=) col
+		  AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'table % has no column %', tbl, pg_catalog.quote_ident(col)
+				USING ERRCODE = 'undefined_column';
+		END IF;
+		ok := CASE want
+			WHEN 'id' THEN typ OPERATOR(pg_catalog.=) ANY (ARRAY['pg_catalog.int2'::pg_catalog.regtype,
+				'pg_catalog.int4'::pg_catalog.regtype, 'pg_catalog.int8'::pg_catalog.regtype]::oid[])
+			WHEN 'vector' THEN typ OPERATOR(pg_catalog.=) ANY (ARRAY[t_vector, t_halfvec])
+			WHEN 'prefix' THEN typ OPERATOR(pg_catalog.=) ANY (ARRAY[t_vector, t_halfvec])
+			WHEN 'tokens' THEN typ OPERATOR(pg_catalog.=) ANY (ARRAY(
+				SELECT t.typarray FROM pg_type t WHERE t.oid OPERATOR(pg_catalog.=) ANY (ARRAY[t_vector, t_halfvec])))
+			WHEN 'bits' THEN typ OPERATOR(pg_catalog.=) 'pg_catalog.bit'::pg_catalog.regtype
+			WHEN 'int8' THEN typ OPERATOR(pg_catalog.=) t_int8vec
+			WHEN 'multibit' THEN typ OPERATOR(pg_catalog.=) t_multibit
+			ELSE false
+		END;
+		IF NOT coalesce(ok, false) THEN
+			RAISE EXCEPTION 'column % of table % has type %, which a shrinkvec search does not run SQL on', pg_catalog.quote_ident(col), tbl,
+				pg_catalog.format_type(typ, NULL)
+				USING ERRCODE = 'datatype_mismatch',
+				DETAIL = CASE want
+					WHEN 'id' THEN 'The id column must be smallint, integer or bigint.'
+					WHEN 'vector' THEN 'The vector column must be pgvector''s vector or halfvec.'
+					WHEN 'tokens' THEN 'The tokens column must be an array of pgvector''s vector or halfvec.'
+					WHEN 'bits' THEN 'A bits code is a column of type bit.'
+					WHEN 'prefix' THEN 'A prefix code is a column of pgvector''s vector or halfvec.'
+					WHEN 'int8' THEN 'An int8 code is a column of shrinkvec''s int8vec.'
+					WHEN 'multibit' THEN 'A multibit code is a column of shrinkvec''s multibit.'
+					ELSE pg_catalog.format('Unknown code kind %s.', want) END;
+		END IF;
+	END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION shrinkvec.check_search_columns(regclass, name, name, boolean, name[], text[]) IS
+	'raises unless every column a search of tbl runs SQL on has the type its role needs (id: int2/int4/int8; vector: pgvector''s vector or halfvec, or an array of them; codes: bit, vector/halfvec, int8vec, multibit), types identified by extension membership: a user-defined type would run its owner''s casts and operators as the caller';
+
 CREATE FUNCTION shrinkvec.search(
-	tbl regclass, query vector, k integer DEFAULT NULL, shortlist integer DEFAULT NULL,
+	tbl regclass, query @extschema:vector@.vector, k integer DEFAULT NULL, shortlist integer DEFAULT NULL,
 	stage text DEFAULT NULL)
 RETURNS TABLE (id bigint, distance double precision)
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER PARALLEL UNSAFE
@@ -335,6 +421,7 @@ DECLARE
 	p record;
 	c record;
 	vec_schema name;
+	sv_schema name;
 	dims integer;
 	op text;
 	cfg text;
@@ -349,6 +436,8 @@ DECLARE
 	old_shortlist text;
 	old_probes text;
 	old_rerank text;
+	code_cols name[];
+	code_kinds text[];
 BEGIN
 	-- search_path is pg_catalog only: every other name below is schema-qualified, every operator too
 	IF to_regclass('shrinkvec.profiles') IS NULL OR to_regclass('shrinkvec.codes') IS NULL THEN
@@ -359,7 +448,7 @@ BEGIN
 		RAISE EXCEPTION 'the shrinkvec catalog is older than this extension'
 			USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'run: shrinkvec migrate --dsn ...';
 	END IF;
-	SELECT pr.* INTO p FROM shrinkvec.profiles pr WHERE pr.relation = tbl ORDER BY pr.name LIMIT 1;
+	SELECT pr.* INTO p FROM shrinkvec.profiles pr WHERE pr.relation OPERATOR(pg_catalog.=) tbl ORDER BY pr.name LIMIT 1;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'table % has no shrinkvec profile', tbl USING ERRCODE = 'undefined_object';
 	END IF;
@@ -367,9 +456,16 @@ BEGIN
 		RAISE EXCEPTION 'table % has a multi-vector profile (distance maxsim): use shrinkvec.search_tokens() with a vector[] query', tbl
 			USING ERRCODE = 'datatype_mismatch';
 	END IF;
+	-- the schemas of pgvector and shrinkvec as they are named now (found by the extensions, not by a name)
+	SELECT n.nspname INTO vec_schema FROM pg_extension e JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+	WHERE e.extname OPERATOR(pg_catalog.=) 'vector';
+	SELECT n.nspname INTO sv_schema FROM pg_extension e JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+	WHERE e.extname OPERATOR(pg_catalog.=) 'shrinkvec';
+	-- every column the SQL below touches, with the type its role needs
+	SELECT array_agg(cd.column_name::name ORDER BY cd.position), array_agg(cd.kind ORDER BY cd.position)
+	INTO code_cols, code_kinds FROM shrinkvec.codes cd WHERE cd.profile OPERATOR(pg_catalog.=) p.name;
+	PERFORM shrinkvec.check_search_columns(tbl, p.id_column, p.vector_column, false, code_cols, code_kinds);
 	k := coalesce(k, p.k);
-	SELECT n.nspname INTO vec_schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-	WHERE e.extname = 'vector';
 	EXECUTE format('SELECT %I.vector_dims($1)', vec_schema) INTO dims USING query;
 	IF dims <> p.dims THEN
 		RAISE EXCEPTION 'expected % dimensions, got %', p.dims, dims USING ERRCODE = 'data_exception';
@@ -389,7 +485,7 @@ BEGIN
 		IF m IS NULL THEN
 			RAISE EXCEPTION 'profile % has an unknown search_config %', p.name, cfg USING ERRCODE = 'data_exception';
 		END IF;
-		PERFORM @extschema@.shrinkvec_kernels();	-- loads the library: its settings exist from here on
+		EXECUTE format('SELECT %I.shrinkvec_kernels()', sv_schema);	-- loads the library: its settings exist from here on
 		old_shortlist := current_setting('shrinkvec.shortlist');
 		old_probes := current_setting('shrinkvec.probes');
 		old_rerank := current_setting('shrinkvec.rerank');
@@ -452,9 +548,9 @@ BEGIN
 			WITH ORDINALITY AS u(x, o) GROUP BY x) AS d;
 		-- codes are ranked against the query through the profile's transform ($2)
 		order_expr := CASE c.kind
-			WHEN 'bits' THEN format('%I.%I OPERATOR(%I.<^#>) $2', alias, c.column_name, '@extschema@')
-			WHEN 'prefix' THEN format('%I.%I OPERATOR(%I.<^=>) $2', alias, c.column_name, '@extschema@')
-			ELSE format('%I.%I(%I.%I, $2, %L::pg_catalog.float4[], %L::pg_catalog.float4[])', '@extschema@',
+			WHEN 'bits' THEN format('%I.%I OPERATOR(%I.<^#>) $2', alias, c.column_name, sv_schema)
+			WHEN 'prefix' THEN format('%I.%I OPERATOR(%I.<^=>) $2', alias, c.column_name, sv_schema)
+			ELSE format('%I.%I(%I.%I, $2, %L::pg_catalog.float4[], %L::pg_catalog.float4[])', sv_schema,
 				CASE WHEN p.distance = 'ip' THEN 'int8_ip_distance' ELSE 'int8_cosine_distance' END,
 				alias, c.column_name, c.lo, c.hi)
 		END;
@@ -469,10 +565,10 @@ BEGIN
 	USING query, CASE WHEN p.transform IS NULL THEN query ELSE shrinkvec.transform_vector(query, p.transform) END;
 END
 $search$;
-COMMENT ON FUNCTION shrinkvec.search(regclass, vector, integer, integer, text) IS
+COMMENT ON FUNCTION shrinkvec.search(regclass, @extschema:vector@.vector, integer, integer, text) IS
 	'search of a profiled table: without a stage, the configuration shrinkvec tune --apply chose (a code stage, a funnel, or the shrinkvec index with its settings for this transaction), else the profile''s first code; a stage (bits, prefix[:N], int8 or a column) shortlists `shortlist` rows, the full vector reranks them with the profile''s distance; returns the k nearest (id, distance); SECURITY INVOKER, so row-level security applies';
 
-CREATE FUNCTION shrinkvec.code_query(tbl regclass, q vector) RETURNS vector
+CREATE FUNCTION shrinkvec.code_query(tbl regclass, q @extschema:vector@.vector) RETURNS @extschema:vector@.vector
 LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -489,7 +585,7 @@ BEGIN
 	RETURN shrinkvec.transform_vector(q, tf);
 END
 $fn$;
-COMMENT ON FUNCTION shrinkvec.code_query(regclass, vector) IS
+COMMENT ON FUNCTION shrinkvec.code_query(regclass, @extschema:vector@.vector) IS
 	'the query vector q that codes of table tbl are ranked against: transform_vector(q, its profile''s transform) when shrinkvec adapt gave it one, else q itself (also without a catalog); the rerank always uses the raw query';
 
 -- ==== transforms (issue 7) ====
@@ -499,13 +595,13 @@ COMMENT ON FUNCTION shrinkvec.code_query(regclass, vector) IS
 -- table's trigger computes and the query the search ranks codes with use the same map. The full
 -- vector is never transformed: the rerank stays exact.
 
-CREATE FUNCTION shrinkvec.transform_vector(v vector, transform text) RETURNS vector
+CREATE FUNCTION shrinkvec.transform_vector(v @extschema:vector@.vector, transform text) RETURNS @extschema:vector@.vector
 	AS 'MODULE_PATHNAME', 'transform_vector' LANGUAGE C STABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION shrinkvec.transform_vector(vector, text) IS
+COMMENT ON FUNCTION shrinkvec.transform_vector(@extschema:vector@.vector, text) IS
 	'the stored transform `transform` (shrinkvec.transforms) applied to v: center, rotate, residual MLP; STABLE because it reads the catalog (each backend reads a transform once; transforms are immutable)';
-CREATE FUNCTION shrinkvec.transform_vector(v halfvec, transform text) RETURNS vector
+CREATE FUNCTION shrinkvec.transform_vector(v @extschema:vector@.halfvec, transform text) RETURNS @extschema:vector@.vector
 	AS 'MODULE_PATHNAME', 'transform_halfvec' LANGUAGE C STABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION shrinkvec.transform_vector(halfvec, text) IS
+COMMENT ON FUNCTION shrinkvec.transform_vector(@extschema:vector@.halfvec, text) IS
 	'the stored transform `transform` applied to a halfvec (elements widened to real first); returns a vector';
 
 -- ==== the catalog follows its tables (issues 13 and 17) ====
@@ -588,57 +684,57 @@ CREATE FUNCTION vector_dims(multibit) RETURNS integer
 	AS 'MODULE_PATHNAME', 'multibit_dims' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION vector_dims(multibit) IS 'bits per token of a multibit';
 
-CREATE FUNCTION maxsim(vector[], vector[]) RETURNS double precision
+CREATE FUNCTION maxsim(@extschema:vector@.vector[], @extschema:vector@.vector[]) RETURNS double precision
 	AS 'MODULE_PATHNAME', 'maxsim_vector' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION maxsim(halfvec[], halfvec[]) RETURNS double precision
+CREATE FUNCTION maxsim(@extschema:vector@.halfvec[], @extschema:vector@.halfvec[]) RETURNS double precision
 	AS 'MODULE_PATHNAME', 'maxsim_halfvec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION maxsim(vector[], vector[]) IS
+COMMENT ON FUNCTION maxsim(@extschema:vector@.vector[], @extschema:vector@.vector[]) IS
 	'exact late-interaction score: sum over query tokens of the largest dot product with a document token (higher is better)';
-COMMENT ON FUNCTION maxsim(halfvec[], halfvec[]) IS
+COMMENT ON FUNCTION maxsim(@extschema:vector@.halfvec[], @extschema:vector@.halfvec[]) IS
 	'exact late-interaction score of halfvec tokens (widened to float): sum over query tokens of the best dot product';
 
-CREATE FUNCTION binarize(vector[]) RETURNS multibit
+CREATE FUNCTION binarize(@extschema:vector@.vector[]) RETURNS multibit
 	AS 'MODULE_PATHNAME', 'binarize_vector_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION binarize(vector[], integer) RETURNS multibit
+CREATE FUNCTION binarize(@extschema:vector@.vector[], integer) RETURNS multibit
 	AS 'MODULE_PATHNAME', 'binarize_vector_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION binarize(vector[], integer, real[]) RETURNS multibit
+CREATE FUNCTION binarize(@extschema:vector@.vector[], integer, real[]) RETURNS multibit
 	AS 'MODULE_PATHNAME', 'binarize_vector_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION binarize(halfvec[]) RETURNS multibit
+CREATE FUNCTION binarize(@extschema:vector@.halfvec[]) RETURNS multibit
 	AS 'MODULE_PATHNAME', 'binarize_halfvec_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION binarize(halfvec[], integer) RETURNS multibit
+CREATE FUNCTION binarize(@extschema:vector@.halfvec[], integer) RETURNS multibit
 	AS 'MODULE_PATHNAME', 'binarize_halfvec_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION binarize(halfvec[], integer, real[]) RETURNS multibit
+CREATE FUNCTION binarize(@extschema:vector@.halfvec[], integer, real[]) RETURNS multibit
 	AS 'MODULE_PATHNAME', 'binarize_halfvec_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION binarize(vector[]) IS
+COMMENT ON FUNCTION binarize(@extschema:vector@.vector[]) IS
 	'sign bits of every token (bit i is 1 when t[i] > 0), packed into one multibit';
-COMMENT ON FUNCTION binarize(vector[], integer) IS
+COMMENT ON FUNCTION binarize(@extschema:vector@.vector[], integer) IS
 	'sign bits of the first dims dimensions of every token (a Matryoshka prefix), as a multibit';
-COMMENT ON FUNCTION binarize(vector[], integer, real[]) IS
+COMMENT ON FUNCTION binarize(@extschema:vector@.vector[], integer, real[]) IS
 	'sign bits of (t - center) over the first dims dimensions of every token; center has the tokens'' or dims elements';
-COMMENT ON FUNCTION binarize(halfvec[]) IS
+COMMENT ON FUNCTION binarize(@extschema:vector@.halfvec[]) IS
 	'sign bits of every halfvec token, packed into one multibit';
-COMMENT ON FUNCTION binarize(halfvec[], integer) IS
+COMMENT ON FUNCTION binarize(@extschema:vector@.halfvec[], integer) IS
 	'sign bits of the first dims dimensions of every halfvec token, as a multibit';
-COMMENT ON FUNCTION binarize(halfvec[], integer, real[]) IS
+COMMENT ON FUNCTION binarize(@extschema:vector@.halfvec[], integer, real[]) IS
 	'sign bits of (t - center) over the first dims dimensions of every halfvec token';
 
-CREATE FUNCTION maxsim(vector[], multibit) RETURNS double precision
+CREATE FUNCTION maxsim(@extschema:vector@.vector[], multibit) RETURNS double precision
 	AS 'MODULE_PATHNAME', 'maxsim_vector_multibit' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION maxsim(halfvec[], multibit) RETURNS double precision
+CREATE FUNCTION maxsim(@extschema:vector@.halfvec[], multibit) RETURNS double precision
 	AS 'MODULE_PATHNAME', 'maxsim_halfvec_multibit' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION maxsim(vector[], bit[]) RETURNS double precision
+CREATE FUNCTION maxsim(@extschema:vector@.vector[], bit[]) RETURNS double precision
 	AS 'MODULE_PATHNAME', 'maxsim_vector_bits' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION maxsim(vector[], multibit) IS
+COMMENT ON FUNCTION maxsim(@extschema:vector@.vector[], multibit) IS
 	'asymmetric late-interaction score: sum over query tokens t of delta_t * max over doc tokens of sum_{i<dims} v_t[i] * (2 b[i] - 1), v_t = rint(t / delta_t) clipped to +-15, delta_t = max|t[:dims]| / 15 (higher is better)';
-COMMENT ON FUNCTION maxsim(halfvec[], multibit) IS
+COMMENT ON FUNCTION maxsim(@extschema:vector@.halfvec[], multibit) IS
 	'asymmetric late-interaction score of halfvec query tokens (widened to float) against a multibit';
-COMMENT ON FUNCTION maxsim(vector[], bit[]) IS
+COMMENT ON FUNCTION maxsim(@extschema:vector@.vector[], bit[]) IS
 	'the asymmetric score of maxsim(vector[], multibit) with the document''s codes as a bit[] (one bit string per token)';
 
 -- two-stage late-interaction search of a profiled multi-vector table (profile distance maxsim); a name of its
 -- own: an overload of search() would make search(tbl, '[1,2,3]') (an untyped literal) ambiguous
 CREATE FUNCTION shrinkvec.search_tokens(
-	tbl regclass, query vector[], k integer DEFAULT NULL, shortlist integer DEFAULT NULL,
+	tbl regclass, query @extschema:vector@.vector[], k integer DEFAULT NULL, shortlist integer DEFAULT NULL,
 	stage text DEFAULT NULL)
 RETURNS TABLE (id bigint, distance double precision)
 LANGUAGE plpgsql STABLE SECURITY INVOKER PARALLEL SAFE
@@ -648,17 +744,20 @@ DECLARE
 	p record;
 	c record;
 	vec_schema name;
+	sv_schema name;
 	dims integer;
 	cfg text;
 	m text[];
 	n integer;
+	code_cols name[];
+	code_kinds text[];
 BEGIN
 	-- search_path is pg_catalog only: every other name below is schema-qualified
 	IF to_regclass('shrinkvec.profiles') IS NULL OR to_regclass('shrinkvec.codes') IS NULL THEN
 		RAISE EXCEPTION 'the shrinkvec catalog does not exist in this database'
 			USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'run: shrinkvec migrate --dsn ...';
 	END IF;
-	SELECT pr.* INTO p FROM shrinkvec.profiles pr WHERE pr.relation = tbl ORDER BY pr.name LIMIT 1;
+	SELECT pr.* INTO p FROM shrinkvec.profiles pr WHERE pr.relation OPERATOR(pg_catalog.=) tbl ORDER BY pr.name LIMIT 1;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'table % has no shrinkvec profile', tbl USING ERRCODE = 'undefined_object';
 	END IF;
@@ -670,8 +769,14 @@ BEGIN
 	IF k < 1 THEN
 		RAISE EXCEPTION 'k must be at least 1, got %', k USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	SELECT ns.nspname INTO vec_schema FROM pg_extension e JOIN pg_namespace ns ON ns.oid = e.extnamespace
-	WHERE e.extname = 'vector';
+	-- the schemas of pgvector and shrinkvec as they are named now (found by the extensions, not by a name)
+	SELECT ns.nspname INTO vec_schema FROM pg_extension e JOIN pg_namespace ns ON ns.oid OPERATOR(pg_catalog.=) e.extnamespace
+	WHERE e.extname OPERATOR(pg_catalog.=) 'vector';
+	SELECT ns.nspname INTO sv_schema FROM pg_extension e JOIN pg_namespace ns ON ns.oid OPERATOR(pg_catalog.=) e.extnamespace
+	WHERE e.extname OPERATOR(pg_catalog.=) 'shrinkvec';
+	SELECT array_agg(cd.column_name::name ORDER BY cd.position), array_agg(cd.kind ORDER BY cd.position)
+	INTO code_cols, code_kinds FROM shrinkvec.codes cd WHERE cd.profile OPERATOR(pg_catalog.=) p.name;
+	PERFORM shrinkvec.check_search_columns(tbl, p.id_column, p.vector_column, true, code_cols, code_kinds);
 	EXECUTE format('SELECT %I.vector_dims($1[array_lower($1, 1)])', vec_schema) INTO dims USING query;
 	IF dims <> p.dims THEN
 		RAISE EXCEPTION 'expected query tokens of % dimensions, got %', p.dims, dims USING ERRCODE = 'data_exception';
@@ -682,8 +787,8 @@ BEGIN
 	END IF;
 	IF cfg = 'exact' THEN
 		RETURN QUERY EXECUTE format(
-			'SELECT s.%1$I::bigint, -@extschema@.maxsim($1, s.%2$I) AS distance FROM %3$s AS s ORDER BY 2, 1 LIMIT %4$s',
-			p.id_column, p.vector_column, tbl, k) USING query;
+			'SELECT s.%1$I::bigint, -%5$I.maxsim($1, s.%2$I) AS distance FROM %3$s AS s ORDER BY 2, 1 LIMIT %4$s',
+			p.id_column, p.vector_column, tbl, k, sv_schema) USING query;
 		RETURN;
 	END IF;
 	m := regexp_match(coalesce(cfg, ''), '^([^@>]+)@(\d+)$');
@@ -704,13 +809,13 @@ BEGIN
 	END IF;
 	-- shortlist by the asymmetric MaxSim of the code, rerank by the exact MaxSim of the tokens
 	RETURN QUERY EXECUTE format(
-		'SELECT t.%1$I::bigint, -@extschema@.maxsim($1, t.%2$I) AS distance FROM ('
-		'SELECT s.%1$I, s.%2$I FROM %3$s AS s ORDER BY -@extschema@.maxsim($1, s.%4$I) LIMIT %5$s) AS t '
+		'SELECT t.%1$I::bigint, -%7$I.maxsim($1, t.%2$I) AS distance FROM ('
+		'SELECT s.%1$I, s.%2$I FROM %3$s AS s ORDER BY -%7$I.maxsim($1, s.%4$I) LIMIT %5$s) AS t '
 		'ORDER BY 2, 1 LIMIT %6$s',
-		p.id_column, p.vector_column, tbl, c.column_name, n, k) USING query;
+		p.id_column, p.vector_column, tbl, c.column_name, n, k, sv_schema) USING query;
 END
 $search$;
-COMMENT ON FUNCTION shrinkvec.search_tokens(regclass, vector[], integer, integer, text) IS
+COMMENT ON FUNCTION shrinkvec.search_tokens(regclass, @extschema:vector@.vector[], integer, integer, text) IS
 	'late-interaction search of a profiled multi-vector table (distance maxsim): the code stage (multibit, or the configuration shrinkvec tune --apply chose) shortlists `shortlist` rows by maxsim(query, code), the exact maxsim(query, tokens) reranks them; returns the k best (id, distance = -maxsim); SECURITY INVOKER, so row-level security applies';
 
 -- equality of multibit codes (the profile trigger compares a stored code with the recomputed one)
