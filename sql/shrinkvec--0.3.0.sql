@@ -350,13 +350,15 @@ DECLARE
 BEGIN
 	SELECT e.oid INTO vec_ext FROM pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'vector';
 	SELECT e.oid INTO sv_ext FROM pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'shrinkvec';
-	-- the types by membership in their extension, not by name
+	-- the types by membership in their extension and its schema, not by name
 	SELECT max(t.oid) FILTER (WHERE t.typname OPERATOR(pg_catalog.=) 'vector' AND d.refobjid OPERATOR(pg_catalog.=) vec_ext),
 	       max(t.oid) FILTER (WHERE t.typname OPERATOR(pg_catalog.=) 'halfvec' AND d.refobjid OPERATOR(pg_catalog.=) vec_ext),
 	       max(t.oid) FILTER (WHERE t.typname OPERATOR(pg_catalog.=) 'int8vec' AND d.refobjid OPERATOR(pg_catalog.=) sv_ext),
 	       max(t.oid) FILTER (WHERE t.typname OPERATOR(pg_catalog.=) 'multibit' AND d.refobjid OPERATOR(pg_catalog.=) sv_ext)
 	INTO t_vector, t_halfvec, t_int8vec, t_multibit
 	FROM pg_depend d JOIN pg_type t ON t.oid OPERATOR(pg_catalog.=) d.objid
+	JOIN pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid
+		AND e.extnamespace OPERATOR(pg_catalog.=) t.typnamespace  -- not a type ALTER EXTENSION ADD gave it
 	WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass
 	  AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
 	  AND d.deptype OPERATOR(pg_catalog.=) 'e';

@@ -11,6 +11,7 @@ test asserts the trap never ran and mallory is still not a superuser. Each of th
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -291,3 +292,61 @@ def test_every_plpgsql_and_sql_function_pins_its_search_path(conn: psycopg.Conne
            WHERE e.extname = 'shrinkvec' AND d.deptype = 'e' AND l.lanname IN ('plpgsql', 'sql')
              AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)""").fetchall()
     assert unpinned == []
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 32, type confusion: a look-alike `vector` in the schema shrinkvec is installed into
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_server(server_root: Path) -> Iterator[str]:
+    """A throwaway cluster (the attack read memory out of bounds: never on the shared test server)."""
+    if os.environ.get("SHRINKVEC_TEST_DSN"):
+        pytest.skip("needs the embedded server to start a throwaway cluster")
+    from shrinkvec import server
+
+    info = server.start(server_root / "pgdata")
+    try:
+        yield info.dsn()
+    finally:
+        server.stop(server_root / "pgdata")
+
+
+def test_a_look_alike_vector_type_is_never_bound(own_server: str) -> None:
+    with psycopg.connect(own_server, autocommit=True) as su:
+        su.execute("CREATE ROLE mallory LOGIN")
+        su.execute("GRANT CREATE ON DATABASE postgres TO mallory")
+        su.execute("CREATE EXTENSION vector")
+        version = int(su.execute("SHOW server_version_num").fetchone()[0])  # type: ignore[index]
+    with psycopg.connect(role_dsn(own_server, "mallory"), autocommit=True) as m:
+        m.execute("CREATE SCHEMA sv")
+        m.execute("CREATE DOMAIN sv.vector AS bytea")
+        m.execute("CREATE DOMAIN sv.halfvec AS bytea")
+        if version < 160000:  # the PostgreSQL 15 build refuses (no @extschema:vector@ there)
+            with pytest.raises(psycopg.errors.DuplicateObject, match="named like one of pgvector's"):
+                m.execute("CREATE EXTENSION shrinkvec SCHEMA sv")
+            return
+        m.execute("CREATE EXTENSION shrinkvec SCHEMA sv")
+        # every argument and result type of the extension's functions is pg_catalog's, pgvector's or its own
+        foreign = m.execute(
+            """WITH ext_types AS (
+                   SELECT d.objid AS t FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+                   WHERE d.classid = 'pg_type'::regclass AND e.extname IN ('vector', 'shrinkvec'))
+               SELECT DISTINCT p.oid::regprocedure::text, t::regtype::text
+               FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'shrinkvec'
+               JOIN pg_proc p ON p.oid = d.objid AND d.classid = 'pg_proc'::regclass
+               CROSS JOIN LATERAL unnest(p.proargtypes::oid[] || p.prorettype) AS t
+               LEFT JOIN pg_type ty ON ty.oid = t
+               WHERE ty.typnamespace <> 'pg_catalog'::regnamespace
+                 AND t NOT IN (SELECT t FROM ext_types)
+                 AND coalesce(ty.typelem, 0) NOT IN (SELECT t FROM ext_types)""").fetchall()
+        assert foreign == []
+        opclass_ops = m.execute(
+            """SELECT o.oprnamespace::regnamespace::text, count(*) FROM pg_amop a JOIN pg_opfamily f ON f.oid = a.amopfamily
+               JOIN pg_am am ON am.oid = f.opfmethod AND am.amname = 'shrinkvec'
+               JOIN pg_operator o ON o.oid = a.amopopr GROUP BY 1 ORDER BY 1""").fetchall()
+        assert opclass_ops == [("public", 7), ("sv", 1)]  # pgvector's <->, <#>, <=>, <~>; shrinkvec's own <^>
+        with pytest.raises(psycopg.errors.UndefinedFunction):
+            m.execute("SELECT sv.binarize('\\x00000000'::sv.vector)")
+        assert m.execute("SELECT sv.binarize('[1,-2,3]'::public.vector)::text").fetchone() == ("101",)

@@ -1,5 +1,5 @@
 """Lifecycle: the catalog follows its tables (DROP, RENAME, SET SCHEMA), dump/restore works, introspection
-is exact on HOT chains and clear on partitioned indexes, and the extension upgrades from 0.1.0.
+is exact on HOT chains and clear on partitioned indexes, and the extension upgrades from 0.1.0 and 0.2.0.
 
 Each of these broke before (issue 17): a dropped table's stale profile blocked a reload, a renamed table
 lost its profile, a restored table lost its code trigger (pg_dump printed `IS DISTINCT FROM` on vectors,
@@ -194,17 +194,44 @@ def extension_surface(c: psycopg.Connection) -> list[tuple[str, ...]]:
            WHERE e.extname = 'shrinkvec' AND d.deptype = 'e' ORDER BY 1""").fetchall()]
 
 
-def test_upgrade_from_0_1_0_gives_the_same_extension(dsn: str, conn: psycopg.Connection, other_db: str) -> None:
+OLD_VERSIONS = Path(__file__).resolve().parent / "old_versions"
+
+
+@pytest.fixture
+def old_install_scripts(conn: psycopg.Connection) -> Iterator[Path]:
+    """The install scripts of released versions, put beside the current one for the test only: they are not
+    shipped (no role may CREATE EXTENSION an old, weaker version), but an old install must still update."""
+    sharedir = Path(str(conn.execute("SELECT setting FROM pg_config WHERE name = 'SHAREDIR'").fetchone()[0]))  # type: ignore[index]
+    ext = sharedir / "extension"
+    if not os.access(ext, os.W_OK):
+        pytest.skip(f"{ext} is not writable: cannot install the old versions' scripts")
+    placed = []
+    try:
+        for script in sorted(OLD_VERSIONS.glob("shrinkvec--*.sql")):
+            assert not (ext / script.name).exists(), f"{script.name} is installed: make install should remove it"
+            shutil.copy(script, ext / script.name)
+            placed.append(ext / script.name)
+        yield ext
+    finally:
+        for path in placed:
+            path.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("version", ["0.1.0", "0.2.0"])
+def test_an_upgrade_gives_the_same_extension(dsn: str, conn: psycopg.Connection, other_db: str,
+                                             old_install_scripts: Path, version: str) -> None:
     with psycopg.connect(other_db, autocommit=True) as old:
-        old.execute("CREATE EXTENSION shrinkvec VERSION '0.1.0' CASCADE")
-        assert old.execute("SELECT extversion FROM pg_extension WHERE extname = 'shrinkvec'").fetchone() == ("0.1.0",)
+        old.execute(sql.SQL("CREATE EXTENSION shrinkvec VERSION {} CASCADE").format(sql.Literal(version)))
+        assert old.execute("SELECT extversion FROM pg_extension WHERE extname = 'shrinkvec'").fetchone() == (version,)
         old.execute("ALTER EXTENSION shrinkvec UPDATE")
-        assert old.execute("SELECT extversion FROM pg_extension WHERE extname = 'shrinkvec'").fetchone() == ("0.2.0",)
+        assert old.execute("SELECT extversion FROM pg_extension WHERE extname = 'shrinkvec'").fetchone() == ("0.3.0",)
         upgraded = extension_surface(old)
         # and the upgraded functions work: the C index check, the event triggers
         old.execute("CREATE TABLE t (id int, b bit(8))")
         old.execute("INSERT INTO t SELECT i, (i % 256)::bit(8) FROM generate_series(1, 30) i")
         old.execute("CREATE INDEX t_b ON t USING shrinkvec (b)")
         assert old.execute("SELECT live_rows, ok FROM shrinkvec_index_check('t_b')").fetchone() == (30, True)
-    assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'shrinkvec'").fetchone() == ("0.2.0",)
-    assert len(upgraded) > 60 and upgraded == extension_surface(conn)
+    assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'shrinkvec'").fetchone() == ("0.3.0",)
+    fresh = extension_surface(conn)
+    assert len(upgraded) > 60
+    assert [r for r in upgraded if r not in fresh] == [] and [r for r in fresh if r not in upgraded] == []
