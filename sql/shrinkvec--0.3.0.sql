@@ -423,7 +423,6 @@ DECLARE
 	p record;
 	c record;
 	vec_schema name;
-	sv_schema name;
 	dims integer;
 	op text;
 	cfg text;
@@ -458,11 +457,10 @@ BEGIN
 		RAISE EXCEPTION 'table % has a multi-vector profile (distance maxsim): use shrinkvec.search_tokens() with a vector[] query', tbl
 			USING ERRCODE = 'datatype_mismatch';
 	END IF;
-	-- the schemas of pgvector and shrinkvec as they are named now (found by the extensions, not by a name)
+	-- pgvector's schema as it is named now (found by the extension, not by a name); shrinkvec's own
+	-- functions are called in the schema shrinkvec, which belongs to the superuser
 	SELECT n.nspname INTO vec_schema FROM pg_extension e JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
 	WHERE e.extname OPERATOR(pg_catalog.=) 'vector';
-	SELECT n.nspname INTO sv_schema FROM pg_extension e JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
-	WHERE e.extname OPERATOR(pg_catalog.=) 'shrinkvec';
 	-- every column the SQL below touches, with the type its role needs
 	SELECT array_agg(cd.column_name::name ORDER BY cd.position), array_agg(cd.kind ORDER BY cd.position)
 	INTO code_cols, code_kinds FROM shrinkvec.codes cd WHERE cd.profile OPERATOR(pg_catalog.=) p.name;
@@ -487,7 +485,7 @@ BEGIN
 		IF m IS NULL THEN
 			RAISE EXCEPTION 'profile % has an unknown search_config %', p.name, cfg USING ERRCODE = 'data_exception';
 		END IF;
-		EXECUTE format('SELECT %I.shrinkvec_kernels()', sv_schema);	-- loads the library: its settings exist from here on
+		PERFORM shrinkvec.shrinkvec_kernels();	-- loads the library: its settings exist from here on
 		old_shortlist := current_setting('shrinkvec.shortlist');
 		old_probes := current_setting('shrinkvec.probes');
 		old_rerank := current_setting('shrinkvec.rerank');
@@ -550,9 +548,9 @@ BEGIN
 			WITH ORDINALITY AS u(x, o) GROUP BY x) AS d;
 		-- codes are ranked against the query through the profile's transform ($2)
 		order_expr := CASE c.kind
-			WHEN 'bits' THEN format('%I.%I OPERATOR(%I.<^#>) $2', alias, c.column_name, sv_schema)
-			WHEN 'prefix' THEN format('%I.%I OPERATOR(%I.<^=>) $2', alias, c.column_name, sv_schema)
-			ELSE format('%I.%I(%I.%I, $2, %L::pg_catalog.float4[], %L::pg_catalog.float4[])', sv_schema,
+			WHEN 'bits' THEN format('shrinkvec.bit_ip(%I.%I, $2)', alias, c.column_name)
+			WHEN 'prefix' THEN format('shrinkvec.prefix_cosine_distance(%I.%I, $2)', alias, c.column_name)
+			ELSE format('shrinkvec.%I(%I.%I, $2, %L::pg_catalog.float4[], %L::pg_catalog.float4[])',
 				CASE WHEN p.distance = 'ip' THEN 'int8_ip_distance' ELSE 'int8_cosine_distance' END,
 				alias, c.column_name, c.lo, c.hi)
 		END;
@@ -733,6 +731,43 @@ COMMENT ON FUNCTION maxsim(@extschema:vector@.halfvec[], multibit) IS
 COMMENT ON FUNCTION maxsim(@extschema:vector@.vector[], bit[]) IS
 	'the asymmetric score of maxsim(vector[], multibit) with the document''s codes as a bit[] (one bit string per token)';
 
+-- The functions search() and search_tokens() call, in the schema `shrinkvec`: the script creates that
+-- schema, so it belongs to the (bootstrap) superuser, and no other role can rename it or create in it.
+-- The same C functions as the operators and functions of the same name in the extension's own schema,
+-- which may belong to the role that installed the extension.
+CREATE FUNCTION shrinkvec.shrinkvec_kernels() RETURNS text
+	AS 'MODULE_PATHNAME', 'shrinkvec_kernels' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION shrinkvec.bit_ip(bit, @extschema:vector@.vector) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'bit_ip' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION shrinkvec.prefix_cosine_distance(@extschema:vector@.vector, @extschema:vector@.vector) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'prefix_cosine_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION shrinkvec.prefix_cosine_distance(@extschema:vector@.halfvec, @extschema:vector@.halfvec) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'halfvec_prefix_cosine_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION shrinkvec.int8_ip_distance(int8vec, @extschema:vector@.vector, real[], real[]) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'int8_ip_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION shrinkvec.int8_cosine_distance(int8vec, @extschema:vector@.vector, real[], real[]) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'int8_cosine_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION shrinkvec.maxsim(@extschema:vector@.vector[], @extschema:vector@.vector[]) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'maxsim_vector' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION shrinkvec.maxsim(@extschema:vector@.vector[], multibit) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'maxsim_vector_multibit' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION shrinkvec.shrinkvec_kernels() IS
+	'shrinkvec_kernels() for search(): loads the library, so its settings exist';
+COMMENT ON FUNCTION shrinkvec.bit_ip(bit, @extschema:vector@.vector) IS
+	'bit_ip (the <^#> operator) for search(), in the superuser-owned schema';
+COMMENT ON FUNCTION shrinkvec.prefix_cosine_distance(@extschema:vector@.vector, @extschema:vector@.vector) IS
+	'prefix_cosine_distance (the <^=> operator) for search(), in the superuser-owned schema';
+COMMENT ON FUNCTION shrinkvec.prefix_cosine_distance(@extschema:vector@.halfvec, @extschema:vector@.halfvec) IS
+	'prefix_cosine_distance of halfvecs (the <^=> operator) for search(), in the superuser-owned schema';
+COMMENT ON FUNCTION shrinkvec.int8_ip_distance(int8vec, @extschema:vector@.vector, real[], real[]) IS
+	'int8_ip_distance for search(), in the superuser-owned schema';
+COMMENT ON FUNCTION shrinkvec.int8_cosine_distance(int8vec, @extschema:vector@.vector, real[], real[]) IS
+	'int8_cosine_distance for search(), in the superuser-owned schema';
+COMMENT ON FUNCTION shrinkvec.maxsim(@extschema:vector@.vector[], @extschema:vector@.vector[]) IS
+	'maxsim of float tokens for search_tokens(), in the superuser-owned schema';
+COMMENT ON FUNCTION shrinkvec.maxsim(@extschema:vector@.vector[], multibit) IS
+	'maxsim of float query tokens against a multibit code for search_tokens(), in the superuser-owned schema';
+
 -- two-stage late-interaction search of a profiled multi-vector table (profile distance maxsim); a name of its
 -- own: an overload of search() would make search(tbl, '[1,2,3]') (an untyped literal) ambiguous
 CREATE FUNCTION shrinkvec.search_tokens(
@@ -746,7 +781,6 @@ DECLARE
 	p record;
 	c record;
 	vec_schema name;
-	sv_schema name;
 	dims integer;
 	cfg text;
 	m text[];
@@ -771,11 +805,10 @@ BEGIN
 	IF k < 1 THEN
 		RAISE EXCEPTION 'k must be at least 1, got %', k USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	-- the schemas of pgvector and shrinkvec as they are named now (found by the extensions, not by a name)
+	-- pgvector's schema as it is named now (found by the extension, not by a name); shrinkvec's own
+	-- functions are called in the schema shrinkvec, which belongs to the superuser
 	SELECT ns.nspname INTO vec_schema FROM pg_extension e JOIN pg_namespace ns ON ns.oid OPERATOR(pg_catalog.=) e.extnamespace
 	WHERE e.extname OPERATOR(pg_catalog.=) 'vector';
-	SELECT ns.nspname INTO sv_schema FROM pg_extension e JOIN pg_namespace ns ON ns.oid OPERATOR(pg_catalog.=) e.extnamespace
-	WHERE e.extname OPERATOR(pg_catalog.=) 'shrinkvec';
 	SELECT array_agg(cd.column_name::name ORDER BY cd.position), array_agg(cd.kind ORDER BY cd.position)
 	INTO code_cols, code_kinds FROM shrinkvec.codes cd WHERE cd.profile OPERATOR(pg_catalog.=) p.name;
 	PERFORM shrinkvec.check_search_columns(tbl, p.id_column, p.vector_column, true, code_cols, code_kinds);
@@ -789,8 +822,8 @@ BEGIN
 	END IF;
 	IF cfg = 'exact' THEN
 		RETURN QUERY EXECUTE format(
-			'SELECT s.%1$I::bigint, -%5$I.maxsim($1, s.%2$I) AS distance FROM %3$s AS s ORDER BY 2, 1 LIMIT %4$s',
-			p.id_column, p.vector_column, tbl, k, sv_schema) USING query;
+			'SELECT s.%1$I::bigint, -shrinkvec.maxsim($1, s.%2$I) AS distance FROM %3$s AS s ORDER BY 2, 1 LIMIT %4$s',
+			p.id_column, p.vector_column, tbl, k) USING query;
 		RETURN;
 	END IF;
 	m := regexp_match(coalesce(cfg, ''), '^([^@>]+)@(\d+)$');
@@ -811,10 +844,10 @@ BEGIN
 	END IF;
 	-- shortlist by the asymmetric MaxSim of the code, rerank by the exact MaxSim of the tokens
 	RETURN QUERY EXECUTE format(
-		'SELECT t.%1$I::bigint, -%7$I.maxsim($1, t.%2$I) AS distance FROM ('
-		'SELECT s.%1$I, s.%2$I FROM %3$s AS s ORDER BY -%7$I.maxsim($1, s.%4$I) LIMIT %5$s) AS t '
+		'SELECT t.%1$I::bigint, -shrinkvec.maxsim($1, t.%2$I) AS distance FROM ('
+		'SELECT s.%1$I, s.%2$I FROM %3$s AS s ORDER BY -shrinkvec.maxsim($1, s.%4$I) LIMIT %5$s) AS t '
 		'ORDER BY 2, 1 LIMIT %6$s',
-		p.id_column, p.vector_column, tbl, c.column_name, n, k, sv_schema) USING query;
+		p.id_column, p.vector_column, tbl, c.column_name, n, k) USING query;
 END
 $search$;
 COMMENT ON FUNCTION shrinkvec.search_tokens(regclass, @extschema:vector@.vector[], integer, integer, text) IS
