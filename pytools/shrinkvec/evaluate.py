@@ -28,10 +28,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import psycopg
-from pgvector.psycopg import register_vector
 from psycopg import sql
 
-from shrinkvec import catalog, configs, metrics, query, sqlnames
+from shrinkvec import catalog, configs, connection, ddl, metrics, query, sqlnames
 from shrinkvec.configs import Config
 from shrinkvec.errors import ShrinkvecError
 from shrinkvec.profile import Profile
@@ -83,7 +82,8 @@ def resolve_profile(conn: psycopg.Connection, table: str, schema: str, column: s
     dims = catalog.vector_dims(conn, table, col, schema)
     if dims is None:
         raise EvalError(f"column {schema}.{table}.{col} has no declared dimensions (or is not a vector)")
-    return Profile(name=f"{schema}.{table}", schema=schema, table=table, vector_column=col, dims=dims, codes=())
+    return ddl.located(conn, Profile(name=f"{schema}.{table}", schema=schema, table=table, vector_column=col,
+                                     dims=dims, codes=()))
 
 
 @dataclass
@@ -137,7 +137,7 @@ class Evaluator:
                             f"{profile.schema}.{profile.table}.{profile.vector_column} has {profile.dims}")
         self.conn, self.profile, self.queries, self.k, self.qrels = conn, profile, queries, k, qrels
         self.progress = progress
-        register_vector(conn)
+        connection.register_vector(conn)
         self.table = sql.Identifier(profile.schema, profile.table)
         self.vec, self.idc = sql.Identifier(profile.vector_column), sql.Identifier(profile.id_column)
         self.vtype = self._vector_type()
@@ -247,7 +247,7 @@ class Evaluator:
 
         def __enter__(self) -> None:
             for name, value in self.settings.items():
-                self.conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+                self.conn.execute("SELECT pg_catalog.set_config(%s, %s, false)", (name, value))
 
         def __exit__(self, *exc: object) -> None:
             for name in self.settings:
@@ -284,7 +284,7 @@ class Evaluator:
         t = time.perf_counter()
         self.conn.execute(sql.SQL(
             "CREATE INDEX {} ON {} USING shrinkvec ({} {}) WITH (lists = {}, bits = {}, refine = {})").format(
-            sql.Identifier(name), self.table, self.vec, sql.Identifier(opclass), sql.Literal(config.lists),
+            sql.Identifier(name), self.table, self.vec, sqlnames.ext_fn(self.profile, opclass), sql.Literal(config.lists),
             sql.Literal(config.bits), sql.Literal(config.refine)))
         build_s = time.perf_counter() - t
         size, entries = self.conn.execute(
@@ -299,7 +299,7 @@ def exact_topk(conn: psycopg.Connection, profile: Profile, queries: npt.NDArray[
                rows: int | None = None, progress: Progress | None = None) -> npt.NDArray[np.int64]:
     """Exact top-k ids of every query in numpy (float64), streaming the table's vectors in blocks;
     ties broken by id. Distances as the profile's: cosine, l2 or (negative) inner product."""
-    register_vector(conn)
+    connection.register_vector(conn)
     q = queries.astype(np.float64)
     if profile.distance == "cosine":
         q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-300)

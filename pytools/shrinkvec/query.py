@@ -20,13 +20,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import psycopg
-from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 from psycopg.types import TypeInfo
 
-from shrinkvec import catalog, configs, sqlnames
+from shrinkvec import catalog, configs, connection, sqlnames
 from shrinkvec.profile import Code, Profile, ProfileError
 
 DISTANCE_OPS = {"cosine": "<=>", "l2": "<->", "ip": "<#>"}
@@ -308,7 +307,7 @@ def search(conn: psycopg.Connection, profile: Profile, stages: Sequence[Stage] |
         stages = stages.stages
     else:
         settings, k = {}, profile.k if k is None else k
-    register_vector(conn)
+    connection.register_vector(conn)
     if profile.multi:
         register_tokens(conn, profile)
     qs = _queries(profile, queries)

@@ -68,12 +68,10 @@ def _one_line_errors() -> Iterator[None]:
 
 def _profile(url: str, table: str, schema: str) -> Profile:
     """The shrinkvec profile of schema.table (CatalogError when it has none)."""
-    import psycopg
-
-    from shrinkvec import catalog
+    from shrinkvec import catalog, connection
     from shrinkvec.catalog import CatalogError
 
-    with psycopg.connect(url) as conn:
+    with connection.connect(url) as conn:
         p = catalog.find_profile(conn, table, schema)
     if p is None:
         raise CatalogError(f"table {schema}.{table} has no shrinkvec profile")
