@@ -24,7 +24,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from shrinkvec import catalog, codes, connection, ddl, fitting, reencode, transforms
+from shrinkvec import catalog, codes, connection, ddl, fitting, profile_check, reencode, transforms
 from shrinkvec.adaptor import AdaptorConfig, AdaptorError
 from shrinkvec.errors import ShrinkvecError
 from shrinkvec.profile import Profile
@@ -84,6 +84,7 @@ def _profile(conn: psycopg.Connection, opts: AdaptOptions) -> Profile:
     if p is None:
         raise AdaptError(f"table {opts.schema}.{opts.table} has no shrinkvec profile: load it with shrinkvec load "
                          "or add codes first")
+    profile_check.check_profile(conn, p)  # adapt reads and rewrites the table by its profile's columns
     return p
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ import numpy.typing as npt
 import psycopg
 from psycopg import sql
 
-from shrinkvec import catalog, configs, connection, ddl, metrics, query, sqlnames
+from shrinkvec import catalog, configs, connection, ddl, metrics, profile_check, query, sqlnames
 from shrinkvec.configs import Config
 from shrinkvec.errors import ShrinkvecError
 from shrinkvec.profile import Profile
@@ -140,8 +140,8 @@ class Evaluator:
         connection.register_vector(conn)
         self.table = sql.Identifier(profile.schema, profile.table)
         self.vec, self.idc = sql.Identifier(profile.vector_column), sql.Identifier(profile.id_column)
-        self.vtype = self._vector_type()
-        self.profile = profile = replace(profile, vector_type=self.vtype)
+        self.profile = profile = profile_check.check_profile(conn, profile)  # types another role wrote
+        self.vtype = profile.vector_type
         self.rows = int(conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE {} IS NOT NULL").format(
             self.table, self.vec)).fetchone()[0])  # type: ignore[index]  # always one row (an aggregate, an expression, RETURNING)
         if self.rows == 0:
@@ -165,16 +165,6 @@ class Evaluator:
         self._indexes.clear()
 
     # -- ground truth --------------------------------------------------------------------------------
-    def _vector_type(self) -> str:
-        row = self.conn.execute(
-            """SELECT t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-               WHERE a.attrelid = to_regclass(%s) AND a.attname = %s AND NOT a.attisdropped""",
-            (self.table.as_string(self.conn), self.profile.vector_column)).fetchone()
-        if row is None or row[0] not in ("vector", "halfvec"):
-            raise EvalError(f"{self.profile.schema}.{self.profile.table}.{self.profile.vector_column} "
-                            "is not a vector or halfvec column")
-        return str(row[0])
-
     @property
     def truth(self) -> npt.NDArray[np.int64]:
         """(queries, k) ids of the exact top-k, computed on first use."""
