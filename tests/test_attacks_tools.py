@@ -17,21 +17,28 @@ sql, eval, tune and the ORM refuse it with an error naming the column and its ty
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psycopg
 import pytest
+from pgvector.sqlalchemy import VECTOR
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from sqlalchemy import BigInteger
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from conftest import role_dsn
-from shrinkvec import catalog, demo
+from shrinkvec import catalog, codes, connection, demo, evaluate, profile_check, query
+from shrinkvec.load import LoadOptions, load
+from shrinkvec.orm import bits_column, two_stage
 
 SV = [sys.executable, "-m", "shrinkvec.cli"]
 
@@ -127,6 +134,14 @@ def scene(request: pytest.FixtureRequest, conn: psycopg.Connection, dsn: str) ->
         conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(mallory)))
 
 
+def connect(dsn: str) -> psycopg.Connection:
+    """A connection as the tools open one, with pgvector's types (pgvector's own register_vector would
+    look them up through mallory's `=(oid, regtype)` in public)."""
+    c = connection.connect(dsn, autocommit=True)
+    connection.register_vector(c)
+    return c
+
+
 def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*SV, *args], cwd=cwd, capture_output=True, text=True)
 
@@ -181,3 +196,145 @@ def test_planted_operators_never_run_during_migrate_and_the_tools(scene: Scene, 
         a.execute("SELECT 'x'::name = 'x'::varchar")
         assert trap_calls(dsn, scene.mallory) != {}
         a.execute(sql.SQL("ALTER ROLE {} NOSUPERUSER").format(sql.Identifier(scene.mallory)))
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. a profiled table whose columns carry planted casts
+# ---------------------------------------------------------------------------------------------
+
+# mallory's types: an id with a cast to bigint, sign bits with an implicit cast to bit, each cast a trap
+CAST_PLANT = """
+CREATE TYPE {s}.evil_id AS (v bigint);
+CREATE FUNCTION {s}.evil_id_bigint(x {s}.evil_id) RETURNS bigint LANGUAGE plpgsql AS $$
+BEGIN PERFORM public.trap('evil_id::bigint'); RETURN x.v; END $$;
+CREATE CAST ({s}.evil_id AS bigint) WITH FUNCTION {s}.evil_id_bigint({s}.evil_id) AS IMPLICIT;
+CREATE TYPE {s}.evil_bits AS (b bit(384));
+CREATE FUNCTION {s}.evil_bits_bit(x {s}.evil_bits) RETURNS bit LANGUAGE plpgsql AS $$
+BEGIN PERFORM public.trap('evil_bits::bit'); RETURN x.b; END $$;
+CREATE CAST ({s}.evil_bits AS bit) WITH FUNCTION {s}.evil_bits_bit({s}.evil_bits) AS IMPLICIT;
+-- bait_id: the id is evil_id; bait_bits: the bits code column is evil_bits
+CREATE TABLE {s}.bait_id (id {s}.evil_id, embedding vector(384), bits bit(384));
+CREATE TABLE {s}.bait_bits (id bigint, embedding vector(384), bits {s}.evil_bits);
+GRANT USAGE ON SCHEMA {s} TO PUBLIC;
+GRANT SELECT ON {s}.bait_id, {s}.bait_bits TO PUBLIC;
+"""
+
+
+@pytest.fixture
+def cast_plant(migrated_dsn: str, conn: psycopg.Connection) -> Iterator[Scene]:
+    """mallory (CREATE on public, her own schema) with the two bait tables, their rows and her own profile
+    rows for them; admin is the superuser who ran migrate."""
+    mallory = f"mallory_{uuid.uuid4().hex[:8]}"
+    conn.execute(sql.SQL("CREATE ROLE {m} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS; "
+                         "GRANT CREATE ON SCHEMA public TO {m}; CREATE SCHEMA {m} AUTHORIZATION {m}").format(
+        m=sql.Identifier(mallory)))
+    try:
+        m_dsn = role_dsn(migrated_dsn, mallory)
+        plant_traps(m_dsn, mallory)
+        x = demo.load_data().docs[:300]
+        with psycopg.connect(m_dsn, autocommit=True) as m:
+            m.execute(CAST_PLANT.replace("{s}", sql.Identifier(mallory).as_string(m)))
+            bits = [codes.bits_to_str(b, 384) for b in codes.binarize_batch(x)]
+            vecs = [sqlvec(v) for v in x]
+            for i, (v, b) in enumerate(zip(vecs, bits)):
+                m.execute(sql.SQL("INSERT INTO {}.bait_id VALUES (ROW(%s), %s, %s::bit(384))").format(
+                    sql.Identifier(mallory)), (i, v, b))
+                m.execute(sql.SQL("INSERT INTO {}.bait_bits VALUES (%s, %s, ROW(%s::bit(384)))").format(
+                    sql.Identifier(mallory)), (i, v, b))
+            for table in ("bait_id", "bait_bits"):
+                name = m.execute("""INSERT INTO shrinkvec.profiles (table_schema, table_name, vector_column, dims)
+                                    VALUES (%s, %s, 'embedding', 384) RETURNING name""", (mallory, table)).fetchone()
+                assert name is not None
+                m.execute("""INSERT INTO shrinkvec.codes (profile, column_name, position, kind, length)
+                             VALUES (%s, 'bits', 0, 'bits', 384)""", (name[0],))
+            m.execute("DELETE FROM public.pwned")
+        yield Scene(migrated_dsn, m_dsn, mallory)
+    finally:
+        conn.execute(sql.SQL("DROP OWNED BY {m} CASCADE; DROP ROLE {m}").format(m=sql.Identifier(mallory)))
+
+
+def sqlvec(v: np.ndarray) -> str:
+    return "[" + ",".join("%.9g" % f for f in v.tolist()) + "]"
+
+
+BAITS = {"bait_id": ("id", "evil_id"), "bait_bits": ("bits", "evil_bits")}
+
+
+@pytest.mark.parametrize("table", sorted(BAITS))
+def test_tools_refuse_a_profiled_table_with_planted_casts(cast_plant: Scene, table: str, tmp_path: Path) -> None:
+    dsn, mallory = cast_plant.admin_dsn, cast_plant.mallory
+    column, typ = BAITS[table]
+    message = f"column {column} of \"{mallory}\".\"{table}\" (the "
+    data = demo.load_data()
+    np.save(tmp_path / "q.npy", data.queries[:8])
+    # the Python API: the profile is found, the search refuses it before any SQL built from it runs
+    with connect(dsn) as admin:
+        p = catalog.find_profile(admin, table, mallory)
+        assert p is not None and [c.column for c in p.codes] == ["bits"]
+        with pytest.raises(profile_check.ColumnTypeError, match=re.escape(message)) as err:
+            query.search(admin, p, query.stages_for(p, ["bits"], [50]), data.queries[0], k=5)
+        assert f"{mallory}.{typ}" in str(err.value)
+        with pytest.raises(profile_check.ColumnTypeError, match=re.escape(message)):
+            evaluate.Evaluator(admin, p, data.queries[:8], 5)
+    # the CLI: one line naming the column and its type, exit 1
+    for args in (["search", "--queries", "q.npy"], ["sql"],
+                 ["eval", "--queries", "q.npy", "--configs", "bits@50", "--no-plot", "--quiet"],
+                 ["tune", "--queries", "q.npy", "--configs", "bits@50", "--target-recall", "0.1", "--apply",
+                  "--quiet"],
+                 ["adapt", "--method", "center"]):
+        run = run_cli([*args, "--table", table, "--schema", mallory, "--dsn", dsn], tmp_path)
+        assert run.returncode == 1, (args, run.stdout, run.stderr)
+        lines = run.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0] and f"{mallory}.{typ}" in lines[0], (args, run.stderr)
+    # the ORM, given the session: refused as well
+    with Session(connection.engine(dsn)) as s:
+        model = orm_model(mallory, table)
+        with pytest.raises(profile_check.ColumnTypeError, match=re.escape(f"column {column} of")) as err:
+            two_stage(model, data.queries[0], k=5, shortlist=50, bind=s)
+        assert f"{mallory}.{typ}" in str(err.value)
+    assert trap_calls(dsn, mallory) == {}
+    assert not is_superuser(dsn, mallory)
+
+
+def orm_model(schema: str, table: str) -> Any:
+    """A model of a bait table as a careless user maps it (bigint id, bit(384) code column)."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Bait(Base):
+        __tablename__ = table
+        __table_args__ = {"schema": schema}
+        id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+        embedding = mapped_column(VECTOR(384), nullable=False)
+        bits = bits_column("embedding", 384)
+
+    return Bait
+
+
+def test_the_check_passes_the_tools_own_tables(migrated_dsn: str, tmp_path: Path) -> None:
+    """A loaded table (bits, prefix, int8; a halfvec one; a maxsim one) passes, and the ORM with bind searches."""
+    data = demo.load_data()
+    np.save(tmp_path / "d.npy", data.docs[:300])
+    load(migrated_dsn, tmp_path / "d.npy", LoadOptions(table="docs", profile="bits,prefix:64,int8",
+                                                       reject_file=tmp_path / "r.jsonl"))
+    with connect(migrated_dsn) as c:
+        p = catalog.find_profile(c, "docs")
+        assert p is not None
+        checked = profile_check.check_profile(c, p)
+        assert (checked.ext_schema, checked.vec_schema, checked.vector_type) == ("public", "public", "vector")
+        c.execute("CREATE TABLE public.half (id int, embedding public.halfvec(384))")
+        checked = profile_check.check_columns(c, "public.half", [
+            profile_check.Expected("id", "id column", (("pg_catalog", "integer"),)),
+            profile_check.Expected("embedding", "vector column", (("vector", "vector"), ("vector", "halfvec")))])
+        assert checked.type_names == {"id": "integer", "embedding": "halfvec"}
+        # a type of the same name that is not the extension's is refused
+        c.execute("CREATE SCHEMA fake; CREATE DOMAIN fake.int8vec AS bytea")
+        c.execute("CREATE TABLE public.fake (id bigint, embedding public.vector(384), int8 fake.int8vec)")
+        with pytest.raises(profile_check.ColumnTypeError, match="column int8 of public.fake .* has type fake.int8vec"):
+            profile_check.check_columns(c, "public.fake", [
+                profile_check.Expected("int8", "int8 code column", (("shrinkvec", "int8vec"),))])
+    with Session(connection.engine(migrated_dsn)) as s:
+        model = orm_model("public", "docs")
+        rows = s.execute(two_stage(model, data.docs[5], k=3, shortlist=50, bind=s)).all()
+        assert rows[0][0].id == 5

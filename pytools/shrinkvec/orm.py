@@ -161,7 +161,9 @@ def _driver_connection(bind: Any) -> psycopg.Connection:
 
 def _checked(bind: Any, model: Any, stage: str | None, distance: str, vector: str | None) -> orm_names.Schemas:
     """The extensions' schemas, once the code and vector columns the statement orders by have the types of
-    their kinds (profile_check)."""
+    their kinds, and integer primary key columns are int2, int4 or int8 (profile_check)."""
+    from sqlalchemy import Integer
+
     from shrinkvec import profile_check
 
     code_col = _stage_column(model, stage)
@@ -174,6 +176,9 @@ def _checked(bind: Any, model: Any, stage: str | None, distance: str, vector: st
                                (("vector", "vector"), ("vector", "halfvec")), multi),
         profile_check.Expected(code_col.name, f"{info['kind']} code column", tuple((owner, n) for n in names)),
     ]
+    ids = tuple(("pg_catalog", n) for n in profile_check.ID_TYPES)
+    expected += [profile_check.Expected(c.name, "id column", ids) for c in model.__table__.primary_key.columns
+                 if isinstance(c.type, Integer)]
     checked = profile_check.check_columns(_driver_connection(bind), _regclass_text(model.__table__), expected)
     return orm_names.Schemas(checked.ext_schema, checked.vec_schema)
 
