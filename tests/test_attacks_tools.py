@@ -321,8 +321,8 @@ def test_the_check_passes_the_tools_own_tables(migrated_dsn: str, tmp_path: Path
     with connect(migrated_dsn) as c:
         p = catalog.find_profile(c, "docs")
         assert p is not None
-        checked = profile_check.check_profile(c, p)
-        assert (checked.ext_schema, checked.vec_schema, checked.vector_type) == ("public", "public", "vector")
+        located = profile_check.check_profile(c, p)
+        assert (located.ext_schema, located.vec_schema, located.vector_type) == ("public", "public", "vector")
         c.execute("CREATE TABLE public.half (id int, embedding public.halfvec(384))")
         checked = profile_check.check_columns(c, "public.half", [
             profile_check.Expected("id", "id column", (("pg_catalog", "integer"),)),
