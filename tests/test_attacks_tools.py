@@ -170,6 +170,9 @@ def test_planted_operators_never_run_during_migrate_and_the_tools(scene: Scene, 
         record(name)
 
     step("migrate (fresh database)", ["migrate"])
+    with connect(dsn) as a:  # where a plain CREATE EXTENSION would have put them, as before
+        assert connection.extension_schema(a, "shrinkvec") == "public"
+        assert connection.extension_schema(a, "vector") == "public"
     catalog.downgrade(dsn, "0005")
     record("downgrade to 0005")
     assert catalog.current_revision(dsn) == "0005"
@@ -196,6 +199,38 @@ def test_planted_operators_never_run_during_migrate_and_the_tools(scene: Scene, 
         a.execute("SELECT 'x'::name = 'x'::varchar")
         assert trap_calls(dsn, scene.mallory) != {}
         a.execute(sql.SQL("ALTER ROLE {} NOSUPERUSER").format(sql.Identifier(scene.mallory)))
+
+
+def search_path(c: psycopg.Connection) -> str:
+    row = c.execute("SHOW search_path").fetchone()
+    return "" if row is None else str(row[0]).replace(" ", "")
+
+
+def test_every_tool_connection_pins_the_search_path(dsn: str, conn: psycopg.Connection,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """connect() and engine(): search_path = pg_catalog, pg_temp over the database's setting, keeping the
+    DSN's (or PGOPTIONS') other options."""
+    from sqlalchemy import text
+
+    conn.execute(sql.SQL("ALTER DATABASE {} SET search_path = public, pg_catalog").format(
+        sql.Identifier(conn.info.dbname)))
+    with psycopg.connect(dsn) as plain:  # what a connection without the option gets
+        assert plain.execute("SHOW search_path").fetchone() == ("public, pg_catalog",)
+    params = conninfo_to_dict(dsn) | {"options": "-c statement_timeout=4321"}
+    with connection.connect(make_conninfo(**params)) as c:  # type: ignore[arg-type]  # conninfo values
+        assert c.info.transaction_status == psycopg.pq.TransactionStatus.IDLE  # ready for c.autocommit = ...
+        assert search_path(c) == "pg_catalog,pg_temp"
+        assert c.execute("SHOW statement_timeout").fetchone() == ("4321ms",)
+    monkeypatch.setenv("PGOPTIONS", "-c work_mem=7MB")
+    with connection.connect(dsn, autocommit=True) as c:
+        assert search_path(c) == "pg_catalog,pg_temp"
+        assert c.execute("SHOW work_mem").fetchone() == ("7MB",)
+    engine = connection.engine(dsn)
+    try:
+        with engine.connect() as c:
+            assert str(c.execute(text("SHOW search_path")).scalar()).replace(" ", "") == "pg_catalog,pg_temp"
+    finally:
+        engine.dispose()
 
 
 # ---------------------------------------------------------------------------------------------
