@@ -22,10 +22,9 @@ from typing import Literal
 
 import numpy as np
 import psycopg
-from pgvector.psycopg import register_vector
 from psycopg import sql
 
-from shrinkvec import catalog, codes, ddl, fitting, reencode, transforms
+from shrinkvec import catalog, codes, connection, ddl, fitting, profile_check, reencode, transforms
 from shrinkvec.adaptor import AdaptorConfig, AdaptorError
 from shrinkvec.errors import ShrinkvecError
 from shrinkvec.profile import Profile
@@ -85,6 +84,7 @@ def _profile(conn: psycopg.Connection, opts: AdaptOptions) -> Profile:
     if p is None:
         raise AdaptError(f"table {opts.schema}.{opts.table} has no shrinkvec profile: load it with shrinkvec load "
                          "or add codes first")
+    profile_check.check_profile(conn, p)  # adapt reads and rewrites the table by its profile's columns
     return p
 
 
@@ -96,7 +96,7 @@ def _vec(o: object) -> np.ndarray:
 
 def sample_vectors(conn: psycopg.Connection, p: Profile, n: int, seed: int) -> np.ndarray:
     """Up to n vectors of the table, a deterministic sample for a given seed and table."""
-    register_vector(conn)
+    connection.register_vector(conn)
     t, vec = ddl.table_ident(p), sql.Identifier(p.vector_column)
     total = int(conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE {} IS NOT NULL").format(t, vec)).fetchone()[0])  # type: ignore[index]  # always one row (an aggregate, an expression, RETURNING)
     if total <= n:
@@ -149,7 +149,7 @@ def read_labels(conn: psycopg.Connection, p: Profile, labels: Path,
     triples = [t for t in triples if t[2] > 0]
     if not triples:
         raise AdaptError(f"{labels}: no labelled pair with relevance > 0")
-    register_vector(conn)
+    connection.register_vector(conn)
     ids = sorted({t[1] for t in triples} | ({t[0] for t in triples} if queries is None else set()))
     q = sql.SQL("SELECT {id}, {v} FROM {t} WHERE {id} = ANY(%s)").format(
         id=sql.Identifier(p.id_column), v=sql.Identifier(p.vector_column), t=ddl.table_ident(p))
@@ -213,7 +213,7 @@ def adapt(dsn: str, opts: AdaptOptions, hooks: Hooks | None = None) -> AdaptResu
         raise AdaptError("--batch-size must be at least 1")
     if opts.labels is not None and opts.method != "adaptor":
         raise AdaptError("--labels is used by the adaptor only: add --method adaptor")
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with connection.connect(dsn, autocommit=True) as conn:
         p = _profile(conn, opts)
         got = conn.execute("SELECT pg_try_advisory_lock(hashtext('shrinkvec adapt'), hashtext(%s))", (p.name,)).fetchone()
         if not got or not got[0]:

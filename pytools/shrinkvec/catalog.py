@@ -21,6 +21,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from shrinkvec import connection
 from shrinkvec.ddl import extension_schemas
 from shrinkvec.errors import ShrinkvecError
 from shrinkvec.profile import Code, Profile
@@ -60,11 +61,14 @@ def _alembic_config() -> Any:
     return cfg
 
 
-def _engine(dsn: str) -> Any:
-    from sqlalchemy import create_engine
-    from sqlalchemy.pool import NullPool
-
-    return create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(dsn), poolclass=NullPool)
+def _create_extension(dsn: str) -> sql.Composable | None:
+    """CREATE EXTENSION shrinkvec, in the schema the user's own search_path names first (where a plain
+    CREATE EXTENSION would put it: the tools' connections search pg_catalog only); None when installed."""
+    with connection.connect(dsn) as conn:
+        if connection.extension_schema(conn, "shrinkvec") is not None:
+            return None
+    return sql.SQL("CREATE EXTENSION IF NOT EXISTS shrinkvec SCHEMA {} CASCADE").format(
+        sql.Identifier(connection.creation_schema(dsn)))
 
 
 def migrate(dsn: str, revision: str = "head") -> str | None:
@@ -77,11 +81,13 @@ def migrate(dsn: str, revision: str = "head") -> str | None:
     head = head_revision(cfg)
     if revision == "head" and current_revision(dsn) == head:
         return head  # nothing to do: no DDL, so a role without CREATE privileges can call this
-    engine = _engine(dsn)
+    create = _create_extension(dsn)
+    engine = connection.engine(dsn)
     try:
         with engine.begin() as c:
             c.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATE_LOCK})
-            c.execute(text("CREATE EXTENSION IF NOT EXISTS shrinkvec CASCADE"))
+            if create is not None:  # IF NOT EXISTS: a concurrent migrate may have created it meanwhile
+                c.connection.driver_connection.execute(create)  # type: ignore[union-attr]  # a psycopg connection
             c.execute(text("CREATE SCHEMA IF NOT EXISTS shrinkvec"))
             cfg.attributes["connection"] = c
             command.upgrade(cfg, revision)
@@ -102,7 +108,7 @@ def downgrade(dsn: str, revision: str) -> None:
     from alembic import command
 
     cfg = _alembic_config()
-    engine = _engine(dsn)
+    engine = connection.engine(dsn)
     try:
         with engine.begin() as c:
             cfg.attributes["connection"] = c
@@ -113,7 +119,7 @@ def downgrade(dsn: str, revision: str) -> None:
 
 def current_revision(dsn: str) -> str | None:
     """The catalog's alembic revision, or None when it was never migrated."""
-    with psycopg.connect(dsn) as conn:
+    with connection.connect(dsn) as conn:
         if conn.execute("SELECT to_regclass('shrinkvec.alembic_version')").fetchone()[0] is None:  # type: ignore[index]  # always one row (an aggregate, an expression, RETURNING)
             return None
         row = conn.execute("SELECT version_num FROM shrinkvec.alembic_version").fetchone()

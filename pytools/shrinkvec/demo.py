@@ -24,11 +24,12 @@ from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
-from shrinkvec import catalog, query
+from shrinkvec import catalog, connection, query, sqlnames
 from shrinkvec.load import LoadOptions, load
 from shrinkvec.profile import Profile
 
 TABLE = "shrinkvec_demo"
+SCHEMA = "public"  # the loader's default schema, where the demo table lives
 K = 10
 SHORTLIST = 100
 
@@ -89,16 +90,16 @@ INDEX_CONFIG = "index@50"
 def create_table(dsn: str, data: DemoData, table: str = TABLE) -> Profile:
     """(Re)create the demo table with `shrinkvec load`: the vectors and every code of CODES, computed in
     numpy, written with binary COPY; the table's trigger computes the same codes for later writes."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
+    with connection.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(SCHEMA, table)))
     catalog.migrate(dsn)
     with tempfile.TemporaryDirectory() as d:
         np.save(Path(d) / "docs.npy", data.docs)
         np.save(Path(d) / "ids.npy", data.doc_ids.astype(np.int64))
-        load(dsn, Path(d) / "docs.npy", LoadOptions(table=table, profile=CODES, ids_path=Path(d) / "ids.npy",
+        load(dsn, Path(d) / "docs.npy", LoadOptions(table=table, schema=SCHEMA, profile=CODES, ids_path=Path(d) / "ids.npy",
                                                     reject_file=Path(d) / "rejects.jsonl"))
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        p = catalog.find_profile(conn, table)
+    with connection.connect(dsn, autocommit=True) as conn:
+        p = catalog.find_profile(conn, table, SCHEMA)
     assert p is not None, "the loader creates the profile"
     return p
 
@@ -126,8 +127,8 @@ def run(dsn: str, n_queries: int = 5, console: Console | None = None) -> dict[st
     data = load_data()
     start = time.perf_counter()
     p = create_table(dsn, data)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        kernels = conn.execute("SELECT shrinkvec_kernels()").fetchone()
+    with connection.connect(dsn, autocommit=True) as conn:
+        kernels = conn.execute(sql.SQL("SELECT {}()").format(sqlnames.ext_fn(p, "shrinkvec_kernels"))).fetchone()
         console.print(
             f"loaded {len(data.doc_ids)} docstring embeddings ({data.docs.shape[1]}-d) into {TABLE} with codes "
             f"{CODES} in {time.perf_counter() - start:.2f} s; server kernels: {kernels[0] if kernels else '?'}")
@@ -135,14 +136,15 @@ def run(dsn: str, n_queries: int = 5, console: Console | None = None) -> dict[st
         # the same exact query, now answered by the shrinkvec index: codes scanned packed, the
         # shortlist reranked exactly inside the scan
         start = time.perf_counter()
-        conn.execute(sql.SQL("CREATE INDEX {} ON {} USING shrinkvec (embedding vector_cosine_ops)").format(
-            sql.Identifier(f"{TABLE}_embedding_idx"), sql.Identifier(TABLE)))
+        conn.execute(sql.SQL("CREATE INDEX {} ON {} USING shrinkvec (embedding {})").format(
+            sql.Identifier(f"{TABLE}_embedding_idx"), sql.Identifier(SCHEMA, TABLE),
+            sqlnames.ext_fn(p, "vector_cosine_ops")))
         build_ms = (time.perf_counter() - start) * 1000
         plan = query.plan(p, INDEX_CONFIG, k=K)
         statement = query.build(p, plan.stages, dollar=False, k=K).statement
         with conn.transaction():
             for name, value in plan.settings.items():
-                conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+                conn.execute("SELECT pg_catalog.set_config(%s, %s, true)", (name, value))
             explain = "\n".join(r[0] for r in conn.execute(sql.SQL("EXPLAIN ") + statement,
                                                             {"q": data.queries[0]}).fetchall())
         if "Index Scan" not in explain:

@@ -21,17 +21,16 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import psycopg
-from pgvector.psycopg import register_vector
 from psycopg import sql
 
-from shrinkvec import catalog, configs, metrics, query, sqlnames
+from shrinkvec import catalog, configs, connection, ddl, metrics, profile_check, query, sqlnames
 from shrinkvec.configs import Config
 from shrinkvec.errors import ShrinkvecError
 from shrinkvec.profile import Profile
@@ -83,7 +82,8 @@ def resolve_profile(conn: psycopg.Connection, table: str, schema: str, column: s
     dims = catalog.vector_dims(conn, table, col, schema)
     if dims is None:
         raise EvalError(f"column {schema}.{table}.{col} has no declared dimensions (or is not a vector)")
-    return Profile(name=f"{schema}.{table}", schema=schema, table=table, vector_column=col, dims=dims, codes=())
+    return ddl.located(conn, Profile(name=f"{schema}.{table}", schema=schema, table=table, vector_column=col,
+                                     dims=dims, codes=()))
 
 
 @dataclass
@@ -137,11 +137,11 @@ class Evaluator:
                             f"{profile.schema}.{profile.table}.{profile.vector_column} has {profile.dims}")
         self.conn, self.profile, self.queries, self.k, self.qrels = conn, profile, queries, k, qrels
         self.progress = progress
-        register_vector(conn)
+        connection.register_vector(conn)
         self.table = sql.Identifier(profile.schema, profile.table)
         self.vec, self.idc = sql.Identifier(profile.vector_column), sql.Identifier(profile.id_column)
-        self.vtype = self._vector_type()
-        self.profile = profile = replace(profile, vector_type=self.vtype)
+        self.profile = profile = profile_check.check_profile(conn, profile)  # types another role wrote
+        self.vtype = profile.vector_type
         self.rows = int(conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE {} IS NOT NULL").format(
             self.table, self.vec)).fetchone()[0])  # type: ignore[index]  # always one row (an aggregate, an expression, RETURNING)
         if self.rows == 0:
@@ -165,16 +165,6 @@ class Evaluator:
         self._indexes.clear()
 
     # -- ground truth --------------------------------------------------------------------------------
-    def _vector_type(self) -> str:
-        row = self.conn.execute(
-            """SELECT t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-               WHERE a.attrelid = to_regclass(%s) AND a.attname = %s AND NOT a.attisdropped""",
-            (self.table.as_string(self.conn), self.profile.vector_column)).fetchone()
-        if row is None or row[0] not in ("vector", "halfvec"):
-            raise EvalError(f"{self.profile.schema}.{self.profile.table}.{self.profile.vector_column} "
-                            "is not a vector or halfvec column")
-        return str(row[0])
-
     @property
     def truth(self) -> npt.NDArray[np.int64]:
         """(queries, k) ids of the exact top-k, computed on first use."""
@@ -247,7 +237,7 @@ class Evaluator:
 
         def __enter__(self) -> None:
             for name, value in self.settings.items():
-                self.conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+                self.conn.execute("SELECT pg_catalog.set_config(%s, %s, false)", (name, value))
 
         def __exit__(self, *exc: object) -> None:
             for name in self.settings:
@@ -284,7 +274,7 @@ class Evaluator:
         t = time.perf_counter()
         self.conn.execute(sql.SQL(
             "CREATE INDEX {} ON {} USING shrinkvec ({} {}) WITH (lists = {}, bits = {}, refine = {})").format(
-            sql.Identifier(name), self.table, self.vec, sql.Identifier(opclass), sql.Literal(config.lists),
+            sql.Identifier(name), self.table, self.vec, sqlnames.ext_fn(self.profile, opclass), sql.Literal(config.lists),
             sql.Literal(config.bits), sql.Literal(config.refine)))
         build_s = time.perf_counter() - t
         size, entries = self.conn.execute(
@@ -299,7 +289,7 @@ def exact_topk(conn: psycopg.Connection, profile: Profile, queries: npt.NDArray[
                rows: int | None = None, progress: Progress | None = None) -> npt.NDArray[np.int64]:
     """Exact top-k ids of every query in numpy (float64), streaming the table's vectors in blocks;
     ties broken by id. Distances as the profile's: cosine, l2 or (negative) inner product."""
-    register_vector(conn)
+    connection.register_vector(conn)
     q = queries.astype(np.float64)
     if profile.distance == "cosine":
         q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-300)

@@ -40,7 +40,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from shrinkvec import catalog, ddl
+from shrinkvec import catalog, connection, ddl
 from shrinkvec.copy_multi import copy_docs
 from shrinkvec.copy_rows import copy_data
 from shrinkvec.load_setup import LoadError, LoadOptions, Target, prepare_target
@@ -270,7 +270,7 @@ def load(dsn: str, path: Path, opts: LoadOptions,
         raise LoadError("--batch-size must be at least 1")
     _check_reject_file(result.reject_file)  # type: ignore[arg-type]  # reject_file is set above
     catalog.migrate(dsn)
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with connection.connect(dsn, autocommit=True) as conn:
         lock = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))",
                             (f"shrinkvec.load\x1f{opts.schema}\x1f{opts.table}\x1f{source}",)).fetchone()[0]  # type: ignore[index]  # always one row (an aggregate, an expression, RETURNING)
         if not lock:

@@ -11,7 +11,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from shrinkvec import catalog, ddl
+from shrinkvec import catalog, ddl, profile_check
 from shrinkvec.errors import ShrinkvecError
 from shrinkvec.profile import Code, Profile, ProfileError, calibrate, parse_codes
 from shrinkvec.readers import Reader, ReadError, decide_dims, wrong_dims
@@ -96,6 +96,7 @@ def _prepare_target(conn: psycopg.Connection, reader: Reader, opts: LoadOptions)
     existing = catalog.find_profile(conn, opts.table, opts.schema)
     file_dims, note = _file_dims(reader, opts)
     if existing is not None:
+        profile_check.check_profile(conn, existing)  # the loader writes and reads rows by the profile's columns
         if existing.vector_column != opts.column and opts.column != "embedding":
             raise LoadError(f"table {opts.table} is profiled on column {existing.vector_column!r}, not {opts.column!r}")
         if file_dims != existing.dims:

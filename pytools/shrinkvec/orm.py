@@ -33,13 +33,14 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import psycopg
 from pgvector.sqlalchemy import VECTOR
-from sqlalchemy import Float, cast, func, literal, select
-from sqlalchemy.dialects.postgresql import ARRAY, REGCLASS
+from sqlalchemy import Text, cast, func, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import aliased, mapped_column
 from sqlalchemy.sql import ColumnElement, Select
 
-from shrinkvec import kinds
+from shrinkvec import kinds, orm_names
 from shrinkvec.kinds.int8 import Int8Vec
 from shrinkvec.profile import ProfileError
 
@@ -100,7 +101,7 @@ def _stage_column(model: Any, stage: str | None) -> Any:
     raise ProfileError(f"{model.__name__} has no code {stage!r}")
 
 
-_DISTANCE = {"cosine": "cosine_distance", "l2": "l2_distance", "ip": "max_inner_product"}
+_DISTANCE = {"cosine": "<=>", "l2": "<->", "ip": "<#>"}  # pgvector's operators
 
 
 class TwoStageSelect(Select[Any]):
@@ -117,7 +118,7 @@ class TwoStageSelect(Select[Any]):
 
 def two_stage(model: Any, query_vector: npt.ArrayLike, *, k: int = 10, shortlist: int = 200,
               stage: str | None = None, distance: str = "cosine", vector: str | None = None,
-              transform: str | None = None) -> TwoStageSelect:
+              transform: str | None = None, bind: Any = None) -> TwoStageSelect:
     """SELECT (model, distance) of the k nearest rows: shortlist `shortlist` rows by a code column,
     rerank them by the full vector with `distance` ('cosine', 'l2', 'ip'; 'maxsim' for a multibit code
     of a vector[] column, the query being a (tokens, dims) array and the distance -maxsim).
@@ -125,6 +126,14 @@ def two_stage(model: Any, query_vector: npt.ArrayLike, *, k: int = 10, shortlist
     The codes are ranked against the query the table's profile says (`shrinkvec.code_query`: the
     query through the profile's transform when `shrinkvec adapt` gave it one, else the query itself),
     computed once per statement; `transform` names a transform to use instead.
+
+    Every operator, function and cast type of the statement is schema-qualified. `bind` (a Session or
+    Connection of postgresql+psycopg; with an AsyncSession, call two_stage inside `run_sync`) finds the
+    extensions' schemas and first checks the table's types: the code and vector columns must have the
+    extensions' types (profile_check.ColumnTypeError otherwise, naming the column and its type), since a
+    cast or operator of another type would run as whoever runs the statement. Without `bind` the
+    statement names the extensions in `public` (where CREATE EXTENSION shrinkvec CASCADE puts them by
+    default) and the table's types are not checked.
     """
     if not 1 <= k <= shortlist:
         raise ProfileError(f"need 1 <= k <= shortlist, got k = {k} and shortlist = {shortlist}")
@@ -133,8 +142,45 @@ def two_stage(model: Any, query_vector: npt.ArrayLike, *, k: int = 10, shortlist
     q = np.asarray(query_vector, dtype=np.float32)
     if (distance == "maxsim") != (q.ndim == 2):
         raise ProfileError("distance maxsim takes a (tokens, dims) array of query tokens; the others one vector")
+    schemas = orm_names.Schemas() if bind is None else _checked(bind, model, stage, distance, vector)
     return _build(model=model, q=q, k=k, shortlist=shortlist, stage=stage, distance=distance, vector=vector,
-                  filters=(), transform=transform)
+                  filters=(), transform=transform, schemas=schemas)
+
+
+def _driver_connection(bind: Any) -> psycopg.Connection:
+    """The psycopg connection under a SQLAlchemy Session or Connection."""
+    from sqlalchemy.orm import Session
+
+    c = bind.connection() if isinstance(bind, Session) else bind
+    driver = getattr(getattr(c, "connection", None), "driver_connection", None)
+    if not isinstance(driver, psycopg.Connection):
+        raise ProfileError("two_stage(bind=...) takes a Session or Connection of a postgresql+psycopg engine "
+                           "(with an AsyncSession: session.run_sync(lambda s: two_stage(..., bind=s)))")
+    return driver
+
+
+def _checked(bind: Any, model: Any, stage: str | None, distance: str, vector: str | None) -> orm_names.Schemas:
+    """The extensions' schemas, once the code and vector columns the statement orders by have the types of
+    their kinds, and integer primary key columns are int2, int4 or int8 (profile_check)."""
+    from sqlalchemy import Integer
+
+    from shrinkvec import profile_check
+
+    code_col = _stage_column(model, stage)
+    info = code_col.info[INFO_KEY]
+    vec_name = model.__table__.columns[vector or info["source"]].name
+    owner, names = kinds.get(info["kind"]).column_types
+    multi = distance == "maxsim"
+    expected = [
+        profile_check.Expected(vec_name, "vector column", (("vector", "vector"),) if multi else
+                               (("vector", "vector"), ("vector", "halfvec")), multi),
+        profile_check.Expected(code_col.name, f"{info['kind']} code column", tuple((owner, n) for n in names)),
+    ]
+    ids = tuple(("pg_catalog", n) for n in profile_check.ID_TYPES)
+    expected += [profile_check.Expected(c.name, "id column", ids) for c in model.__table__.primary_key.columns
+                 if isinstance(c.type, Integer)]
+    checked = profile_check.check_columns(_driver_connection(bind), _regclass_text(model.__table__), expected)
+    return orm_names.Schemas(checked.ext_schema, checked.vec_schema)
 
 
 def _regclass_text(table: Any) -> str:
@@ -143,21 +189,25 @@ def _regclass_text(table: Any) -> str:
     return ".".join('"' + p.replace('"', '""') + '"' for p in parts)
 
 
-def _order(code_col: Any, q: np.ndarray, distance: str, transform: str | None = None) -> ColumnElement[Any]:
+def _order(code_col: Any, q: np.ndarray, distance: str, transform: str | None,
+           schemas: orm_names.Schemas) -> ColumnElement[Any]:
     info = code_col.info[INFO_KEY]
-    qv: Any = cast(literal(q.tolist(), VECTOR(len(q))), VECTOR(len(q)))
+    vtype = orm_names.Vector(schemas.vec_schema, len(q))
+    qv: Any = cast(literal(q.tolist(), vtype), vtype)
     # computed once per statement (an InitPlan), not per row
     if transform is not None:
-        qv = select(func.shrinkvec.transform_vector(qv, literal(transform), type_=VECTOR())).scalar_subquery()
+        qv = select(func.shrinkvec.transform_vector(qv, cast(literal(transform), Text()),
+                                                    type_=VECTOR())).scalar_subquery()
     else:
-        qv = select(func.shrinkvec.code_query(cast(literal(_regclass_text(code_col.table)), REGCLASS), qv,
+        qv = select(func.shrinkvec.code_query(cast(literal(_regclass_text(code_col.table)), orm_names.RegClass()), qv,
                                               type_=VECTOR())).scalar_subquery()
-    order: ColumnElement[Any] = kinds.get(info["kind"]).orm_order(code_col, qv, distance, info)
+    order: ColumnElement[Any] = kinds.get(info["kind"]).orm_order(schemas, code_col, qv, distance, info)
     return order
 
 
 def _build_multi(*, model: Any, q: np.ndarray, k: int, shortlist: int, stage: str | None, distance: str,
-                 vector: str | None, filters: Sequence[Any], transform: str | None = None) -> TwoStageSelect:
+                 vector: str | None, filters: Sequence[Any], transform: str | None,
+                 schemas: orm_names.Schemas) -> TwoStageSelect:
     """two_stage() of a multi-vector model: shortlist by -maxsim(q, code), rerank by -maxsim(q, tokens)."""
     from shrinkvec.query import tokens_literal
 
@@ -171,34 +221,39 @@ def _build_multi(*, model: Any, q: np.ndarray, k: int, shortlist: int, stage: st
     dim = getattr(getattr(vec_col.type, "item_type", None), "dim", None)
     if dim is not None and q.shape[1] != dim:
         raise ProfileError(f"expected query tokens of {dim} dimensions, got {q.shape[1]}")
-    qv = cast(literal(tokens_literal(q)), ARRAY(VECTOR(q.shape[1])))
-    order = kinds.get(info["kind"]).orm_order(code_col, qv, distance, info)
+    qv = cast(literal(tokens_literal(q)), ARRAY(orm_names.Vector(schemas.vec_schema, q.shape[1])))
+    order = kinds.get(info["kind"]).orm_order(schemas, code_col, qv, distance, info)
     sub = select(model.__table__).where(*filters).order_by(order).limit(shortlist).subquery("shortlist")
     row = aliased(model, sub)
     vec_attr = getattr(row, model.__mapper__.get_property_by_column(vec_col).key)
-    dist = (-func.maxsim(qv, vec_attr, type_=Float())).label("distance")
+    dist = orm_names.negate(orm_names.function(schemas.ext_schema, "maxsim", qv, vec_attr)).label("distance")
     stmt = TwoStageSelect(row, dist).order_by(dist).limit(k)
     stmt._sv_args = {"model": model, "q": q, "k": k, "shortlist": shortlist, "stage": stage,
-                     "distance": distance, "vector": vector, "filters": tuple(filters), "transform": transform}
+                     "distance": distance, "vector": vector, "filters": tuple(filters), "transform": transform,
+                     "schemas": schemas}
     return stmt
 
 
 def _build(*, model: Any, q: np.ndarray, k: int, shortlist: int, stage: str | None, distance: str,
-           vector: str | None, filters: Sequence[Any], transform: str | None = None) -> TwoStageSelect:
+           vector: str | None, filters: Sequence[Any], transform: str | None,
+           schemas: orm_names.Schemas) -> TwoStageSelect:
     if distance == "maxsim":
         return _build_multi(model=model, q=q, k=k, shortlist=shortlist, stage=stage, distance=distance,
-                            vector=vector, filters=filters, transform=transform)
+                            vector=vector, filters=filters, transform=transform, schemas=schemas)
     code_col = _stage_column(model, stage)
     vec_name = vector or code_col.info[INFO_KEY]["source"]
     vec_col = model.__table__.columns[vec_name]
     if vec_col.type.dim is not None and len(q) != vec_col.type.dim:
         raise ProfileError(f"expected {vec_col.type.dim} dimensions, got {len(q)}")
-    inner = select(model.__table__).where(*filters).order_by(_order(code_col, q, distance, transform)).limit(shortlist)
+    inner = select(model.__table__).where(*filters).order_by(
+        _order(code_col, q, distance, transform, schemas)).limit(shortlist)
     sub = inner.subquery("shortlist")
     row = aliased(model, sub)
     vec_attr = getattr(row, model.__mapper__.get_property_by_column(vec_col).key)
-    dist = getattr(vec_attr, _DISTANCE[distance])(q).label("distance")
+    # the column's own type for the query (vector or halfvec), pgvector's operator by its schema
+    dist = orm_names.binary(vec_attr, schemas.vec_schema, _DISTANCE[distance], literal(q, vec_col.type)).label("distance")
     stmt = TwoStageSelect(row, dist).order_by(dist).limit(k)
     stmt._sv_args = {"model": model, "q": q, "k": k, "shortlist": shortlist, "stage": stage,
-                     "distance": distance, "vector": vector, "filters": tuple(filters), "transform": transform}
+                     "distance": distance, "vector": vector, "filters": tuple(filters), "transform": transform,
+                     "schemas": schemas}
     return stmt

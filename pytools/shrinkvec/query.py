@@ -20,13 +20,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import psycopg
-from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 from psycopg.types import TypeInfo
 
-from shrinkvec import catalog, configs, sqlnames
+from shrinkvec import catalog, configs, connection, profile_check, sqlnames
 from shrinkvec.profile import Code, Profile, ProfileError
 
 DISTANCE_OPS = {"cosine": "<=>", "l2": "<->", "ip": "<#>"}
@@ -302,13 +301,15 @@ def _queries(profile: Profile, queries: Any) -> Sequence[Any]:
 def search(conn: psycopg.Connection, profile: Profile, stages: Sequence[Stage] | Plan, queries: Any,
            k: int | None = None) -> list[tuple[list[int], list[float]]]:
     """Run the search for each row of `queries`: (ids, distances) per query. `stages` is a Plan (its
-    settings are set for each query's transaction only) or code stages; k defaults to the plan's."""
+    settings are set for each query's transaction only) or code stages; k defaults to the plan's.
+    Refuses (profile_check.ColumnTypeError) a table whose columns do not have the types of its profile."""
     if isinstance(stages, Plan):
         settings, k = stages.settings, stages.k if k is None else k
         stages = stages.stages
     else:
         settings, k = {}, profile.k if k is None else k
-    register_vector(conn)
+    profile = profile_check.check_profile(conn, profile)  # the table's types are input another role wrote
+    connection.register_vector(conn)
     if profile.multi:
         register_tokens(conn, profile)
     qs = _queries(profile, queries)

@@ -206,22 +206,24 @@ class _Index:
     method: str
     opclass: str
     options: list[str]
+    opclass_schema: str  # named schema-qualified: the tools search pg_catalog only
 
 
 def code_indexes(conn: psycopg.Connection, p: Profile, columns: list[str]) -> list[_Index]:
     """Single-column indexes on the given columns of the profile's table."""
     rows = conn.execute(
-        """SELECT ic.relname, a.attname, am.amname, oc.opcname, coalesce(ic.reloptions, '{}')
+        """SELECT ic.relname, a.attname, am.amname, oc.opcname, coalesce(ic.reloptions, '{}'), ocn.nspname
            FROM pg_index i
            JOIN pg_class ic ON ic.oid = i.indexrelid
            JOIN pg_am am ON am.oid = ic.relam
            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
            JOIN pg_opclass oc ON oc.oid = i.indclass[0]
+           JOIN pg_namespace ocn ON ocn.oid = oc.opcnamespace
            WHERE i.indrelid = to_regclass(%s) AND i.indnatts = 1 AND i.indexprs IS NULL AND i.indpred IS NULL
              AND a.attname = ANY(%s)
            ORDER BY ic.relname""",
         (ddl.table_ident(p).as_string(conn), columns)).fetchall()
-    return [_Index(r[0], r[1], r[2], r[3], list(r[4])) for r in rows]
+    return [_Index(r[0], r[1], r[2], r[3], list(r[4]), r[5]) for r in rows]
 
 
 def _index_sql(p: Profile, ix: _Index, name: str, column: str) -> sql.Composed:
@@ -232,7 +234,7 @@ def _index_sql(p: Profile, ix: _Index, name: str, column: str) -> sql.Composed:
             for o in ix.options))
     return sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING {} ({} {}){}").format(
         sql.Identifier(name), ddl.table_ident(p), sql.Identifier(ix.method), sql.Identifier(column),
-        sql.Identifier(ix.opclass), opts)
+        sql.Identifier(ix.opclass_schema, ix.opclass), opts)
 
 
 def _shadow_index_name(name: str) -> str:

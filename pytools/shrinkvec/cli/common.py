@@ -67,17 +67,16 @@ def _one_line_errors() -> Iterator[None]:
 
 
 def _profile(url: str, table: str, schema: str) -> Profile:
-    """The shrinkvec profile of schema.table (CatalogError when it has none)."""
-    import psycopg
-
-    from shrinkvec import catalog
+    """The shrinkvec profile of schema.table (CatalogError when it has none), its column types checked
+    (profile_check.ColumnTypeError)."""
+    from shrinkvec import catalog, connection, profile_check
     from shrinkvec.catalog import CatalogError
 
-    with psycopg.connect(url) as conn:
+    with connection.connect(url) as conn:
         p = catalog.find_profile(conn, table, schema)
-    if p is None:
-        raise CatalogError(f"table {schema}.{table} has no shrinkvec profile")
-    return p
+        if p is None:
+            raise CatalogError(f"table {schema}.{table} has no shrinkvec profile")
+        return profile_check.check_profile(conn, p)  # refuses columns of other types than the profile's
 
 
 def progress(quiet: bool, *, transient: bool = False) -> Progress:

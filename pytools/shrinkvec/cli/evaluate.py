@@ -64,13 +64,11 @@ def _eval_options(f: F) -> F:
 def _evaluator(url: str, table: str, schema: str, column: str | None, queries_path: Path, k: int,
                qrels_path: Path | None, quiet: bool) -> Iterator[tuple[psycopg.Connection, Evaluator]]:
     """An Evaluator on a fresh connection, with a rich progress bar on stderr."""
-    import psycopg
-
-    from shrinkvec import evaluate, metrics
+    from shrinkvec import connection, evaluate, metrics
 
     qs = evaluate.read_queries(queries_path)
     qrels = metrics.read_qrels(qrels_path, len(qs)) if qrels_path is not None else None
-    with psycopg.connect(url, autocommit=True) as conn, progress(quiet, transient=True) as bar:
+    with connection.connect(url, autocommit=True) as conn, progress(quiet, transient=True) as bar:
         tasks: dict[str, TaskID] = {}
 
         def report(what: str, done: int, total: int) -> None:

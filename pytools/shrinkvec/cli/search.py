@@ -69,16 +69,14 @@ def _plan(p: Profile, stages: tuple[str, ...], shortlist: tuple[int, ...], funne
 def sql_cmd(table: str, schema: str, k: int | None, shortlist: tuple[int, ...], stages: tuple[str, ...],
             funnel: bool, dsn: str | None, data_dir: Path | None) -> None:
     """Print the two-stage (or funnel) search SQL of a profiled table, with $1-style parameters."""
-    import psycopg
-
-    from shrinkvec import query
+    from shrinkvec import connection, query
 
     with _one_line_errors():
         url = _dsn(dsn, data_dir)
         p = _profile(url, table, schema)
         pl = _plan(p, stages, shortlist, funnel, k)
         q = query.build(p, pl.stages, dollar=True, k=pl.k)
-        with psycopg.connect(url) as conn:
+        with connection.connect(url) as conn:
             click.echo(query.pretty(conn, q, p, pl.stages, pl.k, pl.settings))
 
 
@@ -98,9 +96,8 @@ def search_cmd(table: str, schema: str, k: int | None, shortlist: tuple[int, ...
     import json
 
     import numpy as np
-    import psycopg
 
-    from shrinkvec import query
+    from shrinkvec import connection, query
     from shrinkvec.readers import ReadError
 
     if query_file is not None:
@@ -126,7 +123,7 @@ def search_cmd(table: str, schema: str, k: int | None, shortlist: tuple[int, ...
             except (ValueError, OSError) as exc:
                 raise ReadError(f"{queries_path}: not a readable .npy file ({exc})") from None
         pl = _plan(p, stages, shortlist, funnel, k)
-        with psycopg.connect(url, autocommit=True) as conn:
+        with connection.connect(url, autocommit=True) as conn:
             results = query.search(conn, p, pl, qs)
         for i, (ids, dists) in enumerate(results):
             click.echo(json.dumps({"query": i, "ids": ids, "distances": dists}))

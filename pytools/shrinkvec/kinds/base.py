@@ -42,6 +42,9 @@ class CodeKind:
     index: ClassVar[tuple[str, str] | None] = None
     # a code of a multi-vector profile (distance maxsim, vector[] column): encode() gets the flat tokens
     multi: ClassVar[bool] = False
+    # the types a code column may have, (owner, type names): owner "pg_catalog" for a built-in type, else the
+    # extension ("vector", "shrinkvec") the type must belong to (profile_check compares OIDs, not names)
+    column_types: ClassVar[tuple[str, tuple[str, ...]]]
 
     # ---- specification ------------------------------------------------------------------------
     def length(self, given: int | None, dims: int, part: str) -> int:
@@ -100,8 +103,9 @@ class CodeKind:
         """The column type."""
         raise NotImplementedError
 
-    def orm_order(self, column: Any, q: Any, distance: str, info: dict[str, Any]) -> Any:
-        """ORDER BY expression of the mapped column against the query expression q."""
+    def orm_order(self, p: Located, column: Any, q: Any, distance: str, info: dict[str, Any]) -> Any:
+        """ORDER BY expression of the mapped column against the query expression q, every operator and
+        function schema-qualified (orm_names)."""
         raise NotImplementedError
 
     # ---- binary COPY ---------------------------------------------------------------------------

@@ -9,9 +9,8 @@ import numpy as np
 import numpy.typing as npt
 from pgvector.sqlalchemy import BIT
 from psycopg import sql
-from sqlalchemy import Float
 
-from shrinkvec import codes
+from shrinkvec import codes, orm_names
 from shrinkvec.kinds.base import CodeKind
 from shrinkvec.sqlnames import Located, ext_fn, operator, real_array
 
@@ -26,6 +25,7 @@ class Bits(CodeKind):
     shortlists = (20, 50, 100, 200, 400)
     funnel_first = True
     index = ("shrinkvec", "bit_hamming_ops")  # exact Hamming order
+    column_types = ("pg_catalog", ("bit",))
 
     def default_column(self, length: int, dims: int) -> str:
         return "bits" if length == dims else f"bits{length}"
@@ -54,8 +54,8 @@ class Bits(CodeKind):
     def orm_type(self, length: int) -> Any:
         return BIT(length)
 
-    def orm_order(self, column: Any, q: Any, distance: str, info: dict[str, Any]) -> Any:
-        return column.op("<^#>", return_type=Float())(q)
+    def orm_order(self, p: Located, column: Any, q: Any, distance: str, info: dict[str, Any]) -> Any:
+        return orm_names.binary(column, p.ext_schema, "<^#>", q)
 
     def copy_fields(self, prefix: str, length: int, dims: int) -> list[tuple[Any, ...]]:
         return [(f"{prefix}_len", ">i4"), (f"{prefix}_bits", ">i4"), (prefix, "u1", (self.bytes_per_row(length),))]

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 from psycopg import sql
-from sqlalchemy import Float, cast, func, literal
+from sqlalchemy import cast, literal
 from sqlalchemy.dialects.postgresql import ARRAY, REAL
 from sqlalchemy.types import UserDefinedType
 
-from shrinkvec import codes
+from shrinkvec import codes, orm_names
 from shrinkvec.kinds.base import CodeKind, KindError
 from shrinkvec.sqlnames import Located, ext_fn, real_array
 
@@ -47,6 +47,7 @@ class Int8(CodeKind):
     name = "int8"
     calibrated = True
     shortlists = (20, 50, 100)
+    column_types = ("shrinkvec", ("int8vec",))
 
     def length(self, given: int | None, dims: int, part: str) -> int:
         if given is not None and given != dims:
@@ -86,9 +87,9 @@ class Int8(CodeKind):
     def orm_type(self, length: int) -> Any:
         return Int8Vec(length)
 
-    def orm_order(self, column: Any, q: Any, distance: str, info: dict[str, Any]) -> Any:
-        return getattr(func, distance_function(distance))(
-            column, q, cast(literal(info["lo"]), ARRAY(REAL)), cast(literal(info["hi"]), ARRAY(REAL)), type_=Float())
+    def orm_order(self, p: Located, column: Any, q: Any, distance: str, info: dict[str, Any]) -> Any:
+        return orm_names.function(p.ext_schema, distance_function(distance), column, q,
+                                  cast(literal(info["lo"]), ARRAY(REAL)), cast(literal(info["hi"]), ARRAY(REAL)))
 
     def copy_fields(self, prefix: str, length: int, dims: int) -> list[tuple[Any, ...]]:
         return [(f"{prefix}_len", ">i4"), (f"{prefix}_dim", ">i2"), (f"{prefix}_unused", ">i2"), (prefix, "i1", (dims,))]

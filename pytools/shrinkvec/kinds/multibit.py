@@ -14,10 +14,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 from psycopg import sql
-from sqlalchemy import Float, func
 from sqlalchemy.types import UserDefinedType
 
-from shrinkvec import codes
+from shrinkvec import codes, orm_names
 from shrinkvec.kinds.base import CodeKind, KindError
 from shrinkvec.sqlnames import Located, ext_fn, operator, real_array
 
@@ -40,6 +39,7 @@ class Multibit(CodeKind):
     name = "multibit"
     shortlists = (20, 50, 100, 200)
     multi = True
+    column_types = ("shrinkvec", ("multibit",))
 
     def default_column(self, length: int, dims: int) -> str:
         return "multibit" if length == dims else f"multibit{length}"
@@ -74,8 +74,8 @@ class Multibit(CodeKind):
     def orm_type(self, length: int) -> Any:
         return MultiBit()
 
-    def orm_order(self, column: Any, q: Any, distance: str, info: dict[str, Any]) -> Any:
-        return -func.maxsim(q, column, type_=Float())
+    def orm_order(self, p: Located, column: Any, q: Any, distance: str, info: dict[str, Any]) -> Any:
+        return orm_names.negate(orm_names.function(p.ext_schema, "maxsim", q, column))
 
     def copy_fields(self, prefix: str, length: int, dims: int) -> list[tuple[Any, ...]]:
         raise KindError("multibit codes have a length per document: the loader writes them row by row")

@@ -9,8 +9,8 @@ import numpy as np
 import numpy.typing as npt
 from pgvector.sqlalchemy import VECTOR
 from psycopg import sql
-from sqlalchemy import Float
 
+from shrinkvec import orm_names
 from shrinkvec.kinds.base import CodeKind, KindError
 from shrinkvec.sqlnames import Located, operator, vec_fn
 
@@ -23,6 +23,7 @@ class Prefix(CodeKind):
 
     name = "prefix"
     shortlists = (50, 100, 200, 400)
+    column_types = ("vector", ("vector", "halfvec"))
 
     def length(self, given: int | None, dims: int, part: str) -> int:
         if given is None:
@@ -55,8 +56,8 @@ class Prefix(CodeKind):
     def orm_type(self, length: int) -> Any:
         return VECTOR(length)
 
-    def orm_order(self, column: Any, q: Any, distance: str, info: dict[str, Any]) -> Any:
-        return column.op("<^=>", return_type=Float())(q)
+    def orm_order(self, p: Located, column: Any, q: Any, distance: str, info: dict[str, Any]) -> Any:
+        return orm_names.binary(column, p.ext_schema, "<^=>", q)
 
     def copy_fields(self, prefix: str, length: int, dims: int) -> list[tuple[Any, ...]]:
         return [(f"{prefix}_len", ">i4"), (f"{prefix}_dim", ">i2"), (f"{prefix}_unused", ">i2"),
