@@ -728,4 +728,4 @@ COMMENT ON OPERATOR = (multibit, multibit) IS 'multibit codes are equal: same to
 CREATE FUNCTION shrinkvec.codes_trigger() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'codes_trigger' LANGUAGE C;
 COMMENT ON FUNCTION shrinkvec.codes_trigger() IS
-	'row trigger of a profiled table: sets every code column from the vector column (NULL codes for a NULL vector), whatever the client wrote; arguments: ''v1'', vector column, transform name or '''', center real[] or '''', then per code: column, kind (bits, prefix, int8, multibit), length, lo, hi (real[] for int8, else '''')';
+	'row trigger of a profiled table: sets every code column from the vector column (NULL codes for a NULL vector), whatever the client wrote; arguments: ''v1'', vector column, id column, distance, transform name or '''', center real[] or '''', then per code: column, kind (bits, prefix, int8, multibit), length, lo, hi (real[] for int8, else '''')';

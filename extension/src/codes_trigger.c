@@ -10,9 +10,14 @@
  * The arguments describe the codes completely, so the trigger reads no catalog table (a role with
  * INSERT but no SELECT gets its codes, and a one-table dump carries them in pg_trigger):
  *
- *   'v1', vector column, transform name ('' for none), center (a real[] literal, '' for none),
+ *   'v1', vector column, id column, distance, transform name ('' for none),
+ *   center (a real[] literal, '' for none),
  *   then per code: column, kind (bits | prefix | int8 | multibit), length, lo, hi
  *   (lo and hi: real[] literals for int8, '' for the other kinds)
+ *
+ * The id column and the distance do not change the codes (the trigger only checks the distance's
+ * spelling): they complete the profile, so that the tools can register a restored table's profile from
+ * its trigger alone.
  *
  * For each row it sets every code column from the vector (NULL codes for a NULL vector), whatever the
  * client wrote, exactly as the SQL expressions of pytools/shrinkvec/kinds/ (and the numpy reference):
@@ -65,7 +70,7 @@ extern Datum transform_halfvec(PG_FUNCTION_ARGS);
 
 /* The argument format this file reads (the first trigger argument). */
 #define SV_TRIGGER_FORMAT "v1"
-#define SV_TRIGGER_HEADER 4
+#define SV_TRIGGER_HEADER 6
 #define SV_TRIGGER_PER_CODE 5
 
 /* What the vector column holds. */
@@ -272,7 +277,7 @@ parse_trigger(TriggerData *td, MemoryContext cxt)
 								   SV_TRIGGER_FORMAT));
 	if (tg->tgnargs < SV_TRIGGER_HEADER + SV_TRIGGER_PER_CODE ||
 		(tg->tgnargs - SV_TRIGGER_HEADER) % SV_TRIGGER_PER_CODE != 0)
-		bad_arguments(td, psprintf("expected 4 arguments and 5 per code, got %d", tg->tgnargs));
+		bad_arguments(td, psprintf("expected 6 arguments and 5 per code, got %d", tg->tgnargs));
 	ncodes = (tg->tgnargs - SV_TRIGGER_HEADER) / SV_TRIGGER_PER_CODE;
 
 	info = MemoryContextAllocZero(cxt, offsetof(SvTriggerInfo, codes) + sizeof(SvTriggerCode) * ncodes);
@@ -286,19 +291,23 @@ parse_trigger(TriggerData *td, MemoryContext cxt)
 	scalar = info->vec_type == SV_VEC_VECTOR || info->vec_type == SV_VEC_HALFVEC;
 	info->code_input = info->vec_type;
 
+	if (strcmp(args[3], "cosine") != 0 && strcmp(args[3], "l2") != 0 && strcmp(args[3], "ip") != 0 &&
+		strcmp(args[3], "maxsim") != 0)
+		bad_arguments(td, psprintf("unknown distance \"%s\" (cosine, l2, ip or maxsim)", args[3]));
+
 	/* the transform: codes are computed from transform_vector(v, name), a vector */
-	if (args[2][0] != '\0')
+	if (args[4][0] != '\0')
 	{
 		if (!scalar)
 			bad_arguments(td, "a multi-vector (vector[] or halfvec[]) column cannot have a transform");
-		info->transform = PointerGetDatum(MemoryContextAllocZero(cxt, VARHDRSZ + strlen(args[2])));
-		SET_VARSIZE(DatumGetPointer(info->transform), VARHDRSZ + strlen(args[2]));
-		memcpy(VARDATA(DatumGetPointer(info->transform)), args[2], strlen(args[2]));
+		info->transform = PointerGetDatum(MemoryContextAllocZero(cxt, VARHDRSZ + strlen(args[4])));
+		SET_VARSIZE(DatumGetPointer(info->transform), VARHDRSZ + strlen(args[4]));
+		memcpy(VARDATA(DatumGetPointer(info->transform)), args[4], strlen(args[4]));
 		direct_fn(&info->transform_fn, info->vec_type == SV_VEC_HALFVEC ? transform_halfvec : transform_vector,
 				  2, cxt);
 		info->code_input = SV_VEC_VECTOR;
 	}
-	info->center = parse_floats(td, cxt, args[3], "center", &ncenter);
+	info->center = parse_floats(td, cxt, args[5], "center", &ncenter);
 
 	for (int i = 0; i < ncodes; i++)
 	{
