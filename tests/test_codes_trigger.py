@@ -31,7 +31,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from conftest import role_dsn
-from shrinkvec import adapt, catalog, codes, ddl, demo, query
+from shrinkvec import adapt, catalog, codes, ddl, demo, query, transforms
 from shrinkvec.load import LoadOptions, load
 from shrinkvec.profile import Profile, parse_codes
 from test_lifecycle import pg_tool
@@ -201,27 +201,45 @@ def test_one_table_dump_restores_into_a_fresh_database(migrated_dsn: str, conn: 
         [pg_tool("pg_restore"), "--no-owner", "--exit-on-error", "--dbname", new_db, str(dump)],
         capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    with connect(new_db) as r:
+    if case == "multibit":
+        new = make_docs(2, seed=99)
+        values = [query.tokens_literal(d) for d in new]
+        insert = sql.SQL("INSERT INTO {} (id, embedding) VALUES (%s, %s::vector[])").format(sql.Identifier(table))
+        wrong = sql.SQL("INSERT INTO {} (id, embedding, multibit) VALUES (%s, %s::vector[], '{{1}}')").format(
+            sql.Identifier(table))
+    else:
+        new = [demo.load_data().docs[600], demo.load_data().docs[601]]
+        values = [Vector(v).to_text() for v in new]
+        insert = sql.SQL("INSERT INTO {} (id, embedding) VALUES (%s, %s::vector)").format(sql.Identifier(table))
+        wrong = sql.SQL("INSERT INTO {} (id, embedding, bits) VALUES (%s, %s::vector, %s::bit(384))").format(
+            sql.Identifier(table))
+    with plain(new_db) as r:
         assert r.execute("SELECT to_regclass('bystander')").fetchone() == (None,)
         assert trigger_functions(r, table) == ["shrinkvec.codes_trigger()"]
+        # the trigger needs no catalog: rows get their codes before `shrinkvec migrate` ran
+        if case == "transform":  # ... except the transform's numbers, which live in the catalog
+            with pytest.raises(psycopg.Error, match="the shrinkvec catalog does not exist in this database"):
+                r.execute(insert, (5000, values[0]))
+        else:
+            r.execute(insert, (5000, values[0]))
+    # `shrinkvec migrate` creates the catalog and registers the table's profile from its trigger
+    catalog.migrate(new_db)
+    with connect(new_db) as r:
+        if case == "transform":  # a transformed profile waits for its transform
+            assert catalog.find_profile(r, table) is None
+            src = catalog.find_profile(conn, table)
+            assert src is not None and src.transform is not None
+            transforms.save(r, transforms.load(conn, src.transform), f"public.{table}")
+            assert ddl.sync_triggers(r).registered == [f"public.{table}"]
+            r.execute(insert, (5000, values[0]))
         p = catalog.find_profile(r, table)
         assert p is not None
         assert answers(r, case, table, data) == before
         # new rows get their codes, as numpy computes them: written without codes, and with wrong ones
-        if case == "multibit":
-            new = make_docs(2, seed=99)
-            r.execute(sql.SQL("INSERT INTO {} (id, embedding) VALUES (5000, %s::vector[])").format(
-                sql.Identifier(table)), (query.tokens_literal(new[0]),))
-            r.execute(sql.SQL("INSERT INTO {} (id, embedding, multibit) VALUES (5001, %s::vector[], '{{1}}')").format(
-                sql.Identifier(table)), (query.tokens_literal(new[1]),))
-        else:
-            new = [demo.load_data().docs[600], demo.load_data().docs[601]]
-            r.execute(sql.SQL("INSERT INTO {} (id, embedding) VALUES (5000, %s)").format(sql.Identifier(table)),
-                      (new[0],))
-            r.execute(sql.SQL("INSERT INTO {} (id, embedding, bits) VALUES (5001, %s, %s::bit(384))").format(
-                sql.Identifier(table)), (new[1], "1" * D))
+        r.execute(wrong, (5001, values[1]) if case == "multibit" else (5001, values[1], "1" * D))
         for i, x in enumerate(new):
             assert_codes(code_values(r, p, "id = %s", (5000 + i,)), reference(p, x))
+        assert ddl.sync_triggers(r) == ddl.SyncReport()  # nothing left to do
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -279,3 +279,132 @@ def backfill(conn: psycopg.Connection, p: Profile, batch_size: int = 5000) -> in
             conn.execute(update, {"ids": ids})
         total += len(ids)
         last = ids[-1]
+
+
+# ---- triggers of older versions, and profiles of restored tables ------------------------------------
+
+
+@dataclass(frozen=True)
+class TableTrigger:
+    """A `shrinkvec_codes_<hash>` trigger found on a table."""
+
+    schema: str
+    table: str
+    name: str
+    args: list[str]
+    current: bool  # it executes the extension's codes_trigger (else: a per-table function of shrinkvec < 0.3.0)
+    may_alter: bool  # the role running this owns the table (or is a superuser)
+
+
+def table_triggers(conn: psycopg.Connection) -> list[TableTrigger]:
+    """Every shrinkvec codes trigger in the database (tables of other roles included)."""
+    rows = conn.execute(
+        """SELECT n.nspname, c.relname, t.tgname, t.tgargs,
+                  t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('shrinkvec.codes_trigger()'),
+                  pg_catalog.pg_has_role(c.relowner, 'USAGE')
+           FROM pg_catalog.pg_trigger t
+           JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+           WHERE NOT t.tgisinternal AND t.tgname OPERATOR(pg_catalog.~) '^shrinkvec_codes_[0-9a-f]{12}$'
+           ORDER BY 1, 2, 3""").fetchall()
+    out = []
+    for schema, table, name, raw, current, may_alter in rows:
+        parts = bytes(raw).split(b"\x00")[:-1] if raw else []
+        out.append(TableTrigger(schema, table, name, [a.decode() for a in parts], bool(current), bool(may_alter)))
+    return out
+
+
+def profile_from_trigger(conn: psycopg.Connection, trig: TableTrigger) -> Profile:
+    """The profile that an extension trigger's arguments describe (see trigger_args); k, shortlist and the
+    tuned search configuration are not in them and take their defaults."""
+    from shrinkvec import catalog
+
+    a = trig.args
+    if len(a) < 6 or a[0] != TRIGGER_FORMAT or (len(a) - 6) % 5:
+        raise ValueError(f"trigger {trig.name} on {trig.schema}.{trig.table} has arguments of an unknown format")
+    vector_column, id_column, distance, transform, center = a[1], a[2], a[3], a[4] or None, a[5]
+    dims = catalog.vector_dims(conn, trig.table, vector_column, trig.schema)
+    if dims is None:
+        raise ValueError(f"{trig.schema}.{trig.table}.{vector_column} has no declared dimensions")
+
+    def floats(text: str) -> npt.NDArray[np.float32] | None:
+        return None if not text else np.asarray([float(v) for v in text.strip("{}").split(",")], dtype=np.float32)
+
+    cs = tuple(Code(a[i + 1], int(a[i + 2]), a[i], lo=floats(a[i + 3]), hi=floats(a[i + 4]))
+               for i in range(6, len(a), 5))
+    return located(conn, Profile(
+        name=f"{trig.schema}.{trig.table}.{vector_column}", schema=trig.schema, table=trig.table,
+        vector_column=vector_column, dims=dims, codes=cs, id_column=id_column,
+        distance=distance,  # type: ignore[arg-type]  # checked by the trigger and the catalog's constraint
+        center=floats(center), transform=transform))
+
+
+@dataclass
+class SyncReport:
+    """What sync_triggers did, and what it left for a table's owner."""
+
+    recreated: list[str] = field(default_factory=list)  # schema.table whose old trigger became the extension's
+    registered: list[str] = field(default_factory=list)  # restored tables whose profile came from the trigger
+    skipped: list[str] = field(default_factory=list)  # why a table was left alone
+
+
+def sync_triggers(conn: psycopg.Connection) -> SyncReport:
+    """Bring every profiled table to the extension's trigger, and the catalog to every extension trigger:
+
+    - a profile whose table still has the per-table PL/pgSQL trigger of shrinkvec < 0.3.0 (or none) gets the
+      extension's trigger, its old functions dropped;
+    - a table with the extension's trigger but no profile (restored from a one-table dump, `pg_dump -t`) gets
+      its profile from the trigger's arguments (a transformed one once its transform is in the catalog).
+
+    Tables of other roles are left alone unless the caller is a superuser (or a member of the owner); the
+    report says which. Safe to run again.
+    """
+    from shrinkvec import catalog
+
+    report = SyncReport()
+    if not catalog.has_catalog(conn):
+        return report
+    by_table = {(t.schema, t.table): t for t in table_triggers(conn)}
+    rows = conn.execute(
+        """SELECT n.nspname, c.relname, p.vector_column, pg_catalog.pg_has_role(c.relowner, 'USAGE')
+           FROM shrinkvec.profiles p
+           JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relation
+           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace ORDER BY 1, 2, 3"""
+    ).fetchall()
+    profiled = set()
+    for schema, table, column, may_alter in rows:
+        profiled.add((schema, table))
+        trig = by_table.get((schema, table))
+        if trig is not None and trig.current:
+            continue
+        where = f"{schema}.{table}"
+        if not may_alter:
+            report.skipped.append(f"{where}: its trigger is not the extension's, and only its owner or a superuser "
+                                  "may re-create it (run shrinkvec migrate as one)")
+            continue
+        p = catalog.find_profile(conn, table, schema, column)
+        if p is None:
+            continue
+        recreate_trigger(conn, p)
+        report.recreated.append(where)
+    for (schema, table), trig in by_table.items():
+        if not trig.current or (schema, table) in profiled:
+            continue
+        where = f"{schema}.{table}"
+        if not trig.may_alter:
+            report.skipped.append(f"{where}: has no profile, and only its owner or a superuser may register it")
+            continue
+        try:
+            p = profile_from_trigger(conn, trig)
+        except ValueError as exc:
+            report.skipped.append(f"{where}: {exc}")
+            continue
+        if p.transform is not None and conn.execute(
+                "SELECT 1 FROM shrinkvec.transforms WHERE name OPERATOR(pg_catalog.=) %s", (p.transform,)
+        ).fetchone() is None:
+            report.skipped.append(f"{where}: its transform {p.transform} is not in this database's catalog")
+            continue
+        with conn.transaction():
+            catalog.save_profile(conn, p)
+        report.registered.append(where)
+    return report
