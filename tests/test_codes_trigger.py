@@ -465,3 +465,39 @@ def test_vector_column_and_format_are_checked(conn: psycopg.Connection) -> None:
     assert exc.value.sqlstate == "22023"
     with pytest.raises(psycopg.Error, match="not called by trigger manager"):
         conn.execute("SELECT shrinkvec.codes_trigger()")
+
+
+# ---------------------------------------------------------------------------------------------
+# tables made before 0.3.0
+# ---------------------------------------------------------------------------------------------
+
+LEGACY = """
+CREATE FUNCTION public.{fn}() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN NEW."bits" := "public"."binarize"(NEW."embedding"); RETURN NEW; END $$;
+CREATE FUNCTION public.{stale}(v public.vector, c0 bit) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+CREATE TRIGGER {trig} BEFORE INSERT OR UPDATE OF embedding, bits ON public.{table}
+    FOR EACH ROW EXECUTE FUNCTION public.{fn}();
+ALTER TABLE public.{table} ENABLE ALWAYS TRIGGER {trig};
+"""
+
+
+def test_migrate_replaces_the_triggers_of_older_versions(migrated_dsn: str, conn: psycopg.Connection,
+                                                         tmp_path: Path) -> None:
+    x = demo.load_data().docs[:50]
+    np.save(tmp_path / "v.npy", x)
+    assert load(migrated_dsn, tmp_path / "v.npy", LoadOptions(table="old", profile="bits",
+                                                              reject_file=tmp_path / "r.jsonl")).loaded == 50
+    p = catalog.find_profile(conn, "old")
+    assert p is not None
+    # what shrinkvec < 0.3.0 made: a PL/pgSQL function per table (and a stale function for transforms)
+    catalog.downgrade(migrated_dsn, "0006")
+    trig = ddl.trigger_name(p)
+    conn.execute(sql.SQL("DROP TRIGGER {} ON old").format(sql.Identifier(trig)))
+    conn.execute(LEGACY.format(fn=trig, stale=trig.replace("codes", "stale"), trig=trig, table="old"))
+    assert trigger_functions(conn, "old") == [f"{trig}()"]
+    catalog.migrate(migrated_dsn)
+    assert trigger_functions(conn, "old") == ["shrinkvec.codes_trigger()"]
+    assert conn.execute("SELECT count(*) FROM pg_proc WHERE proname ~ '^shrinkvec_(codes|stale)_'").fetchone() == (0,)
+    conn.execute("INSERT INTO old (id, embedding) VALUES (100, %s)", (x[3],))
+    assert_codes(code_values(conn, p, "id = 100", ()), reference(p, x[3]))
+    assert ddl.sync_triggers(conn) == ddl.SyncReport()
