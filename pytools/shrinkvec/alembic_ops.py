@@ -12,8 +12,9 @@
         op.drop_shrinkvec_codes("docs", "embedding", "bits,prefix:64")
 
 - add_shrinkvec_codes: nullable code columns (no table rewrite) and the trigger that computes them
-  (the extension's shrinkvec.codes_trigger with the codes as its arguments, see ddl.py); registers the profile in the shrinkvec catalog when the catalog exists. int8 ranges
-  come from `lo`/`hi` or from int8_ranges() over the rows already in the table.
+  (the extension's shrinkvec.codes_trigger with the codes as its arguments, see ddl.py); registers the
+  profile in the shrinkvec catalog when the catalog exists. int8 ranges come from `lo`/`hi` or from
+  int8_ranges() over the rows already in the table.
 - backfill_shrinkvec_codes: commits the migration's transaction so far and fills rows in batches of
   `batch_size`, each its own short transaction (alembic's autocommit_block); rerunnable.
 - create/drop_shrinkvec_indexes: shrinkvec indexes (the extension's access method): one on the vector
