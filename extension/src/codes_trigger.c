@@ -19,8 +19,10 @@
  * spelling): they complete the profile, so that the tools can register a restored table's profile from
  * its trigger alone.
  *
- * For each row it sets every code column from the vector (NULL codes for a NULL vector), whatever the
- * client wrote, exactly as the SQL expressions of pytools/shrinkvec/kinds/ (and the numpy reference):
+ * For each row it computes every code from the vector (NULL codes for a NULL vector) and sets the code
+ * columns to them, whatever the client wrote; a row that already holds exactly these bytes is returned as
+ * it came (no new tuple: the loader sends the codes numpy computed).  The codes are those of the SQL
+ * expressions of pytools/shrinkvec/kinds/ (and of the numpy reference):
  *
  *   bits      binarize(tv, length [, center])                         bit(length)
  *   prefix    the first length dims of tv, widened to float           vector(length)
@@ -440,6 +442,17 @@ compute_code(SvTriggerInfo *info, SvTriggerCode *c, Datum v)
 	pg_unreachable();
 }
 
+/* Whether a stored varlena value (any header, possibly toasted) has exactly the bytes of a computed one. */
+static bool
+same_bytes(Datum stored, Datum computed)
+{
+	struct varlena *a = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(stored));
+	struct varlena *b = (struct varlena *) DatumGetPointer(computed);
+
+	return VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
+		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b)) == 0;
+}
+
 PG_FUNCTION_INFO_V1(codes_trigger);
 /* SQL: shrinkvec.codes_trigger() RETURNS trigger: sets the row's code columns from its vector. */
 Datum
@@ -451,6 +464,7 @@ codes_trigger(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	Datum		v;
 	bool		isnull;
+	bool		changed = false;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -479,14 +493,26 @@ codes_trigger(PG_FUNCTION_ARGS)
 	}
 
 	v = heap_getattr(tuple, info->vec_attnum, desc, &isnull);
-	if (!isnull && info->transform)
-		v = FunctionCall2(&info->transform_fn, v, info->transform);
+	if (!isnull)
+	{
+		/* detoast once for every code (an UPDATE of the codes alone brings a TOAST pointer) */
+		v = PointerGetDatum(PG_DETOAST_DATUM(v));
+		if (info->transform)
+			v = FunctionCall2(&info->transform_fn, v, info->transform);
+	}
 	for (int i = 0; i < info->ncodes; i++)
 	{
 		SvTriggerCode *c = &info->codes[i];
+		bool		was_null;
+		Datum		was = heap_getattr(tuple, c->attnum, desc, &was_null);
 
 		info->nulls[c->attnum - 1] = isnull;
 		info->values[c->attnum - 1] = isnull ? (Datum) 0 : compute_code(info, c, v);
+		if (was_null != isnull || (!isnull && !same_bytes(was, info->values[c->attnum - 1])))
+			changed = true;
 	}
+	/* the row as written when it already holds these very bytes (the loader sends numpy's codes) */
+	if (!changed)
+		return PointerGetDatum(tuple);
 	return PointerGetDatum(heap_modify_tuple(tuple, desc, info->values, info->nulls, info->replace));
 }
