@@ -397,6 +397,12 @@ def test_codes_are_always_the_vector_s(conn: psycopg.Connection, vector_type: st
     assert_codes(code_values(conn, p, "id = 5", ()), reference(p, x[5]))
     conn.execute("UPDATE t SET embedding = %s WHERE id = 4", (val(x[4]),))
     assert_codes(code_values(conn, p, "id = 4", ()), reference(p, x[4]))
+    # and the SQL expressions of the kinds (ddl.code_expr, for ad-hoc SQL) give the same values
+    for c in p.codes:
+        same = conn.execute(sql.SQL("SELECT bool_and(({})::text = {}::text), count(*) FROM t WHERE embedding IS NOT NULL"
+                                    ).format(ddl.code_expr(p, c, sql.Identifier("embedding")), sql.Identifier(c.column))
+                            ).fetchone()
+        assert same == (True, 4), c.column
 
 
 def test_insert_without_select_gets_codes(dsn: str, conn: psycopg.Connection) -> None:
