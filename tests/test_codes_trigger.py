@@ -507,3 +507,48 @@ def test_migrate_replaces_the_triggers_of_older_versions(migrated_dsn: str, conn
     conn.execute("INSERT INTO old (id, embedding) VALUES (100, %s)", (x[3],))
     assert_codes(code_values(conn, p, "id = 100", ()), reference(p, x[3]))
     assert ddl.sync_triggers(conn) == ddl.SyncReport()
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_migrate_replaces_the_shadow_trigger_of_a_pending_reencode(migrated_dsn: str, conn: psycopg.Connection,
+                                                                   tmp_path: Path) -> None:
+    """A re-encode started before 0.3.0 has a PL/pgSQL shadow trigger (`shrinkvec_next_<hash>`): migrate makes it the
+    extension's, and the re-encode then finishes with the right codes, rows written meanwhile included."""
+    x = demo.load_data().docs[:400]
+    np.save(tmp_path / "v.npy", x)
+    assert load(migrated_dsn, tmp_path / "v.npy", LoadOptions(table="t", profile="bits,prefix:16,int8",
+                                                              reject_file=tmp_path / "r.jsonl")).loaded == 400
+
+    def stop(done: int, total: int) -> None:
+        if done >= 100:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        adapt.adapt(migrated_dsn, adapt.AdaptOptions(table="t", method="pca", batch_size=100, vacuum="none"),
+                    adapt.Hooks(rows=stop))
+    p = catalog.find_profile(conn, "t")
+    assert p is not None and p.transform is None
+    shadow = f"shrinkvec_next_{ddl.trigger_name(p).removeprefix('shrinkvec_codes_')}"
+    assert trigger_functions(conn, "t") == ["shrinkvec.codes_trigger()", "shrinkvec.codes_trigger()"]
+    # what shrinkvec < 0.3.0 had: a PL/pgSQL shadow trigger that fires on the vector only
+    catalog.downgrade(migrated_dsn, "0006")
+    conn.execute(sql.SQL("DROP TRIGGER {} ON t").format(sql.Identifier(shadow)))
+    conn.execute(sql.SQL("CREATE FUNCTION public.{}() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END'"
+                         ).format(sql.Identifier(shadow)))
+    conn.execute(sql.SQL("CREATE TRIGGER {t} BEFORE INSERT OR UPDATE OF embedding ON t FOR EACH ROW "
+                         "EXECUTE FUNCTION public.{t}()").format(t=sql.Identifier(shadow)))
+    catalog.migrate(migrated_dsn)
+    assert trigger_functions(conn, "t") == ["shrinkvec.codes_trigger()", "shrinkvec.codes_trigger()"]
+    assert conn.execute("SELECT count(*) FROM pg_proc WHERE proname ~ '^shrinkvec_(codes|stale|next)_'").fetchone() == (0,)
+    y = demo.load_data().docs[500]
+    conn.execute("INSERT INTO t (id, embedding) VALUES (9000, %s)", (y,))
+    r = adapt.adapt(migrated_dsn, adapt.AdaptOptions(table="t", method="pca", batch_size=100, vacuum="none"))
+    assert r.resumed
+    p = catalog.find_profile(conn, "t")
+    assert p is not None and p.transform is not None
+    assert trigger_functions(conn, "t") == ["shrinkvec.codes_trigger()"]
+    for i, v in ((0, x[0]), (399, x[399]), (9000, y)):
+        assert_codes(code_values(conn, p, "id = %s", (i,)), reference(p, v))

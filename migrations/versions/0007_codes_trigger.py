@@ -1,7 +1,8 @@
 """One codes trigger in the extension (issues 26 and 32): tables made before shrinkvec 0.3.0 keep their codes
 with a PL/pgSQL function of their own (`<schema>.shrinkvec_codes_<hash>()`, and `shrinkvec_stale_<hash>` for a
 transformed profile) that names the extension's schema as text. This revision replaces each such trigger by the
-extension's `shrinkvec.codes_trigger(<arguments>)` and drops the old functions (shrinkvec.ddl.sync_triggers).
+extension's `shrinkvec.codes_trigger(<arguments>)` and drops the old functions (shrinkvec.ddl.sync_triggers), and
+does the same for the shadow trigger of a re-encode in progress (`shrinkvec_next_<hash>`, reencode.sync_shadow_triggers).
 
 It also registers the profile of a table that has the extension's trigger but no catalog row: a table restored
 from a one-table dump (`pg_dump -t`) into a database whose catalog is created afterwards by `shrinkvec migrate`.
@@ -32,7 +33,7 @@ log = logging.getLogger("alembic.runtime.migration")
 
 
 def upgrade() -> None:
-    from shrinkvec import ddl
+    from shrinkvec import ddl, reencode
 
     bind = op.get_bind()
     if bind.execute(text("SELECT pg_catalog.to_regprocedure('shrinkvec.codes_trigger()')")).scalar() is None:
@@ -46,6 +47,8 @@ def upgrade() -> None:
         log.info("shrinkvec: %s now uses the extension's codes trigger", where)
     for where in report.registered:
         log.info("shrinkvec: registered the profile of %s from its trigger", where)
+    for where in reencode.sync_shadow_triggers(raw):
+        log.info("shrinkvec: the re-encode in progress on %s now uses the extension's codes trigger", where)
     for why in report.skipped:
         log.warning("shrinkvec: left %s", why)
 

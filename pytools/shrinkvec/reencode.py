@@ -287,3 +287,30 @@ def switch(conn: psycopg.Connection, old: Profile, new: Profile, indexes: list[_
 def new_codes(old: Profile) -> tuple[Code, ...]:
     """The codes of the profile after the switch: same columns, int8 ranges to be recalibrated."""
     return tuple(replace(c, lo=None, hi=None) if c.code_kind.calibrated else c for c in old.codes)
+
+
+def sync_shadow_triggers(conn: psycopg.Connection) -> list[str]:
+    """Replace the shadow trigger of every re-encode in progress that still has the PL/pgSQL one of shrinkvec
+    < 0.3.0 by the extension's codes_trigger (tables the caller may alter); returns "schema.table" of each.
+    A pending re-encode is otherwise upgraded by its next fill."""
+    from shrinkvec import catalog
+
+    if not catalog.has_catalog(conn):
+        return []
+    rows = conn.execute(
+        """SELECT p.table_schema, p.table_name, p.vector_column, r.transform, r.int8_ranges
+           FROM shrinkvec.reencodes r JOIN shrinkvec.profiles p ON p.name OPERATOR(pg_catalog.=) r.profile
+           JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relation
+           WHERE pg_catalog.pg_has_role(c.relowner, 'USAGE') ORDER BY 1, 2""").fetchall()
+    done = []
+    for schema, table, column, transform, ranges in rows:
+        old = catalog.find_profile(conn, table, schema, column)
+        if old is None or _shadow_trigger_is_current(conn, old):
+            continue
+        new = with_ranges(replace(old, transform=transform, transform_data=None, center=None,
+                                  codes=new_codes(old)), ranges or {})
+        with conn.transaction():
+            _drop_shadow(conn, old, new, columns=False)
+            _create_shadow_trigger(conn, old, _shadow_profile(new))
+        done.append(f"{schema}.{table}")
+    return done
