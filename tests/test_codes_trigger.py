@@ -445,6 +445,8 @@ def trigger_on(conn: psycopg.Connection, table: str, *args: str) -> None:
     ("b bit(8)", ("b", "sign", "8", "", ""), "22023", 'unknown code kind "sign"'),
     ("q int8vec(8)", ("q", "int8", "8", "{0,0}", "{1,1}"), "22023", "needs lo and hi of 8 elements, got 2 and 2"),
     ("b bit(8)", ("b", "bits", "8"), "22023", "expected 6 arguments and 5 per code, got 9"),
+    ("g bit(8) GENERATED ALWAYS AS (B'10101010') STORED", ("g", "bits", "8", "", ""), "0A000",
+     'column "g" of relation "bad" is a generated column'),
 ])
 def test_wrong_columns_and_arguments_are_refused(conn: psycopg.Connection, columns: str, args: tuple[str, ...],
                                                  sqlstate: str, message: str) -> None:

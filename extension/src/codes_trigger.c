@@ -172,6 +172,13 @@ find_column(TriggerData *td, const char *column, Oid *typid, int32 *typmod)
 
 		if (!att->attisdropped && strcmp(NameStr(att->attname), column) == 0)
 		{
+			/* a generated column's value is the server's to compute (a virtual one is not even stored) */
+			if (att->attgenerated != '\0')
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("column \"%s\" of relation \"%s\" is a generated column", column, rel_name(td)),
+						 errdetail("Trigger \"%s\" computes shrinkvec codes from or into it.",
+								   td->tg_trigger->tgname)));
 			*typid = att->atttypid;
 			*typmod = att->atttypmod;
 			return att->attnum;
