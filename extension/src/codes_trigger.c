@@ -138,8 +138,8 @@ bad_arguments(TriggerData *td, const char *detail)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid arguments of trigger \"%s\" on table \"%s\"", td->tg_trigger->tgname, rel_name(td)),
-			 errdetail("%s", detail),
+			 errmsg("invalid arguments of trigger \"%s\" on table \"%s\": %s",
+					td->tg_trigger->tgname, rel_name(td), detail),
 			 errhint("Re-create the trigger with the shrinkvec tools (shrinkvec migrate re-creates old ones).")));
 }
 
