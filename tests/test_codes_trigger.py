@@ -489,8 +489,9 @@ ALTER TABLE public.{table} ENABLE ALWAYS TRIGGER {trig};
 """
 
 
+@pytest.mark.parametrize("renamed", [False, True])
 def test_migrate_replaces_the_triggers_of_older_versions(migrated_dsn: str, conn: psycopg.Connection,
-                                                         tmp_path: Path) -> None:
+                                                         tmp_path: Path, renamed: bool) -> None:
     x = demo.load_data().docs[:50]
     np.save(tmp_path / "v.npy", x)
     assert load(migrated_dsn, tmp_path / "v.npy", LoadOptions(table="old", profile="bits",
@@ -503,10 +504,16 @@ def test_migrate_replaces_the_triggers_of_older_versions(migrated_dsn: str, conn
     conn.execute(sql.SQL("DROP TRIGGER {} ON old").format(sql.Identifier(trig)))
     conn.execute(LEGACY.format(fn=trig, stale=trig.replace("codes", "stale"), trig=trig, table="old"))
     assert trigger_functions(conn, "old") == [f"{trig}()"]
+    table = "old"
+    if renamed:  # the trigger and its functions keep the names made from the old table name
+        conn.execute("ALTER TABLE old RENAME TO renamed")
+        table = "renamed"
+        p = catalog.find_profile(conn, "renamed")
+        assert p is not None and ddl.trigger_name(p) != trig
     catalog.migrate(migrated_dsn)
-    assert trigger_functions(conn, "old") == ["shrinkvec.codes_trigger()"]
+    assert trigger_functions(conn, table) == ["shrinkvec.codes_trigger()"]
     assert conn.execute("SELECT count(*) FROM pg_proc WHERE proname ~ '^shrinkvec_(codes|stale)_'").fetchone() == (0,)
-    conn.execute("INSERT INTO old (id, embedding) VALUES (100, %s)", (x[3],))
+    conn.execute(sql.SQL("INSERT INTO {} (id, embedding) VALUES (100, %s)").format(sql.Identifier(table)), (x[3],))
     assert_codes(code_values(conn, p, "id = 100", ()), reference(p, x[3]))
     assert ddl.sync_triggers(conn) == ddl.SyncReport()
 

@@ -294,6 +294,7 @@ class TableTrigger:
     args: list[str]
     current: bool  # it executes the extension's codes_trigger (else: a per-table function of shrinkvec < 0.3.0)
     may_alter: bool  # the role running this owns the table (or is a superuser)
+    function: tuple[str, str]  # (schema, name) of the function it executes
 
 
 def table_triggers(conn: psycopg.Connection) -> list[TableTrigger]:
@@ -301,16 +302,19 @@ def table_triggers(conn: psycopg.Connection) -> list[TableTrigger]:
     rows = conn.execute(
         """SELECT n.nspname, c.relname, t.tgname, t.tgargs,
                   t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('shrinkvec.codes_trigger()'),
-                  pg_catalog.pg_has_role(c.relowner, 'USAGE')
+                  pg_catalog.pg_has_role(c.relowner, 'USAGE'), fn.nspname, f.proname
            FROM pg_catalog.pg_trigger t
            JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
            JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+           JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) t.tgfoid
+           JOIN pg_catalog.pg_namespace fn ON fn.oid OPERATOR(pg_catalog.=) f.pronamespace
            WHERE NOT t.tgisinternal AND t.tgname OPERATOR(pg_catalog.~) '^shrinkvec_codes_[0-9a-f]{12}$'
            ORDER BY 1, 2, 3""").fetchall()
     out = []
-    for schema, table, name, raw, current, may_alter in rows:
+    for schema, table, name, raw, current, may_alter, fn_schema, fn_name in rows:
         parts = bytes(raw).split(b"\x00")[:-1] if raw else []
-        out.append(TableTrigger(schema, table, name, [a.decode() for a in parts], bool(current), bool(may_alter)))
+        out.append(TableTrigger(schema, table, name, [a.decode() for a in parts], bool(current), bool(may_alter),
+                                (fn_schema, fn_name)))
     return out
 
 
@@ -348,11 +352,23 @@ class SyncReport:
     skipped: list[str] = field(default_factory=list)  # why a table was left alone
 
 
+def drop_legacy_trigger(conn: psycopg.Connection, trig: TableTrigger) -> None:
+    """A pre-0.3.0 trigger found on a table, with its function and its stale function (found by the names
+    they were created with: the table may have been renamed since)."""
+    t = sql.Identifier(trig.schema, trig.table)
+    conn.execute(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(sql.Identifier(trig.name), t))
+    fn_schema, fn_name = trig.function
+    if fn_name.startswith("shrinkvec_codes_"):
+        conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}()").format(sql.Identifier(fn_schema, fn_name)))
+        stale = "shrinkvec_stale_" + fn_name.removeprefix("shrinkvec_codes_")
+        conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}").format(sql.Identifier(fn_schema, stale)))
+
+
 def sync_triggers(conn: psycopg.Connection) -> SyncReport:
     """Bring every profiled table to the extension's trigger, and the catalog to every extension trigger:
 
-    - a profile whose table still has the per-table PL/pgSQL trigger of shrinkvec < 0.3.0 (or none) gets the
-      extension's trigger, its old functions dropped;
+    - a profile whose table has no trigger of the extension for its vector column gets one, and the per-table
+      PL/pgSQL triggers of shrinkvec < 0.3.0 on the table go, with their functions;
     - a table with the extension's trigger but no profile (restored from a one-table dump, `pg_dump -t`) gets
       its profile from the trigger's arguments (a transformed one once its transform is in the catalog).
 
@@ -364,47 +380,63 @@ def sync_triggers(conn: psycopg.Connection) -> SyncReport:
     report = SyncReport()
     if not catalog.has_catalog(conn):
         return report
-    by_table = {(t.schema, t.table): t for t in table_triggers(conn)}
+    by_table: dict[tuple[str, str], list[TableTrigger]] = {}
+    for trig in table_triggers(conn):
+        by_table.setdefault((trig.schema, trig.table), []).append(trig)
     rows = conn.execute(
         """SELECT n.nspname, c.relname, p.vector_column, pg_catalog.pg_has_role(c.relowner, 'USAGE')
            FROM shrinkvec.profiles p
            JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relation
            JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace ORDER BY 1, 2, 3"""
     ).fetchall()
-    profiled = set()
+    profiled: dict[tuple[str, str], list[str]] = {}
+    may: dict[tuple[str, str], bool] = {}
     for schema, table, column, may_alter in rows:
-        profiled.add((schema, table))
-        trig = by_table.get((schema, table))
-        if trig is not None and trig.current:
+        profiled.setdefault((schema, table), []).append(column)
+        may[(schema, table)] = bool(may_alter)
+    for key, columns in profiled.items():
+        trigs = by_table.get(key, [])
+        covered = {t.args[1] for t in trigs if t.current and len(t.args) > 1}
+        legacy = [t for t in trigs if not t.current]
+        if not legacy and covered.issuperset(columns):
             continue
-        where = f"{schema}.{table}"
-        if not may_alter:
+        where = f"{key[0]}.{key[1]}"
+        if not may[key]:
             report.skipped.append(f"{where}: its trigger is not the extension's, and only its owner or a superuser "
                                   "may re-create it (run shrinkvec migrate as one)")
             continue
-        p = catalog.find_profile(conn, table, schema, column)
-        if p is None:
-            continue
-        recreate_trigger(conn, p)
-        report.recreated.append(where)
-    for (schema, table), trig in by_table.items():
-        if not trig.current or (schema, table) in profiled:
-            continue
-        where = f"{schema}.{table}"
-        if not trig.may_alter:
-            report.skipped.append(f"{where}: has no profile, and only its owner or a superuser may register it")
-            continue
-        try:
-            p = profile_from_trigger(conn, trig)
-        except ValueError as exc:
-            report.skipped.append(f"{where}: {exc}")
-            continue
-        if p.transform is not None and conn.execute(
-                "SELECT 1 FROM shrinkvec.transforms WHERE name OPERATOR(pg_catalog.=) %s", (p.transform,)
-        ).fetchone() is None:
-            report.skipped.append(f"{where}: its transform {p.transform} is not in this database's catalog")
-            continue
         with conn.transaction():
-            catalog.save_profile(conn, p)
-        report.registered.append(where)
+            for t in legacy:  # first: the new trigger may take the same name
+                drop_legacy_trigger(conn, t)
+            for column in columns:
+                if column in covered:
+                    continue
+                p = catalog.find_profile(conn, key[1], key[0], column)
+                if p is not None:
+                    drop_trigger(conn, p)
+                    create_trigger(conn, p)
+        report.recreated.append(where)
+    for (schema, table), trigs in by_table.items():
+        if (schema, table) in profiled:
+            continue
+        for trig in trigs:
+            if not trig.current:
+                continue
+            where = f"{schema}.{table}"
+            if not trig.may_alter:
+                report.skipped.append(f"{where}: has no profile, and only its owner or a superuser may register it")
+                continue
+            try:
+                p = profile_from_trigger(conn, trig)
+            except ValueError as exc:
+                report.skipped.append(f"{where}: {exc}")
+                continue
+            if p.transform is not None and conn.execute(
+                    "SELECT 1 FROM shrinkvec.transforms WHERE name OPERATOR(pg_catalog.=) %s", (p.transform,)
+            ).fetchone() is None:
+                report.skipped.append(f"{where}: its transform {p.transform} is not in this database's catalog")
+                continue
+            with conn.transaction():
+                catalog.save_profile(conn, p)
+            report.registered.append(where)
     return report
