@@ -561,3 +561,22 @@ def test_migrate_replaces_the_shadow_trigger_of_a_pending_reencode(migrated_dsn:
     assert trigger_functions(conn, "t") == ["shrinkvec.codes_trigger()"]
     for i, v in ((0, x[0]), (399, x[399]), (9000, y)):
         assert_codes(code_values(conn, p, "id = %s", (i,)), reference(p, v))
+
+
+def test_a_renamed_table_keeps_one_trigger_through_adapt_and_drop(migrated_dsn: str, conn: psycopg.Connection,
+                                                                  tmp_path: Path) -> None:
+    """The trigger's name comes from the table's name when it was made; after a RENAME, re-creating it (adapt's
+    switch, drop_codes) still replaces that one trigger instead of adding a second."""
+    x = demo.load_data().docs[:300]
+    np.save(tmp_path / "v.npy", x)
+    assert load(migrated_dsn, tmp_path / "v.npy", LoadOptions(table="before", profile="bits,int8",
+                                                              reject_file=tmp_path / "r.jsonl")).loaded == 300
+    conn.execute("ALTER TABLE before RENAME TO after")
+    adapt.adapt(migrated_dsn, adapt.AdaptOptions(table="after", method="center", vacuum="none"))
+    assert trigger_functions(conn, "after") == ["shrinkvec.codes_trigger()"]
+    p = catalog.find_profile(conn, "after")
+    assert p is not None and p.transform is not None
+    conn.execute("INSERT INTO after (id, embedding) VALUES (1000, %s)", (x[5],))
+    assert_codes(code_values(conn, p, "id = 1000", ()), reference(p, x[5]))
+    ddl.drop_codes(conn, p)
+    assert trigger_functions(conn, "after") == []

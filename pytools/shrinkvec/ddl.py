@@ -177,7 +177,11 @@ def create_trigger(conn: psycopg.Connection, p: Profile) -> None:
 
 
 def drop_trigger(conn: psycopg.Connection, p: Profile) -> None:
-    """The profile's trigger, and the per-table functions of an older trigger if it had them."""
+    """The profile's trigger (also under the name it got before a RENAME of its table), and the per-table
+    functions of an older trigger if it had them."""
+    for trig in table_triggers(conn, p):
+        if trig.current and len(trig.args) > 1 and trig.args[1] == p.vector_column and trig.name != trigger_name(p):
+            conn.execute(sql.SQL("DROP TRIGGER {} ON {}").format(sql.Identifier(trig.name), table_ident(p)))
     conn.execute(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(sql.Identifier(trigger_name(p)), table_ident(p)))
     for fn in legacy_function_idents(p):
         conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}").format(fn))
@@ -297,8 +301,8 @@ class TableTrigger:
     function: tuple[str, str]  # (schema, name) of the function it executes
 
 
-def table_triggers(conn: psycopg.Connection) -> list[TableTrigger]:
-    """Every shrinkvec codes trigger in the database (tables of other roles included)."""
+def table_triggers(conn: psycopg.Connection, p: Profile | None = None) -> list[TableTrigger]:
+    """Every shrinkvec codes trigger in the database (tables of other roles included), or on p's table."""
     rows = conn.execute(
         """SELECT n.nspname, c.relname, t.tgname, t.tgargs,
                   t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('shrinkvec.codes_trigger()'),
@@ -309,7 +313,9 @@ def table_triggers(conn: psycopg.Connection) -> list[TableTrigger]:
            JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) t.tgfoid
            JOIN pg_catalog.pg_namespace fn ON fn.oid OPERATOR(pg_catalog.=) f.pronamespace
            WHERE NOT t.tgisinternal AND t.tgname OPERATOR(pg_catalog.~) '^shrinkvec_codes_[0-9a-f]{12}$'
-           ORDER BY 1, 2, 3""").fetchall()
+             AND (%(rel)s::pg_catalog.text IS NULL
+                  OR t.tgrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(%(rel)s::pg_catalog.text))
+           ORDER BY 1, 2, 3""", {"rel": None if p is None else table_ident(p).as_string(conn)}).fetchall()
     out = []
     for schema, table, name, raw, current, may_alter, fn_schema, fn_name in rows:
         parts = bytes(raw).split(b"\x00")[:-1] if raw else []
