@@ -301,8 +301,10 @@ class TableTrigger:
     function: tuple[str, str]  # (schema, name) of the function it executes
 
 
-def table_triggers(conn: psycopg.Connection, p: Profile | None = None) -> list[TableTrigger]:
-    """Every shrinkvec codes trigger in the database (tables of other roles included), or on p's table."""
+def table_triggers(conn: psycopg.Connection, p: Profile | None = None, prefix: str = "shrinkvec_codes_"
+                   ) -> list[TableTrigger]:
+    """Every shrinkvec codes trigger in the database (tables of other roles included), or on p's table;
+    prefix "shrinkvec_next_" finds the shadow triggers of re-encodes instead."""
     rows = conn.execute(
         """SELECT n.nspname, c.relname, t.tgname, t.tgargs,
                   t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('shrinkvec.codes_trigger()'),
@@ -312,10 +314,11 @@ def table_triggers(conn: psycopg.Connection, p: Profile | None = None) -> list[T
            JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
            JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) t.tgfoid
            JOIN pg_catalog.pg_namespace fn ON fn.oid OPERATOR(pg_catalog.=) f.pronamespace
-           WHERE NOT t.tgisinternal AND t.tgname OPERATOR(pg_catalog.~) '^shrinkvec_codes_[0-9a-f]{12}$'
+           WHERE NOT t.tgisinternal AND t.tgname OPERATOR(pg_catalog.~) (%(prefix)s || '[0-9a-f]{12}$')
              AND (%(rel)s::pg_catalog.text IS NULL
                   OR t.tgrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(%(rel)s::pg_catalog.text))
-           ORDER BY 1, 2, 3""", {"rel": None if p is None else table_ident(p).as_string(conn)}).fetchall()
+           ORDER BY 1, 2, 3""",
+        {"rel": None if p is None else table_ident(p).as_string(conn), "prefix": "^" + prefix}).fetchall()
     out = []
     for schema, table, name, raw, current, may_alter, fn_schema, fn_name in rows:
         parts = bytes(raw).split(b"\x00")[:-1] if raw else []

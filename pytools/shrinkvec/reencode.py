@@ -132,6 +132,9 @@ def _shadow_trigger_is_current(conn: psycopg.Connection, old: Profile) -> bool:
 
 
 def _drop_shadow(conn: psycopg.Connection, old: Profile, new: Profile, columns: bool) -> None:
+    for trig in ddl.table_triggers(conn, old, prefix="shrinkvec_next_"):  # also under a name from before a RENAME
+        if trig.current and len(trig.args) > 1 and trig.args[1] == old.vector_column:
+            conn.execute(sql.SQL("DROP TRIGGER {} ON {}").format(sql.Identifier(trig.name), ddl.table_ident(old)))
     conn.execute(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(
         sql.Identifier(shadow_trigger_name(old)), ddl.table_ident(old)))
     conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}()").format(legacy_shadow_function_ident(old)))
