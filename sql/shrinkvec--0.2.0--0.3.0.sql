@@ -3,10 +3,10 @@
 
 \echo Use "ALTER EXTENSION shrinkvec UPDATE TO '0.3.0'" to load this file. \quit
 
--- Every name in the SQL that search() and search_tokens() run is resolved at run time, by OID, from
--- pg_extension: the schemas of shrinkvec and of pgvector may belong to the role that installed the
--- (trusted) extension, which could rename them and plant look-alikes under the old names. The columns a
--- profile names are checked first (check_search_columns): the catalog rows and the table are written by
+-- The SQL that search() and search_tokens() run names no schema that the role which installed the
+-- (trusted) extension could rename and replace with look-alikes: shrinkvec's functions are called in the
+-- superuser-owned schema shrinkvec, pgvector's schema is found at run time from pg_extension. The columns
+-- a profile names are checked first (check_search_columns): the catalog rows and the table are written by
 -- the table's owner, and a column of a user-defined type would run that role's casts and operators as
 -- the caller.
 CREATE FUNCTION shrinkvec.check_search_columns(
@@ -368,3 +368,11 @@ END
 $search$;
 COMMENT ON FUNCTION shrinkvec.search_tokens(regclass, @extschema:vector@.vector[], integer, integer, text) IS
 	'late-interaction search of a profiled multi-vector table (distance maxsim): the code stage (multibit, or the configuration shrinkvec tune --apply chose) shortlists `shortlist` rows by maxsim(query, code), the exact maxsim(query, tokens) reranks them; returns the k best (id, distance = -maxsim); SECURITY INVOKER, so row-level security applies';
+
+-- ==== one codes trigger in the extension (issues 26 and 32) ====
+-- Every profiled table's BEFORE INSERT OR UPDATE trigger executes this one C function; its arguments (stored in
+-- pg_trigger, dumped with the table) describe the codes, so it reads no catalog and calls no function by name.
+CREATE FUNCTION shrinkvec.codes_trigger() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'codes_trigger' LANGUAGE C;
+COMMENT ON FUNCTION shrinkvec.codes_trigger() IS
+	'row trigger of a profiled table: sets every code column from the vector column (NULL codes for a NULL vector), whatever the client wrote; arguments: ''v1'', vector column, id column, distance, transform name or '''', center real[] or '''', then per code: column, kind (bits, prefix, int8, multibit), length, lo, hi (real[] for int8, else '''')';

@@ -178,9 +178,12 @@ def test_generated_sql_is_schema_qualified(roles: dict[str, str], tmp_path: Path
             text = query.build(p, query.stages_for(p, [stage], [20])).statement.as_string(a)
             assert 'OPERATOR("public".<=>)' in text and '::"public"."vector"' in text, text
             assert ("<^" not in text.replace('OPERATOR("public".<^', "")), text
-        fns = a.execute("""SELECT p.proname, p.proconfig FROM pg_proc p
-                           WHERE p.proname LIKE 'shrinkvec_codes_%' OR p.proname LIKE 'shrinkvec_stale_%'""").fetchall()
-        assert fns and all(cfg == ["search_path=pg_catalog, pg_temp"] for _, cfg in fns), fns
+        # the trigger is the extension's C function (it calls nothing by name); no function is made per table
+        trig = a.execute("""SELECT t.tgfoid::regprocedure::text, pg_get_triggerdef(t.oid) FROM pg_trigger t
+                            WHERE t.tgrelid = 'public.docs_q'::regclass AND NOT t.tgisinternal""").fetchall()
+        assert len(trig) == 1 and trig[0][0] == "shrinkvec.codes_trigger()", trig
+        assert "EXECUTE FUNCTION shrinkvec.codes_trigger('v1', 'embedding', 'id', 'cosine', ''" in trig[0][1], trig
+        assert a.execute("SELECT count(*) FROM pg_proc WHERE proname ~ '^shrinkvec_(codes|stale|next)_'").fetchone() == (0,)
 
 
 # ---------------------------------------------------------------------------------------------

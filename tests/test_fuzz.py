@@ -50,6 +50,7 @@ INTERNAL = {
     "shrinkvec_handler(internal)",
     "shrinkvec.on_sql_drop()",  # event triggers: called by the server only
     "shrinkvec.on_ddl_end()",
+    "shrinkvec.codes_trigger()",  # the codes trigger: called by the server only (tests/test_codes_trigger.py)
     "shrinkvec_hamming_kind(internal)",
     "shrinkvec_l2_kind(internal)",
     "shrinkvec_ip_kind(internal)",

@@ -249,6 +249,7 @@ def test_all_functions_are_commented_and_marked(conn: psycopg.Connection) -> Non
         "shrinkvec_index_check(regclass)": ("v", "u", True),  # scans the table as its owner (sets search_path)
         "shrinkvec.on_sql_drop()": ("v", "u", False),  # event triggers: change the catalog
         "shrinkvec.on_ddl_end()": ("v", "u", False),
+        "shrinkvec.codes_trigger()": ("v", "u", False),  # the codes trigger: writes the row, may read a transform
         # sets shrinkvec.shortlist/probes for a tuned index configuration (put back after); NULL = default
         "shrinkvec.search(regclass,vector,integer,integer,text)": ("v", "u", False),
         "shrinkvec.code_query(regclass,vector)": ("s", "s", True),  # reads the table's profile

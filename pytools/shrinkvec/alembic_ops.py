@@ -12,8 +12,9 @@
         op.drop_shrinkvec_codes("docs", "embedding", "bits,prefix:64")
 
 - add_shrinkvec_codes: nullable code columns (no table rewrite) and the trigger that computes them
-  (see ddl.py); registers the profile in the shrinkvec catalog when the catalog exists. int8 ranges
-  come from `lo`/`hi` or from int8_ranges() over the rows already in the table.
+  (the extension's shrinkvec.codes_trigger with the codes as its arguments, see ddl.py); registers the
+  profile in the shrinkvec catalog when the catalog exists. int8 ranges come from `lo`/`hi` or from
+  int8_ranges() over the rows already in the table.
 - backfill_shrinkvec_codes: commits the migration's transaction so far and fills rows in batches of
   `batch_size`, each its own short transaction (alembic's autocommit_block); rerunnable.
 - create/drop_shrinkvec_indexes: shrinkvec indexes (the extension's access method): one on the vector
@@ -21,8 +22,8 @@
   IVF) that the unchanged `ORDER BY embedding <=> q LIMIT k` uses, and bit_hamming_ops on each bits code
   column; `methods` changes or adds them (e.g. pgvector HNSW on prefixes). CONCURRENTLY runs in an
   autocommit block.
-- drop_shrinkvec_codes (the reverse of add): exactly the trigger, its function, the code columns (their
-  indexes go with them) and the profile.
+- drop_shrinkvec_codes (the reverse of add): exactly the trigger (and an older per-table trigger
+  function, if the table still had one), the code columns (their indexes go with them) and the profile.
 
 Autogenerate: set `render_item=shrinkvec.alembic_ops.render_item` in context.configure so code column
 types render with their imports; `process_revision_directives=shrinkvec.alembic_ops.rewriter` turns the

@@ -3,10 +3,18 @@
 Codes are kept correct by a trigger, not by generated columns:
 
 - The code columns are plain nullable columns. A ``BEFORE INSERT OR UPDATE OF <vector, codes>`` row
-  trigger recomputes them from the vector with the extension's SQL functions. Its ``WHEN`` clause
-  compares the codes the client wrote with the codes the vector gives, so the plpgsql body only runs
-  when they differ (plain SQL that leaves the codes out, a client that writes wrong ones, an UPDATE of
-  the vector); the loader sends the numpy codes and pays only for the C-level comparison.
+  trigger executes the extension's C function ``shrinkvec.codes_trigger(<arguments>)``, which sets every
+  code column from the vector (NULL codes for a NULL vector) with the extension's C code, whatever the
+  client wrote: plain SQL that leaves the codes out, a client that writes wrong ones, an UPDATE of the
+  vector. The loader sends the codes it computed in numpy; the trigger computes them again in C, which
+  costs about what comparing them did.
+- The trigger's arguments describe the codes completely (`trigger_args`): the vector column, the
+  transform, the center, and per code its column, kind, length and int8 ranges. The trigger reads no
+  catalog table (a role with INSERT but no SELECT gets its codes), and pg_dump writes the arguments with
+  the table, so a one-table dump restores wherever the extension is installed.
+- No function is created per table, and the trigger calls nothing by name: a role that owns the schema
+  the extension was installed into (or ``public``) can rename it and plant functions of the same names
+  without any effect on the trigger (issues 26 and 32).
 - The trigger is ``ENABLE ALWAYS``, so it fires under ``session_replication_role = replica`` and for
   logical replication too. Only the table owner can disable it (``ALTER TABLE ... DISABLE TRIGGER``).
 - Why not ``GENERATED ALWAYS AS (...) STORED``: adding a stored generated column to an existing table
@@ -14,22 +22,21 @@ Codes are kept correct by a trigger, not by generated columns:
   instant and the old rows are filled in short batches (`backfill`), each its own transaction. And the
   loader can send the codes it computed in numpy instead of making the server compute them.
 
-Values that must be constants in DDL (centers, int8 ranges) are rendered with ``psycopg.sql.Literal``;
-every identifier with ``psycopg.sql.Identifier``.
+Tables made by shrinkvec before 0.3.0 have a PL/pgSQL function per table (``shrinkvec_codes_<hash>``, and
+``shrinkvec_stale_<hash>`` for transformed profiles); `upgrade_triggers` (catalog migration 0007, run by
+``shrinkvec migrate``) replaces them by the extension's trigger.
 
-Safe against planted objects: every function this module creates runs with ``search_path = pg_catalog,
-pg_temp``, and every name it generates (functions, types, operators) is qualified with the schema of the
-extension that owns it, so a role that can create objects in a schema on anyone's search_path (``public``)
-cannot capture a call. The trigger's WHEN clause uses ``OPERATOR(schema.=)`` rather than ``IS DISTINCT
-FROM`` (which pg_dump prints without a schema): a dump restores under an empty search_path.
+Every identifier is rendered with ``psycopg.sql.Identifier``, values with ``psycopg.sql.Literal``.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
+import numpy as np
+import numpy.typing as npt
 import psycopg
 from psycopg import sql
 
@@ -38,8 +45,6 @@ from shrinkvec.profile import Code, Profile
 from shrinkvec.sqlnames import vec_fn
 
 PREFIX_OPCLASS = {"cosine": "vector_cosine_ops", "l2": "vector_l2_ops", "ip": "vector_ip_ops"}
-# search_path of every function shrinkvec creates: nothing a user can write is searched
-SAFE_SEARCH_PATH = sql.SQL("pg_catalog, pg_temp")
 
 
 def table_ident(p: Profile) -> sql.Identifier:
@@ -82,7 +87,8 @@ def transformed(p: Profile, vector: sql.Composable) -> sql.Composable:
 
 
 def code_expr(p: Profile, c: Code, vector: sql.Composable, *, raw: bool = True) -> sql.Composable:
-    """SQL expression computing code c from the vector expression (same values as Profile.encode).
+    """SQL expression computing code c from the vector expression (same values as Profile.encode and the
+    trigger); for ad-hoc SQL by the tools, not for stored objects (it names the extension's schema).
 
     `vector` is the raw vector (the profile's transform is applied here), or with raw=False an
     expression that is already transformed (computed once for several codes).
@@ -92,16 +98,8 @@ def code_expr(p: Profile, c: Code, vector: sql.Composable, *, raw: bool = True) 
     return c.code_kind.expr(p, c, vector)
 
 
-def _differs(p: Profile, c: Code, stored: sql.Composable, computed: sql.Composable) -> sql.Composable:
-    """`stored IS DISTINCT FROM computed` with a schema-qualified `=`; `computed` is evaluated once."""
-    kind = c.code_kind
-    a, b = kind.comparable(p, stored), kind.comparable(p, computed)
-    return sql.SQL("(CASE WHEN {a} IS NULL THEN {b} IS NOT NULL ELSE NOT coalesce({a} {eq} {b}, false) END)").format(
-        a=a, b=b, eq=kind.equality(p))
-
-
 def _suffix(p: Profile) -> str:
-    """A short stable hash naming the profile's trigger and function (identifiers stay < 63 bytes)."""
+    """A short stable hash naming the profile's trigger (identifiers stay < 63 bytes)."""
     key = f"{p.schema}\x00{p.table}\x00{p.vector_column}".encode()
     return hashlib.sha1(key).hexdigest()[:12]
 
@@ -110,12 +108,52 @@ def trigger_name(p: Profile) -> str:
     return f"shrinkvec_codes_{_suffix(p)}"
 
 
-def function_ident(p: Profile) -> sql.Identifier:
-    return sql.Identifier(p.schema, f"shrinkvec_codes_{_suffix(p)}")
+def legacy_function_idents(p: Profile) -> list[sql.Composable]:
+    """The per-table trigger functions of shrinkvec before 0.3.0 (dropped with their trigger when found)."""
+    return [sql.SQL("{}()").format(sql.Identifier(p.schema, f"shrinkvec_codes_{_suffix(p)}")),
+            sql.SQL("{}").format(sql.Identifier(p.schema, f"shrinkvec_stale_{_suffix(p)}"))]
 
 
 def index_name(p: Profile, c: Code) -> str:
     return f"shrinkvec_{_suffix(p)}_{c.column}"[:63]
+
+
+# the extension's trigger function (its schema is made by the extension script and owned by a superuser)
+CODES_TRIGGER = sql.Identifier("shrinkvec", "codes_trigger")
+TRIGGER_FORMAT = "v1"  # the first argument: the layout of the rest (extension/src/codes_trigger.c)
+
+
+def float_array_text(values: npt.ArrayLike) -> str:
+    """A real[] literal whose elements parse back to exactly the given float32 values."""
+    a = np.asarray(values, dtype=np.float32)
+    return "{" + ",".join(np.format_float_scientific(v, unique=True) for v in a) + "}"
+
+
+def trigger_args(p: Profile) -> list[str]:
+    """The arguments of shrinkvec.codes_trigger() for a profile: 'v1', vector column, id column, distance,
+    transform name (or ''), center (a real[] literal, or ''), then per code: column, kind, length, lo, hi
+    (int8 ranges as real[] literals, '' for the other kinds). The id column and distance do not change the
+    codes; with them the arguments describe the whole profile (`profile_from_trigger`)."""
+    args = [TRIGGER_FORMAT, p.vector_column, p.id_column, p.distance, p.transform or "",
+            "" if p.center is None else float_array_text(p.center)]
+    for c in p.codes:
+        if c.code_kind.calibrated:
+            if c.lo is None or c.hi is None:
+                raise ValueError(f"code {c.column!r} of profile {p.name!r} has no int8 ranges")
+            lo, hi = float_array_text(c.lo), float_array_text(c.hi)
+        else:
+            lo = hi = ""
+        args += [c.column, c.kind, str(c.length), lo, hi]
+    return args
+
+
+def trigger_sql(p: Profile, name: str, columns: Iterable[str]) -> sql.Composed:
+    """CREATE TRIGGER `name` on p's table, BEFORE INSERT OR UPDATE OF `columns`, executing the extension's
+    codes_trigger with p's arguments."""
+    return sql.SQL(
+        "CREATE TRIGGER {} BEFORE INSERT OR UPDATE OF {} ON {} FOR EACH ROW EXECUTE FUNCTION {}({})"
+    ).format(sql.Identifier(name), sql.SQL(", ").join(sql.Identifier(c) for c in columns), table_ident(p),
+             CODES_TRIGGER, sql.SQL(", ").join(sql.Literal(a) for a in trigger_args(p)))
 
 
 def add_code_columns(conn: psycopg.Connection, p: Profile) -> None:
@@ -132,80 +170,29 @@ def add_code_columns(conn: psycopg.Connection, p: Profile) -> None:
 
 
 def create_trigger(conn: psycopg.Connection, p: Profile) -> None:
-    """The trigger function and the BEFORE INSERT OR UPDATE trigger that keep the codes correct."""
-    p = located(conn, p)
-    new_vec = sql.SQL("NEW.{}").format(sql.Identifier(p.vector_column))
-    if p.transform is None:
-        assigns = sql.SQL(" ").join(
-            sql.SQL("NEW.{} := {};").format(sql.Identifier(c.column), code_expr(p, c, new_vec)) for c in p.codes
-        )
-        body = sql.SQL("BEGIN {} RETURN NEW; END").format(assigns).as_string(conn)
-    else:  # transform the vector once for all codes
-        tv = sql.Identifier("shrinkvec_tv")
-        assigns = sql.SQL(" ").join(
-            sql.SQL("NEW.{} := {};").format(sql.Identifier(c.column), code_expr(p, c, tv, raw=False))
-            for c in p.codes
-        )
-        body = sql.SQL("DECLARE {tv} {vector}; BEGIN IF {v} IS NULL THEN {nulls} RETURN NEW; END IF; "
-                       "{tv} := {expr}; {assigns} RETURN NEW; END").format(
-            tv=tv, vector=vec_fn(p, "vector"), v=new_vec, expr=transformed(p, new_vec), assigns=assigns,
-            nulls=sql.SQL(" ").join(sql.SQL("NEW.{} := NULL;").format(sql.Identifier(c.column)) for c in p.codes),
-        ).as_string(conn)
-    conn.execute(
-        sql.SQL(
-            "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SET search_path = {} AS {}"
-        ).format(function_ident(p), SAFE_SEARCH_PATH, sql.Literal(body))
-    )
-    conn.execute(
-        sql.SQL("COMMENT ON FUNCTION {}() IS {}").format(
-            function_ident(p),
-            sql.Literal(f"shrinkvec: recomputes the codes of {p.schema}.{p.table}.{p.vector_column} (profile {p.name})"),
-        )
-    )
-    if p.transform is None:
-        when: sql.Composable = sql.SQL(" OR ").join(
-            _differs(p, c, sql.SQL("NEW.{}").format(sql.Identifier(c.column)), code_expr(p, c, new_vec))
-            for c in p.codes
-        )
-    else:  # one function call that transforms the vector once, instead of once per code
-        _create_stale_function(conn, p)
-        when = sql.SQL("{}({}, {})").format(
-            stale_function_ident(p), new_vec,
-            sql.SQL(", ").join(sql.SQL("NEW.{}").format(sql.Identifier(c.column)) for c in p.codes))
-    cols = sql.SQL(", ").join(sql.Identifier(n) for n in [p.vector_column, *(c.column for c in p.codes)])
+    """The BEFORE INSERT OR UPDATE trigger that keeps the codes correct (the extension's codes_trigger)."""
     trig = sql.Identifier(trigger_name(p))
-    conn.execute(
-        sql.SQL(
-            "CREATE TRIGGER {} BEFORE INSERT OR UPDATE OF {} ON {} FOR EACH ROW WHEN ({}) EXECUTE FUNCTION {}()"
-        ).format(trig, cols, table_ident(p), when, function_ident(p))
-    )
+    conn.execute(trigger_sql(p, trigger_name(p), [p.vector_column, *(c.column for c in p.codes)]))
     conn.execute(sql.SQL("ALTER TABLE {} ENABLE ALWAYS TRIGGER {}").format(table_ident(p), trig))
 
 
-def stale_function_ident(p: Profile) -> sql.Identifier:
-    return sql.Identifier(p.schema, f"shrinkvec_stale_{_suffix(p)}")
+def drop_trigger(conn: psycopg.Connection, p: Profile) -> None:
+    """The profile's trigger (also under the name it got before a RENAME of its table), and the per-table
+    functions of an older trigger if it had them."""
+    for trig in table_triggers(conn, p):
+        if trig.current and len(trig.args) > 1 and trig.args[1] == p.vector_column and trig.name != trigger_name(p):
+            conn.execute(sql.SQL("DROP TRIGGER {} ON {}").format(sql.Identifier(trig.name), table_ident(p)))
+    conn.execute(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(sql.Identifier(trigger_name(p)), table_ident(p)))
+    for fn in legacy_function_idents(p):
+        conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}").format(fn))
 
 
-def _create_stale_function(conn: psycopg.Connection, p: Profile) -> None:
-    """stale(v, codes...) -> boolean: whether any code differs from the codes of transform(v) (the WHEN
-    clause of a transformed profile's trigger: the transform runs once per row, not once per code)."""
-    tv = sql.Identifier("shrinkvec_tv")
-    args = [sql.SQL("{} {}").format(sql.Identifier(f"c{i}"), sql_type(p, c.kind)) for i, c in enumerate(p.codes)]
-    differs = sql.SQL(" OR ").join(
-        _differs(p, c, sql.Identifier(f"c{i}"), code_expr(p, c, tv, raw=False)) for i, c in enumerate(p.codes))
-    any_code = sql.SQL(" OR ").join(sql.SQL("{} IS NOT NULL").format(sql.Identifier(f"c{i}"))
-                                    for i in range(len(p.codes)))
-    body = sql.SQL("DECLARE {tv} {vector}; BEGIN IF v IS NULL THEN RETURN {any}; END IF; "
-                   "{tv} := {expr}; RETURN {differs}; END").format(
-        tv=tv, vector=vec_fn(p, "vector"), any=any_code, expr=transformed(p, sql.Identifier("v")),
-        differs=differs).as_string(conn)
-    conn.execute(sql.SQL("CREATE OR REPLACE FUNCTION {}(v {}, {}) RETURNS boolean LANGUAGE plpgsql STABLE "
-                         "SET search_path = {} AS {}").format(
-        stale_function_ident(p), vec_fn(p, "vector"), sql.SQL(", ").join(args), SAFE_SEARCH_PATH, sql.Literal(body)))
-    conn.execute(sql.SQL("COMMENT ON FUNCTION {} IS {}").format(
-        stale_function_ident(p),
-        sql.Literal(f"shrinkvec: whether the codes of a row of {p.schema}.{p.table} differ from transform "
-                    f"{p.transform} of its vector (profile {p.name})")))
+def recreate_trigger(conn: psycopg.Connection, p: Profile) -> None:
+    """Replace the profile's trigger (an old per-table PL/pgSQL one, or one with outdated arguments) by the
+    extension's, in one transaction."""
+    with conn.transaction():
+        drop_trigger(conn, p)
+        create_trigger(conn, p)
 
 
 def add_codes(conn: psycopg.Connection, p: Profile) -> None:
@@ -215,10 +202,9 @@ def add_codes(conn: psycopg.Connection, p: Profile) -> None:
 
 
 def drop_codes(conn: psycopg.Connection, p: Profile) -> None:
-    """Exactly what add_codes added: the trigger, its function, the code columns (and their indexes)."""
-    conn.execute(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(sql.Identifier(trigger_name(p)), table_ident(p)))
-    conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}()").format(function_ident(p)))
-    conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}").format(stale_function_ident(p)))
+    """Exactly what add_codes added: the trigger (and an older trigger's functions), the code columns (and
+    their indexes)."""
+    drop_trigger(conn, p)
     conn.execute(
         sql.SQL("ALTER TABLE {} {}").format(
             table_ident(p),
@@ -272,18 +258,17 @@ def drop_index_sql(p: Profile, c: Code, concurrently: bool) -> sql.Composed:
 def backfill(conn: psycopg.Connection, p: Profile, batch_size: int = 5000) -> int:
     """Fill the codes of rows where any is NULL, `batch_size` rows per transaction, in id order.
 
-    Each batch locks only its own rows, for one short transaction; rerunning continues where it
-    stopped (rows already filled are skipped). Returns the number of rows updated.
+    The trigger computes them: each batch sets one code column to NULL (the trigger fires on an UPDATE
+    of any code column and writes every code). Each batch locks only its own rows, for one short
+    transaction; rerunning continues where it stopped (rows already filled are skipped). Returns the
+    number of rows updated.
     """
-    p = located(conn, p)
     t = table_ident(p)
     idc = sql.Identifier(p.id_column)
     vec = sql.Identifier(p.vector_column)
     missing = sql.SQL(" OR ").join(sql.SQL("{} IS NULL").format(sql.Identifier(c.column)) for c in p.codes)
-    sets = sql.SQL(", ").join(
-        sql.SQL("{} = {}").format(sql.Identifier(c.column), code_expr(p, c, vec)) for c in p.codes
-    )
-    update = sql.SQL("UPDATE {t} SET {sets} WHERE {id} = ANY(%(ids)s)").format(t=t, sets=sets, id=idc)
+    update = sql.SQL("UPDATE {t} SET {code} = NULL WHERE {id} = ANY(%(ids)s)").format(
+        t=t, code=sql.Identifier(p.codes[0].column), id=idc)
     total = 0
     last: object = None
     while True:
@@ -298,3 +283,169 @@ def backfill(conn: psycopg.Connection, p: Profile, batch_size: int = 5000) -> in
             conn.execute(update, {"ids": ids})
         total += len(ids)
         last = ids[-1]
+
+
+# ---- triggers of older versions, and profiles of restored tables ------------------------------------
+
+
+@dataclass(frozen=True)
+class TableTrigger:
+    """A `shrinkvec_codes_<hash>` trigger found on a table."""
+
+    schema: str
+    table: str
+    name: str
+    args: list[str]
+    current: bool  # it executes the extension's codes_trigger (else: a per-table function of shrinkvec < 0.3.0)
+    may_alter: bool  # the role running this owns the table (or is a superuser)
+    function: tuple[str, str]  # (schema, name) of the function it executes
+
+
+def table_triggers(conn: psycopg.Connection, p: Profile | None = None, prefix: str = "shrinkvec_codes_"
+                   ) -> list[TableTrigger]:
+    """Every shrinkvec codes trigger in the database (tables of other roles included), or on p's table;
+    prefix "shrinkvec_next_" finds the shadow triggers of re-encodes instead."""
+    rows = conn.execute(
+        """SELECT n.nspname, c.relname, t.tgname, t.tgargs,
+                  t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('shrinkvec.codes_trigger()'),
+                  pg_catalog.pg_has_role(c.relowner, 'USAGE'), fn.nspname, f.proname
+           FROM pg_catalog.pg_trigger t
+           JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+           JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) t.tgfoid
+           JOIN pg_catalog.pg_namespace fn ON fn.oid OPERATOR(pg_catalog.=) f.pronamespace
+           WHERE NOT t.tgisinternal AND t.tgname OPERATOR(pg_catalog.~) (%(prefix)s || '[0-9a-f]{12}$')
+             AND (%(rel)s::pg_catalog.text IS NULL
+                  OR t.tgrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(%(rel)s::pg_catalog.text))
+           ORDER BY 1, 2, 3""",
+        {"rel": None if p is None else table_ident(p).as_string(conn), "prefix": "^" + prefix}).fetchall()
+    out = []
+    for schema, table, name, raw, current, may_alter, fn_schema, fn_name in rows:
+        parts = bytes(raw).split(b"\x00")[:-1] if raw else []
+        out.append(TableTrigger(schema, table, name, [a.decode() for a in parts], bool(current), bool(may_alter),
+                                (fn_schema, fn_name)))
+    return out
+
+
+def profile_from_trigger(conn: psycopg.Connection, trig: TableTrigger) -> Profile:
+    """The profile that an extension trigger's arguments describe (see trigger_args); k, shortlist and the
+    tuned search configuration are not in them and take their defaults."""
+    from shrinkvec import catalog
+
+    a = trig.args
+    if len(a) < 6 or a[0] != TRIGGER_FORMAT or (len(a) - 6) % 5:
+        raise ValueError(f"trigger {trig.name} on {trig.schema}.{trig.table} has arguments of an unknown format")
+    vector_column, id_column, distance, transform, center = a[1], a[2], a[3], a[4] or None, a[5]
+    dims = catalog.vector_dims(conn, trig.table, vector_column, trig.schema)
+    if dims is None:
+        raise ValueError(f"{trig.schema}.{trig.table}.{vector_column} has no declared dimensions")
+
+    def floats(text: str) -> npt.NDArray[np.float32] | None:
+        return None if not text else np.asarray([float(v) for v in text.strip("{}").split(",")], dtype=np.float32)
+
+    cs = tuple(Code(a[i + 1], int(a[i + 2]), a[i], lo=floats(a[i + 3]), hi=floats(a[i + 4]))
+               for i in range(6, len(a), 5))
+    return located(conn, Profile(
+        name=f"{trig.schema}.{trig.table}.{vector_column}", schema=trig.schema, table=trig.table,
+        vector_column=vector_column, dims=dims, codes=cs, id_column=id_column,
+        distance=distance,  # type: ignore[arg-type]  # checked by the trigger and the catalog's constraint
+        center=floats(center), transform=transform))
+
+
+@dataclass
+class SyncReport:
+    """What sync_triggers did, and what it left for a table's owner."""
+
+    recreated: list[str] = field(default_factory=list)  # schema.table whose old trigger became the extension's
+    registered: list[str] = field(default_factory=list)  # restored tables whose profile came from the trigger
+    skipped: list[str] = field(default_factory=list)  # why a table was left alone
+
+
+def drop_legacy_trigger(conn: psycopg.Connection, trig: TableTrigger) -> None:
+    """A pre-0.3.0 trigger found on a table, with its function and its stale function (found by the names
+    they were created with: the table may have been renamed since)."""
+    t = sql.Identifier(trig.schema, trig.table)
+    conn.execute(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(sql.Identifier(trig.name), t))
+    fn_schema, fn_name = trig.function
+    if fn_name.startswith("shrinkvec_codes_"):
+        conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}()").format(sql.Identifier(fn_schema, fn_name)))
+        stale = "shrinkvec_stale_" + fn_name.removeprefix("shrinkvec_codes_")
+        conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}").format(sql.Identifier(fn_schema, stale)))
+
+
+def sync_triggers(conn: psycopg.Connection) -> SyncReport:
+    """Bring every profiled table to the extension's trigger, and the catalog to every extension trigger:
+
+    - a profile whose table has no trigger of the extension for its vector column gets one, and the per-table
+      PL/pgSQL triggers of shrinkvec < 0.3.0 on the table go, with their functions;
+    - a table with the extension's trigger but no profile (restored from a one-table dump, `pg_dump -t`) gets
+      its profile from the trigger's arguments (a transformed one once its transform is in the catalog).
+
+    Tables of other roles are left alone unless the caller is a superuser (or a member of the owner); the
+    report says which. Safe to run again.
+    """
+    from shrinkvec import catalog
+
+    report = SyncReport()
+    if not catalog.has_catalog(conn):
+        return report
+    by_table: dict[tuple[str, str], list[TableTrigger]] = {}
+    for trig in table_triggers(conn):
+        by_table.setdefault((trig.schema, trig.table), []).append(trig)
+    rows = conn.execute(
+        """SELECT n.nspname, c.relname, p.vector_column, pg_catalog.pg_has_role(c.relowner, 'USAGE')
+           FROM shrinkvec.profiles p
+           JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relation
+           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace ORDER BY 1, 2, 3"""
+    ).fetchall()
+    profiled: dict[tuple[str, str], list[str]] = {}
+    may: dict[tuple[str, str], bool] = {}
+    for schema, table, column, may_alter in rows:
+        profiled.setdefault((schema, table), []).append(column)
+        may[(schema, table)] = bool(may_alter)
+    for key, columns in profiled.items():
+        trigs = by_table.get(key, [])
+        covered = {t.args[1] for t in trigs if t.current and len(t.args) > 1}
+        legacy = [t for t in trigs if not t.current]
+        if not legacy and covered.issuperset(columns):
+            continue
+        where = f"{key[0]}.{key[1]}"
+        if not may[key]:
+            report.skipped.append(f"{where}: its trigger is not the extension's, and only its owner or a superuser "
+                                  "may re-create it (run shrinkvec migrate as one)")
+            continue
+        with conn.transaction():
+            for t in legacy:  # first: the new trigger may take the same name
+                drop_legacy_trigger(conn, t)
+            for column in columns:
+                if column in covered:
+                    continue
+                p = catalog.find_profile(conn, key[1], key[0], column)
+                if p is not None:
+                    drop_trigger(conn, p)
+                    create_trigger(conn, p)
+        report.recreated.append(where)
+    for (schema, table), trigs in by_table.items():
+        if (schema, table) in profiled:
+            continue
+        for trig in trigs:
+            if not trig.current:
+                continue
+            where = f"{schema}.{table}"
+            if not trig.may_alter:
+                report.skipped.append(f"{where}: has no profile, and only its owner or a superuser may register it")
+                continue
+            try:
+                p = profile_from_trigger(conn, trig)
+            except ValueError as exc:
+                report.skipped.append(f"{where}: {exc}")
+                continue
+            if p.transform is not None and conn.execute(
+                    "SELECT 1 FROM shrinkvec.transforms WHERE name OPERATOR(pg_catalog.=) %s", (p.transform,)
+            ).fetchone() is None:
+                report.skipped.append(f"{where}: its transform {p.transform} is not in this database's catalog")
+                continue
+            with conn.transaction():
+                catalog.save_profile(conn, p)
+            report.registered.append(where)
+    return report

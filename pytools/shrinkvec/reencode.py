@@ -5,10 +5,12 @@ half-rewritten. A re-encode writes the new codes *beside* them and switches at t
 
 1. start (one transaction): record the re-encode in `shrinkvec.reencodes`, add a nullable shadow
    column `<code>__next` per code column (no table rewrite), and a shadow trigger that fills the
-   shadow columns of rows inserted or updated meanwhile;
-2. fill: batches of rows whose shadow codes are NULL get them (computed in SQL from the vector
-   through `shrinkvec.transform_vector`), one transaction per batch that also advances `rows_done`.
-   A killed run leaves whole batches; a rerun continues with the rows still NULL;
+   shadow columns of rows inserted or updated meanwhile: the extension's `shrinkvec.codes_trigger`
+   with the new profile's arguments (new transform, center and int8 ranges) on the shadow columns;
+2. fill: batches of rows whose shadow codes are NULL get them (an UPDATE of a shadow column fires the
+   shadow trigger, which computes them from the vector through the new transform), one transaction per
+   batch that also advances `rows_done`. A killed run leaves whole batches; a rerun continues with the
+   rows still NULL;
 3. switch (one transaction, ACCESS EXCLUSIVE on the table, held briefly): fill any row left, drop the
    old code columns, triggers and indexes, rename the shadow columns (and the indexes built on them
    before the switch) to the old names, create the new trigger, point the profile at the new
@@ -28,7 +30,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from shrinkvec import ddl, sqlnames
+from shrinkvec import ddl
 from shrinkvec.errors import ShrinkvecError
 from shrinkvec.profile import Code, Profile
 
@@ -51,7 +53,8 @@ def shadow_trigger_name(p: Profile) -> str:
     return f"shrinkvec_next_{ddl._suffix(p)}"
 
 
-def shadow_function_ident(p: Profile) -> sql.Identifier:
+def legacy_shadow_function_ident(p: Profile) -> sql.Identifier:
+    """The shadow trigger's own function in shrinkvec before 0.3.0 (dropped with the trigger when found)."""
     return sql.Identifier(p.schema, f"shrinkvec_next_{ddl._suffix(p)}")
 
 
@@ -109,29 +112,32 @@ def start(conn: psycopg.Connection, old: Profile, new: Profile) -> None:
 
 
 def _create_shadow_trigger(conn: psycopg.Connection, old: Profile, sh: Profile) -> None:
-    """BEFORE INSERT OR UPDATE OF the vector: compute the shadow codes (the new transform's)."""
-    sh = ddl.located(conn, sh)
-    new_vec = sql.SQL("NEW.{}").format(sql.Identifier(old.vector_column))
-    tv = sql.Identifier("shrinkvec_tv")
-    assigns = sql.SQL(" ").join(
-        sql.SQL("NEW.{} := {};").format(sql.Identifier(c.column), ddl.code_expr(sh, c, tv, raw=False))
-        for c in sh.codes
-    )
-    body = sql.SQL("DECLARE {tv} {vector}; BEGIN {tv} := {expr}; {assigns} RETURN NEW; END").format(
-        tv=tv, vector=sqlnames.vec_fn(sh, "vector"), expr=ddl.transformed(sh, new_vec), assigns=assigns).as_string(conn)
-    fn = shadow_function_ident(old)
-    conn.execute(sql.SQL("CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SET search_path = {} AS {}")
-                 .format(fn, ddl.SAFE_SEARCH_PATH, sql.Literal(body)))
-    trig = sql.Identifier(shadow_trigger_name(old))
-    conn.execute(sql.SQL("CREATE TRIGGER {} BEFORE INSERT OR UPDATE OF {} ON {} FOR EACH ROW EXECUTE FUNCTION {}()")
-                 .format(trig, sql.Identifier(old.vector_column), ddl.table_ident(old), fn))
-    conn.execute(sql.SQL("ALTER TABLE {} ENABLE ALWAYS TRIGGER {}").format(ddl.table_ident(old), trig))
+    """BEFORE INSERT OR UPDATE OF the vector or a shadow column: the shadow codes (the new transform's), by
+    the extension's codes_trigger with the shadow profile's arguments."""
+    trig = shadow_trigger_name(old)
+    conn.execute(ddl.trigger_sql(sh, trig, [old.vector_column, *(c.column for c in sh.codes)]))
+    conn.execute(sql.SQL("ALTER TABLE {} ENABLE ALWAYS TRIGGER {}").format(ddl.table_ident(old), sql.Identifier(trig)))
+
+
+def _shadow_trigger_is_current(conn: psycopg.Connection, old: Profile) -> bool:
+    """Whether the shadow trigger executes the extension's codes_trigger (a re-encode started before 0.3.0
+    has a PL/pgSQL one that an UPDATE of a shadow column does not fire)."""
+    row = conn.execute(
+        """SELECT t.tgfoid OPERATOR(pg_catalog.=) 'shrinkvec.codes_trigger()'::pg_catalog.regprocedure
+           FROM pg_catalog.pg_trigger t
+           WHERE t.tgrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(%s)
+             AND t.tgname OPERATOR(pg_catalog.=) %s""",
+        (ddl.table_ident(old).as_string(conn), shadow_trigger_name(old))).fetchone()
+    return bool(row and row[0])
 
 
 def _drop_shadow(conn: psycopg.Connection, old: Profile, new: Profile, columns: bool) -> None:
+    for trig in ddl.table_triggers(conn, old, prefix="shrinkvec_next_"):  # also under a name from before a RENAME
+        if trig.current and len(trig.args) > 1 and trig.args[1] == old.vector_column:
+            conn.execute(sql.SQL("DROP TRIGGER {} ON {}").format(sql.Identifier(trig.name), ddl.table_ident(old)))
     conn.execute(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(
         sql.Identifier(shadow_trigger_name(old)), ddl.table_ident(old)))
-    conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}()").format(shadow_function_ident(old)))
+    conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}()").format(legacy_shadow_function_ident(old)))
     if columns:
         conn.execute(sql.SQL("ALTER TABLE {} {}").format(ddl.table_ident(old), sql.SQL(", ").join(
             sql.SQL("DROP COLUMN IF EXISTS {}").format(sql.Identifier(shadow(c.column))) for c in new.codes)))
@@ -145,15 +151,9 @@ def abort(conn: psycopg.Connection, old: Profile, new: Profile) -> None:
 
 
 def _fill_statement(old: Profile, sh: Profile) -> sql.Composed:
-    idc = sql.Identifier(old.id_column)
-    sets = sql.SQL(", ").join(
-        sql.SQL("{} = {}").format(sql.Identifier(c.column), ddl.code_expr(sh, c, sql.SQL("s.tv"), raw=False))
-        for c in sh.codes)
-    return sql.SQL(
-        "UPDATE {t} AS t SET {sets} FROM (SELECT {id} AS id, {tv} AS tv FROM {t} WHERE {id} = ANY(%(ids)s)) AS s "
-        "WHERE t.{id} = s.id"
-    ).format(t=ddl.table_ident(old), sets=sets, id=idc,
-             tv=ddl.transformed(sh, sql.Identifier(old.vector_column)))
+    """Set a shadow column to NULL: the shadow trigger fires and writes every shadow code."""
+    return sql.SQL("UPDATE {t} SET {code} = NULL WHERE {id} = ANY(%(ids)s)").format(
+        t=ddl.table_ident(old), code=sql.Identifier(sh.codes[0].column), id=sql.Identifier(old.id_column))
 
 
 def _todo_query(old: Profile, sh: Profile, after: bool) -> sql.Composed:
@@ -181,7 +181,11 @@ def fill(conn: psycopg.Connection, old: Profile, new: Profile, batch_size: int =
     after each committed batch. Returns the rows written by this call.
     """
     sh = _shadow_profile(new)
-    update = _fill_statement(old, ddl.located(conn, sh))
+    if not _shadow_trigger_is_current(conn, old):  # started before 0.3.0: the extension's trigger from now on
+        with conn.transaction():
+            _drop_shadow(conn, old, new, columns=False)
+            _create_shadow_trigger(conn, old, sh)
+    update = _fill_statement(old, sh)
     total = 0
     last: object = None
     while True:
@@ -260,11 +264,14 @@ def switch(conn: psycopg.Connection, old: Profile, new: Profile, indexes: list[_
         rest = [r[0] for r in conn.execute(
             sql.SQL("SELECT {} FROM ({}) AS x").format(idc, _todo_query(old, sh, False)), {"n": 2**62}).fetchall()]
         if rest:
-            conn.execute(_fill_statement(old, ddl.located(conn, sh)), {"ids": rest})
+            if not _shadow_trigger_is_current(conn, old):
+                _drop_shadow(conn, old, new, columns=False)
+                _create_shadow_trigger(conn, old, sh)
+            conn.execute(_fill_statement(old, sh), {"ids": rest})
         if remaining(conn, old, new):
             raise ReencodeError("rows without new codes remain after the fill")
         _drop_shadow(conn, old, new, columns=False)
-        ddl.drop_codes(conn, old)  # old trigger, function, code columns and their indexes
+        ddl.drop_codes(conn, old)  # old trigger (and an older trigger's functions), code columns and their indexes
         for c in new.codes:
             conn.execute(sql.SQL("ALTER TABLE {} RENAME COLUMN {} TO {}").format(
                 t, sql.Identifier(shadow(c.column)), sql.Identifier(c.column)))
@@ -285,3 +292,30 @@ def switch(conn: psycopg.Connection, old: Profile, new: Profile, indexes: list[_
 def new_codes(old: Profile) -> tuple[Code, ...]:
     """The codes of the profile after the switch: same columns, int8 ranges to be recalibrated."""
     return tuple(replace(c, lo=None, hi=None) if c.code_kind.calibrated else c for c in old.codes)
+
+
+def sync_shadow_triggers(conn: psycopg.Connection) -> list[str]:
+    """Replace the shadow trigger of every re-encode in progress that still has the PL/pgSQL one of shrinkvec
+    < 0.3.0 by the extension's codes_trigger (tables the caller may alter); returns "schema.table" of each.
+    A pending re-encode is otherwise upgraded by its next fill."""
+    from shrinkvec import catalog
+
+    if not catalog.has_catalog(conn):
+        return []
+    rows = conn.execute(
+        """SELECT p.table_schema, p.table_name, p.vector_column, r.transform, r.int8_ranges
+           FROM shrinkvec.reencodes r JOIN shrinkvec.profiles p ON p.name OPERATOR(pg_catalog.=) r.profile
+           JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relation
+           WHERE pg_catalog.pg_has_role(c.relowner, 'USAGE') ORDER BY 1, 2""").fetchall()
+    done = []
+    for schema, table, column, transform, ranges in rows:
+        old = catalog.find_profile(conn, table, schema, column)
+        if old is None or _shadow_trigger_is_current(conn, old):
+            continue
+        new = with_ranges(replace(old, transform=transform, transform_data=None, center=None,
+                                  codes=new_codes(old)), ranges or {})
+        with conn.transaction():
+            _drop_shadow(conn, old, new, columns=False)
+            _create_shadow_trigger(conn, old, _shadow_profile(new))
+        done.append(f"{schema}.{table}")
+    return done

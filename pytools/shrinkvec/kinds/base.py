@@ -16,7 +16,7 @@ import numpy.typing as npt
 from psycopg import sql
 
 from shrinkvec.errors import ShrinkvecError
-from shrinkvec.sqlnames import Located, operator
+from shrinkvec.sqlnames import Located
 
 if TYPE_CHECKING:
     from shrinkvec.profile import Code, Profile
@@ -81,16 +81,9 @@ class CodeKind:
         return sql.SQL("{}({})").format(self.sql_type(p), sql.Literal(length))
 
     def expr(self, p: Profile, code: Code, vector: sql.Composable) -> sql.Composable:
-        """SQL expression computing the code from a (transformed) vector expression."""
+        """SQL expression computing the code from a (transformed) vector expression: the same value as
+        encode() and as the extension's codes trigger (extension/src/codes_trigger.c), for ad-hoc SQL."""
         raise NotImplementedError
-
-    def comparable(self, p: Located, expr: sql.Composable) -> sql.Composable:
-        """An expression of the code with an equality operator."""
-        return expr
-
-    def equality(self, p: Located) -> sql.Composable:
-        """The schema-qualified `=` of comparable()'s type."""
-        return operator("pg_catalog", "=")
 
     def order(self, p: Profile, code: Code, column: sql.Composable, q: sql.Composable,
               ranges: tuple[sql.Composable, sql.Composable] | None) -> sql.Composable:

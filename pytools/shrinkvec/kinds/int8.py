@@ -75,9 +75,6 @@ class Int8(CodeKind):
         return sql.SQL("{}({}, {}, {})").format(ext_fn(p, "quantize_int8"), vector, real_array(code.lo),
                                                 real_array(code.hi))
 
-    def comparable(self, p: Located, expr: sql.Composable) -> sql.Composable:
-        return sql.SQL("{}({})").format(ext_fn(p, "int8vec_send"), expr)  # int8vec has no `=`: its binary form
-
     def order(self, p: Profile, code: Code, column: sql.Composable, q: sql.Composable,
               ranges: tuple[sql.Composable, sql.Composable] | None) -> sql.Composable:
         assert ranges is not None

@@ -64,9 +64,6 @@ class Multibit(CodeKind):
             return sql.SQL("{}({})").format(binarize, vector)
         return sql.SQL("{}({}, {})").format(binarize, vector, sql.Literal(code.length))
 
-    def equality(self, p: Located) -> sql.Composable:
-        return operator(p.ext_schema, "=")
-
     def order(self, p: Profile, code: Code, column: sql.Composable, q: sql.Composable,
               ranges: tuple[sql.Composable, sql.Composable] | None) -> sql.Composable:
         return sql.SQL("{}({}({}, {}))").format(operator("pg_catalog", "-"), ext_fn(p, "maxsim"), q, column)

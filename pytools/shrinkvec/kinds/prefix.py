@@ -46,9 +46,6 @@ class Prefix(CodeKind):
         return sql.SQL("{}({}, 1, {})::{}({})").format(vec_fn(p, "subvector"), vector, sql.Literal(code.length),
                                                        self.sql_type(p), sql.Literal(code.length))
 
-    def equality(self, p: Located) -> sql.Composable:
-        return operator(p.vec_schema, "=")
-
     def order(self, p: Profile, code: Code, column: sql.Composable, q: sql.Composable,
               ranges: tuple[sql.Composable, sql.Composable] | None) -> sql.Composable:
         return sql.SQL("{} {} {}").format(column, operator(p.ext_schema, "<^=>"), q)
