@@ -242,6 +242,28 @@ def test_one_table_dump_restores_into_a_fresh_database(migrated_dsn: str, conn: 
         assert ddl.sync_triggers(r) == ddl.SyncReport()  # nothing left to do
 
 
+def test_migrate_registers_a_table_restored_into_a_migrated_database(migrated_dsn: str, conn: psycopg.Connection,
+                                                                     tmp_path: Path, new_db: str) -> None:
+    """The catalog is already at head when the table arrives: `shrinkvec migrate` has no revision to run and
+    still registers the restored table's profile from its trigger."""
+    data = load_case(migrated_dsn, tmp_path, "plain", "docs_late")
+    before = answers(conn, "plain", "docs_late", data)
+    dump = tmp_path / "late.dump"
+    run = subprocess.run([pg_tool("pg_dump"), "-Fc", "-t", "public.docs_late", "--file", str(dump), migrated_dsn],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    catalog.migrate(new_db)
+    run = subprocess.run([pg_tool("pg_restore"), "--no-owner", "--exit-on-error", "--dbname", new_db, str(dump)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    with connect(new_db) as r:
+        assert catalog.find_profile(r, "docs_late") is None
+    assert catalog.migrate(new_db) == catalog.head_revision()
+    with connect(new_db) as r:
+        assert catalog.find_profile(r, "docs_late") is not None
+        assert answers(r, "plain", "docs_late", data) == before
+
+
 # ---------------------------------------------------------------------------------------------
 # the schema swap, via INSERT
 # ---------------------------------------------------------------------------------------------

@@ -18,8 +18,6 @@ Create Date: 2026-12-07
 
 from __future__ import annotations
 
-import logging
-
 import psycopg
 from alembic import op
 from sqlalchemy import text
@@ -29,11 +27,9 @@ down_revision = "0006"
 branch_labels = None
 depends_on = None
 
-log = logging.getLogger("alembic.runtime.migration")
-
 
 def upgrade() -> None:
-    from shrinkvec import ddl, reencode
+    from shrinkvec import catalog
 
     bind = op.get_bind()
     if bind.execute(text("SELECT pg_catalog.to_regprocedure('shrinkvec.codes_trigger()')")).scalar() is None:
@@ -42,15 +38,7 @@ def upgrade() -> None:
     raw = bind.connection.dbapi_connection
     if not isinstance(raw, psycopg.Connection):
         raise RuntimeError("the shrinkvec catalog migrations need the psycopg 3 driver")
-    report = ddl.sync_triggers(raw)
-    for where in report.recreated:
-        log.info("shrinkvec: %s now uses the extension's codes trigger", where)
-    for where in report.registered:
-        log.info("shrinkvec: registered the profile of %s from its trigger", where)
-    for where in reencode.sync_shadow_triggers(raw):
-        log.info("shrinkvec: the re-encode in progress on %s now uses the extension's codes trigger", where)
-    for why in report.skipped:
-        log.warning("shrinkvec: left %s", why)
+    catalog.sync_codes_triggers(raw)
 
 
 def downgrade() -> None:

@@ -299,6 +299,7 @@ class TableTrigger:
     current: bool  # it executes the extension's codes_trigger (else: a per-table function of shrinkvec < 0.3.0)
     may_alter: bool  # the role running this owns the table (or is a superuser)
     function: tuple[str, str]  # (schema, name) of the function it executes
+    owner: int = 0  # OID of the table's owner: only functions of that role are dropped with a legacy trigger
 
 
 def table_triggers(conn: psycopg.Connection, p: Profile | None = None, prefix: str = "shrinkvec_codes_"
@@ -308,7 +309,7 @@ def table_triggers(conn: psycopg.Connection, p: Profile | None = None, prefix: s
     rows = conn.execute(
         """SELECT n.nspname, c.relname, t.tgname, t.tgargs,
                   t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('shrinkvec.codes_trigger()'),
-                  pg_catalog.pg_has_role(c.relowner, 'USAGE'), fn.nspname, f.proname
+                  pg_catalog.pg_has_role(c.relowner, 'USAGE'), fn.nspname, f.proname, c.relowner
            FROM pg_catalog.pg_trigger t
            JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
            JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
@@ -320,10 +321,10 @@ def table_triggers(conn: psycopg.Connection, p: Profile | None = None, prefix: s
            ORDER BY 1, 2, 3""",
         {"rel": None if p is None else table_ident(p).as_string(conn), "prefix": "^" + prefix}).fetchall()
     out = []
-    for schema, table, name, raw, current, may_alter, fn_schema, fn_name in rows:
+    for schema, table, name, raw, current, may_alter, fn_schema, fn_name, owner in rows:
         parts = bytes(raw).split(b"\x00")[:-1] if raw else []
         out.append(TableTrigger(schema, table, name, [a.decode() for a in parts], bool(current), bool(may_alter),
-                                (fn_schema, fn_name)))
+                                (fn_schema, fn_name), int(owner)))
     return out
 
 
@@ -367,10 +368,17 @@ def drop_legacy_trigger(conn: psycopg.Connection, trig: TableTrigger) -> None:
     t = sql.Identifier(trig.schema, trig.table)
     conn.execute(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(sql.Identifier(trig.name), t))
     fn_schema, fn_name = trig.function
-    if fn_name.startswith("shrinkvec_codes_"):
-        conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}()").format(sql.Identifier(fn_schema, fn_name)))
-        stale = "shrinkvec_stale_" + fn_name.removeprefix("shrinkvec_codes_")
-        conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}").format(sql.Identifier(fn_schema, stale)))
+    if not fn_name.startswith("shrinkvec_codes_"):
+        return
+    stale = "shrinkvec_stale_" + fn_name.removeprefix("shrinkvec_codes_")
+    # only the table owner's own functions: a trigger named like ours may point at anyone's function
+    for (fn,) in conn.execute(
+            """SELECT f.oid::pg_catalog.regprocedure::pg_catalog.text FROM pg_catalog.pg_proc f
+               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) f.pronamespace
+               WHERE n.nspname OPERATOR(pg_catalog.=) %s AND f.proname OPERATOR(pg_catalog.=) ANY (%s)
+                 AND f.proowner OPERATOR(pg_catalog.=) %s""",
+            (fn_schema, [fn_name, stale], trig.owner)).fetchall():
+        conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}").format(sql.SQL(fn)))
 
 
 def sync_triggers(conn: psycopg.Connection) -> SyncReport:
