@@ -227,7 +227,12 @@ def dequantize_int8(code: npt.ArrayLike, lo: npt.ArrayLike, hi: npt.ArrayLike) -
     """The vector an int8 code stands for: lo + (q + 128) * scale in float32."""
     c = np.asarray(code, dtype=np.int8)
     r = check_ranges(lo, hi, c.size)
-    return r.lo + (c.astype(np.int32) + 128).astype(np.float32) * int8_scale(r)
+    with np.errstate(over="ignore"):
+        out = r.lo + (c.astype(np.int32) + 128).astype(np.float32) * int8_scale(r)
+    bad = np.flatnonzero(np.isinf(out))
+    if bad.size:
+        raise CodeError(f"dequantized value of dimension {int(bad[0]) + 1} is out of range for type real")
+    return out
 
 
 def int8_ip_distance(code: npt.ArrayLike, q: npt.ArrayLike, lo: npt.ArrayLike, hi: npt.ArrayLike) -> float:
