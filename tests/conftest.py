@@ -15,6 +15,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +159,24 @@ def server_root() -> Iterator[Path]:
         yield root
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def throwaway_cluster(root: Path) -> Iterator[str]:
+    """An embedded server of its own in root (never the shared test server), with CREATE EXTENSION shrinkvec
+    CASCADE in its postgres database; yields its DSN and stops it at the end. For tests that may crash a
+    backend (the postmaster then restarts every backend of that server) or bind C symbols as superuser."""
+    from shrinkvec import server
+
+    info = server.start(root / "pg")
+    try:
+        with psycopg.connect(info.dsn(), autocommit=True) as c:
+            c.execute("CREATE EXTENSION IF NOT EXISTS shrinkvec CASCADE")
+        yield info.dsn()
+    finally:
+        server.stop(root / "pg")
+
+
+own_cluster_only = pytest.mark.skipif(
+    bool(os.environ.get("SHRINKVEC_TEST_DSN")),
+    reason="starts a throwaway embedded server of its own (SHRINKVEC_TEST_DSN names an external server)")
