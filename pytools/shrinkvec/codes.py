@@ -434,6 +434,14 @@ def fs_bound(sums: npt.ArrayLike, soff: int, alpha: npt.ArrayLike, r2: npt.Array
     return (o + (np.float32(f) * a) * t).astype(np.float32)
 
 
+def fs_keep(lb: npt.ArrayLike, tau: float) -> npt.NDArray[np.bool_]:
+    """Which codes the scan keeps for a bound lb against its k-th best tau: all but those whose bound is a
+    finite number above tau (a NaN or +Inf bound comes from factors that overflowed float32)."""
+    b = np.asarray(lb, dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        return ~(b > np.float32(tau)) | (b == np.float32(np.inf))
+
+
 # ---------------------------------------------------------------------------------------------
 # Late interaction: token arrays, the multibit code and MaxSim (extension/src/maxsim.c)
 # ---------------------------------------------------------------------------------------------
