@@ -15,67 +15,18 @@ embedded server of their own (tests/conftest.py: throwaway_cluster), never on th
 from __future__ import annotations
 
 import math
-import shutil
-import tempfile
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import psycopg
 import pytest
-from conftest import own_cluster_only, throwaway_cluster
-from pgvector.psycopg import register_vector
-from psycopg import errors, sql
+from psycopg import errors
 
+from conftest import own_cluster_only
 from shrinkvec import codes
 
 OPS = {"l2": ("<->", "vector_l2_ops"), "ip": ("<#>", "vector_ip_ops"), "cosine": ("<=>", "vector_cosine_ops")}
 DIMS = 8
 POISON = [3e38, 3e38, -3e38, 3e38]
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[str]:
-    """A throwaway server for this module (outside pytest's tmp_path, as conftest.server_root explains)."""
-    root = Path(tempfile.mkdtemp(prefix="shrinkvec-extreme-"))
-    root.chmod(0o755)
-    try:
-        with throwaway_cluster(root) as dsn:
-            yield dsn
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-_db_counter = [0]
-
-
-def connect_when_up(dsn: str, timeout: float = 60) -> psycopg.Connection:
-    """A connection, retried while the server restarts after a crash (so one crash fails one test)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return psycopg.connect(dsn, autocommit=True)
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
-@pytest.fixture
-def xconn(cluster: str) -> Iterator[psycopg.Connection]:
-    """A connection to a fresh database of the throwaway server, with the extension, autocommit."""
-    _db_counter[0] += 1
-    name = f"extreme_{_db_counter[0]}"
-    with connect_when_up(cluster) as admin:  # a test that crashed a backend leaves the server recovering
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    dsn = cluster.replace("/postgres?", f"/{name}?")
-    with psycopg.connect(dsn, autocommit=True) as c:
-        c.execute("CREATE EXTENSION shrinkvec CASCADE")
-        register_vector(c)
-        yield c
-    with connect_when_up(cluster) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def vec(x: list[float] | np.ndarray) -> str:

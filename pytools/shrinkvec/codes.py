@@ -439,7 +439,8 @@ def fs_keep(lb: npt.ArrayLike, tau: float) -> npt.NDArray[np.bool_]:
     finite number above tau (a NaN or +Inf bound comes from factors that overflowed float32)."""
     b = np.asarray(lb, dtype=np.float32)
     with np.errstate(invalid="ignore"):
-        return ~(b > np.float32(tau)) | (b == np.float32(np.inf))
+        keep: npt.NDArray[np.bool_] = ~(b > np.float32(tau)) | (b == np.float32(np.inf))
+    return keep
 
 
 # ---------------------------------------------------------------------------------------------
