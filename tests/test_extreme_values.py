@@ -42,10 +42,10 @@ def run(conn: psycopg.Connection, text: str, params: tuple[object, ...], *, inde
     conn.execute("SET enable_bitmapscan = off")
     conn.execute("SET enable_sort = " + ("off" if index else "on"))
     if index:
-        plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + text, params).fetchall())  # type: ignore[arg-type]
+        plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + text, params).fetchall())
         assert index_name in plan, plan
     # never a prepared statement: its cached plan would not follow the settings above
-    return [(int(r[0]), r[1]) for r in conn.execute(text, params, prepare=False).fetchall()]  # type: ignore[arg-type]
+    return [(int(r[0]), r[1]) for r in conn.execute(text, params, prepare=False).fetchall()]
 
 
 def same_key(a: float | None, b: float | None) -> bool:
@@ -338,9 +338,9 @@ def run_keys(conn: psycopg.Connection, text: str, params: tuple[object, ...], *,
     conn.execute("SET enable_sort = " + ("off" if index else "on"))
     conn.execute("SET enable_incremental_sort = " + ("off" if index else "on"))
     if index:
-        plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + text, params).fetchall())  # type: ignore[arg-type]
+        plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + text, params).fetchall())
         assert index_name in plan, plan
-    return [tuple(r) for r in conn.execute(text, params, prepare=False).fetchall()]  # type: ignore[arg-type]
+    return [tuple(r) for r in conn.execute(text, params, prepare=False).fetchall()]
 
 
 # ---- shrinkvec_index_check after an aborted INSERT ----------------------------------------------------------

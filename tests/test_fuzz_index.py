@@ -64,9 +64,9 @@ def fetch(conn: psycopg.Connection, text: str, params: tuple[object, ...], *, in
     conn.execute("SET enable_indexscan = " + ("on" if index else "off"))
     conn.execute("SET enable_sort = " + ("off" if index else "on"))
     if index:
-        plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + text, params, prepare=False).fetchall())  # type: ignore[arg-type]
+        plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + text, params, prepare=False).fetchall())
         assert "t_v" in plan, plan
-    return [(int(r[0]), float(r[1])) for r in conn.execute(text, params, prepare=False).fetchall()]  # type: ignore[arg-type]
+    return [(int(r[0]), float(r[1])) for r in conn.execute(text, params, prepare=False).fetchall()]
 
 
 def same(a: float, b: float) -> bool:
