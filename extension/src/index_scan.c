@@ -326,8 +326,11 @@ sv_choose_lists(SvScanOpaque *so)
 			so->list_qc[i] = dot;
 			if (meta->kind == SV_KIND_IP)
 				probes[i].score = -dot;
+			else if (!sv_norm2_safe(so->qnorm2))
+				probes[i].score = sv_l2sq_double(so->q, c, meta->code_bits);	/* every list in double */
 			else if (sv_list_wide(so, i))
-				probes[i].score = sv_l2sq_double(so->q, c, meta->code_bits);
+				probes[i].score = sv_l2sq_double(so->q, c, meta->code_bits) -
+					sv_l2sq_double(so->q, NULL, meta->code_bits);	/* |c|^2 - 2 <q, c>, as below */
 			else
 				probes[i].score = (double) (so->cache->centroid_norm2[i] - 2.0f * (float) dot);
 		}
