@@ -56,7 +56,7 @@
 /* One candidate: its score, heap TID and where its refine code is (indexes with refine codes). */
 typedef struct SvCandidate
 {
-	double		score;			/* -Infinity: unknown (factors that overflowed float), never skipped */
+	float		score;			/* -Infinity: unknown (factors that overflowed float), never skipped */
 	ItemPointerData tid;
 	uint16		rslot;			/* slot on the refine page */
 	BlockNumber rblk;			/* the refine page, or InvalidBlockNumber */
@@ -112,7 +112,7 @@ typedef struct SvScanOpaque
 	 * lists read before (IVF widened to every list, below) skips exactly the entries already returned.
 	 */
 	uint8	   *bound_state;	/* SV_BOUND_* */
-	double	   *bound_score;
+	float	   *bound_score;
 	ItemPointerData *bound_tid;
 	int64		scanned;		/* candidates read (for shrinkvec.max_scan_tuples) */
 	bool		done;
@@ -187,7 +187,7 @@ sv_sift_down(SvCandidate *heap, int n, int i)
 
 /* Offer a candidate to a bounded max-heap of capacity k holding *n entries. */
 static inline void
-sv_offer(SvCandidate *heap, int *n, int k, double score, ItemPointer tid, BlockNumber rblk, int rslot,
+sv_offer(SvCandidate *heap, int *n, int k, float score, ItemPointer tid, BlockNumber rblk, int rslot,
 		 bool *overflow)
 {
 	SvCandidate c;
@@ -290,7 +290,7 @@ sv_choose_lists(SvScanOpaque *so)
 	so->order = palloc(sizeof(int) * meta->lists);
 	so->window = 0;
 	so->bound_state = palloc0(meta->lists);
-	so->bound_score = palloc(sizeof(double) * meta->lists);
+	so->bound_score = palloc(sizeof(float) * meta->lists);
 	so->bound_tid = palloc(sizeof(ItemPointerData) * meta->lists);
 	if (meta->elemtype != SV_ELEM_BIT)
 		so->list_qc = palloc(sizeof(double) * meta->lists);
@@ -372,7 +372,7 @@ sv_widen_window(SvScanOpaque *so)
 
 /* Is (score, tid) of an entry of list after what earlier batches took of that list? */
 static inline bool
-sv_after_bound(const SvScanOpaque *so, int list, double score, ItemPointer tid)
+sv_after_bound(const SvScanOpaque *so, int list, float score, ItemPointer tid)
 {
 	if (so->bound_state[list] == SV_BOUND_NONE)
 		return true;
@@ -589,15 +589,20 @@ sv_weight_scale(double maxabs)
 	return ldexp(1.0, 40 - e);
 }
 
-/* A float bound for the kernel's test from a double score: rounded outwards, saturating at +-Infinity. */
+/*
+ * A candidate's score from an estimate computed in double: saturated at +-FLT_MAX (estimates beyond it
+ * tie, then go by TID), -Infinity kept (unknown), NaN made unknown.  Candidates stay 16 bytes.
+ */
 static inline float
-sv_float_tau(double tau)
+sv_score(double est)
 {
-	if (tau > FLT_MAX)
-		return get_float4_infinity();
-	if (tau < -FLT_MAX)
-		return -get_float4_infinity();
-	return (float) tau;
+	if (isnan(est))
+		return -INFINITY;
+	if (est > FLT_MAX)
+		return FLT_MAX;
+	if (est < -FLT_MAX && est != -INFINITY)
+		return -FLT_MAX;
+	return (float) est;
 }
 
 /*
@@ -747,7 +752,7 @@ sv_scan_vectors(IndexScanDesc scan, int k)
 			else
 			{
 				sv_page_sums(meta, page, n, bw.tables, bw.sums);
-				tau = nheap == k ? sv_float_tau(heap[0].score) : get_float4_infinity();
+				tau = nheap == k ? heap[0].score : get_float4_infinity();
 				/* a hair above the k-th best, so float rounding never drops a tie */
 				if (nheap == k)
 					tau += 1e-6f * fabsf(tau) + 1e-30f;
@@ -764,14 +769,15 @@ sv_scan_vectors(IndexScanDesc scan, int k)
 			for (int j = 0; j < m; j++)
 			{
 				int			i = bw.idx[j];
-				float		s;
+				float		s,
+							score;
 				double		est;
 
 				if (!wide && nheap == k)
 				{
 					float		lb = sv_fs_bound(bw.sums[i], soff, alpha[i], is_l2 ? r2[i] : 0.0f, base, f, c0, c1);
 
-					if (isfinite(lb) && lb > sv_float_tau(heap[0].score + 1e-6 * fabs(heap[0].score) + 1e-30))
+					if (isfinite(lb) && lb > heap[0].score + 1e-6f * fabsf(heap[0].score) + 1e-30f)
 					{
 						overflow = true;
 						continue;
@@ -804,8 +810,9 @@ sv_scan_vectors(IndexScanDesc scan, int k)
 							est = -INFINITY;
 					}
 				}
-				if (sv_after_bound(so, list, est, &tids[i]))
-					sv_offer(heap, &nheap, k, est, &tids[i],
+				score = sv_score(est);
+				if (sv_after_bound(so, list, score, &tids[i]))
+					sv_offer(heap, &nheap, k, score, &tids[i],
 							 rcap > 0 ? rblocks[i / rcap] : InvalidBlockNumber, rcap > 0 ? i % rcap : 0,
 							 &overflow);
 			}
@@ -904,7 +911,7 @@ sv_begin_fetch(IndexScanDesc scan)
 
 /* A candidate's estimate in the units of the ORDER BY operator (L2 scores are squared distances). */
 static inline double
-sv_estimate_distance(const SvScanOpaque *so, double score)
+sv_estimate_distance(const SvScanOpaque *so, float score)
 {
 	if (score == -INFINITY)
 		return score;			/* unknown: nothing is known to be beyond it */
