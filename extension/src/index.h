@@ -39,6 +39,9 @@
  *   them over each code's set bits with the SIMD nibble-table kernel, and scores exactly (float)
  *   only the codes whose bound (kernels.h: the quantization error is bounded by err_l1) can beat
  *   the current k-th best; so it returns the same shortlist as exact float scoring.
+ *   Extreme values: alpha or r2 of +Infinity (a residual whose square overflowed float, or a cosine row
+ *   whose float norm under- or overflows: sv_mark_unknown) marks an entry whose estimate is unknown; a
+ *   scan never skips it and reads its row (index_scan.c).  Refine codes: lo, step or norm2 not finite.
  */
 #ifndef SHRINKVEC_INDEX_H
 #define SHRINKVEC_INDEX_H
