@@ -14,7 +14,9 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ from pytest_postgresql.janitor import DatabaseJanitor
 REPO = Path(__file__).resolve().parents[1]
 # devtools/ (kernels_build: the extension's SIMD kernels through ctypes) for the kernel tests
 sys.path.insert(0, str(REPO / "devtools"))
-DB_FIXTURES = {"postgresql", "conn", "dsn", "pg_server", "shrinkvec_pg"}
+DB_FIXTURES = {"postgresql", "conn", "dsn", "pg_server", "shrinkvec_pg", "xconn", "throwaway_dsn"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -158,3 +160,71 @@ def server_root() -> Iterator[Path]:
         yield root
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def throwaway_cluster(root: Path) -> Iterator[str]:
+    """An embedded server of its own in root (never the shared test server), with CREATE EXTENSION shrinkvec
+    CASCADE in its postgres database; yields its DSN and stops it at the end. For tests that may crash a
+    backend (the postmaster then restarts every backend of that server) or bind C symbols as superuser."""
+    from shrinkvec import server
+
+    info = server.start(root / "pg")
+    try:
+        with psycopg.connect(info.dsn(), autocommit=True) as c:
+            c.execute("CREATE EXTENSION IF NOT EXISTS shrinkvec CASCADE")
+        yield info.dsn()
+    finally:
+        server.stop(root / "pg")
+
+
+def connect_when_up(dsn: str, timeout: float = 60) -> psycopg.Connection:
+    """An autocommit connection, retried while the server restarts after a backend crashed (so that a
+    crash fails one test, not every test after it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return psycopg.connect(dsn, autocommit=True)
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def throwaway_dsn() -> Iterator[str]:
+    """The DSN of a throwaway server for one test module (its root outside pytest's tmp_path, as
+    server_root explains). Tests that use it should carry @own_cluster_only."""
+    if os.environ.get("SHRINKVEC_TEST_DSN"):
+        pytest.skip("starts a throwaway embedded server of its own (SHRINKVEC_TEST_DSN names an external server)")
+    root = Path(tempfile.mkdtemp(prefix="shrinkvec-throwaway-"))
+    root.chmod(0o755)
+    try:
+        with throwaway_cluster(root) as dsn:
+            yield dsn
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+_throwaway_dbs = [0]
+
+
+@pytest.fixture
+def xconn(throwaway_dsn: str) -> Iterator[psycopg.Connection]:
+    """A connection to a fresh database of the module's throwaway server, with CREATE EXTENSION shrinkvec
+    CASCADE and pgvector's types registered, autocommit."""
+    _throwaway_dbs[0] += 1
+    name = f"throwaway_{_throwaway_dbs[0]}"
+    with connect_when_up(throwaway_dsn) as admin:
+        admin.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+    with psycopg.connect(throwaway_dsn.replace("/postgres?", f"/{name}?"), autocommit=True) as c:
+        c.execute("CREATE EXTENSION shrinkvec CASCADE")
+        register_vector(c)
+        yield c
+    with connect_when_up(throwaway_dsn) as admin:
+        admin.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(name)))
+
+
+own_cluster_only = pytest.mark.skipif(
+    bool(os.environ.get("SHRINKVEC_TEST_DSN")),
+    reason="starts a throwaway embedded server of its own (SHRINKVEC_TEST_DSN names an external server)")

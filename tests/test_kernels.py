@@ -85,7 +85,8 @@ def test_fs_inner_product_scan(kernels: Kernels, nbytes: int, n: int, seed: int,
     c0, c1, base, f = float(-fq.delta * fq.vsum), float(2 * fq.delta), 0.5, -1.0
     lb = C.fs_bound(ref, soff, alpha, r2, base, f, c0, c1)
     tau = float(np.sort(lb)[min(n - 1, n // 3)])
-    want = np.flatnonzero(lb <= np.float32(tau))
+    want = np.flatnonzero(C.fs_keep(lb, tau))
+    assert np.array_equal(want, np.flatnonzero(lb <= np.float32(tau)))  # finite bounds: the plain test
     for level in LEVELS:
         if kernels.use(level) != level:
             continue
@@ -98,6 +99,32 @@ def test_fs_inner_product_scan(kernels: Kernels, nbytes: int, n: int, seed: int,
         assert np.array_equal(kernels.fs_select(ref, soff, alpha, r2, base, f, c0, c1, tau), want)
     row_major = np.ascontiguousarray(codes).reshape(-1)
     assert np.array_equal(kernels.fs_scan_lanes(row_major, n, 1, nbytes, C.fs_table_bytes(ref_tables)), ref)
+    kernels.use("avx512")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fs_select_keeps_bounds_that_overflowed(kernels: Kernels, seed: int) -> None:
+    """Factors that overflowed float32 (alpha or r2 infinite or near FLT_MAX, from values whose squares
+    overflow) give NaN or infinite bounds: every level keeps them (they bound nothing), as codes.fs_keep."""
+    rng = np.random.default_rng(seed)
+    n = 100
+    sums = rng.integers(0, 400, n).astype(np.uint32)
+    alpha = rng.random(n).astype(np.float32)
+    r2 = rng.random(n).astype(np.float32)
+    alpha[::7] = np.inf
+    alpha[3::11] = np.float32(3e38)
+    r2[1::5] = np.inf
+    r2[2::13] = np.float32(3.4e38)
+    soff, c0, c1, base, f = 200, 0.0, 0.01, 0.5, -2.0
+    with np.errstate(all="ignore"):
+        lb = C.fs_bound(sums, soff, alpha, r2, base, f, c0, c1)
+    assert np.isnan(lb).any() and np.isinf(lb).any()
+    for tau in (0.2, 1.0, float(np.inf), -float(np.inf)):
+        want = np.flatnonzero(C.fs_keep(lb, tau))
+        for level in LEVELS:
+            if kernels.use(level) != level:
+                continue
+            assert np.array_equal(kernels.fs_select(sums, soff, alpha, r2, base, f, c0, c1, tau), want), (level, tau)
     kernels.use("avx512")
 
 

@@ -34,8 +34,8 @@ PG_FUNCTION_INFO_V1(hamming);
 Datum
 hamming(PG_FUNCTION_ARGS)
 {
-	VarBit	   *a = PG_GETARG_VARBIT_P(0);
-	VarBit	   *b = PG_GETARG_VARBIT_P(1);
+	VarBit	   *a = PG_GETARG_SVVARBIT_P(0);
+	VarBit	   *b = PG_GETARG_SVVARBIT_P(1);
 
 	PG_RETURN_INT32(hamming_prefix(a, b, Min(VARBITLEN(a), VARBITLEN(b))));
 }
@@ -45,8 +45,8 @@ PG_FUNCTION_INFO_V1(hamming_n);
 Datum
 hamming_n(PG_FUNCTION_ARGS)
 {
-	VarBit	   *a = PG_GETARG_VARBIT_P(0);
-	VarBit	   *b = PG_GETARG_VARBIT_P(1);
+	VarBit	   *a = PG_GETARG_SVVARBIT_P(0);
+	VarBit	   *b = PG_GETARG_SVVARBIT_P(1);
 	int32		nbits = PG_GETARG_INT32(2);
 	int			shorter = Min(VARBITLEN(a), VARBITLEN(b));
 
@@ -63,7 +63,7 @@ PG_FUNCTION_INFO_V1(bit_ip);
 Datum
 bit_ip(PG_FUNCTION_ARGS)
 {
-	VarBit	   *code = PG_GETARG_VARBIT_P(0);
+	VarBit	   *code = PG_GETARG_SVVARBIT_P(0);
 	SvVector   *q = PG_GETARG_SVVECTOR_P(1);
 	int			nbits = VARBITLEN(code);
 	float		set,

@@ -39,6 +39,9 @@
  *   them over each code's set bits with the SIMD nibble-table kernel, and scores exactly (float)
  *   only the codes whose bound (kernels.h: the quantization error is bounded by err_l1) can beat
  *   the current k-th best; so it returns the same shortlist as exact float scoring.
+ *   Extreme values: alpha or r2 of +Infinity (a residual whose square overflowed float, or a cosine row
+ *   whose float norm under- or overflows: sv_mark_unknown) marks an entry whose estimate is unknown; a
+ *   scan never skips it and reads its row (index_scan.c).  Refine codes: lo, step or norm2 not finite.
  */
 #ifndef SHRINKVEC_INDEX_H
 #define SHRINKVEC_INDEX_H
@@ -266,7 +269,20 @@ int			sv_index_elemtype(Relation index);
  * The coded part of an indexed datum as floats: the first code_bits dims of a vector or halfvec,
  * normalised over all dims for cosine.  Returns false for a zero vector under cosine (x is zero).
  */
-bool		sv_datum_to_floats(Datum value, int elemtype, int kind, int dims, int code_bits, float *x);
+bool		sv_datum_to_floats(Datum value, int elemtype, int kind, int dims, int code_bits, float *x,
+							   bool *unknown);
+
+/*
+ * Squared norms below which a cosine row's float norm may underflow (pgvector then returns 0, 2 or NaN
+ * whatever its direction): such a row, as one above SV_SAFE_NORM2, is indexed with an unknown estimate.
+ */
+#define SV_TINY_NORM2 1e-30
+
+/*
+ * Mark an entry's estimate unknown: alpha = +Infinity (and refine norm2 = +Infinity).  A scan never
+ * skips such an entry and gives it the estimate -Infinity, so its exact distance decides (index_scan.c).
+ */
+void		sv_mark_unknown(float *alpha, SvRefine *refine);
 
 /* The list nearest to x (squared L2 to the centroids), or to a bit code (Hamming). */
 int			sv_nearest_list(const SvIndexCache *cache, const float *x, const uint8 *code);
@@ -278,6 +294,23 @@ int			sv_nearest_list(const SvIndexCache *cache, const float *x, const uint8 *co
  */
 void		sv_nearest_centroids(const float *centroids, const float *cnorm2, int k, int dim,
 								 const float *points, int n, int *out);
+
+/*
+ * Squared norms up to which float distance arithmetic (|q|^2 + |c|^2 - 2 <q, c>, the scan's estimates)
+ * cannot overflow: every term is at most 4e36, far below FLT_MAX (3.4e38).  Vectors are finite, but a
+ * value above ~1.8e19 overflows its square: beyond this bound the index computes in double.
+ */
+#define SV_SAFE_NORM2 1e36f
+
+/* Is a squared norm small enough for the float arithmetic (false for +Inf and NaN)? */
+static inline bool
+sv_norm2_safe(float n2)
+{
+	return n2 <= SV_SAFE_NORM2;
+}
+
+/* |x - c|^2 summed in double (finite for any finite floats). */
+double		sv_l2sq_double(const float *x, const float *c, int dim);
 
 /* Encode x against centroid c: sign bits of x - c, alpha and r2 (vector opclasses). */
 void		sv_encode(const SvMetaData *meta, const float *x, const float *c, uint8 *code, float *alpha, float *r2);

@@ -72,6 +72,7 @@ typedef struct SvBuildState
 	float	   *pending_x;		/* SV_BUILD_BATCH * code_bits */
 	ItemPointerData pending_tid[SV_BUILD_BATCH];
 	int			pending_list[SV_BUILD_BATCH];
+	bool		pending_unknown[SV_BUILD_BATCH];	/* sv_datum_to_floats: the estimate is unknown */
 	int			npending;
 } SvBuildState;
 
@@ -225,7 +226,7 @@ sv_sample_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 		sv_encode_bits(&bs->meta, values[0], (uint8 *) bs->sample + (Size) slot * bs->item_bytes);
 	else
 		sv_datum_to_floats(values[0], bs->meta.elemtype, bs->meta.kind, bs->meta.dims, bs->meta.code_bits,
-						   (float *) (bs->sample + (Size) slot * bs->item_bytes));
+						   (float *) (bs->sample + (Size) slot * bs->item_bytes), NULL);
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(bs->tmpcxt);
 }
@@ -250,16 +251,26 @@ sv_learn_centroids(SvBuildState *bs)
 	{
 		float	   *c = (float *) bs->cache.centroids;
 		double	   *sum = palloc0(sizeof(double) * meta->code_bits);
+		int			used = 0;
 
-		for (int i = 0; i < bs->nsample; i++)
-		{
-			const float *x = (const float *) (bs->sample + (Size) i * bs->item_bytes);
+		/*
+		 * The mean of the rows whose squared norm stays within SV_SAFE_NORM2 (all of them, unless some
+		 * hold values above ~1e18): one row at 3e38 would otherwise move the mean of every other row
+		 * so far that their residuals overflow float.  If every row is that large, the mean of all.
+		 */
+		for (int pass = 0; pass < 2 && used == 0; pass++)
+			for (int i = 0; i < bs->nsample; i++)
+			{
+				const float *x = (const float *) (bs->sample + (Size) i * bs->item_bytes);
 
-			for (int d = 0; d < meta->code_bits; d++)
-				sum[d] += x[d];
-		}
+				if (pass == 0 && !(sv_kernels.dot(x, x, meta->code_bits) <= SV_SAFE_NORM2))
+					continue;
+				for (int d = 0; d < meta->code_bits; d++)
+					sum[d] += x[d];
+				used++;
+			}
 		for (int d = 0; d < meta->code_bits; d++)
-			c[d] = (float) (sum[d] / bs->nsample);
+			c[d] = (float) (sum[d] / used);
 		pfree(sum);
 	}
 	else
@@ -482,6 +493,8 @@ sv_flush_pending(SvBuildState *bs)
 		sv_encode(meta, x, c, bs->code, &alpha, &r2);
 		if (meta->refine_bits > 0)
 			sv_refine_encode(meta, x, c, &bs->refine);
+		if (bs->pending_unknown[i])
+			sv_mark_unknown(&alpha, meta->refine_bits > 0 ? &bs->refine : NULL);
 		if (bs->out != NULL)
 		{
 			sv_entry_pack(bs, bs->msg + (Size) i * sv_entry_bytes(meta), list, alpha, r2, &bs->pending_tid[i]);
@@ -521,7 +534,7 @@ sv_load_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull, b
 	else
 	{
 		sv_datum_to_floats(values[0], meta->elemtype, meta->kind, meta->dims, meta->code_bits,
-						   bs->pending_x + (Size) bs->npending * meta->code_bits);
+						   bs->pending_x + (Size) bs->npending * meta->code_bits, &bs->pending_unknown[bs->npending]);
 		bs->pending_tid[bs->npending++] = *tid;
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(bs->tmpcxt);

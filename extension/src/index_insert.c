@@ -39,8 +39,9 @@ sv_aminsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 	else
 	{
 		float	   *x = palloc(sizeof(float) * meta->code_bits);
+		bool		unknown;
 
-		sv_datum_to_floats(values[0], meta->elemtype, meta->kind, meta->dims, meta->code_bits, x);
+		sv_datum_to_floats(values[0], meta->elemtype, meta->kind, meta->dims, meta->code_bits, x, &unknown);
 		list = sv_nearest_list(cache, x, NULL);
 		sv_encode(meta, x, (const float *) cache->centroids + (Size) list * meta->code_bits, code, &alpha, &r2);
 		if (meta->refine_bits > 0)
@@ -48,6 +49,8 @@ sv_aminsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 			refine.code = palloc(meta->refine_bytes);
 			sv_refine_encode(meta, x, (const float *) cache->centroids + (Size) list * meta->code_bits, &refine);
 		}
+		if (unknown)
+			sv_mark_unknown(&alpha, meta->refine_bits > 0 ? &refine : NULL);
 	}
 	sv_insert_entry(index, cache, list, code, alpha, r2, &refine, heap_tid);
 	MemoryContextSwitchTo(old);

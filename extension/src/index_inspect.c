@@ -24,6 +24,8 @@
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
 #include "utils/varbit.h"
+#include "executor/tuptable.h"
+#include "storage/bufmgr.h"
 
 #include "index.h"
 #include "shrinkvec.h"
@@ -395,6 +397,41 @@ sv_check_row(Relation index, ItemPointer tid, Datum *values, bool *isnull, bool 
 }
 
 /*
+ * Is an entry that no visible row claimed dangling (a sign of corruption)?  Yes when no tuple is behind
+ * its TID (a block or line pointer that does not exist, or an unused line pointer of a heap table), or
+ * when the version at that very TID is visible yet no visible row reached it (it is not a HOT chain's
+ * root, or the row's value is NULL or outside the index predicate).  An entry of a dead, aborted or
+ * in-progress tuple is not: VACUUM removes those (an aborted INSERT leaves one until it runs).
+ */
+static bool
+sv_check_dangling(Relation heap, ItemPointer tid, Snapshot snapshot, TupleTableSlot *slot, BlockNumber nblocks)
+{
+	BlockNumber blk = ItemPointerGetBlockNumber(tid);
+	OffsetNumber off = ItemPointerGetOffsetNumber(tid);
+	bool		visible;
+
+	if (blk >= nblocks || off < FirstOffsetNumber)
+		return true;
+	if (heap->rd_rel->relam == HEAP_TABLE_AM_OID)
+	{
+		Buffer		buf = ReadBuffer(heap, blk);
+		Page		page;
+		bool		exists;
+
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		exists = !PageIsNew(page) && off <= PageGetMaxOffsetNumber(page) &&
+			ItemIdIsUsed(PageGetItemId(page, off));
+		UnlockReleaseBuffer(buf);
+		if (!exists)
+			return true;
+	}
+	visible = table_tuple_fetch_row_version(heap, tid, snapshot, slot);
+	ExecClearTuple(slot);
+	return visible;
+}
+
+/*
  * Check an index against its table: every row visible to the transaction's snapshot that the index
  * covers (predicate true, value not NULL) has exactly one entry, at its HOT chain's root TID; no
  * entry points elsewhere; bit codes equal the column.  The index expressions and predicate are user
@@ -454,13 +491,18 @@ shrinkvec_index_check(PG_FUNCTION_ARGS)
 	indexInfo = BuildIndexInfo(index);
 	indexInfo->ii_Concurrent = true;	/* an MVCC snapshot: rows this transaction can see */
 	table_index_build_scan(heap, index, indexInfo, true, false, sv_check_row, &st, scan);
+	{
+		TupleTableSlot *slot = table_slot_create(heap, NULL);
+		BlockNumber nblocks = RelationGetNumberOfBlocks(heap);
+
+		for (int64 i = 0; i < st.nentries; i += st.entries[i].count)
+			if (!st.entries[i].seen && sv_check_dangling(heap, &st.entries[i].tid, snapshot, slot, nblocks))
+				dangling++;
+		ExecDropSingleTupleTableSlot(slot);
+	}
 	UnregisterSnapshot(snapshot);
 	AtEOXact_GUC(false, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
-
-	for (int64 i = 0; i < st.nentries; i += st.entries[i].count)
-		if (!st.entries[i].seen)
-			dangling++;
 	sv_close_index(index, heap);
 
 	values[0] = Int64GetDatum(st.live_rows);

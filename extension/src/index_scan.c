@@ -34,6 +34,7 @@
  */
 #include "postgres.h"
 
+#include <float.h>
 #include <math.h>
 
 #include "access/relscan.h"
@@ -55,7 +56,7 @@
 /* One candidate: its score, heap TID and where its refine code is (indexes with refine codes). */
 typedef struct SvCandidate
 {
-	float		score;
+	float		score;			/* -Infinity: unknown (factors that overflowed float), never skipped */
 	ItemPointerData tid;
 	uint16		rslot;			/* slot on the refine page */
 	BlockNumber rblk;			/* the refine page, or InvalidBlockNumber */
@@ -80,11 +81,12 @@ typedef struct SvScanOpaque
 
 	/* the query */
 	float	   *q;				/* coded dims of the (normalised) query, vector opclasses */
+	float		qnorm2;			/* |q|^2 in float (+Inf when it overflows) */
 	uint8	   *qcode;			/* bit query, zero-padded to code_bytes */
 	int			qbits;			/* bits of the bit query (<= code_bits) */
 	int		   *order;			/* every list, nearest to the query first */
 	int			nlists;
-	float	   *list_qc;		/* vector opclasses: <q, c> of every list's centroid */
+	double	   *list_qc;		/* vector opclasses: <q, c> of every list's centroid */
 	int		   *probe_lists;	/* the window of lists batches come from: order + window */
 	int			nprobe;			/* lists in the window */
 	int			window;			/* its start in order */
@@ -101,6 +103,8 @@ typedef struct SvScanOpaque
 	int			next;
 	int			batch_size;		/* k of the current batch */
 	bool		batch_full;		/* the batch was cut at k: more entries exist in the window */
+	bool		unknown_tail;	/* ... and cut among entries of unknown estimate: more of them may be unread */
+	bool		unknown_refine; /* refine codes: a kept candidate's refine estimate is unknown */
 
 	/*
 	 * What was read of each list (indexed by list number): entries up to (bound_score, bound_tid) in
@@ -231,7 +235,7 @@ sv_candidate_cmp(const void *a, const void *b)
 /* One list's probe score and number, for choosing the lists to scan. */
 typedef struct SvProbe
 {
-	float		score;
+	double		score;
 	int			list;
 } SvProbe;
 
@@ -245,6 +249,32 @@ sv_probe_cmp(const void *a, const void *b)
 	if (x->score != y->score)
 		return x->score < y->score ? -1 : 1;
 	return x->list - y->list;
+}
+
+/*
+ * Does list's arithmetic with the query need double (SV_SAFE_NORM2, index.h): a query or centroid whose
+ * squared norm float arithmetic could overflow?  Such a list is scanned in its "wide" form: estimates in
+ * double from weights scaled by a power of two, every entry scored (no float bound to skip by).
+ */
+static inline bool
+sv_list_wide(const SvScanOpaque *so, int list)
+{
+	return !(so->qnorm2 <= SV_SAFE_NORM2) || !(so->cache->centroid_norm2[list] <= SV_SAFE_NORM2);
+}
+
+/* <q, c> of list's centroid: in float as the kernels compute it, in double for a wide list. */
+static double
+sv_query_dot(const SvScanOpaque *so, int list)
+{
+	const SvMetaData *meta = &so->cache->meta;
+	const float *c = (const float *) so->cache->centroids + (Size) list * meta->code_bits;
+	double		d = 0;
+
+	if (!sv_list_wide(so, list))
+		return (double) sv_kernels.dot(so->q, c, meta->code_bits);
+	for (int i = 0; i < meta->code_bits; i++)
+		d += (double) so->q[i] * (double) c[i];
+	return d;
 }
 
 /* Order every list by its distance to the query; the first shrinkvec.probes form the first window. */
@@ -263,11 +293,11 @@ sv_choose_lists(SvScanOpaque *so)
 	so->bound_score = palloc(sizeof(float) * meta->lists);
 	so->bound_tid = palloc(sizeof(ItemPointerData) * meta->lists);
 	if (meta->elemtype != SV_ELEM_BIT)
-		so->list_qc = palloc(sizeof(float) * meta->lists);
+		so->list_qc = palloc(sizeof(double) * meta->lists);
 	if (meta->lists == 1)
 	{
 		if (so->list_qc)
-			so->list_qc[0] = sv_kernels.dot(so->q, (const float *) so->cache->centroids, meta->code_bits);
+			so->list_qc[0] = sv_query_dot(so, 0);
 		so->order[0] = 0;
 		so->probe_lists = so->order;
 		return;
@@ -291,13 +321,18 @@ sv_choose_lists(SvScanOpaque *so)
 		else
 		{
 			const float *c = (const float *) so->cache->centroids + (Size) i * meta->code_bits;
-			float		dot = sv_kernels.dot(so->q, c, meta->code_bits);
+			double		dot = sv_query_dot(so, i);
 
 			so->list_qc[i] = dot;
 			if (meta->kind == SV_KIND_IP)
 				probes[i].score = -dot;
+			else if (!sv_norm2_safe(so->qnorm2))
+				probes[i].score = sv_l2sq_double(so->q, c, meta->code_bits);	/* every list in double */
+			else if (sv_list_wide(so, i))
+				probes[i].score = sv_l2sq_double(so->q, c, meta->code_bits) -
+					sv_l2sq_double(so->q, NULL, meta->code_bits);	/* |c|^2 - 2 <q, c>, as below */
 			else
-				probes[i].score = so->cache->centroid_norm2[i] - 2.0f * dot;
+				probes[i].score = (double) (so->cache->centroid_norm2[i] - 2.0f * (float) dot);
 		}
 	}
 	qsort(probes, meta->lists, sizeof(SvProbe), sv_probe_cmp);
@@ -484,6 +519,7 @@ sv_finish_batch(SvScanOpaque *so, SvCandidate *heap, int nheap, bool overflow)
 	so->nresults_est = nheap;
 	so->next = 0;
 	so->batch_full = overflow;
+	so->unknown_tail = overflow && nheap > 0 && heap[nheap - 1].score == -INFINITY;
 	sv_advance_bounds(so, nheap > 0 ? &heap[nheap - 1] : NULL, overflow && nheap > 0);
 }
 
@@ -541,6 +577,34 @@ sv_scan_bits(IndexScanDesc scan, int k)
 	sv_batch_work_free(&bw);
 }
 
+/* The power of two that brings the largest |w_i| to about 2^40, so float sums over w cannot overflow. */
+static double
+sv_weight_scale(double maxabs)
+{
+	int			e;
+
+	if (!(maxabs > 0) || !isfinite(maxabs))
+		return 1.0;
+	(void) frexp(maxabs, &e);
+	return ldexp(1.0, 40 - e);
+}
+
+/*
+ * A candidate's score from an estimate computed in double: saturated at +-FLT_MAX (estimates beyond it
+ * tie, then go by TID), -Infinity kept (unknown), NaN made unknown.  Candidates stay 16 bytes.
+ */
+static inline float
+sv_score(double est)
+{
+	if (isnan(est))
+		return -INFINITY;
+	if (est > FLT_MAX)
+		return FLT_MAX;
+	if (est < -FLT_MAX && est != -INFINITY)
+		return -FLT_MAX;
+	return (float) est;
+}
+
 /*
  * Vector opclasses: the best k entries of the window's lists by the asymmetric estimate (index.h),
  * after what earlier batches took.  The kernel sums give the inner product of the code's signs with
@@ -548,6 +612,12 @@ sv_scan_bits(IndexScanDesc scan, int k)
  * entry's score (the quantization error is at most err_l1), so an entry is skipped only when its exact
  * score cannot beat the k-th best; the entries that pass are scored exactly in float.  The shortlist
  * is that of exact float scoring.
+ *
+ * Extreme values (finite floats whose squares overflow): an entry whose stored factors overflowed (alpha
+ * or r2 infinite) has an unknown estimate, -Infinity: it is never skipped and always read (its exact
+ * distance decides).  The kernel skips only entries whose bound is a finite number above the k-th best.
+ * An estimate that overflows float is recomputed in double.  A wide list (sv_list_wide) is scored in
+ * double from weights scaled by a power of two, every entry, without the kernel's test.
  */
 static void
 sv_scan_vectors(IndexScanDesc scan, int k)
@@ -564,15 +634,25 @@ sv_scan_vectors(IndexScanDesc scan, int k)
 	SvFsQuery	fq = {0};
 	float		wsum = 0,
 				wabs = 0,
-				qnorm2 = sv_kernels.dot(so->q, so->q, meta->code_bits);
+				qnorm2 = so->qnorm2;
+	double		qscale = 1.0;	/* non-L2: w = q * qscale */
 	int32		soff = 2 * SV_FS_BIAS * meta->code_bytes;
 	bool		is_l2 = meta->kind == SV_KIND_L2;
 	int			rcap = meta->refine_bits > 0 ? meta->refine_capacity : 0;
 
 	if (!is_l2)
 	{
-		/* one set of tables serves every list: the weights are the query itself */
-		memcpy(w, so->q, sizeof(float) * meta->code_bits);
+		/* one set of tables serves every list: the weights are the query itself (scaled when large) */
+		if (!(qnorm2 <= SV_SAFE_NORM2))
+		{
+			double		maxabs = 0;
+
+			for (int d = 0; d < meta->code_bits; d++)
+				maxabs = Max(maxabs, fabs((double) so->q[d]));
+			qscale = sv_weight_scale(maxabs);
+		}
+		for (int d = 0; d < meta->code_bits; d++)
+			w[d] = (float) ((double) so->q[d] * qscale);
 		sv_fs_tables_ip(w, meta->code_bits, meta->code_bytes, bw.tables, &fq);
 		wsum = sv_kernels.sum(w, meta->code_bits);
 		for (int d = 0; d < meta->code_bits; d++)
@@ -585,22 +665,40 @@ sv_scan_vectors(IndexScanDesc scan, int k)
 	{
 		int			list = so->probe_lists[p];
 		const float *c = (const float *) so->cache->centroids + (Size) list * meta->code_bits;
+		bool		wide = sv_list_wide(so, list);
 		float		qc,
 					base,
 					f = -1.0f,
 					margin,
 					c0,
 					c1;
+		double		based = 0,	/* base in double (wide lists) */
+					wscale = qscale;	/* w = (q - c or q) * wscale */
 		SvChain		chain;
 		Page		page;
 
 		if (so->bound_state[list] == SV_BOUND_ALL)
 			continue;			/* every entry went into earlier batches */
-		qc = sv_kernels.dot(so->q, c, meta->code_bits);
+		qc = (float) so->list_qc[list];
 		if (is_l2)
 		{
-			for (int d = 0; d < meta->code_bits; d++)
-				w[d] = so->q[d] - c[d];
+			if (wide)
+			{
+				double		maxabs = 0;
+
+				based = sv_l2sq_double(so->q, c, meta->code_bits);
+				for (int d = 0; d < meta->code_bits; d++)
+					maxabs = Max(maxabs, fabs((double) so->q[d] - (double) c[d]));
+				wscale = sv_weight_scale(maxabs);
+				for (int d = 0; d < meta->code_bits; d++)
+					w[d] = (float) (((double) so->q[d] - (double) c[d]) * wscale);
+			}
+			else
+			{
+				for (int d = 0; d < meta->code_bits; d++)
+					w[d] = so->q[d] - c[d];
+				wscale = 1.0;
+			}
 			sv_fs_tables_ip(w, meta->code_bits, meta->code_bytes, bw.tables, &fq);
 			wsum = sv_kernels.sum(w, meta->code_bits);
 			wabs = 0;
@@ -610,9 +708,17 @@ sv_scan_vectors(IndexScanDesc scan, int k)
 			f = -2.0f;
 		}
 		else if (meta->kind == SV_KIND_IP)
+		{
 			base = -qc;
+			based = -so->list_qc[list];
+		}
 		else
+		{
 			base = 1.0f - qc;
+			based = 1.0 - so->list_qc[list];
+		}
+		if (!wide)
+			based = base;
 
 		/*
 		 * <w, s> <= delta * (2 (S - soff) - vsum) + err_l1 (kernels.h); the margin also covers float
@@ -636,30 +742,46 @@ sv_scan_vectors(IndexScanDesc scan, int k)
 
 			if (n == 0)
 				continue;
-			sv_page_sums(meta, page, n, bw.tables, bw.sums);
-			tau = nheap == k ? heap[0].score : get_float4_infinity();
-			/* a hair above the k-th best, so float rounding never drops a tie */
-			if (nheap == k)
-				tau += 1e-6f * fabsf(tau) + 1e-30f;
-			m = (int) sv_kernels.fs_select(bw.sums, n, soff, alpha, is_l2 ? r2 : NULL, base, f, c0, c1, tau, bw.idx);
-			if (nheap == k && m < n)
-				overflow = true;	/* entries beyond the k-th best exist (or were taken before) */
+			if (wide)
+			{
+				/* every entry is scored in double */
+				for (int i = 0; i < n; i++)
+					bw.idx[i] = i;
+				m = n;
+			}
+			else
+			{
+				sv_page_sums(meta, page, n, bw.tables, bw.sums);
+				tau = nheap == k ? heap[0].score : get_float4_infinity();
+				/* a hair above the k-th best, so float rounding never drops a tie */
+				if (nheap == k)
+					tau += 1e-6f * fabsf(tau) + 1e-30f;
+				m = (int) sv_kernels.fs_select(bw.sums, n, soff, alpha, is_l2 ? r2 : NULL, base, f, c0, c1, tau,
+											   bw.idx);
+				if (nheap == k && m < n)
+					overflow = true;	/* entries beyond the k-th best exist (or were taken before) */
+			}
 
 			/*
 			 * The k-th best improves as the page's entries are scored: test each entry's bound again
-			 * against it before scoring it exactly.
+			 * against it before scoring it exactly (a bound that is not a finite number never skips).
 			 */
 			for (int j = 0; j < m; j++)
 			{
 				int			i = bw.idx[j];
-				float		s;
+				float		s,
+							score;
+				double		est;
 
-				if (nheap == k &&
-					sv_fs_bound(bw.sums[i], soff, alpha[i], is_l2 ? r2[i] : 0.0f, base, f, c0, c1) >
-					heap[0].score + 1e-6f * fabsf(heap[0].score) + 1e-30f)
+				if (!wide && nheap == k)
 				{
-					overflow = true;
-					continue;
+					float		lb = sv_fs_bound(bw.sums[i], soff, alpha[i], is_l2 ? r2[i] : 0.0f, base, f, c0, c1);
+
+					if (isfinite(lb) && lb > heap[0].score + 1e-6f * fabsf(heap[0].score) + 1e-30f)
+					{
+						overflow = true;
+						continue;
+					}
 				}
 				if (lut)
 					s = sv_lut_score_blocked(codes, meta->lanes, meta->code_bytes, i, lut);
@@ -668,12 +790,29 @@ sv_scan_vectors(IndexScanDesc scan, int k)
 					sv_page_get_code(page, meta, i, code);
 					s = sv_kernels.masked_sum(w, code, meta->code_bits);
 				}
-				if (is_l2)
-					s = base + r2[i] - 2.0f * alpha[i] * (2.0f * s - wsum);
+				if (unlikely(!isfinite(alpha[i]) || (is_l2 && !isfinite(r2[i]))))
+					est = -INFINITY;	/* unknown: the row is read, its exact distance decides */
 				else
-					s = base - alpha[i] * (2.0f * s - wsum);
-				if (sv_after_bound(so, list, s, &tids[i]))
-					sv_offer(heap, &nheap, k, s, &tids[i],
+				{
+					float		e = is_l2 ? base + r2[i] - 2.0f * alpha[i] * (2.0f * s - wsum)
+						: base - alpha[i] * (2.0f * s - wsum);
+
+					if (!wide && isfinite(e))
+						est = e;
+					else
+					{
+						/* the float form overflowed (or the list is wide): in double, weights unscaled */
+						double		ws = (2.0 * (double) s - (double) wsum) / wscale;
+
+						est = is_l2 ? based + (double) r2[i] - 2.0 * (double) alpha[i] * ws
+							: based - (double) alpha[i] * ws;
+						if (isnan(est))
+							est = -INFINITY;
+					}
+				}
+				score = sv_score(est);
+				if (sv_after_bound(so, list, score, &tids[i]))
+					sv_offer(heap, &nheap, k, score, &tids[i],
 							 rcap > 0 ? rblocks[i / rcap] : InvalidBlockNumber, rcap > 0 ? i % rcap : 0,
 							 &overflow);
 			}
@@ -774,6 +913,8 @@ sv_begin_fetch(IndexScanDesc scan)
 static inline double
 sv_estimate_distance(const SvScanOpaque *so, float score)
 {
+	if (score == -INFINITY)
+		return score;			/* unknown: nothing is known to be beyond it */
 	if (so->cache->meta.kind == SV_KIND_L2)
 		return sqrt(Max((double) score, 0.0));
 	return (double) score;
@@ -829,6 +970,9 @@ sv_add_exact(IndexScanDesc scan, const SvCandidate *cands, int n)
 		{
 			double		over = sv_estimate_distance(so, cands[i].score) - d;
 
+			if (!isfinite(over))
+				continue;		/* an unknown estimate or an infinite distance says nothing of the error */
+
 			so->over_n += 1;
 			so->over_sum += over;
 			so->over_sum2 += over * over;
@@ -864,7 +1008,7 @@ sv_refine_dot(const SvMetaData *meta, const float *q, const uint8 *code, float *
 /* A candidate's refine estimate, for sorting the batch by it. */
 typedef struct SvRefined
 {
-	float		est;
+	double		est;
 	int			idx;			/* in the batch's results */
 } SvRefined;
 
@@ -908,11 +1052,24 @@ sv_refine_select(IndexScanDesc scan, int keep)
 	SvCandidate **byloc = palloc(sizeof(SvCandidate *) * n);
 	SvCandidate *sorted = palloc(sizeof(SvCandidate) * n);
 	float	   *u = palloc(sizeof(float) * meta->code_bits);
-	float		qsum = sv_kernels.sum(so->q, meta->code_bits);
-	float		qn2 = sv_kernels.dot(so->q, so->q, meta->code_bits);
+	double		qsum = 0,
+				qn2 = 0;
 	Buffer		buf = InvalidBuffer;
 	Page		page = NULL;
 
+	bool		wide = !(so->qnorm2 <= SV_SAFE_NORM2);
+
+	if (wide)
+		for (int d = 0; d < meta->code_bits; d++)
+		{
+			qsum += so->q[d];
+			qn2 += (double) so->q[d] * so->q[d];
+		}
+	else
+	{
+		qsum = sv_kernels.sum(so->q, meta->code_bits);
+		qn2 = so->qnorm2;
+	}
 	for (int i = 0; i < n; i++)
 		byloc[i] = &so->results[i];
 	qsort(byloc, n, sizeof(SvCandidate *), sv_refine_loc_cmp);
@@ -920,7 +1077,7 @@ sv_refine_select(IndexScanDesc scan, int keep)
 	{
 		const SvCandidate *c = byloc[j];
 		int			i = (int) (c - so->results);
-		float		e = -get_float4_infinity();
+		double		e = -INFINITY;
 
 		if (c->rblk != InvalidBlockNumber)
 		{
@@ -936,17 +1093,34 @@ sv_refine_select(IndexScanDesc scan, int keep)
 				ItemPointerEquals(&sv_refine_tids(page, meta)[c->rslot], (ItemPointer) &c->tid))
 			{
 				int			list = (int) SvPageGetOpaque(page)->list;
-				float		dot = sv_refine_dot(meta, so->q,
-												sv_refine_codes(page, meta) + (Size) c->rslot * meta->refine_bytes, u);
-				float		qx = so->list_qc[list] + sv_refine_lo(page, meta)[c->rslot] * qsum +
-					sv_refine_step(page, meta)[c->rslot] * dot;
+				float		lo = sv_refine_lo(page, meta)[c->rslot],
+							step = sv_refine_step(page, meta)[c->rslot],
+							norm2 = sv_refine_norm2(page, meta)[c->rslot];
 
-				if (meta->kind == SV_KIND_L2)
-					e = qn2 + sv_refine_norm2(page, meta)[c->rslot] - 2.0f * qx;
-				else if (meta->kind == SV_KIND_IP)
-					e = -qx;
-				else
-					e = 1.0f - qx;
+				/* factors that overflowed float leave the estimate unknown: the row is read first */
+				if (isfinite(lo) && isfinite(step) && isfinite(norm2) && (int) list < meta->lists)
+				{
+					double		dot = sv_refine_dot(meta, so->q,
+													 sv_refine_codes(page, meta) + (Size) c->rslot * meta->refine_bytes, u);
+					double		qx = so->list_qc[list] + (double) lo * qsum + (double) step * dot;
+
+					if (wide)
+					{
+						/* a query this large overflows the float dot product */
+						dot = 0;
+						for (int d = 0; d < meta->code_bits; d++)
+							dot += (double) so->q[d] * u[d];
+						qx = so->list_qc[list] + (double) lo * qsum + (double) step * dot;
+					}
+					if (meta->kind == SV_KIND_L2)
+						e = qn2 + (double) norm2 - 2.0 * qx;
+					else if (meta->kind == SV_KIND_IP)
+						e = -qx;
+					else
+						e = 1.0 - qx;
+					if (isnan(e))
+						e = -INFINITY;
+				}
 			}
 		}
 		est[i].est = e;
@@ -955,6 +1129,8 @@ sv_refine_select(IndexScanDesc scan, int keep)
 	if (BufferIsValid(buf))
 		UnlockReleaseBuffer(buf);
 	qsort(est, n, sizeof(SvRefined), sv_refined_cmp);
+	/* unknown estimates sort first: they may have pushed nearer rows into the deferred ones */
+	so->unknown_refine = keep < n && keep > 0 && est[0].est == -INFINITY;
 	for (int i = 0; i < n; i++)
 		sorted[i] = so->results[est[i].idx];
 	memcpy(so->results, sorted, sizeof(SvCandidate) * n);
@@ -965,6 +1141,26 @@ sv_refine_select(IndexScanDesc scan, int keep)
 	pfree(byloc);
 	pfree(sorted);
 	pfree(u);
+}
+
+/*
+ * ORDER BY keys after the first (ORDER BY b <~> q1, b <^> q2): the scan orders by the first key only.
+ * It reports the first key's exact value and a lower bound for each later key (-Infinity, or the
+ * smallest integer for <^>) with xs_recheckorderby, so the executor computes the later keys and
+ * reorders rows that tie on the first key; with one key nothing needs a recheck.
+ */
+static void
+sv_report_other_keys(IndexScanDesc scan)
+{
+	scan->xs_recheckorderby = scan->numberOfOrderBys > 1;
+	for (int i = 1; i < scan->numberOfOrderBys; i++)
+	{
+		if (scan->orderByData[i].sk_strategy == SV_STRATEGY_PREFIX_HAMMING)
+			scan->xs_orderbyvals[i] = Int32GetDatum(PG_INT32_MIN);
+		else
+			scan->xs_orderbyvals[i] = Float8GetDatum(-get_float8_infinity());
+		scan->xs_orderbynulls[i] = false;
+	}
 }
 
 /* The next entry of a NULL query: every entry of every list, page by page (false at the end). */
@@ -1000,7 +1196,7 @@ sv_next_null(IndexScanDesc scan)
 	}
 	scan->xs_heaptid = so->null_tids[so->null_pos++];
 	scan->xs_recheck = false;
-	scan->xs_recheckorderby = false;
+	sv_report_other_keys(scan);
 	scan->xs_orderbynulls[0] = true;
 	return true;
 }
@@ -1032,7 +1228,7 @@ sv_set_query(SvScanOpaque *so, ScanKey orderby)
 	so->strategy = orderby->sk_strategy;
 	if (meta->elemtype == SV_ELEM_BIT)
 	{
-		VarBit	   *b = DatumGetVarBitP(value);
+		VarBit	   *b = sv_check_varbit(DatumGetVarBitP(value));
 		int			len = VARBITLEN(b);
 
 		if (len > meta->code_bits || len < 1)
@@ -1056,14 +1252,14 @@ sv_set_query(SvScanOpaque *so, ScanKey orderby)
 
 		if (meta->elemtype == SV_ELEM_VECTOR)
 		{
-			SvVector   *v = (SvVector *) PG_DETOAST_DATUM(value);
+			SvVector   *v = sv_check_vector((SvVector *) PG_DETOAST_DATUM(value));
 
 			dims = v->dim;
 			full = v->x;
 		}
 		else
 		{
-			SvHalfVec  *v = (SvHalfVec *) PG_DETOAST_DATUM(value);
+			SvHalfVec  *v = sv_check_halfvec((SvHalfVec *) PG_DETOAST_DATUM(value));
 
 			dims = v->dim;
 			full = palloc(sizeof(float) * dims);
@@ -1085,10 +1281,20 @@ sv_set_query(SvScanOpaque *so, ScanKey orderby)
 		{
 			float		norm = sqrtf(sv_kernels.dot(full, full, dims));
 
+			if (!isfinite(norm))
+			{
+				/* |q|^2 overflows float: the norm in double */
+				double		n2 = 0;
+
+				for (int i = 0; i < dims; i++)
+					n2 += (double) full[i] * full[i];
+				norm = (float) sqrt(n2);
+			}
 			if (norm > 0)
 				for (int i = 0; i < meta->code_bits; i++)
 					so->q[i] /= norm;
 		}
+		so->qnorm2 = sv_kernels.dot(so->q, so->q, meta->code_bits);
 	}
 }
 
@@ -1350,6 +1556,12 @@ sv_next_batch(IndexScanDesc scan)
 			 */
 			so->ndirect = sv_order_margin <= 0 ? so->nresults :
 				refine ? Max(1, so->nresults / 2) : Max(1, so->nresults / 4);
+			/*
+			 * Unread entries of unknown estimate (extreme values) may be nearer than anything read: then
+			 * every row waits in the pool until they are read.
+			 */
+			if (so->unknown_tail || (refine && so->unknown_refine))
+				so->ndirect = 0;
 		}
 		if (so->nresults > 0)
 			return true;
@@ -1422,7 +1634,7 @@ sv_amgettuple(IndexScanDesc scan, ScanDirection dir)
 			scan->xs_orderbyvals[0] = Float8GetDatum(e.dist);
 		}
 		scan->xs_recheck = false;
-		scan->xs_recheckorderby = false;
+		sv_report_other_keys(scan);
 		scan->xs_orderbynulls[0] = false;
 		return true;
 	}
@@ -1434,10 +1646,12 @@ sv_amgettuple(IndexScanDesc scan, ScanDirection dir)
 		MemoryContextSwitchTo(old);
 		if (!more)
 			return false;
+		if (!is_bit && so->next >= so->ndirect)
+			return sv_amgettuple(scan, dir);	/* nothing goes out at once (unknown estimates): the pool */
 	}
 
 	scan->xs_recheck = false;
-	scan->xs_recheckorderby = false;
+	sv_report_other_keys(scan);
 	scan->xs_orderbynulls[0] = false;
 	if (is_bit)
 	{

@@ -433,17 +433,23 @@ sv_index_elemtype(Relation index)
 
 /*
  * The coded part of an indexed datum as floats: the first code_bits dims, normalised over all
- * dims for cosine.  Returns false for a zero vector under cosine (x is then zero).
+ * dims for cosine.  Returns false for a zero vector under cosine (x is then zero).  *unknown (when
+ * not NULL) is set for a cosine row whose squared norm float cannot hold (below SV_TINY_NORM2 but not
+ * zero, or above SV_SAFE_NORM2): pgvector's cosine distance of such a row is not its direction's (its
+ * float norm underflows or overflows), so its entry gets an unknown estimate (sv_mark_unknown).
  */
 bool
-sv_datum_to_floats(Datum value, int elemtype, int kind, int dims, int code_bits, float *x)
+sv_datum_to_floats(Datum value, int elemtype, int kind, int dims, int code_bits, float *x, bool *unknown)
 {
 	int			n;
 	bool		ok = true;
 
+	if (unknown)
+		*unknown = false;
+
 	if (elemtype == SV_ELEM_VECTOR)
 	{
-		SvVector   *v = (SvVector *) PG_DETOAST_DATUM(value);
+		SvVector   *v = sv_check_vector((SvVector *) PG_DETOAST_DATUM(value));
 
 		n = v->dim;
 		if (n != dims)
@@ -453,8 +459,21 @@ sv_datum_to_floats(Datum value, int elemtype, int kind, int dims, int code_bits,
 		if (kind == SV_KIND_COSINE)
 		{
 			float		norm = sqrtf(sv_kernels.dot(v->x, v->x, n));
+			double		n2 = 0;
 
-			if (norm > 0 && isfinite(norm))
+			for (int i = 0; i < n; i++)
+				n2 += (double) v->x[i] * v->x[i];
+			if (n2 > 0 && (n2 < SV_TINY_NORM2 || n2 > SV_SAFE_NORM2))
+			{
+				/* the direction, from the norm in double; the estimate is marked unknown */
+				double		dn = sqrt(n2);
+
+				for (int i = 0; i < code_bits; i++)
+					x[i] = (float) (v->x[i] / dn);
+				if (unknown)
+					*unknown = true;
+			}
+			else if (norm > 0 && isfinite(norm))
 				for (int i = 0; i < code_bits; i++)
 					x[i] = v->x[i] / norm;
 			else
@@ -470,7 +489,7 @@ sv_datum_to_floats(Datum value, int elemtype, int kind, int dims, int code_bits,
 	}
 	else
 	{
-		SvHalfVec  *v = (SvHalfVec *) PG_DETOAST_DATUM(value);
+		SvHalfVec  *v = sv_check_halfvec((SvHalfVec *) PG_DETOAST_DATUM(value));
 		double		norm2 = 0;
 
 		n = v->dim;
@@ -598,7 +617,10 @@ sv_coarse_build(SvIndexCache *cache)
 	pfree(fill);
 }
 
-/* The list nearest to x among the lists of the SV_COARSE_PROBES groups nearest to x. */
+/*
+ * The list nearest to x among the lists of the SV_COARSE_PROBES groups nearest to x.  As in
+ * sv_nearest_centroids, a row or centroids beyond SV_SAFE_NORM2 are compared by distances in double.
+ */
 int
 sv_coarse_nearest_list(const SvIndexCache *cache, const float *x)
 {
@@ -606,15 +628,23 @@ sv_coarse_nearest_list(const SvIndexCache *cache, const float *x)
 	int			dim = meta->code_bits;
 	int			probes = Min(SV_COARSE_PROBES, meta->coarse_groups);
 	int			nearest[SV_COARSE_PROBES];
-	float		nearest_d[SV_COARSE_PROBES];
+	double		nearest_d[SV_COARSE_PROBES];
 	int			n = 0,
 				best = 0;
-	float		bestd = get_float4_infinity();
+	double		bestd = INFINITY;
+	bool		exact = !sv_norm2_safe(sv_kernels.dot(x, x, dim));
+
+	for (int g = 0; g < meta->coarse_groups && !exact; g++)
+		exact = !sv_norm2_safe(cache->coarse_norm2[g]);
+	for (int l = 0; l < meta->lists && !exact; l++)
+		exact = !sv_norm2_safe(cache->centroid_norm2[l]);
 
 	/* the nearest groups (|g|^2 - 2 <x, g>: the same order as squared L2), kept sorted by insertion */
 	for (int g = 0; g < meta->coarse_groups; g++)
 	{
-		float		d = cache->coarse_norm2[g] - 2.0f * sv_kernels.dot(x, cache->coarse + (Size) g * dim, dim);
+		const float *gc = cache->coarse + (Size) g * dim;
+		double		d = exact ? sv_l2sq_double(x, gc, dim) :
+			(double) (cache->coarse_norm2[g] - 2.0f * sv_kernels.dot(x, gc, dim));
 		int			j;
 
 		if (n == probes && d >= nearest_d[n - 1])
@@ -633,8 +663,9 @@ sv_coarse_nearest_list(const SvIndexCache *cache, const float *x)
 		for (int k = cache->coarse_offsets[nearest[p]]; k < cache->coarse_offsets[nearest[p] + 1]; k++)
 		{
 			int			list = cache->coarse_lists[k];
-			float		d = cache->centroid_norm2[list] -
-				2.0f * sv_kernels.dot(x, (const float *) cache->centroids + (Size) list * dim, dim);
+			const float *c = (const float *) cache->centroids + (Size) list * dim;
+			double		d = exact ? sv_l2sq_double(x, c, dim) :
+				(double) (cache->centroid_norm2[list] - 2.0f * sv_kernels.dot(x, c, dim));
 
 			if (d < bestd || (d == bestd && list < best))
 			{
@@ -645,13 +676,36 @@ sv_coarse_nearest_list(const SvIndexCache *cache, const float *x)
 	return best;
 }
 
-/* The nearest of k centroids to each of n points (see index.h). */
+/* |x - c|^2 (|x|^2 when c is NULL) summed in double: finite for any finite floats. */
+double
+sv_l2sq_double(const float *x, const float *c, int dim)
+{
+	double		d = 0;
+
+	for (int i = 0; i < dim; i++)
+	{
+		double		t = c ? (double) x[i] - (double) c[i] : (double) x[i];
+
+		d += t * t;
+	}
+	return d;
+}
+
+/*
+ * The nearest of k centroids to each of n points (see index.h).  Every out[i] is written, whatever the
+ * values.  Points and centroids whose squared norms stay within SV_SAFE_NORM2 are compared by the float
+ * form |c|^2 - 2 <x, c> (no term can overflow).  A centroid beyond it (finite floats above ~1e18 overflow
+ * their squares) is compared with such a point by the same quantity in double, |x - c|^2 - |x|^2; a
+ * point beyond it is compared with every centroid by |x - c|^2 in double.  Only the pairs that involve
+ * a large value pay for double arithmetic.
+ */
 void
 sv_nearest_centroids(const float *centroids, const float *cnorm2, int k, int dim,
 					 const float *points, int n, int *out)
 {
 	const int	block = 32;
-	float		best[32];
+	double		best[32];
+	bool		big[32];
 
 	for (int start = 0; start < n; start += block)
 	{
@@ -659,12 +713,37 @@ sv_nearest_centroids(const float *centroids, const float *cnorm2, int k, int dim
 		const float *x = points + (Size) start * dim;
 
 		for (int i = 0; i < m; i++)
+		{
+			const float *xi = x + (Size) i * dim;
+
 			best[i] = INFINITY;
+			out[start + i] = 0;
+			big[i] = !sv_norm2_safe(sv_kernels.dot(xi, xi, dim));
+		}
 		for (int c = 0; c < k; c++)
 		{
 			const float *cc = centroids + (Size) c * dim;
 			int			i = 0;
 
+			if (!sv_norm2_safe(cnorm2[c]))
+			{
+				/* a large centroid: |x - c|^2 - |x|^2 in double for the points of float size */
+				for (; i < m; i++)
+				{
+					const float *xi = x + (Size) i * dim;
+					double		d;
+
+					if (big[i])
+						continue;
+					d = sv_l2sq_double(xi, cc, dim) - sv_l2sq_double(xi, NULL, dim);
+					if (d < best[i])
+					{
+						best[i] = d;
+						out[start + i] = c;
+					}
+				}
+				continue;
+			}
 			/* four rows at a time share each load of the centroid */
 			for (; i + 4 <= m; i += 4)
 			{
@@ -696,6 +775,27 @@ sv_nearest_centroids(const float *centroids, const float *cnorm2, int k, int dim
 				}
 			}
 		}
+		/* points too large for the float form: exact distances in double to every centroid */
+		for (int i = 0; i < m; i++)
+		{
+			const float *xi = x + (Size) i * dim;
+			double		bestd;
+
+			if (!big[i])
+				continue;
+			bestd = sv_l2sq_double(xi, centroids, dim);
+			out[start + i] = 0;
+			for (int c = 1; c < k; c++)
+			{
+				double		d = sv_l2sq_double(xi, centroids + (Size) c * dim, dim);
+
+				if (d < bestd)
+				{
+					bestd = d;
+					out[start + i] = c;
+				}
+			}
+		}
 	}
 }
 
@@ -711,21 +811,34 @@ sv_encode(const SvMetaData *meta, const float *x, const float *c, uint8 *code, f
 	for (int i = 0; i < dim; i++)
 	{
 		float		r = c ? x[i] - c[i] : x[i];
+		double		rd = r;
 
 		if (r > 0)
 			code[i / 8] |= (uint8) (0x80 >> (i % 8));
-		abs_sum += fabs(r);
-		sq_sum += (double) r * r;
+		/* a difference of finite floats that overflows float is finite in double */
+		if (unlikely(isinf(r)))
+			rd = (double) x[i] - (double) c[i];
+		abs_sum += fabs(rd);
+		sq_sum += rd * rd;
 	}
 	*alpha = (float) (abs_sum / dim);
 	*r2 = (float) sq_sum;
+}
+
+/* Mark an encoded entry's estimate unknown (index.h): an infinite alpha, and norm2 of its refine code. */
+void
+sv_mark_unknown(float *alpha, SvRefine *refine)
+{
+	*alpha = INFINITY;
+	if (refine)
+		refine->norm2 = INFINITY;
 }
 
 /* Encode a bit datum: the first code_bits bits, zero-padded; errors on a wrong length. */
 void
 sv_encode_bits(const SvMetaData *meta, Datum value, uint8 *code)
 {
-	VarBit	   *b = DatumGetVarBitP(value);
+	VarBit	   *b = sv_check_varbit(DatumGetVarBitP(value));
 
 	if (VARBITLEN(b) != meta->code_bits)
 		ereport(ERROR,

@@ -9,6 +9,7 @@
  */
 #include "postgres.h"
 
+#include <float.h>
 #include <math.h>
 #include <limits.h>
 
@@ -319,12 +320,23 @@ quantize_floats(const float *x, const Int8Ranges *r)
 	return result;
 }
 
-/* Dequantize an int8vec with checked ranges into out[dim]. */
+/*
+ * Dequantize an int8vec with checked ranges into out[dim].  Errors when a value overflows real (lo +
+ * 255 steps can round past hi near the largest real): a vector holds no infinities.
+ */
 static void
 dequantize_into(const SvInt8Vec *c, const Int8Ranges *r, float *out)
 {
 	for (int i = 0; i < c->dim; i++)
+	{
 		out[i] = r->lo[i] + (float) ((int) c->x[i] + 128) * r->scale[i];
+		if (unlikely(isinf(out[i])))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("dequantized value of dimension %d is out of range for type real", i + 1),
+					 errdetail("lo = %g plus %d steps of %g exceeds the largest real, %g.",
+							   r->lo[i], (int) c->x[i] + 128, r->scale[i], FLT_MAX)));
+	}
 }
 
 PG_FUNCTION_INFO_V1(quantize_int8_vector);

@@ -247,7 +247,7 @@ fs_select_scalar(const uint32_t *sums, size_t n, int32_t soff, const float *alph
 	size_t		m = 0;
 
 	for (size_t i = 0; i < n; i++)
-		if (sv_fs_bound(sums[i], soff, alpha[i], r2 ? r2[i] : 0.0f, base, f, c0, c1) <= tau)
+		if (sv_fs_keep(sv_fs_bound(sums[i], soff, alpha[i], r2 ? r2[i] : 0.0f, base, f, c0, c1), tau))
 			idx[m++] = (uint32_t) i;
 	return m;
 }

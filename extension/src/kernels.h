@@ -10,6 +10,8 @@
 #ifndef SHRINKVEC_KERNELS_H
 #define SHRINKVEC_KERNELS_H
 
+#include <math.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -45,7 +47,7 @@ typedef struct SvKernels
 	void		(*hamming_scan) (const uint8_t *codes, size_t ncodes, size_t nbytes, const uint8_t *query, uint32_t *out);
 	/* nibble-table sums of nblocks blocks of SV_FS_LANES codes (see "Blocked codes" below) */
 	void		(*fs_scan) (const uint8_t *blocks, size_t nblocks, size_t nbytes, const uint8_t *tables, uint32_t *out);
-	/* indices i < n whose lower bound (see sv_fs_select) is <= tau, ascending; returns how many */
+	/* indices i < n whose lower bound (see sv_fs_select) is kept against tau (sv_fs_keep: <= tau, NaN or +Inf), ascending */
 	size_t		(*fs_select) (const uint32_t *sums, size_t n, int32_t soff, const float *alpha, const float *r2,
 							  float base, float f, float c0, float c1, float tau, uint32_t *idx);
 	/* indices i < n with sums[i] <= tau, ascending; returns how many */
@@ -138,6 +140,16 @@ void		sv_fs_scan_lanes(const uint8_t *blocks, size_t ncodes, size_t lanes, size_
  * with r2[i] read as 0 when r2 is NULL.
  */
 float		sv_fs_bound(uint32_t sum, int32_t soff, float alpha, float r2, float base, float f, float c0, float c1);
+
+/*
+ * Does fs_select keep a code of bound lb against tau?  Yes unless lb is a finite number above tau: a
+ * NaN or +Inf bound comes from factors that overflowed float (extreme values), which bound nothing.
+ */
+static inline bool
+sv_fs_keep(float lb, float tau)
+{
+	return !(lb > tau) || lb == INFINITY;
+}
 
 /* sv_kernels.fs_scan, fs_select and fs_select_u32 as plain functions (for ctypes callers). */
 void		sv_fs_scan(const uint8_t *blocks, size_t nblocks, size_t nbytes, const uint8_t *tables, uint32_t *out);

@@ -327,7 +327,10 @@ fs_select_avx2(const uint32_t *sums, size_t n, int32_t soff, const float *alpha,
 		__m256		t = _mm256_add_ps(vc0, _mm256_mul_ps(vc1, s));
 		__m256		o = _mm256_add_ps(vbase, r2 ? _mm256_loadu_ps(r2 + i) : _mm256_setzero_ps());
 		__m256		lb = _mm256_add_ps(o, _mm256_mul_ps(_mm256_mul_ps(vf, _mm256_loadu_ps(alpha + i)), t));
-		unsigned	mask = (unsigned) _mm256_movemask_ps(_mm256_cmp_ps(lb, vtau, _CMP_LE_OQ));
+		/* kept unless a finite number above tau (sv_fs_keep): NaN and +Inf bounds are kept */
+		__m256		keep = _mm256_or_ps(_mm256_cmp_ps(lb, vtau, _CMP_NGT_UQ),
+										_mm256_cmp_ps(lb, _mm256_set1_ps(INFINITY), _CMP_EQ_OQ));
+		unsigned	mask = (unsigned) _mm256_movemask_ps(keep);
 
 		while (mask)
 		{
@@ -336,7 +339,7 @@ fs_select_avx2(const uint32_t *sums, size_t n, int32_t soff, const float *alpha,
 		}
 	}
 	for (; i < n; i++)
-		if (sv_fs_bound(sums[i], soff, alpha[i], r2 ? r2[i] : 0.0f, base, f, c0, c1) <= tau)
+		if (sv_fs_keep(sv_fs_bound(sums[i], soff, alpha[i], r2 ? r2[i] : 0.0f, base, f, c0, c1), tau))
 			idx[m++] = (uint32_t) i;
 	return m;
 }

@@ -326,7 +326,9 @@ fs_select_avx512(const uint32_t *sums, size_t n, int32_t soff, const float *alph
 		__m512		t = _mm512_add_ps(vc0, _mm512_mul_ps(vc1, s));
 		__m512		o = _mm512_add_ps(vbase, r2 ? _mm512_maskz_loadu_ps(lanes, r2 + i) : _mm512_setzero_ps());
 		__m512		lb = _mm512_add_ps(o, _mm512_mul_ps(_mm512_mul_ps(vf, _mm512_maskz_loadu_ps(lanes, alpha + i)), t));
-		__mmask16	keep = _mm512_mask_cmp_ps_mask(lanes, lb, vtau, _CMP_LE_OQ);
+		/* kept unless a finite number above tau (sv_fs_keep): NaN and +Inf bounds are kept */
+		__mmask16	keep = _mm512_mask_cmp_ps_mask(lanes, lb, vtau, _CMP_NGT_UQ) |
+			_mm512_mask_cmp_ps_mask(lanes, lb, _mm512_set1_ps(INFINITY), _CMP_EQ_OQ);
 
 		_mm512_mask_compressstoreu_epi32(idx + m, keep, iota);
 		m += (size_t) __builtin_popcount(keep);

@@ -26,6 +26,7 @@
 #include "access/tupmacs.h"
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
+#include "nodes/primnodes.h"
 #include "libpq/pqformat.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -49,7 +50,20 @@ typedef struct SvMultiBit
 
 #define SV_MULTIBIT_NBYTES(dims) (((dims) + 7) / 8)
 #define SV_MULTIBIT_SIZE(ntokens, dims) (offsetof(SvMultiBit, data) + (size_t) (ntokens) * SV_MULTIBIT_NBYTES(dims))
-#define PG_GETARG_SVMULTIBIT_P(n) ((SvMultiBit *) PG_DETOAST_DATUM(PG_GETARG_DATUM(n)))
+#define PG_GETARG_SVMULTIBIT_P(n) check_multibit((SvMultiBit *) PG_DETOAST_DATUM(PG_GETARG_DATUM(n)))
+
+/* Check a multibit's stored size against its token count and dims (shrinkvec.h); returns m. */
+static inline SvMultiBit *
+check_multibit(SvMultiBit *m)
+{
+	if (unlikely(VARSIZE(m) < offsetof(SvMultiBit, data) || m->ntokens < 0 || m->dims < 0 ||
+				 VARSIZE(m) != SV_MULTIBIT_SIZE(m->ntokens, m->dims)))
+		sv_check_datum_size("multibit", VARSIZE(m),
+							VARSIZE(m) < offsetof(SvMultiBit, data) ? offsetof(SvMultiBit, data) :
+							SV_MULTIBIT_SIZE(Max(m->ntokens, 0), Max(m->dims, 0)),
+							VARSIZE(m) < offsetof(SvMultiBit, data) ? 0 : m->ntokens, "tokens");
+	return m;
+}
 
 /* Token vectors read from an array, as ntokens * dim contiguous floats. */
 typedef struct SvTokens
@@ -121,13 +135,23 @@ read_tokens(ArrayType *a, bool half, const char *what, SvTokens *out)
 	int			dim = -1;
 
 	get_typlenbyvalalign(ARR_ELEMTYPE(a), &typlen, &typbyval, &typalign);
+	if (typlen != -1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("%s must be an array of %s", what, half ? "halfvec" : "vector")));
 	for (int i = 0; i < n; i++)
 	{
 		const char *data = VARDATA_ANY(p);
 		int16		d;
 		float	   *dst;
 
+		if (VARSIZE_ANY_EXHDR(p) < 4)
+			sv_check_datum_size(half ? "halfvec" : "vector", VARSIZE_ANY_EXHDR(p) + VARHDRSZ, 4 + VARHDRSZ, 0,
+								"dimensions");
 		memcpy(&d, data, sizeof(d));
+		if (d < 0 || VARSIZE_ANY_EXHDR(p) != 4 + (Size) d * (half ? 2 : 4))
+			sv_check_datum_size(half ? "halfvec" : "vector", VARSIZE_ANY_EXHDR(p) + VARHDRSZ,
+								VARHDRSZ + 4 + (Size) Max(d, 0) * (half ? 2 : 4), d, "dimensions");
 		if (dim < 0)
 		{
 			dim = d;
@@ -264,7 +288,7 @@ binarize_halfvec_array(PG_FUNCTION_ARGS)
 /* A query's FastScan tables for codes of `dims` bits, cached in fn_extra while the query repeats. */
 typedef struct MaxsimCache
 {
-	bool		stable;			/* the query argument is a Const or external Param: the same every row */
+	bool		constant;		/* the query argument is a Const: its value cannot change in this expression */
 	Size		qsize;			/* VARSIZE of the query array the tables were built from */
 	char	   *qcopy;			/* its bytes */
 	bool		half;
@@ -276,6 +300,24 @@ typedef struct MaxsimCache
 	int32	   *vsum;
 } MaxsimCache;
 
+/* Is the query argument (the first) of the call's expression a Const? */
+static bool
+query_arg_is_const(FmgrInfo *flinfo)
+{
+	Node	   *expr = flinfo->fn_expr;
+	List	   *args;
+
+	if (expr == NULL)
+		return false;
+	if (IsA(expr, FuncExpr))
+		args = ((FuncExpr *) expr)->args;
+	else if (IsA(expr, OpExpr))
+		args = ((OpExpr *) expr)->args;
+	else
+		return false;
+	return list_length(args) >= 1 && IsA(linitial(args), Const);
+}
+
 /* The cached tables of the query argument for codes of dims bits, rebuilt when the query changes. */
 static MaxsimCache *
 query_tables(FunctionCallInfo fcinfo, ArrayType *qa, bool half, int dims)
@@ -286,9 +328,14 @@ query_tables(FunctionCallInfo fcinfo, ArrayType *qa, bool half, int dims)
 	SvTokens	q;
 	size_t		tb;
 
-	/* a stable argument skips the comparison of the query's bytes (44 KB for 28 x 384 tokens) */
+	/*
+	 * The tables are reused only for a query equal to the cached one, byte for byte.  A Const argument
+	 * skips the comparison (44 KB for 28 x 384 tokens): its value is fixed for this expression.  A
+	 * Param is not (a PL/pgSQL simple expression keeps one state per transaction and passes each call's
+	 * variables as Params of the same expression), so its bytes are compared.
+	 */
 	if (c != NULL && c->qsize == qsize && c->half == half && c->dims == dims &&
-		(c->stable || memcmp(c->qcopy, qa, qsize) == 0))
+		(c->constant || memcmp(c->qcopy, qa, qsize) == 0))
 		return c;
 	read_tokens(qa, half, "query", &q);
 	if (q.dim < dims)
@@ -326,7 +373,7 @@ query_tables(FunctionCallInfo fcinfo, ArrayType *qa, bool half, int dims)
 	}
 	memcpy(c->qcopy, qa, qsize);
 	c->qsize = qsize;
-	c->stable = get_fn_expr_arg_stable(fcinfo->flinfo, 0);
+	c->constant = query_arg_is_const(fcinfo->flinfo);
 	fcinfo->flinfo->fn_extra = c;
 	return c;
 }
@@ -397,7 +444,7 @@ Datum
 maxsim_vector_bits(PG_FUNCTION_ARGS)
 {
 	ArrayType  *a = PG_GETARG_ARRAYTYPE_P(1);
-	int			n = check_token_array(a, "document");
+	int			n;
 	const char *p = ARR_DATA_PTR(a);
 	int			dims = -1,
 				nbytes = 0;
@@ -405,11 +452,21 @@ maxsim_vector_bits(PG_FUNCTION_ARGS)
 	MaxsimCache *c;
 	double		score;
 
+	if (ARR_ELEMTYPE(a) != BITOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("document must be a bit[] array")));
+	n = check_token_array(a, "document");
 	for (int i = 0; i < n; i++)
 	{
 		/* bit[] elements are int-aligned with 4-byte headers (typalign 'i') */
 		const VarBit *b = (const VarBit *) p;
 
+		if (!VARATT_IS_4B_U(p))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("document code %d is not an uncompressed bit string", i + 1)));
+		(void) sv_check_varbit((VarBit *) b);
 		if (dims < 0)
 		{
 			dims = VARBITLEN(b);

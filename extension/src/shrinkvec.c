@@ -100,6 +100,16 @@ sv_new_varbit(int nbits)
 	return b;
 }
 
+/* Error: a datum of `what` holds `size` bytes where its header (count units) needs `need`. */
+void
+sv_check_datum_size(const char *what, Size size, Size need, int count, const char *unit)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("%s has %zu bytes, but %d %s need %zu", what, size, count, unit, need),
+			 errhint("The value is not a %s: check that the function is bound to the right type.", what)));
+}
+
 /* Check that a float value is finite; what names it in the error message. */
 void
 sv_check_finite(float value, const char *what)

@@ -47,9 +47,65 @@ typedef struct SvInt8Vec
 #define SV_VECTOR_SIZE(dim) (offsetof(SvVector, x) + sizeof(float) * (dim))
 #define SV_INT8VEC_SIZE(dim) (offsetof(SvInt8Vec, x) + (dim))
 
-#define PG_GETARG_SVVECTOR_P(n) ((SvVector *) PG_DETOAST_DATUM(PG_GETARG_DATUM(n)))
-#define PG_GETARG_SVHALFVEC_P(n) ((SvHalfVec *) PG_DETOAST_DATUM(PG_GETARG_DATUM(n)))
-#define PG_GETARG_SVINT8VEC_P(n) ((SvInt8Vec *) PG_DETOAST_DATUM(PG_GETARG_DATUM(n)))
+#define SV_HALFVEC_SIZE(dim) (offsetof(SvHalfVec, x) + sizeof(uint16) * (dim))
+
+/*
+ * Arguments are detoasted and their stored size checked against their header (dimensions, bit
+ * length): a datum of another type bound to the same C symbol (a domain over bytea named vector)
+ * errors instead of being read out of bounds.  One comparison a call.
+ */
+#define PG_GETARG_SVVECTOR_P(n) sv_check_vector((SvVector *) PG_DETOAST_DATUM(PG_GETARG_DATUM(n)))
+#define PG_GETARG_SVHALFVEC_P(n) sv_check_halfvec((SvHalfVec *) PG_DETOAST_DATUM(PG_GETARG_DATUM(n)))
+#define PG_GETARG_SVINT8VEC_P(n) sv_check_int8vec((SvInt8Vec *) PG_DETOAST_DATUM(PG_GETARG_DATUM(n)))
+#define PG_GETARG_SVVARBIT_P(n) sv_check_varbit(PG_GETARG_VARBIT_P(n))
+
+/* Error unless a datum of `what` holds `size` bytes, the size its header `count` `unit`s need. */
+void		sv_check_datum_size(const char *what, Size size, Size need, int count, const char *unit);
+
+/* Check a vector's stored size against its dimensions (errors when they disagree); returns v. */
+static inline SvVector *
+sv_check_vector(SvVector *v)
+{
+	if (unlikely(VARSIZE(v) < offsetof(SvVector, x) || v->dim < 0 || VARSIZE(v) != SV_VECTOR_SIZE(v->dim)))
+		sv_check_datum_size("vector", VARSIZE(v), VARSIZE(v) < offsetof(SvVector, x) ? offsetof(SvVector, x) :
+							SV_VECTOR_SIZE(Max(v->dim, 0)), VARSIZE(v) < offsetof(SvVector, x) ? 0 : v->dim,
+							"dimensions");
+	return v;
+}
+
+/* Check a halfvec's stored size against its dimensions; returns v. */
+static inline SvHalfVec *
+sv_check_halfvec(SvHalfVec *v)
+{
+	if (unlikely(VARSIZE(v) < offsetof(SvHalfVec, x) || v->dim < 0 || VARSIZE(v) != SV_HALFVEC_SIZE(v->dim)))
+		sv_check_datum_size("halfvec", VARSIZE(v), VARSIZE(v) < offsetof(SvHalfVec, x) ? offsetof(SvHalfVec, x) :
+							SV_HALFVEC_SIZE(Max(v->dim, 0)), VARSIZE(v) < offsetof(SvHalfVec, x) ? 0 : v->dim,
+							"dimensions");
+	return v;
+}
+
+/* Check an int8vec's stored size against its dimensions; returns v. */
+static inline SvInt8Vec *
+sv_check_int8vec(SvInt8Vec *v)
+{
+	if (unlikely(VARSIZE(v) < offsetof(SvInt8Vec, x) || v->dim < 0 || VARSIZE(v) != SV_INT8VEC_SIZE(v->dim)))
+		sv_check_datum_size("int8vec", VARSIZE(v), VARSIZE(v) < offsetof(SvInt8Vec, x) ? offsetof(SvInt8Vec, x) :
+							SV_INT8VEC_SIZE(Max(v->dim, 0)), VARSIZE(v) < offsetof(SvInt8Vec, x) ? 0 : v->dim,
+							"dimensions");
+	return v;
+}
+
+/* Check a bit string's stored size against its bit length; returns b. */
+static inline VarBit *
+sv_check_varbit(VarBit *b)
+{
+	if (unlikely(VARSIZE(b) < VARBITHDRSZ + VARHDRSZ || VARBITLEN(b) < 0 ||
+				 VARSIZE(b) != VARBITTOTALLEN(VARBITLEN(b))))
+		sv_check_datum_size("bit string", VARSIZE(b), VARSIZE(b) < VARBITHDRSZ + VARHDRSZ ? VARBITHDRSZ + VARHDRSZ :
+							VARBITTOTALLEN(Max(VARBITLEN(b), 0)), VARSIZE(b) < VARBITHDRSZ + VARHDRSZ ? 0 : VARBITLEN(b),
+							"bits");
+	return b;
+}
 
 /* Allocate a zeroed vector of dim dimensions. */
 SvVector   *sv_new_vector(int dim);

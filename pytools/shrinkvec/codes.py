@@ -227,7 +227,12 @@ def dequantize_int8(code: npt.ArrayLike, lo: npt.ArrayLike, hi: npt.ArrayLike) -
     """The vector an int8 code stands for: lo + (q + 128) * scale in float32."""
     c = np.asarray(code, dtype=np.int8)
     r = check_ranges(lo, hi, c.size)
-    return r.lo + (c.astype(np.int32) + 128).astype(np.float32) * int8_scale(r)
+    with np.errstate(over="ignore"):
+        out = r.lo + (c.astype(np.int32) + 128).astype(np.float32) * int8_scale(r)
+    bad = np.flatnonzero(np.isinf(out))
+    if bad.size:
+        raise CodeError(f"dequantized value of dimension {int(bad[0]) + 1} is out of range for type real")
+    return out
 
 
 def int8_ip_distance(code: npt.ArrayLike, q: npt.ArrayLike, lo: npt.ArrayLike, hi: npt.ArrayLike) -> float:
@@ -427,6 +432,15 @@ def fs_bound(sums: npt.ArrayLike, soff: int, alpha: npt.ArrayLike, r2: npt.Array
     a = np.asarray(alpha, dtype=np.float32)
     o = np.float32(base) + (np.zeros_like(a) if r2 is None else np.asarray(r2, dtype=np.float32))
     return (o + (np.float32(f) * a) * t).astype(np.float32)
+
+
+def fs_keep(lb: npt.ArrayLike, tau: float) -> npt.NDArray[np.bool_]:
+    """Which codes the scan keeps for a bound lb against its k-th best tau: all but those whose bound is a
+    finite number above tau (a NaN or +Inf bound comes from factors that overflowed float32)."""
+    b = np.asarray(lb, dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        keep: npt.NDArray[np.bool_] = ~(b > np.float32(tau)) | (b == np.float32(np.inf))
+    return keep
 
 
 # ---------------------------------------------------------------------------------------------
