@@ -120,6 +120,16 @@ FUNCTIONS = [
     "maxsim(vector[],bit[])",
     "multibit_eq(multibit,multibit)",
     "shrinkvec.search_tokens(regclass,vector[],integer,integer,text)",
+    # the functions search() calls, in the superuser-owned schema shrinkvec (the C functions above)
+    "shrinkvec.shrinkvec_kernels()",
+    "shrinkvec.bit_ip(bit,vector)",
+    "shrinkvec.prefix_cosine_distance(vector,vector)",
+    "shrinkvec.prefix_cosine_distance(halfvec,halfvec)",
+    "shrinkvec.int8_ip_distance(int8vec,vector,real[],real[])",
+    "shrinkvec.int8_cosine_distance(int8vec,vector,real[],real[])",
+    "shrinkvec.maxsim(vector[],vector[])",
+    "shrinkvec.maxsim(vector[],multibit)",
+    "shrinkvec.check_search_columns(regclass,name,name,boolean,name[],text[])",
 ]
 
 DIMS = st.one_of(st.integers(1, 40), st.sampled_from([383, 384, 385, 1000, 16000, 16001]))
@@ -264,6 +274,11 @@ STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "halfvec[]": vector_array_text(),
     "multibit": multibit_text(),
     "bit[]": multibit_text(),
+    "name": TEXTS,
+    "name[]": st.lists(st.sampled_from(["id", "embedding", "bits", "x"]), max_size=3).map(
+        lambda xs: "{" + ",".join(xs) + "}"),
+    "text[]": st.lists(st.sampled_from(["bits", "prefix", "int8", "multibit", "nope"]), max_size=3).map(
+        lambda xs: "{" + ",".join(xs) + "}"),
 }
 # how a drawn value reaches its parameter: real[] and bit go through text, int8vec through its input
 CASTS = {"bit": "varbit", "cstring": "text", "bit[]": "varbit[]"}

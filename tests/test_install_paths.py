@@ -24,7 +24,7 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from conftest import role_dsn
+from conftest import role_dsn, throwaway_cluster
 from shrinkvec import catalog, demo
 from shrinkvec.load import LoadOptions, load
 
@@ -301,22 +301,22 @@ def test_every_plpgsql_and_sql_function_pins_its_search_path(conn: psycopg.Conne
 
 @pytest.fixture
 def own_server(server_root: Path) -> Iterator[str]:
-    """A throwaway cluster (the attack read memory out of bounds: never on the shared test server)."""
+    """A fresh database on a throwaway cluster (the attack read memory out of bounds: never on the shared
+    test server)."""
     if os.environ.get("SHRINKVEC_TEST_DSN"):
         pytest.skip("needs the embedded server to start a throwaway cluster")
-    from shrinkvec import server
-
-    info = server.start(server_root / "pgdata")
-    try:
-        yield info.dsn()
-    finally:
-        server.stop(server_root / "pgdata")
+    with throwaway_cluster(server_root) as dsn:
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute("CREATE DATABASE attack")
+        params = conninfo_to_dict(dsn)
+        params["dbname"] = "attack"
+        yield make_conninfo(**params)  # type: ignore[arg-type]  # conninfo values are str | int
 
 
 def test_a_look_alike_vector_type_is_never_bound(own_server: str) -> None:
     with psycopg.connect(own_server, autocommit=True) as su:
         su.execute("CREATE ROLE mallory LOGIN")
-        su.execute("GRANT CREATE ON DATABASE postgres TO mallory")
+        su.execute("GRANT CREATE ON DATABASE attack TO mallory")
         su.execute("CREATE EXTENSION vector")
         version = int(su.execute("SHOW server_version_num").fetchone()[0])  # type: ignore[index]
     with psycopg.connect(role_dsn(own_server, "mallory"), autocommit=True) as m:
