@@ -162,6 +162,20 @@ def server_root() -> Iterator[Path]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+# The attack tests' trap: logs every call into public.pwned (a table the test makes, writable by PUBLIC) and
+# makes the attacker superuser when the caller is one. Format with schema= and mallory= (the attacker's role).
+TRAP_FUNCTION = """
+CREATE FUNCTION {schema}.trap(what text) RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    INSERT INTO public.pwned VALUES (current_user, what);
+    IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) current_user) THEN
+        EXECUTE pg_catalog.format('ALTER ROLE %I SUPERUSER', '{mallory}');
+    END IF;
+    RETURN true;
+END $$;
+"""
+
+
 @contextmanager
 def throwaway_cluster(root: Path) -> Iterator[str]:
     """An embedded server of its own in root (never the shared test server), with CREATE EXTENSION shrinkvec

@@ -29,7 +29,7 @@ import pytest
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
-from conftest import role_dsn
+from conftest import TRAP_FUNCTION, role_dsn
 from shrinkvec import adapt, catalog, codes, demo, evaluate, query, transforms, tune
 from shrinkvec.load import LoadOptions, load
 
@@ -61,15 +61,7 @@ TRAPS = """
 CREATE TABLE public.pwned (caller name, trap text);
 GRANT INSERT, SELECT ON public.pwned TO PUBLIC;
 -- logs every call, and makes mallory superuser when the caller is one
-CREATE FUNCTION public.trap(what text) RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
-BEGIN
-    INSERT INTO public.pwned VALUES (current_user, what);
-    IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) current_user) THEN
-        EXECUTE pg_catalog.format('ALTER ROLE %I SUPERUSER', '{mallory}');
-    END IF;
-    RETURN true;
-END $$;
-{eq_traps}
+{trap_function}{eq_traps}
 CREATE FUNCTION public.to_regclass(t text) RETURNS regclass LANGUAGE plpgsql AS $$
 BEGIN
     IF current_user OPERATOR(pg_catalog.<>) '{mallory}' THEN PERFORM public.trap('to_regclass'); END IF;
@@ -93,7 +85,8 @@ def plant_traps(mallory_dsn: str, mallory: str) -> None:
     eq_traps = "".join(EQ_TRAP.format(name=typ, typ=typ, cast=cast, mallory=mallory)
                        for typ, cast in (("text", ""), ("bit", ""), ("regclass", "::oid")))
     with connect(mallory_dsn) as m:
-        m.execute(TRAPS.replace("{eq_traps}", eq_traps).replace("{mallory}", mallory))
+        trap = TRAP_FUNCTION.format(schema="public", mallory=mallory)
+        m.execute(TRAPS.replace("{trap_function}", trap).replace("{eq_traps}", eq_traps).replace("{mallory}", mallory))
 
 
 def assert_not_pwned(admin: psycopg.Connection, mallory: str) -> None:

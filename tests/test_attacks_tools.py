@@ -35,25 +35,16 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from sqlalchemy import BigInteger
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from conftest import role_dsn
+from conftest import TRAP_FUNCTION, role_dsn
 from shrinkvec import catalog, codes, connection, demo, evaluate, profile_check, query
 from shrinkvec.load import LoadOptions, load
 from shrinkvec.orm import bits_column, two_stage
 
 SV = [sys.executable, "-m", "shrinkvec.cli"]
 
-TRAP_FN = """
+PWNED = """
 CREATE TABLE public.pwned (caller name, trap text);
 GRANT INSERT, SELECT ON public.pwned TO PUBLIC;
--- logs every call, and makes mallory superuser when the caller is one
-CREATE FUNCTION public.trap(what text) RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
-BEGIN
-    INSERT INTO public.pwned VALUES (current_user, what);
-    IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) current_user) THEN
-        EXECUTE pg_catalog.format('ALTER ROLE %I SUPERUSER', '{mallory}');
-    END IF;
-    RETURN true;
-END $$;
 """
 
 # an `=` for a pair of types: calls the trap (except for mallory herself), then answers as pg_catalog's would
@@ -80,7 +71,7 @@ def plant_traps(mallory_dsn: str, mallory: str) -> None:
     eq = "".join(EQ_TRAP.format(n=i, left=left, right=right, cmp=cmp, mallory=mallory)
                  for i, (left, right, cmp) in enumerate(EQ_PAIRS))
     with psycopg.connect(mallory_dsn, autocommit=True) as m:
-        m.execute(TRAP_FN.replace("{mallory}", mallory) + eq)
+        m.execute(PWNED + TRAP_FUNCTION.format(schema="public", mallory=mallory) + eq)
 
 
 def trap_calls(admin_dsn: str, mallory: str) -> dict[str, int]:

@@ -24,21 +24,11 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from conftest import role_dsn, throwaway_cluster
+from conftest import TRAP_FUNCTION, role_dsn, throwaway_cluster
 from shrinkvec import catalog, demo
 from shrinkvec.load import LoadOptions, load
 
-# logs every call, and makes mallory superuser when the caller is one
-TRAP = """
-CREATE FUNCTION {schema}.trap(what text) RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
-BEGIN
-    INSERT INTO public.pwned VALUES (current_user, what);
-    IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) current_user) THEN
-        EXECUTE pg_catalog.format('ALTER ROLE %I SUPERUSER', '{mallory}');
-    END IF;
-    RETURN true;
-END $$;
-"""
+TRAP = TRAP_FUNCTION  # logs every call, and makes mallory superuser when the caller is one
 
 # look-alikes of what search() calls in shrinkvec's schema, each a trap that then answers as the real one
 PLANTS = """
