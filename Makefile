@@ -36,10 +36,11 @@ extension: $(VENV)/.installed-test
 demo: extension
 	$(SV) demo
 
-# ruff (style, imports) and mypy --strict (pyproject.toml has their settings); make test runs it first
+# ruff (style, imports), mypy --strict and codespell (pyproject.toml has their settings); make test runs it first
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check pytools tests bench migrations devtools
 	$(VENV)/bin/mypy
+	$(VENV)/bin/codespell README.md CHANGELOG.md docs pytools extension/src extension/test sql tests bench devtools migrations Makefile
 
 # pg_regress and pytest against the embedded server (its own data dir under .cache/), or against
 # SHRINKVEC_TEST_DSN when set. The server started here is stopped at the end.
