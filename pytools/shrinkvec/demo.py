@@ -24,9 +24,10 @@ from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
-from shrinkvec import catalog, connection, query, sqlnames
-from shrinkvec.load import LoadOptions, load
+from shrinkvec.load.loader import LoadOptions, load
 from shrinkvec.profile import Profile
+from shrinkvec.sql import catalog, connection, query
+from shrinkvec.sql import names as sqlnames
 
 TABLE = "shrinkvec_demo"
 SCHEMA = "public"  # the loader's default schema, where the demo table lives

@@ -12,7 +12,7 @@ from shrinkvec.cli.common import DATA_DIR_OPTION, DSN_OPTION, _dsn, _one_line_er
 if TYPE_CHECKING:
     from rich.progress import TaskID
 
-    from shrinkvec.adapt import Method
+    from shrinkvec.transforms.adapt import Method
 
 
 @click.command("adapt")
@@ -66,8 +66,8 @@ def run_adapt(dsn: str, *, table: str, schema: str, column: str | None, method: 
     """Run adapt with rich progress on stderr and print its summary."""
     from dataclasses import replace
 
-    from shrinkvec.adapt import AdaptError, AdaptOptions, Hooks, adapt
-    from shrinkvec.adaptor import AdaptorConfig
+    from shrinkvec.transforms.adapt import AdaptError, AdaptOptions, Hooks, adapt
+    from shrinkvec.transforms.adaptor import AdaptorConfig
 
     cfg = AdaptorConfig()
     if hidden is not None:

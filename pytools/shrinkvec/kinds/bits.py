@@ -3,19 +3,17 @@ ordered by the asymmetric score `code <^#> q` (a float query against the signs).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from pgvector.sqlalchemy import BIT
 from psycopg import sql
 
-from shrinkvec import codes, orm_names
-from shrinkvec.kinds.base import CodeKind
-from shrinkvec.sqlnames import Located, ext_fn, operator, real_array
-
-if TYPE_CHECKING:
-    from shrinkvec.profile import Code, Profile
+from shrinkvec import codes
+from shrinkvec.kinds.base import Code, CodeKind, ProfileLike
+from shrinkvec.sql import orm_names
+from shrinkvec.sql.names import Located, ext_fn, operator, real_array
 
 
 class Bits(CodeKind):
@@ -39,7 +37,7 @@ class Bits(CodeKind):
     def sql_type(self, p: Located) -> sql.Composable:
         return sql.SQL("bit")  # SQL syntax: always pg_catalog's
 
-    def expr(self, p: Profile, code: Code, vector: sql.Composable) -> sql.Composable:
+    def expr(self, p: ProfileLike, code: Code, vector: sql.Composable) -> sql.Composable:
         binarize = ext_fn(p, "binarize")
         if p.center is not None:
             return sql.SQL("{}({}, {}, {})").format(binarize, vector, sql.Literal(code.length), real_array(p.center))
@@ -47,7 +45,7 @@ class Bits(CodeKind):
             return sql.SQL("{}({})").format(binarize, vector)
         return sql.SQL("{}({}, {})").format(binarize, vector, sql.Literal(code.length))
 
-    def order(self, p: Profile, code: Code, column: sql.Composable, q: sql.Composable,
+    def order(self, p: ProfileLike, code: Code, column: sql.Composable, q: sql.Composable,
               ranges: tuple[sql.Composable, sql.Composable] | None) -> sql.Composable:
         return sql.SQL("{} {} {}").format(column, operator(p.ext_schema, "<^#>"), q)
 

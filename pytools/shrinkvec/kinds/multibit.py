@@ -9,19 +9,17 @@ loader groups them by document); bytes_per_row is per token (a document adds 8 b
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from psycopg import sql
 from sqlalchemy.types import UserDefinedType
 
-from shrinkvec import codes, orm_names
-from shrinkvec.kinds.base import CodeKind, KindError
-from shrinkvec.sqlnames import Located, ext_fn, operator, real_array
-
-if TYPE_CHECKING:
-    from shrinkvec.profile import Code, Profile
+from shrinkvec import codes
+from shrinkvec.kinds.base import Code, CodeKind, KindError, ProfileLike
+from shrinkvec.sql import orm_names
+from shrinkvec.sql.names import Located, ext_fn, operator, real_array
 
 
 class MultiBit(UserDefinedType[Any]):
@@ -56,7 +54,7 @@ class Multibit(CodeKind):
     def column_type(self, p: Located, length: int) -> sql.Composable:
         return self.sql_type(p)  # no type modifier: the dims are in every value's header
 
-    def expr(self, p: Profile, code: Code, vector: sql.Composable) -> sql.Composable:
+    def expr(self, p: ProfileLike, code: Code, vector: sql.Composable) -> sql.Composable:
         binarize = ext_fn(p, "binarize")
         if p.center is not None:
             return sql.SQL("{}({}, {}, {})").format(binarize, vector, sql.Literal(code.length), real_array(p.center))
@@ -64,7 +62,7 @@ class Multibit(CodeKind):
             return sql.SQL("{}({})").format(binarize, vector)
         return sql.SQL("{}({}, {})").format(binarize, vector, sql.Literal(code.length))
 
-    def order(self, p: Profile, code: Code, column: sql.Composable, q: sql.Composable,
+    def order(self, p: ProfileLike, code: Code, column: sql.Composable, q: sql.Composable,
               ranges: tuple[sql.Composable, sql.Composable] | None) -> sql.Composable:
         return sql.SQL("{}({}({}, {}))").format(operator("pg_catalog", "-"), ext_fn(p, "maxsim"), q, column)
 

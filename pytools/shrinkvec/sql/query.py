@@ -25,8 +25,11 @@ from psycopg.adapt import Dumper
 from psycopg.pq import Format
 from psycopg.types import TypeInfo
 
-from shrinkvec import catalog, configs, connection, profile_check, sqlnames
-from shrinkvec.profile import Code, Profile, ProfileError
+from shrinkvec.evaluation import configs
+from shrinkvec.kinds import Code
+from shrinkvec.profile import Profile, ProfileError
+from shrinkvec.sql import catalog, connection, profile_check
+from shrinkvec.sql import names as sqlnames
 
 DISTANCE_OPS = {"cosine": "<=>", "l2": "<->", "ip": "<#>"}
 

@@ -30,9 +30,10 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from shrinkvec import ddl
 from shrinkvec.errors import ShrinkvecError
-from shrinkvec.profile import Code, Profile
+from shrinkvec.kinds import Code
+from shrinkvec.profile import Profile
+from shrinkvec.sql import ddl, profiles
 
 SUFFIX = "__next"
 
@@ -298,9 +299,7 @@ def sync_shadow_triggers(conn: psycopg.Connection) -> list[str]:
     """Replace the shadow trigger of every re-encode in progress that still has the PL/pgSQL one of shrinkvec
     < 0.3.0 by the extension's codes_trigger (tables the caller may alter); returns "schema.table" of each.
     A pending re-encode is otherwise upgraded by its next fill."""
-    from shrinkvec import catalog
-
-    if not catalog.has_catalog(conn):
+    if not profiles.has_catalog(conn):
         return []
     rows = conn.execute(
         """SELECT p.table_schema, p.table_name, p.vector_column, r.transform, r.int8_ranges
@@ -309,7 +308,7 @@ def sync_shadow_triggers(conn: psycopg.Connection) -> list[str]:
            WHERE pg_catalog.pg_has_role(c.relowner, 'USAGE') ORDER BY 1, 2""").fetchall()
     done = []
     for schema, table, column, transform, ranges in rows:
-        old = catalog.find_profile(conn, table, schema, column)
+        old = profiles.find_profile(conn, table, schema, column)
         if old is None or _shadow_trigger_is_current(conn, old):
             continue
         new = with_ranges(replace(old, transform=transform, transform_data=None, center=None,

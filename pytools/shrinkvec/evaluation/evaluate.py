@@ -30,10 +30,12 @@ import numpy.typing as npt
 import psycopg
 from psycopg import sql
 
-from shrinkvec import catalog, configs, connection, ddl, metrics, profile_check, query, sqlnames
-from shrinkvec.configs import Config
 from shrinkvec.errors import ShrinkvecError
+from shrinkvec.evaluation import configs, metrics
+from shrinkvec.evaluation.configs import Config
 from shrinkvec.profile import Profile
+from shrinkvec.sql import catalog, connection, ddl, profile_check, query
+from shrinkvec.sql import names as sqlnames
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 OPCLASS = {"cosine": "cosine", "l2": "l2", "ip": "ip"}

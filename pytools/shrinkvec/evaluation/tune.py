@@ -31,8 +31,8 @@ import numpy.typing as npt
 import psycopg
 from psycopg import sql
 
-from shrinkvec.configs import Config
-from shrinkvec.evaluate import EvalError, Evaluator, Result
+from shrinkvec.evaluation.configs import Config
+from shrinkvec.evaluation.evaluate import EvalError, Evaluator, Result
 
 
 def split(n: int, seed: int = 0) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:

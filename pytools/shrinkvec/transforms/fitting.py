@@ -11,8 +11,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from shrinkvec.adaptor import AdaptorConfig, train
-from shrinkvec.transforms import Transform, TransformError
+from shrinkvec.transforms.adaptor import AdaptorConfig, train
+from shrinkvec.transforms.transform import Transform, TransformError
 
 
 def _sample(x: npt.ArrayLike) -> np.ndarray:
@@ -71,7 +71,7 @@ def fit_adaptor(x: npt.ArrayLike, cfg: AdaptorConfig = AdaptorConfig(),
     a = _sample(x)
     pca = fit_pca(a)
     if cfg.trainer == "torch":
-        from shrinkvec.adaptor_torch import train_torch
+        from shrinkvec.transforms.adaptor_torch import train_torch
 
         result = train_torch(a, pca.apply_fast, cfg, pairs=pairs, progress=progress)
     else:

@@ -20,7 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from shrinkvec.profile import Code, Profile, ProfileError
+from shrinkvec.kinds import Code
+from shrinkvec.profile import Profile, ProfileError
 
 ConfigKind = Literal["exact", "stages", "index"]
 

@@ -41,8 +41,11 @@ import psycopg
 from psycopg import sql
 
 from shrinkvec import kinds
-from shrinkvec.profile import Code, Profile
-from shrinkvec.sqlnames import vec_fn
+from shrinkvec.kinds import Code
+from shrinkvec.profile import Profile
+from shrinkvec.sql import profiles
+from shrinkvec.sql.connection import extension_schemas as extension_schemas  # its old home
+from shrinkvec.sql.names import vec_fn
 
 PREFIX_OPCLASS = {"cosine": "vector_cosine_ops", "l2": "vector_l2_ops", "ip": "vector_ip_ops"}
 
@@ -50,17 +53,6 @@ PREFIX_OPCLASS = {"cosine": "vector_cosine_ops", "l2": "vector_l2_ops", "ip": "v
 def table_ident(p: Profile) -> sql.Identifier:
     """The profile's table, schema-qualified."""
     return sql.Identifier(p.schema, p.table)
-
-
-def extension_schemas(conn: psycopg.Connection) -> tuple[str, str]:
-    """The schemas of the shrinkvec and vector extensions."""
-    rows: dict[str, str] = dict(conn.execute(
-        """SELECT e.extname, n.nspname FROM pg_catalog.pg_extension e
-           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
-           WHERE e.extname OPERATOR(pg_catalog.=) ANY ('{shrinkvec,vector}'::text[])""").fetchall())
-    if len(rows) < 2:
-        raise psycopg.errors.UndefinedObject("the shrinkvec extension is not installed: run shrinkvec migrate")
-    return str(rows["shrinkvec"]), str(rows["vector"])
 
 
 def located(conn: psycopg.Connection, p: Profile) -> Profile:
@@ -331,13 +323,11 @@ def table_triggers(conn: psycopg.Connection, p: Profile | None = None, prefix: s
 def profile_from_trigger(conn: psycopg.Connection, trig: TableTrigger) -> Profile:
     """The profile that an extension trigger's arguments describe (see trigger_args); k, shortlist and the
     tuned search configuration are not in them and take their defaults."""
-    from shrinkvec import catalog
-
     a = trig.args
     if len(a) < 6 or a[0] != TRIGGER_FORMAT or (len(a) - 6) % 5:
         raise ValueError(f"trigger {trig.name} on {trig.schema}.{trig.table} has arguments of an unknown format")
     vector_column, id_column, distance, transform, center = a[1], a[2], a[3], a[4] or None, a[5]
-    dims = catalog.vector_dims(conn, trig.table, vector_column, trig.schema)
+    dims = profiles.vector_dims(conn, trig.table, vector_column, trig.schema)
     if dims is None:
         raise ValueError(f"{trig.schema}.{trig.table}.{vector_column} has no declared dimensions")
 
@@ -392,10 +382,8 @@ def sync_triggers(conn: psycopg.Connection) -> SyncReport:
     Tables of other roles are left alone unless the caller is a superuser (or a member of the owner); the
     report says which. Safe to run again.
     """
-    from shrinkvec import catalog
-
     report = SyncReport()
-    if not catalog.has_catalog(conn):
+    if not profiles.has_catalog(conn):
         return report
     by_table: dict[tuple[str, str], list[TableTrigger]] = {}
     for trig in table_triggers(conn):
@@ -428,7 +416,7 @@ def sync_triggers(conn: psycopg.Connection) -> SyncReport:
             for column in columns:
                 if column in covered:
                     continue
-                p = catalog.find_profile(conn, key[1], key[0], column)
+                p = profiles.find_profile(conn, key[1], key[0], column)
                 if p is not None:
                     drop_trigger(conn, p)
                     create_trigger(conn, p)
@@ -454,6 +442,6 @@ def sync_triggers(conn: psycopg.Connection) -> SyncReport:
                 report.skipped.append(f"{where}: its transform {p.transform} is not in this database's catalog")
                 continue
             with conn.transaction():
-                catalog.save_profile(conn, p)
+                profiles.save_profile(conn, p)
             report.registered.append(where)
     return report

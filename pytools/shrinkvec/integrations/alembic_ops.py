@@ -42,8 +42,10 @@ from alembic.autogenerate import rewriter as _rewriter_mod
 from alembic.operations import MigrateOperation, Operations, ops
 from psycopg import sql
 
-from shrinkvec import catalog, ddl, kinds, sqlnames
+from shrinkvec import kinds
 from shrinkvec.profile import Profile, ProfileError, parse_codes
+from shrinkvec.sql import catalog, ddl
+from shrinkvec.sql import names as sqlnames
 
 
 def _raw(operations: Operations) -> psycopg.Connection:
@@ -301,7 +303,7 @@ def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
     """render_item hook: our column types (and pgvector's) with their imports."""
     from pgvector.sqlalchemy import BIT, HALFVEC, VECTOR
 
-    from shrinkvec.orm import Int8Vec
+    from shrinkvec.integrations.orm import Int8Vec
 
     if type_ != "type":
         return False

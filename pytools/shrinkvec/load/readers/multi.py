@@ -22,17 +22,17 @@ import numpy as np
 import numpy.typing as npt
 
 from shrinkvec.codes import MAX_TOKENS
-from shrinkvec.readers import (
+from shrinkvec.load.readers.base import (
     INT64_MAX,
     Batch,
-    JsonlReader,
     ReadError,
     Reject,
-    _arrow_sql_type,
-    _check_id,
+    arrow_sql_type,
     bad_text,
+    check_id,
     parse_record,
 )
+from shrinkvec.load.readers.dense import JsonlReader
 
 EMPTY = "empty document: no token vectors"
 
@@ -240,7 +240,7 @@ class ParquetDocsReader:
                 and (pa.types.is_floating(et.value_type.value_type) or pa.types.is_integer(et.value_type.value_type))):
             raise ReadError(f"{path}: column 'embeddings' must be a list of lists of floats, not {et}")
         self.total: int | None = int(self.file.metadata.num_rows)
-        self.payload_columns = [(f.name, _arrow_sql_type(f.type)) for f in schema if f.name not in ("id", "embeddings")]
+        self.payload_columns = [(f.name, arrow_sql_type(f.type)) for f in schema if f.name not in ("id", "embeddings")]
 
     def widths(self, sample: int) -> Counter[int]:
         counts: Counter[int] = Counter()
@@ -275,7 +275,7 @@ class ParquetDocsReader:
         rejects: list[Reject] = []
         for j, (rid, emb) in enumerate(zip(ids_in, embs)):
             pos = start + j
-            bad = _check_id(rid)
+            bad = check_id(rid)
             if bad:
                 rejects.append(Reject(pos, rid if bad != "missing id" else None, bad))
                 continue

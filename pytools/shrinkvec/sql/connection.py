@@ -75,6 +75,17 @@ def extension_schema(conn: psycopg.Connection, extname: str) -> str | None:
     return None if row is None else str(row[0])
 
 
+def extension_schemas(conn: psycopg.Connection) -> tuple[str, str]:
+    """The schemas of the shrinkvec and vector extensions."""
+    rows: dict[str, str] = dict(conn.execute(
+        """SELECT e.extname, n.nspname FROM pg_catalog.pg_extension e
+           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+           WHERE e.extname OPERATOR(pg_catalog.=) ANY ('{shrinkvec,vector}'::text[])""").fetchall())
+    if len(rows) < 2:
+        raise psycopg.errors.UndefinedObject("the shrinkvec extension is not installed: run shrinkvec migrate")
+    return str(rows["shrinkvec"]), str(rows["vector"])
+
+
 def creation_schema(dsn: str) -> str:
     """The schema CREATE EXTENSION without SCHEMA would pick for this user and database (the first schema
     of their own search_path), so `migrate` installs where it always did. The one connection that keeps

@@ -40,9 +40,10 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import aliased, mapped_column
 from sqlalchemy.sql import ColumnElement, Select
 
-from shrinkvec import kinds, orm_names
+from shrinkvec import kinds
 from shrinkvec.kinds.int8 import Int8Vec
 from shrinkvec.profile import ProfileError
+from shrinkvec.sql import orm_names
 
 __all__ = ["Int8Vec", "TwoStageSelect", "bits_column", "code_column", "int8_column", "multibit_column", "prefix_column",
            "two_stage"]
@@ -164,8 +165,7 @@ def _checked(bind: Any, model: Any, stage: str | None, distance: str, vector: st
     their kinds, and integer primary key columns are int2, int4 or int8 (profile_check)."""
     from sqlalchemy import Integer
 
-    from shrinkvec import profile_check
-
+    from shrinkvec.sql import profile_check
     code_col = _stage_column(model, stage)
     info = code_col.info[INFO_KEY]
     vec_name = model.__table__.columns[vector or info["source"]].name
@@ -209,7 +209,7 @@ def _build_multi(*, model: Any, q: np.ndarray, k: int, shortlist: int, stage: st
                  vector: str | None, filters: Sequence[Any], transform: str | None,
                  schemas: orm_names.Schemas) -> TwoStageSelect:
     """two_stage() of a multi-vector model: shortlist by -maxsim(q, code), rerank by -maxsim(q, tokens)."""
-    from shrinkvec.query import tokens_literal
+    from shrinkvec.sql.query import tokens_literal
 
     code_col = _stage_column(model, stage)
     info = code_col.info[INFO_KEY]

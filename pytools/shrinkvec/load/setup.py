@@ -11,10 +11,11 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from shrinkvec import catalog, ddl, profile_check
 from shrinkvec.errors import ShrinkvecError
-from shrinkvec.profile import Code, Profile, ProfileError, calibrate, parse_codes
-from shrinkvec.readers import Reader, ReadError, decide_dims, wrong_dims
+from shrinkvec.kinds import Code
+from shrinkvec.load.readers import Reader, ReadError, decide_dims, wrong_dims
+from shrinkvec.profile import Profile, ProfileError, calibrate, parse_codes
+from shrinkvec.sql import catalog, ddl, profile_check
 
 WIDTH_SAMPLE = 1000  # records whose most common embedding width a new table takes (unless --dims)
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from shrinkvec.adaptor import AdaptorConfig, AdaptorError, AdaptorResult, _make_batch, _prepare
+from shrinkvec.transforms.adaptor import AdaptorConfig, AdaptorError, AdaptorResult, _make_batch, _prepare
 
 
 def train_torch(x: np.ndarray, rotate: Callable[[np.ndarray], np.ndarray], cfg: AdaptorConfig = AdaptorConfig(),

@@ -24,11 +24,14 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from shrinkvec import catalog, codes, connection, ddl, fitting, profile_check, reencode, transforms
-from shrinkvec.adaptor import AdaptorConfig, AdaptorError
+from shrinkvec import codes
 from shrinkvec.errors import ShrinkvecError
 from shrinkvec.profile import Profile
-from shrinkvec.transforms import Transform, TransformError
+from shrinkvec.sql import catalog, connection, ddl, profile_check
+from shrinkvec.transforms import fitting, reencode
+from shrinkvec.transforms import transform as transforms
+from shrinkvec.transforms.adaptor import AdaptorConfig, AdaptorError
+from shrinkvec.transforms.transform import Transform, TransformError
 
 Method = Literal["center", "pca", "adaptor"]
 METHODS: tuple[Method, ...] = ("center", "pca", "adaptor")

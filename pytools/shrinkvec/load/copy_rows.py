@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from shrinkvec.load.readers import Batch
 from shrinkvec.profile import Profile
-from shrinkvec.readers import Batch
 
 COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 COPY_TRAILER = b"\xff\xff"

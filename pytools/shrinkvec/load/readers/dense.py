@@ -18,136 +18,21 @@ import mmap
 import zlib
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from shrinkvec.errors import ShrinkvecError
-
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-
-
-class ReadError(ShrinkvecError, ValueError):
-    """The file cannot be read at all (wrong path, unknown format, wrong layout): one-line message."""
-
-
-@dataclass
-class Reject:
-    """An input record that is not loaded, and why."""
-
-    position: int
-    id: Any
-    reason: str
-
-
-@dataclass
-class Batch:
-    """Valid rows of a run of input records [start, start + count), and the rejected ones."""
-
-    start: int
-    count: int
-    ids: npt.NDArray[np.int64]
-    vectors: npt.NDArray[np.float32]
-    positions: npt.NDArray[np.int64]
-    payload: dict[str, list[Any]] = field(default_factory=dict)
-    rejects: list[Reject] = field(default_factory=list)
-    # multi-vector documents (readers_multi): `vectors` are the flat tokens, document i rows offsets[i]:offsets[i+1]
-    offsets: npt.NDArray[np.int64] | None = None
-
-
-class Reader(Protocol):
-    path: Path
-    total: int | None
-    payload_columns: list[tuple[str, str]]
-
-    def widths(self, sample: int) -> Counter[int]:
-        """How many of the first `sample` records have each embedding width (non-empty embeddings)."""
-        ...
-
-    def batches(self, dims: int, skip: int, batch_size: int) -> Iterator[Batch]: ...
-
-
-def wrong_dims(expected: int, got: int) -> str:
-    return f"wrong dimension: expected {expected} dimensions, got {got}"
-
-
-def _check_id(value: Any) -> str | None:
-    """None when value is a usable bigint id, else the reject reason."""
-    if value is None:
-        return "missing id"
-    if isinstance(value, bool) or not isinstance(value, int):
-        return f"bad id {value!r}: ids must be integers"
-    if not INT64_MIN <= value <= INT64_MAX:
-        return f"bad id {value}: out of bigint range"
-    return None
-
-
-def parse_record(pos: int, line: str, rejects: list[Reject]) -> tuple[int, dict[str, Any]] | None:
-    """A .jsonl line's id and the rest of its object; None for a blank line, or for a line that is no JSON
-    object or has no usable id (its reject is appended)."""
-    if not line.strip():
-        return None  # a blank line is no record
-    try:
-        obj = json.loads(line)
-    except (ValueError, RecursionError) as exc:
-        rejects.append(Reject(pos, None, f"unparsable line: {exc}"))
-        return None
-    if not isinstance(obj, dict):
-        rejects.append(Reject(pos, None, "unparsable line: not a JSON object"))
-        return None
-    rid = obj.pop("id", None)
-    bad = _check_id(rid)
-    if bad:
-        rejects.append(Reject(pos, rid if bad != "missing id" else None, bad))
-        return None
-    return rid, obj
-
-
-def bad_text(value: Any) -> str | None:
-    """Why PostgreSQL cannot store a payload value (a string, or a JSON document's keys and strings),
-    or None: text cannot hold NUL, and a lone surrogate is not Unicode (it cannot be encoded as UTF-8)."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            return "bad payload: a string contains \\u0000, which PostgreSQL text and jsonb cannot store"
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            return f"bad payload: a string contains the lone surrogate \\u{ord(value[exc.start]):04x}, which is not valid Unicode"
-        return None
-    if isinstance(value, dict):
-        for k, v in value.items():
-            why = bad_text(k) or bad_text(v)
-            if why:
-                return why
-    elif isinstance(value, list):
-        for v in value:
-            why = bad_text(v)
-            if why:
-                return why
-    elif isinstance(value, float) and not np.isfinite(value):
-        return f"bad payload: {value} is not a JSON number"
-    return None
-
-
-def decide_dims(widths: Counter[int], sample: int) -> tuple[int, str]:
-    """The width of a new table's vectors: the most common width among the first records (ties: the
-    first seen), and a sentence saying so."""
-    if not widths:
-        raise ReadError("no record among the first ones has an embedding")
-    (dims, n), *others = widths.most_common()
-    if others and others[0][1] == n:
-        raise ReadError(f"the first {sample} records have as many embeddings of width {dims} as of width "
-                        f"{others[0][0]}: pass --dims")
-    if not others:
-        return dims, f"{dims} dimensions"
-    total = sum(widths.values())
-    rest = ", ".join(f"{c} of width {w}" for w, c in others[:3]) + (", ..." if len(others) > 3 else "")
-    return dims, (f"{dims} dimensions, the most common width among the first {total} embeddings "
-                  f"({n}; {rest}: rows of other widths are rejected; --dims decides it)")
-
+from shrinkvec.load.readers.base import (
+    INT64_MAX,
+    Batch,
+    ReadError,
+    Reject,
+    arrow_sql_type,
+    bad_text,
+    parse_record,
+    wrong_dims,
+)
 
 # ---------------------------------------------------------------------------------------------
 # .npy
@@ -338,20 +223,6 @@ class JsonlReader:
 # ---------------------------------------------------------------------------------------------
 
 
-def _arrow_sql_type(t: Any) -> str:
-    import pyarrow as pa
-
-    if pa.types.is_integer(t):
-        return "bigint"
-    if pa.types.is_floating(t):
-        return "double precision"
-    if pa.types.is_boolean(t):
-        return "boolean"
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
-        return "text"
-    return "jsonb"
-
-
 class ParquetReader:
     """Columns `id` (integer) and `embedding` (list of floats); other columns are payload."""
 
@@ -379,7 +250,7 @@ class ParquetReader:
             raise ReadError(f"{path}: column 'embedding' must be a list of floats, not {et}")
         self.total: int | None = int(self.file.metadata.num_rows)
         self.payload_columns = [
-            (f.name, _arrow_sql_type(f.type)) for f in schema if f.name not in ("id", "embedding")
+            (f.name, arrow_sql_type(f.type)) for f in schema if f.name not in ("id", "embedding")
         ]
 
     def widths(self, sample: int) -> Counter[int]:
@@ -449,25 +320,3 @@ class ParquetReader:
         x = flat[np.repeat(shaped, lengths)].reshape(-1, dims)[ok[shaped]]
         payload = {name: [v for v, keep in zip(vals, ok) if keep] for name, vals in values.items()}
         return Batch(start, n, ids[ok].astype(np.int64), x, positions[ok], payload, rejects)
-
-
-def open_reader(path: Path, ids_path: Path | None = None) -> Reader:
-    """The reader for a file, by its name: .npy, .parquet/.pq, .jsonl/.ndjson (optionally .gz)."""
-    if not path.exists():
-        raise ReadError(f"no such file: {path}")
-    if not path.is_file():
-        raise ReadError(f"not a file: {path}")
-    name = path.name.lower()
-    if ids_path is not None and not name.endswith(".npy"):
-        raise ReadError("--ids applies to .npy input only (parquet, jsonl and npz carry their ids)")
-    from shrinkvec import readers_multi as rm
-
-    if name.endswith(".npy"):
-        return NpyReader(path, ids_path)
-    if name.endswith(".npz"):
-        return rm.NpzDocsReader(path)
-    if name.endswith((".parquet", ".pq")):
-        return rm.ParquetDocsReader(path) if rm.parquet_is_multi(path) else ParquetReader(path)
-    if name.endswith((".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")):
-        return rm.JsonlDocsReader(path) if rm.jsonl_is_multi(path) else JsonlReader(path)
-    raise ReadError(f"unknown format of {path}: expected .npy, .parquet, .jsonl, .jsonl.gz or .npz (multi-vector)")

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from shrinkvec import codes
-from shrinkvec.copy_rows import COPY_SIGNATURE, COPY_TRAILER, _field
+from shrinkvec.load.copy_rows import COPY_SIGNATURE, COPY_TRAILER, _field
+from shrinkvec.load.readers import Batch
 from shrinkvec.profile import Profile
-from shrinkvec.readers import Batch
 
 
 def _tokens_field(tokens: np.ndarray, vector_oid: int) -> bytes:

@@ -40,11 +40,11 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from shrinkvec import catalog, connection, ddl
-from shrinkvec.copy_multi import copy_docs
-from shrinkvec.copy_rows import copy_data
-from shrinkvec.load_setup import LoadError, LoadOptions, Target, prepare_target
-from shrinkvec.readers import Batch, NpyReader, ReadError, Reject, open_reader
+from shrinkvec.load.copy_multi import copy_docs
+from shrinkvec.load.copy_rows import copy_data
+from shrinkvec.load.readers import Batch, NpyReader, ReadError, Reject, open_reader
+from shrinkvec.load.setup import LoadError, LoadOptions, Target, prepare_target
+from shrinkvec.sql import catalog, connection, ddl
 
 __all__ = ["LoadError", "LoadOptions", "LoadResult", "default_reject_file", "load"]
 
