@@ -1,0 +1,8 @@
+"""Old import path of :mod:`shrinkvec.transforms.adaptor`, kept so existing imports work: this module *is* that one."""
+
+import sys
+
+from shrinkvec.transforms import adaptor as _module
+from shrinkvec.transforms.adaptor import *  # noqa: F403  (the public names, for type checkers)
+
+sys.modules[__name__] = _module
