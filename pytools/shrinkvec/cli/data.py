@@ -54,7 +54,7 @@ def migrate_cmd(dsn: str | None, data_dir: Path | None) -> None:
               help="For .npy input: a 1-D integer .npy of ids (default: row numbers).")
 @click.option("--batch-size", default=10_000, show_default=True, help="Rows per COPY and transaction.")
 @click.option("--rejects", "reject_file", type=click.Path(path_type=Path), default=None,
-              help="Reject file (default: ./FILE.TABLE.rejects.jsonl).")
+              help="Reject file (default: FILE.TABLE.rejects.jsonl next to FILE).")
 @click.option("--restart", is_flag=True, help="Forget an earlier (finished or interrupted) load of this file.")
 @click.option("--dims", type=int, default=None,
               help="Width of a new table's vectors (default: the most common width among the first 1000 records; "

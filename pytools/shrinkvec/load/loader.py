@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import platformdirs
 import psycopg
 from psycopg import sql
 
@@ -235,9 +236,17 @@ def _copy_rows(conn: psycopg.Connection, t: Target, batch: Batch, keep: np.ndarr
 
 
 def default_reject_file(path: Path, opts: LoadOptions) -> Path:
-    """./FILE.TABLE.rejects.jsonl (FILE.SCHEMA.TABLE outside public): one per input file and table."""
+    """FILE.TABLE.rejects.jsonl (FILE.SCHEMA.TABLE outside public), one per input file and table, next to the
+    input file; in the user's data dir (e.g. ~/.local/share/shrinkvec/rejects/) when the input's directory
+    cannot be written (a read-only mount, an installed package's data)."""
     table = opts.table if opts.schema == "public" else f"{opts.schema}.{opts.table}"
-    return Path.cwd() / f"{path.name}.{re.sub(r'[^A-Za-z0-9_.-]', '_', table)}.rejects.jsonl"
+    name = f"{path.name}.{re.sub(r'[^A-Za-z0-9_.-]', '_', table)}.rejects.jsonl"
+    beside = path.absolute().parent
+    if os.access(beside, os.W_OK | os.X_OK):
+        return beside / name
+    fallback = Path(platformdirs.user_data_dir("shrinkvec")) / "rejects"
+    fallback.mkdir(parents=True, exist_ok=True)
+    return fallback / name
 
 
 def _check_reject_file(path: Path) -> None:
