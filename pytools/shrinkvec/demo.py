@@ -119,7 +119,7 @@ def run_searches(conn: psycopg.Connection, p: Profile, queries: np.ndarray, sear
 
 def recall_at_k(found: list[list[int]], truth: list[list[int]]) -> float:
     """Mean fraction of the true top-k found."""
-    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth)]))
+    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth, strict=True)]))
 
 
 def run(dsn: str, n_queries: int = 5, console: Console | None = None) -> dict[str, float]:
@@ -165,7 +165,7 @@ def run(dsn: str, n_queries: int = 5, console: Console | None = None) -> dict[st
     console.print(table)
 
     best = INDEX_SEARCH
-    text_by_id = dict(zip(data.doc_ids.tolist(), zip(data.doc_sources, data.doc_texts)))
+    text_by_id = dict(zip(data.doc_ids.tolist(), zip(data.doc_sources, data.doc_texts, strict=True), strict=True))
     for qi in range(min(n_queries, len(data.queries))):
         console.print(f"\n[bold]query:[/bold] {data.query_texts[qi]}")
         for rank, doc_id in enumerate(results[best][0][qi][:3], 1):

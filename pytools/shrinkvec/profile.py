@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from typing import Literal
 
 import numpy as np
@@ -81,7 +82,7 @@ class Profile:
         out: dict[str, list[np.ndarray]] = {}
         for c in self.codes:
             flat = c.code_kind.encode(tokens, c, self.center)
-            out[c.column] = [flat[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+            out[c.column] = [flat[a:b] for a, b in pairwise(offsets)]
         return out
 
     def code(self, stage: str) -> Code:

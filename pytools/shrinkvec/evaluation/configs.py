@@ -18,6 +18,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Literal
 
 from shrinkvec.kinds import Code
@@ -131,7 +132,7 @@ def parse(spec: str) -> Config:
     sizes = [n for _, n in stages]
     if any(n < 1 for n in sizes):
         raise ConfigError(f"config {spec!r}: shortlists must be at least 1")
-    if any(b > a for a, b in zip(sizes, sizes[1:])):
+    if any(b > a for a, b in pairwise(sizes)):
         raise ConfigError(f"config {spec!r}: each stage's shortlist must be at most the previous one's")
     return Config("stages", stages=tuple(stages))
 

@@ -209,7 +209,7 @@ class Evaluator:
                 found.append([int(r[0]) for r in got])
                 if self.progress and (j % 20 == 0 or j == len(idx) - 1):
                     self.progress(config.spec(), j + 1, len(idx))
-        per_query = np.array([metrics.recall_at_k(f, truth[i]) for f, i in zip(found, idx)])
+        per_query = np.array([metrics.recall_at_k(f, truth[i]) for f, i in zip(found, idx, strict=True)])
         res = Result(config, len(idx), float(per_query.mean()), float(np.percentile(per_query, 5)),
                      float(np.percentile(times, 50)), float(np.percentile(times, 95)), bytes_per_row,
                      per_query=per_query)
@@ -222,7 +222,7 @@ class Evaluator:
     def _task_metrics(self, found: list[list[int]], idx: npt.NDArray[np.int64]) -> tuple[float | None, float | None]:
         assert self.qrels is not None
         judged = set(metrics.judged(self.qrels, idx.tolist()))
-        pairs = [(f, self.qrels[int(i)]) for f, i in zip(found, idx) if int(i) in judged]
+        pairs = [(f, self.qrels[int(i)]) for f, i in zip(found, idx, strict=True) if int(i) in judged]
         if not pairs:
             return None, None
         return (float(np.mean([metrics.ndcg_at_k(f, r, self.k) for f, r in pairs])),
@@ -403,7 +403,7 @@ def pareto_figure(results: Sequence[Result], title: str) -> Any:
             height_pt = ax.get_window_extent().height * 72 / fig.dpi
             gap = 1.5 * fontsize / height_pt
             wanted = [(r.recall - y0) / (y1 - y0) for r in front]
-            for r, want, y in zip(front, wanted, spread_labels(wanted, gap, lo=0.02, hi=0.98)):
+            for r, want, y in zip(front, wanted, spread_labels(wanted, gap, lo=0.02, hi=0.98), strict=True):
                 ax.annotate(f"{r.config.spec()} ({r.recall:.3f})", xy=(getattr(r, attr), r.recall), xycoords="data",
                             xytext=(8, (y - want) * height_pt - 3), textcoords="offset points", va="top", ha="left",
                             fontsize=fontsize, annotation_clip=False, zorder=4,

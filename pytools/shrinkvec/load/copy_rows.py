@@ -35,7 +35,7 @@ def encode_rows(p: Profile, ids: np.ndarray, x: np.ndarray, nfields: int) -> np.
     rows["v_dim"] = p.dims
     rows["v_unused"] = 0
     rows["v"] = x
-    for i, (c, code) in enumerate(zip(p.codes, p.encode(x).values())):
+    for i, (c, code) in enumerate(zip(p.codes, p.encode(x).values(), strict=True)):
         c.code_kind.copy_fill(rows, f"c{i}", c.length, p.dims, code)
     return rows
 

@@ -33,6 +33,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +146,7 @@ def _check(batch: Batch, t: Target) -> tuple[Batch, np.ndarray, list[Reject], li
     what = "embedding"
     if batch.offsets is not None:  # multi-vector documents: a document is finite when all its tokens are
         what = "embeddings"
-        keep = np.array([finite[a:b].all() for a, b in zip(batch.offsets[:-1], batch.offsets[1:])], dtype=bool)
+        keep = np.array([finite[a:b].all() for a, b in pairwise(batch.offsets)], dtype=bool)
     else:
         keep = finite
     for i in np.nonzero(~keep)[0]:
@@ -232,7 +233,7 @@ def _copy_rows(conn: psycopg.Connection, t: Target, batch: Batch, keep: np.ndarr
             t=ddl.table_ident(p), c=col_list, s=sql.Identifier(STAGE_TABLE), id=sql.Identifier(p.id_column))
     ).fetchall()}
     return [Reject(int(pos), int(i), "duplicate id: already in the table")
-            for i, pos in zip(batch.ids[keep], batch.positions[keep]) if int(i) not in inserted]
+            for i, pos in zip(batch.ids[keep], batch.positions[keep], strict=True) if int(i) not in inserted]
 
 
 def default_reject_file(path: Path, opts: LoadOptions) -> Path:

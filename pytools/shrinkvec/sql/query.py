@@ -15,6 +15,7 @@ import contextlib
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -97,9 +98,9 @@ def stages_for(profile: Profile, specs: Sequence[str], shortlists: Sequence[int]
         sizes.append(max(1, sizes[-1] // 2))
     if len(sizes) > len(codes):
         raise ProfileError(f"{len(sizes)} shortlist sizes for {len(codes)} stages")
-    if any(b > a for a, b in zip(sizes, sizes[1:])):
+    if any(b > a for a, b in pairwise(sizes)):
         raise ProfileError("each stage's shortlist must be at most the previous one's")
-    return [Stage(c, n) for c, n in zip(codes, sizes)]
+    return [Stage(c, n) for c, n in zip(codes, sizes, strict=True)]
 
 
 def _query_cast(profile: Profile, ph: sql.Composable, vector_type: str | None = None) -> sql.Composable:

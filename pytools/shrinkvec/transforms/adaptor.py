@@ -65,6 +65,9 @@ class AdaptorConfig:
     trainer: str = "numpy"  # or "torch" (adaptor_torch.py, the optional extra shrinkvec[adapt-torch])
 
 
+DEFAULTS = AdaptorConfig()  # the default hyper-parameters (frozen: one instance serves every call)
+
+
 @dataclass
 class AdaptorResult:
     """Trained weights (on the rotated space) and the training record."""
@@ -298,7 +301,7 @@ def _prepare(x: npt.ArrayLike, rotate: Callable[[np.ndarray], np.ndarray], cfg: 
     return _Prepared(cfg_m, rng, d, x_norm, z, train_rows, pool, train_nbrs, val_batches, train_pairs, val_pairs)
 
 
-def train(x: npt.ArrayLike, rotate: Callable[[np.ndarray], np.ndarray], cfg: AdaptorConfig = AdaptorConfig(),
+def train(x: npt.ArrayLike, rotate: Callable[[np.ndarray], np.ndarray], cfg: AdaptorConfig = DEFAULTS,
           pairs: tuple[np.ndarray, np.ndarray] | None = None,
           progress: Callable[[int, int, float], None] | None = None) -> AdaptorResult:
     """Train the residual MLP on a sample x (n, d) of raw embeddings.
@@ -350,9 +353,9 @@ def train(x: npt.ArrayLike, rotate: Callable[[np.ndarray], np.ndarray], cfg: Ada
             ad, hd, pred = _forward(p, zd)
             _, dq, dd = _rank_loss(cfg_m, aq, ad, True)
             assert dq is not None and dd is not None
-            for g, gq, gd in zip(grads, _backward(p, zq, hq, preq, dq), _backward(p, zd, hd, pred, dd)):
+            for g, gq, gd in zip(grads, _backward(p, zq, hq, preq, dq), _backward(p, zd, hd, pred, dd), strict=True):
                 g += gq + gd
-        for i, (arr, g) in enumerate(zip(p.arrays(), grads)):
+        for i, (arr, g) in enumerate(zip(p.arrays(), grads, strict=True)):
             m1[i] = b1_ * m1[i] + (1 - b1_) * g
             m2[i] = b2_ * m2[i] + (1 - b2_) * g * g
             mh = m1[i] / (1 - b1_ ** step)

@@ -11,10 +11,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from shrinkvec.transforms.adaptor import AdaptorConfig, AdaptorError, AdaptorResult, _make_batch, _prepare
+from shrinkvec.transforms.adaptor import DEFAULTS, AdaptorConfig, AdaptorError, AdaptorResult, _make_batch, _prepare
 
 
-def train_torch(x: np.ndarray, rotate: Callable[[np.ndarray], np.ndarray], cfg: AdaptorConfig = AdaptorConfig(),
+def train_torch(x: np.ndarray, rotate: Callable[[np.ndarray], np.ndarray], cfg: AdaptorConfig = DEFAULTS,
                 pairs: tuple[np.ndarray, np.ndarray] | None = None,
                 progress: Callable[[int, int, float], None] | None = None) -> AdaptorResult:
     """adaptor.train with torch autograd and Adam (see adaptor.py for the losses)."""

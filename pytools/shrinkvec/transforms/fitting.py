@@ -11,7 +11,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from shrinkvec.transforms.adaptor import AdaptorConfig, train
+from shrinkvec.transforms.adaptor import DEFAULTS, AdaptorConfig, train
 from shrinkvec.transforms.transform import Transform, TransformError
 
 
@@ -64,7 +64,7 @@ def fit_pca(x: npt.ArrayLike) -> Transform:
                      matrix=rot.astype(np.float32), fit=fit)
 
 
-def fit_adaptor(x: npt.ArrayLike, cfg: AdaptorConfig = AdaptorConfig(),
+def fit_adaptor(x: npt.ArrayLike, cfg: AdaptorConfig = DEFAULTS,
                 pairs: tuple[np.ndarray, np.ndarray] | None = None,
                 progress: Callable[[int, int, float], None] | None = None) -> Transform:
     """PCA rotation plus a residual MLP trained with the Matryoshka-Adaptor losses (adaptor.py)."""

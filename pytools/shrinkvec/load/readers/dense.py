@@ -318,5 +318,5 @@ class ParquetReader:
                     ok[i] = False
                     rejects.append(Reject(int(positions[i]), int(ids[i]), f"{why} (column {name})"))
         x = flat[np.repeat(shaped, lengths)].reshape(-1, dims)[ok[shaped]]
-        payload = {name: [v for v, keep in zip(vals, ok) if keep] for name, vals in values.items()}
+        payload = {name: [v for v, keep in zip(vals, ok, strict=True) if keep] for name, vals in values.items()}
         return Batch(start, n, ids[ok].astype(np.int64), x, positions[ok], payload, rejects)

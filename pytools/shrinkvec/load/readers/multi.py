@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,7 @@ def _batch(start: int, count: int, dims: int, ids: list[int], docs: list[np.ndar
 def read_npz_docs(path: Path) -> list[npt.NDArray[np.float32]]:
     """Every document (or query) of an .npz of tokens + offsets, as (tokens, dims) float32 arrays."""
     r = NpzDocsReader(path)
-    return [np.asarray(r.tokens[a:b], dtype=np.float32) for a, b in zip(r.offsets[:-1], r.offsets[1:])]
+    return [np.asarray(r.tokens[a:b], dtype=np.float32) for a, b in pairwise(r.offsets)]
 
 
 class NpzDocsReader:
@@ -273,7 +274,7 @@ class ParquetDocsReader:
         positions: list[int] = []
         payload: dict[str, list[Any]] = {name: [] for name in values}
         rejects: list[Reject] = []
-        for j, (rid, emb) in enumerate(zip(ids_in, embs)):
+        for j, (rid, emb) in enumerate(zip(ids_in, embs, strict=True)):
             pos = start + j
             bad = check_id(rid)
             if bad:
