@@ -93,35 +93,51 @@ def parse(spec: str) -> Config:
         return Config("exact")
     m = _INDEX.match(s)
     if m:
-        opts: dict[str, int] = {}
-        for part in filter(None, m.group(1).split(":")):
-            key, value = part.split("=")
-            if key not in ("lists", "probes", "bits", "refine", "rerank") or key in opts:
-                raise ConfigError(f"config {spec!r}: unknown or repeated index option {key!r} "
-                                  "(use lists, probes, bits, refine, rerank)")
-            opts[key] = int(value)
-        lists = opts.get("lists", 1)
-        probes = opts.get("probes", 0)
-        if lists < 1:
-            raise ConfigError(f"config {spec!r}: lists must be at least 1")
-        if lists > 1 and not 1 <= probes <= lists:
-            raise ConfigError(f"config {spec!r}: an IVF index (lists={lists}) needs probes between 1 and {lists}")
-        if lists == 1 and probes:
-            raise ConfigError(f"config {spec!r}: probes needs lists > 1")
-        if int(m.group(2)) < 1:
-            raise ConfigError(f"config {spec!r}: the shortlist must be at least 1")
-        refine = opts.get("refine", 0)
-        if refine and refine not in REFINE_BITS:
-            raise ConfigError(f"config {spec!r}: refine must be 2, 4 or 8, not {refine}")
-        if "rerank" in opts and not refine:
-            raise ConfigError(f"config {spec!r}: rerank needs refine codes (refine=2, 4 or 8)")
-        rerank = opts.get("rerank", DEFAULT_RERANK if refine else 0)
-        if refine and rerank < 1:
-            raise ConfigError(f"config {spec!r}: rerank must be at least 1")
-        return Config("index", lists=lists, probes=probes, bits=opts.get("bits", 0), shortlist=int(m.group(2)),
-                      refine=refine, rerank=rerank)
+        return _parse_index(spec, m.group(1), int(m.group(2)))
     if s.startswith("index"):
         raise ConfigError(f"config {spec!r}: write index@S or index:lists=L:probes=P[:bits=B][:refine=R:rerank=N]@S")
+    return _parse_stages(spec, s)
+
+
+def _index_options(spec: str, text: str) -> dict[str, int]:
+    """The `:key=value` options of an index spec, each known and given once."""
+    opts: dict[str, int] = {}
+    for part in filter(None, text.split(":")):
+        key, value = part.split("=")
+        if key not in ("lists", "probes", "bits", "refine", "rerank") or key in opts:
+            raise ConfigError(f"config {spec!r}: unknown or repeated index option {key!r} "
+                              "(use lists, probes, bits, refine, rerank)")
+        opts[key] = int(value)
+    return opts
+
+
+def _parse_index(spec: str, options: str, shortlist: int) -> Config:
+    """index[:lists=L:probes=P][:bits=B][:refine=R:rerank=N]@S."""
+    opts = _index_options(spec, options)
+    lists = opts.get("lists", 1)
+    probes = opts.get("probes", 0)
+    if lists < 1:
+        raise ConfigError(f"config {spec!r}: lists must be at least 1")
+    if lists > 1 and not 1 <= probes <= lists:
+        raise ConfigError(f"config {spec!r}: an IVF index (lists={lists}) needs probes between 1 and {lists}")
+    if lists == 1 and probes:
+        raise ConfigError(f"config {spec!r}: probes needs lists > 1")
+    if shortlist < 1:
+        raise ConfigError(f"config {spec!r}: the shortlist must be at least 1")
+    refine = opts.get("refine", 0)
+    if refine and refine not in REFINE_BITS:
+        raise ConfigError(f"config {spec!r}: refine must be 2, 4 or 8, not {refine}")
+    if "rerank" in opts and not refine:
+        raise ConfigError(f"config {spec!r}: rerank needs refine codes (refine=2, 4 or 8)")
+    rerank = opts.get("rerank", DEFAULT_RERANK if refine else 0)
+    if refine and rerank < 1:
+        raise ConfigError(f"config {spec!r}: rerank must be at least 1")
+    return Config("index", lists=lists, probes=probes, bits=opts.get("bits", 0), shortlist=shortlist,
+                  refine=refine, rerank=rerank)
+
+
+def _parse_stages(spec: str, s: str) -> Config:
+    """STAGE@N, or a funnel STAGE@N>STAGE@M... with shortlists that do not grow."""
     stages = []
     for part in s.split(">"):
         m = _STAGE.match(part.strip())

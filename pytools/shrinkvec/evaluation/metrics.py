@@ -51,29 +51,35 @@ def read_qrels(path: Path, n_queries: int) -> Qrels:
             first_data = False  # a header line
             continue
         first_data = False
-        if len(fields) == 2:
-            q, d, g = fields[0], fields[1], "1"
-        elif len(fields) == 3:
-            q, d, g = fields
-        elif len(fields) == 4:
-            q, _, d, g = fields
-        else:
-            raise QrelsError(f"{path}:{lineno}: expected 'QUERY DOC [GRADE]' or 'QUERY 0 DOC GRADE', got {len(fields)} fields")
-        if not _is_int(q) or not _is_int(d):
-            raise QrelsError(f"{path}:{lineno}: query row and document id must be integers, got {q!r} and {d!r}")
-        try:
-            grade = float(g)
-        except ValueError:
-            raise QrelsError(f"{path}:{lineno}: grade {g!r} is not a number") from None
-        if not np.isfinite(grade) or grade < 0:
-            raise QrelsError(f"{path}:{lineno}: grade {g!r} must be a finite number >= 0")
-        qi = int(q)
-        if not 0 <= qi < n_queries:
-            raise QrelsError(f"{path}:{lineno}: query row {qi} is outside the {n_queries} queries (rows are 0-based)")
-        out.setdefault(qi, {})[int(d)] = grade
+        qi, doc, grade = _judgement(f"{path}:{lineno}", fields, n_queries)
+        out.setdefault(qi, {})[doc] = grade
     if not any(g > 0 for rels in out.values() for g in rels.values()):
         raise QrelsError(f"{path}: no relevant judgements (grade > 0)")
     return out
+
+
+def _judgement(where: str, fields: list[str], n_queries: int) -> tuple[int, int, float]:
+    """(query row, doc id, grade) of a data line of a qrels file; `where` is its path:line."""
+    if len(fields) == 2:
+        q, d, g = fields[0], fields[1], "1"
+    elif len(fields) == 3:
+        q, d, g = fields
+    elif len(fields) == 4:
+        q, _, d, g = fields
+    else:
+        raise QrelsError(f"{where}: expected 'QUERY DOC [GRADE]' or 'QUERY 0 DOC GRADE', got {len(fields)} fields")
+    if not _is_int(q) or not _is_int(d):
+        raise QrelsError(f"{where}: query row and document id must be integers, got {q!r} and {d!r}")
+    try:
+        grade = float(g)
+    except ValueError:
+        raise QrelsError(f"{where}: grade {g!r} is not a number") from None
+    if not np.isfinite(grade) or grade < 0:
+        raise QrelsError(f"{where}: grade {g!r} must be a finite number >= 0")
+    qi = int(q)
+    if not 0 <= qi < n_queries:
+        raise QrelsError(f"{where}: query row {qi} is outside the {n_queries} queries (rows are 0-based)")
+    return qi, int(d), grade
 
 
 def _is_int(s: str) -> bool:

@@ -388,6 +388,19 @@ def sync_triggers(conn: psycopg.Connection) -> SyncReport:
     by_table: dict[tuple[str, str], list[TableTrigger]] = {}
     for trig in table_triggers(conn):
         by_table.setdefault((trig.schema, trig.table), []).append(trig)
+    profiled, may = _profiled_tables(conn)
+    for key, columns in profiled.items():
+        _sync_profiled(conn, key, columns, by_table.get(key, []), may[key], report)
+    for key, trigs in by_table.items():
+        if key not in profiled:
+            for trig in trigs:
+                if trig.current:
+                    _register_from_trigger(conn, trig, report)
+    return report
+
+
+def _profiled_tables(conn: psycopg.Connection) -> tuple[dict[tuple[str, str], list[str]], dict[tuple[str, str], bool]]:
+    """(schema, table) -> its profiled vector columns, and -> whether the caller may alter it."""
     rows = conn.execute(
         """SELECT n.nspname, c.relname, p.vector_column, pg_catalog.pg_has_role(c.relowner, 'USAGE')
            FROM shrinkvec.profiles p
@@ -399,49 +412,51 @@ def sync_triggers(conn: psycopg.Connection) -> SyncReport:
     for schema, table, column, may_alter in rows:
         profiled.setdefault((schema, table), []).append(column)
         may[(schema, table)] = bool(may_alter)
-    for key, columns in profiled.items():
-        trigs = by_table.get(key, [])
-        covered = {t.args[1] for t in trigs if t.current and len(t.args) > 1}
-        legacy = [t for t in trigs if not t.current]
-        if not legacy and covered.issuperset(columns):
-            continue
-        where = f"{key[0]}.{key[1]}"
-        if not may[key]:
-            report.skipped.append(f"{where}: its trigger is not the extension's, and only its owner or a superuser "
-                                  "may re-create it (run shrinkvec migrate as one)")
-            continue
-        with conn.transaction():
-            for t in legacy:  # first: the new trigger may take the same name
-                drop_legacy_trigger(conn, t)
-            for column in columns:
-                if column in covered:
-                    continue
-                p = profiles.find_profile(conn, key[1], key[0], column)
-                if p is not None:
-                    drop_trigger(conn, p)
-                    create_trigger(conn, p)
-        report.recreated.append(where)
-    for (schema, table), trigs in by_table.items():
-        if (schema, table) in profiled:
-            continue
-        for trig in trigs:
-            if not trig.current:
+    return profiled, may
+
+
+def _sync_profiled(conn: psycopg.Connection, key: tuple[str, str], columns: list[str], trigs: list[TableTrigger],
+                   may_alter: bool, report: SyncReport) -> None:
+    """A profiled table: the extension's trigger for every profiled column, no legacy trigger left."""
+    covered = {t.args[1] for t in trigs if t.current and len(t.args) > 1}
+    legacy = [t for t in trigs if not t.current]
+    if not legacy and covered.issuperset(columns):
+        return
+    where = f"{key[0]}.{key[1]}"
+    if not may_alter:
+        report.skipped.append(f"{where}: its trigger is not the extension's, and only its owner or a superuser "
+                              "may re-create it (run shrinkvec migrate as one)")
+        return
+    with conn.transaction():
+        for t in legacy:  # first: the new trigger may take the same name
+            drop_legacy_trigger(conn, t)
+        for column in columns:
+            if column in covered:
                 continue
-            where = f"{schema}.{table}"
-            if not trig.may_alter:
-                report.skipped.append(f"{where}: has no profile, and only its owner or a superuser may register it")
-                continue
-            try:
-                p = profile_from_trigger(conn, trig)
-            except ValueError as exc:
-                report.skipped.append(f"{where}: {exc}")
-                continue
-            if p.transform is not None and conn.execute(
-                    "SELECT 1 FROM shrinkvec.transforms WHERE name OPERATOR(pg_catalog.=) %s", (p.transform,)
-            ).fetchone() is None:
-                report.skipped.append(f"{where}: its transform {p.transform} is not in this database's catalog")
-                continue
-            with conn.transaction():
-                profiles.save_profile(conn, p)
-            report.registered.append(where)
-    return report
+            p = profiles.find_profile(conn, key[1], key[0], column)
+            if p is not None:
+                drop_trigger(conn, p)
+                create_trigger(conn, p)
+    report.recreated.append(where)
+
+
+def _register_from_trigger(conn: psycopg.Connection, trig: TableTrigger, report: SyncReport) -> None:
+    """A table with the extension's trigger but no profile (restored from a one-table dump): its profile from
+    the trigger's arguments, when the caller may alter it and its transform is in the catalog."""
+    where = f"{trig.schema}.{trig.table}"
+    if not trig.may_alter:
+        report.skipped.append(f"{where}: has no profile, and only its owner or a superuser may register it")
+        return
+    try:
+        p = profile_from_trigger(conn, trig)
+    except ValueError as exc:
+        report.skipped.append(f"{where}: {exc}")
+        return
+    if p.transform is not None and conn.execute(
+            "SELECT 1 FROM shrinkvec.transforms WHERE name OPERATOR(pg_catalog.=) %s", (p.transform,)
+    ).fetchone() is None:
+        report.skipped.append(f"{where}: its transform {p.transform} is not in this database's catalog")
+        return
+    with conn.transaction():
+        profiles.save_profile(conn, p)
+    report.registered.append(where)

@@ -98,25 +98,23 @@ def bad_text(value: Any) -> str | None:
     """Why PostgreSQL cannot store a payload value (a string, or a JSON document's keys and strings),
     or None: text cannot hold NUL, and a lone surrogate is not Unicode (it cannot be encoded as UTF-8)."""
     if isinstance(value, str):
-        if "\x00" in value:
-            return "bad payload: a string contains \\u0000, which PostgreSQL text and jsonb cannot store"
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            return f"bad payload: a string contains the lone surrogate \\u{ord(value[exc.start]):04x}, which is not valid Unicode"
-        return None
+        return _bad_string(value)
     if isinstance(value, dict):
-        for k, v in value.items():
-            why = bad_text(k) or bad_text(v)
-            if why:
-                return why
-    elif isinstance(value, list):
-        for v in value:
-            why = bad_text(v)
-            if why:
-                return why
-    elif isinstance(value, float) and not np.isfinite(value):
+        return next(filter(None, (bad_text(k) or bad_text(v) for k, v in value.items())), None)
+    if isinstance(value, list):
+        return next(filter(None, map(bad_text, value)), None)
+    if isinstance(value, float) and not np.isfinite(value):
         return f"bad payload: {value} is not a JSON number"
+    return None
+
+
+def _bad_string(value: str) -> str | None:
+    if "\x00" in value:
+        return "bad payload: a string contains \\u0000, which PostgreSQL text and jsonb cannot store"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"bad payload: a string contains the lone surrogate \\u{ord(value[exc.start]):04x}, which is not valid Unicode"
     return None
 
 
