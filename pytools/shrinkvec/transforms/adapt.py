@@ -125,31 +125,7 @@ def read_labels(conn: psycopg.Connection, p: Profile, labels: Path,
     Pairs with relevance <= 0 are dropped. Query ids index the rows of `queries` (.npy) when given,
     else they are ids of the table, like the doc ids.
     """
-    if not labels.is_file():
-        raise AdaptError(f"no such file: {labels}")
-    triples: list[tuple[int, int, float]] = []
-    with labels.open() as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                if line.startswith("{"):
-                    o = json.loads(line)
-                    triples.append((int(o["query"]), int(o["doc"]), float(o.get("relevance", 1))))
-                    continue
-                parts = next(csv.reader([line.replace("\t", " ").replace(",", " ")], delimiter=" ", skipinitialspace=True))
-                parts = [x for x in parts if x]
-                if len(parts) == 4:
-                    parts = [parts[0], parts[2], parts[3]]
-                if len(parts) not in (2, 3):
-                    raise ValueError(f"expected 2 to 4 fields, got {len(parts)}")
-                triples.append((int(parts[0]), int(parts[1]), float(parts[2]) if len(parts) == 3 else 1.0))
-            except (ValueError, KeyError) as exc:
-                if lineno == 1 and not line.startswith("{"):
-                    continue  # a header line
-                raise AdaptError(f"{labels}:{lineno}: cannot read a (query, doc, relevance) label: {exc}") from None
-    triples = [t for t in triples if t[2] > 0]
+    triples = [t for t in _read_triples(labels) if t[2] > 0]
     if not triples:
         raise AdaptError(f"{labels}: no labelled pair with relevance > 0")
     connection.register_vector(conn)
@@ -157,14 +133,7 @@ def read_labels(conn: psycopg.Connection, p: Profile, labels: Path,
     q = sql.SQL("SELECT {id}, {v} FROM {t} WHERE {id} = ANY(%s)").format(
         id=sql.Identifier(p.id_column), v=sql.Identifier(p.vector_column), t=ddl.table_ident(p))
     vecs = {int(r[0]): _vec(r[1]) for r in conn.cursor(binary=True).execute(q, (ids,)).fetchall()}
-    qmat = None
-    if queries is not None:
-        try:
-            qmat = np.load(queries, allow_pickle=False).astype(np.float32)
-        except (OSError, ValueError) as exc:
-            raise AdaptError(f"{queries}: not a readable .npy file ({exc})") from None
-        if qmat.ndim != 2 or qmat.shape[1] != p.dims:
-            raise AdaptError(f"{queries}: expected a 2-D array of {p.dims}-dimensional queries, got shape {qmat.shape}")
+    qmat = None if queries is None else _read_queries(queries, p.dims)
     qs, ds = [], []
     for qi, di, _ in triples:
         if di not in vecs:
@@ -179,6 +148,50 @@ def read_labels(conn: psycopg.Connection, p: Profile, labels: Path,
     if not qs:
         raise AdaptError(f"{labels}: none of the labelled ids is in table {p.table}")
     return np.stack(qs), np.stack(ds)
+
+
+def _read_triples(labels: Path) -> list[tuple[int, int, float]]:
+    """Every (query id, doc id, relevance) of a labels file, in file order."""
+    if not labels.is_file():
+        raise AdaptError(f"no such file: {labels}")
+    triples: list[tuple[int, int, float]] = []
+    with labels.open() as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                triples.append(_label(line))
+            except (ValueError, KeyError) as exc:
+                if lineno == 1 and not line.startswith("{"):
+                    continue  # a header line
+                raise AdaptError(f"{labels}:{lineno}: cannot read a (query, doc, relevance) label: {exc}") from None
+    return triples
+
+
+def _label(line: str) -> tuple[int, int, float]:
+    """One label line: a JSON object, or 2 to 4 fields (TREC's `qid 0 docid rel`); ValueError or KeyError."""
+    if line.startswith("{"):
+        o = json.loads(line)
+        return int(o["query"]), int(o["doc"]), float(o.get("relevance", 1))
+    parts = next(csv.reader([line.replace("\t", " ").replace(",", " ")], delimiter=" ", skipinitialspace=True))
+    parts = [x for x in parts if x]
+    if len(parts) == 4:
+        parts = [parts[0], parts[2], parts[3]]
+    if len(parts) not in (2, 3):
+        raise ValueError(f"expected 2 to 4 fields, got {len(parts)}")
+    return int(parts[0]), int(parts[1]), float(parts[2]) if len(parts) == 3 else 1.0
+
+
+def _read_queries(queries: Path, dims: int) -> np.ndarray:
+    """The query vectors of a labels file's query rows: a 2-D .npy of `dims` columns."""
+    try:
+        qmat: np.ndarray = np.load(queries, allow_pickle=False).astype(np.float32)
+    except (OSError, ValueError) as exc:
+        raise AdaptError(f"{queries}: not a readable .npy file ({exc})") from None
+    if qmat.ndim != 2 or qmat.shape[1] != dims:
+        raise AdaptError(f"{queries}: expected a 2-D array of {dims}-dimensional queries, got shape {qmat.shape}")
+    return qmat
 
 
 def fit(opts: AdaptOptions, x: np.ndarray, pairs: tuple[np.ndarray, np.ndarray] | None,
@@ -210,80 +223,18 @@ def _calibrated(p: Profile, t: Transform, x: np.ndarray) -> Profile:
 def adapt(dsn: str, opts: AdaptOptions, hooks: Hooks | None = None) -> AdaptResult:
     """Fit, store, re-encode and switch (or resume an interrupted run). See the module docstring."""
     hooks = hooks or Hooks()
-    if opts.method not in METHODS:
-        raise AdaptError(f"unknown method {opts.method!r}: use one of {', '.join(METHODS)}")
-    if opts.batch_size < 1:
-        raise AdaptError("--batch-size must be at least 1")
-    if opts.labels is not None and opts.method != "adaptor":
-        raise AdaptError("--labels is used by the adaptor only: add --method adaptor")
+    _check_options(opts)
     with connection.connect(dsn, autocommit=True) as conn:
         p = _profile(conn, opts)
         got = conn.execute("SELECT pg_try_advisory_lock(hashtext('shrinkvec adapt'), hashtext(%s))", (p.name,)).fetchone()
         if not got or not got[0]:
             raise AdaptError(f"another shrinkvec adapt is running on profile {p.name}")
-        state = reencode.pending(conn, p)
-        resumed = False
+        new = _pending(conn, p, opts, hooks)
+        resumed = new is not None
         n_sample = 0
-        if state is not None:
-            name, ranges, _ = state
-            t = transforms.load(conn, name)
-            new = reencode.with_ranges(replace(p, transform=name, transform_data=t, center=None,
-                                               codes=reencode.new_codes(p)), ranges)
-            if opts.restart:
-                hooks.stage(f"discarding the unfinished re-encode to {name}")
-                reencode.abort(conn, p, new)
-                state = None
-            elif t.kind != opts.method:
-                raise AdaptError(f"a re-encode of {p.name} to transform {name} ({t.kind}) is unfinished: rerun with "
-                                 f"--method {t.kind} to finish it, or add --restart to discard it")
-            else:
-                hooks.stage(f"resuming the re-encode to {name}")
-                resumed = True
-        if state is None:
-            hooks.stage(f"sampling up to {opts.sample} vectors of {p.schema}.{p.table}")
-            x = sample_vectors(conn, p, opts.sample, opts.seed)
-            n_sample = len(x)
-            minimum = {"center": 2, "pca": p.dims + 1, "adaptor": max(p.dims + 1, 1000)}[opts.method]
-            if n_sample < minimum:
-                raise AdaptError(f"sample too small for {opts.method}: {n_sample} vectors, need at least {minimum} "
-                                 f"(table {p.schema}.{p.table} has {n_sample if n_sample < opts.sample else 'more'} "
-                                 f"rows; raise --sample or load more rows)")
-            pairs = None
-            if opts.labels is not None:
-                pairs = read_labels(conn, p, opts.labels, opts.queries)
-            hooks.stage(f"fitting {opts.method}")
-            try:
-                t = fit(opts, x, pairs, hooks.train)
-            except TransformError as exc:
-                raise AdaptError(str(exc)) from None
-            source = f"{p.schema}.{p.table}.{p.vector_column}"
-            relation = ddl.table_ident(p).as_string(conn)
-            version = transforms.next_version(conn, relation)
-            t = replace(t, version=version, source=source,
-                        fit={**t.fit, "seed": opts.seed, "sample_requested": opts.sample})
-            t = replace(t, name=transforms.make_name(source, t.kind, version, t.checksum()))
-            new = _calibrated(p, t, x)
-            try:
-                with conn.transaction():
-                    transforms.save(conn, t, relation)
-            except TransformError as exc:
-                raise AdaptError(str(exc)) from None
-            reencode.start(conn, p, new)
-        total = reencode.remaining(conn, p, new)
-        hooks.stage(f"re-encoding {total} rows")
-        done = 0
-
-        def step(n: int) -> None:
-            nonlocal done
-            done += n
-            hooks.rows(done, total)
-
-        hooks.rows(0, total)
-        written = reencode.fill(conn, p, new, opts.batch_size, step)
-        hooks.stage("building indexes on the new codes")
-        indexes = reencode.build_shadow_indexes(conn, p, new)
-        hooks.stage("switching the profile")
-        reencode.switch(conn, p, new, indexes)
+        if new is None:
+            new, n_sample = _fit_and_start(conn, p, opts, hooks)
+        written = _reencode(conn, p, new, opts, hooks)
         conn.execute("SELECT pg_advisory_unlock(hashtext('shrinkvec adapt'), hashtext(%s))", (p.name,))
         if opts.vacuum != "none":
             # The fill wrote a new version of every row: VACUUM (ANALYZE) frees the dead ones for reuse.
@@ -294,3 +245,86 @@ def adapt(dsn: str, opts: AdaptOptions, hooks: Hooks | None = None) -> AdaptResu
                 sql.SQL("FULL, " if opts.vacuum == "full" else ""), ddl.table_ident(p)))
         assert new.transform is not None and new.transform_data is not None
         return AdaptResult(new.transform, resumed, n_sample, written, new.transform_data.fit)
+
+
+def _check_options(opts: AdaptOptions) -> None:
+    if opts.method not in METHODS:
+        raise AdaptError(f"unknown method {opts.method!r}: use one of {', '.join(METHODS)}")
+    if opts.batch_size < 1:
+        raise AdaptError("--batch-size must be at least 1")
+    if opts.labels is not None and opts.method != "adaptor":
+        raise AdaptError("--labels is used by the adaptor only: add --method adaptor")
+
+
+def _pending(conn: psycopg.Connection, p: Profile, opts: AdaptOptions, hooks: Hooks) -> Profile | None:
+    """The new profile of an unfinished re-encode to resume, or None: none, or discarded by --restart."""
+    state = reencode.pending(conn, p)
+    if state is None:
+        return None
+    name, ranges, _ = state
+    t = transforms.load(conn, name)
+    new = reencode.with_ranges(replace(p, transform=name, transform_data=t, center=None,
+                                       codes=reencode.new_codes(p)), ranges)
+    if opts.restart:
+        hooks.stage(f"discarding the unfinished re-encode to {name}")
+        reencode.abort(conn, p, new)
+        return None
+    if t.kind != opts.method:
+        raise AdaptError(f"a re-encode of {p.name} to transform {name} ({t.kind}) is unfinished: rerun with "
+                         f"--method {t.kind} to finish it, or add --restart to discard it")
+    hooks.stage(f"resuming the re-encode to {name}")
+    return new
+
+
+def _fit_and_start(conn: psycopg.Connection, p: Profile, opts: AdaptOptions, hooks: Hooks) -> tuple[Profile, int]:
+    """Sample, fit, store the transform and start the re-encode: (the new profile, the sample's size)."""
+    hooks.stage(f"sampling up to {opts.sample} vectors of {p.schema}.{p.table}")
+    x = sample_vectors(conn, p, opts.sample, opts.seed)
+    n_sample = len(x)
+    minimum = {"center": 2, "pca": p.dims + 1, "adaptor": max(p.dims + 1, 1000)}[opts.method]
+    if n_sample < minimum:
+        raise AdaptError(f"sample too small for {opts.method}: {n_sample} vectors, need at least {minimum} "
+                         f"(table {p.schema}.{p.table} has {n_sample if n_sample < opts.sample else 'more'} "
+                         f"rows; raise --sample or load more rows)")
+    pairs = None
+    if opts.labels is not None:
+        pairs = read_labels(conn, p, opts.labels, opts.queries)
+    hooks.stage(f"fitting {opts.method}")
+    try:
+        t = fit(opts, x, pairs, hooks.train)
+    except TransformError as exc:
+        raise AdaptError(str(exc)) from None
+    source = f"{p.schema}.{p.table}.{p.vector_column}"
+    relation = ddl.table_ident(p).as_string(conn)
+    version = transforms.next_version(conn, relation)
+    t = replace(t, version=version, source=source,
+                fit={**t.fit, "seed": opts.seed, "sample_requested": opts.sample})
+    t = replace(t, name=transforms.make_name(source, t.kind, version, t.checksum()))
+    new = _calibrated(p, t, x)
+    try:
+        with conn.transaction():
+            transforms.save(conn, t, relation)
+    except TransformError as exc:
+        raise AdaptError(str(exc)) from None
+    reencode.start(conn, p, new)
+    return new, n_sample
+
+
+def _reencode(conn: psycopg.Connection, p: Profile, new: Profile, opts: AdaptOptions, hooks: Hooks) -> int:
+    """Fill the new codes, build their indexes and switch the profile; returns the rows written."""
+    total = reencode.remaining(conn, p, new)
+    hooks.stage(f"re-encoding {total} rows")
+    done = 0
+
+    def step(n: int) -> None:
+        nonlocal done
+        done += n
+        hooks.rows(done, total)
+
+    hooks.rows(0, total)
+    written = reencode.fill(conn, p, new, opts.batch_size, step)
+    hooks.stage("building indexes on the new codes")
+    indexes = reencode.build_shadow_indexes(conn, p, new)
+    hooks.stage("switching the profile")
+    reencode.switch(conn, p, new, indexes)
+    return written

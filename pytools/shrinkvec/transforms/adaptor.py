@@ -311,70 +311,106 @@ def train(x: npt.ArrayLike, rotate: Callable[[np.ndarray], np.ndarray], cfg: Ada
     `progress(step, steps, heldout_loss)` is called at each evaluation.
     """
     prep = _prepare(x, rotate, cfg, pairs)
-    cfg_m, rng, d, x_norm, z = prep.cfg, prep.rng, prep.d, prep.x_norm, prep.z
-    train_rows, pool, train_nbrs, val_batches = prep.train_rows, prep.pool, prep.train_nbrs, prep.val_batches
-    train_pairs, val_pairs = prep.train_pairs, prep.val_pairs
-
+    rng, d = prep.rng, prep.d
     p = _Params(w1=(rng.standard_normal((cfg.hidden, d)) * math.sqrt(2.0 / d) * 0.1).astype(np.float32),
                 b1=np.zeros(cfg.hidden, np.float32), w2=np.zeros((d, cfg.hidden), np.float32),
                 b2=np.zeros(d, np.float32))
-    m1 = [np.zeros_like(a) for a in p.arrays()]
-    m2 = [np.zeros_like(a) for a in p.arrays()]
-    b1_, b2_, eps = 0.9, 0.999, 1e-8
-
-    def heldout() -> float:
-        total = 0.0
-        for vb in val_batches:
-            a, _, _ = _forward(p, vb.z)
-            total += _unsup_loss(cfg_m, a, a - vb.z, vb, False)[0]
-        total /= max(len(val_batches), 1)
-        if val_pairs is not None:
-            aq = _forward(p, val_pairs[0])[0]
-            ad = _forward(p, val_pairs[1])[0]
-            total += _rank_loss(cfg_m, aq, ad, False)[0]
-        return total
-
-    best = heldout()
-    best_arrays = [a.copy() for a in p.arrays()]
-    best_step, bad = 0, 0
-    history = [(0, best)]
+    adam = _Adam(p)
+    stop = EarlyStop(_heldout(p, prep), [a.copy() for a in p.arrays()], cfg.patience)
     step = 0
     for step in range(1, cfg.steps + 1):
-        ai = rng.integers(0, len(pool), cfg.anchors)
-        batch = _make_batch(cfg_m, x_norm, z, pool[ai], train_nbrs[ai], train_rows[rng.integers(0, len(train_rows), cfg.randoms)])
-        a, h, pre = _forward(p, batch.z)
-        _, da = _unsup_loss(cfg_m, a, a - batch.z, batch, True)
-        assert da is not None
-        grads = _backward(p, batch.z, h, pre, da)
-        if train_pairs is not None:
-            pi = rng.integers(0, len(train_pairs[0]), min(128, len(train_pairs[0])))
-            zq, zd = train_pairs[0][pi], train_pairs[1][pi]
-            aq, hq, preq = _forward(p, zq)
-            ad, hd, pred = _forward(p, zd)
-            _, dq, dd = _rank_loss(cfg_m, aq, ad, True)
-            assert dq is not None and dd is not None
-            for g, gq, gd in zip(grads, _backward(p, zq, hq, preq, dq), _backward(p, zd, hd, pred, dd), strict=True):
-                g += gq + gd
-        for i, (arr, g) in enumerate(zip(p.arrays(), grads, strict=True)):
-            m1[i] = b1_ * m1[i] + (1 - b1_) * g
-            m2[i] = b2_ * m2[i] + (1 - b2_) * g * g
-            mh = m1[i] / (1 - b1_ ** step)
-            vh = m2[i] / (1 - b2_ ** step)
-            arr -= (cfg.lr * mh / (np.sqrt(vh) + eps)).astype(np.float32)
+        adam.update(p, _gradients(p, cfg, prep), step, cfg.lr)
         if step % cfg.eval_every == 0:
-            v = heldout()
-            history.append((step, v))
+            v = _heldout(p, prep)
             if progress is not None:
                 progress(step, cfg.steps, v)
-            if v < best - 1e-6:
-                best, best_step, bad = v, step, 0
-                best_arrays = [a.copy() for a in p.arrays()]
-            else:
-                bad += 1
-                if bad >= cfg.patience:
-                    break
-    w1, b1, w2, b2 = (a.astype(np.float32) for a in best_arrays)
-    return AdaptorResult(w1=w1, b1=b1, w2=w2, b2=b2, steps=step, best_step=best_step, history=history)
+            if stop.observe(step, v, lambda: [a.copy() for a in p.arrays()]):
+                break
+    return stop.result(step)
+
+
+class EarlyStop:
+    """Held-out early stopping, shared by the trainers (numpy here, torch in adaptor_torch): the best
+    parameters so far, the loss history, and when `patience` evaluations in a row have not improved."""
+
+    def __init__(self, loss: float, arrays: list[np.ndarray], patience: int) -> None:
+        self.best, self.best_arrays, self.best_step, self.bad = loss, arrays, 0, 0
+        self.history = [(0, loss)]
+        self.patience = patience
+
+    def observe(self, step: int, loss: float, arrays: Callable[[], list[np.ndarray]]) -> bool:
+        """Record the held-out loss at `step` (and the parameters, from `arrays()`, when it is the best);
+        True when training stops."""
+        self.history.append((step, loss))
+        if loss < self.best - 1e-6:
+            self.best, self.best_step, self.bad = loss, step, 0
+            self.best_arrays = arrays()
+            return False
+        self.bad += 1
+        return self.bad >= self.patience
+
+    def result(self, steps: int) -> AdaptorResult:
+        """The best parameters, as float32, after `steps` steps."""
+        w1, b1, w2, b2 = (a.astype(np.float32) for a in self.best_arrays)
+        return AdaptorResult(w1=w1, b1=b1, w2=w2, b2=b2, steps=steps, best_step=self.best_step, history=self.history)
+
+
+def _heldout(p: _Params, prep: _Prepared) -> float:
+    """The held-out loss: the unsupervised loss of the validation batches, plus the ranking loss of the
+    held-out labelled pairs."""
+    total = 0.0
+    for vb in prep.val_batches:
+        a, _, _ = _forward(p, vb.z)
+        total += _unsup_loss(prep.cfg, a, a - vb.z, vb, False)[0]
+    total /= max(len(prep.val_batches), 1)
+    if prep.val_pairs is not None:
+        aq = _forward(p, prep.val_pairs[0])[0]
+        ad = _forward(p, prep.val_pairs[1])[0]
+        total += _rank_loss(prep.cfg, aq, ad, False)[0]
+    return total
+
+
+def _gradients(p: _Params, cfg: AdaptorConfig, prep: _Prepared) -> list[np.ndarray]:
+    """The gradients (w1, b1, w2, b2) of one training step: a random batch's unsupervised loss, plus the
+    ranking loss of a random draw of the labelled pairs."""
+    rng = prep.rng
+    ai = rng.integers(0, len(prep.pool), cfg.anchors)
+    batch = _make_batch(prep.cfg, prep.x_norm, prep.z, prep.pool[ai], prep.train_nbrs[ai],
+                        prep.train_rows[rng.integers(0, len(prep.train_rows), cfg.randoms)])
+    a, h, pre = _forward(p, batch.z)
+    _, da = _unsup_loss(prep.cfg, a, a - batch.z, batch, True)
+    assert da is not None
+    grads = _backward(p, batch.z, h, pre, da)
+    if prep.train_pairs is not None:
+        pi = rng.integers(0, len(prep.train_pairs[0]), min(128, len(prep.train_pairs[0])))
+        zq, zd = prep.train_pairs[0][pi], prep.train_pairs[1][pi]
+        aq, hq, preq = _forward(p, zq)
+        ad, hd, pred = _forward(p, zd)
+        _, dq, dd = _rank_loss(prep.cfg, aq, ad, True)
+        assert dq is not None and dd is not None
+        for g, gq, gd in zip(grads, _backward(p, zq, hq, preq, dq), _backward(p, zd, hd, pred, dd), strict=True):
+            g += gq + gd
+    return grads
+
+
+class _Adam:
+    """Adam's moment estimates of the parameters, and its update step."""
+
+    B1, B2, EPS = 0.9, 0.999, 1e-8
+
+    def __init__(self, p: _Params) -> None:
+        self.m1 = [np.zeros_like(a) for a in p.arrays()]
+        self.m2 = [np.zeros_like(a) for a in p.arrays()]
+
+    def update(self, p: _Params, grads: list[np.ndarray], step: int, lr: float) -> None:
+        """Move every parameter array in place by one bias-corrected Adam step."""
+        b1_, b2_, eps = self.B1, self.B2, self.EPS
+        for i, (arr, g) in enumerate(zip(p.arrays(), grads, strict=True)):
+            self.m1[i] = b1_ * self.m1[i] + (1 - b1_) * g
+            self.m2[i] = b2_ * self.m2[i] + (1 - b2_) * g * g
+            mh = self.m1[i] / (1 - b1_ ** step)
+            vh = self.m2[i] / (1 - b2_ ** step)
+            arr -= (lr * mh / (np.sqrt(vh) + eps)).astype(np.float32)
 
 
 def _positions(universe: np.ndarray, rows: np.ndarray) -> np.ndarray:
