@@ -148,3 +148,39 @@ def arrow_sql_type(t: Any) -> str:
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return "text"
     return "jsonb"
+
+
+def parquet_file(path: Path, required: tuple[str, ...]) -> Any:
+    """A pyarrow ParquetFile that has the columns `required` and an integer `id`; ReadError otherwise."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        # pre_buffer=False: with pre-buffering, iter_batches keeps every row group it has read
+        # cached until the file is closed (memory grows with the file).
+        file = pq.ParquetFile(path, pre_buffer=False)
+    except (OSError, pa.ArrowException) as exc:
+        raise ReadError(f"{path}: not a readable parquet file ({exc})") from None
+    schema = file.schema_arrow
+    for col in required:
+        if col not in schema.names:
+            raise ReadError(f"{path}: parquet file has no column {col!r} (columns: {', '.join(schema.names)})")
+    if not pa.types.is_integer(schema.field("id").type):
+        raise ReadError(f"{path}: column 'id' must be integers, not {schema.field('id').type}")
+    return file
+
+
+def parquet_batches(file: Any, skip: int, batch_size: int) -> Iterator[tuple[int, Any]]:
+    """(position of its first record, record batch) of a parquet file in batches of `batch_size` records,
+    from record `skip` on."""
+    seen, start = 0, skip
+    for rb in file.iter_batches(batch_size=batch_size):
+        n = rb.num_rows
+        if seen + n <= skip:
+            seen += n
+            continue
+        if seen < skip:
+            rb = rb.slice(skip - seen)
+        seen += n
+        yield start, rb
+        start += rb.num_rows

@@ -30,6 +30,8 @@ from shrinkvec.load.readers.base import (
     Reject,
     arrow_sql_type,
     bad_text,
+    parquet_batches,
+    parquet_file,
     parse_record,
     wrong_dims,
 )
@@ -149,9 +151,17 @@ class JsonlReader:
                     obj = json.loads(line)
                 except (ValueError, RecursionError):
                     continue
-                if isinstance(obj, dict) and isinstance(obj.get("embedding"), list) and obj["embedding"]:
-                    counts[len(obj["embedding"])] += 1
+                width = self._width(obj)
+                if width:
+                    counts[width] += 1
         return counts
+
+    @staticmethod
+    def _width(obj: Any) -> int | None:
+        """The embedding width of a parsed line (None or 0 without a non-empty embedding)."""
+        if isinstance(obj, dict) and isinstance(obj.get("embedding"), list) and obj["embedding"]:
+            return len(obj["embedding"])
+        return None
 
     def batches(self, dims: int, skip: int, batch_size: int) -> Iterator[Batch]:
         with self._open() as f:
@@ -183,30 +193,16 @@ class JsonlReader:
         return Batch(start, count, np.asarray(ids, dtype=np.int64), x, np.asarray(positions, dtype=np.int64),
                      {"payload": payload}, rejects)
 
-    @staticmethod
-    def _parse(pos: int, line: str, dims: int, ids: list[int], vecs: list[np.ndarray], positions: list[int],
+    def _parse(self, pos: int, line: str, dims: int, ids: list[int], vecs: list[np.ndarray], positions: list[int],
                payload: list[Any], rejects: list[Reject]) -> None:
+        """One line: its record appended to the lists, or its reject to `rejects`."""
         record = parse_record(pos, line, rejects)
         if record is None:
             return
         rid, obj = record
-        emb = obj.pop("embedding", None)
-        if not isinstance(emb, list):
-            rejects.append(Reject(pos, rid, "missing embedding" if emb is None else "bad embedding: not a list"))
-            return
-        if len(emb) != dims:
-            rejects.append(Reject(pos, rid, wrong_dims(dims, len(emb))))
-            return
-        # only JSON numbers: numpy would turn "4" into 4.0 and true into 1.0
-        if not set(map(type, emb)) <= {int, float}:
-            kinds = sorted({type(e).__name__ for e in emb} - {"int", "float"})
-            rejects.append(Reject(pos, rid, f"bad embedding: not a list of numbers (has {', '.join(kinds)})"))
-            return
-        try:
-            with np.errstate(over="ignore"):  # overflow gives inf, rejected by the loader
-                v = np.array(emb, dtype=np.float32)
-        except (TypeError, ValueError, OverflowError):
-            rejects.append(Reject(pos, rid, "bad embedding: not a list of numbers"))
+        v = self._embedding(obj, dims)
+        if isinstance(v, str):
+            rejects.append(Reject(pos, rid, v))
             return
         why = bad_text(obj)
         if why:
@@ -216,6 +212,24 @@ class JsonlReader:
         vecs.append(v)
         positions.append(pos)
         payload.append(obj or None)
+
+    @staticmethod
+    def _embedding(obj: dict[str, Any], dims: int) -> np.ndarray | str:
+        """The record's vector, taken out of `obj`, or why it is rejected."""
+        emb = obj.pop("embedding", None)
+        if not isinstance(emb, list):
+            return "missing embedding" if emb is None else "bad embedding: not a list"
+        if len(emb) != dims:
+            return wrong_dims(dims, len(emb))
+        # only JSON numbers: numpy would turn "4" into 4.0 and true into 1.0
+        if not set(map(type, emb)) <= {int, float}:
+            kinds = sorted({type(e).__name__ for e in emb} - {"int", "float"})
+            return f"bad embedding: not a list of numbers (has {', '.join(kinds)})"
+        try:
+            with np.errstate(over="ignore"):  # overflow gives inf, rejected by the loader
+                return np.array(emb, dtype=np.float32)
+        except (TypeError, ValueError, OverflowError):
+            return "bad embedding: not a list of numbers"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,21 +242,10 @@ class ParquetReader:
 
     def __init__(self, path: Path) -> None:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         self.path = path
-        try:
-            # pre_buffer=False: with pre-buffering, iter_batches keeps every row group it has read
-            # cached until the file is closed (memory grows with the file).
-            self.file = pq.ParquetFile(path, pre_buffer=False)
-        except (OSError, pa.ArrowException) as exc:
-            raise ReadError(f"{path}: not a readable parquet file ({exc})") from None
+        self.file = parquet_file(path, ("id", "embedding"))
         schema = self.file.schema_arrow
-        for col in ("id", "embedding"):
-            if col not in schema.names:
-                raise ReadError(f"{path}: parquet file has no column {col!r} (columns: {', '.join(schema.names)})")
-        if not pa.types.is_integer(schema.field("id").type):
-            raise ReadError(f"{path}: column 'id' must be integers, not {schema.field('id').type}")
         et = schema.field("embedding").type
         if not (pa.types.is_list(et) or pa.types.is_large_list(et) or pa.types.is_fixed_size_list(et)) or not (
             pa.types.is_floating(et.value_type) or pa.types.is_integer(et.value_type)
@@ -269,18 +272,8 @@ class ParquetReader:
     def batches(self, dims: int, skip: int, batch_size: int) -> Iterator[Batch]:
         import pyarrow.compute as pc
 
-        seen = 0
-        start = skip
-        for rb in self.file.iter_batches(batch_size=batch_size):
-            n = rb.num_rows
-            if seen + n <= skip:
-                seen += n
-                continue
-            if seen < skip:
-                rb = rb.slice(skip - seen)
-            seen += n
+        for start, rb in parquet_batches(self.file, skip, batch_size):
             yield self._convert(rb, start, dims, pc)
-            start += rb.num_rows
 
     def _convert(self, rb: Any, start: int, dims: int, pc: Any) -> Batch:
         n = rb.num_rows

@@ -31,7 +31,8 @@ from shrinkvec.load.readers.base import (
     arrow_sql_type,
     bad_text,
     check_id,
-    parse_record,
+    parquet_batches,
+    parquet_file,
 )
 from shrinkvec.load.readers.dense import JsonlReader
 
@@ -144,62 +145,23 @@ class JsonlDocsReader(JsonlReader):
 
     multi = True
 
-    def widths(self, sample: int) -> Counter[int]:
-        counts: Counter[int] = Counter()
-        with self._open() as f:
-            for pos, line in self._lines(f, 0):
-                if pos >= sample:
-                    break
-                try:
-                    obj = json.loads(line)
-                except (ValueError, RecursionError):
-                    continue
-                emb = obj.get("embeddings") if isinstance(obj, dict) else None
-                if isinstance(emb, list) and emb and isinstance(emb[0], list) and emb[0]:
-                    counts[len(emb[0])] += 1
-        return counts
-
-    def batches(self, dims: int, skip: int, batch_size: int) -> Iterator[Batch]:
-        with self._open() as f:
-            lines = self._lines(f, 0)
-            for _ in range(skip):
-                if next(lines, None) is None:
-                    return
-            start, count = skip, 0
-            ids: list[int] = []
-            docs: list[np.ndarray] = []
-            positions: list[int] = []
-            payload: list[Any] = []
-            rejects: list[Reject] = []
-            for pos, line in lines:
-                count += 1
-                self._parse_doc(pos, line, dims, ids, docs, positions, payload, rejects)
-                if count == batch_size:
-                    yield _batch(start, count, dims, ids, docs, positions, {"payload": payload}, rejects)
-                    start, count = pos + 1, 0
-                    ids, docs, positions, payload, rejects = [], [], [], [], []
-            if count:
-                yield _batch(start, count, dims, ids, docs, positions, {"payload": payload}, rejects)
+    @staticmethod
+    def _width(obj: Any) -> int | None:
+        """The width of the first token vector of a parsed line (None or 0 without one)."""
+        emb = obj.get("embeddings") if isinstance(obj, dict) else None
+        if isinstance(emb, list) and emb and isinstance(emb[0], list) and emb[0]:
+            return len(emb[0])
+        return None
 
     @staticmethod
-    def _parse_doc(pos: int, line: str, dims: int, ids: list[int], docs: list[np.ndarray], positions: list[int],
-                   payload: list[Any], rejects: list[Reject]) -> None:
-        record = parse_record(pos, line, rejects)
-        if record is None:
-            return
-        rid, obj = record
-        toks = _doc_tokens(obj.pop("embeddings", None), dims)
-        if isinstance(toks, str):
-            rejects.append(Reject(pos, rid, toks))
-            return
-        why = bad_text(obj)
-        if why:
-            rejects.append(Reject(pos, rid, why))
-            return
-        ids.append(rid)
-        docs.append(toks)
-        positions.append(pos)
-        payload.append(obj or None)
+    def _batch(start: int, count: int, dims: int, ids: list[int], docs: list[np.ndarray], positions: list[int],
+               payload: list[Any], rejects: list[Reject]) -> Batch:
+        return _batch(start, count, dims, ids, docs, positions, {"payload": payload}, rejects)
+
+    @staticmethod
+    def _embedding(obj: dict[str, Any], dims: int) -> np.ndarray | str:
+        """The document's token vectors (tokens, dims), taken out of `obj`, or why it is rejected."""
+        return _doc_tokens(obj.pop("embeddings", None), dims)
 
 
 def jsonl_is_multi(path: Path) -> bool:
@@ -223,18 +185,10 @@ class ParquetDocsReader:
 
     def __init__(self, path: Path) -> None:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         self.path = path
-        try:
-            self.file = pq.ParquetFile(path, pre_buffer=False)
-        except (OSError, pa.ArrowException) as exc:
-            raise ReadError(f"{path}: not a readable parquet file ({exc})") from None
+        self.file = parquet_file(path, ("id",))
         schema = self.file.schema_arrow
-        if "id" not in schema.names:
-            raise ReadError(f"{path}: parquet file has no column 'id' (columns: {', '.join(schema.names)})")
-        if not pa.types.is_integer(schema.field("id").type):
-            raise ReadError(f"{path}: column 'id' must be integers, not {schema.field('id').type}")
         et = schema.field("embeddings").type
         lists = (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_list)
         if not (any(f(et) for f in lists) and any(f(et.value_type) for f in lists)
@@ -253,17 +207,8 @@ class ParquetDocsReader:
         return counts
 
     def batches(self, dims: int, skip: int, batch_size: int) -> Iterator[Batch]:
-        seen, start = 0, skip
-        for rb in self.file.iter_batches(batch_size=batch_size):
-            n = rb.num_rows
-            if seen + n <= skip:
-                seen += n
-                continue
-            if seen < skip:
-                rb = rb.slice(skip - seen)
-            seen += n
+        for start, rb in parquet_batches(self.file, skip, batch_size):
             yield self._convert(rb, start, dims)
-            start += rb.num_rows
 
     def _convert(self, rb: Any, start: int, dims: int) -> Batch:
         ids_in = rb.column(rb.schema.get_field_index("id")).to_pylist()
