@@ -74,7 +74,7 @@ def load_data() -> DemoData:
 
 
 CODES = "bits,prefix:64,int8"
-# what the demo compares: label -> configuration spec (configs.py), each run by the one search builder
+# what the demo compares: label -> configuration spec (evaluation/configs.py), each run by the one search builder
 # (query.plan / query.search), as `shrinkvec search` and `shrinkvec eval` run them
 SEARCHES = {
     "exact (pgvector <=>, no index)": "exact",

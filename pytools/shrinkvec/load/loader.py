@@ -20,7 +20,7 @@ Resume semantics (exactly once, also after kill -9):
 - A finished load is recorded as such: rerunning it loads nothing (use --restart to forget it).
 
 Codes: every code of the profile is computed in numpy in one pass per batch (Profile.encode) and
-sent in the same COPY; the table's trigger checks them against the SQL functions (see ddl.py).
+sent in the same COPY; the table's trigger checks them against the SQL functions (see sql/ddl.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The table a load writes to: its profile, created with the table when the table does not exist, or
 added to an existing pgvector table (code columns, trigger, backfill); the options of a load and its
-error. `load.py` streams the rows into it."""
+error. `loader.py` streams the rows into it."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def _sample(reader: Reader, dims: int, n: int) -> np.ndarray:
 
 def prepare_target(conn: psycopg.Connection, reader: Reader, opts: LoadOptions) -> Target:
     """The table's profile, creating table and profile when the table does not exist. Multi-vector
-    input (readers_multi) makes a maxsim profile with a multibit code by default."""
+    input (readers.multi) makes a maxsim profile with a multibit code by default."""
     multi = bool(getattr(reader, "multi", False))
     if multi:
         if opts.distance not in ("cosine", "maxsim"):  # cosine: the option's default

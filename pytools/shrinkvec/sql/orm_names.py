@@ -1,6 +1,6 @@
 """Schema-qualified SQLAlchemy expressions for the ORM's generated SQL: operators as OPERATOR(schema.op),
 functions as schema.name(...), and the types of casts (pgvector's vector, pg_catalog's regclass) with
-their schema. The SQLAlchemy counterpart of `sqlnames`: a statement built from these means the same
+their schema. The SQLAlchemy counterpart of `names`: a statement built from these means the same
 under any search_path of the session that runs it.
 """
 
@@ -21,7 +21,7 @@ from sqlalchemy.types import UserDefinedType
 
 @dataclass(frozen=True)
 class Schemas:
-    """Where the shrinkvec and vector extensions live (a `sqlnames.Located`)."""
+    """Where the shrinkvec and vector extensions live (a `names.Located`)."""
 
     ext_schema: str = "public"
     vec_schema: str = "public"

@@ -42,7 +42,7 @@ class Batch:
     positions: npt.NDArray[np.int64]
     payload: dict[str, list[Any]] = field(default_factory=dict)
     rejects: list[Reject] = field(default_factory=list)
-    # multi-vector documents (readers_multi): `vectors` are the flat tokens, document i rows offsets[i]:offsets[i+1]
+    # multi-vector documents (readers.multi): `vectors` are the flat tokens, document i rows offsets[i]:offsets[i+1]
     offsets: npt.NDArray[np.int64] | None = None
 
 
