@@ -75,7 +75,7 @@ def child_bare(dsn: str, path: Path, batch: int) -> dict[str, float]:
 
     import psycopg
 
-    from shrinkvec.copy_rows import COPY_SIGNATURE, COPY_TRAILER
+    from shrinkvec.load.copy_rows import COPY_SIGNATURE, COPY_TRAILER
 
     x = np.load(path, mmap_mode="r")
     n, d = x.shape
@@ -99,7 +99,7 @@ def child_bare(dsn: str, path: Path, batch: int) -> dict[str, float]:
 def child_load(dsn: str, path: Path, batch: int, table: str) -> dict[str, float]:
     import psycopg
 
-    from shrinkvec.load import LoadOptions, load
+    from shrinkvec.load.loader import LoadOptions, load
 
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f"DROP TABLE IF EXISTS {table}")
@@ -155,8 +155,7 @@ def main() -> None:
         from shrinkvec import server
 
         dsn = server.start(BENCH.parent / ".cache" / "bench-pgdata").dsn()
-    from shrinkvec import catalog
-
+    from shrinkvec.sql import catalog
     catalog.migrate(dsn)
     results = []
     with tempfile.TemporaryDirectory(prefix="shrinkvec-bench-") as tmp:

@@ -48,8 +48,9 @@ def read_docs(path: Path) -> tuple[list[np.ndarray], np.ndarray]:
 def main() -> None:
     import psycopg
 
-    from shrinkvec import catalog, codes, query
-    from shrinkvec.load import LoadOptions, load
+    from shrinkvec import codes
+    from shrinkvec.load.loader import LoadOptions, load
+    from shrinkvec.sql import catalog, query
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokens", type=Path, default=DEMO / "tokens_docs.npz", help="documents' token .npz")

@@ -98,10 +98,10 @@ def natural_pairs(n_docs: int) -> tuple[list[set[int]], list[tuple[int, int]]]:
 def main() -> None:
     import psycopg
 
-    from shrinkvec import catalog, query
-    from shrinkvec.adapt import AdaptOptions, Hooks, adapt
-    from shrinkvec.adaptor import AdaptorConfig
-    from shrinkvec.load import LoadOptions, load
+    from shrinkvec.load.loader import LoadOptions, load
+    from shrinkvec.sql import catalog, query
+    from shrinkvec.transforms.adapt import AdaptOptions, Hooks, adapt
+    from shrinkvec.transforms.adaptor import AdaptorConfig
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--dsn", default=None)

@@ -32,8 +32,8 @@ K = 10
 def main() -> None:
     import psycopg
 
-    from shrinkvec import catalog, query
-    from shrinkvec.load import LoadOptions, load
+    from shrinkvec.load.loader import LoadOptions, load
+    from shrinkvec.sql import catalog, query
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--queries", type=int, default=200)

@@ -18,7 +18,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from shrinkvec.metrics import pareto_front  # noqa: E402
+from shrinkvec.evaluation.metrics import pareto_front  # noqa: E402
 
 from common import RESULTS  # noqa: E402
 

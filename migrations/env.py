@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import text
 
-from shrinkvec.catalog import MIGRATE_LOCK, SCHEMA
+from shrinkvec.sql.catalog import MIGRATE_LOCK, SCHEMA
 
 config = context.config
 connection = config.attributes.get("connection")

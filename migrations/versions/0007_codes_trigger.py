@@ -29,8 +29,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    from shrinkvec import catalog
-
+    from shrinkvec.sql import catalog
     bind = op.get_bind()
     if bind.execute(text("SELECT pg_catalog.to_regprocedure('shrinkvec.codes_trigger()')")).scalar() is None:
         raise RuntimeError("the shrinkvec extension is older than 0.3.0 (no shrinkvec.codes_trigger): "

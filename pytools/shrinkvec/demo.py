@@ -24,9 +24,10 @@ from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
-from shrinkvec import catalog, connection, query, sqlnames
-from shrinkvec.load import LoadOptions, load
+from shrinkvec.load.loader import LoadOptions, load
 from shrinkvec.profile import Profile
+from shrinkvec.sql import catalog, connection, query
+from shrinkvec.sql import names as sqlnames
 
 TABLE = "shrinkvec_demo"
 SCHEMA = "public"  # the loader's default schema, where the demo table lives
@@ -73,7 +74,7 @@ def load_data() -> DemoData:
 
 
 CODES = "bits,prefix:64,int8"
-# what the demo compares: label -> configuration spec (configs.py), each run by the one search builder
+# what the demo compares: label -> configuration spec (evaluation/configs.py), each run by the one search builder
 # (query.plan / query.search), as `shrinkvec search` and `shrinkvec eval` run them
 SEARCHES = {
     "exact (pgvector <=>, no index)": "exact",
@@ -118,7 +119,7 @@ def run_searches(conn: psycopg.Connection, p: Profile, queries: np.ndarray, sear
 
 def recall_at_k(found: list[list[int]], truth: list[list[int]]) -> float:
     """Mean fraction of the true top-k found."""
-    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth)]))
+    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth, strict=True)]))
 
 
 def run(dsn: str, n_queries: int = 5, console: Console | None = None) -> dict[str, float]:
@@ -164,7 +165,7 @@ def run(dsn: str, n_queries: int = 5, console: Console | None = None) -> dict[st
     console.print(table)
 
     best = INDEX_SEARCH
-    text_by_id = dict(zip(data.doc_ids.tolist(), zip(data.doc_sources, data.doc_texts)))
+    text_by_id = dict(zip(data.doc_ids.tolist(), zip(data.doc_sources, data.doc_texts, strict=True), strict=True))
     for qi in range(min(n_queries, len(data.queries))):
         console.print(f"\n[bold]query:[/bold] {data.query_texts[qi]}")
         for rank, doc_id in enumerate(results[best][0][qi][:3], 1):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from typing import Literal
 
 import numpy as np
@@ -16,8 +17,9 @@ import numpy.typing as npt
 
 from shrinkvec import codes, kinds
 from shrinkvec.errors import ShrinkvecError
-from shrinkvec.kinds import CodeKind, KindError
-from shrinkvec.transforms import Transform
+from shrinkvec.kinds import Code as Code  # its old home: `from shrinkvec.profile import Code` keeps working
+from shrinkvec.kinds import KindError
+from shrinkvec.transforms.transform import Transform
 
 Kind = str  # a registered code kind: a key of shrinkvec.kinds.KINDS
 Distance = Literal["cosine", "l2", "ip", "maxsim"]
@@ -27,27 +29,6 @@ DISTANCES: tuple[Distance, ...] = ("cosine", "l2", "ip", "maxsim")
 
 class ProfileError(ShrinkvecError, ValueError):
     """A profile or code specification that cannot be used (the message names the problem)."""
-
-
-@dataclass(frozen=True)
-class Code:
-    """One code column: `bits` (sign bits of the first `length` dims, minus the profile's center),
-    `prefix` (the first `length` dims as vector(length)) or `int8` (quantize_int8 with lo/hi)."""
-
-    kind: Kind
-    length: int
-    column: str
-    lo: npt.NDArray[np.float32] | None = field(default=None, compare=False)
-    hi: npt.NDArray[np.float32] | None = field(default=None, compare=False)
-
-    @property
-    def code_kind(self) -> CodeKind:
-        """What this kind of code is (shrinkvec.kinds)."""
-        return kinds.get(self.kind)
-
-    def spec(self) -> str:
-        """The short form used on the command line: bits:384, prefix:128, int8."""
-        return self.code_kind.spec(self.length)
 
 
 @dataclass(frozen=True)
@@ -101,7 +82,7 @@ class Profile:
         out: dict[str, list[np.ndarray]] = {}
         for c in self.codes:
             flat = c.code_kind.encode(tokens, c, self.center)
-            out[c.column] = [flat[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+            out[c.column] = [flat[a:b] for a, b in pairwise(offsets)]
         return out
 
     def code(self, stage: str) -> Code:

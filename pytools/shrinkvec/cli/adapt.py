@@ -10,9 +10,10 @@ import click
 from shrinkvec.cli.common import DATA_DIR_OPTION, DSN_OPTION, _dsn, _one_line_errors, progress
 
 if TYPE_CHECKING:
-    from rich.progress import TaskID
+    from rich.progress import Progress, TaskID
 
-    from shrinkvec.adapt import Method
+    from shrinkvec.transforms.adapt import Hooks, Method
+    from shrinkvec.transforms.adaptor import AdaptorConfig
 
 
 @click.command("adapt")
@@ -64,12 +65,26 @@ def run_adapt(dsn: str, *, table: str, schema: str, column: str | None, method: 
               steps: int | None, rank_weight: float | None, trainer: str, seed: int, batch_size: int, restart: bool,
               vacuum: Literal["analyze", "full", "none"], quiet: bool) -> None:
     """Run adapt with rich progress on stderr and print its summary."""
+    from shrinkvec.transforms.adapt import AdaptError, AdaptOptions, adapt
+
+    cfg = _adaptor_config(hidden, steps, rank_weight, trainer)
+    if queries is not None and labels is None:
+        raise AdaptError("--queries goes with --labels")
+    opts = AdaptOptions(table=table, schema=schema, column=column, method=method, sample=sample,
+                        labels=labels, queries=queries, statistic=statistic, batch_size=batch_size,
+                        restart=restart, seed=seed, vacuum=vacuum, adaptor=cfg)
+    with progress(quiet) as bar:
+        result = adapt(dsn, opts, _hooks(bar, quiet))
+    click.echo(result.summary())
+
+
+def _adaptor_config(hidden: int | None, steps: int | None, rank_weight: float | None, trainer: str) -> AdaptorConfig:
+    """The adaptor's defaults with the options given on the command line."""
     from dataclasses import replace
 
-    from shrinkvec.adapt import AdaptError, AdaptOptions, Hooks, adapt
-    from shrinkvec.adaptor import AdaptorConfig
+    from shrinkvec.transforms.adaptor import DEFAULTS
 
-    cfg = AdaptorConfig()
+    cfg = DEFAULTS
     if hidden is not None:
         cfg = replace(cfg, hidden=hidden)
     if steps is not None:
@@ -78,27 +93,27 @@ def run_adapt(dsn: str, *, table: str, schema: str, column: str | None, method: 
         cfg = replace(cfg, w_rank=rank_weight)
     if trainer == "torch":
         cfg = replace(cfg, trainer="torch")
-    if queries is not None and labels is None:
-        raise AdaptError("--queries goes with --labels")
-    opts = AdaptOptions(table=table, schema=schema, column=column, method=method, sample=sample,
-                        labels=labels, queries=queries, statistic=statistic, batch_size=batch_size,
-                        restart=restart, seed=seed, vacuum=vacuum, adaptor=cfg)
-    with progress(quiet) as bar:
-        tasks: dict[str, TaskID] = {}
+    return cfg
 
-        def stage(msg: str) -> None:
-            if not quiet:
-                bar.console.print(msg)
 
-        def train(step: int, total: int, loss: float) -> None:
-            if "train" not in tasks:
-                tasks["train"] = bar.add_task("training", total=total, info="")
-            bar.update(tasks["train"], completed=step, info=f"held-out loss {loss:.4f}")
+def _hooks(bar: Progress, quiet: bool) -> Hooks:
+    """adapt's hooks: stage messages on the console, a bar for the training and one for the re-encoding."""
+    from shrinkvec.transforms.adapt import Hooks
 
-        def rows(done: int, total: int) -> None:
-            if "rows" not in tasks:
-                tasks["rows"] = bar.add_task("re-encoding", total=total, info="")
-            bar.update(tasks["rows"], completed=done)
+    tasks: dict[str, TaskID] = {}
 
-        result = adapt(dsn, opts, Hooks(stage=stage, train=train, rows=rows))
-    click.echo(result.summary())
+    def stage(msg: str) -> None:
+        if not quiet:
+            bar.console.print(msg)
+
+    def train(step: int, total: int, loss: float) -> None:
+        if "train" not in tasks:
+            tasks["train"] = bar.add_task("training", total=total, info="")
+        bar.update(tasks["train"], completed=step, info=f"held-out loss {loss:.4f}")
+
+    def rows(done: int, total: int) -> None:
+        if "rows" not in tasks:
+            tasks["rows"] = bar.add_task("re-encoding", total=total, info="")
+        bar.update(tasks["rows"], completed=done)
+
+    return Hooks(stage=stage, train=train, rows=rows)

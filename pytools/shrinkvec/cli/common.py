@@ -69,8 +69,8 @@ def _one_line_errors() -> Iterator[None]:
 def _profile(url: str, table: str, schema: str) -> Profile:
     """The shrinkvec profile of schema.table (CatalogError when it has none), its column types checked
     (profile_check.ColumnTypeError)."""
-    from shrinkvec import catalog, connection, profile_check
-    from shrinkvec.catalog import CatalogError
+    from shrinkvec.sql import catalog, connection, profile_check
+    from shrinkvec.sql.catalog import CatalogError
 
     with connection.connect(url) as conn:
         p = catalog.find_profile(conn, table, schema)

@@ -32,8 +32,7 @@ def demo_cmd(dsn: str | None, data_dir: Path | None, queries: int) -> None:
 @DATA_DIR_OPTION
 def migrate_cmd(dsn: str | None, data_dir: Path | None) -> None:
     """Create the extension if missing and upgrade the shrinkvec catalog (safe to run again)."""
-    from shrinkvec import catalog
-
+    from shrinkvec.sql import catalog
     with _one_line_errors():
         rev = catalog.migrate(_dsn(dsn, data_dir))
     click.echo(f"shrinkvec catalog at revision {rev}")
@@ -55,7 +54,7 @@ def migrate_cmd(dsn: str | None, data_dir: Path | None) -> None:
               help="For .npy input: a 1-D integer .npy of ids (default: row numbers).")
 @click.option("--batch-size", default=10_000, show_default=True, help="Rows per COPY and transaction.")
 @click.option("--rejects", "reject_file", type=click.Path(path_type=Path), default=None,
-              help="Reject file (default: ./FILE.TABLE.rejects.jsonl).")
+              help="Reject file (default: FILE.TABLE.rejects.jsonl next to FILE).")
 @click.option("--restart", is_flag=True, help="Forget an earlier (finished or interrupted) load of this file.")
 @click.option("--dims", type=int, default=None,
               help="Width of a new table's vectors (default: the most common width among the first 1000 records; "
@@ -70,7 +69,7 @@ def load_cmd(file: Path, table: str, schema: str, column: str, codes: str | None
     records with "embeddings") into a table, with every code; resumable.
 
     Exits 1 when nothing valid was loaded (every record rejected, or none in the file)."""
-    from shrinkvec.load import LoadOptions, load
+    from shrinkvec.load.loader import LoadOptions, load
 
     opts = LoadOptions(table=table, schema=schema, column=column, profile=codes, distance=distance, center=center,
                        ids_path=ids_path, batch_size=batch_size, reject_file=reject_file, restart=restart, dims=dims)

@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from rich.progress import TaskID
     from rich.table import Table
 
-    from shrinkvec.configs import Config
-    from shrinkvec.evaluate import Evaluator, Result
+    from shrinkvec.evaluation.configs import Config
+    from shrinkvec.evaluation.evaluate import Evaluator, Result
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -27,8 +27,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 @contextlib.contextmanager
 def _eval_errors() -> Iterator[None]:
     """One-line messages for the errors of eval/tune input (on top of _one_line_errors)."""
-    from shrinkvec.evaluate import EvalError
-    from shrinkvec.metrics import QrelsError
+    from shrinkvec.evaluation.evaluate import EvalError
+    from shrinkvec.evaluation.metrics import QrelsError
 
     with _one_line_errors():
         try:
@@ -64,8 +64,8 @@ def _eval_options(f: F) -> F:
 def _evaluator(url: str, table: str, schema: str, column: str | None, queries_path: Path, k: int,
                qrels_path: Path | None, quiet: bool) -> Iterator[tuple[psycopg.Connection, Evaluator]]:
     """An Evaluator on a fresh connection, with a rich progress bar on stderr."""
-    from shrinkvec import connection, evaluate, metrics
-
+    from shrinkvec.evaluation import evaluate, metrics
+    from shrinkvec.sql import connection
     qs = evaluate.read_queries(queries_path)
     qrels = metrics.read_qrels(qrels_path, len(qs)) if qrels_path is not None else None
     with connection.connect(url, autocommit=True) as conn, progress(quiet, transient=True) as bar:
@@ -83,8 +83,7 @@ def _evaluator(url: str, table: str, schema: str, column: str | None, queries_pa
 
 def _candidates(ev: Evaluator, config_specs: tuple[str, ...]) -> list[Config]:
     """The configurations of --configs (default: the profile's grid), checked against the table."""
-    from shrinkvec import configs
-
+    from shrinkvec.evaluation import configs
     cands = configs.parse_many(config_specs) if config_specs else configs.default_grid(ev.profile, ev.k, ev.rows)
     for c in cands:
         configs.check(c, ev.profile, ev.k, ev.rows)
@@ -131,8 +130,7 @@ def eval_cmd(table: str, schema: str, column: str | None, queries_path: Path, k:
 
     from rich.console import Console
 
-    from shrinkvec import evaluate
-
+    from shrinkvec.evaluation import evaluate
     out = plot_path or Path(f"shrinkvec-eval-{table}.png")
     if not no_plot and not out.absolute().parent.is_dir():  # before the measurements, not after them
         _fail(f"cannot write the plot {out}: directory {out.absolute().parent} does not exist")
@@ -186,8 +184,7 @@ def tune_cmd(table: str, schema: str, column: str | None, queries_path: Path, k:
 
     from rich.console import Console
 
-    from shrinkvec import tune
-
+    from shrinkvec.evaluation import tune
     with _eval_errors():
         if not 0 < target_recall <= 1:
             raise click.BadParameter(f"must be in (0, 1], got {target_recall}", param_hint="--target-recall")

@@ -13,7 +13,7 @@ from shrinkvec.cli.common import DATA_DIR_OPTION, DSN_OPTION, _dsn, _one_line_er
 
 if TYPE_CHECKING:
     from shrinkvec.profile import Profile
-    from shrinkvec.query import Plan, Stage
+    from shrinkvec.sql.query import Plan, Stage
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,8 +38,7 @@ def _stage_options(f: F) -> F:
 
 def _stages(p: Profile, stages: tuple[str, ...], shortlist: tuple[int, ...], funnel: bool) -> list[Stage]:
     """The stages of --stage / --funnel and --shortlist."""
-    from shrinkvec import query
-
+    from shrinkvec.sql import query
     if funnel:
         if stages:
             raise click.UsageError("--funnel and --stage are exclusive")
@@ -55,8 +54,7 @@ def _stages(p: Profile, stages: tuple[str, ...], shortlist: tuple[int, ...], fun
 
 def _plan(p: Profile, stages: tuple[str, ...], shortlist: tuple[int, ...], funnel: bool, k: int | None) -> Plan:
     """The search the options ask for: --stage / --funnel, else the profile's tuned configuration."""
-    from shrinkvec import query
-
+    from shrinkvec.sql import query
     if stages or funnel:
         return query.Plan({}, tuple(_stages(p, stages, shortlist, funnel)), k or p.k)
     return query.plan(p, k=k, shortlists=shortlist)
@@ -69,8 +67,7 @@ def _plan(p: Profile, stages: tuple[str, ...], shortlist: tuple[int, ...], funne
 def sql_cmd(table: str, schema: str, k: int | None, shortlist: tuple[int, ...], stages: tuple[str, ...],
             funnel: bool, dsn: str | None, data_dir: Path | None) -> None:
     """Print the two-stage (or funnel) search SQL of a profiled table, with $1-style parameters."""
-    from shrinkvec import connection, query
-
+    from shrinkvec.sql import connection, query
     with _one_line_errors():
         url = _dsn(dsn, data_dir)
         p = _profile(url, table, schema)
@@ -97,8 +94,8 @@ def search_cmd(table: str, schema: str, k: int | None, shortlist: tuple[int, ...
 
     import numpy as np
 
-    from shrinkvec import connection, query
-    from shrinkvec.readers import ReadError
+    from shrinkvec.load.readers import ReadError
+    from shrinkvec.sql import connection, query
 
     if query_file is not None:
         if queries_path is not None:
@@ -114,7 +111,7 @@ def search_cmd(table: str, schema: str, k: int | None, shortlist: tuple[int, ...
         p = _profile(url, table, schema)
         qs: Any
         if p.multi:
-            from shrinkvec.readers_multi import read_npz_docs
+            from shrinkvec.load.readers.multi import read_npz_docs
 
             qs = read_npz_docs(queries_path)
         else:

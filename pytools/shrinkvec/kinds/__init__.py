@@ -7,18 +7,9 @@
 from __future__ import annotations
 
 from shrinkvec.kinds import bits, int8, multibit, prefix
-from shrinkvec.kinds.base import CodeKind, KindError
+from shrinkvec.kinds.base import KINDS, Code, CodeKind, KindError, ProfileLike, get
 
-# every kind, in the order the CLI lists them
-KINDS: dict[str, CodeKind] = {k.name: k for k in (bits.KIND, prefix.KIND, int8.KIND, multibit.KIND)}
+# the registry, in the order the CLI lists the kinds
+KINDS.update({k.name: k for k in (bits.KIND, prefix.KIND, int8.KIND, multibit.KIND)})
 
-
-def get(name: str) -> CodeKind:
-    """The kind called `name`; KindError names the known ones otherwise."""
-    try:
-        return KINDS[name]
-    except KeyError:
-        raise KindError(f"unknown code kind {name!r}: use {', '.join(KINDS)}") from None
-
-
-__all__ = ["KINDS", "CodeKind", "KindError", "get"]
+__all__ = ["KINDS", "Code", "CodeKind", "KindError", "ProfileLike", "get"]

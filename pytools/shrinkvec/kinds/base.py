@@ -1,4 +1,5 @@
-"""What a code kind is: one class a kind, its instance registered in `shrinkvec.kinds`.
+"""What a code kind is: one class a kind, its instance registered in `shrinkvec.kinds`; what a code column
+is (`Code`); and what a kind needs to know of a profile (`ProfileLike`).
 
 A kind knows its numpy encoding (through `codes.py`, the reference), its SQL type and the SQL expression
 that computes it from the vector, its order expression against a float query for each distance (in the
@@ -9,21 +10,54 @@ its name, so a new kind is one module here.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import numpy.typing as npt
 from psycopg import sql
 
 from shrinkvec.errors import ShrinkvecError
-from shrinkvec.sqlnames import Located
-
-if TYPE_CHECKING:
-    from shrinkvec.profile import Code, Profile
+from shrinkvec.sql.names import Located
 
 
 class KindError(ShrinkvecError, ValueError):
     """A code specification this kind cannot take (the message names it)."""
+
+
+class ProfileLike(Located, Protocol):
+    """What a kind reads of a profile (`shrinkvec.profile.Profile` has it): where the extensions live, the
+    vector's width and distance, and the center subtracted before sign bits."""
+
+    @property
+    def dims(self) -> int: ...
+
+    @property
+    def distance(self) -> str: ...
+
+    @property
+    def center(self) -> npt.NDArray[np.float32] | None: ...
+
+
+@dataclass(frozen=True)
+class Code:
+    """One code column: `bits` (sign bits of the first `length` dims, minus the profile's center),
+    `prefix` (the first `length` dims as vector(length)) or `int8` (quantize_int8 with lo/hi)."""
+
+    kind: str  # a registered code kind: a key of KINDS
+    length: int
+    column: str
+    lo: npt.NDArray[np.float32] | None = field(default=None, compare=False)
+    hi: npt.NDArray[np.float32] | None = field(default=None, compare=False)
+
+    @property
+    def code_kind(self) -> CodeKind:
+        """What this kind of code is (shrinkvec.kinds)."""
+        return get(self.kind)
+
+    def spec(self) -> str:
+        """The short form used on the command line: bits:384, prefix:128, int8."""
+        return self.code_kind.spec(self.length)
 
 
 class CodeKind:
@@ -80,12 +114,12 @@ class CodeKind:
         """The SQL type of a code column of this length: sql_type(length)."""
         return sql.SQL("{}({})").format(self.sql_type(p), sql.Literal(length))
 
-    def expr(self, p: Profile, code: Code, vector: sql.Composable) -> sql.Composable:
+    def expr(self, p: ProfileLike, code: Code, vector: sql.Composable) -> sql.Composable:
         """SQL expression computing the code from a (transformed) vector expression: the same value as
         encode() and as the extension's codes trigger (extension/src/codes_trigger.c), for ad-hoc SQL."""
         raise NotImplementedError
 
-    def order(self, p: Profile, code: Code, column: sql.Composable, q: sql.Composable,
+    def order(self, p: ProfileLike, code: Code, column: sql.Composable, q: sql.Composable,
               ranges: tuple[sql.Composable, sql.Composable] | None) -> sql.Composable:
         """ORDER BY expression of the code column against the float query q (a distance: smaller first);
         `ranges` are the (lo, hi) parameters of a calibrated kind."""
@@ -109,3 +143,16 @@ class CodeKind:
     def copy_fill(self, rows: np.ndarray, prefix: str, length: int, dims: int, values: np.ndarray) -> None:
         """Set the code's fields of every row from encode()'s values."""
         raise NotImplementedError
+
+
+# every kind, in the order the CLI lists them: filled by `shrinkvec.kinds` (its package __init__ runs before
+# this module is used, as for any module of a package), which imports one module a kind
+KINDS: dict[str, CodeKind] = {}
+
+
+def get(name: str) -> CodeKind:
+    """The kind called `name`; KindError names the known ones otherwise."""
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise KindError(f"unknown code kind {name!r}: use {', '.join(KINDS)}") from None

@@ -3,22 +3,39 @@ ordered by the asymmetric score `code <^#> q` (a float query against the signs).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from pgvector.sqlalchemy import BIT
 from psycopg import sql
 
-from shrinkvec import codes, orm_names
-from shrinkvec.kinds.base import CodeKind
-from shrinkvec.sqlnames import Located, ext_fn, operator, real_array
-
-if TYPE_CHECKING:
-    from shrinkvec.profile import Code, Profile
+from shrinkvec import codes
+from shrinkvec.kinds.base import Code, CodeKind, ProfileLike
+from shrinkvec.sql import orm_names
+from shrinkvec.sql.names import Located, ext_fn, operator, real_array
 
 
-class Bits(CodeKind):
+class SignBits(CodeKind):
+    """What every sign-bit kind shares (bits here, multibit for token vectors): the numpy code, its bytes
+    and the SQL expression, binarize(v [, length [, center]])."""
+
+    def encode(self, x: npt.NDArray[np.float32], code: Code, center: npt.NDArray[np.float32] | None) -> np.ndarray:
+        return codes.binarize_batch(x, code.length, center)
+
+    def bytes_per_row(self, length: int) -> int:
+        return (length + 7) // 8
+
+    def expr(self, p: ProfileLike, code: Code, vector: sql.Composable) -> sql.Composable:
+        binarize = ext_fn(p, "binarize")
+        if p.center is not None:
+            return sql.SQL("{}({}, {}, {})").format(binarize, vector, sql.Literal(code.length), real_array(p.center))
+        if code.length == p.dims:
+            return sql.SQL("{}({})").format(binarize, vector)
+        return sql.SQL("{}({}, {})").format(binarize, vector, sql.Literal(code.length))
+
+
+class Bits(SignBits):
     """Sign bits."""
 
     name = "bits"
@@ -30,24 +47,10 @@ class Bits(CodeKind):
     def default_column(self, length: int, dims: int) -> str:
         return "bits" if length == dims else f"bits{length}"
 
-    def encode(self, x: npt.NDArray[np.float32], code: Code, center: npt.NDArray[np.float32] | None) -> np.ndarray:
-        return codes.binarize_batch(x, code.length, center)
-
-    def bytes_per_row(self, length: int) -> int:
-        return (length + 7) // 8
-
     def sql_type(self, p: Located) -> sql.Composable:
         return sql.SQL("bit")  # SQL syntax: always pg_catalog's
 
-    def expr(self, p: Profile, code: Code, vector: sql.Composable) -> sql.Composable:
-        binarize = ext_fn(p, "binarize")
-        if p.center is not None:
-            return sql.SQL("{}({}, {}, {})").format(binarize, vector, sql.Literal(code.length), real_array(p.center))
-        if code.length == p.dims:
-            return sql.SQL("{}({})").format(binarize, vector)
-        return sql.SQL("{}({}, {})").format(binarize, vector, sql.Literal(code.length))
-
-    def order(self, p: Profile, code: Code, column: sql.Composable, q: sql.Composable,
+    def order(self, p: ProfileLike, code: Code, column: sql.Composable, q: sql.Composable,
               ranges: tuple[sql.Composable, sql.Composable] | None) -> sql.Composable:
         return sql.SQL("{} {} {}").format(column, operator(p.ext_schema, "<^#>"), q)
 

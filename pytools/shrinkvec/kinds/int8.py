@@ -4,7 +4,7 @@ profile's metric (`int8_ip_distance` for inner product, else `int8_cosine_distan
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -13,12 +13,10 @@ from sqlalchemy import cast, literal
 from sqlalchemy.dialects.postgresql import ARRAY, REAL
 from sqlalchemy.types import UserDefinedType
 
-from shrinkvec import codes, orm_names
-from shrinkvec.kinds.base import CodeKind, KindError
-from shrinkvec.sqlnames import Located, ext_fn, real_array
-
-if TYPE_CHECKING:
-    from shrinkvec.profile import Code, Profile
+from shrinkvec import codes
+from shrinkvec.kinds.base import Code, CodeKind, KindError, ProfileLike
+from shrinkvec.sql import orm_names
+from shrinkvec.sql.names import Located, ext_fn, real_array
 
 
 class Int8Vec(UserDefinedType[Any]):
@@ -70,12 +68,12 @@ class Int8(CodeKind):
     def sql_type(self, p: Located) -> sql.Composable:
         return ext_fn(p, "int8vec")
 
-    def expr(self, p: Profile, code: Code, vector: sql.Composable) -> sql.Composable:
+    def expr(self, p: ProfileLike, code: Code, vector: sql.Composable) -> sql.Composable:
         assert code.lo is not None and code.hi is not None, "int8 code without ranges"
         return sql.SQL("{}({}, {}, {})").format(ext_fn(p, "quantize_int8"), vector, real_array(code.lo),
                                                 real_array(code.hi))
 
-    def order(self, p: Profile, code: Code, column: sql.Composable, q: sql.Composable,
+    def order(self, p: ProfileLike, code: Code, column: sql.Composable, q: sql.Composable,
               ranges: tuple[sql.Composable, sql.Composable] | None) -> sql.Composable:
         assert ranges is not None
         return sql.SQL("{}({}, {}, {}::pg_catalog.float4[], {}::pg_catalog.float4[])").format(

@@ -9,19 +9,16 @@ loader groups them by document); bytes_per_row is per token (a document adds 8 b
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 from psycopg import sql
 from sqlalchemy.types import UserDefinedType
 
-from shrinkvec import codes, orm_names
-from shrinkvec.kinds.base import CodeKind, KindError
-from shrinkvec.sqlnames import Located, ext_fn, operator, real_array
-
-if TYPE_CHECKING:
-    from shrinkvec.profile import Code, Profile
+from shrinkvec.kinds.base import Code, KindError, ProfileLike
+from shrinkvec.kinds.bits import SignBits
+from shrinkvec.sql import orm_names
+from shrinkvec.sql.names import Located, ext_fn, operator
 
 
 class MultiBit(UserDefinedType[Any]):
@@ -33,7 +30,7 @@ class MultiBit(UserDefinedType[Any]):
         return "multibit"
 
 
-class Multibit(CodeKind):
+class Multibit(SignBits):
     """Sign bits of every token of a multi-vector document."""
 
     name = "multibit"
@@ -44,27 +41,13 @@ class Multibit(CodeKind):
     def default_column(self, length: int, dims: int) -> str:
         return "multibit" if length == dims else f"multibit{length}"
 
-    def encode(self, x: npt.NDArray[np.float32], code: Code, center: npt.NDArray[np.float32] | None) -> np.ndarray:
-        return codes.binarize_batch(x, code.length, center)
-
-    def bytes_per_row(self, length: int) -> int:
-        return (length + 7) // 8
-
     def sql_type(self, p: Located) -> sql.Composable:
         return ext_fn(p, "multibit")
 
     def column_type(self, p: Located, length: int) -> sql.Composable:
         return self.sql_type(p)  # no type modifier: the dims are in every value's header
 
-    def expr(self, p: Profile, code: Code, vector: sql.Composable) -> sql.Composable:
-        binarize = ext_fn(p, "binarize")
-        if p.center is not None:
-            return sql.SQL("{}({}, {}, {})").format(binarize, vector, sql.Literal(code.length), real_array(p.center))
-        if code.length == p.dims:
-            return sql.SQL("{}({})").format(binarize, vector)
-        return sql.SQL("{}({}, {})").format(binarize, vector, sql.Literal(code.length))
-
-    def order(self, p: Profile, code: Code, column: sql.Composable, q: sql.Composable,
+    def order(self, p: ProfileLike, code: Code, column: sql.Composable, q: sql.Composable,
               ranges: tuple[sql.Composable, sql.Composable] | None) -> sql.Composable:
         return sql.SQL("{}({}({}, {}))").format(operator("pg_catalog", "-"), ext_fn(p, "maxsim"), q, column)
 

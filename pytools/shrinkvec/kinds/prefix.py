@@ -3,19 +3,16 @@ prefix, `code <^=> q`, which re-normalises it."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from pgvector.sqlalchemy import VECTOR
 from psycopg import sql
 
-from shrinkvec import orm_names
-from shrinkvec.kinds.base import CodeKind, KindError
-from shrinkvec.sqlnames import Located, operator, vec_fn
-
-if TYPE_CHECKING:
-    from shrinkvec.profile import Code, Profile
+from shrinkvec.kinds.base import Code, CodeKind, KindError, ProfileLike
+from shrinkvec.sql import orm_names
+from shrinkvec.sql.names import Located, operator, vec_fn
 
 
 class Prefix(CodeKind):
@@ -42,11 +39,11 @@ class Prefix(CodeKind):
     def sql_type(self, p: Located) -> sql.Composable:
         return vec_fn(p, "vector")
 
-    def expr(self, p: Profile, code: Code, vector: sql.Composable) -> sql.Composable:
+    def expr(self, p: ProfileLike, code: Code, vector: sql.Composable) -> sql.Composable:
         return sql.SQL("{}({}, 1, {})::{}({})").format(vec_fn(p, "subvector"), vector, sql.Literal(code.length),
                                                        self.sql_type(p), sql.Literal(code.length))
 
-    def order(self, p: Profile, code: Code, column: sql.Composable, q: sql.Composable,
+    def order(self, p: ProfileLike, code: Code, column: sql.Composable, q: sql.Composable,
               ranges: tuple[sql.Composable, sql.Composable] | None) -> sql.Composable:
         return sql.SQL("{} {} {}").format(column, operator(p.ext_schema, "<^=>"), q)
 

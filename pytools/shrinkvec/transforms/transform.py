@@ -71,29 +71,30 @@ class Transform:
 
     def check(self) -> None:
         """Shapes consistent and every value finite, or TransformError."""
-        def bad(what: str) -> TransformError:
-            return TransformError(f"transform {self.name!r}: {what}")
+        why = self._shape_problem()
+        if why is None:
+            why = next((f"{key} has NaN or infinite values" for key in ("center", "matrix", "w1", "b1", "w2", "b2")
+                        if getattr(self, key) is not None and not np.isfinite(getattr(self, key)).all()), None)
+        if why is not None:
+            raise TransformError(f"transform {self.name!r}: {why}")
 
+    def _shape_problem(self) -> str | None:
+        """What is wrong with the arrays' shapes, or None."""
         if self.matrix is None and self.dims_out != self.dims_in:
-            raise bad(f"without a matrix dims_out must equal dims_in ({self.dims_in}), not {self.dims_out}")
+            return f"without a matrix dims_out must equal dims_in ({self.dims_in}), not {self.dims_out}"
         if self.center is not None and self.center.shape != (self.dims_in,):
-            raise bad(f"center has shape {self.center.shape}, expected ({self.dims_in},)")
+            return f"center has shape {self.center.shape}, expected ({self.dims_in},)"
         if self.matrix is not None and self.matrix.shape != (self.dims_out, self.dims_in):
-            raise bad(f"matrix has shape {self.matrix.shape}, expected ({self.dims_out}, {self.dims_in})")
+            return f"matrix has shape {self.matrix.shape}, expected ({self.dims_out}, {self.dims_in})"
         mlp = (self.w1, self.b1, self.w2, self.b2)
         if any(a is None for a in mlp) and not all(a is None for a in mlp):
-            raise bad("the MLP needs all of w1, b1, w2, b2")
-        if self.w1 is not None:
-            h = self.w1.shape[0]
-            want = {"w1": (h, self.dims_out), "b1": (h,), "w2": (self.dims_out, h), "b2": (self.dims_out,)}
-            for key, shape in want.items():
-                a = getattr(self, key)
-                if a.shape != shape:
-                    raise bad(f"{key} has shape {a.shape}, expected {shape}")
-        for key in ("center", "matrix", "w1", "b1", "w2", "b2"):
-            a = getattr(self, key)
-            if a is not None and not np.isfinite(a).all():
-                raise bad(f"{key} has NaN or infinite values")
+            return "the MLP needs all of w1, b1, w2, b2"
+        if self.w1 is None:
+            return None
+        h = self.w1.shape[0]
+        want = {"w1": (h, self.dims_out), "b1": (h,), "w2": (self.dims_out, h), "b2": (self.dims_out,)}
+        return next((f"{key} has shape {getattr(self, key).shape}, expected {shape}"
+                     for key, shape in want.items() if getattr(self, key).shape != shape), None)
 
     def checksum(self) -> str:
         """sha256 of the kind, shapes and every float32 value (names a version by its content)."""

@@ -20,7 +20,7 @@ Resume semantics (exactly once, also after kill -9):
 - A finished load is recorded as such: rerunning it loads nothing (use --restart to forget it).
 
 Codes: every code of the profile is computed in numpy in one pass per batch (Profile.encode) and
-sent in the same COPY; the table's trigger checks them against the SQL functions (see ddl.py).
+sent in the same COPY; the table's trigger checks them against the SQL functions (see sql/ddl.py).
 """
 
 from __future__ import annotations
@@ -33,18 +33,20 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import platformdirs
 import psycopg
 from psycopg import sql
 
-from shrinkvec import catalog, connection, ddl
-from shrinkvec.copy_multi import copy_docs
-from shrinkvec.copy_rows import copy_data
-from shrinkvec.load_setup import LoadError, LoadOptions, Target, prepare_target
-from shrinkvec.readers import Batch, NpyReader, ReadError, Reject, open_reader
+from shrinkvec.load.copy_multi import copy_docs
+from shrinkvec.load.copy_rows import copy_data
+from shrinkvec.load.readers import Batch, NpyReader, Reader, ReadError, Reject, open_reader
+from shrinkvec.load.setup import LoadError, LoadOptions, Target, prepare_target
+from shrinkvec.sql import catalog, connection, ddl
 
 __all__ = ["LoadError", "LoadOptions", "LoadResult", "default_reject_file", "load"]
 
@@ -144,7 +146,7 @@ def _check(batch: Batch, t: Target) -> tuple[Batch, np.ndarray, list[Reject], li
     what = "embedding"
     if batch.offsets is not None:  # multi-vector documents: a document is finite when all its tokens are
         what = "embeddings"
-        keep = np.array([finite[a:b].all() for a, b in zip(batch.offsets[:-1], batch.offsets[1:])], dtype=bool)
+        keep = np.array([finite[a:b].all() for a, b in pairwise(batch.offsets)], dtype=bool)
     else:
         keep = finite
     for i in np.nonzero(~keep)[0]:
@@ -231,13 +233,21 @@ def _copy_rows(conn: psycopg.Connection, t: Target, batch: Batch, keep: np.ndarr
             t=ddl.table_ident(p), c=col_list, s=sql.Identifier(STAGE_TABLE), id=sql.Identifier(p.id_column))
     ).fetchall()}
     return [Reject(int(pos), int(i), "duplicate id: already in the table")
-            for i, pos in zip(batch.ids[keep], batch.positions[keep]) if int(i) not in inserted]
+            for i, pos in zip(batch.ids[keep], batch.positions[keep], strict=True) if int(i) not in inserted]
 
 
 def default_reject_file(path: Path, opts: LoadOptions) -> Path:
-    """./FILE.TABLE.rejects.jsonl (FILE.SCHEMA.TABLE outside public): one per input file and table."""
+    """FILE.TABLE.rejects.jsonl (FILE.SCHEMA.TABLE outside public), one per input file and table, next to the
+    input file; in the user's data dir (e.g. ~/.local/share/shrinkvec/rejects/) when the input's directory
+    cannot be written (a read-only mount, an installed package's data)."""
     table = opts.table if opts.schema == "public" else f"{opts.schema}.{opts.table}"
-    return Path.cwd() / f"{path.name}.{re.sub(r'[^A-Za-z0-9_.-]', '_', table)}.rejects.jsonl"
+    name = f"{path.name}.{re.sub(r'[^A-Za-z0-9_.-]', '_', table)}.rejects.jsonl"
+    beside = path.absolute().parent
+    if os.access(beside, os.W_OK | os.X_OK):
+        return beside / name
+    fallback = Path(platformdirs.user_data_dir("shrinkvec")) / "rejects"
+    fallback.mkdir(parents=True, exist_ok=True)
+    return fallback / name
 
 
 def _check_reject_file(path: Path) -> None:
@@ -271,10 +281,7 @@ def load(dsn: str, path: Path, opts: LoadOptions,
     _check_reject_file(result.reject_file)  # type: ignore[arg-type]  # reject_file is set above
     catalog.migrate(dsn)
     with connection.connect(dsn, autocommit=True) as conn:
-        lock = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))",
-                            (f"shrinkvec.load\x1f{opts.schema}\x1f{opts.table}\x1f{source}",)).fetchone()[0]  # type: ignore[index]  # always one row (an aggregate, an expression, RETURNING)
-        if not lock:
-            raise LoadError(f"another shrinkvec load of {path} into {opts.table} is running")
+        _lock(conn, opts, source, path)
         target = prepare_target(conn, reader, opts)
         result.created_table = target.created
         if target.created:
@@ -296,23 +303,7 @@ def load(dsn: str, path: Path, opts: LoadOptions,
             batches = reader.batches(target.profile.dims, result.resumed_at, opts.batch_size)
             try:
                 for batch, keep, rejects, data in _prefetched(batches, target):
-                    with conn.transaction():
-                        refused = _copy_batch(conn, target, batch, keep, data) if keep.any() else []
-                        rejects += refused
-                        rejects.sort(key=lambda r: r.position)
-                        _write_rejects(rf, rejects, result.table)
-                        taken = sum(1 for r in refused if r.reason.startswith("duplicate id: already"))
-                        n_loaded = int(keep.sum()) - len(refused)
-                        done = batch.start + batch.count
-                        conn.execute(
-                            """UPDATE shrinkvec.loads SET records_done = %s, rows_loaded = rows_loaded + %s,
-                                   rows_rejected = rows_rejected + %s, reject_bytes = %s, updated_at = now()
-                               WHERE table_schema = %s AND table_name = %s AND source = %s""",
-                            (done, n_loaded, len(rejects), rf.tell(), *key))
-                    result.loaded += n_loaded
-                    result.rejected += len(rejects)
-                    result.taken_ids += taken
-                    result.reasons.update(_reason_kind(r.reason) for r in rejects)
+                    done = _commit_batch(conn, target, rf, (batch, keep, rejects, data), key, result)
                     if progress is not None:
                         progress(done, reader.total, result.loaded)
             except ReadError as exc:
@@ -323,9 +314,49 @@ def load(dsn: str, path: Path, opts: LoadOptions,
         result.records = done
         result.seconds = time.perf_counter() - t0
         conn.execute(sql.SQL("ANALYZE {}").format(ddl.table_ident(target.profile)))
+    _finish(reader, result)
+    return result
+
+
+def _lock(conn: psycopg.Connection, opts: LoadOptions, source: Path, path: Path) -> None:
+    """The session lock of this file's load into this table: LoadError when another load holds it."""
+    lock = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))",
+                        (f"shrinkvec.load\x1f{opts.schema}\x1f{opts.table}\x1f{source}",)).fetchone()[0]  # type: ignore[index]  # always one row (an aggregate, an expression, RETURNING)
+    if not lock:
+        raise LoadError(f"another shrinkvec load of {path} into {opts.table} is running")
+
+
+def _commit_batch(conn: psycopg.Connection, t: Target, rf: Any,
+                  checked: tuple[Batch, np.ndarray, list[Reject], list[Any]], key: tuple[str, str, str],
+                  result: LoadResult) -> int:
+    """One checked batch in one transaction: its valid rows copied, its rejects written (sorted by position)
+    and the progress record advanced; then counted in `result`. Returns the records done."""
+    batch, keep, rejects, data = checked
+    with conn.transaction():
+        refused = _copy_batch(conn, t, batch, keep, data) if keep.any() else []
+        rejects += refused
+        rejects.sort(key=lambda r: r.position)
+        _write_rejects(rf, rejects, result.table)
+        taken = sum(1 for r in refused if r.reason.startswith("duplicate id: already"))
+        n_loaded = int(keep.sum()) - len(refused)
+        done = batch.start + batch.count
+        conn.execute(
+            """UPDATE shrinkvec.loads SET records_done = %s, rows_loaded = rows_loaded + %s,
+                   rows_rejected = rows_rejected + %s, reject_bytes = %s, updated_at = now()
+               WHERE table_schema = %s AND table_name = %s AND source = %s""",
+            (done, n_loaded, len(rejects), rf.tell(), *key))
+    result.loaded += n_loaded
+    result.rejected += len(rejects)
+    result.taken_ids += taken
+    result.reasons.update(_reason_kind(r.reason) for r in rejects)
+    return done
+
+
+def _finish(reader: Reader, result: LoadResult) -> None:
+    """The hint about colliding row-number ids, and no empty reject file left behind."""
     if isinstance(reader, NpyReader) and reader.ids is None and result.taken_ids:
         result.hints.append(f"{result.taken_ids} ids were already in {result.table}: without --ids a .npy file's ids "
                             "are its row numbers (0, 1, ...), so they collide with another file's; pass --ids ids.npy")
-    if result.rejected == 0 and result.reject_file.exists() and result.reject_file.stat().st_size == 0:
+    if result.rejected == 0 and result.reject_file is not None and result.reject_file.exists() \
+            and result.reject_file.stat().st_size == 0:
         result.reject_file.unlink()
-    return result
