@@ -159,3 +159,14 @@ def test_importing_the_package_is_cheap(module: str) -> None:
             "if m in sys.modules); print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
+
+
+def test_one_version_for_the_package_and_the_extension() -> None:
+    """The package's version (pyproject reads it from shrinkvec.__version__) is the extension's default
+    version, and the extension ships exactly that version's install script."""
+    root = Path(__file__).resolve().parents[1]
+    control = (root / "extension" / "shrinkvec.control").read_text()
+    versions = [line.split("'")[1] for line in control.splitlines() if line.startswith("default_version")]
+    assert versions == [shrinkvec.__version__]
+    installs = sorted(p.name for p in (root / "sql").glob("shrinkvec--*.sql") if p.name.count("--") == 1)
+    assert installs == [f"shrinkvec--{shrinkvec.__version__}.sql"]
