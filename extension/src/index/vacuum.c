@@ -10,8 +10,8 @@
 #include "commands/vacuum.h"
 #include "storage/bufmgr.h"
 
-#include "index.h"
-#include "kernels.h"
+#include "svindex.h"
+#include "kernels/kernels.h"
 
 /*
  * Apply a data page's compaction moves (entry src[m] into slot dst[m]) to its refine pages, before the

@@ -43,8 +43,8 @@
  *   whose float norm under- or overflows: sv_mark_unknown) marks an entry whose estimate is unknown; a
  *   scan never skips it and reads its row (index_scan.c).  Refine codes: lo, step or norm2 not finite.
  */
-#ifndef SHRINKVEC_INDEX_H
-#define SHRINKVEC_INDEX_H
+#ifndef SHRINKVEC_SVINDEX_H
+#define SHRINKVEC_SVINDEX_H
 
 #include "postgres.h"
 

@@ -28,8 +28,8 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
-#include "index.h"
-#include "kernels.h"
+#include "svindex.h"
+#include "kernels/kernels.h"
 #include "shrinkvec.h"
 
 #define SV_BUILD_BATCH 256

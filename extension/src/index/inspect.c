@@ -27,7 +27,7 @@
 #include "executor/tuptable.h"
 #include "storage/bufmgr.h"
 
-#include "index.h"
+#include "svindex.h"
 #include "shrinkvec.h"
 
 PG_FUNCTION_INFO_V1(shrinkvec_index_info);

@@ -5,7 +5,7 @@
 
 #include "utils/memutils.h"
 
-#include "index.h"
+#include "svindex.h"
 #include "shrinkvec.h"
 
 /* Encode one new row and add it to the list nearest to it. */

@@ -14,8 +14,8 @@
 #include "utils/builtins.h"
 #include "utils/varbit.h"
 
-#include "index.h"
-#include "kernels.h"
+#include "svindex.h"
+#include "kernels/kernels.h"
 #include "shrinkvec.h"
 
 static void sv_coarse_point(SvIndexCache *cache, char *stream);

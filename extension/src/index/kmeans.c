@@ -12,8 +12,8 @@
 #include "common/pg_prng.h"
 #include "miscadmin.h"
 
-#include "index.h"
-#include "kernels.h"
+#include "svindex.h"
+#include "kernels/kernels.h"
 
 #define SV_KMEANS_ITERATIONS 10
 

@@ -16,7 +16,7 @@
 #include "utils/selfuncs.h"
 #include "utils/spccache.h"
 
-#include "index.h"
+#include "svindex.h"
 
 int			sv_shortlist = 100;
 int			sv_probes = 0;

@@ -50,7 +50,7 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
-#include "kernels.h"
+#include "kernels/kernels.h"
 #include "shrinkvec.h"
 
 /* noreturn on PostgreSQL 15-18 (18 replaced pg_attribute_noreturn() by pg_noreturn). */

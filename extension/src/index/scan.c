@@ -49,8 +49,8 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
-#include "index.h"
-#include "kernels.h"
+#include "svindex.h"
+#include "kernels/kernels.h"
 #include "shrinkvec.h"
 
 /* One candidate: its score, heap TID and where its refine code is (indexes with refine codes). */
@@ -161,29 +161,21 @@ sv_worse(const SvCandidate *a, const SvCandidate *b)
 	return ItemPointerCompare((ItemPointer) &a->tid, (ItemPointer) &b->tid) > 0;
 }
 
-/* Restore the max-heap property downwards from position i. */
-static void
-sv_sift_down(SvCandidate *heap, int n, int i)
+/* Exchange candidates i and j of a heap. */
+static inline void
+sv_cand_swap(SvCandidate *heap, size_t i, size_t j)
 {
-	for (;;)
-	{
-		int			l = 2 * i + 1,
-					r = l + 1,
-					m = i;
-		SvCandidate t;
+	SvCandidate t = heap[i];
 
-		if (l < n && sv_worse(&heap[l], &heap[m]))
-			m = l;
-		if (r < n && sv_worse(&heap[r], &heap[m]))
-			m = r;
-		if (m == i)
-			return;
-		t = heap[i];
-		heap[i] = heap[m];
-		heap[m] = t;
-		i = m;
-	}
+	heap[i] = heap[j];
+	heap[j] = t;
 }
+
+#define TOPK_PREFIX sv_cand
+#define TOPK_HEAP SvCandidate *
+#define TOPK_WORSE(h, i, j) sv_worse(&(h)[i], &(h)[j])
+#define TOPK_SWAP(h, i, j) sv_cand_swap(h, i, j)
+#include "kernels/topk_heap.h"
 
 /* Offer a candidate to a bounded max-heap of capacity k holding *n entries. */
 static inline void
@@ -198,24 +190,15 @@ sv_offer(SvCandidate *heap, int *n, int k, float score, ItemPointer tid, BlockNu
 	c.rslot = (uint16) rslot;
 	if (*n < k)
 	{
-		int			i = (*n)++;
-
-		heap[i] = c;
-		while (i > 0 && sv_worse(&heap[i], &heap[(i - 1) / 2]))
-		{
-			SvCandidate t = heap[i];
-
-			heap[i] = heap[(i - 1) / 2];
-			heap[(i - 1) / 2] = t;
-			i = (i - 1) / 2;
-		}
+		heap[*n] = c;
+		sv_cand_sift_up(heap, (*n)++);
 		return;
 	}
 	*overflow = true;
 	if (sv_worse(&c, &heap[0]))
 		return;
 	heap[0] = c;
-	sv_sift_down(heap, *n, 0);
+	sv_cand_sift_down(heap, *n, 0);
 }
 
 /* qsort comparator: best candidate first. */
