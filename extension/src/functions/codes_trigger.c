@@ -60,7 +60,7 @@
 #define SV_NORETURN pg_attribute_noreturn()
 #endif
 
-/* The C functions of the extension that compute codes (binarize.c, int8vec.c, maxsim.c, transform.c). */
+/* The C functions of the extension that compute codes (functions/binarize.c, types/int8vec.c, functions/maxsim.c, functions/transform.c). */
 extern Datum binarize_vector(PG_FUNCTION_ARGS);
 extern Datum binarize_halfvec(PG_FUNCTION_ARGS);
 extern Datum quantize_int8_vector(PG_FUNCTION_ARGS);
