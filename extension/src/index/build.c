@@ -45,6 +45,79 @@ sv_auto_lists(Relation index, const SvMetaData *meta)
 	return meta->elemtype != SV_ELEM_BIT && (opts == NULL || opts->lists == 0);
 }
 
+/*
+ * How many rows to sample for the centroids: at least 10000 (64 a list for bits, 32 for vectors), the
+ * square root of the estimated rows when the lists follow the row count, within maintenance_work_mem.
+ */
+static int
+sv_sample_target(SvBuildState *bs, Relation heap, Relation index)
+{
+	int			per_list = bs->meta.elemtype == SV_ELEM_BIT ? 64 : 32;
+	Size		budget = (Size) maintenance_work_mem * 1024 / bs->item_bytes;
+	int			target = Max(10000, per_list * bs->meta.lists);
+
+	if (sv_auto_lists(index, &bs->meta))
+	{
+		/* lists follow the row count: sample for the square root of the estimated rows */
+		BlockNumber pages;
+		double		tuples,
+					allvisfrac;
+
+		estimate_rel_size(heap, NULL, &pages, &tuples, &allvisfrac);
+		if (tuples > SV_AUTO_FLAT_ROWS)
+			target = Max(target, (int) Min((double) per_list * sqrt(tuples * 1.5), (double) INT_MAX / 2));
+	}
+	if ((Size) target > budget)
+		target = Max((int) budget, bs->meta.lists);
+	return target;
+}
+
+/* Fewer sampled rows than lists (a small or empty table): as many lists as rows, and say so. */
+static void
+sv_fewer_lists(SvBuildState *bs, Relation index)
+{
+	int			lists = Max(bs->nsample, 1);
+
+	if (bs->meta.lists > 1 && bs->nsample == 0)
+		ereport(WARNING,
+				(errmsg("shrinkvec index \"%s\" was built on an empty table: it has 1 list instead of %d",
+						RelationGetRelationName(index), bs->meta.lists),
+				 errdetail("TRUNCATE and CREATE INDEX on an empty table build the index without rows to "
+						   "learn centroids from. Scans stay correct but read every entry."),
+				 errhint("Run REINDEX INDEX %s after loading rows.",
+						 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(index)),
+													RelationGetRelationName(index)))));
+	else if (bs->meta.lists > 1)
+		ereport(NOTICE,
+				(errmsg("shrinkvec index has %d lists instead of %d: the table has only %d rows",
+						lists, bs->meta.lists, bs->nsample),
+				 errhint("Create the index after loading the data.")));
+	bs->meta.lists = lists;
+	if (bs->meta.elemtype == SV_ELEM_BIT && lists == 1)
+		bs->meta.centroid_bytes = 0;
+}
+
+/* The sampling pass and the centroids learned from it (lists from the row count when they follow it). */
+static void
+sv_build_centroids(SvBuildState *bs, Relation heap, Relation index, IndexInfo *indexInfo)
+{
+	bs->item_bytes = bs->meta.elemtype == SV_ELEM_BIT ? bs->meta.code_bytes : bs->meta.centroid_bytes;
+	bs->sample_target = sv_sample_target(bs, heap, index);
+	bs->sample = MemoryContextAllocHuge(CurrentMemoryContext, (Size) bs->sample_target * bs->item_bytes);
+	pg_prng_seed(&bs->prng, 0x5356);
+	table_index_build_scan(heap, index, indexInfo, false, true, sv_sample_callback, bs, NULL);
+	if (sv_auto_lists(index, &bs->meta))
+		bs->meta.lists = bs->seen <= SV_AUTO_FLAT_ROWS ? 1 :
+			(int) Min((double) SV_INDEX_MAX_LISTS, rint(sqrt((double) bs->seen)));
+	if (bs->nsample < bs->meta.lists)
+		sv_fewer_lists(bs, index);
+	sv_check_build_memory(index, &bs->meta);
+	bs->cache.meta = bs->meta;
+	sv_learn_centroids(bs);
+	pfree(bs->sample);
+	bs->sample = NULL;
+}
+
 /* Build the index: sample, learn centroids, then encode every row. */
 IndexBuildResult *
 sv_ambuild(Relation heap, Relation index, IndexInfo *indexInfo)
@@ -52,7 +125,6 @@ sv_ambuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	SvBuildState bs;
 	IndexBuildResult *result;
 	double		reltuples;
-	Size		budget;
 
 	if (RelationGetNumberOfBlocks(index) != 0)
 		elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
@@ -61,61 +133,7 @@ sv_ambuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	if (!sv_auto_lists(index, &bs.meta))
 		sv_check_build_memory(index, &bs.meta);	/* WITH (lists = N): before reading the table */
 	if (bs.meta.centroid_bytes > 0)
-	{
-		int			per_list = bs.meta.elemtype == SV_ELEM_BIT ? 64 : 32;
-
-		bs.item_bytes = bs.meta.elemtype == SV_ELEM_BIT ? bs.meta.code_bytes : bs.meta.centroid_bytes;
-		/* at least 10000 rows (32 a list for vectors), within maintenance_work_mem */
-		budget = (Size) maintenance_work_mem * 1024 / bs.item_bytes;
-		bs.sample_target = Max(10000, per_list * bs.meta.lists);
-		if (sv_auto_lists(index, &bs.meta))
-		{
-			/* lists follow the row count: sample for the square root of the estimated rows */
-			BlockNumber pages;
-			double		tuples,
-						allvisfrac;
-
-			estimate_rel_size(heap, NULL, &pages, &tuples, &allvisfrac);
-			if (tuples > SV_AUTO_FLAT_ROWS)
-				bs.sample_target = Max(bs.sample_target,
-									   (int) Min((double) per_list * sqrt(tuples * 1.5), (double) INT_MAX / 2));
-		}
-		if ((Size) bs.sample_target > budget)
-			bs.sample_target = Max((int) budget, bs.meta.lists);
-		bs.sample = MemoryContextAllocHuge(CurrentMemoryContext, (Size) bs.sample_target * bs.item_bytes);
-		pg_prng_seed(&bs.prng, 0x5356);
-		table_index_build_scan(heap, index, indexInfo, false, true, sv_sample_callback, &bs, NULL);
-		if (sv_auto_lists(index, &bs.meta))
-			bs.meta.lists = bs.seen <= SV_AUTO_FLAT_ROWS ? 1 :
-				(int) Min((double) SV_INDEX_MAX_LISTS, rint(sqrt((double) bs.seen)));
-		if (bs.nsample < bs.meta.lists)
-		{
-			int			lists = Max(bs.nsample, 1);
-
-			if (bs.meta.lists > 1 && bs.nsample == 0)
-				ereport(WARNING,
-						(errmsg("shrinkvec index \"%s\" was built on an empty table: it has 1 list instead of %d",
-								RelationGetRelationName(index), bs.meta.lists),
-						 errdetail("TRUNCATE and CREATE INDEX on an empty table build the index without rows to "
-								   "learn centroids from. Scans stay correct but read every entry."),
-						 errhint("Run REINDEX INDEX %s after loading rows.",
-								 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(index)),
-															RelationGetRelationName(index)))));
-			else if (bs.meta.lists > 1)
-				ereport(NOTICE,
-						(errmsg("shrinkvec index has %d lists instead of %d: the table has only %d rows",
-								lists, bs.meta.lists, bs.nsample),
-						 errhint("Create the index after loading the data.")));
-			bs.meta.lists = lists;
-			if (bs.meta.elemtype == SV_ELEM_BIT && lists == 1)
-				bs.meta.centroid_bytes = 0;
-		}
-		sv_check_build_memory(index, &bs.meta);
-		bs.cache.meta = bs.meta;
-		sv_learn_centroids(&bs);
-		pfree(bs.sample);
-		bs.sample = NULL;
-	}
+		sv_build_centroids(&bs, heap, index, indexInfo);
 
 	ereport(DEBUG1, (errmsg("shrinkvec index build: centroids of %d lists learnt from %d sampled rows",
 							bs.meta.lists, bs.nsample)));

@@ -34,6 +34,50 @@ typedef struct SvParallelShared
 PGDLLEXPORT void sv_parallel_build_main(dsm_segment *seg, shm_toc *toc);
 
 #if PG_VERSION_NUM >= 170000
+/* Leave parallel mode after a parallel build (or an attempt at one). */
+static void
+sv_parallel_end(ParallelContext *pcxt, Snapshot snapshot)
+{
+	if (IsMVCCSnapshot(snapshot))
+		UnregisterSnapshot(snapshot);
+	DestroyParallelContext(pcxt);
+	ExitParallelMode();
+}
+
+/*
+ * Fill the parallel build's shared memory: what the workers need to know (*shared), the centroids, the
+ * parallel table scan (*pscan) and one queue per worker, whose start is returned.
+ */
+static char *
+sv_parallel_share(ParallelContext *pcxt, SvBuildState *bs, Relation heap, Relation index, IndexInfo *indexInfo,
+				  Snapshot snapshot, Size scan_bytes, SvParallelShared **shared, ParallelTableScanDesc *pscan)
+{
+	Size		centroid_total = (Size) bs->meta.lists * bs->meta.centroid_bytes;
+	int			nworkers = indexInfo->ii_ParallelWorkers;	/* as estimated by the caller */
+	char	   *centroids;
+	char	   *queues;
+
+	*shared = shm_toc_allocate(pcxt->toc, sizeof(SvParallelShared));
+	(*shared)->heaprelid = RelationGetRelid(heap);
+	(*shared)->indexrelid = RelationGetRelid(index);
+	(*shared)->isconcurrent = indexInfo->ii_Concurrent;
+	(*shared)->meta = bs->meta;
+	SpinLockInit(&(*shared)->mutex);
+	(*shared)->reltuples = 0;
+	shm_toc_insert(pcxt->toc, SV_KEY_SHARED, *shared);
+	centroids = shm_toc_allocate(pcxt->toc, centroid_total);
+	memcpy(centroids, bs->cache.centroids, centroid_total);
+	shm_toc_insert(pcxt->toc, SV_KEY_CENTROIDS, centroids);
+	*pscan = shm_toc_allocate(pcxt->toc, scan_bytes);
+	table_parallelscan_initialize(heap, *pscan, snapshot);
+	shm_toc_insert(pcxt->toc, SV_KEY_SCAN, *pscan);
+	queues = shm_toc_allocate(pcxt->toc, (Size) nworkers * SV_QUEUE_BYTES);
+	for (int i = 0; i < nworkers; i++)
+		shm_mq_set_receiver(shm_mq_create(queues + (Size) i * SV_QUEUE_BYTES, SV_QUEUE_BYTES), MyProc);
+	shm_toc_insert(pcxt->toc, SV_KEY_QUEUES, queues);
+	return queues;
+}
+
 /* The leader's side: receive every worker's entries and append them; false when no worker started. */
 bool
 sv_build_parallel(SvBuildState *bs, Relation heap, Relation index, IndexInfo *indexInfo, double *reltuples)
@@ -64,43 +108,17 @@ sv_build_parallel(SvBuildState *bs, Relation heap, Relation index, IndexInfo *in
 	if (pcxt->seg == NULL)
 	{
 		/* no dynamic shared memory: build serially */
-		if (IsMVCCSnapshot(snapshot))
-			UnregisterSnapshot(snapshot);
-		DestroyParallelContext(pcxt);
-		ExitParallelMode();
+		sv_parallel_end(pcxt, snapshot);
 		return false;
 	}
-	shared = shm_toc_allocate(pcxt->toc, sizeof(SvParallelShared));
-	shared->heaprelid = RelationGetRelid(heap);
-	shared->indexrelid = RelationGetRelid(index);
-	shared->isconcurrent = indexInfo->ii_Concurrent;
-	shared->meta = bs->meta;
-	SpinLockInit(&shared->mutex);
-	shared->reltuples = 0;
-	shm_toc_insert(pcxt->toc, SV_KEY_SHARED, shared);
-	{
-		char	   *c = shm_toc_allocate(pcxt->toc, centroid_total);
-
-		memcpy(c, bs->cache.centroids, centroid_total);
-		shm_toc_insert(pcxt->toc, SV_KEY_CENTROIDS, c);
-	}
-	pscan = shm_toc_allocate(pcxt->toc, scan_bytes);
-	table_parallelscan_initialize(heap, pscan, snapshot);
-	shm_toc_insert(pcxt->toc, SV_KEY_SCAN, pscan);
-	queues = shm_toc_allocate(pcxt->toc, (Size) nworkers * SV_QUEUE_BYTES);
-	for (int i = 0; i < nworkers; i++)
-		shm_mq_set_receiver(shm_mq_create(queues + (Size) i * SV_QUEUE_BYTES, SV_QUEUE_BYTES), MyProc);
-	shm_toc_insert(pcxt->toc, SV_KEY_QUEUES, queues);
+	queues = sv_parallel_share(pcxt, bs, heap, index, indexInfo, snapshot, scan_bytes, &shared, &pscan);
 
 	LaunchParallelWorkers(pcxt);
 	ereport(DEBUG1,
 			(errmsg("shrinkvec index build: %d of %d parallel workers launched", pcxt->nworkers_launched, nworkers)));
 	if (pcxt->nworkers_launched == 0)
 	{
-		if (IsMVCCSnapshot(snapshot))
-			UnregisterSnapshot(snapshot);
-		DestroyParallelContext(pcxt);
-		ExitParallelMode();
+		sv_parallel_end(pcxt, snapshot);
 		return false;
 	}
 	bs->nin = pcxt->nworkers_launched;
@@ -122,10 +140,7 @@ sv_build_parallel(SvBuildState *bs, Relation heap, Relation index, IndexInfo *in
 	for (int i = 0; i < bs->nin; i++)
 		shm_mq_detach(bs->in[i]);
 	bs->nin = 0;
-	if (IsMVCCSnapshot(snapshot))
-		UnregisterSnapshot(snapshot);
-	DestroyParallelContext(pcxt);
-	ExitParallelMode();
+	sv_parallel_end(pcxt, snapshot);
 	return true;
 }
 #endif

@@ -236,6 +236,165 @@ sv_amrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 }
 
 /*
+ * Start the next batch: the first one (the lists, the stats, shrinkvec.shortlist), or one more in the
+ * current window, or the next window.  False when the scan is over or its pool goes out first; *first
+ * is set for the scan's first batch.
+ */
+static bool
+sv_start_batch(IndexScanDesc scan, bool *first)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+	const SvMetaData *meta = &so->cache->meta;
+
+	*first = false;
+	if (so->done)
+		return false;
+	if (!so->started)
+	{
+		*first = true;
+		sv_check_scan_memory(meta);
+		sv_choose_lists(so);
+#if PG_VERSION_NUM >= 150000
+		pgstat_count_index_scan(scan->indexRelation);
+#endif
+		so->started = true;
+		so->batch_size = sv_shortlist;
+	}
+	else
+	{
+		if (so->batch_full)
+		{
+			/* the window has more: continue after what earlier batches took of each list */
+			so->batch_size = sv_next_batch_size(meta, so->batch_size);
+		}
+		else if (so->pooling && so->pool_n > 0)
+			return false;		/* the window is read: its pool goes out first */
+		else if (!sv_next_window(so))
+		{
+			so->done = true;
+			return false;
+		}
+		if (so->results)
+			pfree(so->results);
+		if (so->exact)
+			pfree(so->exact);
+		so->results = NULL;
+		so->exact = NULL;
+	}
+	if (so->scanned >= sv_max_scan_tuples)
+	{
+		ereport(NOTICE,
+				(errmsg("shrinkvec index scan of \"%s\" stopped after %lld candidates",
+						RelationGetRelationName(scan->indexRelation), (long long) so->scanned),
+				 errdetail("shrinkvec.max_scan_tuples is %d; rows beyond it were not returned.",
+						   sv_max_scan_tuples),
+				 errhint("Raise shrinkvec.max_scan_tuples, or make the filter more selective with an index of its own.")));
+		so->done = true;
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Refine codes (the first batch only): the best shrinkvec.rerank candidates by their refine codes are
+ * read from the table, the others are deferred; visible rows of the deferred make up for dead ones.
+ */
+static void
+sv_refine_first_batch(IndexScanDesc scan, int want)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+
+	so->frontier = sv_estimate_distance(so, so->results[so->nresults_est - 1].score);
+	sv_refine_select(scan, sv_rerank);
+	sv_add_exact(scan, so->results, sv_rerank);
+	while (so->nresults < want && so->ndeferred > 0)
+	{
+		int			take = Min(so->ndeferred, want - so->nresults);
+
+		sv_add_exact(scan, so->deferred, take);
+		so->deferred += take;
+		so->ndeferred -= take;
+	}
+}
+
+/*
+ * Dead entries take no place: read the batch's rows (unless pending is false: they were read), then
+ * scan on until the batch has want visible rows or the window ends.  *reordered is cleared when a new
+ * scan replaces the results.
+ */
+static void
+sv_read_visible(IndexScanDesc scan, int want, bool pending, bool *reordered)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+
+	for (;;)
+	{
+		int			need;
+
+		if (pending)
+			sv_add_exact(scan, so->results, so->nresults_est);
+		pending = true;
+		need = want - so->nresults;
+		if (need <= 0 || !so->batch_full || so->scanned >= sv_max_scan_tuples)
+			break;
+		pfree(so->results);
+		*reordered = false;
+		sv_scan_batch(scan, (int) Min((int64) need, (int64) sv_max_scan_tuples - so->scanned));
+		so->scanned += so->nresults_est;
+	}
+}
+
+/*
+ * The exact stage of a vector batch just scanned: read its rows (refine codes first, for the first
+ * batch), then either push them into the pool (true: the caller decides what the pool may give) or sort
+ * them and set how many go out at once (false).
+ */
+static bool
+sv_vector_batch(IndexScanDesc scan, bool first)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+	const SvMetaData *meta = &so->cache->meta;
+	bool		refine = first && !so->pooling && meta->refine_bits > 0 && sv_rerank > 0 &&
+		so->nresults_est > sv_rerank;
+	int			want = refine ? sv_rerank : so->batch_size;
+	bool		reordered = refine;
+
+	so->nresults = 0;
+	if (refine)
+		sv_refine_first_batch(scan, want);
+	sv_read_visible(scan, want, !refine, &reordered);
+	/* (results in refine order have set the frontier before they were reordered) */
+	if (so->nresults_est > 0 && !reordered)
+		so->frontier = sv_estimate_distance(so, so->results[so->nresults_est - 1].score);
+	if (so->pooling)
+	{
+		for (int i = 0; i < so->nresults; i++)
+			sv_pool_push(so, &so->exact[i]);
+		so->nresults = so->next = 0;
+		return true;
+	}
+	qsort(so->exact, so->nresults, sizeof(SvExact), sv_exact_cmp);
+	so->next = 0;
+
+	/*
+	 * The first quarter of the first batch goes out at once, in exact order (a plain LIMIT k with k up
+	 * to a quarter of the shortlist costs one batch); rows past it wait in the pool.  With refine codes,
+	 * the first half of the rows read (shrinkvec.rerank): the refine codes chose them from the whole
+	 * shortlist.
+	 */
+	so->ndirect = sv_order_margin <= 0 ? so->nresults :
+		refine ? Max(1, so->nresults / 2) : Max(1, so->nresults / 4);
+
+	/*
+	 * Unread entries of unknown estimate (extreme values) may be nearer than anything read: then every
+	 * row waits in the pool until they are read.
+	 */
+	if (so->unknown_tail || (refine && so->unknown_refine))
+		so->ndirect = 0;
+	return false;
+}
+
+/*
  * Build the next batch: in the current window after the last one, or in the next window when the
  * current one is exhausted.  False when the scan is over (every list read, or the bound reached).
  */
@@ -244,139 +403,89 @@ sv_next_batch(IndexScanDesc scan)
 {
 	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
 	const SvMetaData *meta = &so->cache->meta;
-	bool		is_bit = meta->elemtype == SV_ELEM_BIT;
 
 	for (;;)
 	{
 		int			k;
-		bool		first = false;	/* the scan's first batch */
+		bool		first;
 
-		if (so->done)
+		if (!sv_start_batch(scan, &first))
 			return false;
-		if (!so->started)
-		{
-			first = true;
-			sv_check_scan_memory(meta);
-			sv_choose_lists(so);
-#if PG_VERSION_NUM >= 150000
-			pgstat_count_index_scan(scan->indexRelation);
-#endif
-			so->started = true;
-			so->batch_size = sv_shortlist;
-		}
-		else
-		{
-			if (so->batch_full)
-			{
-				/* the window has more: continue after what earlier batches took of each list */
-				so->batch_size = sv_next_batch_size(meta, so->batch_size);
-			}
-			else if (so->pooling && so->pool_n > 0)
-				return false;	/* the window is read: its pool goes out first */
-			else if (!sv_next_window(so))
-			{
-				so->done = true;
-				return false;
-			}
-			if (so->results)
-				pfree(so->results);
-			if (so->exact)
-				pfree(so->exact);
-			so->results = NULL;
-			so->exact = NULL;
-		}
-		if (so->scanned >= sv_max_scan_tuples)
-		{
-			ereport(NOTICE,
-					(errmsg("shrinkvec index scan of \"%s\" stopped after %lld candidates",
-							RelationGetRelationName(scan->indexRelation), (long long) so->scanned),
-					 errdetail("shrinkvec.max_scan_tuples is %d; rows beyond it were not returned.",
-							   sv_max_scan_tuples),
-					 errhint("Raise shrinkvec.max_scan_tuples, or make the filter more selective with an index of its own.")));
-			so->done = true;
-			return false;
-		}
 		k = (int) Min((int64) so->batch_size, (int64) sv_max_scan_tuples - so->scanned);
 		sv_scan_batch(scan, k);
 		so->scanned += so->nresults_est;
-		if (is_bit)
+		if (meta->elemtype == SV_ELEM_BIT)
 			so->nresults = so->nresults_est;
-		else
-		{
-			/*
-			 * Refine codes (the first batch only): the best shrinkvec.rerank candidates by their refine codes
-			 * are read from the table, the others are deferred; visible rows of the deferred make up for
-			 * dead ones.
-			 */
-			bool		refine = first && !so->pooling && meta->refine_bits > 0 && sv_rerank > 0 &&
-				so->nresults_est > sv_rerank;
-			int			want = refine ? sv_rerank : so->batch_size;
-			bool		pending = !refine;
-			bool		reordered = refine;
-
-			so->nresults = 0;
-			if (refine)
-			{
-				so->frontier = sv_estimate_distance(so, so->results[so->nresults_est - 1].score);
-				sv_refine_select(scan, sv_rerank);
-				sv_add_exact(scan, so->results, sv_rerank);
-				while (so->nresults < want && so->ndeferred > 0)
-				{
-					int			take = Min(so->ndeferred, want - so->nresults);
-
-					sv_add_exact(scan, so->deferred, take);
-					so->deferred += take;
-					so->ndeferred -= take;
-				}
-			}
-			/* dead entries take no place: read on until the batch has k visible rows or the window ends */
-			for (;;)
-			{
-				int			need;
-
-				if (pending)
-					sv_add_exact(scan, so->results, so->nresults_est);
-				pending = true;
-				need = want - so->nresults;
-				if (need <= 0 || !so->batch_full || so->scanned >= sv_max_scan_tuples)
-					break;
-				pfree(so->results);
-				reordered = false;
-				sv_scan_batch(scan, (int) Min((int64) need, (int64) sv_max_scan_tuples - so->scanned));
-				so->scanned += so->nresults_est;
-			}
-			/* (results in refine order have set the frontier before they were reordered) */
-			if (so->nresults_est > 0 && !reordered)
-				so->frontier = sv_estimate_distance(so, so->results[so->nresults_est - 1].score);
-			if (so->pooling)
-			{
-				for (int i = 0; i < so->nresults; i++)
-					sv_pool_push(so, &so->exact[i]);
-				so->nresults = so->next = 0;
-				return true;	/* the caller decides what the pool may give */
-			}
-			qsort(so->exact, so->nresults, sizeof(SvExact), sv_exact_cmp);
-			so->next = 0;
-			/*
-			 * The first quarter of the first batch goes out at once, in exact order (a plain LIMIT k with
-			 * k up to a quarter of the shortlist costs one batch); rows past it wait in the pool.  With
-			 * refine codes, the first half of the rows read (shrinkvec.rerank): the refine codes chose them
-			 * from the whole shortlist.
-			 */
-			so->ndirect = sv_order_margin <= 0 ? so->nresults :
-				refine ? Max(1, so->nresults / 2) : Max(1, so->nresults / 4);
-			/*
-			 * Unread entries of unknown estimate (extreme values) may be nearer than anything read: then
-			 * every row waits in the pool until they are read.
-			 */
-			if (so->unknown_tail || (refine && so->unknown_refine))
-				so->ndirect = 0;
-		}
+		else if (sv_vector_batch(scan, first))
+			return true;		/* pooled: the caller decides what the pool may give */
 		if (so->nresults > 0)
 			return true;
 		if (so->nresults_est == 0)
-			so->batch_full = false;		/* nothing left in this window */
+			so->batch_full = false; /* nothing left in this window */
 	}
+}
+
+/*
+ * Start pooling (vector opclasses, past the rows of the first batch that go out at once): the rest of
+ * the first batch and the candidates the refine codes put aside wait in the pool, and the window
+ * widens to every list.
+ */
+static void
+sv_start_pooling(IndexScanDesc scan)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+
+	so->pooling = true;
+	for (int i = so->next; i < so->nresults; i++)
+		sv_pool_push(so, &so->exact[i]);
+	so->next = so->nresults = so->ndirect = 0;
+	if (so->ndeferred > 0)
+	{
+		/* the first batch's candidates the refine codes put aside are read now */
+		sv_add_exact(scan, so->deferred, so->ndeferred);
+		for (int i = 0; i < so->nresults; i++)
+			sv_pool_push(so, &so->exact[i]);
+		so->nresults = so->ndeferred = 0;
+	}
+	sv_widen_window(so);
+}
+
+/*
+ * The next row past the first batch: rows come from the pool, nearest first, each once no unread entry
+ * of the window can be nearer; the pool is refilled batch by batch, and emptied when the window is read.
+ */
+static bool
+sv_next_pooled(IndexScanDesc scan)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+	MemoryContext old = MemoryContextSwitchTo(so->cxt);
+	SvExact		e;
+
+	if (!so->pooling)
+		sv_start_pooling(scan);
+	for (;;)
+	{
+		if (so->pool_n > 0 && (sv_pool_ready(so) || so->done))
+			break;
+		if (!sv_next_batch(scan))
+		{
+			if (so->pool_n > 0)
+				break;			/* the window (or the scan) is over: what waits goes out */
+			if (so->done)
+			{
+				MemoryContextSwitchTo(old);
+				return false;
+			}
+		}
+	}
+	MemoryContextSwitchTo(old);
+	e = sv_pool_pop(so);
+	scan->xs_heaptid = e.tid;
+	scan->xs_orderbyvals[0] = Float8GetDatum(e.dist);
+	scan->xs_recheck = false;
+	sv_report_other_keys(scan);
+	scan->xs_orderbynulls[0] = false;
+	return true;
 }
 
 /* Return the next row. */
@@ -396,57 +505,7 @@ sv_amgettuple(IndexScanDesc scan, ScanDirection dir)
 	meta = &so->cache->meta;
 	is_bit = meta->elemtype == SV_ELEM_BIT;
 	if (!is_bit && so->started && so->next >= so->ndirect)
-	{
-		/*
-		 * Past the first batch: rows come from the pool, nearest first, each once no unread entry of the
-		 * window can be nearer; the pool is refilled batch by batch, and emptied when the window is read.
-		 */
-		MemoryContext old = MemoryContextSwitchTo(so->cxt);
-
-		if (!so->pooling)
-		{
-			/* the rest of the first batch waits in the pool like every later row */
-			so->pooling = true;
-			for (int i = so->next; i < so->nresults; i++)
-				sv_pool_push(so, &so->exact[i]);
-			so->next = so->nresults = so->ndirect = 0;
-			if (so->ndeferred > 0)
-			{
-				/* the first batch's candidates the refine codes put aside are read now */
-				sv_add_exact(scan, so->deferred, so->ndeferred);
-				for (int i = 0; i < so->nresults; i++)
-					sv_pool_push(so, &so->exact[i]);
-				so->nresults = so->ndeferred = 0;
-			}
-			sv_widen_window(so);
-		}
-		for (;;)
-		{
-			if (so->pool_n > 0 && (sv_pool_ready(so) || so->done))
-				break;
-			if (!sv_next_batch(scan))
-			{
-				if (so->pool_n > 0)
-					break;		/* the window (or the scan) is over: what waits goes out */
-				if (so->done)
-				{
-					MemoryContextSwitchTo(old);
-					return false;
-				}
-			}
-		}
-		MemoryContextSwitchTo(old);
-		{
-			SvExact		e = sv_pool_pop(so);
-
-			scan->xs_heaptid = e.tid;
-			scan->xs_orderbyvals[0] = Float8GetDatum(e.dist);
-		}
-		scan->xs_recheck = false;
-		sv_report_other_keys(scan);
-		scan->xs_orderbynulls[0] = false;
-		return true;
-	}
+		return sv_next_pooled(scan);
 	if (!so->started || so->next >= so->nresults)
 	{
 		MemoryContext old = MemoryContextSwitchTo(so->cxt);

@@ -137,20 +137,10 @@ sv_worse(const SvCandidate *a, const SvCandidate *b)
 	return ItemPointerCompare((ItemPointer) &a->tid, (ItemPointer) &b->tid) > 0;
 }
 
-/* Exchange candidates i and j of a heap. */
-static inline void
-sv_cand_swap(SvCandidate *heap, size_t i, size_t j)
-{
-	SvCandidate t = heap[i];
-
-	heap[i] = heap[j];
-	heap[j] = t;
-}
-
+/* The batch's top-k heap of candidates: the extension's one heap template, the worst candidate on top. */
 #define TOPK_PREFIX sv_cand
-#define TOPK_HEAP SvCandidate *
+#define TOPK_ELEM SvCandidate
 #define TOPK_WORSE(h, i, j) sv_worse(&(h)[i], &(h)[j])
-#define TOPK_SWAP(h, i, j) sv_cand_swap(h, i, j)
 #include "kernels/topk_heap.h"
 
 /* Offer a candidate to a bounded max-heap of capacity k holding *n entries. */

@@ -13,21 +13,10 @@ sv_exact_before(const SvExact *a, const SvExact *b)
 	return sv_exact_cmp(a, b) < 0;
 }
 
-/* Exchange rows i and j of the pool. */
-static inline void
-sv_pool_swap(SvExact *pool, size_t i, size_t j)
-{
-	SvExact		t = pool[i];
-
-	pool[i] = pool[j];
-	pool[j] = t;
-}
-
 /* The pool is the extension's one heap template with the nearest row on top. */
 #define TOPK_PREFIX sv_pool
-#define TOPK_HEAP SvExact *
+#define TOPK_ELEM SvExact
 #define TOPK_WORSE(h, i, j) sv_exact_before(&(h)[i], &(h)[j])
-#define TOPK_SWAP(h, i, j) sv_pool_swap(h, i, j)
 #include "kernels/topk_heap.h"
 
 /* Push a row onto the pool (a binary min-heap). */

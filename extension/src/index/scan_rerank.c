@@ -158,6 +158,52 @@ sv_refine_loc_cmp(const void *a, const void *b)
 }
 
 /*
+ * A candidate's refine estimate from its slot of a refine page (share-locked), in double: -Infinity when
+ * the slot no longer holds its TID (VACUUM moved entries) or its factors overflowed float (unknown: the
+ * row is read first).  qsum and qn2 are sum q and |q|^2; wide: the query overflows the float dot product.
+ */
+static double
+sv_refine_estimate(const SvScanOpaque *so, Page page, const SvCandidate *c, bool wide, double qsum,
+				   double qn2, float *u)
+{
+	const SvMetaData *meta = &so->cache->meta;
+	int			list;
+	float		lo,
+				step,
+				norm2;
+	double		dot,
+				qx,
+				e;
+
+	if (SvPageGetOpaque(page)->flags != SV_PAGE_REFINE ||
+		!ItemPointerEquals(&sv_refine_tids(page, meta)[c->rslot], (ItemPointer) &c->tid))
+		return -INFINITY;
+	list = (int) SvPageGetOpaque(page)->list;
+	lo = sv_refine_lo(page, meta)[c->rslot];
+	step = sv_refine_step(page, meta)[c->rslot];
+	norm2 = sv_refine_norm2(page, meta)[c->rslot];
+	if (!(isfinite(lo) && isfinite(step) && isfinite(norm2) && (int) list < meta->lists))
+		return -INFINITY;
+	dot = sv_refine_dot(meta, so->q, sv_refine_codes(page, meta) + (Size) c->rslot * meta->refine_bytes, u);
+	qx = so->list_qc[list] + (double) lo * qsum + (double) step * dot;
+	if (wide)
+	{
+		/* a query this large overflows the float dot product */
+		dot = 0;
+		for (int d = 0; d < meta->code_bits; d++)
+			dot += (double) so->q[d] * u[d];
+		qx = so->list_qc[list] + (double) lo * qsum + (double) step * dot;
+	}
+	if (meta->kind == SV_KIND_L2)
+		e = qn2 + (double) norm2 - 2.0 * qx;
+	else if (meta->kind == SV_KIND_IP)
+		e = -qx;
+	else
+		e = 1.0 - qx;
+	return isnan(e) ? -INFINITY : e;
+}
+
+/*
  * The funnel's middle step: score the batch's candidates with their refine codes and put the best
  * `keep` first in results; the others go to so->deferred (their rows are read only if the executor
  * wants more rows than the first batch gives).  A candidate whose refine slot no longer holds its TID
@@ -210,39 +256,7 @@ sv_refine_select(IndexScanDesc scan, int keep)
 				LockBuffer(buf, BUFFER_LOCK_SHARE);
 				page = BufferGetPage(buf);
 			}
-			if (SvPageGetOpaque(page)->flags == SV_PAGE_REFINE &&
-				ItemPointerEquals(&sv_refine_tids(page, meta)[c->rslot], (ItemPointer) &c->tid))
-			{
-				int			list = (int) SvPageGetOpaque(page)->list;
-				float		lo = sv_refine_lo(page, meta)[c->rslot],
-							step = sv_refine_step(page, meta)[c->rslot],
-							norm2 = sv_refine_norm2(page, meta)[c->rslot];
-
-				/* factors that overflowed float leave the estimate unknown: the row is read first */
-				if (isfinite(lo) && isfinite(step) && isfinite(norm2) && (int) list < meta->lists)
-				{
-					double		dot = sv_refine_dot(meta, so->q,
-													 sv_refine_codes(page, meta) + (Size) c->rslot * meta->refine_bytes, u);
-					double		qx = so->list_qc[list] + (double) lo * qsum + (double) step * dot;
-
-					if (wide)
-					{
-						/* a query this large overflows the float dot product */
-						dot = 0;
-						for (int d = 0; d < meta->code_bits; d++)
-							dot += (double) so->q[d] * u[d];
-						qx = so->list_qc[list] + (double) lo * qsum + (double) step * dot;
-					}
-					if (meta->kind == SV_KIND_L2)
-						e = qn2 + (double) norm2 - 2.0 * qx;
-					else if (meta->kind == SV_KIND_IP)
-						e = -qx;
-					else
-						e = 1.0 - qx;
-					if (isnan(e))
-						e = -INFINITY;
-				}
-			}
+			e = sv_refine_estimate(so, page, c, wide, qsum, qn2, u);
 		}
 		est[i].est = e;
 		est[i].idx = i;

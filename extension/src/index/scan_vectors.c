@@ -34,6 +34,261 @@ sv_score(double est)
 	return (float) est;
 }
 
+/* The work of one vector batch: the top-k heap and the query's weights and tables. */
+typedef struct SvVecBatch
+{
+	SvBatchWork bw;				/* heap, kernel sums, selected entries, the query's nibble tables */
+	int			k;
+	int			nheap;
+	bool		overflow;		/* entries beyond the k-th best exist (or were taken before) */
+	uint8	   *code;			/* code_bytes, for one entry's code */
+	int			rcap;			/* refine entries per refine page (0: no refine codes) */
+	float	   *w;				/* the weights: the query (cosine, IP) or query - centroid (L2) */
+	float	   *lut;			/* per-byte float tables of w for exact scores (cosine, IP), or NULL */
+	SvFsQuery	fq;				/* the quantized weights' delta, vsum and error bound */
+	float		wsum;			/* sum of w */
+	float		wabs;			/* sum of |w| */
+	double		qscale;			/* non-L2: w = q * qscale */
+	int32		soff;			/* the kernel sums' offset */
+	bool		is_l2;
+} SvVecBatch;
+
+/* What one list adds to the estimate of its entries (and to their bound in the kernel's test). */
+typedef struct SvListTerms
+{
+	int			list;
+	bool		wide;			/* scored in double (sv_list_wide) */
+	float		base;			/* the estimate's constant term */
+	double		based;			/* base in double (wide lists) */
+	double		wscale;			/* w = (q - c or q) * wscale */
+	float		f;				/* the bound's factor of alpha: -2 for L2, -1 otherwise */
+	float		c0;				/* the bound's terms (kernels.h, sv_fs_bound) */
+	float		c1;
+} SvListTerms;
+
+/* Fill the batch's weights for the query; non-L2: one set of tables serves every list. */
+static void
+sv_query_weights(SvScanOpaque *so, SvVecBatch *vb)
+{
+	const SvMetaData *meta = &so->cache->meta;
+
+	vb->w = palloc(sizeof(float) * meta->code_bits);
+	vb->lut = NULL;
+	memset(&vb->fq, 0, sizeof(vb->fq));
+	vb->wsum = 0;
+	vb->wabs = 0;
+	vb->qscale = 1.0;
+	vb->soff = 2 * SV_FS_BIAS * meta->code_bytes;
+	vb->is_l2 = meta->kind == SV_KIND_L2;
+	if (vb->is_l2)
+		return;
+	/* the weights are the query itself (scaled when large) */
+	if (!(so->qnorm2 <= SV_SAFE_NORM2))
+	{
+		double		maxabs = 0;
+
+		for (int d = 0; d < meta->code_bits; d++)
+			maxabs = Max(maxabs, fabs((double) so->q[d]));
+		vb->qscale = sv_weight_scale(maxabs);
+	}
+	for (int d = 0; d < meta->code_bits; d++)
+		vb->w[d] = (float) ((double) so->q[d] * vb->qscale);
+	sv_fs_tables_ip(vb->w, meta->code_bits, meta->code_bytes, vb->bw.tables, &vb->fq);
+	vb->wsum = sv_kernels.sum(vb->w, meta->code_bits);
+	for (int d = 0; d < meta->code_bits; d++)
+		vb->wabs += fabsf(vb->w[d]);
+	vb->lut = palloc(sizeof(float) * 256 * meta->code_bytes);
+	sv_lut_build(vb->w, meta->code_bits, meta->code_bytes, vb->lut);
+}
+
+/* L2: the weights q - c of list's centroid c (scaled, in double, for a wide list) and their tables. */
+static void
+sv_l2_list_weights(SvScanOpaque *so, const float *c, SvVecBatch *vb, SvListTerms *lt)
+{
+	const SvMetaData *meta = &so->cache->meta;
+
+	if (lt->wide)
+	{
+		double		maxabs = 0;
+
+		lt->based = sv_l2sq_double(so->q, c, meta->code_bits);
+		for (int d = 0; d < meta->code_bits; d++)
+			maxabs = Max(maxabs, fabs((double) so->q[d] - (double) c[d]));
+		lt->wscale = sv_weight_scale(maxabs);
+		for (int d = 0; d < meta->code_bits; d++)
+			vb->w[d] = (float) (((double) so->q[d] - (double) c[d]) * lt->wscale);
+	}
+	else
+	{
+		for (int d = 0; d < meta->code_bits; d++)
+			vb->w[d] = so->q[d] - c[d];
+		lt->wscale = 1.0;
+	}
+	sv_fs_tables_ip(vb->w, meta->code_bits, meta->code_bytes, vb->bw.tables, &vb->fq);
+	vb->wsum = sv_kernels.sum(vb->w, meta->code_bits);
+	vb->wabs = 0;
+	for (int d = 0; d < meta->code_bits; d++)
+		vb->wabs += fabsf(vb->w[d]);
+}
+
+/* The terms of list's entries' estimates and bounds (and, for L2, the list's weights). */
+static void
+sv_list_terms(SvScanOpaque *so, int list, SvVecBatch *vb, SvListTerms *lt)
+{
+	const SvMetaData *meta = &so->cache->meta;
+	const float *c = (const float *) so->cache->centroids + (Size) list * meta->code_bits;
+	float		qc = (float) so->list_qc[list];
+	float		margin;
+
+	lt->list = list;
+	lt->wide = sv_list_wide(so, list);
+	lt->f = -1.0f;
+	lt->based = 0;
+	lt->wscale = vb->qscale;
+	if (vb->is_l2)
+	{
+		sv_l2_list_weights(so, c, vb, lt);
+		lt->base = so->qnorm2 + so->cache->centroid_norm2[list] - 2.0f * qc;
+		lt->f = -2.0f;
+	}
+	else if (meta->kind == SV_KIND_IP)
+	{
+		lt->base = -qc;
+		lt->based = -so->list_qc[list];
+	}
+	else
+	{
+		lt->base = 1.0f - qc;
+		lt->based = 1.0 - so->list_qc[list];
+	}
+	if (!lt->wide)
+		lt->based = lt->base;
+
+	/*
+	 * <w, s> <= delta * (2 (S - soff) - vsum) + err_l1 (kernels.h); the margin also covers float
+	 * rounding of the bound and of the exact scores (relative to sum |w_i|).
+	 */
+	margin = vb->fq.err_l1 * 1.001f + 1e-4f * vb->wabs + 1e-30f;
+	lt->c1 = 2.0f * vb->fq.delta;
+	lt->c0 = margin - vb->fq.delta * (float) vb->fq.vsum;
+}
+
+/*
+ * The entries of a page that may beat the k-th best, into bw.idx (their count is returned): every entry
+ * of a wide list, else those the kernel's threshold test keeps.
+ */
+static int
+sv_page_select(const SvMetaData *meta, Page page, int n, SvVecBatch *vb, const SvListTerms *lt)
+{
+	SvCandidate *heap = vb->bw.heap;
+	float		tau;
+	int			m;
+
+	if (lt->wide)
+	{
+		/* every entry is scored in double */
+		for (int i = 0; i < n; i++)
+			vb->bw.idx[i] = i;
+		return n;
+	}
+	sv_page_sums(meta, page, n, vb->bw.tables, vb->bw.sums);
+	tau = vb->nheap == vb->k ? heap[0].score : get_float4_infinity();
+	/* a hair above the k-th best, so float rounding never drops a tie */
+	if (vb->nheap == vb->k)
+		tau += 1e-6f * fabsf(tau) + 1e-30f;
+	m = (int) sv_kernels.fs_select(vb->bw.sums, n, vb->soff, sv_page_alpha(page, meta),
+								   vb->is_l2 ? sv_page_r2(page, meta) : NULL, lt->base, lt->f, lt->c0, lt->c1,
+								   tau, vb->bw.idx);
+	if (vb->nheap == vb->k && m < n)
+		vb->overflow = true;	/* entries beyond the k-th best exist (or were taken before) */
+	return m;
+}
+
+/*
+ * The estimate of entry i of a page: in float, or in double when the float form overflows or the list
+ * is wide (weights unscaled); -Infinity when the entry's factors are unknown (its row is read).
+ */
+static inline double
+sv_entry_estimate(const SvMetaData *meta, Page page, int i, SvVecBatch *vb, const SvListTerms *lt)
+{
+	const float *alpha = sv_page_alpha(page, meta);
+	const float *r2 = sv_page_r2(page, meta);
+	float		s;
+	double		est;
+
+	if (vb->lut)
+		s = sv_lut_score_blocked(sv_page_codes(page, meta), meta->lanes, meta->code_bytes, i, vb->lut);
+	else
+	{
+		sv_page_get_code(page, meta, i, vb->code);
+		s = sv_kernels.masked_sum(vb->w, vb->code, meta->code_bits);
+	}
+	if (unlikely(!isfinite(alpha[i]) || (vb->is_l2 && !isfinite(r2[i]))))
+		return -INFINITY;		/* unknown: the row is read, its exact distance decides */
+	else
+	{
+		float		e = vb->is_l2 ? lt->base + r2[i] - 2.0f * alpha[i] * (2.0f * s - vb->wsum)
+			: lt->base - alpha[i] * (2.0f * s - vb->wsum);
+
+		if (!lt->wide && isfinite(e))
+			return e;
+		else
+		{
+			/* the float form overflowed (or the list is wide): in double, weights unscaled */
+			double		ws = (2.0 * (double) s - (double) vb->wsum) / lt->wscale;
+
+			est = vb->is_l2 ? lt->based + (double) r2[i] - 2.0 * (double) alpha[i] * ws
+				: lt->based - (double) alpha[i] * ws;
+			if (isnan(est))
+				est = -INFINITY;
+		}
+	}
+	return est;
+}
+
+/*
+ * Score one page of a list: the entries the kernel keeps are tested again against the k-th best as it
+ * improves (a bound that is not a finite number never skips), then scored exactly and offered to the heap.
+ */
+static void
+sv_scan_vector_page(SvScanOpaque *so, Page page, SvVecBatch *vb, const SvListTerms *lt)
+{
+	const SvMetaData *meta = &so->cache->meta;
+	int			n = SvPageGetOpaque(page)->count;
+	ItemPointerData *tids = sv_page_tids(page, meta);
+	const float *alpha = sv_page_alpha(page, meta);
+	const float *r2 = sv_page_r2(page, meta);
+	const BlockNumber *rblocks = sv_page_refine_blocks(page);
+	SvCandidate *heap = vb->bw.heap;
+	int			m;
+
+	if (n == 0)
+		return;
+	m = sv_page_select(meta, page, n, vb, lt);
+	for (int j = 0; j < m; j++)
+	{
+		int			i = vb->bw.idx[j];
+		float		score;
+
+		if (!lt->wide && vb->nheap == vb->k)
+		{
+			float		lb = sv_fs_bound(vb->bw.sums[i], vb->soff, alpha[i], vb->is_l2 ? r2[i] : 0.0f, lt->base,
+										 lt->f, lt->c0, lt->c1);
+
+			if (isfinite(lb) && lb > heap[0].score + 1e-6f * fabsf(heap[0].score) + 1e-30f)
+			{
+				vb->overflow = true;
+				continue;
+			}
+		}
+		score = sv_score(sv_entry_estimate(meta, page, i, vb, lt));
+		if (sv_after_bound(so, lt->list, score, &tids[i]))
+			sv_offer(heap, &vb->nheap, vb->k, score, &tids[i],
+					 vb->rcap > 0 ? rblocks[i / vb->rcap] : InvalidBlockNumber, vb->rcap > 0 ? i % vb->rcap : 0,
+					 &vb->overflow);
+	}
+}
+
 /*
  * Vector opclasses: the best k entries of the window's lists by the asymmetric estimate (svindex.h),
  * after what earlier batches took.  The kernel sums give the inner product of the code's signs with
@@ -53,204 +308,34 @@ sv_scan_vectors(IndexScanDesc scan, int k)
 {
 	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
 	const SvMetaData *meta = &so->cache->meta;
-	SvBatchWork bw = sv_batch_work(meta, k);
-	SvCandidate *heap = bw.heap;
-	int			nheap = 0;
-	bool		overflow = false;
-	uint8	   *code = palloc(meta->code_bytes);
-	float	   *w = palloc(sizeof(float) * meta->code_bits);
-	float	   *lut = NULL;		/* per-byte float tables of w for exact scores (cosine, IP) */
-	SvFsQuery	fq = {0};
-	float		wsum = 0,
-				wabs = 0,
-				qnorm2 = so->qnorm2;
-	double		qscale = 1.0;	/* non-L2: w = q * qscale */
-	int32		soff = 2 * SV_FS_BIAS * meta->code_bytes;
-	bool		is_l2 = meta->kind == SV_KIND_L2;
-	int			rcap = meta->refine_bits > 0 ? meta->refine_capacity : 0;
+	SvVecBatch	vb;
 
-	if (!is_l2)
-	{
-		/* one set of tables serves every list: the weights are the query itself (scaled when large) */
-		if (!(qnorm2 <= SV_SAFE_NORM2))
-		{
-			double		maxabs = 0;
-
-			for (int d = 0; d < meta->code_bits; d++)
-				maxabs = Max(maxabs, fabs((double) so->q[d]));
-			qscale = sv_weight_scale(maxabs);
-		}
-		for (int d = 0; d < meta->code_bits; d++)
-			w[d] = (float) ((double) so->q[d] * qscale);
-		sv_fs_tables_ip(w, meta->code_bits, meta->code_bytes, bw.tables, &fq);
-		wsum = sv_kernels.sum(w, meta->code_bits);
-		for (int d = 0; d < meta->code_bits; d++)
-			wabs += fabsf(w[d]);
-		lut = palloc(sizeof(float) * 256 * meta->code_bytes);
-		sv_lut_build(w, meta->code_bits, meta->code_bytes, lut);
-	}
+	vb.bw = sv_batch_work(meta, k);
+	vb.k = k;
+	vb.nheap = 0;
+	vb.overflow = false;
+	vb.code = palloc(meta->code_bytes);
+	vb.rcap = meta->refine_bits > 0 ? meta->refine_capacity : 0;
+	sv_query_weights(so, &vb);
 
 	for (int p = 0; p < so->nprobe; p++)
 	{
 		int			list = so->probe_lists[p];
-		const float *c = (const float *) so->cache->centroids + (Size) list * meta->code_bits;
-		bool		wide = sv_list_wide(so, list);
-		float		qc,
-					base,
-					f = -1.0f,
-					margin,
-					c0,
-					c1;
-		double		based = 0,	/* base in double (wide lists) */
-					wscale = qscale;	/* w = (q - c or q) * wscale */
+		SvListTerms lt;
 		SvChain		chain;
 		Page		page;
 
 		if (so->bound_state[list] == SV_BOUND_ALL)
 			continue;			/* every entry went into earlier batches */
-		qc = (float) so->list_qc[list];
-		if (is_l2)
-		{
-			if (wide)
-			{
-				double		maxabs = 0;
-
-				based = sv_l2sq_double(so->q, c, meta->code_bits);
-				for (int d = 0; d < meta->code_bits; d++)
-					maxabs = Max(maxabs, fabs((double) so->q[d] - (double) c[d]));
-				wscale = sv_weight_scale(maxabs);
-				for (int d = 0; d < meta->code_bits; d++)
-					w[d] = (float) (((double) so->q[d] - (double) c[d]) * wscale);
-			}
-			else
-			{
-				for (int d = 0; d < meta->code_bits; d++)
-					w[d] = so->q[d] - c[d];
-				wscale = 1.0;
-			}
-			sv_fs_tables_ip(w, meta->code_bits, meta->code_bytes, bw.tables, &fq);
-			wsum = sv_kernels.sum(w, meta->code_bits);
-			wabs = 0;
-			for (int d = 0; d < meta->code_bits; d++)
-				wabs += fabsf(w[d]);
-			base = qnorm2 + so->cache->centroid_norm2[list] - 2.0f * qc;
-			f = -2.0f;
-		}
-		else if (meta->kind == SV_KIND_IP)
-		{
-			base = -qc;
-			based = -so->list_qc[list];
-		}
-		else
-		{
-			base = 1.0f - qc;
-			based = 1.0 - so->list_qc[list];
-		}
-		if (!wide)
-			based = base;
-
-		/*
-		 * <w, s> <= delta * (2 (S - soff) - vsum) + err_l1 (kernels.h); the margin also covers float
-		 * rounding of the bound and of the exact scores (relative to sum |w_i|).
-		 */
-		margin = fq.err_l1 * 1.001f + 1e-4f * wabs + 1e-30f;
-		c1 = 2.0f * fq.delta;
-		c0 = margin - fq.delta * (float) fq.vsum;
-
+		sv_list_terms(so, list, &vb, &lt);
 		sv_chain_start(&chain, scan->indexRelation, sv_read_list(scan->indexRelation, meta, list).first);
 		while ((page = sv_chain_next(&chain)) != NULL)
-		{
-			int			n = SvPageGetOpaque(page)->count;
-			ItemPointerData *tids = sv_page_tids(page, meta);
-			const uint8 *codes = sv_page_codes(page, meta);
-			const float *alpha = sv_page_alpha(page, meta);
-			const float *r2 = sv_page_r2(page, meta);
-			const BlockNumber *rblocks = sv_page_refine_blocks(page);
-			float		tau;
-			int			m;
-
-			if (n == 0)
-				continue;
-			if (wide)
-			{
-				/* every entry is scored in double */
-				for (int i = 0; i < n; i++)
-					bw.idx[i] = i;
-				m = n;
-			}
-			else
-			{
-				sv_page_sums(meta, page, n, bw.tables, bw.sums);
-				tau = nheap == k ? heap[0].score : get_float4_infinity();
-				/* a hair above the k-th best, so float rounding never drops a tie */
-				if (nheap == k)
-					tau += 1e-6f * fabsf(tau) + 1e-30f;
-				m = (int) sv_kernels.fs_select(bw.sums, n, soff, alpha, is_l2 ? r2 : NULL, base, f, c0, c1, tau,
-											   bw.idx);
-				if (nheap == k && m < n)
-					overflow = true;	/* entries beyond the k-th best exist (or were taken before) */
-			}
-
-			/*
-			 * The k-th best improves as the page's entries are scored: test each entry's bound again
-			 * against it before scoring it exactly (a bound that is not a finite number never skips).
-			 */
-			for (int j = 0; j < m; j++)
-			{
-				int			i = bw.idx[j];
-				float		s,
-							score;
-				double		est;
-
-				if (!wide && nheap == k)
-				{
-					float		lb = sv_fs_bound(bw.sums[i], soff, alpha[i], is_l2 ? r2[i] : 0.0f, base, f, c0, c1);
-
-					if (isfinite(lb) && lb > heap[0].score + 1e-6f * fabsf(heap[0].score) + 1e-30f)
-					{
-						overflow = true;
-						continue;
-					}
-				}
-				if (lut)
-					s = sv_lut_score_blocked(codes, meta->lanes, meta->code_bytes, i, lut);
-				else
-				{
-					sv_page_get_code(page, meta, i, code);
-					s = sv_kernels.masked_sum(w, code, meta->code_bits);
-				}
-				if (unlikely(!isfinite(alpha[i]) || (is_l2 && !isfinite(r2[i]))))
-					est = -INFINITY;	/* unknown: the row is read, its exact distance decides */
-				else
-				{
-					float		e = is_l2 ? base + r2[i] - 2.0f * alpha[i] * (2.0f * s - wsum)
-						: base - alpha[i] * (2.0f * s - wsum);
-
-					if (!wide && isfinite(e))
-						est = e;
-					else
-					{
-						/* the float form overflowed (or the list is wide): in double, weights unscaled */
-						double		ws = (2.0 * (double) s - (double) wsum) / wscale;
-
-						est = is_l2 ? based + (double) r2[i] - 2.0 * (double) alpha[i] * ws
-							: based - (double) alpha[i] * ws;
-						if (isnan(est))
-							est = -INFINITY;
-					}
-				}
-				score = sv_score(est);
-				if (sv_after_bound(so, list, score, &tids[i]))
-					sv_offer(heap, &nheap, k, score, &tids[i],
-							 rcap > 0 ? rblocks[i / rcap] : InvalidBlockNumber, rcap > 0 ? i % rcap : 0,
-							 &overflow);
-			}
-		}
+			sv_scan_vector_page(so, page, &vb, &lt);
 	}
-	sv_finish_batch(so, heap, nheap, overflow);
-	sv_batch_work_free(&bw);
-	pfree(code);
-	pfree(w);
-	if (lut)
-		pfree(lut);
+	sv_finish_batch(so, vb.bw.heap, vb.nheap, vb.overflow);
+	sv_batch_work_free(&vb.bw);
+	pfree(vb.code);
+	pfree(vb.w);
+	if (vb.lut)
+		pfree(vb.lut);
 }

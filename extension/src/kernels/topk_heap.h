@@ -4,8 +4,11 @@
  *
  * Before including, define:
  *   TOPK_PREFIX          name prefix of the generated functions (e.g. sv_cand gives sv_cand_sift_down)
- *   TOPK_HEAP            the type the functions take for the heap (a pointer to the entries, or to a struct)
  *   TOPK_WORSE(h, i, j)  nonzero when entry i is worse than entry j (a strict total order: ties broken)
+ * and either
+ *   TOPK_ELEM            the entry type of a heap that is an array of entries (TOPK_ELEM *), swapped whole
+ * or, for another layout (e.g. parallel arrays),
+ *   TOPK_HEAP            the type the functions take for the heap
  *   TOPK_SWAP(h, i, j)   exchange entries i and j
  * The macros are undefined at the end, so the header can be included again for another layout.
  * Free of PostgreSQL headers: the kernels use it too.
@@ -15,6 +18,21 @@
 #define TOPK_CONCAT_(a, b) a##_##b
 #define TOPK_CONCAT(a, b) TOPK_CONCAT_(a, b)
 #define TOPK_FN(name) TOPK_CONCAT(TOPK_PREFIX, name)
+
+#ifdef TOPK_ELEM
+#define TOPK_HEAP TOPK_ELEM *
+#define TOPK_SWAP(h, i, j) TOPK_FN(swap) (h, i, j)
+
+/* Exchange entries i and j of an array heap. */
+static inline void
+TOPK_FN(swap) (TOPK_ELEM *h, size_t i, size_t j)
+{
+	TOPK_ELEM	t = h[i];
+
+	h[i] = h[j];
+	h[j] = t;
+}
+#endif
 
 /* Restore the max-heap property downwards from position i of a heap of n entries. */
 static inline void
@@ -63,6 +81,7 @@ TOPK_FN(sort) (TOPK_HEAP h, size_t n)
 #undef TOPK_CONCAT
 #undef TOPK_CONCAT_
 #undef TOPK_PREFIX
+#undef TOPK_ELEM
 #undef TOPK_HEAP
 #undef TOPK_WORSE
 #undef TOPK_SWAP
