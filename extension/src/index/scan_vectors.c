@@ -173,12 +173,21 @@ sv_list_terms(SvScanOpaque *so, int list, SvVecBatch *vb, SvListTerms *lt)
 	lt->c0 = margin - vb->fq.delta * (float) vb->fq.vsum;
 }
 
+/* A data page's arrays, found once per page (page.c's accessors are calls, not inlined). */
+typedef struct SvPageArrays
+{
+	Page		page;
+	const uint8 *codes;
+	const float *alpha;
+	const float *r2;
+} SvPageArrays;
+
 /*
  * The entries of a page that may beat the k-th best, into bw.idx (their count is returned): every entry
  * of a wide list, else those the kernel's threshold test keeps.
  */
 static int
-sv_page_select(const SvMetaData *meta, Page page, int n, SvVecBatch *vb, const SvListTerms *lt)
+sv_page_select(const SvMetaData *meta, const SvPageArrays *pa, int n, SvVecBatch *vb, const SvListTerms *lt)
 {
 	SvCandidate *heap = vb->bw.heap;
 	float		tau;
@@ -191,36 +200,35 @@ sv_page_select(const SvMetaData *meta, Page page, int n, SvVecBatch *vb, const S
 			vb->bw.idx[i] = i;
 		return n;
 	}
-	sv_page_sums(meta, page, n, vb->bw.tables, vb->bw.sums);
+	sv_page_sums(meta, pa->page, n, vb->bw.tables, vb->bw.sums);
 	tau = vb->nheap == vb->k ? heap[0].score : get_float4_infinity();
 	/* a hair above the k-th best, so float rounding never drops a tie */
 	if (vb->nheap == vb->k)
 		tau += 1e-6f * fabsf(tau) + 1e-30f;
-	m = (int) sv_kernels.fs_select(vb->bw.sums, n, vb->soff, sv_page_alpha(page, meta),
-								   vb->is_l2 ? sv_page_r2(page, meta) : NULL, lt->base, lt->f, lt->c0, lt->c1,
-								   tau, vb->bw.idx);
+	m = (int) sv_kernels.fs_select(vb->bw.sums, n, vb->soff, pa->alpha, vb->is_l2 ? pa->r2 : NULL, lt->base,
+								   lt->f, lt->c0, lt->c1, tau, vb->bw.idx);
 	if (vb->nheap == vb->k && m < n)
 		vb->overflow = true;	/* entries beyond the k-th best exist (or were taken before) */
 	return m;
 }
 
 /*
- * The estimate of entry i of a page: in float, or in double when the float form overflows or the list
+ * The estimate of entry i of a page (its arrays in pa): in float, or in double when the float form overflows or the list
  * is wide (weights unscaled); -Infinity when the entry's factors are unknown (its row is read).
  */
 static inline double
-sv_entry_estimate(const SvMetaData *meta, Page page, int i, SvVecBatch *vb, const SvListTerms *lt)
+sv_entry_estimate(const SvMetaData *meta, const SvPageArrays *pa, int i, SvVecBatch *vb, const SvListTerms *lt)
 {
-	const float *alpha = sv_page_alpha(page, meta);
-	const float *r2 = sv_page_r2(page, meta);
+	const float *alpha = pa->alpha;
+	const float *r2 = pa->r2;
 	float		s;
 	double		est;
 
 	if (vb->lut)
-		s = sv_lut_score_blocked(sv_page_codes(page, meta), meta->lanes, meta->code_bytes, i, vb->lut);
+		s = sv_lut_score_blocked(pa->codes, meta->lanes, meta->code_bytes, i, vb->lut);
 	else
 	{
-		sv_page_get_code(page, meta, i, vb->code);
+		sv_page_get_code(pa->page, meta, i, vb->code);
 		s = sv_kernels.masked_sum(vb->w, vb->code, meta->code_bits);
 	}
 	if (unlikely(!isfinite(alpha[i]) || (vb->is_l2 && !isfinite(r2[i]))))
@@ -256,15 +264,16 @@ sv_scan_vector_page(SvScanOpaque *so, Page page, SvVecBatch *vb, const SvListTer
 	const SvMetaData *meta = &so->cache->meta;
 	int			n = SvPageGetOpaque(page)->count;
 	ItemPointerData *tids = sv_page_tids(page, meta);
-	const float *alpha = sv_page_alpha(page, meta);
-	const float *r2 = sv_page_r2(page, meta);
+	SvPageArrays pa = {page, sv_page_codes(page, meta), sv_page_alpha(page, meta), sv_page_r2(page, meta)};
+	const float *alpha = pa.alpha;
+	const float *r2 = pa.r2;
 	const BlockNumber *rblocks = sv_page_refine_blocks(page);
 	SvCandidate *heap = vb->bw.heap;
 	int			m;
 
 	if (n == 0)
 		return;
-	m = sv_page_select(meta, page, n, vb, lt);
+	m = sv_page_select(meta, &pa, n, vb, lt);
 	for (int j = 0; j < m; j++)
 	{
 		int			i = vb->bw.idx[j];
@@ -281,7 +290,7 @@ sv_scan_vector_page(SvScanOpaque *so, Page page, SvVecBatch *vb, const SvListTer
 				continue;
 			}
 		}
-		score = sv_score(sv_entry_estimate(meta, page, i, vb, lt));
+		score = sv_score(sv_entry_estimate(meta, &pa, i, vb, lt));
 		if (sv_after_bound(so, lt->list, score, &tids[i]))
 			sv_offer(heap, &vb->nheap, vb->k, score, &tids[i],
 					 vb->rcap > 0 ? rblocks[i / vb->rcap] : InvalidBlockNumber, vb->rcap > 0 ? i % vb->rcap : 0,
