@@ -73,16 +73,22 @@ bench: extension $(VENV)/.installed-bench
 include extension/simd.mk
 SAN := .cache/sanitize
 SAN_CFLAGS := -std=gnu11 -O1 -g -fno-omit-frame-pointer -ffp-contract=off -Wall -Werror
-SAN_SRC := extension/src/kernels.c extension/src/kernels_avx2.c extension/src/kernels_avx512.c extension/test/kernels_check.c
-sanitize: $(SAN_SRC) extension/src/kernels.h
+KSRC := extension/src/kernels
+SAN_PORTABLE := scalar dispatch tables composite
+SAN_SRC := $(foreach f,$(SAN_PORTABLE) avx2 avx512,$(KSRC)/$(f).c) extension/test/kernels_check.c
+sanitize: $(SAN_SRC) $(KSRC)/kernels.h $(KSRC)/topk_heap.h
 	@mkdir -p $(SAN)
 	@for mode in asan plain; do \
 		extra=$$( [ $$mode = asan ] && echo "-fsanitize=address,undefined -fno-sanitize-recover=all" ); \
-		gcc $(SAN_CFLAGS) $$extra -c extension/src/kernels.c -o $(SAN)/k_$$mode.o && \
-		gcc $(SAN_CFLAGS) $$extra $(AVX2_FLAGS) -c extension/src/kernels_avx2.c -o $(SAN)/k2_$$mode.o && \
-		gcc $(SAN_CFLAGS) $$extra $(AVX512_FLAGS) -c extension/src/kernels_avx512.c -o $(SAN)/k5_$$mode.o && \
-		gcc $(SAN_CFLAGS) $$extra extension/test/kernels_check.c $(SAN)/k_$$mode.o $(SAN)/k2_$$mode.o \
-			$(SAN)/k5_$$mode.o -lm -o $(SAN)/kernels_check_$$mode || exit 1; \
+		objs=""; \
+		for f in $(SAN_PORTABLE); do \
+			gcc $(SAN_CFLAGS) $$extra -c $(KSRC)/$$f.c -o $(SAN)/$${f}_$$mode.o || exit 1; \
+			objs="$$objs $(SAN)/$${f}_$$mode.o"; \
+		done; \
+		gcc $(SAN_CFLAGS) $$extra $(AVX2_FLAGS) -c $(KSRC)/avx2.c -o $(SAN)/avx2_$$mode.o && \
+		gcc $(SAN_CFLAGS) $$extra $(AVX512_FLAGS) -c $(KSRC)/avx512.c -o $(SAN)/avx512_$$mode.o && \
+		gcc $(SAN_CFLAGS) $$extra extension/test/kernels_check.c $$objs $(SAN)/avx2_$$mode.o \
+			$(SAN)/avx512_$$mode.o -lm -o $(SAN)/kernels_check_$$mode || exit 1; \
 	done
 	@echo "== AddressSanitizer + UBSan"
 	$(SAN)/kernels_check_asan
@@ -92,7 +98,7 @@ sanitize: $(SAN_SRC) extension/src/kernels.h
 	else echo "valgrind is not installed: skipped (apt install valgrind)"; fi
 
 clean:
-	-@$(MAKE) -s -C extension clean PG_CONFIG="$(PGC)" 2>/dev/null || rm -f extension/*.so extension/src/*.o
+	-@$(MAKE) -s -C extension clean PG_CONFIG="$(PGC)" 2>/dev/null || rm -f extension/*.so extension/src/*.o extension/src/*/*.o
 	rm -rf .pytest_cache .hypothesis bench/results
 
 distclean: clean

@@ -1,4 +1,4 @@
-"""Build the extension's SIMD kernels (extension/src/kernels*.c) as a standalone shared library and
+"""Build the extension's SIMD kernels (extension/src/kernels/*.c) as a standalone shared library and
 call them with ctypes: the benchmarks and kernel tests run the very code the extension runs.
 
 Needs the source tree and gcc; the library goes to a folder the caller names (e.g. bench/results).
@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 REPO = Path(__file__).resolve().parents[1]
-SRC = REPO / "extension" / "src"
+SRC = REPO / "extension" / "src" / "kernels"
 LEVELS = {"scalar": 0, "avx2": 1, "avx512": 2}
 
 SIMD_MK = REPO / "extension" / "simd.mk"
@@ -28,7 +28,8 @@ def simd_flags() -> dict[str, list[str]]:
         if "=" in line and not line.lstrip().startswith("#"):
             name, _, flags = line.partition("=")
             values[name.strip()] = flags.split()
-    return {"kernels.c": [], "kernels_avx2.c": values["AVX2_FLAGS"], "kernels_avx512.c": values["AVX512_FLAGS"]}
+    portable: dict[str, list[str]] = {name: [] for name in ("scalar.c", "dispatch.c", "tables.c", "composite.c")}
+    return {**portable, "avx2.c": values["AVX2_FLAGS"], "avx512.c": values["AVX512_FLAGS"]}
 
 
 def build(out_dir: Path) -> Path:
@@ -36,7 +37,7 @@ def build(out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     lib = out_dir / "libsvkernels.so"
     flags_by_file = simd_flags()
-    sources = [SRC / name for name in flags_by_file] + [SRC / "kernels.h", SIMD_MK]
+    sources = [SRC / name for name in flags_by_file] + [SRC / "kernels.h", SRC / "topk_heap.h", SIMD_MK]
     if lib.exists() and all(lib.stat().st_mtime >= s.stat().st_mtime for s in sources):
         return lib
     objects = []

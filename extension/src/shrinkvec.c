@@ -9,8 +9,8 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
-#include "index.h"
-#include "kernels.h"
+#include "index/svindex.h"
+#include "kernels/kernels.h"
 #include "shrinkvec.h"
 
 PG_MODULE_MAGIC;

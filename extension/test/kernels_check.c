@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/kernels.h"
+#include "../src/kernels/kernels.h"
 
 #define MAX_LEN 300
 

@@ -1,5 +1,5 @@
 /*
- * kernels_avx2.c: kernels for x86-64 CPUs with AVX2, FMA, F16C and POPCNT.
+ * avx2.c: kernels for x86-64 CPUs with AVX2, FMA, F16C and POPCNT.
  * Compiled with those instruction sets enabled; only called after sv_kernels_init checked the CPU.
  */
 #include "kernels.h"

@@ -7,7 +7,7 @@
  */
 #include "postgres.h"
 
-#include "kernels.h"
+#include "kernels/kernels.h"
 #include "shrinkvec.h"
 
 /* Resolve the prefix length from the optional third argument; la and lb are the input lengths. */

@@ -1,80 +1,11 @@
 /*
- * index_build.c: CREATE INDEX for the shrinkvec access method.
- *
- * One heap pass samples rows (reservoir, fixed seed) for the centroids, then a second pass encodes
- * every row and appends it to its list.  Each list fills one page in memory at a time; a full page
- * is written to a block reserved for it when the previous page of the list was written, so every
- * chain is linked first to last without rewriting pages.
+ * build_load.c: the loading machinery of CREATE INDEX: the sample and the centroids learned from it,
+ * the encoding of rows in batches, the in-memory page of each list and its refine page, the pages
+ * written to reserved blocks, and the entries parallel workers send to the leader.
  */
 #include "postgres.h"
 
-#include <math.h>
-
-#include "access/parallel.h"
-#include "access/table.h"
-#include "access/tableam.h"
-#include "access/xact.h"
-#include "catalog/index.h"
-#include "common/pg_prng.h"
-#include "miscadmin.h"
-#include "pgstat.h"
-#include "storage/shm_mq.h"
-#include "storage/shm_toc.h"
-#include "storage/spin.h"
-#include "utils/snapmgr.h"
-#include "optimizer/plancat.h"
-#include "utils/lsyscache.h"
-#include "utils/builtins.h"
-#include "utils/memutils.h"
-#include "utils/rel.h"
-
-#include "index.h"
-#include "kernels.h"
-#include "shrinkvec.h"
-
-#define SV_BUILD_BATCH 256
-
-/* State of a build. */
-typedef struct SvBuildState
-{
-	Relation	index;
-	SvMetaData	meta;
-	SvIndexCache cache;			/* meta and centroids, as scans will see them */
-	MemoryContext tmpcxt;		/* reset for every row */
-	uint8	   *code;			/* code_bytes */
-
-	/* sampling pass */
-	int			sample_target;
-	int			nsample;
-	int64		seen;
-	char	   *sample;			/* sample_target items of item_bytes */
-	int			item_bytes;
-	pg_prng_state prng;
-
-	/* loading pass */
-	Page	   *pages;			/* one in-memory page per list */
-	BlockNumber *blocks;		/* the block reserved for each list's in-memory page */
-	BlockNumber *first;			/* first block of each list */
-	int64		indexed;
-
-	/* refine codes: one in-memory refine page per list, for its in-memory data page */
-	Page	   *rpages;
-	BlockNumber *rblocks;		/* the block reserved for each list's in-memory refine page */
-	SvRefine	refine;
-
-	/* vector rows waiting for their lists, assigned a block at a time */
-	shm_mq_handle *out;			/* a parallel worker: entries go to the leader instead of pages */
-	shm_mq_handle **in;			/* the leader of a parallel build: the workers' queues */
-	bool	   *in_done;
-	int			nin;
-	int			nin_active;
-	char	   *msg;			/* a worker's message: SV_BUILD_BATCH encoded entries */
-	float	   *pending_x;		/* SV_BUILD_BATCH * code_bits */
-	ItemPointerData pending_tid[SV_BUILD_BATCH];
-	int			pending_list[SV_BUILD_BATCH];
-	bool		pending_unknown[SV_BUILD_BATCH];	/* sv_datum_to_floats: the estimate is unknown */
-	int			npending;
-} SvBuildState;
+#include "build.h"
 
 /* Reserve the next block of the index for a page written later. */
 static BlockNumber
@@ -129,7 +60,7 @@ sv_write_stream(Relation index, ForkNumber fork, const char *src, Size n, uint16
 }
 
 /* Fill meta from the index definition and its options; errors on unsupported definitions. */
-static void
+void
 sv_build_meta(Relation index, SvMetaData *meta)
 {
 	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(index), 0);
@@ -201,7 +132,7 @@ sv_build_meta(Relation index, SvMetaData *meta)
 }
 
 /* Reservoir-sample one row's coded part. */
-static void
+void
 sv_sample_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull, bool alive, void *arg)
 {
 	SvBuildState *bs = (SvBuildState *) arg;
@@ -226,13 +157,13 @@ sv_sample_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 		sv_encode_bits(&bs->meta, values[0], (uint8 *) bs->sample + (Size) slot * bs->item_bytes);
 	else
 		sv_datum_to_floats(values[0], bs->meta.elemtype, bs->meta.kind, bs->meta.dims, bs->meta.code_bits,
-						   (float *) (bs->sample + (Size) slot * bs->item_bytes), NULL);
+						   SV_FOR_ROW, (float *) (bs->sample + (Size) slot * bs->item_bytes), NULL);
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(bs->tmpcxt);
 }
 
 /* Learn the centroids from the sample (the mean for a flat vector index). */
-static void
+void
 sv_learn_centroids(SvBuildState *bs)
 {
 	SvMetaData *meta = &bs->meta;
@@ -358,7 +289,7 @@ sv_build_append(SvBuildState *bs, ForkNumber fork, int list, float alpha, float 
  * An encoded entry as a parallel worker sends it to the leader: list, TID, alpha, r2, code, then (with
  * refine codes) lo, step, norm2 and the refine code.
  */
-static Size
+Size
 sv_entry_bytes(const SvMetaData *meta)
 {
 	Size		n = sizeof(int32) + sizeof(ItemPointerData) + 2 * sizeof(float) + meta->code_bytes;
@@ -428,7 +359,7 @@ sv_entry_unpack_append(SvBuildState *bs, const char *src)
  * The leader of a parallel build: append the entries waiting in the workers' queues; with wait, until
  * every worker has finished.
  */
-static void
+void
 sv_drain_queues(SvBuildState *bs, bool wait)
 {
 	Size		entry = sv_entry_bytes(&bs->meta);
@@ -471,7 +402,7 @@ sv_drain_queues(SvBuildState *bs, bool wait)
 }
 
 /* Assign the pending vector rows to their lists together, then encode and append each. */
-static void
+void
 sv_flush_pending(SvBuildState *bs)
 {
 	SvMetaData *meta = &bs->meta;
@@ -490,11 +421,7 @@ sv_flush_pending(SvBuildState *bs)
 		const float *x = bs->pending_x + (Size) i * meta->code_bits;
 		const float *c = (const float *) bs->cache.centroids + (Size) list * meta->code_bits;
 
-		sv_encode(meta, x, c, bs->code, &alpha, &r2);
-		if (meta->refine_bits > 0)
-			sv_refine_encode(meta, x, c, &bs->refine);
-		if (bs->pending_unknown[i])
-			sv_mark_unknown(&alpha, meta->refine_bits > 0 ? &bs->refine : NULL);
+		sv_encode_row(meta, x, c, bs->pending_unknown[i], bs->code, &alpha, &r2, &bs->refine);
 		if (bs->out != NULL)
 		{
 			sv_entry_pack(bs, bs->msg + (Size) i * sv_entry_bytes(meta), list, alpha, r2, &bs->pending_tid[i]);
@@ -513,7 +440,7 @@ sv_flush_pending(SvBuildState *bs)
 }
 
 /* Encode one row and append it to its list (vector rows wait for a batch). */
-static void
+void
 sv_load_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull, bool alive, void *arg)
 {
 	SvBuildState *bs = (SvBuildState *) arg;
@@ -533,7 +460,7 @@ sv_load_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull, b
 	}
 	else
 	{
-		sv_datum_to_floats(values[0], meta->elemtype, meta->kind, meta->dims, meta->code_bits,
+		sv_datum_to_floats(values[0], meta->elemtype, meta->kind, meta->dims, meta->code_bits, SV_FOR_ROW,
 						   bs->pending_x + (Size) bs->npending * meta->code_bits, &bs->pending_unknown[bs->npending]);
 		bs->pending_tid[bs->npending++] = *tid;
 		MemoryContextSwitchTo(old);
@@ -548,7 +475,7 @@ sv_load_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull, b
 }
 
 /* Write meta, centroids, directory and empty first pages; the lists' first blocks are reserved. */
-static void
+void
 sv_write_layout(SvBuildState *bs, ForkNumber fork)
 {
 	SvMetaData *meta = &bs->meta;
@@ -606,7 +533,7 @@ sv_write_layout(SvBuildState *bs, ForkNumber fork)
 }
 
 /* Write every list's last in-memory page and the final row count. */
-static void
+void
 sv_finish_layout(SvBuildState *bs, ForkNumber fork)
 {
 	PGAlignedBlock image;
@@ -643,7 +570,7 @@ sv_finish_layout(SvBuildState *bs, ForkNumber fork)
 }
 
 /* Set up the state shared by a build and an empty build. */
-static void
+void
 sv_build_init(SvBuildState *bs, Relation index)
 {
 	memset(bs, 0, sizeof(SvBuildState));
@@ -652,323 +579,4 @@ sv_build_init(SvBuildState *bs, Relation index)
 	bs->cache.meta = bs->meta;
 	bs->tmpcxt = AllocSetContextCreate(CurrentMemoryContext, "shrinkvec build row", ALLOCSET_DEFAULT_SIZES);
 	bs->code = palloc0(bs->meta.code_bytes);
-}
-
-/*
- * Refuse a build whose centroids and per-list pages (held in memory until the last row is written)
- * exceed maintenance_work_mem; the k-means sample is bounded separately (it shrinks to fit).
- */
-static void
-sv_check_build_memory(Relation index, const SvMetaData *meta)
-{
-	Size		per_list = (Size) meta->centroid_bytes + BLCKSZ + sizeof(SvListEntry) + 2 * sizeof(BlockNumber) +
-		sizeof(Page) + sizeof(float);
-	Size		need;
-	Size		have = (Size) maintenance_work_mem * 1024;
-
-	if (meta->refine_bits > 0)
-		per_list += BLCKSZ + sizeof(Page) + sizeof(BlockNumber);	/* its in-memory refine page */
-	need = (Size) meta->lists * per_list;
-
-	if (need > have)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("shrinkvec index \"%s\" with %d lists needs %zu kB for its centroids and list pages, "
-						"more than maintenance_work_mem (%d kB)",
-						RelationGetRelationName(index), meta->lists, need / 1024, maintenance_work_mem),
-				 errhint("Raise maintenance_work_mem to at least %zu kB, or build with fewer lists.",
-						 need / 1024 + 1)));
-}
-
-/* Does the index take its lists from the row count (a vector opclass without WITH (lists = ...))? */
-static bool
-sv_auto_lists(Relation index, const SvMetaData *meta)
-{
-	SvOptions  *opts = (SvOptions *) index->rd_options;
-
-	return meta->elemtype != SV_ELEM_BIT && (opts == NULL || opts->lists == 0);
-}
-
-/*
- * Parallel build (PostgreSQL 17+, vector opclasses): after the leader has sampled the table and learnt
- * the centroids, max_parallel_maintenance_workers workers split the second heap pass (a parallel
- * table scan) with the leader.  Each assigns its rows to lists and encodes them (the costly part: a
- * distance to every centroid), and sends the entries to the leader through a message queue; the leader
- * encodes its own share and writes every list's pages as in a serial build, taking the workers' entries
- * between its own batches.  Sampling and k-means run in the leader alone.
- */
-#define SV_KEY_SHARED UINT64CONST(0x5356424C44000001)
-#define SV_KEY_CENTROIDS UINT64CONST(0x5356424C44000002)
-#define SV_KEY_SCAN UINT64CONST(0x5356424C44000003)
-#define SV_KEY_QUEUES UINT64CONST(0x5356424C44000004)
-#define SV_QUEUE_BYTES ((Size) 4 * 1024 * 1024)
-
-/* What the leader shares with the workers of a parallel build. */
-typedef struct SvParallelShared
-{
-	Oid			heaprelid;
-	Oid			indexrelid;
-	bool		isconcurrent;
-	SvMetaData	meta;			/* the final layout: lists, code and refine sizes */
-	slock_t		mutex;
-	double		reltuples;		/* rows the workers' scans saw, summed under mutex */
-} SvParallelShared;
-
-PGDLLEXPORT void sv_parallel_build_main(dsm_segment *seg, shm_toc *toc);
-
-#if PG_VERSION_NUM >= 170000
-/* The leader's side: receive every worker's entries and append them; false when no worker started. */
-static bool
-sv_build_parallel(SvBuildState *bs, Relation heap, Relation index, IndexInfo *indexInfo, double *reltuples)
-{
-	int			nworkers = indexInfo->ii_ParallelWorkers;
-	Size		centroid_total = (Size) bs->meta.lists * bs->meta.centroid_bytes;
-	ParallelContext *pcxt;
-	Snapshot	snapshot;
-	Size		scan_bytes;
-	SvParallelShared *shared;
-	char	   *queues;
-	ParallelTableScanDesc pscan;
-	double		leader_tuples;
-
-	ereport(DEBUG1, (errmsg("shrinkvec index build: %d parallel workers planned", nworkers)));
-	if (nworkers <= 0 || bs->meta.elemtype == SV_ELEM_BIT || centroid_total == 0)
-		return false;
-	EnterParallelMode();
-	pcxt = CreateParallelContext("shrinkvec", "sv_parallel_build_main", nworkers);
-	snapshot = indexInfo->ii_Concurrent ? RegisterSnapshot(GetTransactionSnapshot()) : SnapshotAny;
-	scan_bytes = table_parallelscan_estimate(heap, snapshot);
-	shm_toc_estimate_chunk(&pcxt->estimator, sizeof(SvParallelShared));
-	shm_toc_estimate_chunk(&pcxt->estimator, centroid_total);
-	shm_toc_estimate_chunk(&pcxt->estimator, scan_bytes);
-	shm_toc_estimate_chunk(&pcxt->estimator, (Size) nworkers * SV_QUEUE_BYTES);
-	shm_toc_estimate_keys(&pcxt->estimator, 4);
-	InitializeParallelDSM(pcxt);
-	if (pcxt->seg == NULL)
-	{
-		/* no dynamic shared memory: build serially */
-		if (IsMVCCSnapshot(snapshot))
-			UnregisterSnapshot(snapshot);
-		DestroyParallelContext(pcxt);
-		ExitParallelMode();
-		return false;
-	}
-	shared = shm_toc_allocate(pcxt->toc, sizeof(SvParallelShared));
-	shared->heaprelid = RelationGetRelid(heap);
-	shared->indexrelid = RelationGetRelid(index);
-	shared->isconcurrent = indexInfo->ii_Concurrent;
-	shared->meta = bs->meta;
-	SpinLockInit(&shared->mutex);
-	shared->reltuples = 0;
-	shm_toc_insert(pcxt->toc, SV_KEY_SHARED, shared);
-	{
-		char	   *c = shm_toc_allocate(pcxt->toc, centroid_total);
-
-		memcpy(c, bs->cache.centroids, centroid_total);
-		shm_toc_insert(pcxt->toc, SV_KEY_CENTROIDS, c);
-	}
-	pscan = shm_toc_allocate(pcxt->toc, scan_bytes);
-	table_parallelscan_initialize(heap, pscan, snapshot);
-	shm_toc_insert(pcxt->toc, SV_KEY_SCAN, pscan);
-	queues = shm_toc_allocate(pcxt->toc, (Size) nworkers * SV_QUEUE_BYTES);
-	for (int i = 0; i < nworkers; i++)
-		shm_mq_set_receiver(shm_mq_create(queues + (Size) i * SV_QUEUE_BYTES, SV_QUEUE_BYTES), MyProc);
-	shm_toc_insert(pcxt->toc, SV_KEY_QUEUES, queues);
-
-	LaunchParallelWorkers(pcxt);
-	ereport(DEBUG1,
-			(errmsg("shrinkvec index build: %d of %d parallel workers launched", pcxt->nworkers_launched, nworkers)));
-	if (pcxt->nworkers_launched == 0)
-	{
-		if (IsMVCCSnapshot(snapshot))
-			UnregisterSnapshot(snapshot);
-		DestroyParallelContext(pcxt);
-		ExitParallelMode();
-		return false;
-	}
-	bs->nin = pcxt->nworkers_launched;
-	bs->in = palloc(sizeof(shm_mq_handle *) * bs->nin);
-	bs->in_done = palloc0(sizeof(bool) * bs->nin);
-	for (int i = 0; i < bs->nin; i++)
-		bs->in[i] = shm_mq_attach((shm_mq *) (queues + (Size) i * SV_QUEUE_BYTES), pcxt->seg,
-								  pcxt->worker[i].bgwhandle);
-	bs->nin_active = bs->nin;
-
-	/* the leader scans its share of the table too, appending the workers' entries as they come */
-	leader_tuples = table_index_build_scan(heap, index, indexInfo, true, true, sv_load_callback, bs,
-										   table_beginscan_parallel(heap, pscan));
-	if (bs->npending > 0)
-		sv_flush_pending(bs);
-	sv_drain_queues(bs, true);
-	WaitForParallelWorkersToFinish(pcxt);
-	*reltuples = shared->reltuples + leader_tuples;
-	for (int i = 0; i < bs->nin; i++)
-		shm_mq_detach(bs->in[i]);
-	bs->nin = 0;
-	if (IsMVCCSnapshot(snapshot))
-		UnregisterSnapshot(snapshot);
-	DestroyParallelContext(pcxt);
-	ExitParallelMode();
-	return true;
-}
-#endif
-
-/* A worker of a parallel build: scan its part of the table, encode each row, send the entries. */
-void
-sv_parallel_build_main(dsm_segment *seg, shm_toc *toc)
-{
-	SvParallelShared *shared = shm_toc_lookup(toc, SV_KEY_SHARED, false);
-	char	   *queues = shm_toc_lookup(toc, SV_KEY_QUEUES, false);
-	LOCKMODE	heap_lock = shared->isconcurrent ? ShareUpdateExclusiveLock : ShareLock;
-	LOCKMODE	index_lock = shared->isconcurrent ? RowExclusiveLock : AccessExclusiveLock;
-	Relation	heap = table_open(shared->heaprelid, heap_lock);
-	Relation	index = index_open(shared->indexrelid, index_lock);
-	IndexInfo  *indexInfo = BuildIndexInfo(index);
-	shm_mq	   *mq = (shm_mq *) (queues + (Size) ParallelWorkerNumber * SV_QUEUE_BYTES);
-	SvBuildState bs;
-	double		reltuples;
-
-	indexInfo->ii_Concurrent = shared->isconcurrent;
-	memset(&bs, 0, sizeof(bs));
-	bs.index = index;
-	bs.meta = shared->meta;
-	bs.cache.meta = bs.meta;
-	bs.cache.centroids = shm_toc_lookup(toc, SV_KEY_CENTROIDS, false);
-	bs.cache.centroid_norm2 = palloc(sizeof(float) * bs.meta.lists);
-	for (int i = 0; i < bs.meta.lists; i++)
-	{
-		const float *c = (const float *) bs.cache.centroids + (Size) i * bs.meta.code_bits;
-
-		bs.cache.centroid_norm2[i] = sv_kernels.dot(c, c, bs.meta.code_bits);
-	}
-	bs.tmpcxt = AllocSetContextCreate(CurrentMemoryContext, "shrinkvec build row", ALLOCSET_DEFAULT_SIZES);
-	bs.code = palloc0(bs.meta.code_bytes);
-	if (bs.meta.refine_bits > 0)
-		bs.refine.code = palloc0(bs.meta.refine_bytes);
-	bs.pending_x = palloc(sizeof(float) * SV_BUILD_BATCH * bs.meta.code_bits);
-	bs.msg = palloc(SV_BUILD_BATCH * sv_entry_bytes(&bs.meta));
-	shm_mq_set_sender(mq, MyProc);
-	bs.out = shm_mq_attach(mq, seg, NULL);
-	reltuples = table_index_build_scan(heap, index, indexInfo, true, false, sv_load_callback, &bs,
-									   table_beginscan_parallel(heap, shm_toc_lookup(toc, SV_KEY_SCAN, false)));
-	if (bs.npending > 0)
-		sv_flush_pending(&bs);
-	SpinLockAcquire(&shared->mutex);
-	shared->reltuples += reltuples;
-	SpinLockRelease(&shared->mutex);
-	shm_mq_detach(bs.out);
-	index_close(index, index_lock);
-	table_close(heap, heap_lock);
-}
-
-/* Build the index: sample, learn centroids, then encode every row. */
-IndexBuildResult *
-sv_ambuild(Relation heap, Relation index, IndexInfo *indexInfo)
-{
-	SvBuildState bs;
-	IndexBuildResult *result;
-	double		reltuples;
-	Size		budget;
-
-	if (RelationGetNumberOfBlocks(index) != 0)
-		elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
-	sv_build_init(&bs, index);
-
-	if (!sv_auto_lists(index, &bs.meta))
-		sv_check_build_memory(index, &bs.meta);	/* WITH (lists = N): before reading the table */
-	if (bs.meta.centroid_bytes > 0)
-	{
-		int			per_list = bs.meta.elemtype == SV_ELEM_BIT ? 64 : 32;
-
-		bs.item_bytes = bs.meta.elemtype == SV_ELEM_BIT ? bs.meta.code_bytes : bs.meta.centroid_bytes;
-		/* at least 10000 rows (32 a list for vectors), within maintenance_work_mem */
-		budget = (Size) maintenance_work_mem * 1024 / bs.item_bytes;
-		bs.sample_target = Max(10000, per_list * bs.meta.lists);
-		if (sv_auto_lists(index, &bs.meta))
-		{
-			/* lists follow the row count: sample for the square root of the estimated rows */
-			BlockNumber pages;
-			double		tuples,
-						allvisfrac;
-
-			estimate_rel_size(heap, NULL, &pages, &tuples, &allvisfrac);
-			if (tuples > SV_AUTO_FLAT_ROWS)
-				bs.sample_target = Max(bs.sample_target,
-									   (int) Min((double) per_list * sqrt(tuples * 1.5), (double) INT_MAX / 2));
-		}
-		if ((Size) bs.sample_target > budget)
-			bs.sample_target = Max((int) budget, bs.meta.lists);
-		bs.sample = MemoryContextAllocHuge(CurrentMemoryContext, (Size) bs.sample_target * bs.item_bytes);
-		pg_prng_seed(&bs.prng, 0x5356);
-		table_index_build_scan(heap, index, indexInfo, false, true, sv_sample_callback, &bs, NULL);
-		if (sv_auto_lists(index, &bs.meta))
-			bs.meta.lists = bs.seen <= SV_AUTO_FLAT_ROWS ? 1 :
-				(int) Min((double) SV_INDEX_MAX_LISTS, rint(sqrt((double) bs.seen)));
-		if (bs.nsample < bs.meta.lists)
-		{
-			int			lists = Max(bs.nsample, 1);
-
-			if (bs.meta.lists > 1 && bs.nsample == 0)
-				ereport(WARNING,
-						(errmsg("shrinkvec index \"%s\" was built on an empty table: it has 1 list instead of %d",
-								RelationGetRelationName(index), bs.meta.lists),
-						 errdetail("TRUNCATE and CREATE INDEX on an empty table build the index without rows to "
-								   "learn centroids from. Scans stay correct but read every entry."),
-						 errhint("Run REINDEX INDEX %s after loading rows.",
-								 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(index)),
-															RelationGetRelationName(index)))));
-			else if (bs.meta.lists > 1)
-				ereport(NOTICE,
-						(errmsg("shrinkvec index has %d lists instead of %d: the table has only %d rows",
-								lists, bs.meta.lists, bs.nsample),
-						 errhint("Create the index after loading the data.")));
-			bs.meta.lists = lists;
-			if (bs.meta.elemtype == SV_ELEM_BIT && lists == 1)
-				bs.meta.centroid_bytes = 0;
-		}
-		sv_check_build_memory(index, &bs.meta);
-		bs.cache.meta = bs.meta;
-		sv_learn_centroids(&bs);
-		pfree(bs.sample);
-		bs.sample = NULL;
-	}
-
-	ereport(DEBUG1, (errmsg("shrinkvec index build: centroids of %d lists learnt from %d sampled rows",
-							bs.meta.lists, bs.nsample)));
-	sv_write_layout(&bs, MAIN_FORKNUM);
-	bs.cache.meta = bs.meta;
-	if (bs.meta.elemtype != SV_ELEM_BIT)
-		bs.pending_x = palloc(sizeof(float) * SV_BUILD_BATCH * bs.meta.code_bits);
-#if PG_VERSION_NUM >= 170000
-	if (!sv_build_parallel(&bs, heap, index, indexInfo, &reltuples))
-#endif
-	{
-		reltuples = table_index_build_scan(heap, index, indexInfo, true, true, sv_load_callback, &bs, NULL);
-		if (bs.npending > 0)
-			sv_flush_pending(&bs);
-	}
-	sv_finish_layout(&bs, MAIN_FORKNUM);
-
-	result = palloc(sizeof(IndexBuildResult));
-	result->heap_tuples = reltuples;
-	result->index_tuples = (double) bs.indexed;
-	MemoryContextDelete(bs.tmpcxt);
-	return result;
-}
-
-/* Build an empty index in the init fork (unlogged tables): one list, zero centroid. */
-void
-sv_ambuildempty(Relation index)
-{
-	SvBuildState bs;
-
-	sv_build_init(&bs, index);
-	bs.meta.lists = 1;
-	if (bs.meta.elemtype == SV_ELEM_BIT)
-		bs.meta.centroid_bytes = 0;
-	bs.cache.meta = bs.meta;
-	sv_learn_centroids(&bs);
-	sv_write_layout(&bs, INIT_FORKNUM);
-	sv_finish_layout(&bs, INIT_FORKNUM);
-	MemoryContextDelete(bs.tmpcxt);
 }

@@ -1,5 +1,6 @@
 /*
- * index.h: the shrinkvec index access method.
+ * svindex.h: the shrinkvec index access method, private to index/ (named so as not to be taken for
+ * PostgreSQL's catalog/index.h).
  *
  * The index stores only compact codes, packed many to a page beside their heap TIDs, so a scan is
  * a tight kernel loop over page contents instead of per-row executor work.
@@ -41,10 +42,10 @@
  *   the current k-th best; so it returns the same shortlist as exact float scoring.
  *   Extreme values: alpha or r2 of +Infinity (a residual whose square overflowed float, or a cosine row
  *   whose float norm under- or overflows: sv_mark_unknown) marks an entry whose estimate is unknown; a
- *   scan never skips it and reads its row (index_scan.c).  Refine codes: lo, step or norm2 not finite.
+ *   scan never skips it and reads its row (scan.c).  Refine codes: lo, step or norm2 not finite.
  */
-#ifndef SHRINKVEC_INDEX_H
-#define SHRINKVEC_INDEX_H
+#ifndef SHRINKVEC_SVINDEX_H
+#define SHRINKVEC_SVINDEX_H
 
 #include "postgres.h"
 
@@ -195,7 +196,13 @@ extern double sv_order_margin;
 extern int	sv_rerank;
 
 /* The lists a scan of an index with `lists` lists visits: shrinkvec.probes, or a fifth of them when it is 0. */
-int			sv_effective_probes(int lists);
+static inline int
+sv_effective_probes(int lists)
+{
+	int			probes = sv_probes > 0 ? sv_probes : (lists + SV_AUTO_PROBES_DIVISOR - 1) / SV_AUTO_PROBES_DIVISOR;
+
+	return Max(1, Min(probes, lists));
+}
 
 /* Bytes of page contents available to entries. */
 #define SV_PAGE_CONTENT_SIZE \
@@ -203,8 +210,12 @@ int			sv_effective_probes(int lists);
 #define SvPageGetOpaque(page) ((SvPageOpaque *) PageGetSpecialPointer(page))
 #define SvPageGetMeta(page) ((SvMetaData *) PageGetContents(page))
 
+/* ---- handler.c: the handler, options, GUCs and cost estimate ---- */
+
 /* Register the reloptions and GUCs (from _PG_init). */
 void		sv_index_init(void);
+
+/* ---- page.c: page layout ---- */
 
 /* Initialise a page of the given kind with an empty contents area counted as used. */
 void		sv_page_init(Page page, uint16 flags, uint32 list);
@@ -217,6 +228,10 @@ ItemPointerData *sv_page_tids(Page page, const SvMetaData *meta);
 
 /* Copy entry i's code out of a data page into code (code_bytes). */
 void		sv_page_get_code(Page page, const SvMetaData *meta, int i, uint8 *code);
+
+/* Write entry slot i of a data page: its code, alpha and r2 (vector opclasses) and TID. */
+void		sv_page_put(Page page, const SvMetaData *meta, int i, const uint8 *code, float alpha, float r2,
+						ItemPointer tid);
 
 /* Entries per data page and codes per block for codes of code_bytes (with alpha and r2 or not). */
 void		sv_page_capacity(int code_bytes, bool has_factors, int *capacity, int *lanes);
@@ -243,57 +258,51 @@ typedef struct SvRefine
 	float		norm2;
 } SvRefine;
 
-/* Encode x against centroid c (NULL: zero) into a refine code (index.h, "Refine codes"). */
-void		sv_refine_encode(const SvMetaData *meta, const float *x, const float *c, SvRefine *out);
-
 /* Write a refine entry into slot i of a refine page. */
 void		sv_refine_put(Page page, const SvMetaData *meta, int i, const SvRefine *r, ItemPointer tid);
 
 /* Copy refine slot src of page from to slot dst of page to (the same page or another). */
 void		sv_refine_copy(Page to, int dst, Page from, int src, const SvMetaData *meta);
 
+/* A new, exclusively locked buffer at the end of the index (or a recycled free page). */
+Buffer		sv_new_buffer(Relation index, ForkNumber fork);
+
+/* ---- cache.c: the cached meta data ---- */
+
 /* The index's meta page and centroids, read once and cached in rd_amcache. */
 SvIndexCache *sv_index_cache(Relation index);
 
+/* Copy n bytes from a stream of pages starting at block start into dst. */
+void		sv_read_stream(Relation index, BlockNumber start, char *dst, Size n);
+
 /* Read list i's directory entry. */
 SvListEntry sv_read_list(Relation index, const SvMetaData *meta, int list);
-
-/* A new, exclusively locked buffer at the end of the index (or a recycled free page). */
-Buffer		sv_new_buffer(Relation index, ForkNumber fork);
 
 /* The opclass's distance kind and the indexed element type. */
 int			sv_index_kind(Relation index);
 int			sv_index_elemtype(Relation index);
 
+/* ---- encode.c: rows and queries into codes ---- */
+
+/* What a vector datum is converted for: a row going into the index, or a scan's query. */
+typedef enum SvConvertFor
+{
+	SV_FOR_ROW,
+	SV_FOR_QUERY
+} SvConvertFor;
+
 /*
- * The coded part of an indexed datum as floats: the first code_bits dims of a vector or halfvec,
- * normalised over all dims for cosine.  Returns false for a zero vector under cosine (x is zero).
+ * The coded part of a vector or halfvec datum as floats (rows and queries alike): the first code_bits
+ * dims, normalised over all dims for cosine.  Returns false for a zero vector under cosine (x is zero).
  */
-bool		sv_datum_to_floats(Datum value, int elemtype, int kind, int dims, int code_bits, float *x,
-							   bool *unknown);
+bool		sv_datum_to_floats(Datum value, int elemtype, int kind, int dims, int code_bits, SvConvertFor purpose,
+							   float *x, bool *unknown);
 
 /*
  * Squared norms below which a cosine row's float norm may underflow (pgvector then returns 0, 2 or NaN
  * whatever its direction): such a row, as one above SV_SAFE_NORM2, is indexed with an unknown estimate.
  */
 #define SV_TINY_NORM2 1e-30
-
-/*
- * Mark an entry's estimate unknown: alpha = +Infinity (and refine norm2 = +Infinity).  A scan never
- * skips such an entry and gives it the estimate -Infinity, so its exact distance decides (index_scan.c).
- */
-void		sv_mark_unknown(float *alpha, SvRefine *refine);
-
-/* The list nearest to x (squared L2 to the centroids), or to a bit code (Hamming). */
-int			sv_nearest_list(const SvIndexCache *cache, const float *x, const uint8 *code);
-
-/*
- * The nearest of k centroids (squared L2) to each of n points, written to out.  Works in blocks of
- * rows, centroid by centroid, so each centroid is read from cache once per block instead of once per
- * point: with 1000 centroids of 768 dims the centroids (3 MB) do not fit in L2.
- */
-void		sv_nearest_centroids(const float *centroids, const float *cnorm2, int k, int dim,
-								 const float *points, int n, int *out);
 
 /*
  * Squared norms up to which float distance arithmetic (|q|^2 + |c|^2 - 2 <q, c>, the scan's estimates)
@@ -309,14 +318,65 @@ sv_norm2_safe(float n2)
 	return n2 <= SV_SAFE_NORM2;
 }
 
-/* |x - c|^2 summed in double (finite for any finite floats). */
-double		sv_l2sq_double(const float *x, const float *c, int dim);
-
 /* Encode x against centroid c: sign bits of x - c, alpha and r2 (vector opclasses). */
 void		sv_encode(const SvMetaData *meta, const float *x, const float *c, uint8 *code, float *alpha, float *r2);
 
+/* Encode x against centroid c (NULL: zero) into a refine code (see "Refine codes" above). */
+void		sv_refine_encode(const SvMetaData *meta, const float *x, const float *c, SvRefine *out);
+
+/*
+ * Mark an entry's estimate unknown: alpha = +Infinity (and refine norm2 = +Infinity).  A scan never
+ * skips such an entry and gives it the estimate -Infinity, so its exact distance decides.
+ */
+void		sv_mark_unknown(float *alpha, SvRefine *refine);
+
+/* One row's whole entry: sign code, factors, refine code (when the index has them), unknown mark. */
+void		sv_encode_row(const SvMetaData *meta, const float *x, const float *c, bool unknown, uint8 *code,
+						  float *alpha, float *r2, SvRefine *refine);
+
 /* Encode a bit datum: the first code_bits bits, zero-padded; errors on a wrong length. */
 void		sv_encode_bits(const SvMetaData *meta, Datum value, uint8 *code);
+
+/* The error for a bit string of the wrong length: "different bit lengths %d and %d" (+ hint). */
+pg_noreturn void sv_bit_length_error(int code_bits, int len, const char *hint);
+
+/* ---- kmeans.c: k-means and nearest centroids (a leaf: it calls only the kernels) ---- */
+
+/* k-means over n points of dim floats into k centroids (k <= n); deterministic. */
+void		sv_kmeans_float(const float *points, int n, int dim, int k, float *centroids);
+
+/* k-majority over n bit codes of nbytes into k binary centroids (k <= n); deterministic. */
+void		sv_kmeans_bits(const uint8 *codes, int n, int nbytes, int nbits, int k, uint8 *centroids);
+
+/*
+ * The nearest of k centroids (squared L2) to each of n points, written to out.  Works in blocks of
+ * rows, centroid by centroid, so each centroid is read from cache once per block instead of once per
+ * point: with 1000 centroids of 768 dims the centroids (3 MB) do not fit in L2.
+ */
+void		sv_nearest_centroids(const float *centroids, const float *cnorm2, int k, int dim,
+								 const float *points, int n, int *out);
+
+/* |x - c|^2 summed in double (finite for any finite floats). */
+double		sv_l2sq_double(const float *x, const float *c, int dim);
+
+/* ---- ivf.c: lists and the coarse level ---- */
+
+/* The list nearest to x (squared L2 to the centroids), or to a bit code (Hamming). */
+int			sv_nearest_list(const SvIndexCache *cache, const float *x, const uint8 *code);
+
+/* Build the coarse level of a cache whose centroids are set (meta.coarse_groups set by the caller). */
+void		sv_coarse_build(SvIndexCache *cache);
+
+/* Attach a coarse stream read from the index (sv_coarse_bytes) to a cache. */
+void		sv_coarse_attach(SvIndexCache *cache, char *stream, MemoryContext cxt);
+
+/* Bytes of the coarse level's stream. */
+Size		sv_coarse_bytes(const SvMetaData *meta);
+
+/* The list nearest to x among the lists of the nearest groups of the coarse level. */
+int			sv_coarse_nearest_list(const SvIndexCache *cache, const float *x);
+
+/* ---- insert.c: adding entries ---- */
 
 /* Point list's directory entry at a new insert page (WAL-logged). */
 void		sv_set_insert_page(Relation index, const SvMetaData *meta, int list, BlockNumber blk);
@@ -325,7 +385,7 @@ void		sv_set_insert_page(Relation index, const SvMetaData *meta, int list, Block
 void		sv_insert_entry(Relation index, const SvIndexCache *cache, int list, const uint8 *code,
 							float alpha, float r2, const SvRefine *refine, ItemPointer tid);
 
-/* Access method callbacks. */
+/* ---- access method callbacks (build.c, insert.c, vacuum.c, scan.c) ---- */
 IndexBuildResult *sv_ambuild(Relation heap, Relation index, IndexInfo *indexInfo);
 void		sv_ambuildempty(Relation index);
 bool		sv_aminsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
@@ -338,20 +398,5 @@ IndexScanDesc sv_ambeginscan(Relation index, int nkeys, int norderbys);
 void		sv_amrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int norderbys);
 bool		sv_amgettuple(IndexScanDesc scan, ScanDirection dir);
 void		sv_amendscan(IndexScanDesc scan);
-
-/* Build the coarse level of a cache whose centroids are set (meta.coarse_groups set by the caller). */
-void		sv_coarse_build(SvIndexCache *cache);
-
-/* Bytes of the coarse level's stream. */
-Size		sv_coarse_bytes(const SvMetaData *meta);
-
-/* The list nearest to x among the lists of the nearest groups of the coarse level. */
-int			sv_coarse_nearest_list(const SvIndexCache *cache, const float *x);
-
-/* k-means over n points of dim floats into k centroids (k <= n); deterministic. */
-void		sv_kmeans_float(const float *points, int n, int dim, int k, float *centroids);
-
-/* k-majority over n bit codes of nbytes into k binary centroids (k <= n); deterministic. */
-void		sv_kmeans_bits(const uint8 *codes, int n, int nbytes, int nbits, int k, uint8 *centroids);
 
 #endif

@@ -9,7 +9,7 @@
 
 #include "port/pg_bitutils.h"
 
-#include "kernels.h"
+#include "kernels/kernels.h"
 #include "shrinkvec.h"
 
 /* Hamming distance over the first nbits bits of two bit strings. */

@@ -1,5 +1,5 @@
 /*
- * kernels_avx512.c: kernels for x86-64 CPUs with AVX-512 F/BW/VL and VPOPCNTDQ.
+ * avx512.c: kernels for x86-64 CPUs with AVX-512 F/BW/VL and VPOPCNTDQ.
  * Compiled with those instruction sets enabled; only called after sv_kernels_init checked the CPU.
  * Tails are handled with masked loads, so no scalar loop runs after the vector loop.
  */

@@ -1,5 +1,5 @@
 /*
- * index_vacuum.c: VACUUM of a shrinkvec index.
+ * vacuum.c: VACUUM of a shrinkvec index.
  *
  * Bulk delete visits every data page once, removes the entries of dead rows by moving the page's
  * last entry into the hole, and WAL-logs the page.  Cleanup points every list's insert page at the
@@ -10,8 +10,8 @@
 #include "commands/vacuum.h"
 #include "storage/bufmgr.h"
 
-#include "index.h"
-#include "kernels.h"
+#include "svindex.h"
+#include "kernels/kernels.h"
 
 /*
  * Apply a data page's compaction moves (entry src[m] into slot dst[m]) to its refine pages, before the

@@ -50,7 +50,7 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
-#include "kernels.h"
+#include "kernels/kernels.h"
 #include "shrinkvec.h"
 
 /* noreturn on PostgreSQL 15-18 (18 replaced pg_attribute_noreturn() by pg_noreturn). */
@@ -60,7 +60,7 @@
 #define SV_NORETURN pg_attribute_noreturn()
 #endif
 
-/* The C functions of the extension that compute codes (binarize.c, int8vec.c, maxsim.c, transform.c). */
+/* The C functions of the extension that compute codes (functions/binarize.c, types/int8vec.c, functions/maxsim.c, functions/transform.c). */
 extern Datum binarize_vector(PG_FUNCTION_ARGS);
 extern Datum binarize_halfvec(PG_FUNCTION_ARGS);
 extern Datum quantize_int8_vector(PG_FUNCTION_ARGS);
@@ -266,6 +266,73 @@ vector_column_type(TriggerData *td, const char *column, Oid typid, int32 typmod,
 	wrong_type(td, column, typid, typmod, "vector, halfvec, vector[] or halfvec[] (pgvector)");
 }
 
+/*
+ * Parse and check code i of the trigger's arguments (column, kind, length, lo, hi) against the relation
+ * into info->codes[i]; scalar: the vector column is a vector or halfvec (not an array).
+ */
+static void
+parse_code(TriggerData *td, MemoryContext cxt, SvTriggerInfo *info, int i, Oid vector_ext, Oid shrinkvec_ext,
+		   bool scalar)
+{
+	char	  **a = td->tg_trigger->tgargs + SV_TRIGGER_HEADER + i * SV_TRIGGER_PER_CODE;
+	SvTriggerCode *c = &info->codes[i];
+	Oid			typid;
+	int			nlo,
+				nhi;
+	bool		half = info->code_input == SV_VEC_HALFVEC || info->code_input == SV_VEC_HALFVEC_ARRAY;
+
+	c->column = MemoryContextStrdup(cxt, a[0]);
+	c->attnum = find_column(td, a[0], &typid, &c->typmod);
+	if (c->attnum == info->vec_attnum)
+		bad_arguments(td, psprintf("code column \"%s\" is the vector column", a[0]));
+	for (int j = 0; j < i; j++)
+		if (info->codes[j].attnum == c->attnum)
+			bad_arguments(td, psprintf("code column \"%s\" is given twice", a[0]));
+	c->length = parse_length(td, a[2], a[0]);
+	if (strcmp(a[1], "multibit") != 0 && !scalar)
+		bad_arguments(td, psprintf("code \"%s\" of kind %s needs a vector or halfvec column, not an array",
+								   a[0], a[1]));
+	if (strcmp(a[1], "bits") == 0)
+	{
+		c->kind = SV_CODE_BITS;
+		if (typid != BITOID || c->typmod != c->length)
+			wrong_type(td, a[0], typid, c->typmod, psprintf("bit(%d)", c->length));
+		direct_fn(&c->fn, half ? binarize_halfvec : binarize_vector, 3, cxt);
+	}
+	else if (strcmp(a[1], "prefix") == 0)
+	{
+		c->kind = SV_CODE_PREFIX;
+		if (!is_extension_type(typid, vector_ext, "vector") || (c->typmod != -1 && c->typmod != c->length))
+			wrong_type(td, a[0], typid, c->typmod, psprintf("vector(%d)", c->length));
+	}
+	else if (strcmp(a[1], "int8") == 0)
+	{
+		c->kind = SV_CODE_INT8;
+		if (!is_extension_type(typid, shrinkvec_ext, "int8vec") || (c->typmod != -1 && c->typmod != c->length))
+			wrong_type(td, a[0], typid, c->typmod, psprintf("int8vec(%d)", c->length));
+		c->lo = parse_floats(td, cxt, a[3], "lo", &nlo);
+		c->hi = parse_floats(td, cxt, a[4], "hi", &nhi);
+		if (nlo != c->length || nhi != c->length)
+			bad_arguments(td, psprintf("int8 code \"%s\" needs lo and hi of %d elements, got %d and %d",
+									   a[0], c->length, nlo, nhi));
+		direct_fn(&c->fn, half ? quantize_int8_halfvec : quantize_int8_vector, 3, cxt);
+	}
+	else if (strcmp(a[1], "multibit") == 0)
+	{
+		c->kind = SV_CODE_MULTIBIT;
+		if (scalar)
+			bad_arguments(td, psprintf("multibit code \"%s\" needs a vector[] or halfvec[] column", a[0]));
+		if (!is_extension_type(typid, shrinkvec_ext, "multibit"))
+			wrong_type(td, a[0], typid, c->typmod, "multibit");
+		direct_fn(&c->fn, half ? binarize_halfvec_array : binarize_vector_array, 3, cxt);
+	}
+	else
+		bad_arguments(td, psprintf("unknown code kind \"%s\" of column \"%s\" (bits, prefix, int8 or multibit)",
+								   a[1], a[0]));
+	if (c->kind != SV_CODE_INT8 && (a[3][0] != '\0' || a[4][0] != '\0'))
+		bad_arguments(td, psprintf("only int8 codes take lo and hi (code \"%s\" is %s)", a[0], a[1]));
+}
+
 /* Parse and check the trigger's arguments against its relation, into a new SvTriggerInfo in cxt. */
 static SvTriggerInfo *
 parse_trigger(TriggerData *td, MemoryContext cxt)
@@ -319,64 +386,7 @@ parse_trigger(TriggerData *td, MemoryContext cxt)
 	info->center = parse_floats(td, cxt, args[5], "center", &ncenter);
 
 	for (int i = 0; i < ncodes; i++)
-	{
-		char	  **a = args + SV_TRIGGER_HEADER + i * SV_TRIGGER_PER_CODE;
-		SvTriggerCode *c = &info->codes[i];
-		int			nlo,
-					nhi;
-		bool		half = info->code_input == SV_VEC_HALFVEC || info->code_input == SV_VEC_HALFVEC_ARRAY;
-
-		c->column = MemoryContextStrdup(cxt, a[0]);
-		c->attnum = find_column(td, a[0], &typid, &c->typmod);
-		if (c->attnum == info->vec_attnum)
-			bad_arguments(td, psprintf("code column \"%s\" is the vector column", a[0]));
-		for (int j = 0; j < i; j++)
-			if (info->codes[j].attnum == c->attnum)
-				bad_arguments(td, psprintf("code column \"%s\" is given twice", a[0]));
-		c->length = parse_length(td, a[2], a[0]);
-		if (strcmp(a[1], "multibit") != 0 && !scalar)
-			bad_arguments(td, psprintf("code \"%s\" of kind %s needs a vector or halfvec column, not an array",
-									   a[0], a[1]));
-		if (strcmp(a[1], "bits") == 0)
-		{
-			c->kind = SV_CODE_BITS;
-			if (typid != BITOID || c->typmod != c->length)
-				wrong_type(td, a[0], typid, c->typmod, psprintf("bit(%d)", c->length));
-			direct_fn(&c->fn, half ? binarize_halfvec : binarize_vector, 3, cxt);
-		}
-		else if (strcmp(a[1], "prefix") == 0)
-		{
-			c->kind = SV_CODE_PREFIX;
-			if (!is_extension_type(typid, vector_ext, "vector") || (c->typmod != -1 && c->typmod != c->length))
-				wrong_type(td, a[0], typid, c->typmod, psprintf("vector(%d)", c->length));
-		}
-		else if (strcmp(a[1], "int8") == 0)
-		{
-			c->kind = SV_CODE_INT8;
-			if (!is_extension_type(typid, shrinkvec_ext, "int8vec") || (c->typmod != -1 && c->typmod != c->length))
-				wrong_type(td, a[0], typid, c->typmod, psprintf("int8vec(%d)", c->length));
-			c->lo = parse_floats(td, cxt, a[3], "lo", &nlo);
-			c->hi = parse_floats(td, cxt, a[4], "hi", &nhi);
-			if (nlo != c->length || nhi != c->length)
-				bad_arguments(td, psprintf("int8 code \"%s\" needs lo and hi of %d elements, got %d and %d",
-										   a[0], c->length, nlo, nhi));
-			direct_fn(&c->fn, half ? quantize_int8_halfvec : quantize_int8_vector, 3, cxt);
-		}
-		else if (strcmp(a[1], "multibit") == 0)
-		{
-			c->kind = SV_CODE_MULTIBIT;
-			if (scalar)
-				bad_arguments(td, psprintf("multibit code \"%s\" needs a vector[] or halfvec[] column", a[0]));
-			if (!is_extension_type(typid, shrinkvec_ext, "multibit"))
-				wrong_type(td, a[0], typid, c->typmod, "multibit");
-			direct_fn(&c->fn, half ? binarize_halfvec_array : binarize_vector_array, 3, cxt);
-		}
-		else
-			bad_arguments(td, psprintf("unknown code kind \"%s\" of column \"%s\" (bits, prefix, int8 or multibit)",
-									   a[1], a[0]));
-		if (c->kind != SV_CODE_INT8 && (a[3][0] != '\0' || a[4][0] != '\0'))
-			bad_arguments(td, psprintf("only int8 codes take lo and hi (code \"%s\" is %s)", a[0], a[1]));
-	}
+		parse_code(td, cxt, info, i, vector_ext, shrinkvec_ext, scalar);
 
 	info->natts = RelationGetDescr(td->tg_relation)->natts;
 	info->values = MemoryContextAllocZero(cxt, sizeof(Datum) * info->natts);

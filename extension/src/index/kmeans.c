@@ -1,5 +1,7 @@
 /*
- * kmeans.c: the centroids of an IVF shrinkvec index, learned from a sample at build time.
+ * kmeans.c: the centroids of an IVF shrinkvec index, learned from a sample at build time, and the
+ * nearest centroid of each of a batch of points (used by k-means itself, the build and ivf.c).
+ * A leaf: it calls only the kernels, never back into the rest of the index.
  *
  * Both versions are plain Lloyd iterations from distinct sample points chosen with a fixed seed,
  * so a build is deterministic.  A cluster that empties is re-seeded with the point farthest from
@@ -12,8 +14,8 @@
 #include "common/pg_prng.h"
 #include "miscadmin.h"
 
-#include "index.h"
-#include "kernels.h"
+#include "svindex.h"
+#include "kernels/kernels.h"
 
 #define SV_KMEANS_ITERATIONS 10
 
@@ -183,4 +185,127 @@ sv_kmeans_bits(const uint8 *codes, int n, int nbytes, int nbits, int k, uint8 *c
 	pfree(assign);
 	pfree(count);
 	pfree(ones);
+}
+
+/* |x - c|^2 (|x|^2 when c is NULL) summed in double: finite for any finite floats. */
+double
+sv_l2sq_double(const float *x, const float *c, int dim)
+{
+	double		d = 0;
+
+	for (int i = 0; i < dim; i++)
+	{
+		double		t = c ? (double) x[i] - (double) c[i] : (double) x[i];
+
+		d += t * t;
+	}
+	return d;
+}
+
+/*
+ * The nearest of k centroids to each of n points (see svindex.h).  Every out[i] is written, whatever the
+ * values.  Points and centroids whose squared norms stay within SV_SAFE_NORM2 are compared by the float
+ * form |c|^2 - 2 <x, c> (no term can overflow).  A centroid beyond it (finite floats above ~1e18 overflow
+ * their squares) is compared with such a point by the same quantity in double, |x - c|^2 - |x|^2; a
+ * point beyond it is compared with every centroid by |x - c|^2 in double.  Only the pairs that involve
+ * a large value pay for double arithmetic.
+ */
+void
+sv_nearest_centroids(const float *centroids, const float *cnorm2, int k, int dim,
+					 const float *points, int n, int *out)
+{
+	const int	block = 32;
+	double		best[32];
+	bool		big[32];
+
+	for (int start = 0; start < n; start += block)
+	{
+		int			m = Min(block, n - start);
+		const float *x = points + (Size) start * dim;
+
+		for (int i = 0; i < m; i++)
+		{
+			const float *xi = x + (Size) i * dim;
+
+			best[i] = INFINITY;
+			out[start + i] = 0;
+			big[i] = !sv_norm2_safe(sv_kernels.dot(xi, xi, dim));
+		}
+		for (int c = 0; c < k; c++)
+		{
+			const float *cc = centroids + (Size) c * dim;
+			int			i = 0;
+
+			if (!sv_norm2_safe(cnorm2[c]))
+			{
+				/* a large centroid: |x - c|^2 - |x|^2 in double for the points of float size */
+				for (; i < m; i++)
+				{
+					const float *xi = x + (Size) i * dim;
+					double		d;
+
+					if (big[i])
+						continue;
+					d = sv_l2sq_double(xi, cc, dim) - sv_l2sq_double(xi, NULL, dim);
+					if (d < best[i])
+					{
+						best[i] = d;
+						out[start + i] = c;
+					}
+				}
+				continue;
+			}
+			/* four rows at a time share each load of the centroid */
+			for (; i + 4 <= m; i += 4)
+			{
+				const float *rows[4] = {x + (Size) i * dim, x + (Size) (i + 1) * dim,
+				x + (Size) (i + 2) * dim, x + (Size) (i + 3) * dim};
+				float		dots[4];
+
+				sv_kernels.dot4(rows, cc, dim, dots);
+				for (int r = 0; r < 4; r++)
+				{
+					/* |x - c|^2 = |x|^2 + |c|^2 - 2 <x, c>; |x|^2 is common to all centroids */
+					float		d = cnorm2[c] - 2.0f * dots[r];
+
+					if (d < best[i + r])
+					{
+						best[i + r] = d;
+						out[start + i + r] = c;
+					}
+				}
+			}
+			for (; i < m; i++)
+			{
+				float		d = cnorm2[c] - 2.0f * sv_kernels.dot(x + (Size) i * dim, cc, dim);
+
+				if (d < best[i])
+				{
+					best[i] = d;
+					out[start + i] = c;
+				}
+			}
+		}
+		/* points too large for the float form: exact distances in double to every centroid */
+		for (int i = 0; i < m; i++)
+		{
+			const float *xi = x + (Size) i * dim;
+			double		bestd;
+
+			if (!big[i])
+				continue;
+			bestd = sv_l2sq_double(xi, centroids, dim);
+			out[start + i] = 0;
+			for (int c = 1; c < k; c++)
+			{
+				double		d = sv_l2sq_double(xi, centroids + (Size) c * dim, dim);
+
+				if (d < bestd)
+				{
+					bestd = d;
+					out[start + i] = c;
+				}
+			}
+		}
+	}
 }

@@ -1,5 +1,5 @@
 /*
- * index_inspect.c: SQL functions that show what a shrinkvec index holds, and check it against its table.
+ * inspect.c: SQL functions that show what a shrinkvec index holds, and check it against its table.
  *
  * Security: each function needs SELECT on the table and refuses when row-level security applies to the
  * caller (an index has an entry for every row, hidden or not).  Only the check runs user code (index
@@ -27,7 +27,7 @@
 #include "executor/tuptable.h"
 #include "storage/bufmgr.h"
 
-#include "index.h"
+#include "svindex.h"
 #include "shrinkvec.h"
 
 PG_FUNCTION_INFO_V1(shrinkvec_index_info);

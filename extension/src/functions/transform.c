@@ -28,7 +28,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
-#include "kernels.h"
+#include "kernels/kernels.h"
 #include "shrinkvec.h"
 
 /* A transform as read from the catalog; matrices transposed (input index outermost). */

@@ -6,7 +6,7 @@
  */
 #include "postgres.h"
 
-#include "kernels.h"
+#include "kernels/kernels.h"
 #include "shrinkvec.h"
 
 /* Read the optional dims (argument 1) and center (argument 2) of a binarize call on a dim-long input. */

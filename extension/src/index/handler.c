@@ -1,5 +1,5 @@
 /*
- * index.c: the shrinkvec access method's handler, options, GUCs and cost estimate.
+ * handler.c: the shrinkvec access method's handler, options, GUCs and cost estimate.
  */
 #include "postgres.h"
 
@@ -16,7 +16,7 @@
 #include "utils/selfuncs.h"
 #include "utils/spccache.h"
 
-#include "index.h"
+#include "svindex.h"
 
 int			sv_shortlist = 100;
 int			sv_probes = 0;
@@ -71,15 +71,6 @@ sv_index_init(void)
 							"them goes out at once in exact order). 0 = read every candidate.",
 							&sv_rerank, 40, 0, SV_INDEX_MAX_SHORTLIST,
 							PGC_USERSET, GUC_EXPLAIN, NULL, NULL, NULL);
-}
-
-/* The lists a scan of an index with `lists` lists visits: shrinkvec.probes, or a fifth of them when it is 0. */
-int
-sv_effective_probes(int lists)
-{
-	int			probes = sv_probes > 0 ? sv_probes : (lists + SV_AUTO_PROBES_DIVISOR - 1) / SV_AUTO_PROBES_DIVISOR;
-
-	return Max(1, Min(probes, lists));
 }
 
 /* Parse and validate the index options. */
@@ -147,8 +138,30 @@ sv_filter_has_params(RelOptInfo *rel)
 #define SV_PARAM_FILTER_SEL 0.01
 
 /*
+ * The cost constants of a scan, in units of the planner's own costs (cpu_operator_cost, the tablespace's
+ * random_page_cost), so that they scale with whatever the installation has set:
+ *
+ * SV_COST_KERNEL_PER_ENTRY: scoring one entry of a probed list, as a fraction of cpu_operator_cost.  The
+ *   SIMD kernel scores a page's codes 32 at a time in a few nanoseconds each, about a tenth of a call of
+ *   an SQL operator (cpu_operator_cost, 0.0025 by default, stands for some tens of nanoseconds).
+ * SV_COST_DIMS_PER_OPERATOR: the exact distance of one vector candidate costs one cpu_operator_cost per
+ *   this many dimensions (a SIMD distance handles 16 floats per step).
+ * SV_COST_FETCH_PAGE_SHARE: reading one vector candidate's heap row, as a share of a random page read:
+ *   the candidates are few and their pages are mostly in shared buffers, so not a full random read.
+ * SV_COST_REFINE_DIMS_PER_OPERATOR: scoring one refine code costs one cpu_operator_cost per this many
+ *   dimensions (a table lookup per dimension, cheaper than a float distance).
+ * SV_COST_REFINE_PAGE_SHARE: reading one refine code, as a share of a random page read: the candidates'
+ *   refine codes are read in page order, many to a page.
+ */
+#define SV_COST_KERNEL_PER_ENTRY 0.1
+#define SV_COST_DIMS_PER_OPERATOR 16.0
+#define SV_COST_FETCH_PAGE_SHARE 0.25
+#define SV_COST_REFINE_DIMS_PER_OPERATOR 64.0
+#define SV_COST_REFINE_PAGE_SHARE 0.05
+
+/*
  * Estimate the cost of a scan.  The index serves ORDER BY distance only.  A scan goes on while the
- * executor wants rows (index_scan.c), so no LIMIT or filter makes an answer short: the planner is free
+ * executor wants rows (scan.c), so no LIMIT or filter makes an answer short: the planner is free
  * to choose it.  The startup cost is reading the probed fraction of the index sequentially plus a small
  * per-entry kernel cost; the per-row cost is genericcostestimate's.
  */
@@ -206,7 +219,7 @@ sv_amcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	ratio = Min(1.0, (double) sv_effective_probes(lists) / lists);
 	entries = path->indexinfo->tuples * ratio;
 	costs.indexStartupCost = costs.numIndexPages * data_share * ratio * spc_seq_page_cost
-		+ entries * cpu_operator_cost * 0.1;
+		+ entries * cpu_operator_cost * SV_COST_KERNEL_PER_ENTRY;
 
 	/*
 	 * The rows a LIMIT wants, through the table's filters (selectivity sel), cost about wanted / sel
@@ -224,7 +237,8 @@ sv_amcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	batches = 1 + (candidates > sv_shortlist ? log2(candidates / sv_shortlist) : 0);
 	per_candidate = cpu_index_tuple_cost;
 	if (elemtype != SV_ELEM_BIT)
-		per_candidate += cpu_operator_cost * dims / 16.0 + 0.25 * spc_random_page_cost;
+		per_candidate += cpu_operator_cost * dims / SV_COST_DIMS_PER_OPERATOR +
+			SV_COST_FETCH_PAGE_SHARE * spc_random_page_cost;
 	if (refine_bits > 0 && sv_rerank > 0 && 1.5 * wanted / sel <= sv_rerank / 2 && sv_rerank < sv_shortlist)
 	{
 		/*
@@ -234,7 +248,8 @@ sv_amcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 		double		scored = Min(path->indexinfo->tuples, (double) sv_shortlist);
 
 		costs.indexStartupCost = costs.indexStartupCost +
-			scored * (cpu_index_tuple_cost + cpu_operator_cost * dims / 64.0 + 0.05 * spc_random_page_cost) +
+			scored * (cpu_index_tuple_cost + cpu_operator_cost * dims / SV_COST_REFINE_DIMS_PER_OPERATOR +
+					  SV_COST_REFINE_PAGE_SHARE * spc_random_page_cost) +
 			Min(scored, (double) sv_rerank) * per_candidate;
 	}
 	else

@@ -197,16 +197,26 @@ sv_half_to_float(uint16_t h)
 	return f;
 }
 
-/* Bit-reversal of every byte value (bit j of entry b is bit 7-j of b); filled by sv_kernels_init. */
+/* Count the set bits of a 64-bit word without relying on a popcnt instruction. */
+static inline uint64_t
+sv_popcount64_portable(uint64_t x)
+{
+	x = x - ((x >> 1) & 0x5555555555555555ULL);
+	x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+	x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+	return (x * 0x0101010101010101ULL) >> 56;
+}
+
+/* Bit-reversal of every byte value (bit j of entry b is bit 7-j of b); filled by sv_kernels_fill_scalar (scalar.c). */
 extern uint8_t sv_bitrev8[256];
 
-/* Implementations per level, defined in kernels.c, kernels_avx2.c and kernels_avx512.c. */
+/* Implementations per level, defined in scalar.c, avx2.c and avx512.c (this folder). */
 void		sv_kernels_fill_scalar(SvKernels *k);
 void		sv_kernels_fill_avx2(SvKernels *k);
 void		sv_kernels_fill_avx512(SvKernels *k);
 
 /*
- * Late interaction (maxsim.c): exact MaxSim of nq query tokens against nd doc tokens, row-major, dim
+ * Late interaction (functions/maxsim.c): exact MaxSim of nq query tokens against nd doc tokens, row-major, dim
  * floats each: sum over query tokens of the largest dot product (float, via sv_kernels.dot4/dot),
  * summed in double in query-token order.
  */

@@ -1,0 +1,143 @@
+/*
+ * cache.c: the meta data, centroids and coarse level of a shrinkvec index, read once per relcache entry
+ * and kept in rd_amcache; the directory entry of a list; the opclass's kind and element type.
+ */
+#include "postgres.h"
+
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/builtins.h"
+
+#include "svindex.h"
+#include "kernels/kernels.h"
+
+/* Copy n bytes from a stream of pages starting at block start into dst. */
+void
+sv_read_stream(Relation index, BlockNumber start, char *dst, Size n)
+{
+	BlockNumber blk = start;
+
+	while (n > 0)
+	{
+		Buffer		buf = ReadBuffer(index, blk);
+		Size		chunk = Min(n, SV_PAGE_CONTENT_SIZE);
+
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		memcpy(dst, PageGetContents(BufferGetPage(buf)), chunk);
+		UnlockReleaseBuffer(buf);
+		dst += chunk;
+		n -= chunk;
+		blk++;
+	}
+}
+
+/* The index's meta page and centroids, read once and cached in rd_amcache. */
+SvIndexCache *
+sv_index_cache(Relation index)
+{
+	SvIndexCache *cache;
+	Buffer		buf;
+	MemoryContext old;
+
+	if (index->rd_amcache != NULL)
+		return (SvIndexCache *) index->rd_amcache;
+
+	old = MemoryContextSwitchTo(index->rd_indexcxt);
+	cache = palloc0(sizeof(SvIndexCache));
+	buf = ReadBuffer(index, SV_META_BLKNO);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	memcpy(&cache->meta, SvPageGetMeta(BufferGetPage(buf)), sizeof(SvMetaData));
+	UnlockReleaseBuffer(buf);
+
+	if (cache->meta.magic != SV_INDEX_MAGIC)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" is not a shrinkvec index", RelationGetRelationName(index)),
+				 errhint("REINDEX INDEX %s to rebuild it.",
+						 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(index)),
+													RelationGetRelationName(index)))));
+	if (cache->meta.version != SV_INDEX_VERSION)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("index \"%s\" has shrinkvec index format version %u, this shrinkvec reads version %d",
+						RelationGetRelationName(index), cache->meta.version, SV_INDEX_VERSION),
+				 errdetail("Version 2 stores codes in blocks of 32 for the SIMD scan."),
+				 errhint("REINDEX INDEX %s to rebuild it in the current format.",
+						 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(index)),
+													RelationGetRelationName(index)))));
+
+	if (cache->meta.centroid_bytes > 0)
+	{
+		Size		total = (Size) cache->meta.lists * cache->meta.centroid_bytes;
+
+		cache->centroids = MemoryContextAllocHuge(index->rd_indexcxt, total);
+		sv_read_stream(index, cache->meta.centroid_start, cache->centroids, total);
+		if (cache->meta.elemtype != SV_ELEM_BIT)
+		{
+			int			dim = cache->meta.code_bits;
+
+			cache->centroid_norm2 = palloc(sizeof(float) * cache->meta.lists);
+			for (int i = 0; i < cache->meta.lists; i++)
+			{
+				const float *c = (const float *) cache->centroids + (Size) i * dim;
+
+				cache->centroid_norm2[i] = sv_kernels.dot(c, c, dim);
+			}
+		}
+	}
+	if (cache->meta.coarse_groups > 0)
+	{
+		char	   *stream = MemoryContextAllocHuge(index->rd_indexcxt, sv_coarse_bytes(&cache->meta));
+
+		sv_read_stream(index, cache->meta.coarse_start, stream, sv_coarse_bytes(&cache->meta));
+		sv_coarse_attach(cache, stream, index->rd_indexcxt);
+	}
+	MemoryContextSwitchTo(old);
+	index->rd_amcache = cache;
+	return cache;
+}
+
+/* Read list i's directory entry. */
+SvListEntry
+sv_read_list(Relation index, const SvMetaData *meta, int list)
+{
+	int			per_page = SV_PAGE_CONTENT_SIZE / sizeof(SvListEntry);
+	Buffer		buf = ReadBuffer(index, meta->directory_start + list / per_page);
+	SvListEntry entry;
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	entry = ((SvListEntry *) PageGetContents(BufferGetPage(buf)))[list % per_page];
+	UnlockReleaseBuffer(buf);
+	return entry;
+}
+
+/* The opclass's distance kind, from support function 1. */
+int
+sv_index_kind(Relation index)
+{
+	FmgrInfo   *proc = index_getprocinfo(index, 1, SV_KIND_PROC);
+
+	return DatumGetInt32(FunctionCall1(proc, PointerGetDatum(NULL)));
+}
+
+/*
+ * The indexed element type (bit, vector or halfvec), from support function 2 of the opclass: the
+ * opclass says what it indexes, so no type is recognised by its name (a type called vector in another
+ * schema is not pgvector's).
+ */
+int
+sv_index_elemtype(Relation index)
+{
+	const SvTypeInfo *info;
+
+	if (!OidIsValid(index_getprocid(index, 1, SV_TYPE_PROC)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("operator class of index \"%s\" has no support function %d (the indexed type)",
+						RelationGetRelationName(index), SV_TYPE_PROC),
+				 errhint("Run ALTER EXTENSION shrinkvec UPDATE.")));
+	info = (const SvTypeInfo *) DatumGetPointer(FunctionCall1(index_getprocinfo(index, 1, SV_TYPE_PROC),
+															   PointerGetDatum(NULL)));
+	return info->elemtype;
+}

@@ -1,0 +1,561 @@
+/*
+ * scan.c: ordered scans of a shrinkvec index: the access method's scan callbacks and the batches.
+ * The other scan_*.c files hold the steps (scan.h lists them).
+ *
+ * A scan goes on while the executor wants rows: it works in batches, and a scan ends only when the
+ * index is exhausted or shrinkvec.max_scan_tuples candidates were read (a NOTICE says so).  Batches:
+ *
+ * bit_hamming_ops: a batch is the best `k` entries by (Hamming distance, TID) of the probed lists after
+ * the last entry of the previous batch, returned in that order with their exact distances.  A flat
+ * index yields the complete exact order.
+ *
+ * vector opclasses: a batch is the best `k` entries by the asymmetric estimate (the float query against
+ * the sign code, see svindex.h) after the previous batch's last.  The scan fetches each candidate's heap
+ * tuple under the scan's snapshot (table_index_fetch_tuple), drops those it cannot see (dead entries never
+ * take a place), computes the exact distance with the ORDER BY operator's own function, and returns the
+ * batch in exact (distance, TID) order without xs_recheckorderby.  Within a batch the order is exact;
+ * across batches it is relaxed (as pgvector's hnsw.iterative_scan = relaxed_order): a row of a later
+ * batch can be nearer than one returned before it.  The first batch holds shrinkvec.shortlist entries,
+ * each later one twice the previous (bounded by work_mem), so `ORDER BY ... LIMIT n` with n up to the
+ * shortlist and no filter returns the exact order of the first batch.
+ *
+ * IVF: the first batch comes from the shrinkvec.probes lists nearest the query.  Vector opclasses: once
+ * rows wait in the pool (the executor wants more than the first quarter of the first batch, as a filter
+ * or a join makes it), the window widens to every list, so no unread entry of any list can be nearer
+ * than the pool's frontier allows (what each list gave is kept per list, so nothing comes twice).
+ * bit_hamming_ops: when the probed lists are exhausted the scan goes on with the next lists by centroid
+ * distance (iterative probing), in exact order within each window.
+ *
+ * Refine codes (WITH (refine = B)): the first batch's candidates are scored again with their refine
+ * codes (svindex.h), and only the best shrinkvec.rerank of them are fetched and scored exactly; the first
+ * half of those goes out at once in exact order.  The others are deferred: if the executor wants more,
+ * they are fetched into the pool before the scan goes on, exactly as without refine codes.
+ *
+ * A NULL query returns every entry (distance NULL), as pgvector's indexes do.
+ */
+#include "postgres.h"
+
+#include "scan.h"
+
+/* Scan the window's lists once: the best k candidates after what earlier batches took, in results. */
+static void
+sv_scan_batch(IndexScanDesc scan, int k)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+
+	if (so->cache->meta.elemtype == SV_ELEM_BIT)
+		sv_scan_bits(scan, k);
+	else
+		sv_scan_vectors(scan, k);
+}
+
+/* Bytes a batch keeps per candidate. */
+static Size
+sv_candidate_bytes(const SvMetaData *meta)
+{
+	return meta->elemtype == SV_ELEM_BIT ? sizeof(SvCandidate) : sizeof(SvCandidate) + sizeof(SvExact);
+}
+
+/*
+ * Refuse a shortlist whose memory would exceed work_mem: a batch holds its candidates (and, for a vector
+ * opclass, their exact distances).  Later batches grow only as far as work_mem allows.
+ */
+static void
+sv_check_scan_memory(const SvMetaData *meta)
+{
+	Size		need = sv_candidate_bytes(meta) * (Size) sv_shortlist;
+
+	if (need > (Size) work_mem * 1024)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("shrinkvec.shortlist %d needs about %zu kB for its candidates, more than work_mem (%d kB)",
+						sv_shortlist, need / 1024, work_mem),
+				 errhint("Lower shrinkvec.shortlist or raise work_mem.")));
+}
+
+/* The size of the batch after one of k candidates: twice as large, as far as work_mem allows. */
+static int
+sv_next_batch_size(const SvMetaData *meta, int k)
+{
+	Size		most = (Size) work_mem * 1024 / sv_candidate_bytes(meta);
+	Size		next = (Size) k * 2;
+
+	if (next > most)
+		next = Max(most, (Size) k);
+	return (int) Min(next, (Size) SV_INDEX_MAX_SHORTLIST);
+}
+
+/*
+ * ORDER BY keys after the first (ORDER BY b <~> q1, b <^> q2): the scan orders by the first key only.
+ * It reports the first key's exact value and a lower bound for each later key (-Infinity, or the
+ * smallest integer for <^>) with xs_recheckorderby, so the executor computes the later keys and
+ * reorders rows that tie on the first key; with one key nothing needs a recheck.
+ */
+static void
+sv_report_other_keys(IndexScanDesc scan)
+{
+	scan->xs_recheckorderby = scan->numberOfOrderBys > 1;
+	for (int i = 1; i < scan->numberOfOrderBys; i++)
+	{
+		if (scan->orderByData[i].sk_strategy == SV_STRATEGY_PREFIX_HAMMING)
+			scan->xs_orderbyvals[i] = Int32GetDatum(PG_INT32_MIN);
+		else
+			scan->xs_orderbyvals[i] = Float8GetDatum(-get_float8_infinity());
+		scan->xs_orderbynulls[i] = false;
+	}
+}
+
+/* The next entry of a NULL query: every entry of every list, page by page (false at the end). */
+static bool
+sv_next_null(IndexScanDesc scan)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+	const SvMetaData *meta = &so->cache->meta;
+
+	while (so->null_pos >= so->null_n)
+	{
+		Buffer		buf;
+		Page		page;
+
+		if (so->null_blk == InvalidBlockNumber)
+		{
+			if (so->null_list >= meta->lists)
+				return false;
+			so->null_blk = sv_read_list(scan->indexRelation, meta, so->null_list++).first;
+			continue;
+		}
+		CHECK_FOR_INTERRUPTS();
+		buf = ReadBuffer(scan->indexRelation, so->null_blk);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		so->null_n = SvPageGetOpaque(page)->count;
+		if (so->null_tids == NULL)
+			so->null_tids = MemoryContextAlloc(so->cxt, sizeof(ItemPointerData) * meta->capacity);
+		memcpy(so->null_tids, sv_page_tids(page, meta), sizeof(ItemPointerData) * so->null_n);
+		so->null_blk = SvPageGetOpaque(page)->next;
+		so->null_pos = 0;
+		UnlockReleaseBuffer(buf);
+	}
+	scan->xs_heaptid = so->null_tids[so->null_pos++];
+	scan->xs_recheck = false;
+	sv_report_other_keys(scan);
+	scan->xs_orderbynulls[0] = true;
+	return true;
+}
+
+/* Start a scan. */
+IndexScanDesc
+sv_ambeginscan(Relation index, int nkeys, int norderbys)
+{
+	IndexScanDesc scan = RelationGetIndexScan(index, nkeys, norderbys);
+	SvScanOpaque *so = palloc0(sizeof(SvScanOpaque));
+
+	so->cxt = AllocSetContextCreate(CurrentMemoryContext, "shrinkvec scan", ALLOCSET_DEFAULT_SIZES);
+	so->parent = CurrentMemoryContext;
+	scan->opaque = so;
+	/* the AM owns the ORDER BY value arrays */
+	scan->xs_orderbyvals = palloc0(sizeof(Datum) * Max(norderbys, 1));
+	scan->xs_orderbynulls = palloc(sizeof(bool) * Max(norderbys, 1));
+	memset(scan->xs_orderbynulls, true, sizeof(bool) * Max(norderbys, 1));
+	return scan;
+}
+
+/* Read the query of the ORDER BY key into the scan state. */
+static void
+sv_set_query(SvScanOpaque *so, ScanKey orderby)
+{
+	const SvMetaData *meta = &so->cache->meta;
+	Datum		value = orderby->sk_argument;
+
+	so->strategy = orderby->sk_strategy;
+	if (meta->elemtype == SV_ELEM_BIT)
+	{
+		VarBit	   *b = sv_check_varbit(DatumGetVarBitP(value));
+		int			len = VARBITLEN(b);
+
+		/* a shorter query searches a prefix with <^>; the distance operator needs the full length */
+		if (len > meta->code_bits || len < 1)
+			sv_bit_length_error(meta->code_bits, len, "A query may be a prefix of the indexed codes, not longer.");
+		if (len < meta->code_bits && so->strategy == SV_STRATEGY_DISTANCE)
+			sv_bit_length_error(meta->code_bits, len, "Use the operator <^> to search with a prefix of the codes.");
+		so->qbits = len;
+		so->qcode = palloc0(meta->code_bytes);
+		memcpy(so->qcode, VARBITS(b), VARBITBYTES(b));
+	}
+	else
+	{
+		so->q = palloc(sizeof(float) * meta->code_bits);
+		sv_datum_to_floats(value, meta->elemtype, meta->kind, meta->dims, meta->code_bits, SV_FOR_QUERY,
+						   so->q, NULL);
+		so->qnorm2 = sv_kernels.dot(so->q, so->q, meta->code_bits);
+	}
+}
+
+/* (Re)start a scan with new keys. */
+void
+sv_amrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int norderbys)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+	MemoryContext old;
+
+	MemoryContextReset(so->cxt);
+	so->cache = sv_index_cache(scan->indexRelation);
+	so->have_query = false;
+	so->started = false;
+	so->done = false;
+	so->results = NULL;
+	so->exact = NULL;
+	so->nresults = so->next = 0;
+	so->scanned = 0;
+	so->pooling = false;
+	so->pool = NULL;
+	so->pool_n = so->pool_cap = 0;
+	so->frontier = 0;
+	so->deferred = NULL;
+	so->ndeferred = 0;
+	so->list_qc = NULL;
+	so->over_n = so->over_sum = so->over_sum2 = 0;
+	so->null_query = false;
+	so->null_list = 0;
+	so->null_blk = InvalidBlockNumber;
+	so->null_tids = NULL;
+	so->null_n = so->null_pos = 0;
+	if (orderbys && scan->numberOfOrderBys > 0)
+		memmove(scan->orderByData, orderbys, scan->numberOfOrderBys * sizeof(ScanKeyData));
+	if (scan->numberOfOrderBys == 0)
+		return;					/* no ORDER BY: the planner never asks (the scan returns nothing) */
+	if (scan->orderByData[0].sk_flags & SK_ISNULL)
+	{
+		so->null_query = true;	/* every row, with a NULL distance */
+		return;
+	}
+	old = MemoryContextSwitchTo(so->cxt);
+	sv_set_query(so, &scan->orderByData[0]);
+	MemoryContextSwitchTo(old);
+	so->have_query = true;
+}
+
+/*
+ * Start the next batch: the first one (the lists, the stats, shrinkvec.shortlist), or one more in the
+ * current window, or the next window.  False when the scan is over or its pool goes out first; *first
+ * is set for the scan's first batch.
+ */
+static bool
+sv_start_batch(IndexScanDesc scan, bool *first)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+	const SvMetaData *meta = &so->cache->meta;
+
+	*first = false;
+	if (so->done)
+		return false;
+	if (!so->started)
+	{
+		*first = true;
+		sv_check_scan_memory(meta);
+		sv_choose_lists(so);
+#if PG_VERSION_NUM >= 150000
+		pgstat_count_index_scan(scan->indexRelation);
+#endif
+		so->started = true;
+		so->batch_size = sv_shortlist;
+	}
+	else
+	{
+		if (so->batch_full)
+		{
+			/* the window has more: continue after what earlier batches took of each list */
+			so->batch_size = sv_next_batch_size(meta, so->batch_size);
+		}
+		else if (so->pooling && so->pool_n > 0)
+			return false;		/* the window is read: its pool goes out first */
+		else if (!sv_next_window(so))
+		{
+			so->done = true;
+			return false;
+		}
+		if (so->results)
+			pfree(so->results);
+		if (so->exact)
+			pfree(so->exact);
+		so->results = NULL;
+		so->exact = NULL;
+	}
+	if (so->scanned >= sv_max_scan_tuples)
+	{
+		ereport(NOTICE,
+				(errmsg("shrinkvec index scan of \"%s\" stopped after %lld candidates",
+						RelationGetRelationName(scan->indexRelation), (long long) so->scanned),
+				 errdetail("shrinkvec.max_scan_tuples is %d; rows beyond it were not returned.",
+						   sv_max_scan_tuples),
+				 errhint("Raise shrinkvec.max_scan_tuples, or make the filter more selective with an index of its own.")));
+		so->done = true;
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Refine codes (the first batch only): the best shrinkvec.rerank candidates by their refine codes are
+ * read from the table, the others are deferred; visible rows of the deferred make up for dead ones.
+ */
+static void
+sv_refine_first_batch(IndexScanDesc scan, int want)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+
+	so->frontier = sv_estimate_distance(so, so->results[so->nresults_est - 1].score);
+	sv_refine_select(scan, sv_rerank);
+	sv_add_exact(scan, so->results, sv_rerank);
+	while (so->nresults < want && so->ndeferred > 0)
+	{
+		int			take = Min(so->ndeferred, want - so->nresults);
+
+		sv_add_exact(scan, so->deferred, take);
+		so->deferred += take;
+		so->ndeferred -= take;
+	}
+}
+
+/*
+ * Dead entries take no place: read the batch's rows (unless pending is false: they were read), then
+ * scan on until the batch has want visible rows or the window ends.  *reordered is cleared when a new
+ * scan replaces the results.
+ */
+static void
+sv_read_visible(IndexScanDesc scan, int want, bool pending, bool *reordered)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+
+	for (;;)
+	{
+		int			need;
+
+		if (pending)
+			sv_add_exact(scan, so->results, so->nresults_est);
+		pending = true;
+		need = want - so->nresults;
+		if (need <= 0 || !so->batch_full || so->scanned >= sv_max_scan_tuples)
+			break;
+		pfree(so->results);
+		*reordered = false;
+		sv_scan_batch(scan, (int) Min((int64) need, (int64) sv_max_scan_tuples - so->scanned));
+		so->scanned += so->nresults_est;
+	}
+}
+
+/*
+ * The exact stage of a vector batch just scanned: read its rows (refine codes first, for the first
+ * batch), then either push them into the pool (true: the caller decides what the pool may give) or sort
+ * them and set how many go out at once (false).
+ */
+static bool
+sv_vector_batch(IndexScanDesc scan, bool first)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+	const SvMetaData *meta = &so->cache->meta;
+	bool		refine = first && !so->pooling && meta->refine_bits > 0 && sv_rerank > 0 &&
+		so->nresults_est > sv_rerank;
+	int			want = refine ? sv_rerank : so->batch_size;
+	bool		reordered = refine;
+
+	so->nresults = 0;
+	if (refine)
+		sv_refine_first_batch(scan, want);
+	sv_read_visible(scan, want, !refine, &reordered);
+	/* (results in refine order have set the frontier before they were reordered) */
+	if (so->nresults_est > 0 && !reordered)
+		so->frontier = sv_estimate_distance(so, so->results[so->nresults_est - 1].score);
+	if (so->pooling)
+	{
+		for (int i = 0; i < so->nresults; i++)
+			sv_pool_push(so, &so->exact[i]);
+		so->nresults = so->next = 0;
+		return true;
+	}
+	qsort(so->exact, so->nresults, sizeof(SvExact), sv_exact_cmp);
+	so->next = 0;
+
+	/*
+	 * The first quarter of the first batch goes out at once, in exact order (a plain LIMIT k with k up
+	 * to a quarter of the shortlist costs one batch); rows past it wait in the pool.  With refine codes,
+	 * the first half of the rows read (shrinkvec.rerank): the refine codes chose them from the whole
+	 * shortlist.
+	 */
+	so->ndirect = sv_order_margin <= 0 ? so->nresults :
+		refine ? Max(1, so->nresults / 2) : Max(1, so->nresults / 4);
+
+	/*
+	 * Unread entries of unknown estimate (extreme values) may be nearer than anything read: then every
+	 * row waits in the pool until they are read.
+	 */
+	if (so->unknown_tail || (refine && so->unknown_refine))
+		so->ndirect = 0;
+	return false;
+}
+
+/*
+ * Build the next batch: in the current window after the last one, or in the next window when the
+ * current one is exhausted.  False when the scan is over (every list read, or the bound reached).
+ */
+static bool
+sv_next_batch(IndexScanDesc scan)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+	const SvMetaData *meta = &so->cache->meta;
+
+	for (;;)
+	{
+		int			k;
+		bool		first;
+
+		if (!sv_start_batch(scan, &first))
+			return false;
+		k = (int) Min((int64) so->batch_size, (int64) sv_max_scan_tuples - so->scanned);
+		sv_scan_batch(scan, k);
+		so->scanned += so->nresults_est;
+		if (meta->elemtype == SV_ELEM_BIT)
+			so->nresults = so->nresults_est;
+		else if (sv_vector_batch(scan, first))
+			return true;		/* pooled: the caller decides what the pool may give */
+		if (so->nresults > 0)
+			return true;
+		if (so->nresults_est == 0)
+			so->batch_full = false; /* nothing left in this window */
+	}
+}
+
+/*
+ * Start pooling (vector opclasses, past the rows of the first batch that go out at once): the rest of
+ * the first batch and the candidates the refine codes put aside wait in the pool, and the window
+ * widens to every list.
+ */
+static void
+sv_start_pooling(IndexScanDesc scan)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+
+	so->pooling = true;
+	for (int i = so->next; i < so->nresults; i++)
+		sv_pool_push(so, &so->exact[i]);
+	so->next = so->nresults = so->ndirect = 0;
+	if (so->ndeferred > 0)
+	{
+		/* the first batch's candidates the refine codes put aside are read now */
+		sv_add_exact(scan, so->deferred, so->ndeferred);
+		for (int i = 0; i < so->nresults; i++)
+			sv_pool_push(so, &so->exact[i]);
+		so->nresults = so->ndeferred = 0;
+	}
+	sv_widen_window(so);
+}
+
+/*
+ * The next row past the first batch: rows come from the pool, nearest first, each once no unread entry
+ * of the window can be nearer; the pool is refilled batch by batch, and emptied when the window is read.
+ */
+static bool
+sv_next_pooled(IndexScanDesc scan)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+	MemoryContext old = MemoryContextSwitchTo(so->cxt);
+	SvExact		e;
+
+	if (!so->pooling)
+		sv_start_pooling(scan);
+	for (;;)
+	{
+		if (so->pool_n > 0 && (sv_pool_ready(so) || so->done))
+			break;
+		if (!sv_next_batch(scan))
+		{
+			if (so->pool_n > 0)
+				break;			/* the window (or the scan) is over: what waits goes out */
+			if (so->done)
+			{
+				MemoryContextSwitchTo(old);
+				return false;
+			}
+		}
+	}
+	MemoryContextSwitchTo(old);
+	e = sv_pool_pop(so);
+	scan->xs_heaptid = e.tid;
+	scan->xs_orderbyvals[0] = Float8GetDatum(e.dist);
+	scan->xs_recheck = false;
+	sv_report_other_keys(scan);
+	scan->xs_orderbynulls[0] = false;
+	return true;
+}
+
+/* Return the next row. */
+bool
+sv_amgettuple(IndexScanDesc scan, ScanDirection dir)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+	const SvMetaData *meta;
+	bool		is_bit;
+
+	/* rd_amcache may have been rebuilt by a relcache invalidation since the last call */
+	so->cache = sv_index_cache(scan->indexRelation);
+	if (so->null_query)
+		return sv_next_null(scan);
+	if (!so->have_query)
+		return false;
+	meta = &so->cache->meta;
+	is_bit = meta->elemtype == SV_ELEM_BIT;
+	if (!is_bit && so->started && so->next >= so->ndirect)
+		return sv_next_pooled(scan);
+	if (!so->started || so->next >= so->nresults)
+	{
+		MemoryContext old = MemoryContextSwitchTo(so->cxt);
+		bool		more = sv_next_batch(scan);
+
+		MemoryContextSwitchTo(old);
+		if (!more)
+			return false;
+		if (!is_bit && so->next >= so->ndirect)
+			return sv_amgettuple(scan, dir);	/* nothing goes out at once (unknown estimates): the pool */
+	}
+
+	scan->xs_recheck = false;
+	sv_report_other_keys(scan);
+	scan->xs_orderbynulls[0] = false;
+	if (is_bit)
+	{
+		SvCandidate *c = &so->results[so->next++];
+
+		scan->xs_heaptid = c->tid;
+		if (so->strategy == SV_STRATEGY_DISTANCE)
+			scan->xs_orderbyvals[0] = Float8GetDatum((double) c->score);
+		else
+			scan->xs_orderbyvals[0] = Int32GetDatum((int32) c->score);
+	}
+	else
+	{
+		SvExact    *e = &so->exact[so->next++];
+
+		scan->xs_heaptid = e->tid;
+		scan->xs_orderbyvals[0] = Float8GetDatum(e->dist);
+	}
+	return true;
+}
+
+/* End a scan. */
+void
+sv_amendscan(IndexScanDesc scan)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+
+	if (so->fetch != NULL)
+	{
+		table_index_fetch_end(so->fetch);
+		ExecDropSingleTupleTableSlot(so->slot);
+		FreeExecutorState(so->estate);
+	}
+	MemoryContextDelete(so->cxt);
+	pfree(scan->xs_orderbyvals);
+	pfree(scan->xs_orderbynulls);
+	pfree(so);
+	scan->opaque = NULL;
+}

@@ -1,0 +1,279 @@
+/*
+ * scan_rerank.c: the exact stage of a vector scan: reading candidates' heap rows under the scan's
+ * snapshot, their exact distances by the ORDER BY operator, and the refine codes' second estimate.
+ */
+#include "postgres.h"
+
+#include "scan.h"
+
+/* qsort comparator of exact rows: smaller distance first, NaN last, then TID. */
+int
+sv_exact_cmp(const void *a, const void *b)
+{
+	const SvExact *x = a,
+			   *y = b;
+
+	if (x->isnan != y->isnan)
+		return x->isnan ? 1 : -1;
+	if (!x->isnan && x->dist != y->dist)
+		return x->dist < y->dist ? -1 : 1;
+	return ItemPointerCompare((ItemPointer) &x->tid, (ItemPointer) &y->tid);
+}
+
+/* Set up what the scan needs to read candidates' heap rows (once per scan). */
+static void
+sv_begin_fetch(IndexScanDesc scan)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+	MemoryContext old;
+
+	if (so->fetch != NULL)
+		return;
+	if (scan->heapRelation == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a shrinkvec index scan needs its table")));
+	old = MemoryContextSwitchTo(so->parent);
+	so->fetch = table_index_fetch_begin(scan->heapRelation);
+	so->slot = table_slot_create(scan->heapRelation, NULL);
+	so->index_info = BuildIndexInfo(scan->indexRelation);
+	so->estate = CreateExecutorState();
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Add the visible ones of n estimate-ordered candidates to the vector batch as exact rows: fetch each
+ * heap row visible to the scan's snapshot (the root TID of a HOT chain finds the visible version), drop
+ * the others, compute the indexed value (FormIndexDatum: a column or an expression) and its distance
+ * with the ORDER BY operator's own function.  The caller sorts.
+ */
+void
+sv_add_exact(IndexScanDesc scan, const SvCandidate *cands, int n)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+	ScanKey		orderby = &scan->orderByData[0];
+	ExprContext *econtext;
+
+	sv_begin_fetch(scan);
+	econtext = GetPerTupleExprContext(so->estate);
+	if (so->exact == NULL || so->nresults + n > so->exact_cap)
+	{
+		int			cap = Max(so->nresults + n, so->batch_size);
+
+		so->exact = so->exact == NULL ? palloc(sizeof(SvExact) * cap) : repalloc(so->exact, sizeof(SvExact) * cap);
+		so->exact_cap = cap;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		bool		call_again = false,
+					all_dead = false;
+		Datum		values[INDEX_MAX_KEYS];
+		bool		isnull[INDEX_MAX_KEYS];
+		double		d;
+		SvExact    *e;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!table_index_fetch_tuple(so->fetch, (ItemPointer) &cands[i].tid, scan->xs_snapshot, so->slot,
+									 &call_again, &all_dead))
+			continue;
+		ResetPerTupleExprContext(so->estate);
+		econtext->ecxt_scantuple = so->slot;
+		FormIndexDatum(so->index_info, so->slot, so->estate, values, isnull);
+		if (isnull[0])
+			continue;
+		d = DatumGetFloat8(FunctionCall2Coll(&orderby->sk_func, orderby->sk_collation, values[0],
+											 orderby->sk_argument));
+		e = &so->exact[so->nresults++];
+		e->dist = d;
+		e->isnan = isnan(d);
+		e->tid = cands[i].tid;
+		if (!e->isnan)
+		{
+			double		over = sv_estimate_distance(so, cands[i].score) - d;
+
+			if (!isfinite(over))
+				continue;		/* an unknown estimate or an infinite distance says nothing of the error */
+
+			so->over_n += 1;
+			so->over_sum += over;
+			so->over_sum2 += over * over;
+		}
+	}
+	ExecClearTuple(so->slot);
+}
+
+/* The inner product of q with a refine code's values u (code_bits dims of refine_bits each). */
+static float
+sv_refine_dot(const SvMetaData *meta, const float *q, const uint8 *code, float *u)
+{
+	int			dim = meta->code_bits;
+
+	switch (meta->refine_bits)
+	{
+		case 8:
+			for (int i = 0; i < dim; i++)
+				u[i] = (float) code[i];
+			break;
+		case 4:
+			for (int i = 0; i < dim; i++)
+				u[i] = (float) ((code[i >> 1] >> (i & 1 ? 0 : 4)) & 0x0F);
+			break;
+		default:
+			for (int i = 0; i < dim; i++)
+				u[i] = (float) ((code[i >> 2] >> (6 - 2 * (i & 3))) & 0x03);
+			break;
+	}
+	return sv_kernels.dot(q, u, dim);
+}
+
+/* A candidate's refine estimate, for sorting the batch by it. */
+typedef struct SvRefined
+{
+	double		est;
+	int			idx;			/* in the batch's results */
+} SvRefined;
+
+/* qsort comparator of refine estimates: smaller first, then the earlier candidate of the batch. */
+static int
+sv_refined_cmp(const void *a, const void *b)
+{
+	const SvRefined *x = a,
+			   *y = b;
+
+	if (x->est != y->est)
+		return x->est < y->est ? -1 : 1;
+	return x->idx - y->idx;
+}
+
+/* qsort comparator of candidates by refine page and slot, so each refine page is read once. */
+static int
+sv_refine_loc_cmp(const void *a, const void *b)
+{
+	const SvCandidate *x = *(SvCandidate *const *) a,
+			   *y = *(SvCandidate *const *) b;
+
+	if (x->rblk != y->rblk)
+		return x->rblk < y->rblk ? -1 : 1;
+	return (int) x->rslot - (int) y->rslot;
+}
+
+/*
+ * A candidate's refine estimate from its slot of a refine page (share-locked), in double: -Infinity when
+ * the slot no longer holds its TID (VACUUM moved entries) or its factors overflowed float (unknown: the
+ * row is read first).  qsum and qn2 are sum q and |q|^2; wide: the query overflows the float dot product.
+ */
+static double
+sv_refine_estimate(const SvScanOpaque *so, Page page, const SvCandidate *c, bool wide, double qsum,
+				   double qn2, float *u)
+{
+	const SvMetaData *meta = &so->cache->meta;
+	int			list;
+	float		lo,
+				step,
+				norm2;
+	double		dot,
+				qx,
+				e;
+
+	if (SvPageGetOpaque(page)->flags != SV_PAGE_REFINE ||
+		!ItemPointerEquals(&sv_refine_tids(page, meta)[c->rslot], (ItemPointer) &c->tid))
+		return -INFINITY;
+	list = (int) SvPageGetOpaque(page)->list;
+	lo = sv_refine_lo(page, meta)[c->rslot];
+	step = sv_refine_step(page, meta)[c->rslot];
+	norm2 = sv_refine_norm2(page, meta)[c->rslot];
+	if (!(isfinite(lo) && isfinite(step) && isfinite(norm2) && (int) list < meta->lists))
+		return -INFINITY;
+	dot = sv_refine_dot(meta, so->q, sv_refine_codes(page, meta) + (Size) c->rslot * meta->refine_bytes, u);
+	qx = so->list_qc[list] + (double) lo * qsum + (double) step * dot;
+	if (wide)
+	{
+		/* a query this large overflows the float dot product */
+		dot = 0;
+		for (int d = 0; d < meta->code_bits; d++)
+			dot += (double) so->q[d] * u[d];
+		qx = so->list_qc[list] + (double) lo * qsum + (double) step * dot;
+	}
+	if (meta->kind == SV_KIND_L2)
+		e = qn2 + (double) norm2 - 2.0 * qx;
+	else if (meta->kind == SV_KIND_IP)
+		e = -qx;
+	else
+		e = 1.0 - qx;
+	return isnan(e) ? -INFINITY : e;
+}
+
+/*
+ * The funnel's middle step: score the batch's candidates with their refine codes and put the best
+ * `keep` first in results; the others go to so->deferred (their rows are read only if the executor
+ * wants more rows than the first batch gives).  A candidate whose refine slot no longer holds its TID
+ * (VACUUM moved entries since its data page was read) counts as the best: it is never dropped wrongly.
+ */
+void
+sv_refine_select(IndexScanDesc scan, int keep)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+	const SvMetaData *meta = &so->cache->meta;
+	int			n = so->nresults_est;
+	SvRefined  *est = palloc(sizeof(SvRefined) * n);
+	SvCandidate **byloc = palloc(sizeof(SvCandidate *) * n);
+	SvCandidate *sorted = palloc(sizeof(SvCandidate) * n);
+	float	   *u = palloc(sizeof(float) * meta->code_bits);
+	double		qsum = 0,
+				qn2 = 0;
+	Buffer		buf = InvalidBuffer;
+	Page		page = NULL;
+
+	bool		wide = !(so->qnorm2 <= SV_SAFE_NORM2);
+
+	if (wide)
+		for (int d = 0; d < meta->code_bits; d++)
+		{
+			qsum += so->q[d];
+			qn2 += (double) so->q[d] * so->q[d];
+		}
+	else
+	{
+		qsum = sv_kernels.sum(so->q, meta->code_bits);
+		qn2 = so->qnorm2;
+	}
+	for (int i = 0; i < n; i++)
+		byloc[i] = &so->results[i];
+	qsort(byloc, n, sizeof(SvCandidate *), sv_refine_loc_cmp);
+	for (int j = 0; j < n; j++)
+	{
+		const SvCandidate *c = byloc[j];
+		int			i = (int) (c - so->results);
+		double		e = -INFINITY;
+
+		if (c->rblk != InvalidBlockNumber)
+		{
+			if (!BufferIsValid(buf) || BufferGetBlockNumber(buf) != c->rblk)
+			{
+				if (BufferIsValid(buf))
+					UnlockReleaseBuffer(buf);
+				buf = ReadBuffer(scan->indexRelation, c->rblk);
+				LockBuffer(buf, BUFFER_LOCK_SHARE);
+				page = BufferGetPage(buf);
+			}
+			e = sv_refine_estimate(so, page, c, wide, qsum, qn2, u);
+		}
+		est[i].est = e;
+		est[i].idx = i;
+	}
+	if (BufferIsValid(buf))
+		UnlockReleaseBuffer(buf);
+	qsort(est, n, sizeof(SvRefined), sv_refined_cmp);
+	/* unknown estimates sort first: they may have pushed nearer rows into the deferred ones */
+	so->unknown_refine = keep < n && keep > 0 && est[0].est == -INFINITY;
+	for (int i = 0; i < n; i++)
+		sorted[i] = so->results[est[i].idx];
+	memcpy(so->results, sorted, sizeof(SvCandidate) * n);
+	so->ndeferred = n - keep;
+	so->deferred = MemoryContextAlloc(so->cxt, sizeof(SvCandidate) * Max(so->ndeferred, 1));
+	memcpy(so->deferred, so->results + keep, sizeof(SvCandidate) * so->ndeferred);
+	pfree(est);
+	pfree(byloc);
+	pfree(sorted);
+	pfree(u);
+}

@@ -1,0 +1,350 @@
+/*
+ * scan_vectors.c: a batch of a vector opclass scan: the best k entries by the asymmetric estimate of
+ * the float query against the sign codes, computed by the FastScan kernel and bounded per page.
+ */
+#include "postgres.h"
+
+#include "scan.h"
+
+/* The power of two that brings the largest |w_i| to about 2^40, so float sums over w cannot overflow. */
+static double
+sv_weight_scale(double maxabs)
+{
+	int			e;
+
+	if (!(maxabs > 0) || !isfinite(maxabs))
+		return 1.0;
+	(void) frexp(maxabs, &e);
+	return ldexp(1.0, 40 - e);
+}
+
+/*
+ * A candidate's score from an estimate computed in double: saturated at +-FLT_MAX (estimates beyond it
+ * tie, then go by TID), -Infinity kept (unknown), NaN made unknown.  Candidates stay 16 bytes.
+ */
+static inline float
+sv_score(double est)
+{
+	if (isnan(est))
+		return -INFINITY;
+	if (est > FLT_MAX)
+		return FLT_MAX;
+	if (est < -FLT_MAX && est != -INFINITY)
+		return -FLT_MAX;
+	return (float) est;
+}
+
+/* The work of one vector batch: the top-k heap and the query's weights and tables. */
+typedef struct SvVecBatch
+{
+	SvBatchWork bw;				/* heap, kernel sums, selected entries, the query's nibble tables */
+	int			k;
+	int			nheap;
+	bool		overflow;		/* entries beyond the k-th best exist (or were taken before) */
+	uint8	   *code;			/* code_bytes, for one entry's code */
+	int			rcap;			/* refine entries per refine page (0: no refine codes) */
+	float	   *w;				/* the weights: the query (cosine, IP) or query - centroid (L2) */
+	float	   *lut;			/* per-byte float tables of w for exact scores (cosine, IP), or NULL */
+	SvFsQuery	fq;				/* the quantized weights' delta, vsum and error bound */
+	float		wsum;			/* sum of w */
+	float		wabs;			/* sum of |w| */
+	double		qscale;			/* non-L2: w = q * qscale */
+	int32		soff;			/* the kernel sums' offset */
+	bool		is_l2;
+} SvVecBatch;
+
+/* What one list adds to the estimate of its entries (and to their bound in the kernel's test). */
+typedef struct SvListTerms
+{
+	int			list;
+	bool		wide;			/* scored in double (sv_list_wide) */
+	float		base;			/* the estimate's constant term */
+	double		based;			/* base in double (wide lists) */
+	double		wscale;			/* w = (q - c or q) * wscale */
+	float		f;				/* the bound's factor of alpha: -2 for L2, -1 otherwise */
+	float		c0;				/* the bound's terms (kernels.h, sv_fs_bound) */
+	float		c1;
+} SvListTerms;
+
+/* Fill the batch's weights for the query; non-L2: one set of tables serves every list. */
+static void
+sv_query_weights(SvScanOpaque *so, SvVecBatch *vb)
+{
+	const SvMetaData *meta = &so->cache->meta;
+
+	vb->w = palloc(sizeof(float) * meta->code_bits);
+	vb->lut = NULL;
+	memset(&vb->fq, 0, sizeof(vb->fq));
+	vb->wsum = 0;
+	vb->wabs = 0;
+	vb->qscale = 1.0;
+	vb->soff = 2 * SV_FS_BIAS * meta->code_bytes;
+	vb->is_l2 = meta->kind == SV_KIND_L2;
+	if (vb->is_l2)
+		return;
+	/* the weights are the query itself (scaled when large) */
+	if (!(so->qnorm2 <= SV_SAFE_NORM2))
+	{
+		double		maxabs = 0;
+
+		for (int d = 0; d < meta->code_bits; d++)
+			maxabs = Max(maxabs, fabs((double) so->q[d]));
+		vb->qscale = sv_weight_scale(maxabs);
+	}
+	for (int d = 0; d < meta->code_bits; d++)
+		vb->w[d] = (float) ((double) so->q[d] * vb->qscale);
+	sv_fs_tables_ip(vb->w, meta->code_bits, meta->code_bytes, vb->bw.tables, &vb->fq);
+	vb->wsum = sv_kernels.sum(vb->w, meta->code_bits);
+	for (int d = 0; d < meta->code_bits; d++)
+		vb->wabs += fabsf(vb->w[d]);
+	vb->lut = palloc(sizeof(float) * 256 * meta->code_bytes);
+	sv_lut_build(vb->w, meta->code_bits, meta->code_bytes, vb->lut);
+}
+
+/* L2: the weights q - c of list's centroid c (scaled, in double, for a wide list) and their tables. */
+static void
+sv_l2_list_weights(SvScanOpaque *so, const float *c, SvVecBatch *vb, SvListTerms *lt)
+{
+	const SvMetaData *meta = &so->cache->meta;
+
+	if (lt->wide)
+	{
+		double		maxabs = 0;
+
+		lt->based = sv_l2sq_double(so->q, c, meta->code_bits);
+		for (int d = 0; d < meta->code_bits; d++)
+			maxabs = Max(maxabs, fabs((double) so->q[d] - (double) c[d]));
+		lt->wscale = sv_weight_scale(maxabs);
+		for (int d = 0; d < meta->code_bits; d++)
+			vb->w[d] = (float) (((double) so->q[d] - (double) c[d]) * lt->wscale);
+	}
+	else
+	{
+		for (int d = 0; d < meta->code_bits; d++)
+			vb->w[d] = so->q[d] - c[d];
+		lt->wscale = 1.0;
+	}
+	sv_fs_tables_ip(vb->w, meta->code_bits, meta->code_bytes, vb->bw.tables, &vb->fq);
+	vb->wsum = sv_kernels.sum(vb->w, meta->code_bits);
+	vb->wabs = 0;
+	for (int d = 0; d < meta->code_bits; d++)
+		vb->wabs += fabsf(vb->w[d]);
+}
+
+/* The terms of list's entries' estimates and bounds (and, for L2, the list's weights). */
+static void
+sv_list_terms(SvScanOpaque *so, int list, SvVecBatch *vb, SvListTerms *lt)
+{
+	const SvMetaData *meta = &so->cache->meta;
+	const float *c = (const float *) so->cache->centroids + (Size) list * meta->code_bits;
+	float		qc = (float) so->list_qc[list];
+	float		margin;
+
+	lt->list = list;
+	lt->wide = sv_list_wide(so, list);
+	lt->f = -1.0f;
+	lt->based = 0;
+	lt->wscale = vb->qscale;
+	if (vb->is_l2)
+	{
+		sv_l2_list_weights(so, c, vb, lt);
+		lt->base = so->qnorm2 + so->cache->centroid_norm2[list] - 2.0f * qc;
+		lt->f = -2.0f;
+	}
+	else if (meta->kind == SV_KIND_IP)
+	{
+		lt->base = -qc;
+		lt->based = -so->list_qc[list];
+	}
+	else
+	{
+		lt->base = 1.0f - qc;
+		lt->based = 1.0 - so->list_qc[list];
+	}
+	if (!lt->wide)
+		lt->based = lt->base;
+
+	/*
+	 * <w, s> <= delta * (2 (S - soff) - vsum) + err_l1 (kernels.h); the margin also covers float
+	 * rounding of the bound and of the exact scores (relative to sum |w_i|).
+	 */
+	margin = vb->fq.err_l1 * 1.001f + 1e-4f * vb->wabs + 1e-30f;
+	lt->c1 = 2.0f * vb->fq.delta;
+	lt->c0 = margin - vb->fq.delta * (float) vb->fq.vsum;
+}
+
+/* A data page's arrays, found once per page (page.c's accessors are calls, not inlined). */
+typedef struct SvPageArrays
+{
+	Page		page;
+	const uint8 *codes;
+	const float *alpha;
+	const float *r2;
+} SvPageArrays;
+
+/*
+ * The entries of a page that may beat the k-th best, into bw.idx (their count is returned): every entry
+ * of a wide list, else those the kernel's threshold test keeps.
+ */
+static int
+sv_page_select(const SvMetaData *meta, const SvPageArrays *pa, int n, SvVecBatch *vb, const SvListTerms *lt)
+{
+	SvCandidate *heap = vb->bw.heap;
+	float		tau;
+	int			m;
+
+	if (lt->wide)
+	{
+		/* every entry is scored in double */
+		for (int i = 0; i < n; i++)
+			vb->bw.idx[i] = i;
+		return n;
+	}
+	sv_page_sums(meta, pa->page, n, vb->bw.tables, vb->bw.sums);
+	tau = vb->nheap == vb->k ? heap[0].score : get_float4_infinity();
+	/* a hair above the k-th best, so float rounding never drops a tie */
+	if (vb->nheap == vb->k)
+		tau += 1e-6f * fabsf(tau) + 1e-30f;
+	m = (int) sv_kernels.fs_select(vb->bw.sums, n, vb->soff, pa->alpha, vb->is_l2 ? pa->r2 : NULL, lt->base,
+								   lt->f, lt->c0, lt->c1, tau, vb->bw.idx);
+	if (vb->nheap == vb->k && m < n)
+		vb->overflow = true;	/* entries beyond the k-th best exist (or were taken before) */
+	return m;
+}
+
+/*
+ * The estimate of entry i of a page (its arrays in pa): in float, or in double when the float form overflows or the list
+ * is wide (weights unscaled); -Infinity when the entry's factors are unknown (its row is read).
+ */
+static inline double
+sv_entry_estimate(const SvMetaData *meta, const SvPageArrays *pa, int i, SvVecBatch *vb, const SvListTerms *lt)
+{
+	const float *alpha = pa->alpha;
+	const float *r2 = pa->r2;
+	float		s;
+	double		est;
+
+	if (vb->lut)
+		s = sv_lut_score_blocked(pa->codes, meta->lanes, meta->code_bytes, i, vb->lut);
+	else
+	{
+		sv_page_get_code(pa->page, meta, i, vb->code);
+		s = sv_kernels.masked_sum(vb->w, vb->code, meta->code_bits);
+	}
+	if (unlikely(!isfinite(alpha[i]) || (vb->is_l2 && !isfinite(r2[i]))))
+		return -INFINITY;		/* unknown: the row is read, its exact distance decides */
+	else
+	{
+		float		e = vb->is_l2 ? lt->base + r2[i] - 2.0f * alpha[i] * (2.0f * s - vb->wsum)
+			: lt->base - alpha[i] * (2.0f * s - vb->wsum);
+
+		if (!lt->wide && isfinite(e))
+			return e;
+		else
+		{
+			/* the float form overflowed (or the list is wide): in double, weights unscaled */
+			double		ws = (2.0 * (double) s - (double) vb->wsum) / lt->wscale;
+
+			est = vb->is_l2 ? lt->based + (double) r2[i] - 2.0 * (double) alpha[i] * ws
+				: lt->based - (double) alpha[i] * ws;
+			if (isnan(est))
+				est = -INFINITY;
+		}
+	}
+	return est;
+}
+
+/*
+ * Score one page of a list: the entries the kernel keeps are tested again against the k-th best as it
+ * improves (a bound that is not a finite number never skips), then scored exactly and offered to the heap.
+ */
+static void
+sv_scan_vector_page(SvScanOpaque *so, Page page, SvVecBatch *vb, const SvListTerms *lt)
+{
+	const SvMetaData *meta = &so->cache->meta;
+	int			n = SvPageGetOpaque(page)->count;
+	ItemPointerData *tids = sv_page_tids(page, meta);
+	SvPageArrays pa = {page, sv_page_codes(page, meta), sv_page_alpha(page, meta), sv_page_r2(page, meta)};
+	const float *alpha = pa.alpha;
+	const float *r2 = pa.r2;
+	const BlockNumber *rblocks = sv_page_refine_blocks(page);
+	SvCandidate *heap = vb->bw.heap;
+	int			m;
+
+	if (n == 0)
+		return;
+	m = sv_page_select(meta, &pa, n, vb, lt);
+	for (int j = 0; j < m; j++)
+	{
+		int			i = vb->bw.idx[j];
+		float		score;
+
+		if (!lt->wide && vb->nheap == vb->k)
+		{
+			float		lb = sv_fs_bound(vb->bw.sums[i], vb->soff, alpha[i], vb->is_l2 ? r2[i] : 0.0f, lt->base,
+										 lt->f, lt->c0, lt->c1);
+
+			if (isfinite(lb) && lb > heap[0].score + 1e-6f * fabsf(heap[0].score) + 1e-30f)
+			{
+				vb->overflow = true;
+				continue;
+			}
+		}
+		score = sv_score(sv_entry_estimate(meta, &pa, i, vb, lt));
+		if (sv_after_bound(so, lt->list, score, &tids[i]))
+			sv_offer(heap, &vb->nheap, vb->k, score, &tids[i],
+					 vb->rcap > 0 ? rblocks[i / vb->rcap] : InvalidBlockNumber, vb->rcap > 0 ? i % vb->rcap : 0,
+					 &vb->overflow);
+	}
+}
+
+/*
+ * Vector opclasses: the best k entries of the window's lists by the asymmetric estimate (svindex.h),
+ * after what earlier batches took.  The kernel sums give the inner product of the code's signs with
+ * the quantized query (or query - centroid); the SIMD threshold test uses a lower bound of each
+ * entry's score (the quantization error is at most err_l1), so an entry is skipped only when its exact
+ * score cannot beat the k-th best; the entries that pass are scored exactly in float.  The shortlist
+ * is that of exact float scoring.
+ *
+ * Extreme values (finite floats whose squares overflow): an entry whose stored factors overflowed (alpha
+ * or r2 infinite) has an unknown estimate, -Infinity: it is never skipped and always read (its exact
+ * distance decides).  The kernel skips only entries whose bound is a finite number above the k-th best.
+ * An estimate that overflows float is recomputed in double.  A wide list (sv_list_wide) is scored in
+ * double from weights scaled by a power of two, every entry, without the kernel's test.
+ */
+void
+sv_scan_vectors(IndexScanDesc scan, int k)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+	const SvMetaData *meta = &so->cache->meta;
+	SvVecBatch	vb;
+
+	vb.bw = sv_batch_work(meta, k);
+	vb.k = k;
+	vb.nheap = 0;
+	vb.overflow = false;
+	vb.code = palloc(meta->code_bytes);
+	vb.rcap = meta->refine_bits > 0 ? meta->refine_capacity : 0;
+	sv_query_weights(so, &vb);
+
+	for (int p = 0; p < so->nprobe; p++)
+	{
+		int			list = so->probe_lists[p];
+		SvListTerms lt;
+		SvChain		chain;
+		Page		page;
+
+		if (so->bound_state[list] == SV_BOUND_ALL)
+			continue;			/* every entry went into earlier batches */
+		sv_list_terms(so, list, &vb, &lt);
+		sv_chain_start(&chain, scan->indexRelation, sv_read_list(scan->indexRelation, meta, list).first);
+		while ((page = sv_chain_next(&chain)) != NULL)
+			sv_scan_vector_page(so, page, &vb, &lt);
+	}
+	sv_finish_batch(so, vb.bw.heap, vb.nheap, vb.overflow);
+	sv_batch_work_free(&vb.bw);
+	pfree(vb.code);
+	pfree(vb.w);
+	if (vb.lut)
+		pfree(vb.lut);
+}
