@@ -278,7 +278,7 @@ def int8_ranges(m: npt.ArrayLike, coverage: float | None = None) -> Int8Ranges:
     return Int8Ranges(s[order_index(n, tail)].copy(), s[order_index(n, 1.0 - tail)].copy())
 
 
-# --- The index's refine codes (WITH (refine = B); extension/src/index.h, "Refine codes") ---------------
+# --- The index's refine codes (WITH (refine = B); extension/src/index/svindex.h, "Refine codes") ---------------
 
 REFINE_BITS = (2, 4, 8)
 

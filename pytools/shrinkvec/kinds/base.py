@@ -116,7 +116,7 @@ class CodeKind:
 
     def expr(self, p: ProfileLike, code: Code, vector: sql.Composable) -> sql.Composable:
         """SQL expression computing the code from a (transformed) vector expression: the same value as
-        encode() and as the extension's codes trigger (extension/src/codes_trigger.c), for ad-hoc SQL."""
+        encode() and as the extension's codes trigger (extension/src/functions/codes_trigger.c), for ad-hoc SQL."""
         raise NotImplementedError
 
     def order(self, p: ProfileLike, code: Code, column: sql.Composable, q: sql.Composable,

@@ -112,7 +112,7 @@ def index_name(p: Profile, c: Code) -> str:
 
 # the extension's trigger function (its schema is made by the extension script and owned by a superuser)
 CODES_TRIGGER = sql.Identifier("shrinkvec", "codes_trigger")
-TRIGGER_FORMAT = "v1"  # the first argument: the layout of the rest (extension/src/codes_trigger.c)
+TRIGGER_FORMAT = "v1"  # the first argument: the layout of the rest (extension/src/functions/codes_trigger.c)
 
 
 def float_array_text(values: npt.ArrayLike) -> str:
