@@ -281,7 +281,7 @@ def test_introspection_needs_select_on_the_table(conn: psycopg.Connection, dsn: 
 
 
 def flat_scores(docs: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """The flat cosine index's asymmetric score of every row in float64 (extension/src/index/svindex.h): 1 - <q, c> - alpha <q, s>,
+    """The flat cosine index's asymmetric score of every row in float64 (index/svindex.h): 1 - <q, c> - alpha <q, s>,
     with c the mean of the normalised rows, s the signs of x - c and alpha = mean |x - c|."""
     x = (docs / np.linalg.norm(docs, axis=1, keepdims=True)).astype(np.float32)
     c = (x.astype(np.float64).sum(axis=0) / len(x)).astype(np.float32)
