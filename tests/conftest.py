@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -28,9 +28,8 @@ from pytest_postgresql import factories
 from pytest_postgresql.executors.noop import NoopExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
 
-REPO = Path(__file__).resolve().parents[1]
-# devtools/ (kernels_build: the extension's SIMD kernels through ctypes) for the kernel tests
-sys.path.insert(0, str(REPO / "devtools"))
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
 DB_FIXTURES = {"postgresql", "conn", "dsn", "pg_server", "shrinkvec_pg", "xconn", "throwaway_dsn"}
 
 
@@ -242,3 +241,16 @@ def xconn(throwaway_dsn: str) -> Iterator[psycopg.Connection]:
 own_cluster_only = pytest.mark.skipif(
     bool(os.environ.get("SHRINKVEC_TEST_DSN")),
     reason="starts a throwaway embedded server of its own (SHRINKVEC_TEST_DSN names an external server)")
+
+
+def pg_tool(name: str) -> str:
+    """A client program of the server under test (the embedded one unless SHRINKVEC_TEST_DSN is set)."""
+    if os.environ.get("SHRINKVEC_TEST_DSN"):
+        pg_config = os.environ.get("PG_CONFIG") or shutil.which("pg_config")
+        if pg_config is None:
+            pytest.skip("pg_config not found: set PG_CONFIG for the server under test")
+        bindir = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=True).stdout.strip()
+        return str(Path(bindir) / name)
+    from shrinkvec import server
+
+    return str(server.bin_dir() / name)

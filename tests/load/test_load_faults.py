@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
+import pytest
 
 from shrinkvec import catalog, codes
 
@@ -82,6 +83,7 @@ def progress(conn: psycopg.Connection) -> int:
     return int(row[0]) if row else 0
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_points_then_every_row_once(migrated_dsn: str, conn: psycopg.Connection,
                                                      tmp_path: Path) -> None:
     rng = random.Random(11)

@@ -144,6 +144,7 @@ def kill_during(info: object, data_dir: Path, statements: list[str], prefix: str
     return server.start(data_dir)  # crash recovery replays the WAL
 
 
+@pytest.mark.slow
 @own_server_only
 @pytest.mark.parametrize("round_", range(ROUNDS or 2))
 def test_kill_9_during_inserts_then_recovery(server_root: Path, round_: int) -> None:
@@ -208,6 +209,7 @@ def synthetic(n: int, dims: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, dims)).astype(np.float32)
 
 
+@pytest.mark.slow
 @own_server_only
 @pytest.mark.parametrize("concurrently", [False, True], ids=["plain", "concurrently"])
 @pytest.mark.parametrize("round_", range(ROUNDS or 1))
@@ -239,6 +241,7 @@ def test_kill_9_during_index_build(server_root: Path, concurrently: bool, round_
             assert_answers_exactly(conn, "b", docs[:3] + 0.01)
 
 
+@pytest.mark.slow
 @own_server_only
 @pytest.mark.parametrize("round_", range(ROUNDS or 1))
 def test_kill_9_during_vacuum(server_root: Path, round_: int) -> None:
@@ -329,6 +332,7 @@ def test_standby_replays_the_index(server_root: Path) -> None:
             subprocess.run([*pg_ctl, "-w", "-m", "immediate", "stop"], user=run_as, capture_output=True)
 
 
+@pytest.mark.slow
 def test_writers_and_readers_together(conn: psycopg.Connection, dsn: str) -> None:
     """4 writers (inserts, updates, deletes on disjoint id ranges) and 4 readers (index KNN) at once.
     Each reader checks, in the same snapshot as its query, that every row returned is live and that

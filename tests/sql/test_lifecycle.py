@@ -23,6 +23,7 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from conftest import TESTS, pg_tool
 from shrinkvec import catalog, codes, demo, query
 from shrinkvec.load import LoadOptions, load
 
@@ -85,19 +86,6 @@ def test_rename_and_set_schema_keep_the_profile(migrated_dsn: str, conn: psycopg
     assert top_ids(conn, "after", data.docs[320], "elsewhere")[0] == 1020
     conn.execute("ALTER SCHEMA elsewhere RENAME TO moved")
     assert catalog.find_profile(conn, "after", "moved") is not None
-
-
-def pg_tool(name: str) -> str:
-    """A client program of the server under test (the embedded one unless SHRINKVEC_TEST_DSN is set)."""
-    if os.environ.get("SHRINKVEC_TEST_DSN"):
-        pg_config = os.environ.get("PG_CONFIG") or shutil.which("pg_config")
-        if pg_config is None:
-            pytest.skip("pg_config not found: set PG_CONFIG for the server under test")
-        bindir = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=True).stdout.strip()
-        return str(Path(bindir) / name)
-    from shrinkvec import server
-
-    return str(server.bin_dir() / name)
 
 
 @pytest.fixture
@@ -196,7 +184,7 @@ def extension_surface(c: psycopg.Connection) -> list[tuple[str, ...]]:
            WHERE e.extname = 'shrinkvec' AND d.deptype = 'e' ORDER BY 1""").fetchall()]
 
 
-OLD_VERSIONS = Path(__file__).resolve().parent / "old_versions"
+OLD_VERSIONS = TESTS / "old_versions"
 
 
 @pytest.fixture

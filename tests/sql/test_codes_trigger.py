@@ -30,11 +30,10 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from conftest import role_dsn
+from conftest import pg_tool, role_dsn
 from shrinkvec import adapt, catalog, codes, ddl, demo, query, transforms
 from shrinkvec.load import LoadOptions, load
 from shrinkvec.profile import Profile, parse_codes
-from test_lifecycle import pg_tool
 
 D = 384
 

@@ -20,6 +20,8 @@ import pytest
 
 from conftest import own_cluster_only
 
+# every test here is slow (80 seeded rounds on a throwaway server): make test-fast skips them
+pytestmark = pytest.mark.slow
 ROUNDS = int(os.environ.get("SHRINKVEC_INDEX_FUZZ_ROUNDS", "80"))
 OPS = {"l2": ("<->", "vector_l2_ops"), "ip": ("<#>", "vector_ip_ops"), "cosine": ("<=>", "vector_cosine_ops")}
 F32_MAX = float(np.finfo(np.float32).max)
