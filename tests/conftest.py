@@ -15,10 +15,10 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 import pytest
@@ -48,7 +48,7 @@ def pg_server() -> Iterator[dict[str, Any]]:
         params = conninfo_to_dict(dsn)
         yield {
             "host": str(params.get("host", "localhost")),
-            "port": int(params.get("port", 5432)),
+            "port": int(str(params.get("port", 5432))),
             "user": str(params.get("user", os.environ.get("USER", "postgres"))),
             "password": params.get("password"),
         }
@@ -107,13 +107,31 @@ def conn(postgresql: psycopg.Connection) -> psycopg.Connection:
     return postgresql
 
 
+class _Fetches(Protocol):
+    def fetchone(self) -> tuple[Any, ...] | None: ...
+
+
+def one(cur: _Fetches) -> tuple[Any, ...]:
+    """The one row a query returns: `one(conn.execute(...))[0]`, failing the test when there is none
+    (and typed: `cur.fetchone()` is None when no row came)."""
+    row = cur.fetchone()
+    assert row is not None, "the query returned no row"
+    return row
+
+
+def pairs(rows: Iterable[Any]) -> list[tuple[Any, Any]]:
+    """The rows of a shrinkvec.orm two_stage() select as (model, distance) tuples (its Select is typed
+    Select[Any], whose rows mypy cannot unpack into two)."""
+    return [(r[0], r[1]) for r in rows]
+
+
 KERNEL_LEVELS = ["scalar", "avx2", "avx512"]
 
 
 def set_level(conn: psycopg.Connection, level: str) -> str:
     """Cap the kernels at `level`; returns the level in use (the CPU may lack it)."""
     conn.execute(psycopg.sql.SQL("SET shrinkvec.kernels = {}").format(psycopg.sql.Literal(level)))
-    return str(conn.execute("SELECT shrinkvec_kernels()").fetchone()[0])
+    return str(one(conn.execute("SELECT shrinkvec_kernels()"))[0])
 
 
 @pytest.fixture(params=KERNEL_LEVELS)

@@ -13,6 +13,7 @@ import numpy as np
 import psycopg
 import pytest
 
+from conftest import one
 from shrinkvec import catalog, codes, configs, demo, metrics, query, tune
 from shrinkvec.evaluate import EvalError, Evaluator, read_queries, resolve_profile
 from shrinkvec.load import LoadOptions, load
@@ -39,7 +40,7 @@ def table(migrated_dsn: str, data: demo.DemoData, tmp_path: Path) -> Path:
 
 def cos_dist(x: np.ndarray, q: np.ndarray) -> np.ndarray:
     x64, q64 = x.astype(np.float64), q.astype(np.float64)
-    return 1 - (x64 @ q64) / (np.linalg.norm(x64, axis=1) * np.linalg.norm(q64))
+    return np.asarray(1 - (x64 @ q64) / (np.linalg.norm(x64, axis=1) * np.linalg.norm(q64)), dtype=np.float64)
 
 
 _SIGNS: dict[int, np.ndarray] = {}
@@ -63,11 +64,11 @@ def two_stage(x: np.ndarray, q: np.ndarray, stages: list[tuple[str, int]], k: in
         else:
             score = cos_dist(x[cand, :64], q[:64])
         cand = cand[np.argsort(score, kind="stable")[:n]]
-    return cand[np.argsort(cos_dist(x[cand], q), kind="stable")[:k]].tolist()
+    return [int(i) for i in cand[np.argsort(cos_dist(x[cand], q), kind="stable")[:k]]]
 
 
 def exact(x: np.ndarray, q: np.ndarray, k: int) -> list[int]:
-    return np.argsort(cos_dist(x, q), kind="stable")[:k].tolist()
+    return [int(i) for i in np.argsort(cos_dist(x, q), kind="stable")[:k]]
 
 
 def recall(found: list[int], truth: list[int]) -> float:
@@ -105,11 +106,11 @@ def test_eval_recall_agrees_with_numpy(table: Path, migrated_dsn: str, data: dem
                 "SELECT id FROM demo ORDER BY embedding <=> %s LIMIT 10", (q,)).fetchall()] for q in qs]
             conn.execute("RESET shrinkvec.shortlist")
             assert r.recall == pytest.approx(np.mean([recall(g, t) for g, t in zip(got, truth)]), abs=1e-9)
-            size = conn.execute("SELECT size_bytes FROM shrinkvec_index_info(%s)", (name,)).fetchone()[0]
+            size = one(conn.execute("SELECT size_bytes FROM shrinkvec_index_info(%s)", (name,)))[0]
             assert r.index_mb == pytest.approx(size / 2**20) and r.build_s is not None and r.build_s > 0
             assert r.bytes_per_row == pytest.approx(size / len(x))
         # the evaluator drops the indexes it built
-        assert conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'shrinkvec_eval%'").fetchone()[0] == 0
+        assert one(conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'shrinkvec_eval%'"))[0] == 0
 
 
 def test_eval_cli_json_plot_and_qrels(table: Path, migrated_dsn: str, data: demo.DemoData) -> None:
@@ -180,8 +181,9 @@ def test_configs_parse_and_split() -> None:
     r = configs.parse("index:lists=40:probes=8:refine=4@200")
     assert (r.refine, r.rerank) == (4, 40) and r.spec() == "index:lists=40:probes=8:refine=4:rerank=40@200"
     # an index configuration's plan needs nothing of the profile when k is given
-    assert query.plan(None, r, k=10).settings == {"shrinkvec.shortlist": "200", "shrinkvec.probes": "8",
-                                                     "shrinkvec.rerank": "40"}
+    # (no profile at all: None where a Profile is typed, on purpose)
+    settings = query.plan(None, r, k=10).settings  # type: ignore[arg-type]
+    assert settings == {"shrinkvec.shortlist": "200", "shrinkvec.probes": "8", "shrinkvec.rerank": "40"}
     assert tune.index_settings(r) == {"shrinkvec.shortlist": 200, "shrinkvec.probes": 8, "shrinkvec.rerank": 40}
     for bad, msg in [("bits", "unknown config 'bits'"), ("bits@50>int8@100", "at most the previous"),
                      ("index:refine=3@50", "refine must be 2, 4 or 8"), ("index:rerank=9@50", "rerank needs refine"),
@@ -214,7 +216,8 @@ def test_tune_json_held_out_and_apply(table: Path, migrated_dsn: str, data: demo
     # --apply: the profile's default search is the choice, and the generated SQL uses it
     with psycopg.connect(migrated_dsn) as conn:
         p = catalog.find_profile(conn, "demo")
-        tuned = conn.execute("SELECT tuned FROM shrinkvec.profiles WHERE name = %s", (p.name,)).fetchone()[0]
+        assert p is not None
+        tuned = one(conn.execute("SELECT tuned FROM shrinkvec.profiles WHERE name = %s", (p.name,)))[0]
     assert p is not None and p.search_config == out["config"] and p.shortlist == spec.stages[0][1]
     assert tuned["target_recall"] == target and tuned["recall"] == out["recall"]
     sql_text = run("sql", "--table", "demo", "--dsn", migrated_dsn, cwd=table.parent).stdout
@@ -240,7 +243,8 @@ def test_tune_index_apply_keeps_index(table: Path, migrated_dsn: str) -> None:
         assert "SET shrinkvec.shortlist = 100" in msg
         names = [r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'demo'").fetchall()]
         assert any(n.startswith("shrinkvec_tuned_") for n in names) and not any("eval" in n for n in names)
-        assert catalog.find_profile(conn, "demo").search_config == "index@100"  # type: ignore[union-attr]
+        prof = catalog.find_profile(conn, "demo")
+        assert prof is not None and prof.search_config == "index@100"
 
 
 def test_tune_says_when_nothing_reaches_the_target(table: Path, migrated_dsn: str) -> None:
@@ -250,7 +254,8 @@ def test_tune_says_when_nothing_reaches_the_target(table: Path, migrated_dsn: st
     assert "no configuration reaches recall@10 1.0; the best found is bits@10" in res.stdout
     assert "nothing applied" in res.stderr
     with psycopg.connect(migrated_dsn) as conn:
-        assert catalog.find_profile(conn, "demo").search_config is None  # type: ignore[union-attr]
+        prof = catalog.find_profile(conn, "demo")
+        assert prof is not None and prof.search_config is None
 
 
 def test_bad_input_errors_name_the_problem(table: Path, migrated_dsn: str) -> None:
@@ -304,7 +309,7 @@ def test_pareto_labels_do_not_overlap_and_are_legible(tmp_path: Path) -> None:
     fig = pareto_figure(results, "crowded")
     try:
         fig.canvas.draw()
-        renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+        renderer = fig.canvas.get_renderer()
         for ax in fig.axes:
             labels = [t for t in ax.texts if t.get_text()]
             assert len(labels) == 8  # every point of the front is labelled

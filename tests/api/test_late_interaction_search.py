@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import NullPool
 
+from conftest import pairs
 from shrinkvec import catalog, codes, query
 from shrinkvec.cli import main
 from shrinkvec.load import LoadOptions, load
@@ -39,7 +40,8 @@ def make_docs(n: int, seed: int = 0, dims: int = DIMS) -> list[np.ndarray]:
 def save_npz(path: Path, docs: list[np.ndarray], ids: np.ndarray | None = None) -> None:
     flat, offsets = codes.flat_tokens(docs)
     extra = {} if ids is None else {"ids": ids}
-    np.savez(path, embeddings=flat.astype(np.float16), offsets=offsets, **extra)
+    # numpy's stub types **kwds of savez as allow_pickle's bool: the arrays are the documented use
+    np.savez(path, embeddings=flat.astype(np.float16), offsets=offsets, **extra)  # type: ignore[arg-type]
 
 
 def reference_two_stage(q: np.ndarray, docs: dict[int, np.ndarray], shortlist: int, k: int) -> tuple[list[int], list[float]]:
@@ -174,7 +176,7 @@ def test_orm_two_stage(loaded: tuple[str, dict[int, np.ndarray]]) -> None:
 
     engine = create_engine("postgresql+psycopg://", creator=connect, poolclass=NullPool)
     with Session(engine) as s:
-        rows = s.execute(two_stage(Doc, q, k=5, shortlist=40, distance="maxsim")).all()
+        rows = pairs(s.execute(two_stage(Doc, q, k=5, shortlist=40, distance="maxsim")).all())
         want_ids, want_d = reference_two_stage(q, docs, 40, 5)
         assert [r[0].id for r in rows] == want_ids
         np.testing.assert_array_equal(np.stack(rows[0][0].embedding), docs[want_ids[0]])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -12,19 +14,20 @@ from alembic.autogenerate import produce_migrations, render_python_code
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from pgvector.sqlalchemy import VECTOR
-from sqlalchemy import BigInteger, Text, create_engine
+from sqlalchemy import BigInteger, Connection, Engine, Text, create_engine
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import NullPool
 
 import shrinkvec.alembic_ops  # noqa: F401  (registers the op helpers)
+from conftest import one, pairs
 from shrinkvec import alembic_ops, catalog, codes, query
 from shrinkvec.orm import bits_column, int8_column, prefix_column, two_stage
 
 D = 32
 
 
-def make_model(lo: np.ndarray, hi: np.ndarray):  # type: ignore[no-untyped-def]
+def make_model(lo: np.ndarray, hi: np.ndarray) -> tuple[type[DeclarativeBase], Any]:
     class Base(DeclarativeBase):
         pass
 
@@ -40,13 +43,14 @@ def make_model(lo: np.ndarray, hi: np.ndarray):  # type: ignore[no-untyped-def]
     return Base, Doc
 
 
-def _engine(dsn: str):  # type: ignore[no-untyped-def]
+def _engine(dsn: str) -> Engine:
     return create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(dsn), poolclass=NullPool)
 
 
 @contextlib.contextmanager
-def _migration(c):  # type: ignore[no-untyped-def]
-    """Operations inside a migration transaction, as alembic's env.py runs them."""
+def _migration(c: Connection) -> Iterator[Any]:
+    """Operations inside a migration transaction, as alembic's env.py runs them (typed Any: the shrinkvec ops
+    are registered on Operations at run time, so its type does not know them)."""
     mc = MigrationContext.configure(c)
     with mc.begin_transaction():
         yield Operations(mc)
@@ -76,7 +80,7 @@ def test_alembic_helpers_add_backfill_index_and_downgrade_exactly(filled: np.nda
     enc = p.encode(filled)
     rows = conn.execute("SELECT id, bits::text, pfx::text FROM docs ORDER BY id").fetchall()
     assert all(r[1] == codes.bits_to_str(enc["bits"][r[0]], D) for r in rows)
-    assert conn.execute("SELECT count(*) FROM docs WHERE q8 IS NULL OR pfx IS NULL").fetchone()[0] == 0
+    assert one(conn.execute("SELECT count(*) FROM docs WHERE q8 IS NULL OR pfx IS NULL"))[0] == 0
     # shrinkvec indexes, as the README promises: on the vector column (the profile's cosine opclass) and on bits
     indexes = conn.execute(
         """SELECT am.amname, a.attname, o.opcname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
@@ -103,9 +107,9 @@ def test_alembic_helpers_add_backfill_index_and_downgrade_exactly(filled: np.nda
     cols = [r[0] for r in conn.execute(
         "SELECT attname FROM pg_attribute WHERE attrelid = 'docs'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum")]
     assert cols == ["id", "embedding", "category"]
-    assert conn.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'docs'::regclass").fetchone()[0] == 0
-    assert conn.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE 'shrinkvec_codes_%'").fetchone()[0] == 0
-    assert conn.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'docs'").fetchone()[0] == 1
+    assert one(conn.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'docs'::regclass"))[0] == 0
+    assert one(conn.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE 'shrinkvec_codes_%'"))[0] == 0
+    assert one(conn.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'docs'"))[0] == 1
     assert catalog.find_profile(conn, "docs") is None
 
 
@@ -119,10 +123,10 @@ def test_alembic_index_options_and_methods(filled: np.ndarray, migrated_dsn: str
            JOIN pg_am am ON am.oid = c.relam JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
            WHERE i.indrelid = 'docs'::regclass AND NOT i.indisprimary ORDER BY a.attname""").fetchall()
     assert got == [("shrinkvec", "embedding", ["lists=4"]), ("hnsw", "pfx", None)]
-    assert conn.execute("SELECT lists FROM shrinkvec_index_info(%s)",
-                        (conn.execute("SELECT indexrelid::regclass::text FROM pg_index i JOIN pg_class c ON "
+    assert one(conn.execute("SELECT lists FROM shrinkvec_index_info(%s)",
+                        (one(conn.execute("SELECT indexrelid::regclass::text FROM pg_index i JOIN pg_class c ON "
                                       "c.oid = i.indexrelid WHERE c.relam = (SELECT oid FROM pg_am WHERE amname = "
-                                      "'shrinkvec')").fetchone()[0],)).fetchone()[0] == 4
+                                      "'shrinkvec')"))[0],)))[0] == 4
     with pytest.raises(ValueError, match="unknown shrinkvec index option 'probes'"):
         alembic_ops.CreateIndexesOp("docs", "embedding", options={"probes": 3})
 
@@ -136,13 +140,13 @@ def test_two_stage_sync_matches_generated_sql_and_filters_inside_shortlist(fille
     q = np.random.default_rng(8).standard_normal(D).astype(np.float32)
     with Session(_engine(migrated_dsn)) as s:
         for stage in ("bits", "pfx", "q8"):
-            rows = s.execute(two_stage(Doc, q, k=10, shortlist=80, stage=stage)).all()
+            rows = pairs(s.execute(two_stage(Doc, q, k=10, shortlist=80, stage=stage)).all())
             want, dists = query.search(conn, p, query.stages_for(p, [stage], [80]), q, k=10)[0]
             assert [d.id for d, _ in rows] == want, stage
             np.testing.assert_allclose([dist for _, dist in rows], dists, rtol=1e-9)
         # 30 'rare' rows of 1500: filtering after a shortlist of 80 would find ~1-2 of them
         stmt = two_stage(Doc, q, k=10, shortlist=80).where(Doc.category == "rare")
-        rows = s.execute(stmt).all()
+        rows = pairs(s.execute(stmt).all())
         assert len(rows) == 10 and all(d.category == "rare" for d, _ in rows)
         rare = np.arange(0, 1500, 50)
         bits = np.unpackbits(codes.binarize_batch(filled[rare]), axis=1, bitorder="big")
@@ -160,13 +164,14 @@ def test_two_stage_async_session(filled: np.ndarray, migrated_dsn: str, conn: ps
     q = filled[42]
     sync_ids = None
     with Session(_engine(migrated_dsn)) as s:
-        sync_ids = [d.id for d, _ in s.execute(two_stage(Doc, q, k=5, shortlist=50)).all()]
+        sync_rows = pairs(s.execute(two_stage(Doc, q, k=5, shortlist=50)).all())
+        sync_ids = [d.id for d, _ in sync_rows]
 
     async def run() -> list[int]:
         engine = create_async_engine("postgresql+psycopg://", async_creator=lambda: psycopg.AsyncConnection.connect(migrated_dsn),
                                      poolclass=NullPool)
         async with AsyncSession(engine) as s:
-            rows = (await s.execute(two_stage(Doc, q, k=5, shortlist=50))).all()
+            rows = pairs((await s.execute(two_stage(Doc, q, k=5, shortlist=50))).all())
         await engine.dispose()
         return [d.id for d, _ in rows]
 
@@ -183,12 +188,14 @@ def test_autogenerate_renders_code_columns_as_one_op_that_runs(migrated_dsn: str
     with _engine(migrated_dsn).begin() as c:
         mc = MigrationContext.configure(c, opts={"render_item": alembic_ops.render_item, "include_schemas": False})
         script = produce_migrations(mc, Base.metadata)
-        alembic_ops.rewriter.process_revision_directives(mc, "head", [script])  # type: ignore[attr-defined]
-        code = render_python_code(script.upgrade_ops, render_item=alembic_ops.render_item,
+        alembic_ops.rewriter.process_revision_directives(mc, "head", [script])
+        assert script.upgrade_ops is not None and script.downgrade_ops is not None
+        code = render_python_code(script.upgrade_ops, render_item=alembic_ops.render_item,  # type: ignore[arg-type]  # str | bool, not Literal[False]
                                   migration_context=mc)
     assert f"op.add_shrinkvec_codes('docs', 'embedding', 'bits:{D}=bits,prefix:8=pfx,int8=q8'" in code
     assert "add_column" not in code
-    down = render_python_code(script.downgrade_ops, render_item=alembic_ops.render_item, migration_context=mc)
+    down = render_python_code(script.downgrade_ops, render_item=alembic_ops.render_item,  # type: ignore[arg-type]  # str | bool, not Literal[False]
+                              migration_context=mc)
     assert f"op.drop_shrinkvec_codes('docs', 'embedding', 'bits:{D}=bits,prefix:8=pfx,int8=q8'" in down
     assert "drop_column" not in down
     with _engine(migrated_dsn).connect() as c, _migration(c) as op:
@@ -221,6 +228,6 @@ def test_migrate_twice_downgrade_and_concurrently(dsn: str) -> None:
     assert catalog.migrate(dsn) == head
     catalog.downgrade(dsn, "base")
     with psycopg.connect(dsn) as c:
-        assert c.execute("SELECT to_regclass('shrinkvec.profiles')").fetchone()[0] is None
-        assert c.execute("SELECT to_regprocedure('shrinkvec.search(regclass,vector,integer,integer,text)')").fetchone()[0]
+        assert one(c.execute("SELECT to_regclass('shrinkvec.profiles')"))[0] is None
+        assert one(c.execute("SELECT to_regprocedure('shrinkvec.search(regclass,vector,integer,integer,text)')"))[0]
     assert catalog.migrate(dsn) == head

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from conftest import one
 from shrinkvec import catalog, codes, query
 from shrinkvec.load import LoadOptions, load
 
@@ -21,10 +22,11 @@ SV = [sys.executable, "-m", "shrinkvec.cli"]
 
 def cos_dist(x: np.ndarray, q: np.ndarray) -> np.ndarray:
     x64, q64 = x.astype(np.float64), q.astype(np.float64)
-    return 1 - (x64 @ q64) / (np.linalg.norm(x64, axis=1) * np.linalg.norm(q64))
+    return np.asarray(1 - (x64 @ q64) / (np.linalg.norm(x64, axis=1) * np.linalg.norm(q64)), dtype=np.float64)
 
 
-def oracle(x: np.ndarray, q: np.ndarray, stages: list[tuple[str, int]], k: int, lo=None, hi=None) -> list[int]:
+def oracle(x: np.ndarray, q: np.ndarray, stages: list[tuple[str, int]], k: int,
+           lo: np.ndarray | None = None, hi: np.ndarray | None = None) -> list[int]:
     """numpy: shortlist by each stage's code score in turn, rerank by cosine over the full vector."""
     cand = np.arange(len(x))
     for kind, n in stages:
@@ -35,6 +37,7 @@ def oracle(x: np.ndarray, q: np.ndarray, stages: list[tuple[str, int]], k: int, 
             m = int(kind.split(":")[1])
             score = cos_dist(x[cand, :m], q[:m])
         else:
+            assert lo is not None and hi is not None, "an int8 stage needs the ranges"
             deq = np.stack([codes.dequantize_int8(c, lo, hi) for c in codes.quantize_int8_batch(x[cand], lo, hi)])
             score = cos_dist(deq, q)
         cand = cand[np.argsort(score, kind="stable")[:n]]
@@ -97,7 +100,7 @@ def test_sql_function_without_catalog_says_to_migrate(conn: psycopg.Connection) 
 
 
 def test_sql_function_is_security_invoker_and_respects_rls(docs: np.ndarray, conn: psycopg.Connection) -> None:
-    prosecdef = conn.execute("SELECT prosecdef FROM pg_proc WHERE oid = 'shrinkvec.search'::regproc").fetchone()[0]
+    prosecdef = one(conn.execute("SELECT prosecdef FROM pg_proc WHERE oid = 'shrinkvec.search'::regproc"))[0]
     assert prosecdef is False
     role = f"reader_{uuid.uuid4().hex[:8]}"
     conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
@@ -135,6 +138,7 @@ def test_cli_sql_is_runnable_with_dollar_parameters_and_search_prints_json(docs:
         args: list[object] = [q[0], 5, *sizes]
         if "int8" in extra:
             c = p.code("int8")
+            assert c.lo is not None and c.hi is not None
             args += [[float(v) for v in c.lo], [float(v) for v in c.hi]]
         placeholders = sql.SQL(", ").join(sql.Placeholder() * len(args))
         got = [r[0] for r in psycopg.ClientCursor(conn).execute(sql.SQL("EXECUTE s ({})").format(placeholders), args)]
@@ -208,8 +212,8 @@ def test_hostile_identifiers_cannot_inject(migrated_dsn: str, conn: psycopg.Conn
     # plain SQL writes still get codes (the trigger's body and WHEN quote everything)
     conn.execute(sql.SQL("INSERT INTO {} ({}, {}) VALUES (1000, %s)").format(
         sql.Identifier(schema, HOSTILE_TABLE), sql.Identifier("id"), sql.Identifier(HOSTILE_COLUMN)), (x[0],))
-    bits = conn.execute(sql.SQL("SELECT {}::text FROM {} WHERE id = 1000").format(
-        sql.Identifier("b$1$x"), sql.Identifier(schema, HOSTILE_TABLE))).fetchone()[0]
+    bits = one(conn.execute(sql.SQL("SELECT {}::text FROM {} WHERE id = 1000").format(
+        sql.Identifier("b$1$x"), sql.Identifier(schema, HOSTILE_TABLE))))[0]
     assert bits == codes.bits_to_str(codes.binarize(x[0]), 16)
     for specs in (["bits"], ["bits", "prefix:8"]):
         ids, _ = query.search(conn, p, query.stages_for(p, specs, [300, 100][: len(specs)]), x[3], k=3)[0]
@@ -223,4 +227,4 @@ def test_hostile_identifiers_cannot_inject(migrated_dsn: str, conn: psycopg.Conn
     conn.execute(f"PREPARE s AS {res.stdout}")  # noqa: S608
     got = psycopg.ClientCursor(conn).execute("EXECUTE s (%s, 3, 300, 100)", (x[3],)).fetchall()
     assert got[0][0] == 3
-    assert conn.execute("SELECT to_regclass('victim') IS NOT NULL").fetchone()[0]
+    assert one(conn.execute("SELECT to_regclass('victim') IS NOT NULL"))[0]

@@ -18,6 +18,7 @@ from psycopg import sql
 from sqlalchemy import BigInteger, create_engine
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column
 
+from conftest import pairs
 from shrinkvec import catalog, demo
 from shrinkvec.load import LoadOptions, load
 from shrinkvec.orm import bits_column, int8_column, prefix_column, two_stage
@@ -47,6 +48,9 @@ def test_cli_sql_and_orm_return_the_same_rows(migrated_dsn: str, conn: psycopg.C
     p = catalog.find_profile(conn, "docs")
     assert p is not None and p.distance == distance
     ranges = p.code("int8")
+    assert ranges.lo is not None and ranges.hi is not None
+    lo: np.ndarray = ranges.lo  # (typed: the class body below sees the declared type, not a narrowed one)
+    hi: np.ndarray = ranges.hi
 
     class Base(DeclarativeBase):
         pass
@@ -57,7 +61,7 @@ def test_cli_sql_and_orm_return_the_same_rows(migrated_dsn: str, conn: psycopg.C
         embedding = mapped_column(VECTOR(384), nullable=False)
         bits = bits_column("embedding", 384)
         prefix64 = prefix_column("embedding", 64)
-        int8 = int8_column("embedding", 384, ranges.lo, ranges.hi)
+        int8 = int8_column("embedding", 384, lo, hi)
 
     engine = create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(migrated_dsn))
     for config in CONFIGS:
@@ -92,7 +96,7 @@ def test_cli_sql_and_orm_return_the_same_rows(migrated_dsn: str, conn: psycopg.C
         stage, shortlist = config.split("@")
         with Session(engine) as session:
             for qi, q in enumerate(data.queries[:NQ]):
-                rows = session.execute(two_stage(Doc, q, k=K, shortlist=int(shortlist), stage=stage,
-                                                 distance=distance)).all()
+                rows = pairs(session.execute(two_stage(Doc, q, k=K, shortlist=int(shortlist), stage=stage,
+                                                 distance=distance)).all())
                 assert [d.id for d, _ in rows] == by_cli[qi], (config, qi)
     engine.dispose()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import psycopg
 import pytest
 
+from conftest import one
 from shrinkvec import server
 
 
@@ -34,9 +36,9 @@ def test_server_lifecycle(server_root: Path) -> None:
         url = shrinkvec("server", "url", "--data-dir", str(data_dir)).stdout.strip()
         assert url == dsn
         with psycopg.connect(url) as conn:
-            assert conn.execute("SELECT current_setting('server_version_num')::int").fetchone()[0] >= 150000
-            assert conn.execute("SELECT count(*) FROM pg_available_extensions "
-                                "WHERE name IN ('vector', 'shrinkvec')").fetchone()[0] == 2
+            assert one(conn.execute("SELECT current_setting('server_version_num')::int"))[0] >= 150000
+            assert one(conn.execute("SELECT count(*) FROM pg_available_extensions "
+                                "WHERE name IN ('vector', 'shrinkvec')"))[0] == 2
         psql = server.bin_dir() / "psql"
         out = subprocess.run([str(psql), url, "-XAtc", "SELECT 40 + 2"], capture_output=True, text=True, timeout=60)
         assert out.stdout.strip() == "42", out.stderr
@@ -72,7 +74,7 @@ def _postmaster_pid(data_dir: Path) -> int:
     return int((data_dir / "postmaster.pid").read_text().split()[0])
 
 
-def _wait_for(pred, timeout: float = 30.0) -> bool:  # type: ignore[no-untyped-def]
+def _wait_for(pred: Callable[[], bool], timeout: float = 30.0) -> bool:
     import time
 
     deadline = time.monotonic() + timeout

@@ -16,8 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import one
 from shrinkvec import catalog, codes, fitting, query, transforms
-from shrinkvec.adapt import AdaptError, AdaptOptions, Hooks, adapt
+from shrinkvec.adapt import AdaptError, AdaptOptions, Hooks, Method, adapt
 from shrinkvec.adaptor import AdaptorConfig, train
 from shrinkvec.load import LoadOptions, load
 from shrinkvec.transforms import Transform
@@ -32,7 +33,7 @@ def embeddings(n: int, d: int = DIMS, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     scales = np.linspace(0.2, 2.0, d)[rng.permutation(d)]
     x = rng.standard_normal((n, d)) * scales + rng.standard_normal(d) * 0.8
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    return np.asarray(x / np.linalg.norm(x, axis=1, keepdims=True), dtype=np.float32)
 
 
 def random_transform(rng: np.random.Generator, d_in: int, d_out: int, hidden: int, center: bool, name: str) -> Transform:
@@ -47,8 +48,8 @@ def random_transform(rng: np.random.Generator, d_in: int, d_out: int, hidden: in
 
 
 def sql_transform(conn: psycopg.Connection, v: np.ndarray, name: str) -> np.ndarray:
-    row = conn.execute("SELECT shrinkvec.transform_vector(%s, %s)::real[]", (v, name)).fetchone()
-    return np.asarray(row[0], dtype=np.float32)  # type: ignore[index]
+    row = one(conn.execute("SELECT shrinkvec.transform_vector(%s, %s)::real[]", (v, name)))
+    return np.asarray(row[0], dtype=np.float32)
 
 
 def stored_vs_reference(conn: psycopg.Connection, table: str = "t") -> tuple[int, int]:
@@ -90,9 +91,10 @@ def test_reference_matches_blas_and_shapes_are_checked() -> None:
     np.testing.assert_array_equal(t.apply(x[3]), t.apply(x)[3])
     with pytest.raises(transforms.TransformError, match="expects 20 dimensions, not 19"):
         t.apply(x[:, :19])
+    assert t.w2 is not None and t.b2 is not None
     with pytest.raises(transforms.TransformError, match="w2 has shape"):
-        replace(t, w2=t.w2[:, :3]).check()  # type: ignore[index]
-    assert t.checksum() != replace(t, b2=t.b2 + 1).checksum()  # type: ignore[operator]
+        replace(t, w2=t.w2[:, :3]).check()
+    assert t.checksum() != replace(t, b2=t.b2 + 1).checksum()
 
 
 def test_center_balances_bits_and_pca_is_an_ordered_rotation() -> None:
@@ -179,10 +181,10 @@ def test_catalog_missing_is_named(conn: psycopg.Connection) -> None:
 
 @pytest.mark.parametrize("method", ["center", "pca", "adaptor"])
 def test_adapt_codes_queries_and_new_rows_use_the_transform(migrated_dsn: str, conn: psycopg.Connection,
-                                                            tmp_path: Path, method: str) -> None:
+                                                            tmp_path: Path, method: Method) -> None:
     load_table(migrated_dsn, tmp_path)
     conn.execute("CREATE INDEX t_bits ON t USING shrinkvec (bits bit_hamming_ops)")
-    r = adapt(migrated_dsn, AdaptOptions(table="t", method=method, batch_size=300, adaptor=SMALL_ADAPTOR))  # type: ignore[arg-type]
+    r = adapt(migrated_dsn, AdaptOptions(table="t", method=method, batch_size=300, adaptor=SMALL_ADAPTOR))
     assert not r.resumed and r.rows == 1200 and r.sample == 1200
     p = catalog.find_profile(conn, "t")
     assert p is not None and p.transform == r.transform and p.transform_data is not None
@@ -190,7 +192,7 @@ def test_adapt_codes_queries_and_new_rows_use_the_transform(migrated_dsn: str, c
     assert stored_vs_reference(conn) == (1200, 0)
     # the index on the code column was rebuilt on the new codes, under its old name: an index scan
     # returns the same Hamming order as a sequential scan
-    code = conn.execute("SELECT bits FROM t WHERE id = 7").fetchone()[0]  # type: ignore[index]
+    code = one(conn.execute("SELECT bits FROM t WHERE id = 7"))[0]
     scan = "SELECT id, bits <~> %(c)s FROM t ORDER BY bits <~> %(c)s, id LIMIT 20"
     conn.execute("SET enable_seqscan = off")
     plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + scan, {"c": code}).fetchall())
@@ -225,7 +227,7 @@ def test_adapt_codes_queries_and_new_rows_use_the_transform(migrated_dsn: str, c
     # a second adapt makes version 2; the first stays stored
     r2 = adapt(migrated_dsn, AdaptOptions(table="t", method="center", sample=500, statistic="median"))
     assert ":v2:" in r2.transform and r2.sample == 500
-    assert conn.execute("SELECT count(*) FROM shrinkvec.transforms").fetchone()[0] == 2  # type: ignore[index]
+    assert one(conn.execute("SELECT count(*) FROM shrinkvec.transforms"))[0] == 2
     assert stored_vs_reference(conn)[1] == 0
 
 
@@ -258,7 +260,7 @@ def test_interrupted_reencode_keeps_old_codes_and_resumes(migrated_dsn: str, con
     p = catalog.find_profile(conn, "t")
     assert p is not None and p.transform is None  # not switched: the codes are the old ones, all consistent
     assert stored_vs_reference(conn) == (1200, 0)
-    assert conn.execute("SELECT rows_done FROM shrinkvec.reencodes").fetchone()[0] == 200  # type: ignore[index]
+    assert one(conn.execute("SELECT rows_done FROM shrinkvec.reencodes"))[0] == 200
     # writes while a re-encode is pending get both the old and the new codes
     conn.execute("INSERT INTO t (id, embedding) VALUES (7000, %s)", (embeddings(1, seed=3)[0],))
     with pytest.raises(AdaptError, match=r"re-encode .* \(pca\) is unfinished: rerun with --method pca"):
@@ -266,7 +268,7 @@ def test_interrupted_reencode_keeps_old_codes_and_resumes(migrated_dsn: str, con
     r = adapt(migrated_dsn, AdaptOptions(table="t", method="pca", batch_size=100))
     assert r.resumed and r.rows == 1000
     assert stored_vs_reference(conn) == (1201, 0)
-    assert conn.execute("SELECT count(*) FROM shrinkvec.reencodes").fetchone()[0] == 0  # type: ignore[index]
+    assert one(conn.execute("SELECT count(*) FROM shrinkvec.reencodes"))[0] == 0
     cols = {row[0] for row in conn.execute("SELECT attname FROM pg_attribute WHERE attrelid = 't'::regclass "
                                            "AND attnum > 0 AND NOT attisdropped").fetchall()}
     assert cols == {"id", "embedding", "bits", "prefix16", "int8"}
@@ -284,7 +286,7 @@ def test_kill_9_during_reencode_then_rerun(migrated_dsn: str, conn: psycopg.Conn
     )
     proc = subprocess.run([sys.executable, "-c", script, migrated_dsn], capture_output=True, text=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    assert conn.execute("SELECT rows_done FROM shrinkvec.reencodes").fetchone()[0] == 300  # type: ignore[index]
+    assert one(conn.execute("SELECT rows_done FROM shrinkvec.reencodes"))[0] == 300
     assert stored_vs_reference(conn) == (1200, 0)
     out = subprocess.run([*SV, "adapt", "--table", "t", "--method", "pca", "--quiet", "--dsn", migrated_dsn],
                          capture_output=True, text=True, timeout=120)
@@ -373,11 +375,14 @@ def test_numpy_gradients_match_finite_differences() -> None:
                                                                              ad._forward(p, zd)[0], False)[0]
 
     a, h, pre = ad._forward(p, b.z)
-    grads = ad._backward(p, b.z, h, pre, ad._unsup_loss(cfg, a, a - b.z, b, True)[1])  # type: ignore[arg-type]
+    da = ad._unsup_loss(cfg, a, a - b.z, b, True)[1]
+    assert da is not None  # need_grad=True: the gradient is there
+    grads = ad._backward(p, b.z, h, pre, da)
     aq, hq, preq = ad._forward(p, zq)
     adoc, hd, pred = ad._forward(p, zd)
     _, dq, dd = ad._rank_loss(cfg, aq, adoc, True)
-    for g, gq, gd in zip(grads, ad._backward(p, zq, hq, preq, dq), ad._backward(p, zd, hd, pred, dd)):  # type: ignore[arg-type]
+    assert dq is not None and dd is not None
+    for g, gq, gd in zip(grads, ad._backward(p, zq, hq, preq, dq), ad._backward(p, zd, hd, pred, dd)):
         g += gq + gd
     for arr, g in zip(p.arrays(), grads):
         for _ in range(4):

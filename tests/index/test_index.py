@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -16,6 +17,7 @@ from pgvector import HalfVector
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
+from conftest import one
 from shrinkvec import codes, demo
 
 K = 10
@@ -47,20 +49,20 @@ def exact_ids(docs: np.ndarray, q: np.ndarray, metric: str, k: int = K) -> list[
         d = np.linalg.norm(docs - q, axis=1)
     else:
         d = -(docs @ q)
-    return np.argsort(d, kind="stable")[:k].tolist()
+    return [int(i) for i in np.argsort(d, kind="stable")[:k]]
 
 
 OPS = {"cosine": ("<=>", "vector_cosine_ops"), "l2": ("<->", "vector_l2_ops"), "ip": ("<#>", "vector_ip_ops")}
 
 
-def knn(conn: psycopg.Connection, q: np.ndarray, op: str, k: int = K, table: str = "docs",
+def knn(conn: psycopg.Connection, q: np.ndarray | HalfVector, op: str, k: int = K, table: str = "docs",
         cast: str = "vector") -> list[tuple[int, float]]:
     query = sql.SQL("SELECT id, embedding {op} %s::{cast} FROM {t} ORDER BY embedding {op} %s::{cast} LIMIT {k}").format(
         op=sql.SQL(op), t=sql.Identifier(table), k=sql.Literal(k), cast=sql.SQL(cast))
     return conn.execute(query, (q, q)).fetchall()
 
 
-def uses_index(conn: psycopg.Connection, query: str, params: tuple = ()) -> bool:
+def uses_index(conn: psycopg.Connection, query: str, params: tuple[Any, ...] = ()) -> bool:
     plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + query, params).fetchall())
     return "Index Scan using" in plan and "Sort" not in plan.split("Index Scan")[0].split("Limit")[-1]
 
@@ -149,9 +151,9 @@ def test_inserts_vacuum_and_check(conn: psycopg.Connection, data: demo.DemoData)
         for i in range(1000, 3000):
             copy.write_row((i, data.docs[i]))
     for ix in ("iv", "ib"):
-        check = conn.execute("SELECT live_rows, index_entries, ok FROM shrinkvec_index_check(%s)", (ix,)).fetchone()
+        check = one(conn.execute("SELECT live_rows, index_entries, ok FROM shrinkvec_index_check(%s)", (ix,)))
         assert check[0] == 3000 and check[2], (ix, check)
-    pages_before = conn.execute("SELECT pages FROM shrinkvec_index_info('iv')").fetchone()[0]
+    pages_before = one(conn.execute("SELECT pages FROM shrinkvec_index_info('iv')"))[0]
     conn.execute("DELETE FROM docs WHERE id % 2 = 0")
     dirty = conn.execute("SELECT live_rows, index_entries, missing, duplicated, dangling, ok "
                          "FROM shrinkvec_index_check('iv')").fetchone()
@@ -167,9 +169,9 @@ def test_inserts_vacuum_and_check(conn: psycopg.Connection, data: demo.DemoData)
         copy.set_types(["int4", "vector"])
         for i in range(3000, 4000):
             copy.write_row((i, data.docs[i]))
-    pages_after = conn.execute("SELECT pages FROM shrinkvec_index_info('iv')").fetchone()[0]
+    pages_after = one(conn.execute("SELECT pages FROM shrinkvec_index_info('iv')"))[0]
     assert pages_after <= pages_before + 4  # at most one new page per list
-    assert conn.execute("SELECT ok FROM shrinkvec_index_check('iv')").fetchone()[0]
+    assert one(conn.execute("SELECT ok FROM shrinkvec_index_check('iv')"))[0]
     # the search sees the new rows and never the deleted ones
     q = data.docs[3500]
     rows = knn(conn, q, "<=>")
@@ -245,7 +247,7 @@ def test_query_errors_and_empty_tables(conn: psycopg.Connection) -> None:
         conn.execute("SELECT id FROM e ORDER BY b <^> '101010101' LIMIT 5").fetchall()
     with pytest.raises(psycopg.errors.DataException, match="expected 3 dimensions, not 2"):
         conn.execute("INSERT INTO e (v) VALUES ('[1,2]'::vector)")
-    assert conn.execute("SELECT ok FROM shrinkvec_index_check('e_v_idx')").fetchone()[0]
+    assert one(conn.execute("SELECT ok FROM shrinkvec_index_check('e_v_idx')"))[0]
 
 
 def test_unlogged_table_and_reindex(conn: psycopg.Connection, data: demo.DemoData) -> None:
@@ -255,7 +257,7 @@ def test_unlogged_table_and_reindex(conn: psycopg.Connection, data: demo.DemoDat
         copy.set_types(["int4", "vector"])
         for i in range(500):
             copy.write_row((i, data.docs[i]))
-    assert conn.execute("SELECT ok FROM shrinkvec_index_check('ui')").fetchone()[0]
+    assert one(conn.execute("SELECT ok FROM shrinkvec_index_check('ui')"))[0]
     conn.execute("REINDEX INDEX ui")
     assert conn.execute("SELECT entries, build_rows FROM shrinkvec_index_info('ui')").fetchone() == (500, 500)
     rows = knn(conn, data.docs[7], "<=>", table="u")
@@ -289,7 +291,7 @@ def flat_scores(docs: np.ndarray, q: np.ndarray) -> np.ndarray:
     s = np.where(r > 0, 1.0, -1.0)
     alpha = np.abs(r.astype(np.float64)).mean(axis=1)
     qn = (q / np.linalg.norm(q)).astype(np.float64)
-    return 1 - qn @ c.astype(np.float64) - alpha * (s @ qn)
+    return np.asarray(1 - qn @ c.astype(np.float64) - alpha * (s @ qn), dtype=np.float64)
 
 
 @pytest.mark.parametrize("level", ["scalar", "avx2", "avx512"])
@@ -319,7 +321,7 @@ def test_long_codes_use_the_row_major_layout(conn: psycopg.Connection) -> None:
     load_docs(conn, docs)
     conn.execute("CREATE INDEX ix ON docs USING shrinkvec (embedding vector_cosine_ops)")
     conn.execute("CREATE INDEX ib ON docs USING shrinkvec (bits bit_hamming_ops)")
-    assert conn.execute("SELECT entries_per_page FROM shrinkvec_index_info('ix')").fetchone()[0] < 32
+    assert one(conn.execute("SELECT entries_per_page FROM shrinkvec_index_info('ix')"))[0] < 32
     conn.execute("SET shrinkvec.shortlist = 300")
     q = docs[7] + 0.1 * rng.standard_normal(2000).astype(np.float32)
     rows = knn(conn, q, "<=>", k=10)
@@ -337,7 +339,7 @@ def test_old_index_format_is_refused_with_a_reindex_hint(conn: psycopg.Connectio
 
     The page is rewritten on disk in a scratch database that then serves as the file-level template of
     another (CREATE DATABASE ... STRATEGY FILE_COPY copies the files, so the copy reads the changed page)."""
-    datadir = Path(conn.execute("SHOW data_directory").fetchone()[0])
+    datadir = Path(one(conn.execute("SHOW data_directory"))[0])
     if not os.access(datadir, os.W_OK):
         pytest.skip("the server's data directory is not writable from the tests")
     info = conn.info
@@ -355,7 +357,7 @@ def test_old_index_format_is_refused_with_a_reindex_hint(conn: psycopg.Connectio
             register_vector(c)
             load_docs(c, data.docs[:200])
             c.execute("CREATE INDEX ix ON docs USING shrinkvec (embedding vector_cosine_ops)")
-            path = datadir / c.execute("SELECT pg_relation_filepath('ix')").fetchone()[0]
+            path = datadir / one(c.execute("SELECT pg_relation_filepath('ix')"))[0]
             c.execute("CHECKPOINT")
         with open(path, "r+b") as f:  # meta page: header (24 bytes), then magic, version
             f.seek(28)
@@ -386,12 +388,12 @@ def test_default_lists_follow_the_row_count(conn: psycopg.Connection) -> None:
     load_docs(conn, rng.standard_normal((22_500, 16)).astype(np.float32))
     conn.execute("CREATE INDEX iv ON docs USING shrinkvec (embedding vector_cosine_ops)")
     conn.execute("CREATE INDEX ib ON docs USING shrinkvec (bits)")
-    assert conn.execute("SELECT lists FROM shrinkvec_index_info('iv')").fetchone()[0] == 150
-    assert conn.execute("SELECT lists FROM shrinkvec_index_info('ib')").fetchone()[0] == 1
-    assert conn.execute("SHOW shrinkvec.probes").fetchone()[0] == "0"
+    assert one(conn.execute("SELECT lists FROM shrinkvec_index_info('iv')"))[0] == 150
+    assert one(conn.execute("SELECT lists FROM shrinkvec_index_info('ib')"))[0] == 1
+    assert one(conn.execute("SHOW shrinkvec.probes"))[0] == "0"
     conn.execute("DELETE FROM docs WHERE id >= 20000")
     conn.execute("REINDEX INDEX iv")
-    assert conn.execute("SELECT lists FROM shrinkvec_index_info('iv')").fetchone()[0] == 1
+    assert one(conn.execute("SELECT lists FROM shrinkvec_index_info('iv')"))[0] == 1
 
 
 def test_truncate_of_an_ivf_index_says_what_to_do(conn: psycopg.Connection, data: demo.DemoData) -> None:

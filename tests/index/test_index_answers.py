@@ -9,6 +9,7 @@ scans off (the exact plan).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -60,7 +61,7 @@ def create_index(conn: psycopg.Connection, layout: str, metric: str) -> None:
     conn.execute("SET shrinkvec.rerank = 10")
 
 
-def run(conn: psycopg.Connection, query: str, params: tuple = (), *, index: bool) -> list[tuple]:
+def run(conn: psycopg.Connection, query: str, params: tuple[Any, ...] = (), *, index: bool) -> list[tuple[Any, ...]]:
     """Rows of the query with the index forced (its plan checked) or with index scans off."""
     conn.execute("SET enable_seqscan = " + ("off" if index else "on"))
     conn.execute("SET enable_indexscan = " + ("on" if index else "off"))

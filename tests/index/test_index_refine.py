@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pgvector.psycopg import register_vector
 
+from conftest import one
 from shrinkvec import codes, demo
 
 
@@ -76,22 +77,22 @@ def test_inserts_and_vacuum_keep_refine_codes(conn: psycopg.Connection) -> None:
     assert check_entries(conn, "ri", rows, 8, 96) == 3000
     conn.execute("DELETE FROM r WHERE id % 3 = 0 OR (id > 2500 AND id % 2 = 0)")
     conn.execute("VACUUM r")
-    live = conn.execute("SELECT count(*) FROM r").fetchone()[0]
+    live = one(conn.execute("SELECT count(*) FROM r"))[0]
     assert check_entries(conn, "ri", rows, 8, 96) == live
     assert conn.execute("SELECT ok FROM shrinkvec_index_check('ri')").fetchone() == (True,)
     # inserts after the vacuum fill the holes: their refine slots are overwritten with their codes
     with conn.cursor() as cur:
         cur.executemany("INSERT INTO r VALUES (%s, %s)", [(i, x[i]) for i in range(0, 600, 3)])
     assert check_entries(conn, "ri", rows, 8, 96) == live + 200
-    info = conn.execute("SELECT refine_bits, refine_pages, entries FROM shrinkvec_index_info('ri')").fetchone()
+    info = one(conn.execute("SELECT refine_bits, refine_pages, entries FROM shrinkvec_index_info('ri')"))
     assert info[0] == 8 and info[1] > 0 and info[2] == live + 200
 
 
 def heap_buffers(conn: psycopg.Connection, q: np.ndarray) -> tuple[list[int], int]:
     """The ids of the top 10 and the shared buffers the index scan touched (EXPLAIN ANALYZE, BUFFERS)."""
     ids = [r[0] for r in conn.execute("SELECT id FROM r ORDER BY v <=> %s LIMIT 10", (q,))]
-    plan = conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT id FROM r ORDER BY v <=> %s LIMIT 10",
-                        (q,)).fetchone()[0][0]["Plan"]
+    plan = one(conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT id FROM r ORDER BY v <=> %s LIMIT 10",
+                        (q,)))[0][0]["Plan"]
     assert plan["Plans"][0]["Index Name"] == "ri"
     return ids, plan["Shared Hit Blocks"] + plan["Shared Read Blocks"]
 
@@ -212,7 +213,8 @@ def test_inserts_into_an_ivf_index_find_their_nearest_list(conn: psycopg.Connect
         cur.executemany("INSERT INTO r VALUES (%s, %s)", [(i, docs[i]) for i in range(2000, 4000)])
     centroids = np.array([c for _, c in conn.execute(
         "SELECT list, centroid FROM shrinkvec_index_centroids('ri') ORDER BY list")], dtype=np.float32)
-    lists = dict(conn.execute("SELECT r.id, e.list FROM shrinkvec_index_entries('ri') e JOIN r ON r.ctid = e.tid"))
+    lists: dict[int, int] = dict(conn.execute(
+        "SELECT r.id, e.list FROM shrinkvec_index_entries('ri') e JOIN r ON r.ctid = e.tid"))
     nearest = np.argmin(((docs[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2), axis=1)
     built = np.mean([lists[i] == nearest[i] for i in range(2000)])
     inserted = np.mean([lists[i] == nearest[i] for i in range(2000, 4000)])

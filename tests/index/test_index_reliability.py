@@ -26,7 +26,9 @@ import psycopg
 import pytest
 from pgvector.psycopg import register_vector
 
+from conftest import one
 from shrinkvec import demo
+from shrinkvec.server import ServerInfo
 
 INDEXES = {
     "crash_flat": "USING shrinkvec (embedding vector_cosine_ops) WITH (lists = 1)",
@@ -61,7 +63,7 @@ def kill_server(pid: int) -> None:
 
 
 @contextmanager
-def own_server(data_dir: Path) -> Iterator[object]:
+def own_server(data_dir: Path) -> Iterator[ServerInfo]:
     """An embedded server in data_dir with the extension in its postgres database, stopped at the end."""
     from shrinkvec import server
 
@@ -75,8 +77,9 @@ def own_server(data_dir: Path) -> Iterator[object]:
 
 
 def check(conn: psycopg.Connection, name: str) -> tuple[int, int, int, int, int, bool]:
-    return conn.execute("SELECT live_rows, index_entries, missing, duplicated, dangling, ok "
-                        "FROM shrinkvec_index_check(%s)", (name,)).fetchone()
+    live, entries, missing, duplicated, dangling, ok = one(conn.execute(
+        "SELECT live_rows, index_entries, missing, duplicated, dangling, ok FROM shrinkvec_index_check(%s)", (name,)))
+    return int(live), int(entries), int(missing), int(duplicated), int(dangling), bool(ok)
 
 
 def assert_recovered(conn: psycopg.Connection, table: str, names: list[str]) -> None:
@@ -112,14 +115,14 @@ def wait_until_running(dsn: str, prefix: str, timeout: float = 30) -> None:
     with psycopg.connect(dsn, autocommit=True) as c:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if c.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE %s",
-                         (prefix + "%",)).fetchone()[0]:
+            if one(c.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE %s",
+                         (prefix + "%",)))[0]:
                 return
             time.sleep(0.01)
     raise AssertionError(f"no backend ran {prefix}")
 
 
-def kill_during(info: object, data_dir: Path, statements: list[str], prefix: str, delay: float) -> object:
+def kill_during(info: ServerInfo, data_dir: Path, statements: list[str], prefix: str, delay: float) -> ServerInfo:
     """Run statements on one connection; once the last one (starting with prefix) runs, wait delay
     seconds and kill the server. Asserts they did not finish; returns the restarted server."""
     from shrinkvec import server
@@ -128,7 +131,7 @@ def kill_during(info: object, data_dir: Path, statements: list[str], prefix: str
 
     def run() -> None:
         try:
-            with psycopg.connect(info.dsn(), autocommit=True) as c:  # type: ignore[attr-defined]
+            with psycopg.connect(info.dsn(), autocommit=True) as c:
                 for stmt in statements:
                     c.execute(stmt)
         except psycopg.Error as exc:
@@ -136,9 +139,9 @@ def kill_during(info: object, data_dir: Path, statements: list[str], prefix: str
 
     t = threading.Thread(target=run)
     t.start()
-    wait_until_running(info.dsn(), prefix)  # type: ignore[attr-defined]
+    wait_until_running(info.dsn(), prefix)
     time.sleep(delay)
-    kill_server(info.pid)  # type: ignore[attr-defined]
+    kill_server(info.pid)
     t.join(timeout=60)
     assert failure, f"{prefix} should have been killed before it finished"
     return server.start(data_dir)  # crash recovery replays the WAL
@@ -193,14 +196,14 @@ def test_kill_9_during_inserts_then_recovery(server_root: Path, round_: int) -> 
             # the recovered index answers: each row's own vector finds it first
             conn.execute("SET enable_seqscan = off")
             for i in acked[-5:]:
-                top = conn.execute("SELECT embedding <=> %s FROM crash ORDER BY embedding <=> %s LIMIT 1",
-                                   (data.docs[i % 4000], data.docs[i % 4000])).fetchone()
+                top = one(conn.execute("SELECT embedding <=> %s FROM crash ORDER BY embedding <=> %s LIMIT 1",
+                                   (data.docs[i % 4000], data.docs[i % 4000])))
                 assert top[0] < 1e-6
             # and keeps working after recovery
             conn.execute("INSERT INTO crash (id, embedding) VALUES (%s, %s)", (10_000_000, data.docs[3999]))
             conn.execute("VACUUM (INDEX_CLEANUP ON) crash")
             for name in INDEXES:
-                assert conn.execute("SELECT ok FROM shrinkvec_index_check(%s)", (name,)).fetchone()[0]
+                assert one(conn.execute("SELECT ok FROM shrinkvec_index_check(%s)", (name,)))[0]
     finally:
         server.stop(data_dir)
 
@@ -308,12 +311,12 @@ def test_standby_replays_the_index(server_root: Path) -> None:
                 conn.execute("VACUUM (INDEX_CLEANUP ON) r")
                 for i in range(3000, 3200):
                     conn.execute("INSERT INTO r (id, embedding) VALUES (%s, %s)", (i, data.docs[i]))
-                lsn = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+                lsn = one(conn.execute("SELECT pg_current_wal_lsn()"))[0]
                 with psycopg.connect(standby_dsn, autocommit=True) as sb:
                     register_vector(sb)
                     assert sb.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
                     deadline = time.monotonic() + 60
-                    while sb.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)).fetchone()[0] is not True:
+                    while one(sb.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)))[0] is not True:
                         assert time.monotonic() < deadline, "the standby did not catch up"
                         time.sleep(0.1)
                     for name in INDEXES:
@@ -394,7 +397,7 @@ def test_writers_and_readers_together(conn: psycopg.Connection, dsn: str) -> Non
                         ids = [x[0] for x in rows]
                         assert len(ids) == 10 and len(set(ids)) == 10
                         # the same snapshot without the index: every returned row is live, none is missed
-                        live = c.execute("SELECT count(*) FROM busy WHERE id = ANY(%s)", (ids,)).fetchone()[0]
+                        live = one(c.execute("SELECT count(*) FROM busy WHERE id = ANY(%s)", (ids,)))[0]
                         assert live == 10
                     done["queries"] += 1
         except BaseException as exc:
@@ -410,7 +413,7 @@ def test_writers_and_readers_together(conn: psycopg.Connection, dsn: str) -> Non
     assert done["queries"] > 20 and done["writes"] > 100, done
     conn.execute("VACUUM (INDEX_CLEANUP ON) busy")
     expected = 1000 + sum(map(len, inserted)) - sum(map(len, deleted))
-    assert conn.execute("SELECT count(*) FROM busy").fetchone()[0] == expected
+    assert one(conn.execute("SELECT count(*) FROM busy"))[0] == expected
     for name in ("busy_v", "busy_b"):
         row = check(conn, name)
         assert row == (expected, expected, 0, 0, 0, True), (name, row)

@@ -29,7 +29,7 @@ import pytest
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
-from conftest import TRAP_FUNCTION, role_dsn
+from conftest import TRAP_FUNCTION, one, role_dsn
 from shrinkvec import adapt, catalog, codes, demo, evaluate, query, transforms, tune
 from shrinkvec.load import LoadOptions, load
 
@@ -157,7 +157,7 @@ def test_planted_operators_never_run_as_another_role(roles: dict[str, str], tmp_
         # the traps are live: an unqualified text comparison under this search_path does call one
         admin.execute("SET search_path = public, pg_catalog")
         admin.execute("SELECT 'a'::text = 'a'::text")
-        assert admin.execute("SELECT count(*) FROM public.pwned WHERE trap = 'text ='").fetchone()[0] > 0  # type: ignore[index]
+        assert one(admin.execute("SELECT count(*) FROM public.pwned WHERE trap = 'text ='"))[0] > 0
         admin.execute(sql.SQL("ALTER ROLE {} NOSUPERUSER").format(sql.Identifier(mallory)))
 
 
@@ -366,7 +366,8 @@ def test_every_legitimate_path_works_without_superuser(roles: dict[str, str], tm
             choice = tune.tune(ev, configs.parse_many(["bits@100 bits@200"]), 0.9)
             msg = tune.apply(a, ev, choice)
         assert "default search is now" in msg
-        assert catalog.find_profile(a, "docs_l").search_config is not None  # type: ignore[union-attr]
+        prof = catalog.find_profile(a, "docs_l")
+        assert prof is not None and prof.search_config is not None
     run = subprocess.run([*SV, "search", "--table", "docs_l", "--queries", "q.npy", "--k", "5",
                           "--dsn", dsn], cwd=tmp_path, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
+
+from conftest import one
 
 SOAK = int(os.environ.get("SHRINKVEC_FUZZ_EXAMPLES", "0"))
 FUZZ = settings(
@@ -297,7 +300,7 @@ class Signature:
         args = tuple(a.strip() for a in rest.rstrip(")").split(",") if a.strip())
         return cls(fname, schema or None, args)
 
-    def call(self) -> sql.Composable:
+    def call(self) -> sql.Composed:
         """SELECT of the function with one typed placeholder per argument (an aggregate over 3 rows)."""
         fn = sql.Identifier(self.schema, self.name) if self.schema else sql.Identifier(self.name)
         typed = [sql.SQL("{}::{}").format(sql.Placeholder(), sql.SQL(CASTS.get(a, a))) for a in self.args]
@@ -316,7 +319,7 @@ class Signature:
         return st.tuples(*(STRATEGIES[a] for a in args)).map(list)
 
 
-def run_one(conn: psycopg.Connection, query: sql.Composable, values: list[Any]) -> None:
+def run_one(conn: psycopg.Connection, query: sql.Composed, values: list[Any]) -> None:
     """Run query; on error, check its SQLSTATE; in every case check the backend is still up."""
     try:
         conn.execute(query, values).fetchall()
@@ -429,7 +432,7 @@ def test_int8vec_binary_input_survives_random_bytes(conn: psycopg.Connection) ->
             # what was accepted reads back in both forms and round-trips
             text, binary = conn.execute("SELECT c::text, int8vec_send(c) FROM wire").fetchone() or (None, None)
             if field is not None:
-                assert binary is not None and conn.execute("SELECT %s::int8vec::text", (text,)).fetchone()[0] == text
+                assert binary is not None and one(conn.execute("SELECT %s::int8vec::text", (text,)))[0] == text
         except psycopg.Error as exc:
             # 08P01: PostgreSQL's own error for a binary value shorter than its header says
             check_error(conn, exc, "int8vec binary input", [field], allowed=frozenset({"08P01"}))
@@ -476,7 +479,7 @@ def test_multibit_binary_input_survives_random_bytes(conn: psycopg.Connection) -
             text, binary = conn.execute("SELECT c::text, multibit_send(c) FROM wire").fetchone() or (None, None)
             if field is not None:
                 assert bytes(binary) == field
-                assert conn.execute("SELECT %s::multibit::text", (text,)).fetchone()[0] == text
+                assert one(conn.execute("SELECT %s::multibit::text", (text,)))[0] == text
         except psycopg.Error as exc:
             # 08P01: PostgreSQL's own error for a binary value shorter than its header says
             check_error(conn, exc, "multibit binary input", [field], allowed=frozenset({"08P01"}))
@@ -486,7 +489,7 @@ def test_multibit_binary_input_survives_random_bytes(conn: psycopg.Connection) -
     check()
 
 
-def test_search_survives_random_input_with_a_profile(migrated_dsn: str, conn: psycopg.Connection, tmp_path) -> None:
+def test_search_survives_random_input_with_a_profile(migrated_dsn: str, conn: psycopg.Connection, tmp_path: Path) -> None:
     """shrinkvec.search() past its catalog check: a profiled table, random queries, stages and sizes."""
     from click.testing import CliRunner
 

@@ -43,7 +43,7 @@ def literal(t: np.ndarray) -> str:
 def exact_tolerance(q: np.ndarray, d: np.ndarray) -> float:
     """float32 accumulation error bound of the C exact MaxSim, relative to the magnitudes summed."""
     mags = np.abs(q.astype(np.float64)) @ np.abs(d.astype(np.float64)).T
-    return 4e-6 * q.shape[1] ** 0.5 * float(mags.max(axis=1).sum()) + 1e-30
+    return float(4e-6 * q.shape[1] ** 0.5 * float(mags.max(axis=1).sum()) + 1e-30)
 
 
 dims_st = st.one_of(st.sampled_from(EDGE_DIMS), st.integers(1, 200))

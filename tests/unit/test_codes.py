@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -46,7 +47,7 @@ def test_binarize_batch_equals_rowwise() -> None:
         (([1.0, 2.0, 3.0], 2, [0.0] * 4), "center has 4 elements, expected 3 (the input's dimensions) or 2 (dims)"),
     ],
 )
-def test_binarize_errors(args: tuple, message: str) -> None:
+def test_binarize_errors(args: tuple[Any, ...], message: str) -> None:
     with pytest.raises(codes.CodeError) as err:
         codes.binarize(*args)
     assert str(err.value) == message

@@ -22,7 +22,7 @@ def kernels(tmp_path_factory: pytest.TempPathFactory) -> Kernels:
 
 
 def reference_hamming(codes: np.ndarray, query: np.ndarray) -> np.ndarray:
-    return np.unpackbits(codes ^ query, axis=1).sum(axis=1).astype(np.uint32)
+    return np.asarray(np.unpackbits(codes ^ query, axis=1).sum(axis=1), dtype=np.uint32)
 
 
 @settings(max_examples=60, deadline=None)
