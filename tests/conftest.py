@@ -111,8 +111,8 @@ class _Fetches(Protocol):
     def fetchone(self) -> tuple[Any, ...] | None: ...
 
 
-def one(cur: _Fetches) -> tuple[Any, ...]:
-    """The one row a query returns: `one(conn.execute(...))[0]`, failing the test when there is none
+def one_row(cur: _Fetches) -> tuple[Any, ...]:
+    """The one row a query returns: `one_row(conn.execute(...))[0]`, failing the test when there is none
     (and typed: `cur.fetchone()` is None when no row came)."""
     row = cur.fetchone()
     assert row is not None, "the query returned no row"
@@ -131,7 +131,7 @@ KERNEL_LEVELS = ["scalar", "avx2", "avx512"]
 def set_level(conn: psycopg.Connection, level: str) -> str:
     """Cap the kernels at `level`; returns the level in use (the CPU may lack it)."""
     conn.execute(psycopg.sql.SQL("SET shrinkvec.kernels = {}").format(psycopg.sql.Literal(level)))
-    return str(one(conn.execute("SELECT shrinkvec_kernels()"))[0])
+    return str(one_row(conn.execute("SELECT shrinkvec_kernels()"))[0])
 
 
 @pytest.fixture(params=KERNEL_LEVELS)

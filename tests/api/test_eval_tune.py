@@ -13,7 +13,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from conftest import one
+from conftest import one_row
 from shrinkvec import catalog, codes, configs, demo, metrics, query, tune
 from shrinkvec.evaluate import EvalError, Evaluator, read_queries, resolve_profile
 from shrinkvec.load import LoadOptions, load
@@ -106,11 +106,11 @@ def test_eval_recall_agrees_with_numpy(table: Path, migrated_dsn: str, data: dem
                 "SELECT id FROM demo ORDER BY embedding <=> %s LIMIT 10", (q,)).fetchall()] for q in qs]
             conn.execute("RESET shrinkvec.shortlist")
             assert r.recall == pytest.approx(np.mean([recall(g, t) for g, t in zip(got, truth)]), abs=1e-9)
-            size = one(conn.execute("SELECT size_bytes FROM shrinkvec_index_info(%s)", (name,)))[0]
+            size = one_row(conn.execute("SELECT size_bytes FROM shrinkvec_index_info(%s)", (name,)))[0]
             assert r.index_mb == pytest.approx(size / 2**20) and r.build_s is not None and r.build_s > 0
             assert r.bytes_per_row == pytest.approx(size / len(x))
         # the evaluator drops the indexes it built
-        assert one(conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'shrinkvec_eval%'"))[0] == 0
+        assert one_row(conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'shrinkvec_eval%'"))[0] == 0
 
 
 def test_eval_cli_json_plot_and_qrels(table: Path, migrated_dsn: str, data: demo.DemoData) -> None:
@@ -217,7 +217,7 @@ def test_tune_json_held_out_and_apply(table: Path, migrated_dsn: str, data: demo
     with psycopg.connect(migrated_dsn) as conn:
         p = catalog.find_profile(conn, "demo")
         assert p is not None
-        tuned = one(conn.execute("SELECT tuned FROM shrinkvec.profiles WHERE name = %s", (p.name,)))[0]
+        tuned = one_row(conn.execute("SELECT tuned FROM shrinkvec.profiles WHERE name = %s", (p.name,)))[0]
     assert p is not None and p.search_config == out["config"] and p.shortlist == spec.stages[0][1]
     assert tuned["target_recall"] == target and tuned["recall"] == out["recall"]
     sql_text = run("sql", "--table", "demo", "--dsn", migrated_dsn, cwd=table.parent).stdout

@@ -20,7 +20,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import NullPool
 
 import shrinkvec.alembic_ops  # noqa: F401  (registers the op helpers)
-from conftest import one, pairs
+from conftest import one_row, pairs
 from shrinkvec import alembic_ops, catalog, codes, query
 from shrinkvec.orm import bits_column, int8_column, prefix_column, two_stage
 
@@ -80,7 +80,7 @@ def test_alembic_helpers_add_backfill_index_and_downgrade_exactly(filled: np.nda
     enc = p.encode(filled)
     rows = conn.execute("SELECT id, bits::text, pfx::text FROM docs ORDER BY id").fetchall()
     assert all(r[1] == codes.bits_to_str(enc["bits"][r[0]], D) for r in rows)
-    assert one(conn.execute("SELECT count(*) FROM docs WHERE q8 IS NULL OR pfx IS NULL"))[0] == 0
+    assert one_row(conn.execute("SELECT count(*) FROM docs WHERE q8 IS NULL OR pfx IS NULL"))[0] == 0
     # shrinkvec indexes, as the README promises: on the vector column (the profile's cosine opclass) and on bits
     indexes = conn.execute(
         """SELECT am.amname, a.attname, o.opcname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
@@ -107,9 +107,9 @@ def test_alembic_helpers_add_backfill_index_and_downgrade_exactly(filled: np.nda
     cols = [r[0] for r in conn.execute(
         "SELECT attname FROM pg_attribute WHERE attrelid = 'docs'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum")]
     assert cols == ["id", "embedding", "category"]
-    assert one(conn.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'docs'::regclass"))[0] == 0
-    assert one(conn.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE 'shrinkvec_codes_%'"))[0] == 0
-    assert one(conn.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'docs'"))[0] == 1
+    assert one_row(conn.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'docs'::regclass"))[0] == 0
+    assert one_row(conn.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE 'shrinkvec_codes_%'"))[0] == 0
+    assert one_row(conn.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'docs'"))[0] == 1
     assert catalog.find_profile(conn, "docs") is None
 
 
@@ -123,8 +123,8 @@ def test_alembic_index_options_and_methods(filled: np.ndarray, migrated_dsn: str
            JOIN pg_am am ON am.oid = c.relam JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
            WHERE i.indrelid = 'docs'::regclass AND NOT i.indisprimary ORDER BY a.attname""").fetchall()
     assert got == [("shrinkvec", "embedding", ["lists=4"]), ("hnsw", "pfx", None)]
-    assert one(conn.execute("SELECT lists FROM shrinkvec_index_info(%s)",
-                        (one(conn.execute("SELECT indexrelid::regclass::text FROM pg_index i JOIN pg_class c ON "
+    assert one_row(conn.execute("SELECT lists FROM shrinkvec_index_info(%s)",
+                        (one_row(conn.execute("SELECT indexrelid::regclass::text FROM pg_index i JOIN pg_class c ON "
                                       "c.oid = i.indexrelid WHERE c.relam = (SELECT oid FROM pg_am WHERE amname = "
                                       "'shrinkvec')"))[0],)))[0] == 4
     with pytest.raises(ValueError, match="unknown shrinkvec index option 'probes'"):
@@ -228,6 +228,6 @@ def test_migrate_twice_downgrade_and_concurrently(dsn: str) -> None:
     assert catalog.migrate(dsn) == head
     catalog.downgrade(dsn, "base")
     with psycopg.connect(dsn) as c:
-        assert one(c.execute("SELECT to_regclass('shrinkvec.profiles')"))[0] is None
-        assert one(c.execute("SELECT to_regprocedure('shrinkvec.search(regclass,vector,integer,integer,text)')"))[0]
+        assert one_row(c.execute("SELECT to_regclass('shrinkvec.profiles')"))[0] is None
+        assert one_row(c.execute("SELECT to_regprocedure('shrinkvec.search(regclass,vector,integer,integer,text)')"))[0]
     assert catalog.migrate(dsn) == head

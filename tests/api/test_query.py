@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from conftest import one
+from conftest import one_row
 from shrinkvec import catalog, codes, query
 from shrinkvec.load import LoadOptions, load
 
@@ -100,7 +100,7 @@ def test_sql_function_without_catalog_says_to_migrate(conn: psycopg.Connection) 
 
 
 def test_sql_function_is_security_invoker_and_respects_rls(docs: np.ndarray, conn: psycopg.Connection) -> None:
-    prosecdef = one(conn.execute("SELECT prosecdef FROM pg_proc WHERE oid = 'shrinkvec.search'::regproc"))[0]
+    prosecdef = one_row(conn.execute("SELECT prosecdef FROM pg_proc WHERE oid = 'shrinkvec.search'::regproc"))[0]
     assert prosecdef is False
     role = f"reader_{uuid.uuid4().hex[:8]}"
     conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
@@ -212,7 +212,7 @@ def test_hostile_identifiers_cannot_inject(migrated_dsn: str, conn: psycopg.Conn
     # plain SQL writes still get codes (the trigger's body and WHEN quote everything)
     conn.execute(sql.SQL("INSERT INTO {} ({}, {}) VALUES (1000, %s)").format(
         sql.Identifier(schema, HOSTILE_TABLE), sql.Identifier("id"), sql.Identifier(HOSTILE_COLUMN)), (x[0],))
-    bits = one(conn.execute(sql.SQL("SELECT {}::text FROM {} WHERE id = 1000").format(
+    bits = one_row(conn.execute(sql.SQL("SELECT {}::text FROM {} WHERE id = 1000").format(
         sql.Identifier("b$1$x"), sql.Identifier(schema, HOSTILE_TABLE))))[0]
     assert bits == codes.bits_to_str(codes.binarize(x[0]), 16)
     for specs in (["bits"], ["bits", "prefix:8"]):
@@ -227,4 +227,4 @@ def test_hostile_identifiers_cannot_inject(migrated_dsn: str, conn: psycopg.Conn
     conn.execute(f"PREPARE s AS {res.stdout}")  # noqa: S608
     got = psycopg.ClientCursor(conn).execute("EXECUTE s (%s, 3, 300, 100)", (x[3],)).fetchall()
     assert got[0][0] == 3
-    assert one(conn.execute("SELECT to_regclass('victim') IS NOT NULL"))[0]
+    assert one_row(conn.execute("SELECT to_regclass('victim') IS NOT NULL"))[0]

@@ -11,7 +11,7 @@ import psutil
 import psycopg
 import pytest
 
-from conftest import one
+from conftest import one_row
 from shrinkvec import server
 
 
@@ -36,8 +36,8 @@ def test_server_lifecycle(server_root: Path) -> None:
         url = shrinkvec("server", "url", "--data-dir", str(data_dir)).stdout.strip()
         assert url == dsn
         with psycopg.connect(url) as conn:
-            assert one(conn.execute("SELECT current_setting('server_version_num')::int"))[0] >= 150000
-            assert one(conn.execute("SELECT count(*) FROM pg_available_extensions "
+            assert one_row(conn.execute("SELECT current_setting('server_version_num')::int"))[0] >= 150000
+            assert one_row(conn.execute("SELECT count(*) FROM pg_available_extensions "
                                 "WHERE name IN ('vector', 'shrinkvec')"))[0] == 2
         psql = server.bin_dir() / "psql"
         out = subprocess.run([str(psql), url, "-XAtc", "SELECT 40 + 2"], capture_output=True, text=True, timeout=60)

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import one
+from conftest import one_row
 from shrinkvec import catalog, codes, fitting, query, transforms
 from shrinkvec.adapt import AdaptError, AdaptOptions, Hooks, Method, adapt
 from shrinkvec.adaptor import AdaptorConfig, train
@@ -48,7 +48,7 @@ def random_transform(rng: np.random.Generator, d_in: int, d_out: int, hidden: in
 
 
 def sql_transform(conn: psycopg.Connection, v: np.ndarray, name: str) -> np.ndarray:
-    row = one(conn.execute("SELECT shrinkvec.transform_vector(%s, %s)::real[]", (v, name)))
+    row = one_row(conn.execute("SELECT shrinkvec.transform_vector(%s, %s)::real[]", (v, name)))
     return np.asarray(row[0], dtype=np.float32)
 
 
@@ -192,7 +192,7 @@ def test_adapt_codes_queries_and_new_rows_use_the_transform(migrated_dsn: str, c
     assert stored_vs_reference(conn) == (1200, 0)
     # the index on the code column was rebuilt on the new codes, under its old name: an index scan
     # returns the same Hamming order as a sequential scan
-    code = one(conn.execute("SELECT bits FROM t WHERE id = 7"))[0]
+    code = one_row(conn.execute("SELECT bits FROM t WHERE id = 7"))[0]
     scan = "SELECT id, bits <~> %(c)s FROM t ORDER BY bits <~> %(c)s, id LIMIT 20"
     conn.execute("SET enable_seqscan = off")
     plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + scan, {"c": code}).fetchall())
@@ -227,7 +227,7 @@ def test_adapt_codes_queries_and_new_rows_use_the_transform(migrated_dsn: str, c
     # a second adapt makes version 2; the first stays stored
     r2 = adapt(migrated_dsn, AdaptOptions(table="t", method="center", sample=500, statistic="median"))
     assert ":v2:" in r2.transform and r2.sample == 500
-    assert one(conn.execute("SELECT count(*) FROM shrinkvec.transforms"))[0] == 2
+    assert one_row(conn.execute("SELECT count(*) FROM shrinkvec.transforms"))[0] == 2
     assert stored_vs_reference(conn)[1] == 0
 
 
@@ -260,7 +260,7 @@ def test_interrupted_reencode_keeps_old_codes_and_resumes(migrated_dsn: str, con
     p = catalog.find_profile(conn, "t")
     assert p is not None and p.transform is None  # not switched: the codes are the old ones, all consistent
     assert stored_vs_reference(conn) == (1200, 0)
-    assert one(conn.execute("SELECT rows_done FROM shrinkvec.reencodes"))[0] == 200
+    assert one_row(conn.execute("SELECT rows_done FROM shrinkvec.reencodes"))[0] == 200
     # writes while a re-encode is pending get both the old and the new codes
     conn.execute("INSERT INTO t (id, embedding) VALUES (7000, %s)", (embeddings(1, seed=3)[0],))
     with pytest.raises(AdaptError, match=r"re-encode .* \(pca\) is unfinished: rerun with --method pca"):
@@ -268,7 +268,7 @@ def test_interrupted_reencode_keeps_old_codes_and_resumes(migrated_dsn: str, con
     r = adapt(migrated_dsn, AdaptOptions(table="t", method="pca", batch_size=100))
     assert r.resumed and r.rows == 1000
     assert stored_vs_reference(conn) == (1201, 0)
-    assert one(conn.execute("SELECT count(*) FROM shrinkvec.reencodes"))[0] == 0
+    assert one_row(conn.execute("SELECT count(*) FROM shrinkvec.reencodes"))[0] == 0
     cols = {row[0] for row in conn.execute("SELECT attname FROM pg_attribute WHERE attrelid = 't'::regclass "
                                            "AND attnum > 0 AND NOT attisdropped").fetchall()}
     assert cols == {"id", "embedding", "bits", "prefix16", "int8"}
@@ -286,7 +286,7 @@ def test_kill_9_during_reencode_then_rerun(migrated_dsn: str, conn: psycopg.Conn
     )
     proc = subprocess.run([sys.executable, "-c", script, migrated_dsn], capture_output=True, text=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    assert one(conn.execute("SELECT rows_done FROM shrinkvec.reencodes"))[0] == 300
+    assert one_row(conn.execute("SELECT rows_done FROM shrinkvec.reencodes"))[0] == 300
     assert stored_vs_reference(conn) == (1200, 0)
     out = subprocess.run([*SV, "adapt", "--table", "t", "--method", "pca", "--quiet", "--dsn", migrated_dsn],
                          capture_output=True, text=True, timeout=120)

@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from conftest import one, own_cluster_only
+from conftest import one_row, own_cluster_only
 from shrinkvec import codes
 
 OPS = {"l2": ("<->", "vector_l2_ops"), "ip": ("<#>", "vector_ip_ops"), "cosine": ("<=>", "vector_cosine_ops")}
@@ -156,7 +156,7 @@ def test_extreme_rows_build_insert_vacuum_and_scan(xconn: psycopg.Connection, me
     xconn.execute("ALTER TABLE t SET (autovacuum_enabled = off)")
     fill(xconn, normal + extreme_rows(rng, DIMS))
     xconn.execute(f"CREATE INDEX t_v ON t USING shrinkvec (v {OPS[metric][1]}) WITH ({LAYOUTS[layout]})")
-    lists = int(one(xconn.execute("SELECT lists FROM shrinkvec_index_info('t_v')"))[0])
+    lists = int(one_row(xconn.execute("SELECT lists FROM shrinkvec_index_info('t_v')"))[0])
     xconn.execute(f"SET shrinkvec.probes = {lists}")
     # inserts after the build: the nearest list of an extreme row (coarse level at 64 lists)
     fill(xconn, extreme_rows(rng, DIMS) + rng.standard_normal((40, DIMS)).tolist(), start=10000)
@@ -268,7 +268,7 @@ def test_maxsim_is_not_stale_inside_plpgsql(conn: psycopg.Connection) -> None:
     assert len(set(want)) == 3
     for fn, arg in (("w", mb), ("wb", bits)):
         with conn.transaction():
-            got = [one(conn.execute(f"SELECT {fn}(%s::vector[], %s)", (lit, arg)))[0]
+            got = [one_row(conn.execute(f"SELECT {fn}(%s::vector[], %s)", (lit, arg)))[0]
                    for lit in lits]
         assert got == pytest.approx(want, rel=1e-6), fn
         one = conn.execute(f"SELECT {fn}(q::vector[], %s) FROM unnest(%s::text[]) WITH ORDINALITY AS u(q, k) "

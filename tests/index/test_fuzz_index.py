@@ -18,7 +18,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from conftest import one, own_cluster_only
+from conftest import one_row, own_cluster_only
 
 # every test here is slow (80 seeded rounds on a throwaway server): make test-fast skips them
 pytestmark = pytest.mark.slow
@@ -114,7 +114,7 @@ def test_fuzz_index_over_extreme_values(xconn: psycopg.Connection, seed: int) ->
         fill(xconn, [row(rng, dims, extreme_share) for _ in range(int(rng.integers(1, 30)))], 100000)
     check = xconn.execute("SELECT missing, duplicated, dangling, ok FROM shrinkvec_index_check('t_v')").fetchone()
     assert check == (0, 0, 0, True), (what, check)
-    lists = int(one(xconn.execute("SELECT lists FROM shrinkvec_index_info('t_v')"))[0])
+    lists = int(one_row(xconn.execute("SELECT lists FROM shrinkvec_index_info('t_v')"))[0])
 
     queries = [rows[int(rng.integers(0, n))], row(rng, dims, 1.0), row(rng, dims, 1.0), row(rng, dims, 0.0)]
     for q in queries:

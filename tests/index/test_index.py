@@ -17,7 +17,7 @@ from pgvector import HalfVector
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
-from conftest import one
+from conftest import one_row
 from shrinkvec import codes, demo
 
 K = 10
@@ -151,9 +151,9 @@ def test_inserts_vacuum_and_check(conn: psycopg.Connection, data: demo.DemoData)
         for i in range(1000, 3000):
             copy.write_row((i, data.docs[i]))
     for ix in ("iv", "ib"):
-        check = one(conn.execute("SELECT live_rows, index_entries, ok FROM shrinkvec_index_check(%s)", (ix,)))
+        check = one_row(conn.execute("SELECT live_rows, index_entries, ok FROM shrinkvec_index_check(%s)", (ix,)))
         assert check[0] == 3000 and check[2], (ix, check)
-    pages_before = one(conn.execute("SELECT pages FROM shrinkvec_index_info('iv')"))[0]
+    pages_before = one_row(conn.execute("SELECT pages FROM shrinkvec_index_info('iv')"))[0]
     conn.execute("DELETE FROM docs WHERE id % 2 = 0")
     dirty = conn.execute("SELECT live_rows, index_entries, missing, duplicated, dangling, ok "
                          "FROM shrinkvec_index_check('iv')").fetchone()
@@ -169,9 +169,9 @@ def test_inserts_vacuum_and_check(conn: psycopg.Connection, data: demo.DemoData)
         copy.set_types(["int4", "vector"])
         for i in range(3000, 4000):
             copy.write_row((i, data.docs[i]))
-    pages_after = one(conn.execute("SELECT pages FROM shrinkvec_index_info('iv')"))[0]
+    pages_after = one_row(conn.execute("SELECT pages FROM shrinkvec_index_info('iv')"))[0]
     assert pages_after <= pages_before + 4  # at most one new page per list
-    assert one(conn.execute("SELECT ok FROM shrinkvec_index_check('iv')"))[0]
+    assert one_row(conn.execute("SELECT ok FROM shrinkvec_index_check('iv')"))[0]
     # the search sees the new rows and never the deleted ones
     q = data.docs[3500]
     rows = knn(conn, q, "<=>")
@@ -247,7 +247,7 @@ def test_query_errors_and_empty_tables(conn: psycopg.Connection) -> None:
         conn.execute("SELECT id FROM e ORDER BY b <^> '101010101' LIMIT 5").fetchall()
     with pytest.raises(psycopg.errors.DataException, match="expected 3 dimensions, not 2"):
         conn.execute("INSERT INTO e (v) VALUES ('[1,2]'::vector)")
-    assert one(conn.execute("SELECT ok FROM shrinkvec_index_check('e_v_idx')"))[0]
+    assert one_row(conn.execute("SELECT ok FROM shrinkvec_index_check('e_v_idx')"))[0]
 
 
 def test_unlogged_table_and_reindex(conn: psycopg.Connection, data: demo.DemoData) -> None:
@@ -257,7 +257,7 @@ def test_unlogged_table_and_reindex(conn: psycopg.Connection, data: demo.DemoDat
         copy.set_types(["int4", "vector"])
         for i in range(500):
             copy.write_row((i, data.docs[i]))
-    assert one(conn.execute("SELECT ok FROM shrinkvec_index_check('ui')"))[0]
+    assert one_row(conn.execute("SELECT ok FROM shrinkvec_index_check('ui')"))[0]
     conn.execute("REINDEX INDEX ui")
     assert conn.execute("SELECT entries, build_rows FROM shrinkvec_index_info('ui')").fetchone() == (500, 500)
     rows = knn(conn, data.docs[7], "<=>", table="u")
@@ -321,7 +321,7 @@ def test_long_codes_use_the_row_major_layout(conn: psycopg.Connection) -> None:
     load_docs(conn, docs)
     conn.execute("CREATE INDEX ix ON docs USING shrinkvec (embedding vector_cosine_ops)")
     conn.execute("CREATE INDEX ib ON docs USING shrinkvec (bits bit_hamming_ops)")
-    assert one(conn.execute("SELECT entries_per_page FROM shrinkvec_index_info('ix')"))[0] < 32
+    assert one_row(conn.execute("SELECT entries_per_page FROM shrinkvec_index_info('ix')"))[0] < 32
     conn.execute("SET shrinkvec.shortlist = 300")
     q = docs[7] + 0.1 * rng.standard_normal(2000).astype(np.float32)
     rows = knn(conn, q, "<=>", k=10)
@@ -339,7 +339,7 @@ def test_old_index_format_is_refused_with_a_reindex_hint(conn: psycopg.Connectio
 
     The page is rewritten on disk in a scratch database that then serves as the file-level template of
     another (CREATE DATABASE ... STRATEGY FILE_COPY copies the files, so the copy reads the changed page)."""
-    datadir = Path(one(conn.execute("SHOW data_directory"))[0])
+    datadir = Path(one_row(conn.execute("SHOW data_directory"))[0])
     if not os.access(datadir, os.W_OK):
         pytest.skip("the server's data directory is not writable from the tests")
     info = conn.info
@@ -357,7 +357,7 @@ def test_old_index_format_is_refused_with_a_reindex_hint(conn: psycopg.Connectio
             register_vector(c)
             load_docs(c, data.docs[:200])
             c.execute("CREATE INDEX ix ON docs USING shrinkvec (embedding vector_cosine_ops)")
-            path = datadir / one(c.execute("SELECT pg_relation_filepath('ix')"))[0]
+            path = datadir / one_row(c.execute("SELECT pg_relation_filepath('ix')"))[0]
             c.execute("CHECKPOINT")
         with open(path, "r+b") as f:  # meta page: header (24 bytes), then magic, version
             f.seek(28)
@@ -388,12 +388,12 @@ def test_default_lists_follow_the_row_count(conn: psycopg.Connection) -> None:
     load_docs(conn, rng.standard_normal((22_500, 16)).astype(np.float32))
     conn.execute("CREATE INDEX iv ON docs USING shrinkvec (embedding vector_cosine_ops)")
     conn.execute("CREATE INDEX ib ON docs USING shrinkvec (bits)")
-    assert one(conn.execute("SELECT lists FROM shrinkvec_index_info('iv')"))[0] == 150
-    assert one(conn.execute("SELECT lists FROM shrinkvec_index_info('ib')"))[0] == 1
-    assert one(conn.execute("SHOW shrinkvec.probes"))[0] == "0"
+    assert one_row(conn.execute("SELECT lists FROM shrinkvec_index_info('iv')"))[0] == 150
+    assert one_row(conn.execute("SELECT lists FROM shrinkvec_index_info('ib')"))[0] == 1
+    assert one_row(conn.execute("SHOW shrinkvec.probes"))[0] == "0"
     conn.execute("DELETE FROM docs WHERE id >= 20000")
     conn.execute("REINDEX INDEX iv")
-    assert one(conn.execute("SELECT lists FROM shrinkvec_index_info('iv')"))[0] == 1
+    assert one_row(conn.execute("SELECT lists FROM shrinkvec_index_info('iv')"))[0] == 1
 
 
 def test_truncate_of_an_ivf_index_says_what_to_do(conn: psycopg.Connection, data: demo.DemoData) -> None:

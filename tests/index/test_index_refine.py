@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pgvector.psycopg import register_vector
 
-from conftest import one
+from conftest import one_row
 from shrinkvec import codes, demo
 
 
@@ -77,21 +77,21 @@ def test_inserts_and_vacuum_keep_refine_codes(conn: psycopg.Connection) -> None:
     assert check_entries(conn, "ri", rows, 8, 96) == 3000
     conn.execute("DELETE FROM r WHERE id % 3 = 0 OR (id > 2500 AND id % 2 = 0)")
     conn.execute("VACUUM r")
-    live = one(conn.execute("SELECT count(*) FROM r"))[0]
+    live = one_row(conn.execute("SELECT count(*) FROM r"))[0]
     assert check_entries(conn, "ri", rows, 8, 96) == live
     assert conn.execute("SELECT ok FROM shrinkvec_index_check('ri')").fetchone() == (True,)
     # inserts after the vacuum fill the holes: their refine slots are overwritten with their codes
     with conn.cursor() as cur:
         cur.executemany("INSERT INTO r VALUES (%s, %s)", [(i, x[i]) for i in range(0, 600, 3)])
     assert check_entries(conn, "ri", rows, 8, 96) == live + 200
-    info = one(conn.execute("SELECT refine_bits, refine_pages, entries FROM shrinkvec_index_info('ri')"))
+    info = one_row(conn.execute("SELECT refine_bits, refine_pages, entries FROM shrinkvec_index_info('ri')"))
     assert info[0] == 8 and info[1] > 0 and info[2] == live + 200
 
 
 def heap_buffers(conn: psycopg.Connection, q: np.ndarray) -> tuple[list[int], int]:
     """The ids of the top 10 and the shared buffers the index scan touched (EXPLAIN ANALYZE, BUFFERS)."""
     ids = [r[0] for r in conn.execute("SELECT id FROM r ORDER BY v <=> %s LIMIT 10", (q,))]
-    plan = one(conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT id FROM r ORDER BY v <=> %s LIMIT 10",
+    plan = one_row(conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT id FROM r ORDER BY v <=> %s LIMIT 10",
                         (q,)))[0][0]["Plan"]
     assert plan["Plans"][0]["Index Name"] == "ri"
     return ids, plan["Shared Hit Blocks"] + plan["Shared Read Blocks"]

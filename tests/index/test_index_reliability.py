@@ -26,7 +26,7 @@ import psycopg
 import pytest
 from pgvector.psycopg import register_vector
 
-from conftest import one
+from conftest import one_row
 from shrinkvec import demo
 from shrinkvec.server import ServerInfo
 
@@ -77,7 +77,7 @@ def own_server(data_dir: Path) -> Iterator[ServerInfo]:
 
 
 def check(conn: psycopg.Connection, name: str) -> tuple[int, int, int, int, int, bool]:
-    live, entries, missing, duplicated, dangling, ok = one(conn.execute(
+    live, entries, missing, duplicated, dangling, ok = one_row(conn.execute(
         "SELECT live_rows, index_entries, missing, duplicated, dangling, ok FROM shrinkvec_index_check(%s)", (name,)))
     return int(live), int(entries), int(missing), int(duplicated), int(dangling), bool(ok)
 
@@ -115,7 +115,7 @@ def wait_until_running(dsn: str, prefix: str, timeout: float = 30) -> None:
     with psycopg.connect(dsn, autocommit=True) as c:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if one(c.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE %s",
+            if one_row(c.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE %s",
                          (prefix + "%",)))[0]:
                 return
             time.sleep(0.01)
@@ -196,14 +196,14 @@ def test_kill_9_during_inserts_then_recovery(server_root: Path, round_: int) -> 
             # the recovered index answers: each row's own vector finds it first
             conn.execute("SET enable_seqscan = off")
             for i in acked[-5:]:
-                top = one(conn.execute("SELECT embedding <=> %s FROM crash ORDER BY embedding <=> %s LIMIT 1",
+                top = one_row(conn.execute("SELECT embedding <=> %s FROM crash ORDER BY embedding <=> %s LIMIT 1",
                                    (data.docs[i % 4000], data.docs[i % 4000])))
                 assert top[0] < 1e-6
             # and keeps working after recovery
             conn.execute("INSERT INTO crash (id, embedding) VALUES (%s, %s)", (10_000_000, data.docs[3999]))
             conn.execute("VACUUM (INDEX_CLEANUP ON) crash")
             for name in INDEXES:
-                assert one(conn.execute("SELECT ok FROM shrinkvec_index_check(%s)", (name,)))[0]
+                assert one_row(conn.execute("SELECT ok FROM shrinkvec_index_check(%s)", (name,)))[0]
     finally:
         server.stop(data_dir)
 
@@ -311,12 +311,12 @@ def test_standby_replays_the_index(server_root: Path) -> None:
                 conn.execute("VACUUM (INDEX_CLEANUP ON) r")
                 for i in range(3000, 3200):
                     conn.execute("INSERT INTO r (id, embedding) VALUES (%s, %s)", (i, data.docs[i]))
-                lsn = one(conn.execute("SELECT pg_current_wal_lsn()"))[0]
+                lsn = one_row(conn.execute("SELECT pg_current_wal_lsn()"))[0]
                 with psycopg.connect(standby_dsn, autocommit=True) as sb:
                     register_vector(sb)
                     assert sb.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
                     deadline = time.monotonic() + 60
-                    while one(sb.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)))[0] is not True:
+                    while one_row(sb.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)))[0] is not True:
                         assert time.monotonic() < deadline, "the standby did not catch up"
                         time.sleep(0.1)
                     for name in INDEXES:
@@ -397,7 +397,7 @@ def test_writers_and_readers_together(conn: psycopg.Connection, dsn: str) -> Non
                         ids = [x[0] for x in rows]
                         assert len(ids) == 10 and len(set(ids)) == 10
                         # the same snapshot without the index: every returned row is live, none is missed
-                        live = one(c.execute("SELECT count(*) FROM busy WHERE id = ANY(%s)", (ids,)))[0]
+                        live = one_row(c.execute("SELECT count(*) FROM busy WHERE id = ANY(%s)", (ids,)))[0]
                         assert live == 10
                     done["queries"] += 1
         except BaseException as exc:
@@ -413,7 +413,7 @@ def test_writers_and_readers_together(conn: psycopg.Connection, dsn: str) -> Non
     assert done["queries"] > 20 and done["writes"] > 100, done
     conn.execute("VACUUM (INDEX_CLEANUP ON) busy")
     expected = 1000 + sum(map(len, inserted)) - sum(map(len, deleted))
-    assert one(conn.execute("SELECT count(*) FROM busy"))[0] == expected
+    assert one_row(conn.execute("SELECT count(*) FROM busy"))[0] == expected
     for name in ("busy_v", "busy_b"):
         row = check(conn, name)
         assert row == (expected, expected, 0, 0, 0, True), (name, row)

@@ -17,7 +17,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from conftest import one
+from conftest import one_row
 from shrinkvec import catalog, codes
 from shrinkvec.load import LoadOptions, load
 
@@ -109,7 +109,7 @@ def test_jsonl_rejects_every_kind_and_keeps_valid_rows(migrated_dsn: str, conn: 
     assert reasons[16].startswith("bad id")
     ids = [row[0] for row in conn.execute("SELECT id FROM t ORDER BY id")]
     assert ids == sorted(set(range(20)) - set(bad))
-    title, emb = one(conn.execute("SELECT payload->>'title', embedding FROM t WHERE id = 5"))
+    title, emb = one_row(conn.execute("SELECT payload->>'title', embedding FROM t WHERE id = 5"))
     assert title == "doc 5"
     np.testing.assert_array_equal(np.asarray(emb.to_numpy()), x[5])  # first occurrence kept
 
@@ -129,7 +129,7 @@ def test_parquet_payload_and_rejects(migrated_dsn: str, conn: psycopg.Connection
     assert (r.loaded, r.rejected) == (47, 3)
     reasons = {json.loads(s)["position"]: json.loads(s)["reason"] for s in (tmp_path / "r.jsonl").read_text().splitlines()}
     assert reasons == {7: "wrong dimension: expected 12 dimensions, got 5", 9: "missing embedding", 11: "missing id"}
-    row = one(conn.execute("SELECT title, score, bits8::text, prefix4::text FROM pq WHERE id = 1020"))
+    row = one_row(conn.execute("SELECT title, score, bits8::text, prefix4::text FROM pq WHERE id = 1020"))
     assert row[:2] == ("t20", 10.0)
     assert row[2] == codes.bits_to_str(codes.binarize(x[20], 8), 8)
     np.testing.assert_array_equal(np.array(json.loads(row[3]), dtype=np.float32), x[20][:4])
@@ -145,8 +145,8 @@ def test_rerun_is_a_no_op_and_duplicates_from_another_file_are_rejected(migrated
     np.save(tmp_path / "b.npy", rand(40, 8, seed=1))  # ids 0..39: 0..29 exist
     r = load(migrated_dsn, tmp_path / "b.npy", LoadOptions(table="t", batch_size=7, reject_file=tmp_path / "r.jsonl"))
     assert (r.loaded, r.rejected) == (10, 30)
-    assert one(conn.execute("SELECT count(*) FROM t"))[0] == 40
-    stored = np.asarray(one(conn.execute("SELECT embedding FROM t WHERE id = 3"))[0].to_numpy())
+    assert one_row(conn.execute("SELECT count(*) FROM t"))[0] == 40
+    stored = np.asarray(one_row(conn.execute("SELECT embedding FROM t WHERE id = 3"))[0].to_numpy())
     np.testing.assert_array_equal(stored, x[3])  # the first file's row stays
 
 
@@ -200,7 +200,7 @@ def test_kill_9_midway_then_rerun_loads_every_row_exactly_once(migrated_dsn: str
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert 0 < done < n, "the load was not caught midway"
-    loaded_before = one(conn.execute("SELECT count(*) FROM t"))[0]
+    loaded_before = one_row(conn.execute("SELECT count(*) FROM t"))[0]
     assert 0 < loaded_before < n - len(bad_positions)
 
     res = subprocess.run([*SV, *args, "--dsn", migrated_dsn], cwd=tmp_path, capture_output=True, text=True, timeout=120)
@@ -252,7 +252,7 @@ def test_load_into_existing_pgvector_table_adds_codes_and_backfills(migrated_dsn
     enc = p.encode(both)
     got: dict[int, str] = dict(conn.execute("SELECT id, bits::text FROM mine").fetchall())
     assert got == {i: codes.bits_to_str(enc["bits"][j], 16) for j, i in enumerate(ids)}
-    assert one(conn.execute("SELECT count(*) FROM mine WHERE prefix4 IS NULL OR note <> 'x'"))[0] == 0
+    assert one_row(conn.execute("SELECT count(*) FROM mine WHERE prefix4 IS NULL OR note <> 'x'"))[0] == 0
 
     conn.execute("CREATE TABLE other (id integer PRIMARY KEY, embedding vector(16))")
     res = subprocess.run([*SV, "load", "n.npy", "--table", "other", "--quiet", "--restart", "--dsn", migrated_dsn],
@@ -299,8 +299,8 @@ def test_rejects_in_a_missing_directory_fails_before_anything_is_created(migrate
     assert res.returncode == 1
     assert _one_error_line(res) == (f"error: cannot write the reject file nodir/r.jsonl: directory {tmp_path / 'nodir'} "
                                     "does not exist")
-    assert one(conn.execute("SELECT to_regclass('public.t')"))[0] is None  # no empty table left behind
-    assert one(conn.execute("SELECT count(*) FROM shrinkvec.loads"))[0] == 0
+    assert one_row(conn.execute("SELECT to_regclass('public.t')"))[0] is None  # no empty table left behind
+    assert one_row(conn.execute("SELECT count(*) FROM shrinkvec.loads"))[0] == 0
     assert catalog.find_profile(conn, "t") is None
 
 
@@ -324,7 +324,7 @@ def test_corrupt_and_truncated_gzip_are_one_line_errors(migrated_dsn: str, conn:
     res = _cli("load", "short.jsonl.gz", "--table", "s", "--quiet", dsn=migrated_dsn, cwd=tmp_path)
     assert res.returncode == 1
     assert _one_error_line(res).startswith("error: short.jsonl.gz: the compressed data ends after line ")
-    assert one(conn.execute("SELECT to_regclass('public.s')"))[0] is None  # nothing loaded, no table
+    assert one_row(conn.execute("SELECT to_regclass('public.s')"))[0] is None  # nothing loaded, no table
 
     res = _cli("load", "cut.jsonl.gz", "--table", "u", "--batch-size", "500", "--quiet", dsn=migrated_dsn, cwd=tmp_path)
     assert res.returncode == 1
@@ -334,7 +334,7 @@ def test_corrupt_and_truncated_gzip_are_one_line_errors(migrated_dsn: str, conn:
     assert m is not None, err
     last_line, rows, stop = map(int, m.groups())
     assert rows == stop == last_line // 500 * 500 > 0
-    assert one(conn.execute("SELECT count(*) FROM u"))[0] == rows  # the whole batches before the cut
+    assert one_row(conn.execute("SELECT count(*) FROM u"))[0] == rows  # the whole batches before the cut
 
 
 def test_payload_with_nul_or_lone_surrogate_is_rejected_and_the_rest_loads(migrated_dsn: str, conn: psycopg.Connection,
@@ -409,7 +409,7 @@ def test_new_table_width_is_the_most_common_not_the_first_line(migrated_dsn: str
                                  "21 embeddings (20; 1 of width 2: rows of other widths are rejected"), res.stdout
     p = catalog.find_profile(conn, "t")
     assert p is not None and p.dims == 8
-    assert one(conn.execute("SELECT count(*) FROM t"))[0] == 20
+    assert one_row(conn.execute("SELECT count(*) FROM t"))[0] == 20
     reject = json.loads((tmp_path / "w.jsonl.t.rejects.jsonl").read_text())
     assert reject == {"table": "public.t", "position": 0, "id": 100,
                       "reason": "wrong dimension: expected 8 dimensions, got 2"}
@@ -436,7 +436,7 @@ def test_second_npy_without_ids_collides_and_says_so(migrated_dsn: str, conn: ps
     np.save(tmp_path / "ids.npy", np.arange(100, 120, dtype=np.int64))
     res = _cli("load", "b.npy", "--ids", "ids.npy", "--table", "t", "--restart", "--quiet", dsn=migrated_dsn, cwd=tmp_path)
     assert res.returncode == 0 and "loaded 20 rows" in res.stdout, res.stderr
-    assert one(conn.execute("SELECT count(*) FROM t"))[0] == 40
+    assert one_row(conn.execute("SELECT count(*) FROM t"))[0] == 40
 
 
 def test_reject_files_are_per_table_and_say_their_table(migrated_dsn: str, tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ import pytest
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
-from conftest import TRAP_FUNCTION, one, role_dsn
+from conftest import TRAP_FUNCTION, one_row, role_dsn
 from shrinkvec import adapt, catalog, codes, demo, evaluate, query, transforms, tune
 from shrinkvec.load import LoadOptions, load
 
@@ -157,7 +157,7 @@ def test_planted_operators_never_run_as_another_role(roles: dict[str, str], tmp_
         # the traps are live: an unqualified text comparison under this search_path does call one
         admin.execute("SET search_path = public, pg_catalog")
         admin.execute("SELECT 'a'::text = 'a'::text")
-        assert one(admin.execute("SELECT count(*) FROM public.pwned WHERE trap = 'text ='"))[0] > 0
+        assert one_row(admin.execute("SELECT count(*) FROM public.pwned WHERE trap = 'text ='"))[0] > 0
         admin.execute(sql.SQL("ALTER ROLE {} NOSUPERUSER").format(sql.Identifier(mallory)))
 
 

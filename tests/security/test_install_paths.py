@@ -24,7 +24,7 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from conftest import TRAP_FUNCTION, one, role_dsn, throwaway_cluster
+from conftest import TRAP_FUNCTION, one_row, role_dsn, throwaway_cluster
 from shrinkvec import catalog, demo
 from shrinkvec.load import LoadOptions, load
 
@@ -222,7 +222,7 @@ def test_a_planted_cast_on_the_id_column_is_refused(attack_db: AttackDb) -> None
     assert_not_pwned(db)
     with connect(db.admin) as a:
         assert a.execute("SELECT relrowsecurity FROM pg_class WHERE oid = 'public.secret'::regclass").fetchone() == (True,)
-        assert not one(a.execute("SELECT has_table_privilege(%s, 'public.secret', 'SELECT')", (db.mallory_role,)))[0]
+        assert not one_row(a.execute("SELECT has_table_privilege(%s, 'public.secret', 'SELECT')", (db.mallory_role,)))[0]
 
 
 @pytest.mark.parametrize(("column", "ddl", "message"), [
@@ -308,7 +308,7 @@ def test_a_look_alike_vector_type_is_never_bound(own_server: str) -> None:
         su.execute("CREATE ROLE mallory LOGIN")
         su.execute("GRANT CREATE ON DATABASE attack TO mallory")
         su.execute("CREATE EXTENSION vector")
-        version = int(one(su.execute("SHOW server_version_num"))[0])
+        version = int(one_row(su.execute("SHOW server_version_num"))[0])
     with psycopg.connect(role_dsn(own_server, "mallory"), autocommit=True) as m:
         m.execute("CREATE SCHEMA sv")
         m.execute("CREATE DOMAIN sv.vector AS bytea")

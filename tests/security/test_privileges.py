@@ -19,7 +19,7 @@ import pytest
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
-from conftest import one, role_dsn
+from conftest import one_row, role_dsn
 from shrinkvec import catalog, demo, query
 from shrinkvec.load import LoadOptions, load
 
@@ -80,7 +80,7 @@ def test_only_the_owner_changes_a_profile(roles: dict[str, str], tmp_path: Path,
     np.save(tmp_path / "d.npy", data.docs[:100])
     load(roles["alice_dsn"], tmp_path / "d.npy", LoadOptions(table="docs", schema=alice, profile="bits,int8",
                                                              reject_file=tmp_path / "r.jsonl"))
-    name = one(conn.execute("SELECT name FROM shrinkvec.profiles WHERE table_schema = %s", (alice,)))[0]
+    name = one_row(conn.execute("SELECT name FROM shrinkvec.profiles WHERE table_schema = %s", (alice,)))[0]
     before = conn.execute("SELECT p::text FROM shrinkvec.profiles p WHERE name = %s", (name,)).fetchone()
     codes_before = conn.execute("SELECT count(*) FROM shrinkvec.codes WHERE profile = %s", (name,)).fetchone()
 

@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
-from conftest import one
+from conftest import one_row
 
 SOAK = int(os.environ.get("SHRINKVEC_FUZZ_EXAMPLES", "0"))
 FUZZ = settings(
@@ -432,7 +432,7 @@ def test_int8vec_binary_input_survives_random_bytes(conn: psycopg.Connection) ->
             # what was accepted reads back in both forms and round-trips
             text, binary = conn.execute("SELECT c::text, int8vec_send(c) FROM wire").fetchone() or (None, None)
             if field is not None:
-                assert binary is not None and one(conn.execute("SELECT %s::int8vec::text", (text,)))[0] == text
+                assert binary is not None and one_row(conn.execute("SELECT %s::int8vec::text", (text,)))[0] == text
         except psycopg.Error as exc:
             # 08P01: PostgreSQL's own error for a binary value shorter than its header says
             check_error(conn, exc, "int8vec binary input", [field], allowed=frozenset({"08P01"}))
@@ -479,7 +479,7 @@ def test_multibit_binary_input_survives_random_bytes(conn: psycopg.Connection) -
             text, binary = conn.execute("SELECT c::text, multibit_send(c) FROM wire").fetchone() or (None, None)
             if field is not None:
                 assert bytes(binary) == field
-                assert one(conn.execute("SELECT %s::multibit::text", (text,)))[0] == text
+                assert one_row(conn.execute("SELECT %s::multibit::text", (text,)))[0] == text
         except psycopg.Error as exc:
             # 08P01: PostgreSQL's own error for a binary value shorter than its header says
             check_error(conn, exc, "multibit binary input", [field], allowed=frozenset({"08P01"}))

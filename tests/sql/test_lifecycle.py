@@ -23,7 +23,7 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from conftest import TESTS, one, pg_tool
+from conftest import TESTS, one_row, pg_tool
 from shrinkvec import catalog, codes, demo, query
 from shrinkvec.load import LoadOptions, load
 
@@ -130,7 +130,7 @@ def test_dump_and_restore(migrated_dsn: str, conn: psycopg.Connection, tmp_path:
         p = catalog.find_profile(r, "kept")
         assert p is not None
         want = p.encode(data.docs[500][None, :])
-        bits, prefix = one(r.execute("SELECT bits::text, prefix32 FROM kept WHERE id = 9000"))
+        bits, prefix = one_row(r.execute("SELECT bits::text, prefix32 FROM kept WHERE id = 9000"))
         assert bits == codes.bits_to_str(want["bits"][0], 384)
         np.testing.assert_array_equal(prefix.to_numpy(), want["prefix32"][0])
         # the catalog still ties rows to the restored table
@@ -167,7 +167,7 @@ def test_introspection_of_a_partitioned_index(conn: psycopg.Connection) -> None:
     for fn in ("shrinkvec_index_info", "shrinkvec_index_entries", "shrinkvec_index_check"):
         with pytest.raises(psycopg.errors.FeatureNotSupported, match=f"{fn} cannot inspect partitioned index"):
             conn.execute(sql.SQL("SELECT * FROM {}('parts_b')").format(sql.Identifier(fn)))
-    part = one(conn.execute("SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'parts_1'::regclass"
+    part = one_row(conn.execute("SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'parts_1'::regclass"
                         ))[0]
     assert conn.execute("SELECT live_rows, ok FROM shrinkvec_index_check(%s::regclass)", (part,)).fetchone() == (100, True)
 
@@ -191,7 +191,7 @@ OLD_VERSIONS = TESTS / "old_versions"
 def old_install_scripts(conn: psycopg.Connection) -> Iterator[Path]:
     """The install scripts of released versions, put beside the current one for the test only: they are not
     shipped (no role may CREATE EXTENSION an old, weaker version), but an old install must still update."""
-    sharedir = Path(str(one(conn.execute("SELECT setting FROM pg_config WHERE name = 'SHAREDIR'"))[0]))
+    sharedir = Path(str(one_row(conn.execute("SELECT setting FROM pg_config WHERE name = 'SHAREDIR'"))[0]))
     ext = sharedir / "extension"
     if not os.access(ext, os.W_OK):
         pytest.skip(f"{ext} is not writable: cannot install the old versions' scripts")

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pgvector import HalfVector
 
-from conftest import one
+from conftest import one_row
 from shrinkvec import codes
 
 EDGE_DIMS = [1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 511, 512, 513, 2000, 16000]
@@ -52,7 +52,7 @@ def test_binarize_equals_reference(level_conn: psycopg.Connection, dim: int, see
     v = random_vector(dim, seed, kind)
     dims = data.draw(st.integers(1, dim))
     center = random_vector(dim, seed + 1, kind) * np.float32(0.5)
-    row = one(level_conn.execute(
+    row = one_row(level_conn.execute(
         """SELECT binarize(%(v)s), binarize(%(v)s, %(d)s), binarize(%(v)s, %(d)s, %(c)s::real[]),
                   binarize(%(a)s::real[], %(d)s, %(c)s::real[]), binary_quantize(%(v)s)::text""",
         {"v": v, "d": dims, "c": center.tolist(), "a": v.tolist()},
@@ -69,7 +69,7 @@ def test_binarize_halfvec_equals_reference(level_conn: psycopg.Connection, dim: 
     v = random_vector(dim, seed, 2).astype(np.float16)
     dims = data.draw(st.integers(1, dim))
     center = random_vector(dims, seed + 1, 0)
-    row = one(level_conn.execute(
+    row = one_row(level_conn.execute(
         "SELECT binarize(%(v)s), binarize(%(v)s, %(d)s, %(c)s::real[])",
         {"v": HalfVector(v), "d": dims, "c": center.tolist()},
     ))
@@ -86,7 +86,7 @@ def test_hamming_equals_reference(level_conn: psycopg.Connection, la: int, lb: i
     shared = data.draw(st.integers(0, min(la, lb)))
     b = a[:shared] + "".join(rng.choice(["0", "1"], lb - shared))
     n = data.draw(st.integers(0, min(la, lb)))
-    row = one(level_conn.execute(
+    row = one_row(level_conn.execute(
         "SELECT hamming(%(a)s::bit varying, %(b)s::bit varying), hamming(%(a)s::bit varying, %(b)s::bit varying, %(n)s),"
         " %(a)s::bit varying <^> %(b)s::bit varying",
         {"a": a, "b": b, "n": n},
@@ -103,7 +103,7 @@ def test_bit_ip_equals_reference(level_conn: psycopg.Connection, dim: int, seed:
     q = random_vector(dim, seed + 7, kind)
     nbits = data.draw(st.integers(1, dim))
     code = codes.binarize(doc, nbits)
-    got = one(level_conn.execute(
+    got = one_row(level_conn.execute(
         "SELECT bit_ip(%(c)s::bit varying, %(q)s), %(c)s::bit varying <^#> %(q)s",
         {"c": codes.bits_to_str(code, nbits), "q": q},
     ))
@@ -120,7 +120,7 @@ def test_prefix_cosine_equals_reference(level_conn: psycopg.Connection, la: int,
     a = random_vector(la, seed, kind)
     b = random_vector(lb, seed + 3, kind)
     dims = data.draw(st.integers(1, min(la, lb)))
-    row = one(level_conn.execute(
+    row = one_row(level_conn.execute(
         "SELECT prefix_cosine_distance(%(a)s, %(b)s), prefix_cosine_distance(%(a)s, %(b)s, %(d)s), %(a)s <^=> %(b)s,"
         " prefix_cosine_distance(%(ha)s, %(hb)s, %(d)s)",
         {"a": a, "b": b, "d": dims, "ha": HalfVector(a.astype(np.float16)), "hb": HalfVector(b.astype(np.float16))},
@@ -146,7 +146,7 @@ def test_int8_quantize_equals_reference(level_conn: psycopg.Connection, dim: int
     hi = (lo + spread * rng.random(dim)).astype(np.float32)
     hi[::17] = lo[::17]  # some zero-width ranges
     q = random_vector(dim, seed + 5, 0)
-    row = one(level_conn.execute(
+    row = one_row(level_conn.execute(
         """SELECT quantize_int8(%(v)s, %(lo)s::real[], %(hi)s::real[])::text,
                   quantize_int8(%(a)s::real[], %(lo)s::real[], %(hi)s::real[])::text,
                   quantize_int8(%(h)s, %(lo)s::real[], %(hi)s::real[])::text,
@@ -182,11 +182,11 @@ def test_int8_ranges_aggregate_equals_reference(conn: psycopg.Connection, n: int
         copy.set_types(["vector"])
         for row in m:
             copy.write_row((row,))
-    lo, hi = one(conn.execute("SELECT (int8_ranges(v)).* FROM r"))
+    lo, hi = one_row(conn.execute("SELECT (int8_ranges(v)).* FROM r"))
     ref = codes.int8_ranges(m)
     assert np.array_equal(np.array(lo, dtype=np.float32), ref.lo)
     assert np.array_equal(np.array(hi, dtype=np.float32), ref.hi)
-    lo, hi = one(conn.execute("SELECT (int8_ranges(v, %s)).* FROM r", (coverage,)))
+    lo, hi = one_row(conn.execute("SELECT (int8_ranges(v, %s)).* FROM r", (coverage,)))
     ref = codes.int8_ranges(m, coverage)
     assert np.array_equal(np.array(lo, dtype=np.float32), ref.lo)
     assert np.array_equal(np.array(hi, dtype=np.float32), ref.hi)
@@ -223,13 +223,13 @@ def test_int8vec_binary_round_trip(conn: psycopg.Connection) -> None:
     values = [-128, -1, 0, 1, 127]
     with conn.cursor(binary=True) as cur:
         cur.execute("SELECT %s::int8vec", (str(values).replace(" ", ""),))
-        raw = one(cur)[0]
+        raw = one_row(cur)[0]
     # binary send: int16 dim, int16 unused, then one byte per dimension
     assert bytes(raw) == (5).to_bytes(2, "big") + b"\0\0" + bytes(x & 0xFF for x in values)
     conn.execute("CREATE TEMP TABLE b (c int8vec(5))")
     with conn.cursor().copy("COPY b FROM STDIN WITH (FORMAT BINARY)") as copy:
         copy.write_row((bytes(raw),))
-    assert one(conn.execute("SELECT c::text FROM b"))[0] == "[-128,-1,0,1,127]"
+    assert one_row(conn.execute("SELECT c::text FROM b"))[0] == "[-128,-1,0,1,127]"
 
 
 def test_all_functions_are_commented_and_marked(conn: psycopg.Connection) -> None:
