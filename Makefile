@@ -3,7 +3,7 @@
 #   make demo    venv + package + extension into the embedded server, start it, load the demo data, search
 #   make test    the same setup, then ruff + mypy --strict (make lint), pg_regress (installcheck) and pytest:
 #                every test, also the ones marked `slow` (kill -9 during inserts, builds, VACUUM and loads,
-#                the 4 writers + 4 readers soak, the index fuzz rounds); CI runs this (~8 min on 2 cores)
+#                the 4 writers + 4 readers soak, the index and SQL-function fuzzing); CI runs this (~8 min on 2 cores)
 #   make test-fast  the same without the `slow` tests (pytest -m 'not slow'): for the edit-test loop
 #                (extra pytest arguments: make test-fast PYTEST_ARGS='tests/index -x')
 #   make bench   benchmarks against pgvector and FAISS (bench/README.md)

@@ -30,6 +30,8 @@ from psycopg import sql
 
 from conftest import one_row
 
+# hypothesis fuzzing of every SQL function (~40 s): make test runs it, make test-fast skips it
+pytestmark = pytest.mark.slow
 SOAK = int(os.environ.get("SHRINKVEC_FUZZ_EXAMPLES", "0"))
 FUZZ = settings(
     max_examples=SOAK or 60,
@@ -53,7 +55,7 @@ INTERNAL = {
     "shrinkvec_handler(internal)",
     "shrinkvec.on_sql_drop()",  # event triggers: called by the server only
     "shrinkvec.on_ddl_end()",
-    "shrinkvec.codes_trigger()",  # the codes trigger: called by the server only (tests/test_codes_trigger.py)
+    "shrinkvec.codes_trigger()",  # the codes trigger: called by the server only (tests/sql/test_codes_trigger.py)
     "shrinkvec_hamming_kind(internal)",
     "shrinkvec_l2_kind(internal)",
     "shrinkvec_ip_kind(internal)",
