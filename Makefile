@@ -1,7 +1,11 @@
 # shrinkvec: one entry point. Every target sets itself up from a fresh clone (python3, gcc, make).
 #
 #   make demo    venv + package + extension into the embedded server, start it, load the demo data, search
-#   make test    the same setup, then ruff + mypy --strict (make lint), pg_regress (installcheck) and pytest
+#   make test    the same setup, then ruff + mypy --strict (make lint), pg_regress (installcheck) and pytest:
+#                every test, also the ones marked `slow` (kill -9 during inserts, builds, VACUUM and loads,
+#                the 4 writers + 4 readers soak, the index and SQL-function fuzzing); CI runs this (~8 min on 2 cores)
+#   make test-fast  the same without the `slow` tests (pytest -m 'not slow'): for the edit-test loop
+#                (extra pytest arguments: make test-fast PYTEST_ARGS='tests/index -x')
 #   make bench   benchmarks against pgvector and FAISS (bench/README.md)
 #   make sanitize  CI-optional: the C kernels under AddressSanitizer + UBSan, then valgrind if installed
 #   make clean   build outputs; make distclean also removes .venv and the test server's data
@@ -19,7 +23,7 @@ TEST_PGDATA := $(CURDIR)/.cache/test-pgdata
 PG_CONFIG ?=
 PGC = $(if $(PG_CONFIG),$(PG_CONFIG),$$($(SV) server pg-config))
 
-.PHONY: all venv extension demo test lint regress pytest bench sanitize clean distclean
+.PHONY: all venv extension demo test test-fast lint bench sanitize clean distclean
 
 all: extension
 
@@ -43,14 +47,20 @@ lint: $(VENV)/.installed-test
 	$(VENV)/bin/codespell README.md CHANGELOG.md docs pytools extension/src extension/test sql tests bench devtools migrations Makefile
 
 # pg_regress and pytest against the embedded server (its own data dir under .cache/), or against
-# SHRINKVEC_TEST_DSN when set. The server started here is stopped at the end.
+# SHRINKVEC_TEST_DSN when set. The server started here is stopped at the end. tests/ is laid out by
+# concern: unit/ (no server), sql/, index/, load/, api/, security/; tests/conftest.py has the fixtures.
+PYTEST_ARGS ?=
+PYTEST_MARK =
+test-fast: PYTEST_MARK = -m 'not slow'
+test-fast: test
+
 ifdef SHRINKVEC_TEST_DSN
 test: extension
 	@status=0; \
 	$(MAKE) -s lint || status=1; \
 	env $$($(SV) server env --dsn "$(SHRINKVEC_TEST_DSN)") $(MAKE) -s -C extension installcheck PG_CONFIG="$(PGC)" \
 		|| { cat extension/regression.diffs 2>/dev/null; status=1; }; \
-	$(PY) -m pytest || status=1; \
+	$(PY) -m pytest $(PYTEST_MARK) $(PYTEST_ARGS) || status=1; \
 	exit $$status
 else
 test: extension
@@ -60,7 +70,7 @@ test: extension
 	$(MAKE) -s lint || status=1; \
 	env $$($(SV) server env --data-dir $(TEST_PGDATA)) $(MAKE) -s -C extension installcheck PG_CONFIG="$(PGC)" \
 		|| { cat extension/regression.diffs 2>/dev/null; status=1; }; \
-	SHRINKVEC_TEST_DATA_DIR=$(TEST_PGDATA) $(PY) -m pytest || status=1; \
+	SHRINKVEC_TEST_DATA_DIR=$(TEST_PGDATA) $(PY) -m pytest $(PYTEST_MARK) $(PYTEST_ARGS) || status=1; \
 	$(SV) server stop --data-dir $(TEST_PGDATA) >/dev/null; \
 	exit $$status
 endif

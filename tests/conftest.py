@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
+import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 import pytest
@@ -28,9 +28,8 @@ from pytest_postgresql import factories
 from pytest_postgresql.executors.noop import NoopExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
 
-REPO = Path(__file__).resolve().parents[1]
-# devtools/ (kernels_build: the extension's SIMD kernels through ctypes) for the kernel tests
-sys.path.insert(0, str(REPO / "devtools"))
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
 DB_FIXTURES = {"postgresql", "conn", "dsn", "pg_server", "shrinkvec_pg", "xconn", "throwaway_dsn"}
 
 
@@ -49,7 +48,7 @@ def pg_server() -> Iterator[dict[str, Any]]:
         params = conninfo_to_dict(dsn)
         yield {
             "host": str(params.get("host", "localhost")),
-            "port": int(params.get("port", 5432)),
+            "port": int(str(params.get("port", 5432))),
             "user": str(params.get("user", os.environ.get("USER", "postgres"))),
             "password": params.get("password"),
         }
@@ -108,13 +107,31 @@ def conn(postgresql: psycopg.Connection) -> psycopg.Connection:
     return postgresql
 
 
+class _Fetches(Protocol):
+    def fetchone(self) -> tuple[Any, ...] | None: ...
+
+
+def one_row(cur: _Fetches) -> tuple[Any, ...]:
+    """The one row a query returns: `one_row(conn.execute(...))[0]`, failing the test when there is none
+    (and typed: `cur.fetchone()` is None when no row came)."""
+    row = cur.fetchone()
+    assert row is not None, "the query returned no row"
+    return row
+
+
+def pairs(rows: Iterable[Any]) -> list[tuple[Any, Any]]:
+    """The rows of a shrinkvec.orm two_stage() select as (model, distance) tuples (its Select is typed
+    Select[Any], whose rows mypy cannot unpack into two)."""
+    return [(r[0], r[1]) for r in rows]
+
+
 KERNEL_LEVELS = ["scalar", "avx2", "avx512"]
 
 
 def set_level(conn: psycopg.Connection, level: str) -> str:
     """Cap the kernels at `level`; returns the level in use (the CPU may lack it)."""
     conn.execute(psycopg.sql.SQL("SET shrinkvec.kernels = {}").format(psycopg.sql.Literal(level)))
-    return str(conn.execute("SELECT shrinkvec_kernels()").fetchone()[0])
+    return str(one_row(conn.execute("SELECT shrinkvec_kernels()"))[0])
 
 
 @pytest.fixture(params=KERNEL_LEVELS)
@@ -242,3 +259,16 @@ def xconn(throwaway_dsn: str) -> Iterator[psycopg.Connection]:
 own_cluster_only = pytest.mark.skipif(
     bool(os.environ.get("SHRINKVEC_TEST_DSN")),
     reason="starts a throwaway embedded server of its own (SHRINKVEC_TEST_DSN names an external server)")
+
+
+def pg_tool(name: str) -> str:
+    """A client program of the server under test (the embedded one unless SHRINKVEC_TEST_DSN is set)."""
+    if os.environ.get("SHRINKVEC_TEST_DSN"):
+        pg_config = os.environ.get("PG_CONFIG") or shutil.which("pg_config")
+        if pg_config is None:
+            pytest.skip("pg_config not found: set PG_CONFIG for the server under test")
+        bindir = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=True).stdout.strip()
+        return str(Path(bindir) / name)
+    from shrinkvec import server
+
+    return str(server.bin_dir() / name)
