@@ -356,7 +356,7 @@ def test_labels_file_is_read(migrated_dsn: str, conn: psycopg.Connection, tmp_pa
 
 
 def test_numpy_gradients_match_finite_differences() -> None:
-    from shrinkvec import adaptor as ad
+    from shrinkvec.transforms import adaptor as ad
 
     rng = np.random.default_rng(4)
     x = embeddings(200)

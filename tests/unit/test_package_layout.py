@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import shrinkvec
+from conftest import REPO
 
 PACKAGE = Path(shrinkvec.__file__).parent
 
@@ -164,7 +165,7 @@ def test_importing_the_package_is_cheap(module: str) -> None:
 def test_one_version_for_the_package_and_the_extension() -> None:
     """The package's version (pyproject reads it from shrinkvec.__version__) is the extension's default
     version, and the extension ships exactly that version's install script."""
-    root = Path(__file__).resolve().parents[1]
+    root = REPO
     control = (root / "extension" / "shrinkvec.control").read_text()
     versions = [line.split("'")[1] for line in control.splitlines() if line.startswith("default_version")]
     assert versions == [shrinkvec.__version__]
