@@ -179,14 +179,6 @@ def drop_trigger(conn: psycopg.Connection, p: Profile) -> None:
         conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}").format(fn))
 
 
-def recreate_trigger(conn: psycopg.Connection, p: Profile) -> None:
-    """Replace the profile's trigger (an old per-table PL/pgSQL one, or one with outdated arguments) by the
-    extension's, in one transaction."""
-    with conn.transaction():
-        drop_trigger(conn, p)
-        create_trigger(conn, p)
-
-
 def add_codes(conn: psycopg.Connection, p: Profile) -> None:
     """Code columns plus the trigger, on an existing table (instant; old rows stay NULL until backfill)."""
     add_code_columns(conn, p)
