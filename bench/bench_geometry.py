@@ -89,7 +89,7 @@ def recall(got: list[list[int]], truth: np.ndarray) -> float:
 
 
 def run(dsn: str, rows: int, nq: int) -> None:
-    print(f"| data | setting | recall@10 | ms/query | exact scan ms | speedup |\n|---|---|---|---|---|---|")
+    print("| data | setting | recall@10 | ms/query | exact scan ms | speedup |\n|---|---|---|---|---|---|")
     for label, make in datasets(rows, nq).items():
         x, q = make()
         truth = exact_top(x, q)
