@@ -26,9 +26,13 @@ K = 10
 CONFIGS: list[tuple[str, str, dict[str, str]]] = [
     ("flat, shortlist 50", "lists = 1", {"shrinkvec.shortlist": "50"}),
     ("flat, shortlist 100", "lists = 1", {"shrinkvec.shortlist": "100"}),
+    ("flat refine 4, defaults", "lists = 1, refine = 4", {}),
     ("IVF defaults", "", {}),
     ("IVF refine 4, shortlist 200, rerank 40", "refine = 4",
      {"shrinkvec.shortlist": "200", "shrinkvec.rerank": "40"}),
+    ("0.3.0's codes and defaults: flat, shortlist 50", "lists = 1, rotate = off, target_recall = 0",
+     {"shrinkvec.shortlist": "50"}),
+    ("0.3.0's codes and defaults: IVF defaults", "rotate = off, target_recall = 0", {}),
 ]
 
 

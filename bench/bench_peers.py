@@ -70,8 +70,11 @@ WARMUP = 20
 # the same options share one index build.
 CONFIGS: list[tuple[str, str, dict[str, str]]] = [
     ("defaults", "", {}),
+    ("flat, defaults", "lists = 1", {}),
     ("flat, shortlist 50", "lists = 1", {"shrinkvec.shortlist": "50"}),
     ("flat, shortlist 100", "lists = 1", {"shrinkvec.shortlist": "100"}),
+    ("flat refine 4, defaults", "lists = 1, refine = 4", {}),
+    ("refine 4, defaults", "refine = 4", {}),
     ("refine 4, shortlist 200, rerank 40", "refine = 4", {"shrinkvec.shortlist": "200", "shrinkvec.rerank": "40"}),
     ("refine 8, shortlist 200, rerank 40", "refine = 8", {"shrinkvec.shortlist": "200", "shrinkvec.rerank": "40"}),
 ]

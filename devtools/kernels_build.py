@@ -28,7 +28,7 @@ def simd_flags() -> dict[str, list[str]]:
         if "=" in line and not line.lstrip().startswith("#"):
             name, _, flags = line.partition("=")
             values[name.strip()] = flags.split()
-    portable: dict[str, list[str]] = {name: [] for name in ("scalar.c", "dispatch.c", "tables.c", "composite.c")}
+    portable: dict[str, list[str]] = {name: [] for name in ("scalar.c", "dispatch.c", "tables.c", "composite.c", "rotate.c")}
     return {**portable, "avx2.c": values["AVX2_FLAGS"], "avx512.c": values["AVX512_FLAGS"]}
 
 
@@ -80,6 +80,8 @@ class Kernels:
         lib.sv_fs_select_u32.argtypes = [vp, sz, ctypes.c_uint32, vp]
         lib.sv_lut_build.argtypes = [vp, sz, sz, vp]
         lib.sv_lut_scan.argtypes = [vp, sz, sz, sz, vp, vp]
+        lib.sv_rotate.argtypes = [vp, vp, sz, ctypes.c_uint64, ctypes.c_int, vp]
+        lib.sv_unrotate.argtypes = [vp, vp, sz, ctypes.c_uint64, ctypes.c_int, vp]
         return cls(lib)
 
     def use(self, level: str) -> str:
@@ -95,6 +97,15 @@ class Kernels:
                                      k, ids.ctypes.data, dists.ctypes.data)
         return ids[:n].astype(np.int64), dists[:n]
 
+
+    def rotate(self, x: npt.NDArray[np.float32], seed: int, rounds: int, inverse: bool = False) -> np.ndarray:
+        """sv_rotate (or sv_unrotate) of x: the index's rotation of its coded dims."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        out = np.empty_like(x)
+        work = np.empty(x.size, dtype=np.float64)
+        fn = self.lib.sv_unrotate if inverse else self.lib.sv_rotate
+        fn(x.ctypes.data, out.ctypes.data, x.size, seed, rounds, work.ctypes.data)
+        return out
 
     def fs_tables_ip(self, w: npt.NDArray[np.float32], nbytes: int) -> tuple[np.ndarray, float, int, float]:
         """The C inner product tables (kernel layout, nbytes * 64 bytes), delta, vsum and err_l1."""

@@ -278,6 +278,104 @@ def int8_ranges(m: npt.ArrayLike, coverage: float | None = None) -> Int8Ranges:
     return Int8Ranges(s[order_index(n, tail)].copy(), s[order_index(n, 1.0 - tail)].copy())
 
 
+# --- The index's rotation (vector opclasses, WITH (rotate = on); extension/src/kernels/rotate.c) -------------
+
+ROTATION_ROUNDS = 2  # rounds of the index's rotation (stored in the index: meta.rotation_rounds)
+ROTATION_SEED = 0x5348524B56454331  # the seed every index is built with (stored: meta.rotation_seed)
+_MASK64 = (1 << 64) - 1
+
+
+def _splitmix64(state: int) -> tuple[int, int]:
+    """One step of splitmix64: (next state, output), both 64-bit."""
+    state = (state + 0x9E3779B97F4A7C15) & _MASK64
+    z = state
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return state, z ^ (z >> 31)
+
+
+def rotation_block(dims: int) -> int:
+    """The Hadamard block of the rotation over dims: the largest power of two <= dims."""
+    return 1 << (dims.bit_length() - 1)
+
+
+def rotation_signs(dims: int, seed: int = ROTATION_SEED, rounds: int = ROTATION_ROUNDS) -> npt.NDArray[np.bool_]:
+    """The sign flips of the rotation, one row of dims booleans (True: negate) per step, in order.
+
+    Each round has two steps (head and tail) when dims is not a power of two, one otherwise. A step's
+    flips are bit i % 64 of the (i // 64)-th next output of splitmix64 from seed (LSB first).
+    """
+    steps = rounds * (1 if rotation_block(dims) == dims else 2)
+    words = -(-dims // 64)
+    state = seed & _MASK64
+    out = np.zeros(steps * words, dtype=np.uint64)
+    for k in range(steps * words):
+        state, out[k] = _splitmix64(state)
+    bits = np.unpackbits(out.view(np.uint8), bitorder="little")  # the words' bits, LSB first (little-endian)
+    return bits.reshape(steps, words * 64)[:, :dims].astype(bool)
+
+
+def _fwht(y: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """The unnormalised Walsh-Hadamard transform along the last axis (a power-of-two length), butterflies
+    (a+b, a-b) in stages h = 1, 2, 4, ... (the C loop's order; each operation is exact-rounded double)."""
+    m = y.shape[-1]
+    lead = y.shape[:-1]
+    h = 1
+    while h < m:
+        v = y.reshape(*lead, m // (2 * h), 2, h)
+        y = np.concatenate([v[..., 0, :] + v[..., 1, :], v[..., 0, :] - v[..., 1, :]], axis=-1).reshape(*lead, m)
+        h *= 2
+    return y
+
+
+def _rotation_steps(d: int, inverse: bool) -> list[tuple[int, int]]:
+    """The (step, start) of each sign flip and Hadamard block of a round, in the order applied."""
+    m = rotation_block(d)
+    starts = (0,) if m == d else (0, d - m)
+    pairs = list(enumerate(starts))
+    return pairs[::-1] if inverse else pairs
+
+
+def rotate(x: npt.ArrayLike, seed: int = ROTATION_SEED, rounds: int = ROTATION_ROUNDS) -> FloatArray:
+    """The index's random orthogonal rotation of the coded dims x (float32 in, float32 out; a 2-D array
+    is rotated row by row).
+
+    m = rotation_block(d). Each round: flip the signs of the step's dims, then a normalised Hadamard
+    transform (times 1/sqrt(m)) of x[0:m]; when m < d, flip again and transform x[d-m:d] the same way.
+    Computed in float64 (no intermediate overflows for finite inputs) and rounded to float32 once at the
+    end. Orthogonal: every distance and inner product is kept, and a Hadamard step spreads each
+    coordinate's variance evenly over its block.
+    """
+    y = np.array(x, dtype=np.float32).astype(np.float64)
+    d = y.shape[-1]
+    m = rotation_block(d)
+    scale = 1.0 / math.sqrt(float(m))
+    signs = rotation_signs(d, seed, rounds)
+    per_round = len(_rotation_steps(d, False))
+    with np.errstate(over="ignore", invalid="ignore"):
+        for r in range(rounds):
+            for i, start in _rotation_steps(d, False):
+                y = np.where(signs[r * per_round + i], -y, y)
+                y[..., start:start + m] = _fwht(y[..., start:start + m]) * scale
+        return y.astype(np.float32)
+
+
+def unrotate(y: npt.ArrayLike, seed: int = ROTATION_SEED, rounds: int = ROTATION_ROUNDS) -> FloatArray:
+    """The inverse of rotate (its transpose: the steps in reverse order), in float64, rounded once."""
+    z = np.array(y, dtype=np.float32).astype(np.float64)
+    d = z.shape[-1]
+    m = rotation_block(d)
+    scale = 1.0 / math.sqrt(float(m))
+    signs = rotation_signs(d, seed, rounds)
+    per_round = len(_rotation_steps(d, False))
+    with np.errstate(over="ignore", invalid="ignore"):
+        for r in reversed(range(rounds)):
+            for i, start in _rotation_steps(d, True):
+                z[..., start:start + m] = _fwht(z[..., start:start + m]) * scale
+                z = np.where(signs[r * per_round + i], -z, z)
+        return z.astype(np.float32)
+
+
 # --- The index's refine codes (WITH (refine = B); extension/src/index/svindex.h, "Refine codes") ---------------
 
 REFINE_BITS = (2, 4, 8)

@@ -284,13 +284,14 @@ def test_introspection_needs_select_on_the_table(conn: psycopg.Connection, dsn: 
 
 def flat_scores(docs: np.ndarray, q: np.ndarray) -> np.ndarray:
     """The flat cosine index's asymmetric score of every row in float64 (index/svindex.h): 1 - <q, c> - alpha <q, s>,
-    with c the mean of the normalised rows, s the signs of x - c and alpha = mean |x - c|."""
-    x = (docs / np.linalg.norm(docs, axis=1, keepdims=True)).astype(np.float32)
+    in the index's rotated coordinates (codes.rotate): c the mean of the rotated normalised rows, s the signs
+    of x - c and alpha = mean |x - c|."""
+    x = codes.rotate((docs / np.linalg.norm(docs, axis=1, keepdims=True)).astype(np.float32))
     c = (x.astype(np.float64).sum(axis=0) / len(x)).astype(np.float32)
     r = x - c
     s = np.where(r > 0, 1.0, -1.0)
     alpha = np.abs(r.astype(np.float64)).mean(axis=1)
-    qn = (q / np.linalg.norm(q)).astype(np.float64)
+    qn = codes.rotate((q / np.linalg.norm(q)).astype(np.float32)).astype(np.float64)
     return np.asarray(1 - qn @ c.astype(np.float64) - alpha * (s @ qn), dtype=np.float64)
 
 
@@ -335,7 +336,8 @@ def test_long_codes_use_the_row_major_layout(conn: psycopg.Connection) -> None:
 
 
 def test_old_index_format_is_refused_with_a_reindex_hint(conn: psycopg.Connection, data: demo.DemoData) -> None:
-    """An index whose meta page says format version 1 raises an error naming the versions, with a REINDEX hint.
+    """An index whose meta page says format version 2 (before the rotation) raises an error naming the
+    versions, with a REINDEX hint.
 
     The page is rewritten on disk in a scratch database that then serves as the file-level template of
     another (CREATE DATABASE ... STRATEGY FILE_COPY copies the files, so the copy reads the changed page)."""
@@ -361,9 +363,9 @@ def test_old_index_format_is_refused_with_a_reindex_hint(conn: psycopg.Connectio
             c.execute("CHECKPOINT")
         with open(path, "r+b") as f:  # meta page: header (24 bytes), then magic, version
             f.seek(28)
-            assert int.from_bytes(f.read(4), "little") == 2
+            assert int.from_bytes(f.read(4), "little") == 3
             f.seek(28)
-            f.write((1).to_bytes(4, "little"))
+            f.write((2).to_bytes(4, "little"))  # the format before the rotation
         conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
             sql.Identifier(dst), sql.Identifier(src)))
         with connect(dst) as c:
@@ -371,7 +373,7 @@ def test_old_index_format_is_refused_with_a_reindex_hint(conn: psycopg.Connectio
             c.execute("SET ignore_checksum_failure = on")  # the page changed under its checksum
             c.execute("SET enable_seqscan = off")
             with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState,
-                               match="format version 1, this shrinkvec reads version 2") as err:
+                               match="format version 2, this shrinkvec reads version 3") as err:
                 knn(c, data.queries[0], "<=>")
             assert "REINDEX INDEX public.ix" in (err.value.diag.message_hint or "")
             c.execute("REINDEX INDEX ix")

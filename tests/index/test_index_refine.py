@@ -25,15 +25,16 @@ def fill(conn: psycopg.Connection, x: np.ndarray, table: str = "r") -> None:
 
 
 def check_entries(conn: psycopg.Connection, index: str, x: dict[int, np.ndarray], bits: int, code_bits: int) -> int:
-    """Every entry's refine code equals numpy's for its row and its list's centroid; returns the entries."""
-    centroids = {list_: np.array(c, dtype=np.float32)
-                 for list_, c in conn.execute("SELECT list, centroid FROM shrinkvec_index_centroids(%s)", (index,))}
+    """Every entry's refine code equals numpy's for its row (rotated: codes.rotate) and its list's centroid (as
+    stored, rotated); returns the entries."""
+    centroids = {list_: np.array(c, dtype=np.float32) for list_, c in conn.execute(
+        "SELECT list, centroid FROM shrinkvec_index_centroids(%s, rotated => true)", (index,))}
     rows = conn.execute(
         "SELECT r.id, e.list, e.refine, e.refine_lo, e.refine_step, e.refine_norm2 "
         "FROM shrinkvec_index_entries(%s) e JOIN r ON r.ctid = e.tid", (index,)).fetchall()
     for id_, list_, refine, lo, step, norm2 in rows:
         assert refine is not None, f"entry of row {id_} has no refine code"
-        want = codes.refine_code(x[id_][:code_bits], centroids[list_], bits)
+        want = codes.refine_code(codes.rotate(x[id_][:code_bits]), centroids[list_], bits)
         assert bytes(refine) == want.code.tobytes(), (id_, list_)
         assert np.float32(lo) == want.lo and np.float32(step) == want.step
         assert np.float32(norm2) == pytest.approx(float(want.norm2), rel=1e-6, abs=1e-30)

@@ -24,6 +24,7 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+import shrinkvec
 from conftest import TRAP_FUNCTION, one_row, role_dsn, throwaway_cluster
 from shrinkvec import catalog, demo
 from shrinkvec.load import LoadOptions, load
@@ -265,13 +266,13 @@ def test_every_column_search_touches_is_checked(attack_db: AttackDb, column: str
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("version", ["0.1.0", "0.2.0"])
+@pytest.mark.parametrize("version", ["0.1.0", "0.2.0", "0.3.0"])
 def test_old_versions_cannot_be_installed(attack_db: AttackDb, version: str) -> None:
     with connect(attack_db.mallory) as m:
         with pytest.raises(psycopg.errors.InvalidParameterValue, match="no installation script"):
             m.execute(sql.SQL("CREATE EXTENSION shrinkvec VERSION {}").format(sql.Literal(version)))
         m.execute("CREATE EXTENSION shrinkvec")
-        assert m.execute("SELECT extversion FROM pg_extension WHERE extname = 'shrinkvec'").fetchone() == ("0.3.0",)
+        assert m.execute("SELECT extversion FROM pg_extension WHERE extname = 'shrinkvec'").fetchone() == (shrinkvec.__version__,)
 
 
 def test_every_plpgsql_and_sql_function_pins_its_search_path(conn: psycopg.Connection) -> None:

@@ -1,5 +1,5 @@
 """Lifecycle: the catalog follows its tables (DROP, RENAME, SET SCHEMA), dump/restore works, introspection
-is exact on HOT chains and clear on partitioned indexes, and the extension upgrades from 0.1.0 and 0.2.0.
+is exact on HOT chains and clear on partitioned indexes, and the extension upgrades from 0.1.0, 0.2.0 and 0.3.0.
 
 Each of these broke before (issue 17): a dropped table's stale profile blocked a reload, a renamed table
 lost its profile, a restored table lost its code trigger (pg_dump printed `IS DISTINCT FROM` on vectors,
@@ -23,6 +23,7 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+import shrinkvec
 from conftest import TESTS, one_row, pg_tool
 from shrinkvec import catalog, codes, demo, query
 from shrinkvec.load import LoadOptions, load
@@ -207,21 +208,22 @@ def old_install_scripts(conn: psycopg.Connection) -> Iterator[Path]:
             path.unlink(missing_ok=True)
 
 
-@pytest.mark.parametrize("version", ["0.1.0", "0.2.0"])
+@pytest.mark.parametrize("version", ["0.1.0", "0.2.0", "0.3.0"])
 def test_an_upgrade_gives_the_same_extension(dsn: str, conn: psycopg.Connection, other_db: str,
                                              old_install_scripts: Path, version: str) -> None:
     with psycopg.connect(other_db, autocommit=True) as old:
         old.execute(sql.SQL("CREATE EXTENSION shrinkvec VERSION {} CASCADE").format(sql.Literal(version)))
         assert old.execute("SELECT extversion FROM pg_extension WHERE extname = 'shrinkvec'").fetchone() == (version,)
         old.execute("ALTER EXTENSION shrinkvec UPDATE")
-        assert old.execute("SELECT extversion FROM pg_extension WHERE extname = 'shrinkvec'").fetchone() == ("0.3.0",)
+        version_now = old.execute("SELECT extversion FROM pg_extension WHERE extname = 'shrinkvec'").fetchone()
+        assert version_now == (shrinkvec.__version__,)
         upgraded = extension_surface(old)
         # and the upgraded functions work: the C index check, the event triggers
         old.execute("CREATE TABLE t (id int, b bit(8))")
         old.execute("INSERT INTO t SELECT i, (i % 256)::bit(8) FROM generate_series(1, 30) i")
         old.execute("CREATE INDEX t_b ON t USING shrinkvec (b)")
         assert old.execute("SELECT live_rows, ok FROM shrinkvec_index_check('t_b')").fetchone() == (30, True)
-    assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'shrinkvec'").fetchone() == ("0.3.0",)
+    assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'shrinkvec'").fetchone() == (shrinkvec.__version__,)
     fresh = extension_surface(conn)
     assert len(upgraded) > 60
     assert [r for r in upgraded if r not in fresh] == [] and [r for r in fresh if r not in upgraded] == []

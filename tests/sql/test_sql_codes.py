@@ -249,7 +249,7 @@ def test_all_functions_are_commented_and_marked(conn: psycopg.Connection) -> Non
         "shrinkvec_handler(internal)": ("v", "u", False),  # an index AM handler, called by the server only
         "shrinkvec_index_info(regclass)": ("v", "s", True),  # reads the index as it is now
         "shrinkvec_index_entries(regclass)": ("v", "s", True),
-        "shrinkvec_index_centroids(regclass)": ("v", "s", True),
+        "shrinkvec_index_centroids(regclass,boolean)": ("v", "s", True),
         "shrinkvec_index_check(regclass)": ("v", "u", True),  # scans the table as its owner (sets search_path)
         "shrinkvec.on_sql_drop()": ("v", "u", False),  # event triggers: change the catalog
         "shrinkvec.on_ddl_end()": ("v", "u", False),

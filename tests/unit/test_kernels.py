@@ -161,3 +161,52 @@ def test_fs_blocks_layout() -> None:
     assert b.size == 3 * 32 * 4
     assert b[1 * 32 * 4 + 2 * 32 + 5] == codes[32 + 5, 2]
     assert b[2 * 32 * 4 + 3 * 32 + 10] == 0  # padding
+
+
+# --- the index's rotation (codes.rotate): C equals numpy bit for bit, and it is orthogonal ---
+
+ROTATE_DIMS = [1, 2, 3, 7, 8, 63, 64, 65, 100, 127, 128, 129, 256, 384, 768, 1000, 1025]
+
+
+@settings(max_examples=80, deadline=None)
+@given(dims=st.sampled_from(ROTATE_DIMS) | st.integers(1, 2100), seed=st.integers(0, 2**64 - 1),
+       rounds=st.integers(1, 3), scale=st.sampled_from([1e-30, 1e-3, 1.0, 1e19, 3e38]))
+def test_rotation_equals_numpy(kernels: Kernels, dims: int, seed: int, rounds: int, scale: float) -> None:
+    rng = np.random.default_rng(seed % 2**32)
+    x = (rng.standard_normal(dims) * scale).astype(np.float32)
+    x[~np.isfinite(x)] = np.float32(3e38)
+    got = kernels.rotate(x, seed, rounds)
+    want = C.rotate(x, seed, rounds)
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+    if not np.isfinite(got).all():
+        return  # a vector longer than float's range: its rotation overflows (the index marks it unknown)
+    back = kernels.rotate(got, seed, rounds, inverse=True)
+    assert np.array_equal(back.view(np.uint32), C.unrotate(got, seed, rounds).view(np.uint32))
+    if scale <= 1.0:  # orthogonal: the norm and the vector come back (float rounding aside)
+        assert np.isclose(np.linalg.norm(got.astype(np.float64)), np.linalg.norm(x.astype(np.float64)), rtol=1e-5)
+        assert np.allclose(back, x, rtol=0, atol=1e-5 * scale * np.sqrt(dims))
+
+
+def test_rotation_spreads_uneven_variance() -> None:
+    """A front-loaded variance (sd ~ 1/sqrt(i+1), or all of it in the first 8 dims) comes out spread as
+    evenly as a uniformly random (Haar) rotation spreads it: the rotated dims' variances vary no more
+    (coefficient of variation) than 1.25x a Haar rotation's on the same rows. Raw, they vary 384x."""
+    rng = np.random.default_rng(28)
+    for dims in (256, 384):
+        haar, _ = np.linalg.qr(rng.standard_normal((dims, dims)))
+        sd = 1 / np.sqrt(np.arange(dims) + 1)
+        front = np.where(np.arange(dims) < 8, 1.0, 0.0)
+        for profile in (sd, front):
+            x = (rng.standard_normal((3000, dims)) * profile).astype(np.float32)
+            var = np.stack([C.rotate(v) for v in x]).var(axis=0)
+            var_haar = (x @ haar).var(axis=0)
+            cv, cv_haar = var.std() / var.mean(), var_haar.std() / var_haar.mean()
+            assert var.min() > 0 and cv < 1.25 * cv_haar, (dims, cv, cv_haar)
+
+
+def test_rotation_seed_and_dims_are_checked() -> None:
+    signs = C.rotation_signs(130, seed=1, rounds=2)
+    assert signs.shape == (4, 130)  # 130 is not a power of two: a head and a tail step per round
+    assert C.rotation_signs(128, seed=1, rounds=2).shape == (2, 128)
+    assert 0.4 < signs.mean() < 0.6
+    assert not np.array_equal(C.rotate(np.ones(130, np.float32), seed=1), C.rotate(np.ones(130, np.float32), seed=2))

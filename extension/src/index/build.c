@@ -101,6 +101,9 @@ sv_fewer_lists(SvBuildState *bs, Relation index)
 static void
 sv_build_centroids(SvBuildState *bs, Relation heap, Relation index, IndexInfo *indexInfo)
 {
+	int			held,
+				all_rows;
+
 	bs->item_bytes = bs->meta.elemtype == SV_ELEM_BIT ? bs->meta.code_bytes : bs->meta.centroid_bytes;
 	bs->sample_target = sv_sample_target(bs, heap, index);
 	bs->sample = MemoryContextAllocHuge(CurrentMemoryContext, (Size) bs->sample_target * bs->item_bytes);
@@ -113,7 +116,14 @@ sv_build_centroids(SvBuildState *bs, Relation heap, Relation index, IndexInfo *i
 		sv_fewer_lists(bs, index);
 	sv_check_build_memory(index, &bs->meta);
 	bs->cache.meta = bs->meta;
+	held = sv_calibrate_hold_out(bs, bs->meta.calib_target);
+	all_rows = bs->nsample;
+	if (bs->meta.lists > 1 && bs->nsample - held >= SV_CALIB_MIN_ROWS_PER_LIST * bs->meta.lists)
+		bs->nsample -= held;	/* k-means learns from the others (a flat mean takes every row) */
 	sv_learn_centroids(bs);
+	bs->nsample = all_rows;
+	sv_calibrate(bs, bs->meta.calib_target, held);
+	bs->cache.meta = bs->meta;
 	pfree(bs->sample);
 	bs->sample = NULL;
 }

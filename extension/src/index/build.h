@@ -33,8 +33,6 @@
 
 #define SV_BUILD_BATCH 256
 
-#define SV_BUILD_BATCH 256
-
 /* State of a build. */
 typedef struct SvBuildState
 {
@@ -114,6 +112,17 @@ void sv_finish_layout(SvBuildState *bs, ForkNumber fork);
 
 /* Set up the state shared by a build and an empty build. */
 void sv_build_init(SvBuildState *bs, Relation index);
+
+/* ---- calibrate.c ---- */
+
+/* Fewer sampled rows a list than this: the calibration's queries are not held out of k-means. */
+#define SV_CALIB_MIN_ROWS_PER_LIST 16
+
+/* Move the calibration's query rows to the end of the sample; returns how many (0: no calibration). */
+int sv_calibrate_hold_out(SvBuildState *bs, double target);
+
+/* Choose meta's probes and shortlist for recall target from the sample and its nq held-out rows. */
+void sv_calibrate(SvBuildState *bs, double target, int nq);
 
 /* ---- build_parallel.c ---- */
 

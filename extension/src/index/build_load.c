@@ -68,6 +68,8 @@ sv_build_meta(Relation index, SvMetaData *meta)
 	int			lists = opts ? opts->lists : 0;
 	int			bits = opts ? opts->bits : 0;
 	int			refine = opts ? opts->refine : 0;
+	bool		rotate = opts ? opts->rotate : true;
+	double		target_recall = opts ? opts->target_recall : SV_DEFAULT_TARGET_RECALL;
 
 	memset(meta, 0, sizeof(SvMetaData));
 	meta->magic = SV_INDEX_MAGIC;
@@ -124,6 +126,13 @@ sv_build_meta(Relation index, SvMetaData *meta)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option refine applies to vector and halfvec columns, not bit")));
 	sv_refine_layout(meta, refine);
+	if (meta->elemtype != SV_ELEM_BIT && rotate)
+	{
+		meta->rotation_rounds = SV_ROTATION_ROUNDS;
+		meta->rotation_seed = SV_ROTATION_SEED;
+	}
+	if (meta->elemtype != SV_ELEM_BIT)
+		meta->calib_target = (float) target_recall;
 	meta->lists = Max(lists, 1);
 	if (meta->elemtype == SV_ELEM_BIT)
 		meta->centroid_bytes = meta->lists > 1 ? meta->code_bytes : 0;
@@ -156,8 +165,8 @@ sv_sample_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	if (bs->meta.elemtype == SV_ELEM_BIT)
 		sv_encode_bits(&bs->meta, values[0], (uint8 *) bs->sample + (Size) slot * bs->item_bytes);
 	else
-		sv_datum_to_floats(values[0], bs->meta.elemtype, bs->meta.kind, bs->meta.dims, bs->meta.code_bits,
-						   SV_FOR_ROW, (float *) (bs->sample + (Size) slot * bs->item_bytes), NULL);
+		sv_datum_to_floats(values[0], &bs->meta, SV_FOR_ROW, (float *) (bs->sample + (Size) slot * bs->item_bytes),
+						   NULL);
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(bs->tmpcxt);
 }
@@ -460,8 +469,8 @@ sv_load_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull, b
 	}
 	else
 	{
-		sv_datum_to_floats(values[0], meta->elemtype, meta->kind, meta->dims, meta->code_bits, SV_FOR_ROW,
-						   bs->pending_x + (Size) bs->npending * meta->code_bits, &bs->pending_unknown[bs->npending]);
+		sv_datum_to_floats(values[0], meta, SV_FOR_ROW, bs->pending_x + (Size) bs->npending * meta->code_bits,
+						   &bs->pending_unknown[bs->npending]);
 		bs->pending_tid[bs->npending++] = *tid;
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(bs->tmpcxt);

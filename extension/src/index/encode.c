@@ -114,12 +114,13 @@ sv_normalize(const float *v, int n, int code_bits, bool half, float *x, bool *un
  * entry gets an unknown estimate (sv_mark_unknown).  A query (SV_FOR_QUERY) must also be finite.
  */
 bool
-sv_datum_to_floats(Datum value, int elemtype, int kind, int dims, int code_bits, SvConvertFor purpose,
-				   float *x, bool *unknown)
+sv_datum_to_floats(Datum value, const SvMetaData *meta, SvConvertFor purpose, float *x, bool *unknown)
 {
+	int			elemtype = meta->elemtype;
+	int			code_bits = meta->code_bits;
 	int			n;
 	void	   *copy;
-	const float *v = sv_datum_elements(value, elemtype, dims, purpose, &n, &copy);
+	const float *v = sv_datum_elements(value, elemtype, meta->dims, purpose, &n, &copy);
 	bool		ok = true;
 	bool		dummy;
 
@@ -132,13 +133,43 @@ sv_datum_to_floats(Datum value, int elemtype, int kind, int dims, int code_bits,
 	if (unknown == NULL)
 		unknown = &dummy;
 	*unknown = false;
-	if (kind == SV_KIND_COSINE)
+	if (meta->kind == SV_KIND_COSINE)
 		ok = sv_normalize(v, n, code_bits, elemtype == SV_ELEM_HALFVEC, x, unknown);
 	else
 		memcpy(x, v, sizeof(float) * code_bits);
 	if (copy)
 		pfree(copy);
+	sv_rotate_coded(meta, x);
+	if (!*unknown && purpose == SV_FOR_ROW && meta->rotation_rounds > 0 &&
+		!sv_norm2_safe(sv_kernels.dot(x, x, code_bits)))
+		*unknown = true;		/* so long that its rotation left float's range: estimate unknown */
 	return ok;
+}
+
+/* Rotate the code_bits floats x in place by the index's rotation (svindex.h, "Rotation"). */
+void
+sv_rotate_coded(const SvMetaData *meta, float *x)
+{
+	double	   *work;
+
+	if (meta->rotation_rounds <= 0)
+		return;
+	work = palloc(sizeof(double) * meta->code_bits);
+	sv_rotate(x, x, meta->code_bits, meta->rotation_seed, meta->rotation_rounds, work);
+	pfree(work);
+}
+
+/* Undo the index's rotation of the code_bits floats x in place (its transpose). */
+void
+sv_unrotate_coded(const SvMetaData *meta, float *x)
+{
+	double	   *work;
+
+	if (meta->rotation_rounds <= 0)
+		return;
+	work = palloc(sizeof(double) * meta->code_bits);
+	sv_unrotate(x, x, meta->code_bits, meta->rotation_seed, meta->rotation_rounds, work);
+	pfree(work);
 }
 
 /*

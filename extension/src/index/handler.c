@@ -18,7 +18,7 @@
 
 #include "svindex.h"
 
-int			sv_shortlist = 100;
+int			sv_shortlist = 0;
 int			sv_probes = 0;
 int			sv_max_scan_tuples = 50000;
 double		sv_order_margin = 1.0;
@@ -40,16 +40,26 @@ sv_index_init(void)
 					  "Bits per dimension of the refine codes kept beside the 1-bit codes of a vector column "
 					  "(0 = none; 2, 4 or 8)",
 					  0, 0, 8, AccessExclusiveLock);
+	add_bool_reloption(sv_relopt_kind, "rotate",
+					   "Code a vector column's residuals after a random orthogonal rotation (default on), so "
+					   "recall does not depend on how the variance is spread over the dims",
+					   true, AccessExclusiveLock);
+	add_real_reloption(sv_relopt_kind, "target_recall",
+					   "Recall@10 the build chooses the scan's probes and shortlist for, measured on a sample of "
+					   "the table's own rows (vector columns; 0 = no choice: a fifth of the lists and 100)",
+					   SV_DEFAULT_TARGET_RECALL, 0.0, 1.0, AccessExclusiveLock);
 
 	DefineCustomIntVariable("shrinkvec.shortlist",
 							"Candidates in the first batch of a shrinkvec index scan.",
 							"Each batch is returned in exact order; while the executor wants more rows the "
-							"scan goes on with batches twice as large.",
-							&sv_shortlist, 100, 1, SV_INDEX_MAX_SHORTLIST,
+							"scan goes on with batches twice as large. 0 = the index's own choice (made at "
+							"build for its target_recall; 100 for an index without one).",
+							&sv_shortlist, 0, 0, SV_INDEX_MAX_SHORTLIST,
 							PGC_USERSET, GUC_EXPLAIN, NULL, NULL, NULL);
 	DefineCustomIntVariable("shrinkvec.probes",
 							"Lists of an IVF shrinkvec index that a scan visits.",
-							"0 = a fifth of the index's lists, at least 1.",
+							"0 = the index's own choice (made at build for its target_recall; a fifth of its "
+							"lists for an index without one).",
 							&sv_probes, 0, 0, SV_INDEX_MAX_LISTS,
 							PGC_USERSET, GUC_EXPLAIN, NULL, NULL, NULL);
 	DefineCustomIntVariable("shrinkvec.max_scan_tuples",
@@ -81,6 +91,8 @@ sv_amoptions(Datum reloptions, bool validate)
 		{"lists", RELOPT_TYPE_INT, offsetof(SvOptions, lists)},
 		{"bits", RELOPT_TYPE_INT, offsetof(SvOptions, bits)},
 		{"refine", RELOPT_TYPE_INT, offsetof(SvOptions, refine)},
+		{"rotate", RELOPT_TYPE_BOOL, offsetof(SvOptions, rotate)},
+		{"target_recall", RELOPT_TYPE_REAL, offsetof(SvOptions, target_recall)},
 	};
 
 	return (bytea *) build_reloptions(reloptions, validate, sv_relopt_kind,
@@ -176,7 +188,9 @@ sv_amcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	int			lists,
 				dims,
 				elemtype,
-				refine_bits;
+				refine_bits,
+				probes,
+				shortlist;
 	double		ratio,
 				spc_seq_page_cost,
 				spc_random_page_cost,
@@ -199,6 +213,8 @@ sv_amcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	dims = cache->meta.code_bits;
 	elemtype = cache->meta.elemtype;
 	refine_bits = cache->meta.refine_bits;
+	probes = sv_effective_probes(&cache->meta);
+	shortlist = sv_effective_shortlist(&cache->meta);
 	if (refine_bits > 0)
 	{
 		double		data_entry = cache->meta.code_bytes + sizeof(ItemPointerData) + 2 * sizeof(float);
@@ -216,7 +232,7 @@ sv_amcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	 * one batch: read the probed lists' codes, with a small kernel cost per entry (the refine pages are
 	 * not read by the scan of the codes: only the share of the index's pages that data pages take counts)
 	 */
-	ratio = Min(1.0, (double) sv_effective_probes(lists) / lists);
+	ratio = Min(1.0, (double) probes / lists);
 	entries = path->indexinfo->tuples * ratio;
 	costs.indexStartupCost = costs.numIndexPages * data_share * ratio * spc_seq_page_cost
 		+ entries * cpu_operator_cost * SV_COST_KERNEL_PER_ENTRY;
@@ -233,19 +249,19 @@ sv_amcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	if (sel > SV_PARAM_FILTER_SEL && sv_filter_has_params(path->indexinfo->rel))
 		sel = SV_PARAM_FILTER_SEL;
 	wanted = root->limit_tuples > 0 ? root->limit_tuples : path->indexinfo->rel->rows;
-	candidates = Min(path->indexinfo->tuples, Max((double) sv_shortlist, 1.5 * wanted / sel));
-	batches = 1 + (candidates > sv_shortlist ? log2(candidates / sv_shortlist) : 0);
+	candidates = Min(path->indexinfo->tuples, Max((double) shortlist, 1.5 * wanted / sel));
+	batches = 1 + (candidates > shortlist ? log2(candidates / shortlist) : 0);
 	per_candidate = cpu_index_tuple_cost;
 	if (elemtype != SV_ELEM_BIT)
 		per_candidate += cpu_operator_cost * dims / SV_COST_DIMS_PER_OPERATOR +
 			SV_COST_FETCH_PAGE_SHARE * spc_random_page_cost;
-	if (refine_bits > 0 && sv_rerank > 0 && 1.5 * wanted / sel <= sv_rerank / 2 && sv_rerank < sv_shortlist)
+	if (refine_bits > 0 && sv_rerank > 0 && 1.5 * wanted / sel <= sv_rerank / 2 && sv_rerank < shortlist)
 	{
 		/*
 		 * Refine codes: the first batch's candidates are scored from refine pages (a read of an index page
 		 * and the code's dims each), and only shrinkvec.rerank of them are rows read from the table.
 		 */
-		double		scored = Min(path->indexinfo->tuples, (double) sv_shortlist);
+		double		scored = Min(path->indexinfo->tuples, (double) shortlist);
 
 		costs.indexStartupCost = costs.indexStartupCost +
 			scored * (cpu_index_tuple_cost + cpu_operator_cost * dims / SV_COST_REFINE_DIMS_PER_OPERATOR +

@@ -188,8 +188,8 @@ shrinkvec_index_info(PG_FUNCTION_ARGS)
 	int64		entries = 0;
 	int64		data_pages = 0;
 	TupleDesc	tupdesc;
-	Datum		values[14];
-	bool		nulls[14] = {0};
+	Datum		values[20];
+	bool		nulls[20] = {0};
 	int64		refine_pages = 0;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -227,6 +227,13 @@ shrinkvec_index_info(PG_FUNCTION_ARGS)
 	values[11] = Int64GetDatum(meta->build_rows);
 	values[12] = Int32GetDatum(meta->refine_bits);
 	values[13] = Int64GetDatum(refine_pages);
+	values[14] = Int32GetDatum(meta->rotation_rounds);
+	values[15] = Int64GetDatum((int64) meta->rotation_seed);
+	values[16] = Float4GetDatum(meta->calib_target);
+	values[17] = Int32GetDatum(meta->calib_probes);
+	values[18] = Int32GetDatum(meta->calib_shortlist);
+	values[19] = Float4GetDatum(meta->calib_recall);
+	nulls[17] = nulls[18] = nulls[19] = meta->calib_probes == 0;
 	sv_close_index(index, heap);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
@@ -525,6 +532,7 @@ shrinkvec_index_centroids(PG_FUNCTION_ARGS)
 	Relation	index;
 	const SvIndexCache *cache;
 	const SvMetaData *meta;
+	bool		rotated = PG_GETARG_BOOL(1);
 
 	InitMaterializedSRF(fcinfo, 0);
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
@@ -538,11 +546,14 @@ shrinkvec_index_centroids(PG_FUNCTION_ARGS)
 						RelationGetRelationName(index))));
 	for (int list = 0; list < meta->lists; list++)
 	{
-		const float *c = (const float *) cache->centroids + (Size) list * meta->code_bits;
+		float	   *c = palloc(sizeof(float) * meta->code_bits);
 		Datum	   *elems = palloc(sizeof(Datum) * meta->code_bits);
 		Datum		values[2];
 		bool		nulls[2] = {0};
 
+		memcpy(c, (const float *) cache->centroids + (Size) list * meta->code_bits, sizeof(float) * meta->code_bits);
+		if (!rotated)
+			sv_unrotate_coded(meta, c);
 		for (int d = 0; d < meta->code_bits; d++)
 			elems[d] = Float4GetDatum(c[d]);
 		values[0] = Int32GetDatum(list);
@@ -550,6 +561,7 @@ shrinkvec_index_centroids(PG_FUNCTION_ARGS)
 													TYPALIGN_INT));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		pfree(elems);
+		pfree(c);
 	}
 	sv_close_index(index, heap);
 	return (Datum) 0;

@@ -63,13 +63,14 @@ sv_candidate_bytes(const SvMetaData *meta)
 static void
 sv_check_scan_memory(const SvMetaData *meta)
 {
-	Size		need = sv_candidate_bytes(meta) * (Size) sv_shortlist;
+	int			shortlist = sv_effective_shortlist(meta);
+	Size		need = sv_candidate_bytes(meta) * (Size) shortlist;
 
 	if (need > (Size) work_mem * 1024)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("shrinkvec.shortlist %d needs about %zu kB for its candidates, more than work_mem (%d kB)",
-						sv_shortlist, need / 1024, work_mem),
+						shortlist, need / 1024, work_mem),
 				 errhint("Lower shrinkvec.shortlist or raise work_mem.")));
 }
 
@@ -185,8 +186,7 @@ sv_set_query(SvScanOpaque *so, ScanKey orderby)
 	else
 	{
 		so->q = palloc(sizeof(float) * meta->code_bits);
-		sv_datum_to_floats(value, meta->elemtype, meta->kind, meta->dims, meta->code_bits, SV_FOR_QUERY,
-						   so->q, NULL);
+		sv_datum_to_floats(value, meta, SV_FOR_QUERY, so->q, NULL);
 		so->qnorm2 = sv_kernels.dot(so->q, so->q, meta->code_bits);
 	}
 }
@@ -258,7 +258,7 @@ sv_start_batch(IndexScanDesc scan, bool *first)
 		pgstat_count_index_scan(scan->indexRelation);
 #endif
 		so->started = true;
-		so->batch_size = sv_shortlist;
+		so->batch_size = sv_effective_shortlist(meta);
 	}
 	else
 	{

@@ -19,6 +19,16 @@
  * codes with one load, and capacity is a multiple of 32.  Codes too long for a block of 32 on a
  * page (over 1,912 bits) use lanes = 1, the plain row-major layout, scanned by portable code.
  * Version 1 stored codes row-major without blocks; a version 1 index must be rebuilt (REINDEX).
+ * Version 3 added the rotation (below); an index of version 1 or 2 must be rebuilt (REINDEX).
+ *
+ * Rotation (vector opclasses, WITH (rotate = on), the default): every vector, row or query, is taken
+ * over its coded dims (the first code_bits, normalised first for cosine), then rotated by the seeded
+ * random orthogonal map of kernels/rotate.c (meta.rotation_rounds rounds from meta.rotation_seed;
+ * codes.py: rotate).  Everything the index stores and computes is in those rotated coordinates: the
+ * centroids (k-means over rotated rows), the residuals r = x - c, their sign and refine codes, the
+ * query's tables.  A rotation keeps every distance, so the lists are the same as without it; what it
+ * changes is that the variance of r, however unevenly the data spread it over the dims (Matryoshka
+ * models, PCA), comes out spread over all of them, which is what one grid per code assumes.
  *
  * Refine codes (vector opclasses, WITH (refine = B), B = 2, 4 or 8): a finer code of every entry, kept
  * on refine pages of their own so the 1-bit scan stays dense.  The first bytes of a data page's
@@ -58,10 +68,14 @@
 #include "utils/relcache.h"
 
 #define SV_INDEX_MAGIC 0x53564958	/* "SVIX" */
-#define SV_INDEX_VERSION 2
+#define SV_INDEX_VERSION 3
 #define SV_CODES_OFFSET 64			/* page offset of the codes array (64-byte aligned) */
 #define SV_META_BLKNO 0
 #define SV_PAGE_ID 0xFF91			/* last two bytes of every page, for pg_filedump */
+
+/* The rotation every vector index is built with (codes.py: ROTATION_ROUNDS, ROTATION_SEED). */
+#define SV_ROTATION_ROUNDS 2
+#define SV_ROTATION_SEED UINT64CONST(0x5348524B56454331)
 
 /* Limits. */
 #define SV_MAX_REFINE_PAGES 10		/* refine pages per data page: their blocks fit before the codes */
@@ -142,6 +156,15 @@ typedef struct SvMetaData
 	int32		coarse_groups;
 	BlockNumber coarse_start;
 	int32		coarse_pages;
+	/* the rotation of the coded dims (vector opclasses, WITH (rotate = on); 0 rounds: none) */
+	int32		rotation_rounds;
+	int32		unused;
+	uint64		rotation_seed;
+	/* the scan settings chosen at build for WITH (target_recall = R) (calibrate.c; 0: none chosen) */
+	int32		calib_probes;
+	int32		calib_shortlist;
+	float		calib_recall;	/* the recall they reached on the sample */
+	float		calib_target;	/* R */
 } SvMetaData;
 
 /* One list of the directory. */
@@ -158,6 +181,8 @@ typedef struct SvOptions
 	int			lists;			/* 1 = flat, 0 = from the row count (vector opclasses; flat for bit) */
 	int			bits;			/* vector opclasses: coded dims (0 = all) */
 	int			refine;			/* vector opclasses: bits per dim of the refine codes (0 = none) */
+	bool		rotate;			/* vector opclasses: rotate the coded dims (default true) */
+	double		target_recall;	/* vector opclasses: the recall the build chooses probes and shortlist for */
 } SvOptions;
 
 /* The fixed part of an index, cached in rd_amcache: meta page and centroids. */
@@ -187,6 +212,8 @@ typedef struct SvIndexCache
 /* Defaults derived at build (WITH (lists = 0), the default) and at scan (shrinkvec.probes = 0). */
 #define SV_AUTO_FLAT_ROWS 20000		/* up to this many rows: flat */
 #define SV_AUTO_PROBES_DIVISOR 5	/* probes = ceil(lists / 5) */
+#define SV_DEFAULT_SHORTLIST 100	/* shrinkvec.shortlist = 0 on an index without a chosen one */
+#define SV_DEFAULT_TARGET_RECALL 0.95	/* WITH (target_recall) */
 
 /* GUCs. */
 extern int	sv_shortlist;
@@ -195,13 +222,27 @@ extern int	sv_max_scan_tuples;
 extern double sv_order_margin;
 extern int	sv_rerank;
 
-/* The lists a scan of an index with `lists` lists visits: shrinkvec.probes, or a fifth of them when it is 0. */
+/*
+ * The lists a scan visits: shrinkvec.probes; when it is 0, the probes chosen at build (target_recall),
+ * or a fifth of the lists for an index built without them.
+ */
 static inline int
-sv_effective_probes(int lists)
+sv_effective_probes(const SvMetaData *meta)
 {
-	int			probes = sv_probes > 0 ? sv_probes : (lists + SV_AUTO_PROBES_DIVISOR - 1) / SV_AUTO_PROBES_DIVISOR;
+	int			lists = meta->lists;
+	int			probes = sv_probes > 0 ? sv_probes :
+		meta->calib_probes > 0 ? meta->calib_probes : (lists + SV_AUTO_PROBES_DIVISOR - 1) / SV_AUTO_PROBES_DIVISOR;
 
 	return Max(1, Min(probes, lists));
+}
+
+/* The first batch's candidates: shrinkvec.shortlist; when it is 0, the build's choice, or 100. */
+static inline int
+sv_effective_shortlist(const SvMetaData *meta)
+{
+	if (sv_shortlist > 0)
+		return sv_shortlist;
+	return meta->calib_shortlist > 0 ? meta->calib_shortlist : SV_DEFAULT_SHORTLIST;
 }
 
 /* Bytes of page contents available to entries. */
@@ -293,10 +334,16 @@ typedef enum SvConvertFor
 
 /*
  * The coded part of a vector or halfvec datum as floats (rows and queries alike): the first code_bits
- * dims, normalised over all dims for cosine.  Returns false for a zero vector under cosine (x is zero).
+ * dims, normalised over all dims for cosine, then rotated (meta.rotation_rounds > 0).  Returns false for
+ * a zero vector under cosine (x is zero).
  */
-bool		sv_datum_to_floats(Datum value, int elemtype, int kind, int dims, int code_bits, SvConvertFor purpose,
-							   float *x, bool *unknown);
+bool		sv_datum_to_floats(Datum value, const SvMetaData *meta, SvConvertFor purpose, float *x, bool *unknown);
+
+/* Rotate the code_bits floats x in place by the index's rotation (a no-op without one). */
+void		sv_rotate_coded(const SvMetaData *meta, float *x);
+
+/* Undo the index's rotation of the code_bits floats x in place (a no-op without one). */
+void		sv_unrotate_coded(const SvMetaData *meta, float *x);
 
 /*
  * Squared norms below which a cosine row's float norm may underflow (pgvector then returns 0, 2 or NaN

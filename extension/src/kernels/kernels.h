@@ -222,4 +222,12 @@ void		sv_kernels_fill_avx512(SvKernels *k);
  */
 double		sv_maxsim_f32(const float *q, size_t nq, const float *d, size_t nd, size_t dim);
 
+/*
+ * rotate.c: the index's random orthogonal rotation of n coded dims (codes.py: rotate, unrotate),
+ * seeded, in `rounds` rounds of sign flips and Walsh-Hadamard transforms; work holds n doubles.
+ */
+size_t		sv_rotation_block(size_t n);
+void		sv_rotate(const float *x, float *out, size_t n, uint64_t seed, int rounds, double *work);
+void		sv_unrotate(const float *y, float *out, size_t n, uint64_t seed, int rounds, double *work);
+
 #endif

@@ -123,7 +123,7 @@ CREATE TABLE nodims (v halfvec);
 CREATE INDEX ON nodims USING shrinkvec (v halfvec_l2_ops);
 SET enable_seqscan = off;
 SELECT id FROM docs ORDER BY v <-> '[1,2,3]' LIMIT 1;
-SET shrinkvec.shortlist = 0;
+SET shrinkvec.shortlist = -1;
 SET shrinkvec.rerank = -1;
 SET shrinkvec.probes = 40000;
 RESET enable_seqscan;
