@@ -80,8 +80,11 @@ class Kernels:
         lib.sv_fs_select_u32.argtypes = [vp, sz, ctypes.c_uint32, vp]
         lib.sv_lut_build.argtypes = [vp, sz, sz, vp]
         lib.sv_lut_scan.argtypes = [vp, sz, sz, sz, vp, vp]
-        lib.sv_rotate.argtypes = [vp, vp, sz, ctypes.c_uint64, ctypes.c_int, vp]
-        lib.sv_unrotate.argtypes = [vp, vp, sz, ctypes.c_uint64, ctypes.c_int, vp]
+        lib.sv_rotation_steps.restype = sz
+        lib.sv_rotation_steps.argtypes = [sz, ctypes.c_int]
+        lib.sv_rotation_masks.argtypes = [sz, ctypes.c_uint64, ctypes.c_int, vp]
+        lib.sv_rotate.argtypes = [vp, vp, sz, vp, ctypes.c_int, vp]
+        lib.sv_unrotate.argtypes = [vp, vp, sz, vp, ctypes.c_int, vp]
         return cls(lib)
 
     def use(self, level: str) -> str:
@@ -103,8 +106,10 @@ class Kernels:
         x = np.ascontiguousarray(x, dtype=np.float32)
         out = np.empty_like(x)
         work = np.empty(x.size, dtype=np.float64)
+        masks = np.empty(self.lib.sv_rotation_steps(x.size, rounds) * x.size, dtype=np.uint32)
+        self.lib.sv_rotation_masks(x.size, seed, rounds, masks.ctypes.data)
         fn = self.lib.sv_unrotate if inverse else self.lib.sv_rotate
-        fn(x.ctypes.data, out.ctypes.data, x.size, seed, rounds, work.ctypes.data)
+        fn(x.ctypes.data, out.ctypes.data, x.size, masks.ctypes.data, rounds, work.ctypes.data)
         return out
 
     def fs_tables_ip(self, w: npt.NDArray[np.float32], nbytes: int) -> tuple[np.ndarray, float, int, float]:

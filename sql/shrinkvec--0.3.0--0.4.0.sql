@@ -24,3 +24,11 @@ CREATE FUNCTION shrinkvec_index_centroids(index regclass, rotated boolean DEFAUL
 	AS 'MODULE_PATHNAME', 'shrinkvec_index_centroids' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
 COMMENT ON FUNCTION shrinkvec_index_centroids(regclass, boolean) IS
 	'the centroid of every list of a shrinkvec index on a vector or halfvec column (the mean, for a flat index), over its coded dims: in the column''s coordinates, or with rotated => true as stored, in the index''s rotated coordinates';
+
+DROP FUNCTION shrinkvec_index_entries(regclass);
+CREATE FUNCTION shrinkvec_index_entries(index regclass, OUT tid tid, OUT list integer, OUT code bit,
+	OUT refine bytea, OUT refine_lo real, OUT refine_step real, OUT refine_norm2 real, OUT refine_err2 real)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'shrinkvec_index_entries' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION shrinkvec_index_entries(regclass) IS
+	'every entry of a shrinkvec index: heap TID, list, stored code (of the rotated residual, for vector indexes), and its refine code and factors, err2 being the refine code''s squared error (NULL without refine codes)';

@@ -296,11 +296,11 @@ COMMENT ON FUNCTION shrinkvec_index_info(regclass) IS
 	'layout and size of a shrinkvec index: distance, element type, code bits, bytes per entry, lists, entries and pages, refine bits and pages, the rotation of its coded dims (rounds, 0 = none, and seed), and the scan settings chosen at build for target_recall (probes, shortlist; NULL when none were chosen) with the recall they reached on a sample of the rows';
 
 CREATE FUNCTION shrinkvec_index_entries(index regclass, OUT tid tid, OUT list integer, OUT code bit,
-	OUT refine bytea, OUT refine_lo real, OUT refine_step real, OUT refine_norm2 real)
+	OUT refine bytea, OUT refine_lo real, OUT refine_step real, OUT refine_norm2 real, OUT refine_err2 real)
 	RETURNS SETOF record
 	AS 'MODULE_PATHNAME', 'shrinkvec_index_entries' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
 COMMENT ON FUNCTION shrinkvec_index_entries(regclass) IS
-	'every entry of a shrinkvec index: heap TID, list, stored code, and its refine code and factors (NULL without refine codes)';
+	'every entry of a shrinkvec index: heap TID, list, stored code (of the rotated residual, for vector indexes), and its refine code and factors, err2 being the refine code''s squared error (NULL without refine codes)';
 
 CREATE FUNCTION shrinkvec_index_centroids(index regclass, rotated boolean DEFAULT false,
 	OUT list integer, OUT centroid real[])

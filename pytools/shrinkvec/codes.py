@@ -315,9 +315,10 @@ def rotation_signs(dims: int, seed: int = ROTATION_SEED, rounds: int = ROTATION_
     return bits.reshape(steps, words * 64)[:, :dims].astype(bool)
 
 
-def _fwht(y: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """The unnormalised Walsh-Hadamard transform along the last axis (a power-of-two length), butterflies
-    (a+b, a-b) in stages h = 1, 2, 4, ... (the C loop's order; each operation is exact-rounded double)."""
+def _fwht(y: npt.NDArray[np.floating], scale: np.floating) -> npt.NDArray[np.floating]:
+    """The normalised Walsh-Hadamard transform along the last axis (a power-of-two length), butterflies
+    (a+b, a-b) in stages h = 1, 2, 4, ... (the C loop's order; each operation exact-rounded in y's dtype),
+    then times scale."""
     m = y.shape[-1]
     lead = y.shape[:-1]
     h = 1
@@ -325,7 +326,7 @@ def _fwht(y: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         v = y.reshape(*lead, m // (2 * h), 2, h)
         y = np.concatenate([v[..., 0, :] + v[..., 1, :], v[..., 0, :] - v[..., 1, :]], axis=-1).reshape(*lead, m)
         h *= 2
-    return y
+    return y * scale
 
 
 def _rotation_steps(d: int, inverse: bool) -> list[tuple[int, int]]:
@@ -336,28 +337,40 @@ def _rotation_steps(d: int, inverse: bool) -> list[tuple[int, int]]:
     return pairs[::-1] if inverse else pairs
 
 
-def rotate(x: npt.ArrayLike, seed: int = ROTATION_SEED, rounds: int = ROTATION_ROUNDS) -> FloatArray:
-    """The index's random orthogonal rotation of the coded dims x (float32 in, float32 out; a 2-D array
-    is rotated row by row).
-
-    m = rotation_block(d). Each round: flip the signs of the step's dims, then a normalised Hadamard
-    transform (times 1/sqrt(m)) of x[0:m]; when m < d, flip again and transform x[d-m:d] the same way.
-    Computed in float64 (no intermediate overflows for finite inputs) and rounded to float32 once at the
-    end. Orthogonal: every distance and inner product is kept, and a Hadamard step spreads each
-    coordinate's variance evenly over its block.
-    """
-    y = np.array(x, dtype=np.float32).astype(np.float64)
+def _rotate_in(y: npt.NDArray[np.floating], seed: int, rounds: int) -> npt.NDArray[np.floating]:
+    """The forward steps in y's dtype (float32 or float64)."""
     d = y.shape[-1]
     m = rotation_block(d)
-    scale = 1.0 / math.sqrt(float(m))
+    scale = y.dtype.type(1.0 / math.sqrt(float(m)))
     signs = rotation_signs(d, seed, rounds)
     per_round = len(_rotation_steps(d, False))
     with np.errstate(over="ignore", invalid="ignore"):
         for r in range(rounds):
             for i, start in _rotation_steps(d, False):
                 y = np.where(signs[r * per_round + i], -y, y)
-                y[..., start:start + m] = _fwht(y[..., start:start + m]) * scale
-        return y.astype(np.float32)
+                y[..., start:start + m] = _fwht(y[..., start:start + m], scale)
+    return y
+
+
+def rotate(x: npt.ArrayLike, seed: int = ROTATION_SEED, rounds: int = ROTATION_ROUNDS) -> FloatArray:
+    """The index's random orthogonal rotation of the coded dims x (float32 in, float32 out; a 2-D array
+    is rotated row by row).
+
+    m = rotation_block(d). Each round: flip the signs of the step's dims, then a normalised Hadamard
+    transform (times 1/sqrt(m)) of x[0:m]; when m < d, flip again and transform x[d-m:d] the same way.
+    Computed in float32; a row with a non-finite result (values near float's limit overflowed a sum) is
+    computed again in float64, where a finite input cannot overflow, and rounded to float32 once.
+    Orthogonal: every distance and inner product is kept, and a Hadamard step spreads each coordinate's
+    variance evenly over its block.
+    """
+    xv = np.array(x, dtype=np.float32)
+    y = _rotate_in(xv.copy(), seed, rounds)
+    bad = ~np.isfinite(y).all(axis=-1)
+    if np.any(bad):
+        with np.errstate(over="ignore"):
+            wide = _rotate_in(xv.astype(np.float64), seed, rounds).astype(np.float32)
+        y = np.where(bad[..., None], wide, y) if y.ndim > 1 else wide
+    return np.asarray(y, dtype=np.float32)
 
 
 def unrotate(y: npt.ArrayLike, seed: int = ROTATION_SEED, rounds: int = ROTATION_ROUNDS) -> FloatArray:
@@ -371,7 +384,7 @@ def unrotate(y: npt.ArrayLike, seed: int = ROTATION_SEED, rounds: int = ROTATION
     with np.errstate(over="ignore", invalid="ignore"):
         for r in reversed(range(rounds)):
             for i, start in _rotation_steps(d, True):
-                z[..., start:start + m] = _fwht(z[..., start:start + m]) * scale
+                z[..., start:start + m] = _fwht(z[..., start:start + m], np.float64(scale))
                 z = np.where(signs[r * per_round + i], -z, z)
         return z.astype(np.float32)
 
@@ -391,6 +404,7 @@ class RefineCode(NamedTuple):
     lo: np.float32
     step: np.float32
     norm2: np.float32  # |x|^2 (summed in float64)
+    err2: np.float32  # |r - (lo + step * u)|^2: float32 terms summed in float64, in order
 
 
 def refine_code(x: npt.ArrayLike, c: npt.ArrayLike, bits: int) -> RefineCode:
@@ -419,7 +433,9 @@ def refine_code(x: npt.ArrayLike, c: npt.ArrayLike, bits: int) -> RefineCode:
     planes = (u[:, None] >> np.arange(bits - 1, -1, -1, dtype=np.uint8)) & 1
     code = np.packbits(planes.astype(np.uint8).ravel(), bitorder="big")
     norm2 = np.float32(np.dot(xv.astype(np.float64), xv.astype(np.float64)))
-    return RefineCode(code, lo, np.float32(step), norm2)
+    e = (r - (lo + np.float32(step) * u.astype(np.float32))).astype(np.float64)
+    err2 = np.float32(np.cumsum(e * e)[-1])
+    return RefineCode(code, lo, np.float32(step), norm2, err2)
 
 
 def refine_values(code: npt.ArrayLike, dims: int, bits: int) -> npt.NDArray[np.uint8]:

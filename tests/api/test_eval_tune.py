@@ -179,12 +179,12 @@ def test_configs_parse_and_split() -> None:
     assert (c.lists, c.probes, c.bits, c.shortlist) == (40, 8, 192, 200) and c.spec() == "index:lists=40:probes=8:bits=192@200"
     assert configs.parse("bits@400>prefix:128@100").stages == (("bits", 400), ("prefix:128", 100))
     r = configs.parse("index:lists=40:probes=8:refine=4@200")
-    assert (r.refine, r.rerank) == (4, 40) and r.spec() == "index:lists=40:probes=8:refine=4:rerank=40@200"
+    assert (r.refine, r.rerank) == (4, 200) and r.spec() == "index:lists=40:probes=8:refine=4:rerank=200@200"
     # an index configuration's plan needs nothing of the profile when k is given
     # (no profile at all: None where a Profile is typed, on purpose)
     settings = query.plan(None, r, k=10).settings  # type: ignore[arg-type]
-    assert settings == {"shrinkvec.shortlist": "200", "shrinkvec.probes": "8", "shrinkvec.rerank": "40"}
-    assert tune.index_settings(r) == {"shrinkvec.shortlist": 200, "shrinkvec.probes": 8, "shrinkvec.rerank": 40}
+    assert settings == {"shrinkvec.shortlist": "200", "shrinkvec.probes": "8", "shrinkvec.rerank": "200"}
+    assert tune.index_settings(r) == {"shrinkvec.shortlist": 200, "shrinkvec.probes": 8, "shrinkvec.rerank": 200}
     for bad, msg in [("bits", "unknown config 'bits'"), ("bits@50>int8@100", "at most the previous"),
                      ("index:refine=3@50", "refine must be 2, 4 or 8"), ("index:rerank=9@50", "rerank needs refine"),
                      ("index:lists=10@50", "needs probes"), ("index:foo=1@5", "unknown or repeated")]:

@@ -89,7 +89,7 @@ def test_cli_sql_and_orm_return_the_same_rows(migrated_dsn: str, conn: psycopg.C
             assert "docs_v" in plan, plan
             # nothing of the index's settings stays behind in the caller's session
             assert conn.execute("SHOW shrinkvec.shortlist").fetchone() == ("0",)
-            assert conn.execute("SHOW shrinkvec.rerank").fetchone() == ("40",)
+            assert conn.execute("SHOW shrinkvec.rerank").fetchone() == ("200",)
             continue
         if ">" in config:
             continue  # the ORM's two_stage has one code stage

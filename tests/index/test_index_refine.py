@@ -30,14 +30,15 @@ def check_entries(conn: psycopg.Connection, index: str, x: dict[int, np.ndarray]
     centroids = {list_: np.array(c, dtype=np.float32) for list_, c in conn.execute(
         "SELECT list, centroid FROM shrinkvec_index_centroids(%s, rotated => true)", (index,))}
     rows = conn.execute(
-        "SELECT r.id, e.list, e.refine, e.refine_lo, e.refine_step, e.refine_norm2 "
+        "SELECT r.id, e.list, e.refine, e.refine_lo, e.refine_step, e.refine_norm2, e.refine_err2 "
         "FROM shrinkvec_index_entries(%s) e JOIN r ON r.ctid = e.tid", (index,)).fetchall()
-    for id_, list_, refine, lo, step, norm2 in rows:
+    for id_, list_, refine, lo, step, norm2, err2 in rows:
         assert refine is not None, f"entry of row {id_} has no refine code"
         want = codes.refine_code(codes.rotate(x[id_][:code_bits]), centroids[list_], bits)
         assert bytes(refine) == want.code.tobytes(), (id_, list_)
         assert np.float32(lo) == want.lo and np.float32(step) == want.step
         assert np.float32(norm2) == pytest.approx(float(want.norm2), rel=1e-6, abs=1e-30)
+        assert np.float32(err2).tobytes() == want.err2.tobytes(), (id_, err2, want.err2)
     return len(rows)
 
 
@@ -156,7 +157,7 @@ def test_recall_on_real_embeddings_with_small_reranks(conn: psycopg.Connection) 
     ("bit(8)", "refine = 4", psycopg.errors.InvalidParameterValue,
      "option refine applies to vector and halfvec columns, not bit"),
     ("vector(9000)", "refine = 8", psycopg.errors.ProgramLimitExceeded,
-     "refine = 8 codes of 9000 dimensions need 9018 bytes an entry, more than a page holds \\(8112\\)"),
+     "refine = 8 codes of 9000 dimensions need 9022 bytes an entry, more than a page holds \\(8112\\)"),
 ])
 def test_bad_refine_options(conn: psycopg.Connection, column: str, options: str, error: type[Exception],
                             message: str) -> None:

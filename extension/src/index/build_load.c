@@ -165,8 +165,8 @@ sv_sample_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	if (bs->meta.elemtype == SV_ELEM_BIT)
 		sv_encode_bits(&bs->meta, values[0], (uint8 *) bs->sample + (Size) slot * bs->item_bytes);
 	else
-		sv_datum_to_floats(values[0], &bs->meta, SV_FOR_ROW, (float *) (bs->sample + (Size) slot * bs->item_bytes),
-						   NULL);
+		sv_datum_to_floats(values[0], &bs->cache, SV_FOR_ROW,
+						   (float *) (bs->sample + (Size) slot * bs->item_bytes), NULL);
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(bs->tmpcxt);
 }
@@ -296,7 +296,7 @@ sv_build_append(SvBuildState *bs, ForkNumber fork, int list, float alpha, float 
 
 /*
  * An encoded entry as a parallel worker sends it to the leader: list, TID, alpha, r2, code, then (with
- * refine codes) lo, step, norm2 and the refine code.
+ * refine codes) lo, step, norm2, err2 and the refine code.
  */
 Size
 sv_entry_bytes(const SvMetaData *meta)
@@ -304,7 +304,7 @@ sv_entry_bytes(const SvMetaData *meta)
 	Size		n = sizeof(int32) + sizeof(ItemPointerData) + 2 * sizeof(float) + meta->code_bytes;
 
 	if (meta->refine_bits > 0)
-		n += 3 * sizeof(float) + meta->refine_bytes;
+		n += 4 * sizeof(float) + meta->refine_bytes;
 	return MAXALIGN(n);
 }
 
@@ -329,7 +329,8 @@ sv_entry_pack(SvBuildState *bs, char *dst, int list, float alpha, float r2, Item
 		memcpy(dst, &bs->refine.lo, sizeof(float));
 		memcpy(dst + sizeof(float), &bs->refine.step, sizeof(float));
 		memcpy(dst + 2 * sizeof(float), &bs->refine.norm2, sizeof(float));
-		memcpy(dst + 3 * sizeof(float), bs->refine.code, meta->refine_bytes);
+		memcpy(dst + 3 * sizeof(float), &bs->refine.err2, sizeof(float));
+		memcpy(dst + 4 * sizeof(float), bs->refine.code, meta->refine_bytes);
 	}
 }
 
@@ -357,7 +358,8 @@ sv_entry_unpack_append(SvBuildState *bs, const char *src)
 		memcpy(&bs->refine.lo, src, sizeof(float));
 		memcpy(&bs->refine.step, src + sizeof(float), sizeof(float));
 		memcpy(&bs->refine.norm2, src + 2 * sizeof(float), sizeof(float));
-		memcpy(bs->refine.code, src + 3 * sizeof(float), meta->refine_bytes);
+		memcpy(&bs->refine.err2, src + 3 * sizeof(float), sizeof(float));
+		memcpy(bs->refine.code, src + 4 * sizeof(float), meta->refine_bytes);
 	}
 	if (list < 0 || list >= meta->lists)
 		elog(ERROR, "shrinkvec parallel build: entry of list %d, the index has %d", list, meta->lists);
@@ -469,7 +471,7 @@ sv_load_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull, b
 	}
 	else
 	{
-		sv_datum_to_floats(values[0], meta, SV_FOR_ROW, bs->pending_x + (Size) bs->npending * meta->code_bits,
+		sv_datum_to_floats(values[0], &bs->cache, SV_FOR_ROW, bs->pending_x + (Size) bs->npending * meta->code_bits,
 						   &bs->pending_unknown[bs->npending]);
 		bs->pending_tid[bs->npending++] = *tid;
 		MemoryContextSwitchTo(old);
@@ -586,6 +588,7 @@ sv_build_init(SvBuildState *bs, Relation index)
 	bs->index = index;
 	sv_build_meta(index, &bs->meta);
 	bs->cache.meta = bs->meta;
+	sv_cache_rotation(&bs->cache);
 	bs->tmpcxt = AllocSetContextCreate(CurrentMemoryContext, "shrinkvec build row", ALLOCSET_DEFAULT_SIZES);
 	bs->code = palloc0(bs->meta.code_bytes);
 }

@@ -165,6 +165,7 @@ sv_parallel_build_main(dsm_segment *seg, shm_toc *toc)
 	bs.index = index;
 	bs.meta = shared->meta;
 	bs.cache.meta = bs.meta;
+	sv_cache_rotation(&bs.cache);
 	bs.cache.centroids = shm_toc_lookup(toc, SV_KEY_CENTROIDS, false);
 	bs.cache.centroid_norm2 = palloc(sizeof(float) * bs.meta.lists);
 	for (int i = 0; i < bs.meta.lists; i++)

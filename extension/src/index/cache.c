@@ -62,7 +62,7 @@ sv_index_cache(Relation index)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("index \"%s\" has shrinkvec index format version %u, this shrinkvec reads version %d",
 						RelationGetRelationName(index), cache->meta.version, SV_INDEX_VERSION),
-				 errdetail("Version 2 stores codes in blocks of 32 for the SIMD scan."),
+				 errdetail("Version 3 rotates the coded dims of vector indexes before coding them."),
 				 errhint("REINDEX INDEX %s to rebuild it in the current format.",
 						 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(index)),
 													RelationGetRelationName(index)))));
@@ -86,6 +86,7 @@ sv_index_cache(Relation index)
 			}
 		}
 	}
+	sv_cache_rotation(cache);
 	if (cache->meta.coarse_groups > 0)
 	{
 		char	   *stream = MemoryContextAllocHuge(index->rd_indexcxt, sv_coarse_bytes(&cache->meta));
@@ -140,4 +141,18 @@ sv_index_elemtype(Relation index)
 	info = (const SvTypeInfo *) DatumGetPointer(FunctionCall1(index_getprocinfo(index, 1, SV_TYPE_PROC),
 															   PointerGetDatum(NULL)));
 	return info->elemtype;
+}
+
+/* Make cache->rotation_masks from cache->meta (in the current memory context; NULL without a rotation). */
+void
+sv_cache_rotation(SvIndexCache *cache)
+{
+	const SvMetaData *meta = &cache->meta;
+
+	cache->rotation_masks = NULL;
+	if (meta->rotation_rounds <= 0)
+		return;
+	cache->rotation_masks = palloc(sizeof(uint32) * meta->code_bits *
+								   sv_rotation_steps(meta->code_bits, meta->rotation_rounds));
+	sv_rotation_masks(meta->code_bits, meta->rotation_seed, meta->rotation_rounds, cache->rotation_masks);
 }

@@ -114,8 +114,9 @@ sv_normalize(const float *v, int n, int code_bits, bool half, float *x, bool *un
  * entry gets an unknown estimate (sv_mark_unknown).  A query (SV_FOR_QUERY) must also be finite.
  */
 bool
-sv_datum_to_floats(Datum value, const SvMetaData *meta, SvConvertFor purpose, float *x, bool *unknown)
+sv_datum_to_floats(Datum value, const SvIndexCache *cache, SvConvertFor purpose, float *x, bool *unknown)
 {
+	const SvMetaData *meta = &cache->meta;
 	int			elemtype = meta->elemtype;
 	int			code_bits = meta->code_bits;
 	int			n;
@@ -139,37 +140,43 @@ sv_datum_to_floats(Datum value, const SvMetaData *meta, SvConvertFor purpose, fl
 		memcpy(x, v, sizeof(float) * code_bits);
 	if (copy)
 		pfree(copy);
-	sv_rotate_coded(meta, x);
+	sv_rotate_coded(cache, x);
 	if (!*unknown && purpose == SV_FOR_ROW && meta->rotation_rounds > 0 &&
 		!sv_norm2_safe(sv_kernels.dot(x, x, code_bits)))
 		*unknown = true;		/* so long that its rotation left float's range: estimate unknown */
 	return ok;
 }
 
-/* Rotate the code_bits floats x in place by the index's rotation (svindex.h, "Rotation"). */
-void
-sv_rotate_coded(const SvMetaData *meta, float *x)
+/* Apply the index's rotation (svindex.h, "Rotation") or its inverse to the code_bits floats x in place. */
+static void
+sv_rotation_apply(const SvIndexCache *cache, float *x, bool inverse)
 {
+	const SvMetaData *meta = &cache->meta;
 	double	   *work;
 
 	if (meta->rotation_rounds <= 0)
 		return;
+	Assert(cache->rotation_masks != NULL);
 	work = palloc(sizeof(double) * meta->code_bits);
-	sv_rotate(x, x, meta->code_bits, meta->rotation_seed, meta->rotation_rounds, work);
+	if (inverse)
+		sv_unrotate(x, x, meta->code_bits, cache->rotation_masks, meta->rotation_rounds, work);
+	else
+		sv_rotate(x, x, meta->code_bits, cache->rotation_masks, meta->rotation_rounds, work);
 	pfree(work);
+}
+
+/* Rotate the code_bits floats x in place by the index's rotation (a no-op without one). */
+void
+sv_rotate_coded(const SvIndexCache *cache, float *x)
+{
+	sv_rotation_apply(cache, x, false);
 }
 
 /* Undo the index's rotation of the code_bits floats x in place (its transpose). */
 void
-sv_unrotate_coded(const SvMetaData *meta, float *x)
+sv_unrotate_coded(const SvIndexCache *cache, float *x)
 {
-	double	   *work;
-
-	if (meta->rotation_rounds <= 0)
-		return;
-	work = palloc(sizeof(double) * meta->code_bits);
-	sv_unrotate(x, x, meta->code_bits, meta->rotation_seed, meta->rotation_rounds, work);
-	pfree(work);
+	sv_rotation_apply(cache, x, true);
 }
 
 /*
@@ -195,6 +202,7 @@ sv_refine_encode(const SvMetaData *meta, const float *x, const float *c, SvRefin
 	double		sum = 0,
 				sum2 = 0,
 				norm2 = 0,
+				err2 = 0,
 				mean,
 				sd;
 
@@ -219,19 +227,29 @@ sv_refine_encode(const SvMetaData *meta, const float *x, const float *c, SvRefin
 	hi = (float) Min((double) rmax, mean + k * sd);
 	step = (hi - lo) / top;
 	memset(out->code, 0, meta->refine_bytes);
-	if (step > 0)
-		for (int i = 0; i < dim; i++)
+	if (!(step > 0))
+		step = 0;
+	for (int i = 0; i < dim; i++)
+	{
+		float		r = c ? x[i] - c[i] : x[i];
+		uint32		u = 0;
+		float		e;
+
+		if (step > 0)
 		{
-			float		r = c ? x[i] - c[i] : x[i];
 			float		t = rintf((r - lo) / step);
-			uint32		u = t <= 0 ? 0 : t >= top ? (uint32) top : (uint32) t;
 			int			bit = i * bits;
 
+			u = t <= 0 ? 0 : t >= top ? (uint32) top : (uint32) t;
 			out->code[bit / 8] |= (uint8) (u << (8 - bits - bit % 8));
 		}
+		e = r - (lo + step * (float) u);
+		err2 += (double) e * e;
+	}
 	out->lo = lo;
-	out->step = step > 0 ? step : 0;
+	out->step = step;
 	out->norm2 = (float) norm2;
+	out->err2 = (float) err2;
 }
 
 /* Encode x against centroid c (NULL = zero): sign bits of x - c, alpha and r2. */
@@ -248,8 +266,7 @@ sv_encode(const SvMetaData *meta, const float *x, const float *c, uint8 *code, f
 		float		r = c ? x[i] - c[i] : x[i];
 		double		rd = r;
 
-		if (r > 0)
-			code[i / 8] |= (uint8) (0x80 >> (i % 8));
+		code[i / 8] |= (uint8) ((r > 0) << (7 - i % 8));	/* no branch: the signs are random */
 		/* a difference of finite floats that overflows float is finite in double */
 		if (unlikely(isinf(r)))
 			rd = (double) x[i] - (double) c[i];

@@ -22,7 +22,7 @@ int			sv_shortlist = 0;
 int			sv_probes = 0;
 int			sv_max_scan_tuples = 50000;
 double		sv_order_margin = 1.0;
-int			sv_rerank = 40;
+int			sv_rerank = 200;
 static relopt_kind sv_relopt_kind;
 
 /* Register the reloptions and GUCs (from _PG_init). */
@@ -75,11 +75,12 @@ sv_index_init(void)
 							 &sv_order_margin, 1.0, 0.0, 10.0,
 							 PGC_USERSET, GUC_EXPLAIN, NULL, NULL, NULL);
 	DefineCustomIntVariable("shrinkvec.rerank",
-							"Candidates of the first batch whose rows a scan of an index with refine codes reads.",
-							"The 1-bit scan keeps shrinkvec.shortlist candidates; their refine codes keep the best "
-							"shrinkvec.rerank, and only those rows are read from the table (the first half of "
-							"them goes out at once in exact order). 0 = read every candidate.",
-							&sv_rerank, 40, 0, SV_INDEX_MAX_SHORTLIST,
+							"Most rows of the first batch a scan of an index with refine codes reads.",
+							"The 1-bit scan keeps shrinkvec.shortlist candidates; rows are read in the order of "
+							"their refine codes' lower bounds while a bound can still beat the 20th nearest row "
+							"read, at most shrinkvec.rerank of them (the 20 nearest go out at once in exact "
+							"order). 0 = no refine stage: read every candidate.",
+							&sv_rerank, 200, 0, SV_INDEX_MAX_SHORTLIST,
 							PGC_USERSET, GUC_EXPLAIN, NULL, NULL, NULL);
 }
 
@@ -255,18 +256,19 @@ sv_amcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	if (elemtype != SV_ELEM_BIT)
 		per_candidate += cpu_operator_cost * dims / SV_COST_DIMS_PER_OPERATOR +
 			SV_COST_FETCH_PAGE_SHARE * spc_random_page_cost;
-	if (refine_bits > 0 && sv_rerank > 0 && 1.5 * wanted / sel <= sv_rerank / 2 && sv_rerank < shortlist)
+	if (refine_bits > 0 && sv_rerank > 0 && 1.5 * wanted / sel <= SV_REFINE_DIRECT && SV_REFINE_DIRECT < shortlist)
 	{
 		/*
 		 * Refine codes: the first batch's candidates are scored from refine pages (a read of an index page
-		 * and the code's dims each), and only shrinkvec.rerank of them are rows read from the table.
+		 * and the code's dims each), and about 2 x SV_REFINE_DIRECT of them (bound-driven, at most
+		 * shrinkvec.rerank) are rows read from the table.
 		 */
 		double		scored = Min(path->indexinfo->tuples, (double) shortlist);
 
 		costs.indexStartupCost = costs.indexStartupCost +
 			scored * (cpu_index_tuple_cost + cpu_operator_cost * dims / SV_COST_REFINE_DIMS_PER_OPERATOR +
 					  SV_COST_REFINE_PAGE_SHARE * spc_random_page_cost) +
-			Min(scored, (double) sv_rerank) * per_candidate;
+			Min(scored, Min((double) sv_rerank, 2.0 * SV_REFINE_DIRECT)) * per_candidate;
 	}
 	else
 		costs.indexStartupCost = costs.indexStartupCost * batches + candidates * per_candidate;

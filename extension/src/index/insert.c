@@ -42,7 +42,7 @@ sv_aminsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 		float	   *x = palloc(sizeof(float) * meta->code_bits);
 		bool		unknown;
 
-		sv_datum_to_floats(values[0], meta, SV_FOR_ROW, x, &unknown);
+		sv_datum_to_floats(values[0], cache, SV_FOR_ROW, x, &unknown);
 		list = sv_nearest_list(cache, x, NULL);
 		if (meta->refine_bits > 0)
 			refine.code = palloc(meta->refine_bytes);

@@ -250,8 +250,8 @@ static void
 sv_entries_row(int list, ItemPointer tid, const uint8 *code, Page rpage, int rslot, void *arg)
 {
 	SvEntriesState *st = (SvEntriesState *) arg;
-	Datum		values[7];
-	bool		nulls[7] = {0};
+	Datum		values[8];
+	bool		nulls[8] = {0};
 	VarBit	   *bits = sv_new_varbit(st->meta->code_bits);
 	ItemPointer t = palloc(sizeof(ItemPointerData));
 
@@ -272,9 +272,10 @@ sv_entries_row(int list, ItemPointer tid, const uint8 *code, Page rpage, int rsl
 		values[4] = Float4GetDatum(sv_refine_lo(rpage, meta)[rslot]);
 		values[5] = Float4GetDatum(sv_refine_step(rpage, meta)[rslot]);
 		values[6] = Float4GetDatum(sv_refine_norm2(rpage, meta)[rslot]);
+		values[7] = Float4GetDatum(sv_refine_err2(rpage, meta)[rslot]);
 	}
 	else
-		nulls[3] = nulls[4] = nulls[5] = nulls[6] = true;
+		nulls[3] = nulls[4] = nulls[5] = nulls[6] = nulls[7] = true;
 	tuplestore_putvalues(st->rsinfo->setResult, st->rsinfo->setDesc, values, nulls);
 	pfree(t);
 	pfree(bits);
@@ -553,7 +554,7 @@ shrinkvec_index_centroids(PG_FUNCTION_ARGS)
 
 		memcpy(c, (const float *) cache->centroids + (Size) list * meta->code_bits, sizeof(float) * meta->code_bits);
 		if (!rotated)
-			sv_unrotate_coded(meta, c);
+			sv_unrotate_coded(cache, c);
 		for (int d = 0; d < meta->code_bits; d++)
 			elems[d] = Float4GetDatum(c[d]);
 		values[0] = Int32GetDatum(list);

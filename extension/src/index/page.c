@@ -111,7 +111,7 @@ sv_refine_layout(SvMetaData *meta, int refine_bits)
 		return;
 	}
 	meta->refine_bytes = TYPEALIGN(8, ((Size) meta->code_bits * refine_bits + 7) / 8);
-	entry = meta->refine_bytes + 3 * sizeof(float) + sizeof(ItemPointerData);
+	entry = meta->refine_bytes + 4 * sizeof(float) + sizeof(ItemPointerData);
 	if (entry > room)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -165,11 +165,18 @@ sv_refine_norm2(Page page, const SvMetaData *meta)
 	return sv_refine_step(page, meta) + meta->refine_capacity;
 }
 
+/* The err2 array of a refine page. */
+float *
+sv_refine_err2(Page page, const SvMetaData *meta)
+{
+	return sv_refine_norm2(page, meta) + meta->refine_capacity;
+}
+
 /* The TID array of a refine page. */
 ItemPointerData *
 sv_refine_tids(Page page, const SvMetaData *meta)
 {
-	return (ItemPointerData *) (sv_refine_norm2(page, meta) + meta->refine_capacity);
+	return (ItemPointerData *) (sv_refine_err2(page, meta) + meta->refine_capacity);
 }
 
 /* Write a refine entry into slot i of a refine page. */
@@ -180,6 +187,7 @@ sv_refine_put(Page page, const SvMetaData *meta, int i, const SvRefine *r, ItemP
 	sv_refine_lo(page, meta)[i] = r->lo;
 	sv_refine_step(page, meta)[i] = r->step;
 	sv_refine_norm2(page, meta)[i] = r->norm2;
+	sv_refine_err2(page, meta)[i] = r->err2;
 	sv_refine_tids(page, meta)[i] = *tid;
 }
 
@@ -192,6 +200,7 @@ sv_refine_copy(Page to, int dst, Page from, int src, const SvMetaData *meta)
 	sv_refine_lo(to, meta)[dst] = sv_refine_lo(from, meta)[src];
 	sv_refine_step(to, meta)[dst] = sv_refine_step(from, meta)[src];
 	sv_refine_norm2(to, meta)[dst] = sv_refine_norm2(from, meta)[src];
+	sv_refine_err2(to, meta)[dst] = sv_refine_err2(from, meta)[src];
 	sv_refine_tids(to, meta)[dst] = sv_refine_tids(from, meta)[src];
 }
 

@@ -27,9 +27,11 @@
  * distance (iterative probing), in exact order within each window.
  *
  * Refine codes (WITH (refine = B)): the first batch's candidates are scored again with their refine
- * codes (svindex.h), and only the best shrinkvec.rerank of them are fetched and scored exactly; the first
- * half of those goes out at once in exact order.  The others are deferred: if the executor wants more,
- * they are fetched into the pool before the scan goes on, exactly as without refine codes.
+ * codes (svindex.h), each with a lower bound from its code's error, and rows are fetched in bound order
+ * only while a bound can still beat the SV_REFINE_DIRECT-th nearest row fetched (shrinkvec.rerank caps
+ * the fetches); those SV_REFINE_DIRECT rows go out at once in exact order.  The others are deferred: if
+ * the executor wants more, they are fetched into the pool before the scan goes on, exactly as without
+ * refine codes.
  *
  * A NULL query returns every entry (distance NULL), as pgvector's indexes do.
  */
@@ -186,7 +188,7 @@ sv_set_query(SvScanOpaque *so, ScanKey orderby)
 	else
 	{
 		so->q = palloc(sizeof(float) * meta->code_bits);
-		sv_datum_to_floats(value, meta, SV_FOR_QUERY, so->q, NULL);
+		sv_datum_to_floats(value, so->cache, SV_FOR_QUERY, so->q, NULL);
 		so->qnorm2 = sv_kernels.dot(so->q, so->q, meta->code_bits);
 	}
 }
@@ -295,18 +297,66 @@ sv_start_batch(IndexScanDesc scan, bool *first)
 	return true;
 }
 
+/* qsort comparator of doubles, ascending. */
+static int
+sv_double_cmp(const void *a, const void *b)
+{
+	double		x = *(const double *) a,
+				y = *(const double *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/* The k-th smallest exact distance of the rows read so far (NaN counts as +Infinity); k <= nresults. */
+static double
+sv_kth_exact(const SvScanOpaque *so, int k)
+{
+	double	   *d = palloc(sizeof(double) * so->nresults);
+	double		kth;
+
+	for (int i = 0; i < so->nresults; i++)
+		d[i] = so->exact[i].isnan ? INFINITY : so->exact[i].dist;
+	qsort(d, so->nresults, sizeof(double), sv_double_cmp);
+	kth = d[k - 1];
+	pfree(d);
+	return kth;
+}
+
 /*
- * Refine codes (the first batch only): the best shrinkvec.rerank candidates by their refine codes are
- * read from the table, the others are deferred; visible rows of the deferred make up for dead ones.
+ * Refine codes (the first batch only): read candidates' rows in the order of their refine lower bounds
+ * until the want-th nearest row read is no farther than the next unread bound (no unread candidate can
+ * then beat it, within the bounds' confidence), or shrinkvec.rerank rows were read; the others are
+ * deferred, and visible rows of the deferred make up for dead ones.  An index of a prefix (bits < dims)
+ * has no bound on the dims it does not code: it reads 2 * want rows (at most shrinkvec.rerank).
  */
 static void
 sv_refine_first_batch(IndexScanDesc scan, int want)
 {
 	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+	const SvMetaData *meta = &so->cache->meta;
+	bool		bounded = meta->code_bits == meta->dims;
+	int			n = so->nresults_est;
+	int			cap = Min(n, Max(bounded ? sv_rerank : Min(sv_rerank, 2 * want), want));
+	int			nread = 0;
+	double	   *lb;
 
-	so->frontier = sv_estimate_distance(so, so->results[so->nresults_est - 1].score);
-	sv_refine_select(scan, sv_rerank);
-	sv_add_exact(scan, so->results, sv_rerank);
+	so->frontier = sv_estimate_distance(so, so->results[n - 1].score);
+	lb = sv_refine_order(scan);
+	while (nread < cap)
+	{
+		int			chunk = Min(cap - nread, nread == 0 ? want : Max(8, nread / 2));
+
+		sv_add_exact(scan, so->results + nread, chunk);
+		nread += chunk;
+		if (bounded && nread < n && so->nresults >= want && sv_kth_exact(so, want) <= lb[nread])
+			break;
+	}
+	/* an unknown estimate left unread may be nearer than anything read */
+	so->unknown_refine = nread < n && lb[nread] == -INFINITY;
+	so->ndeferred = n - nread;
+	so->deferred = MemoryContextAlloc(so->cxt, sizeof(SvCandidate) * Max(so->ndeferred, 1));
+	memcpy(so->deferred, so->results + nread, sizeof(SvCandidate) * so->ndeferred);
+	pfree(lb);
 	while (so->nresults < want && so->ndeferred > 0)
 	{
 		int			take = Min(so->ndeferred, want - so->nresults);
@@ -355,8 +405,8 @@ sv_vector_batch(IndexScanDesc scan, bool first)
 	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
 	const SvMetaData *meta = &so->cache->meta;
 	bool		refine = first && !so->pooling && meta->refine_bits > 0 && sv_rerank > 0 &&
-		so->nresults_est > sv_rerank;
-	int			want = refine ? sv_rerank : so->batch_size;
+		so->nresults_est > SV_REFINE_DIRECT;
+	int			want = refine ? SV_REFINE_DIRECT : so->batch_size;
 	bool		reordered = refine;
 
 	so->nresults = 0;
@@ -379,11 +429,10 @@ sv_vector_batch(IndexScanDesc scan, bool first)
 	/*
 	 * The first quarter of the first batch goes out at once, in exact order (a plain LIMIT k with k up
 	 * to a quarter of the shortlist costs one batch); rows past it wait in the pool.  With refine codes,
-	 * the first half of the rows read (shrinkvec.rerank): the refine codes chose them from the whole
-	 * shortlist.
+	 * the nearest SV_REFINE_DIRECT rows read: the refine bounds chose them from the whole shortlist.
 	 */
 	so->ndirect = sv_order_margin <= 0 ? so->nresults :
-		refine ? Max(1, so->nresults / 2) : Max(1, so->nresults / 4);
+		refine ? Min(so->nresults, SV_REFINE_DIRECT) : Max(1, so->nresults / 4);
 
 	/*
 	 * Unread entries of unknown estimate (extreme values) may be nearer than anything read: then every
@@ -547,6 +596,11 @@ sv_amendscan(IndexScanDesc scan)
 {
 	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
 
+	if (so->started)
+		ereport(DEBUG1,
+				(errmsg_internal("shrinkvec index scan of \"%s\": %lld candidates, %lld heap rows fetched",
+								 RelationGetRelationName(scan->indexRelation), (long long) so->scanned,
+								 (long long) so->fetched)));
 	if (so->fetch != NULL)
 	{
 		table_index_fetch_end(so->fetch);

@@ -91,6 +91,7 @@ typedef struct SvScanOpaque
 	float	   *bound_score;
 	ItemPointerData *bound_tid;
 	int64		scanned;		/* candidates read (for shrinkvec.max_scan_tuples) */
+	int64		fetched;		/* heap rows fetched for exact distances (reported at DEBUG1) */
 	bool		done;
 
 	/*
@@ -323,12 +324,10 @@ int sv_exact_cmp(const void *a, const void *b);
 void sv_add_exact(IndexScanDesc scan, const SvCandidate *cands, int n);
 
 /*
- * The funnel's middle step: score the batch's candidates with their refine codes and put the best
- * `keep` first in results; the others go to so->deferred (their rows are read only if the executor
- * wants more rows than the first batch gives).  A candidate whose refine slot no longer holds its TID
- * (VACUUM moved entries since its data page was read) counts as the best: it is never dropped wrongly.
+ * The funnel's middle step: score the first batch's candidates with their refine codes and order them
+ * by lower bound; returns the bounds in that order (palloc'd; -Infinity: unknown, read first).
  */
-void sv_refine_select(IndexScanDesc scan, int keep);
+double	   *sv_refine_order(IndexScanDesc scan);
 
 /* ---- scan_pool.c ---- */
 

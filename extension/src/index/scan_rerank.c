@@ -55,6 +55,7 @@ sv_add_exact(IndexScanDesc scan, const SvCandidate *cands, int n)
 	ExprContext *econtext;
 
 	sv_begin_fetch(scan);
+	so->fetched += n;
 	econtext = GetPerTupleExprContext(so->estate);
 	if (so->exact == NULL || so->nresults + n > so->exact_cap)
 	{
@@ -126,22 +127,22 @@ sv_refine_dot(const SvMetaData *meta, const float *q, const uint8 *code, float *
 	return sv_kernels.dot(q, u, dim);
 }
 
-/* A candidate's refine estimate, for sorting the batch by it. */
+/* A candidate's refine estimate and its lower bound, for sorting the batch by the bound. */
 typedef struct SvRefined
 {
-	double		est;
+	double		lb;				/* est - bound, in the exact distance's units; -Infinity: unknown */
 	int			idx;			/* in the batch's results */
 } SvRefined;
 
-/* qsort comparator of refine estimates: smaller first, then the earlier candidate of the batch. */
+/* qsort comparator of refine lower bounds: smaller first, then the earlier candidate of the batch. */
 static int
 sv_refined_cmp(const void *a, const void *b)
 {
 	const SvRefined *x = a,
 			   *y = b;
 
-	if (x->est != y->est)
-		return x->est < y->est ? -1 : 1;
+	if (x->lb != y->lb)
+		return x->lb < y->lb ? -1 : 1;
 	return x->idx - y->idx;
 }
 
@@ -158,21 +159,27 @@ sv_refine_loc_cmp(const void *a, const void *b)
 }
 
 /*
- * A candidate's refine estimate from its slot of a refine page (share-locked), in double: -Infinity when
- * the slot no longer holds its TID (VACUUM moved entries) or its factors overflowed float (unknown: the
- * row is read first).  qsum and qn2 are sum q and |q|^2; wide: the query overflows the float dot product.
+ * A candidate's lower bound from its slot of a refine page (share-locked), in the exact distance's units
+ * (the ORDER BY operator's: L2 is not squared), computed in double: its refine estimate minus
+ * SV_REFINE_BOUND_SIGMAS standard deviations of the code's error (svindex.h: sd |q| sqrt(err2 / dims),
+ * twice that for a squared L2), widened by SV_REFINE_BOUND_SLACK |q| |x| for the rounding of float
+ * arithmetic (an exact code, err2 = 0, still differs from pgvector's distance in the last bits).  -Infinity when the slot no longer holds its TID (VACUUM moved entries)
+ * or its factors are not finite (unknown: the row is read first).  qsum and qn2 are sum q and |q|^2;
+ * wide: the query overflows the float dot product.
  */
 static double
-sv_refine_estimate(const SvScanOpaque *so, Page page, const SvCandidate *c, bool wide, double qsum,
-				   double qn2, float *u)
+sv_refine_lower_bound(const SvScanOpaque *so, Page page, const SvCandidate *c, bool wide, double qsum,
+					  double qn2, float *u)
 {
 	const SvMetaData *meta = &so->cache->meta;
 	int			list;
 	float		lo,
 				step,
-				norm2;
+				norm2,
+				err2;
 	double		dot,
 				qx,
+				sd,
 				e;
 
 	if (SvPageGetOpaque(page)->flags != SV_PAGE_REFINE ||
@@ -182,35 +189,40 @@ sv_refine_estimate(const SvScanOpaque *so, Page page, const SvCandidate *c, bool
 	lo = sv_refine_lo(page, meta)[c->rslot];
 	step = sv_refine_step(page, meta)[c->rslot];
 	norm2 = sv_refine_norm2(page, meta)[c->rslot];
-	if (!(isfinite(lo) && isfinite(step) && isfinite(norm2) && (int) list < meta->lists))
+	err2 = sv_refine_err2(page, meta)[c->rslot];
+	if (!(isfinite(lo) && isfinite(step) && isfinite(norm2) && isfinite(err2) && (int) list < meta->lists))
 		return -INFINITY;
 	dot = sv_refine_dot(meta, so->q, sv_refine_codes(page, meta) + (Size) c->rslot * meta->refine_bytes, u);
-	qx = so->list_qc[list] + (double) lo * qsum + (double) step * dot;
 	if (wide)
 	{
 		/* a query this large overflows the float dot product */
 		dot = 0;
 		for (int d = 0; d < meta->code_bits; d++)
 			dot += (double) so->q[d] * u[d];
-		qx = so->list_qc[list] + (double) lo * qsum + (double) step * dot;
 	}
+	qx = so->list_qc[list] + (double) lo * qsum + (double) step * dot;
+	/* the code's error, and a relative slack for the rounding of the estimate's own arithmetic */
+	sd = sqrt(qn2 * (double) err2 / meta->code_bits) + SV_REFINE_BOUND_SLACK * sqrt(qn2 * (double) norm2);
 	if (meta->kind == SV_KIND_L2)
-		e = qn2 + (double) norm2 - 2.0 * qx;
+	{
+		e = qn2 + (double) norm2 - 2.0 * qx - 2.0 * SV_REFINE_BOUND_SIGMAS * sd;
+		e = isnan(e) ? e : sqrt(Max(e, 0.0));
+	}
 	else if (meta->kind == SV_KIND_IP)
-		e = -qx;
+		e = -qx - SV_REFINE_BOUND_SIGMAS * sd;
 	else
-		e = 1.0 - qx;
+		e = 1.0 - qx - SV_REFINE_BOUND_SIGMAS * sd;
 	return isnan(e) ? -INFINITY : e;
 }
 
 /*
- * The funnel's middle step: score the batch's candidates with their refine codes and put the best
- * `keep` first in results; the others go to so->deferred (their rows are read only if the executor
- * wants more rows than the first batch gives).  A candidate whose refine slot no longer holds its TID
- * (VACUUM moved entries since its data page was read) counts as the best: it is never dropped wrongly.
+ * The funnel's middle step: score the batch's candidates with their refine codes and order them by
+ * their lower bound (scan.c reads rows in that order while a bound can still beat the rows read).
+ * Returns the bounds in the new order (palloc'd).  A candidate whose refine slot no longer holds its TID
+ * (VACUUM moved entries since its data page was read) has the bound -Infinity: it is read first.
  */
-void
-sv_refine_select(IndexScanDesc scan, int keep)
+double *
+sv_refine_order(IndexScanDesc scan)
 {
 	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
 	const SvMetaData *meta = &so->cache->meta;
@@ -218,6 +230,7 @@ sv_refine_select(IndexScanDesc scan, int keep)
 	SvRefined  *est = palloc(sizeof(SvRefined) * n);
 	SvCandidate **byloc = palloc(sizeof(SvCandidate *) * n);
 	SvCandidate *sorted = palloc(sizeof(SvCandidate) * n);
+	double	   *lb = palloc(sizeof(double) * Max(n, 1));
 	float	   *u = palloc(sizeof(float) * meta->code_bits);
 	double		qsum = 0,
 				qn2 = 0;
@@ -256,24 +269,23 @@ sv_refine_select(IndexScanDesc scan, int keep)
 				LockBuffer(buf, BUFFER_LOCK_SHARE);
 				page = BufferGetPage(buf);
 			}
-			e = sv_refine_estimate(so, page, c, wide, qsum, qn2, u);
+			e = sv_refine_lower_bound(so, page, c, wide, qsum, qn2, u);
 		}
-		est[i].est = e;
+		est[i].lb = e;
 		est[i].idx = i;
 	}
 	if (BufferIsValid(buf))
 		UnlockReleaseBuffer(buf);
 	qsort(est, n, sizeof(SvRefined), sv_refined_cmp);
-	/* unknown estimates sort first: they may have pushed nearer rows into the deferred ones */
-	so->unknown_refine = keep < n && keep > 0 && est[0].est == -INFINITY;
 	for (int i = 0; i < n; i++)
+	{
 		sorted[i] = so->results[est[i].idx];
+		lb[i] = est[i].lb;
+	}
 	memcpy(so->results, sorted, sizeof(SvCandidate) * n);
-	so->ndeferred = n - keep;
-	so->deferred = MemoryContextAlloc(so->cxt, sizeof(SvCandidate) * Max(so->ndeferred, 1));
-	memcpy(so->deferred, so->results + keep, sizeof(SvCandidate) * so->ndeferred);
 	pfree(est);
 	pfree(byloc);
 	pfree(sorted);
 	pfree(u);
+	return lb;
 }

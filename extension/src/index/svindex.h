@@ -34,12 +34,14 @@
  * on refine pages of their own so the 1-bit scan stays dense.  The first bytes of a data page's
  * contents (before its codes) hold the blocks of its refine pages (SV_MAX_REFINE_PAGES at most):
  * entry i of the data page has its refine code on refine page i / refine_capacity, slot i %
- * refine_capacity.  A refine page holds arrays codes[refine_capacity][refine_bytes], lo, step and
- * norm2 (floats) and the entries' TIDs, which a scan compares with the data page's (an entry moved by
+ * refine_capacity.  A refine page holds arrays codes[refine_capacity][refine_bytes], lo, step, norm2
+ * and err2 (floats) and the entries' TIDs, which a scan compares with the data page's (an entry moved by
  * VACUUM since the scan read its data page is then never misjudged: it is simply kept).  The code of x
  * against its list's centroid c: r = x - c over the coded dims, lo = min r, step = (max r - lo) /
  * (2^B - 1), u_i = rint((r_i - lo) / step) (0 when step is 0), packed B bits a dim, most significant
- * first; norm2 = |x|^2 over the coded dims.  Then <q, x> ~ <q, c> + lo * sum(q) + step * <q, u>.
+ * first; norm2 = |x|^2 over the coded dims; err2 = sum of (r_i - (lo + step u_i))^2 (float terms, summed in
+ * double).  Then <q, x> ~ <q, c> + lo * sum(q) + step * <q, u>, and after the rotation the error <q, e>
+ * behaves as a normal variable of sd |q| sqrt(err2 / dims): the scan's bound (scan_rerank.c).
  *
  * Codes:
  *   bit_hamming_ops: the bit string itself (zero-padded to code_bytes).
@@ -191,6 +193,7 @@ typedef struct SvIndexCache
 	SvMetaData	meta;
 	char	   *centroids;		/* lists * centroid_bytes */
 	float	   *centroid_norm2; /* vector opclasses: |c|^2 per list */
+	uint32	   *rotation_masks; /* the rotation's sign flips (sv_cache_rotation; NULL without one) */
 	/* the coarse level (meta.coarse_groups > 0) */
 	float	   *coarse;			/* coarse_groups centroids of the centroids */
 	float	   *coarse_norm2;
@@ -214,6 +217,16 @@ typedef struct SvIndexCache
 #define SV_AUTO_PROBES_DIVISOR 5	/* probes = ceil(lists / 5) */
 #define SV_DEFAULT_SHORTLIST 100	/* shrinkvec.shortlist = 0 on an index without a chosen one */
 #define SV_DEFAULT_TARGET_RECALL 0.95	/* WITH (target_recall) */
+
+/*
+ * The bound-driven rerank of the first batch (refine codes): rows are read in the order of their refine
+ * lower bounds (the estimate less SV_REFINE_BOUND_SIGMAS standard deviations of its error) until the
+ * SV_REFINE_DIRECT-th nearest row read is no farther than the next unread bound, or shrinkvec.rerank rows
+ * were read (a cap); those SV_REFINE_DIRECT rows go out at once, in exact order.
+ */
+#define SV_REFINE_BOUND_SIGMAS 3.0
+#define SV_REFINE_BOUND_SLACK 1e-5
+#define SV_REFINE_DIRECT 20
 
 /* GUCs. */
 extern int	sv_shortlist;
@@ -288,6 +301,7 @@ uint8	   *sv_refine_codes(Page page, const SvMetaData *meta);
 float	   *sv_refine_lo(Page page, const SvMetaData *meta);
 float	   *sv_refine_step(Page page, const SvMetaData *meta);
 float	   *sv_refine_norm2(Page page, const SvMetaData *meta);
+float	   *sv_refine_err2(Page page, const SvMetaData *meta);
 ItemPointerData *sv_refine_tids(Page page, const SvMetaData *meta);
 
 /* One entry's refine code and factors. */
@@ -297,6 +311,7 @@ typedef struct SvRefine
 	float		lo;
 	float		step;
 	float		norm2;
+	float		err2;			/* |r - (lo + step u)|^2: the code's squared error, clipped dims included */
 } SvRefine;
 
 /* Write a refine entry into slot i of a refine page. */
@@ -312,6 +327,9 @@ Buffer		sv_new_buffer(Relation index, ForkNumber fork);
 
 /* The index's meta page and centroids, read once and cached in rd_amcache. */
 SvIndexCache *sv_index_cache(Relation index);
+
+/* Make cache->rotation_masks from cache->meta (in the current memory context; NULL without a rotation). */
+void		sv_cache_rotation(SvIndexCache *cache);
 
 /* Copy n bytes from a stream of pages starting at block start into dst. */
 void		sv_read_stream(Relation index, BlockNumber start, char *dst, Size n);
@@ -337,13 +355,14 @@ typedef enum SvConvertFor
  * dims, normalised over all dims for cosine, then rotated (meta.rotation_rounds > 0).  Returns false for
  * a zero vector under cosine (x is zero).
  */
-bool		sv_datum_to_floats(Datum value, const SvMetaData *meta, SvConvertFor purpose, float *x, bool *unknown);
+bool		sv_datum_to_floats(Datum value, const SvIndexCache *cache, SvConvertFor purpose, float *x,
+							   bool *unknown);
 
 /* Rotate the code_bits floats x in place by the index's rotation (a no-op without one). */
-void		sv_rotate_coded(const SvMetaData *meta, float *x);
+void		sv_rotate_coded(const SvIndexCache *cache, float *x);
 
 /* Undo the index's rotation of the code_bits floats x in place (a no-op without one). */
-void		sv_unrotate_coded(const SvMetaData *meta, float *x);
+void		sv_unrotate_coded(const SvIndexCache *cache, float *x);
 
 /*
  * Squared norms below which a cosine row's float norm may underflow (pgvector then returns 0, 2 or NaN

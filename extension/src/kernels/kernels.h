@@ -223,11 +223,14 @@ void		sv_kernels_fill_avx512(SvKernels *k);
 double		sv_maxsim_f32(const float *q, size_t nq, const float *d, size_t nd, size_t dim);
 
 /*
- * rotate.c: the index's random orthogonal rotation of n coded dims (codes.py: rotate, unrotate),
- * seeded, in `rounds` rounds of sign flips and Walsh-Hadamard transforms; work holds n doubles.
+ * rotate.c: the index's random orthogonal rotation of n coded dims (codes.py: rotate, unrotate), in
+ * `rounds` rounds of sign flips and Walsh-Hadamard transforms.  The flips come from a seed, as masks
+ * (sv_rotation_masks: sv_rotation_steps(n, rounds) * n of them, made once per index); work holds n doubles.
  */
 size_t		sv_rotation_block(size_t n);
-void		sv_rotate(const float *x, float *out, size_t n, uint64_t seed, int rounds, double *work);
-void		sv_unrotate(const float *y, float *out, size_t n, uint64_t seed, int rounds, double *work);
+size_t		sv_rotation_steps(size_t n, int rounds);
+void		sv_rotation_masks(size_t n, uint64_t seed, int rounds, uint32_t *masks);
+void		sv_rotate(const float *x, float *out, size_t n, const uint32_t *masks, int rounds, double *work);
+void		sv_unrotate(const float *y, float *out, size_t n, const uint32_t *masks, int rounds, double *work);
 
 #endif

@@ -9,7 +9,7 @@ A configuration is written as a short spec (also what `tune --apply` stores in t
 - ``index@S``, ``index:lists=L:probes=P:bits=B:refine=R:rerank=N@S``: a ``shrinkvec`` index on the vector
   column (flat when lists is 1 or left out; ``bits`` codes only the first B dimensions; ``refine`` keeps
   R-bit refine codes, R = 2, 4 or 8), searched with the unchanged exact query and ``shrinkvec.shortlist =
-  S``, ``shrinkvec.probes = P``, ``shrinkvec.rerank = N`` (with refine codes; default 40).
+  S``, ``shrinkvec.probes = P``, ``shrinkvec.rerank = N`` (with refine codes; default 200).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ IVF_SHORTLISTS = (50, 100, 200, 400)
 IVF_MIN_ROWS = 5000  # the default grid tries an IVF index only on tables at least this large
 REFINE_MIN_ROWS = 100_000  # ... and one with refine codes (4 bits) only on tables at least this large
 REFINE_BITS = (2, 4, 8)
-DEFAULT_RERANK = 40  # shrinkvec.rerank's default
+DEFAULT_RERANK = 200  # shrinkvec.rerank's default (a cap on the rows the refine bounds let the scan read)
 # Code-column stages run as sequential scans (~0.3-4 us a row): above this many rows the default grid
 # leaves them out (seconds a query at 1M rows); name them with --configs to measure them anyway.
 STAGE_MAX_ROWS = 250_000
@@ -219,5 +219,5 @@ def default_grid(profile: Profile, k: int, rows: int) -> list[Config]:
         out += [Config("index", lists=lists, probes=p, shortlist=n) for p in probes for n in sizes(IVF_SHORTLISTS)]
         if rows >= REFINE_MIN_ROWS:
             out += [Config("index", lists=lists, probes=p, shortlist=n, refine=4, rerank=r)
-                    for p in probes[:2] for n in sizes(IVF_SHORTLISTS) for r in (20, 40) if r < n]
+                    for p in probes[:2] for n in sizes(IVF_SHORTLISTS) for r in (40, 200) if r < n]
     return list({c.spec(): c for c in out}.values())
