@@ -44,7 +44,8 @@ def build(out_dir: Path) -> Path:
     for name, flags in flags_by_file.items():
         obj = out_dir / (name[:-2] + ".o")
         subprocess.run(
-            ["gcc", "-O2", "-fPIC", "-Wall", "-Werror", "-ffp-contract=off", *flags, "-c", str(SRC / name), "-o", str(obj)],
+            ["gcc", "-O2", "-fPIC", "-Wall", "-Werror", "-ffp-contract=off", "-fno-strict-aliasing", *flags,
+             "-c", str(SRC / name), "-o", str(obj)],
             check=True,
         )
         objects.append(str(obj))

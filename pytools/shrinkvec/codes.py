@@ -359,7 +359,8 @@ def rotate(x: npt.ArrayLike, seed: int = ROTATION_SEED, rounds: int = ROTATION_R
     m = rotation_block(d). Each round: flip the signs of the step's dims, then a normalised Hadamard
     transform (times 1/sqrt(m)) of x[0:m]; when m < d, flip again and transform x[d-m:d] the same way.
     Computed in float32; a row with a non-finite result (values near float's limit overflowed a sum) is
-    computed again in float64, where a finite input cannot overflow, and rounded to float32 once.
+    computed again in float64, where a finite input cannot overflow, clamped to +-FLT_MAX (a vector longer
+    than float's range; the index marks it unknown) and rounded to float32 once.
     Orthogonal: every distance and inner product is kept, and a Hadamard step spreads each coordinate's
     variance evenly over its block.
     """
@@ -367,8 +368,8 @@ def rotate(x: npt.ArrayLike, seed: int = ROTATION_SEED, rounds: int = ROTATION_R
     y = _rotate_in(xv.copy(), seed, rounds)
     bad = ~np.isfinite(y).all(axis=-1)
     if np.any(bad):
-        with np.errstate(over="ignore"):
-            wide = _rotate_in(xv.astype(np.float64), seed, rounds).astype(np.float32)
+        f32max = float(np.finfo(np.float32).max)
+        wide = np.clip(_rotate_in(xv.astype(np.float64), seed, rounds), -f32max, f32max).astype(np.float32)
         y = np.where(bad[..., None], wide, y) if y.ndim > 1 else wide
     return np.asarray(y, dtype=np.float32)
 

@@ -198,3 +198,37 @@ def test_the_refine_bounds_read_few_rows_and_keep_the_answers(conn: psycopg.Conn
     build(conn, "lists = 1, refine = 4, bits = 48")
     _, prefix_rows = top10(None)
     assert prefix_rows == 40
+
+
+def test_unknown_rows_filling_the_refine_cap_do_not_break_the_order(conn: psycopg.Connection) -> None:
+    """190 rows at 2e19 (their squares overflow float: unknown estimates, read first) and 300 normal ones,
+    refine codes, a shortlist of 400 and the default cap of 200 reads: the unknown rows take most of the
+    cap, yet the first 20 rows through the index are the exact first 20 (the deferred normal rows are read
+    before any row goes out)."""
+    rng = np.random.default_rng(190)
+    normal = rng.standard_normal((300, 16)).astype(np.float32)
+    huge = (np.sign(rng.standard_normal((190, 16))) * 2e19).astype(np.float32)
+    x = np.concatenate([huge, normal])
+    fill(conn, x)
+    build(conn, "lists = 1, refine = 4")
+    conn.execute("SET shrinkvec.shortlist = 400")
+    conn.execute("SET enable_seqscan = off")
+    for v in normal[:5] + 0.01:
+        got = [r[0] for r in conn.execute("SELECT id FROM g ORDER BY v <-> %s LIMIT 20", (v,))]
+        want = np.argsort(((x.astype(np.float64) - v) ** 2).sum(axis=1), kind="stable")[:20].tolist()
+        assert got == want
+
+
+def test_a_vector_longer_than_float_rotates_clamped_and_is_still_found(conn: psycopg.Connection) -> None:
+    """[3e38, 3e38, 3e38] rotates to a value float cannot hold (clamped, the row marked unknown): as a row it
+    is still found, and as a query every list is probed, so its own row (distance 0) comes first."""
+    y = codes.rotate(np.full(3, 3e38, dtype=np.float32))
+    assert np.isfinite(y).all() and np.abs(y).max() == np.finfo(np.float32).max
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.standard_normal((400, 3)).astype(np.float32), np.full((1, 3), 3e38, np.float32)])
+    fill(conn, x)
+    build(conn, "lists = 8, target_recall = 0")
+    conn.execute("SET shrinkvec.probes = 1")
+    conn.execute("SET enable_seqscan = off")
+    got = conn.execute("SELECT id, v <-> %s FROM g ORDER BY v <-> %s LIMIT 1", (x[400], x[400])).fetchall()
+    assert got == [(400, 0.0)]

@@ -140,43 +140,46 @@ sv_datum_to_floats(Datum value, const SvIndexCache *cache, SvConvertFor purpose,
 		memcpy(x, v, sizeof(float) * code_bits);
 	if (copy)
 		pfree(copy);
-	sv_rotate_coded(cache, x);
-	if (!*unknown && purpose == SV_FOR_ROW && meta->rotation_rounds > 0 &&
-		!sv_norm2_safe(sv_kernels.dot(x, x, code_bits)))
-		*unknown = true;		/* so long that its rotation left float's range: estimate unknown */
+	if (sv_rotate_coded(cache, x))
+		*unknown = true;		/* so long that its rotation left float's range (clamped): estimate unknown */
 	return ok;
 }
 
-/* Apply the index's rotation (svindex.h, "Rotation") or its inverse to the code_bits floats x in place. */
-static void
+/*
+ * Apply the index's rotation (svindex.h, "Rotation") or its inverse to the code_bits floats x in place;
+ * true when rotated values had to be clamped to float's range (sv_rotate).
+ */
+static bool
 sv_rotation_apply(const SvIndexCache *cache, float *x, bool inverse)
 {
 	const SvMetaData *meta = &cache->meta;
 	double	   *work;
+	bool		clamped = false;
 
 	if (meta->rotation_rounds <= 0)
-		return;
+		return false;
 	Assert(cache->rotation_masks != NULL);
 	work = palloc(sizeof(double) * meta->code_bits);
 	if (inverse)
 		sv_unrotate(x, x, meta->code_bits, cache->rotation_masks, meta->rotation_rounds, work);
 	else
-		sv_rotate(x, x, meta->code_bits, cache->rotation_masks, meta->rotation_rounds, work);
+		clamped = sv_rotate(x, x, meta->code_bits, cache->rotation_masks, meta->rotation_rounds, work);
 	pfree(work);
+	return clamped;
 }
 
-/* Rotate the code_bits floats x in place by the index's rotation (a no-op without one). */
-void
+/* Rotate the code_bits floats x in place by the index's rotation; true when values were clamped. */
+bool
 sv_rotate_coded(const SvIndexCache *cache, float *x)
 {
-	sv_rotation_apply(cache, x, false);
+	return sv_rotation_apply(cache, x, false);
 }
 
 /* Undo the index's rotation of the code_bits floats x in place (its transpose). */
 void
 sv_unrotate_coded(const SvIndexCache *cache, float *x)
 {
-	sv_rotation_apply(cache, x, true);
+	(void) sv_rotation_apply(cache, x, true);
 }
 
 /*

@@ -533,7 +533,7 @@ shrinkvec_index_centroids(PG_FUNCTION_ARGS)
 	Relation	index;
 	const SvIndexCache *cache;
 	const SvMetaData *meta;
-	bool		rotated = PG_GETARG_BOOL(1);
+	bool		rotated = PG_NARGS() > 1 ? PG_GETARG_BOOL(1) : false;	/* 0.3.0's SQL has one argument */
 
 	InitMaterializedSRF(fcinfo, 0);
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;

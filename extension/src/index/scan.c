@@ -188,7 +188,7 @@ sv_set_query(SvScanOpaque *so, ScanKey orderby)
 	else
 	{
 		so->q = palloc(sizeof(float) * meta->code_bits);
-		sv_datum_to_floats(value, so->cache, SV_FOR_QUERY, so->q, NULL);
+		sv_datum_to_floats(value, so->cache, SV_FOR_QUERY, so->q, &so->query_clamped);
 		so->qnorm2 = sv_kernels.dot(so->q, so->q, meta->code_bits);
 	}
 }
@@ -209,6 +209,8 @@ sv_amrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 	so->exact = NULL;
 	so->nresults = so->next = 0;
 	so->scanned = 0;
+	so->fetched = 0;
+	so->query_clamped = false;
 	so->pooling = false;
 	so->pool = NULL;
 	so->pool_n = so->pool_cap = 0;
@@ -351,8 +353,11 @@ sv_refine_first_batch(IndexScanDesc scan, int want)
 		if (bounded && nread < n && so->nresults >= want && sv_kth_exact(so, want) <= lb[nread])
 			break;
 	}
-	/* an unknown estimate left unread may be nearer than anything read */
-	so->unknown_refine = nread < n && lb[nread] == -INFINITY;
+	/*
+	 * Unknown estimates (bound -Infinity) sort first: when some were read and others deferred, the rows
+	 * read are not certified against the deferred ones (the cap may have stopped the reads early).
+	 */
+	so->unknown_refine = nread < n && lb[0] == -INFINITY;
 	so->ndeferred = n - nread;
 	so->deferred = MemoryContextAlloc(so->cxt, sizeof(SvCandidate) * Max(so->ndeferred, 1));
 	memcpy(so->deferred, so->results + nread, sizeof(SvCandidate) * so->ndeferred);

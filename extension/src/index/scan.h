@@ -92,6 +92,7 @@ typedef struct SvScanOpaque
 	ItemPointerData *bound_tid;
 	int64		scanned;		/* candidates read (for shrinkvec.max_scan_tuples) */
 	int64		fetched;		/* heap rows fetched for exact distances (reported at DEBUG1) */
+	bool		query_clamped;	/* the query's rotation left float's range: every list is probed */
 	bool		done;
 
 	/*

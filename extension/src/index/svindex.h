@@ -353,13 +353,17 @@ typedef enum SvConvertFor
 /*
  * The coded part of a vector or halfvec datum as floats (rows and queries alike): the first code_bits
  * dims, normalised over all dims for cosine, then rotated (meta.rotation_rounds > 0).  Returns false for
- * a zero vector under cosine (x is zero).
+ * a zero vector under cosine (x is zero).  *unknown (when not NULL) is set for a row or query whose
+ * estimate cannot be trusted: a cosine norm float cannot hold, or a rotation clamped to float's range.
  */
 bool		sv_datum_to_floats(Datum value, const SvIndexCache *cache, SvConvertFor purpose, float *x,
 							   bool *unknown);
 
-/* Rotate the code_bits floats x in place by the index's rotation (a no-op without one). */
-void		sv_rotate_coded(const SvIndexCache *cache, float *x);
+/*
+ * Rotate the code_bits floats x in place by the index's rotation (a no-op without one); true when the
+ * vector is longer than float's range and rotated values were clamped to +-FLT_MAX.
+ */
+bool		sv_rotate_coded(const SvIndexCache *cache, float *x);
 
 /* Undo the index's rotation of the code_bits floats x in place (a no-op without one). */
 void		sv_unrotate_coded(const SvIndexCache *cache, float *x);

@@ -230,7 +230,7 @@ double		sv_maxsim_f32(const float *q, size_t nq, const float *d, size_t nd, size
 size_t		sv_rotation_block(size_t n);
 size_t		sv_rotation_steps(size_t n, int rounds);
 void		sv_rotation_masks(size_t n, uint64_t seed, int rounds, uint32_t *masks);
-void		sv_rotate(const float *x, float *out, size_t n, const uint32_t *masks, int rounds, double *work);
+bool		sv_rotate(const float *x, float *out, size_t n, const uint32_t *masks, int rounds, double *work);
 void		sv_unrotate(const float *y, float *out, size_t n, const uint32_t *masks, int rounds, double *work);
 
 #endif

@@ -14,6 +14,7 @@
  * multiplication: no fused multiply-add can change a bit (built with -ffp-contract=off, and -O3 so the
  * butterflies vectorize).
  */
+#include <float.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -223,20 +224,23 @@ sv_rotate_float(float *y, size_t n, const uint32_t *masks, int rounds)
 
 /*
  * Rotate the n floats x into out (may be x), with work space of n doubles: in float, or in double when
- * float overflowed.
+ * float overflowed.  A vector longer than float's range (|x| above ~3.4e38) can have rotated values float
+ * cannot hold: they are clamped to +-FLT_MAX, and the return value is true (the caller treats the vector
+ * as of unknown estimate).  False otherwise.
  */
-void
+bool
 sv_rotate(const float *x, float *out, size_t n, const uint32_t *masks, int rounds, double *work)
 {
 	size_t		m = sv_rotation_block(n);
 	size_t		s = 0;
 	float	   *y = (float *) work;
+	bool		clamped = false;
 
 	memcpy(y, x, sizeof(float) * n);
 	if (sv_rotate_float(y, n, masks, rounds))
 	{
 		memcpy(out, y, sizeof(float) * n);
-		return;
+		return false;
 	}
 	for (size_t i = 0; i < n; i++)
 		work[i] = x[i];
@@ -251,7 +255,13 @@ sv_rotate(const float *x, float *out, size_t n, const uint32_t *masks, int round
 		}
 	}
 	for (size_t i = 0; i < n; i++)
-		out[i] = (float) work[i];
+	{
+		double		v = work[i] > FLT_MAX ? FLT_MAX : work[i] < -FLT_MAX ? -FLT_MAX : work[i];
+
+		clamped |= v != work[i];
+		out[i] = (float) v;
+	}
+	return clamped;
 }
 
 /* The inverse rotation (the steps of sv_rotate transposed, in reverse order) of y into out (may be y), in double. */
