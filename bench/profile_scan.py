@@ -6,7 +6,7 @@ kernel, the scan's own bookkeeping, heap fetches, TOAST, exact distances and the
 
 Needs `perf` (linux-tools) and the right to attach to the server's processes (root, or
 kernel.perf_event_paranoid <= 1 for the server's user). The data sets are bench_peers.py's (`--set docs`, `pca`,
-`wordllama`, `synthetic` at 28,000 rows; `big`: the clustered 250k x 768 set); `--reuse` keeps a loaded table.
+`wordllama`, `synthetic` at 28,000 rows; `big`: the clustered 250k x 768 set); a table of as many rows is reused.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from psycopg import sql
 import bench_geometry
 import bench_peers
 
-TABLE = "prof"
+TABLE = bench_peers.TABLE  # bench_peers.load_table fills it: a table bench_peers left is reused
 # symbol patterns, first match wins: what each share of the samples is spent on
 CATEGORIES: list[tuple[str, re.Pattern[str]]] = [
     ("SIMD kernel (codes)", re.compile(r"^(fs_scan|fs_select|sv_lut_|lut_|xor_popcount|hamming_)")),
@@ -65,16 +65,9 @@ def load(conn: psycopg.Connection, which: str, rows: int) -> tuple[np.ndarray, n
     count = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(TABLE))).fetchone() \
         if have and have[0] else None
     if not count or count[0] != len(x):
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(TABLE)))
-        conn.execute(sql.SQL("CREATE TABLE {} (id int PRIMARY KEY, embedding vector({}))").format(
-            sql.Identifier(TABLE), sql.Literal(x.shape[1])))
-        with conn.cursor().copy(sql.SQL("COPY {} (id, embedding) FROM STDIN WITH (FORMAT BINARY)").format(
-                sql.Identifier(TABLE))) as cp:
-            cp.set_types(["int4", "vector"])
-            for i, v in enumerate(x):
-                cp.write_row((i, v))
-        conn.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(TABLE)))
-    conn.execute(sql.SQL("SELECT sum(vector_dims(embedding)) FROM {}").format(sql.Identifier(TABLE))).fetchone()
+        bench_peers.load_table(conn, x)  # also reads every vector once, into shared_buffers
+    else:
+        conn.execute(sql.SQL("SELECT sum(vector_dims(embedding)) FROM {}").format(sql.Identifier(TABLE))).fetchone()
     return x, q
 
 

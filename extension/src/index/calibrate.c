@@ -128,7 +128,9 @@ sv_calibrate(SvBuildState *bs, double target, int nq)
 			   *qc,
 			   *dots;
 	double	   *est;
-	int		   *listrank;
+	int		   *listrank,
+			   *order;
+	double	   *lscore;
 	uint8	   *bucket;
 	double	   *found;			/* per (probe option, neighbour): its scaled rank, or +Inf when not probed */
 	int			nfound = 0;
@@ -182,6 +184,8 @@ sv_calibrate(SvBuildState *bs, double target, int nq)
 	dots = palloc(sizeof(float) * m);
 	est = palloc(sizeof(double) * m);
 	listrank = palloc(sizeof(int) * meta->lists);
+	order = palloc(sizeof(int) * meta->lists);
+	lscore = palloc(sizeof(double) * meta->lists);
 	bucket = palloc(m);
 	found = palloc(sizeof(double) * SV_CALIB_NPROBES * nq * SV_CALIB_K);
 
@@ -194,8 +198,6 @@ sv_calibrate(SvBuildState *bs, double target, int nq)
 		double		topd[SV_CALIB_K];
 		int			ntop = 0;
 		double		qsum = sv_kernels.sum(q, dim);
-		int		   *order;
-
 		CHECK_FOR_INTERRUPTS();
 		if (!rows[self].usable)
 			continue;
@@ -225,34 +227,14 @@ sv_calibrate(SvBuildState *bs, double target, int nq)
 			continue;
 
 		/* the order a scan probes the lists in (scan_lists.c): by <q, c> for IP, else by |q - c|^2 */
-		order = palloc(sizeof(int) * meta->lists);
 		for (int l = 0; l < meta->lists; l++)
 		{
 			qc[l] = sv_kernels.dot(q, cents + (Size) l * dim, dim);
-			order[l] = l;
+			lscore[l] = meta->kind == SV_KIND_IP ? -qc[l] : bs->cache.centroid_norm2[l] - 2.0 * qc[l];
 		}
-		for (int l = 1; l < meta->lists; l++)
-		{
-			/* insertion sort by probe score, then list number (lists are at most a few thousand) */
-			int			cur = order[l];
-			double		sc = meta->kind == SV_KIND_IP ? -qc[cur] : bs->cache.centroid_norm2[cur] - 2.0 * qc[cur];
-			int			at = l;
-
-			while (at > 0)
-			{
-				int			prev = order[at - 1];
-				double		sp = meta->kind == SV_KIND_IP ? -qc[prev] : bs->cache.centroid_norm2[prev] - 2.0 * qc[prev];
-
-				if (sp < sc || (sp == sc && prev < cur))
-					break;
-				order[at] = prev;
-				at--;
-			}
-			order[at] = cur;
-		}
+		sv_order_lists(lscore, meta->lists, order);
 		for (int l = 0; l < meta->lists; l++)
 			listrank[order[l]] = l;
-		pfree(order);
 
 		/* every row's 1-bit estimate: <q, x> ~ <q, c> + alpha <q, s>, <q, s> = 2 (sum of q over set bits) - sum q */
 		sv_lut_build(q, dim, nbytes, lut);
@@ -333,6 +315,8 @@ sv_calibrate(SvBuildState *bs, double target, int nq)
 	pfree(dots);
 	pfree(est);
 	pfree(listrank);
+	pfree(order);
+	pfree(lscore);
 	pfree(bucket);
 	pfree(found);
 }

@@ -145,6 +145,9 @@ sv_datum_to_floats(Datum value, const SvIndexCache *cache, SvConvertFor purpose,
 	return ok;
 }
 
+/* Coded dims whose rotation works in a buffer on the stack (16 kB), not one allocated per row. */
+#define SV_ROTATION_STACK_DIMS 2048
+
 /*
  * Apply the index's rotation (svindex.h, "Rotation") or its inverse to the code_bits floats x in place;
  * true when rotated values had to be clamped to float's range (sv_rotate).
@@ -153,18 +156,21 @@ static bool
 sv_rotation_apply(const SvIndexCache *cache, float *x, bool inverse)
 {
 	const SvMetaData *meta = &cache->meta;
-	double	   *work;
+	double		stack_work[SV_ROTATION_STACK_DIMS];
+	double	   *work = stack_work;
 	bool		clamped = false;
 
 	if (meta->rotation_rounds <= 0)
 		return false;
 	Assert(cache->rotation_masks != NULL);
-	work = palloc(sizeof(double) * meta->code_bits);
+	if (meta->code_bits > SV_ROTATION_STACK_DIMS)
+		work = palloc(sizeof(double) * meta->code_bits);	/* rare: codes over 2,048 dims */
 	if (inverse)
 		sv_unrotate(x, x, meta->code_bits, cache->rotation_masks, meta->rotation_rounds, work);
 	else
 		clamped = sv_rotate(x, x, meta->code_bits, cache->rotation_masks, meta->rotation_rounds, work);
-	pfree(work);
+	if (work != stack_work)
+		pfree(work);
 	return clamped;
 }
 

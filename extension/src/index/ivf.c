@@ -170,3 +170,39 @@ sv_coarse_nearest_list(const SvIndexCache *cache, const float *x)
 		}
 	return best;
 }
+
+/* One list's probe score and number, for ordering the lists. */
+typedef struct SvProbe
+{
+	double		score;
+	int			list;
+} SvProbe;
+
+/* qsort comparator: lower probe score first, then lower list number. */
+static int
+sv_probe_cmp(const void *a, const void *b)
+{
+	const SvProbe *x = a,
+			   *y = b;
+
+	if (x->score != y->score)
+		return x->score < y->score ? -1 : 1;
+	return x->list - y->list;
+}
+
+/* The lists in probe order into order[lists]: by score[list] ascending, then list number. */
+void
+sv_order_lists(const double *score, int lists, int *order)
+{
+	SvProbe    *probes = palloc(sizeof(SvProbe) * lists);
+
+	for (int i = 0; i < lists; i++)
+	{
+		probes[i].score = score[i];
+		probes[i].list = i;
+	}
+	qsort(probes, lists, sizeof(SvProbe), sv_probe_cmp);
+	for (int i = 0; i < lists; i++)
+		order[i] = probes[i].list;
+	pfree(probes);
+}

@@ -20,25 +20,6 @@ sv_candidate_cmp(const void *a, const void *b)
 	return 0;
 }
 
-/* One list's probe score and number, for choosing the lists to scan. */
-typedef struct SvProbe
-{
-	double		score;
-	int			list;
-} SvProbe;
-
-/* qsort comparator: lower probe score first, then lower list number. */
-static int
-sv_probe_cmp(const void *a, const void *b)
-{
-	const SvProbe *x = a,
-			   *y = b;
-
-	if (x->score != y->score)
-		return x->score < y->score ? -1 : 1;
-	return x->list - y->list;
-}
-
 /* <q, c> of list's centroid: in float as the kernels compute it, in double for a wide list. */
 static double
 sv_query_dot(const SvScanOpaque *so, int list)
@@ -59,7 +40,7 @@ void
 sv_choose_lists(SvScanOpaque *so)
 {
 	const SvMetaData *meta = &so->cache->meta;
-	SvProbe    *probes;
+	double	   *score;
 	uint8	   *masked = NULL;
 
 	so->nlists = meta->lists;
@@ -79,12 +60,11 @@ sv_choose_lists(SvScanOpaque *so)
 		so->probe_lists = so->order;
 		return;
 	}
-	probes = palloc(sizeof(SvProbe) * meta->lists);
+	score = palloc(sizeof(double) * meta->lists);
 	if (meta->elemtype == SV_ELEM_BIT)
 		masked = palloc(meta->code_bytes);
 	for (int i = 0; i < meta->lists; i++)
 	{
-		probes[i].list = i;
 		if (meta->elemtype == SV_ELEM_BIT)
 		{
 			const uint8 *c = (const uint8 *) so->cache->centroids + (Size) i * meta->code_bytes;
@@ -93,7 +73,7 @@ sv_choose_lists(SvScanOpaque *so)
 			memcpy(masked, c, meta->code_bytes);
 			for (int b = so->qbits; b < meta->code_bytes * 8; b++)
 				masked[b / 8] &= (uint8) ~(0x80 >> (b % 8));
-			probes[i].score = (float) sv_kernels.xor_popcount(masked, so->qcode, meta->code_bytes);
+			score[i] = (float) sv_kernels.xor_popcount(masked, so->qcode, meta->code_bytes);
 		}
 		else
 		{
@@ -102,21 +82,19 @@ sv_choose_lists(SvScanOpaque *so)
 
 			so->list_qc[i] = dot;
 			if (meta->kind == SV_KIND_IP)
-				probes[i].score = -dot;
+				score[i] = -dot;
 			else if (!sv_norm2_safe(so->qnorm2))
-				probes[i].score = sv_l2sq_double(so->q, c, meta->code_bits);	/* every list in double */
+				score[i] = sv_l2sq_double(so->q, c, meta->code_bits);	/* every list in double */
 			else if (sv_list_wide(so, i))
-				probes[i].score = sv_l2sq_double(so->q, c, meta->code_bits) -
+				score[i] = sv_l2sq_double(so->q, c, meta->code_bits) -
 					sv_l2sq_double(so->q, NULL, meta->code_bits);	/* |c|^2 - 2 <q, c>, as below */
 			else
-				probes[i].score = (double) (so->cache->centroid_norm2[i] - 2.0f * (float) dot);
+				score[i] = (double) (so->cache->centroid_norm2[i] - 2.0f * (float) dot);
 		}
 	}
-	qsort(probes, meta->lists, sizeof(SvProbe), sv_probe_cmp);
-	for (int i = 0; i < meta->lists; i++)
-		so->order[i] = probes[i].list;
+	sv_order_lists(score, meta->lists, so->order);
 	so->probe_lists = so->order;
-	pfree(probes);
+	pfree(score);
 }
 
 /* Move the window to the next lists by centroid distance; false when every list was visited. */

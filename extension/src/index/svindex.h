@@ -446,6 +446,9 @@ Size		sv_coarse_bytes(const SvMetaData *meta);
 /* The list nearest to x among the lists of the nearest groups of the coarse level. */
 int			sv_coarse_nearest_list(const SvIndexCache *cache, const float *x);
 
+/* The lists in probe order into order[lists]: by score[list] ascending, then list number (scans, calibration). */
+void		sv_order_lists(const double *score, int lists, int *order);
+
 /* ---- insert.c: adding entries ---- */
 
 /* Point list's directory entry at a new insert page (WAL-logged). */
