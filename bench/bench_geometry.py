@@ -4,7 +4,8 @@ The same index settings on: the docstrings as they are (all-MiniLM-L6-v2, 384-d)
 PCA-rotated (an orthogonal map: the same distances, variance front-loaded), the same texts embedded by a
 Matryoshka-trained model (WordLlama, 256-d), and synthetic Gaussian vectors with per-dim sd ~ 1/sqrt(i+1).
 Recall@10 is against exact cosine search in numpy; ms/query is the mean over the queries of one
-`ORDER BY embedding <=> q LIMIT 10` round trip, with the exact sequential scan of the same run as the peer.
+`ORDER BY embedding <=> q LIMIT 10` round trip, with the exact sequential scan of the same run as the peer;
+heap rows/query is the mean over 50 queries of the rows each index scan fetched (its DEBUG1 line), untimed.
 
     .venv/bin/python bench/bench_geometry.py --dsn "$(.venv/bin/shrinkvec server url)" [--rows 28000]
 """
@@ -12,6 +13,7 @@ Recall@10 is against exact cosine search in numpy; ms/query is the mean over the
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -92,8 +94,21 @@ def recall(got: list[list[int]], truth: np.ndarray) -> float:
     return float(np.mean([len(set(g) & set(t.tolist())) / K for g, t in zip(got, truth, strict=True)]))
 
 
+def heap_rows(conn: psycopg.Connection, q: np.ndarray) -> float:
+    """Mean heap rows an index scan fetched per query, from its DEBUG1 line (untimed: logging costs)."""
+    notes: list[str] = []
+    conn.add_notice_handler(lambda d: notes.append(d.message_primary or ""))
+    conn.execute("SET client_min_messages = debug1")
+    for v in q:
+        conn.execute("SELECT id FROM geo ORDER BY embedding <=> %s LIMIT 10", (v,)).fetchall()
+    conn.execute("RESET client_min_messages")
+    fetched = [int(m) for n in notes for m in re.findall(r"(\d+) heap rows fetched", n)]
+    return float(np.mean(fetched)) if fetched else float("nan")
+
+
 def run(dsn: str, rows: int, nq: int) -> None:
-    print("| data | setting | recall@10 | ms/query | exact scan ms | speedup |\n|---|---|---|---|---|---|")
+    print("| data | setting | recall@10 | ms/query | heap rows/query | exact scan ms | speedup |\n"
+          "|---|---|---|---|---|---|---|")
     for label, make in datasets(rows, nq).items():
         x, q = make()
         truth = exact_top(x, q)
@@ -122,7 +137,8 @@ def run(dsn: str, rows: int, nq: int) -> None:
                 for g, v in gucs.items():
                     conn.execute("SELECT set_config(%s, %s, false)", (g, v))
                 got, ms = timed_queries(conn, q)
-                print(f"| {label} | {name} | {recall(got, truth):.3f} | {ms:.2f} | {exact_ms:.2f} | "
+                rows_read = heap_rows(conn, q[:50])
+                print(f"| {label} | {name} | {recall(got, truth):.3f} | {ms:.2f} | {rows_read:.1f} | {exact_ms:.2f} | "
                       f"{exact_ms / ms:.1f}x |", flush=True)
             conn.execute("DROP TABLE geo")
 
