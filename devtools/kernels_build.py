@@ -77,6 +77,8 @@ class Kernels:
         lib.sv_fs_select.restype = sz
         f = ctypes.c_float
         lib.sv_fs_select.argtypes = [vp, sz, ctypes.c_int32, vp, vp, f, f, f, f, f, vp]
+        lib.sv_code_dot.restype = f
+        lib.sv_code_dot.argtypes = [vp, vp, sz, ctypes.c_int]
         lib.sv_fs_select_u32.restype = sz
         lib.sv_fs_select_u32.argtypes = [vp, sz, ctypes.c_uint32, vp]
         lib.sv_lut_build.argtypes = [vp, sz, sz, vp]

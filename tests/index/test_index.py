@@ -283,22 +283,25 @@ def test_introspection_needs_select_on_the_table(conn: psycopg.Connection, dsn: 
 
 
 def flat_scores(docs: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """The flat cosine index's asymmetric score of every row in float64 (index/svindex.h): 1 - <q, c> - alpha <q, s>,
-    in the index's rotated coordinates (codes.rotate): c the mean of the rotated normalised rows, s the signs
-    of x - c and alpha = mean |x - c|."""
+    """The flat cosine index's asymmetric score of every row in float64 (index/svindex.h), with the query
+    quantized as the scan kernel's tables hold it (codes.fs_quantize: w ~ delta v): 1 - <q, c> - alpha
+    delta (2 sum_{s_i > 0} v_i - sum v), in the index's rotated coordinates (codes.rotate): c the mean of the
+    rotated normalised rows, s the signs of x - c and alpha = mean |x - c|."""
     x = codes.rotate((docs / np.linalg.norm(docs, axis=1, keepdims=True)).astype(np.float32))
     c = (x.astype(np.float64).sum(axis=0) / len(x)).astype(np.float32)
     r = x - c
-    s = np.where(r > 0, 1.0, -1.0)
     alpha = np.abs(r.astype(np.float64)).mean(axis=1)
-    qn = codes.rotate((q / np.linalg.norm(q)).astype(np.float32)).astype(np.float64)
-    return np.asarray(1 - qn @ c.astype(np.float64) - alpha * (s @ qn), dtype=np.float64)
+    qr = codes.rotate((q / np.linalg.norm(q)).astype(np.float32))
+    fq = codes.fs_quantize(qr)
+    v = fq.v.astype(np.float64)
+    ws = float(fq.delta) * (2 * ((r > 0) @ v) - fq.vsum)
+    return np.asarray(1 - qr.astype(np.float64) @ c.astype(np.float64) - alpha * ws, dtype=np.float64)
 
 
 @pytest.mark.parametrize("level", ["scalar", "avx2", "avx512"])
-def test_vector_shortlist_equals_exact_float_scoring(conn: psycopg.Connection, data: demo.DemoData, level: str) -> None:
-    """The SIMD scan skips an entry only when its bound says it cannot make the shortlist: the shortlist is
-    the top `shortlist` by the float asymmetric score (numpy), bar float ties, at every kernel level."""
+def test_vector_shortlist_equals_the_quantized_scoring(conn: psycopg.Connection, data: demo.DemoData, level: str) -> None:
+    """The SIMD scan's shortlist is the top `shortlist` by the asymmetric score of the quantized query
+    (numpy), bar float ties, at every kernel level: its threshold test never drops an entry that makes it."""
     load_docs(conn, data.docs)
     conn.execute("CREATE INDEX ON docs USING shrinkvec (embedding vector_cosine_ops)")
     conn.execute(sql.SQL("SET shrinkvec.kernels = {}").format(sql.Literal(level)))

@@ -182,8 +182,10 @@ def test_dead_entries_do_not_use_up_the_shortlist(conn: psycopg.Connection, tabl
     conn.execute("UPDATE d SET cat = cat + 100 WHERE id = ANY(%s)", (nearest,))
     assert conn.execute("SELECT n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = 'd'").fetchone() == (0,)
     got = [r[0] for r in run(conn, "SELECT id FROM d ORDER BY v <=> %s LIMIT 30", (q,), index=True)]
-    # the same rows as before the updates: the 20 dead entries took no place (the new versions did)
-    assert len(got) == 30 and sorted(got) == sorted(before)
+    exact = set(r[0] for r in run(conn, "SELECT id FROM d ORDER BY v <=> %s LIMIT 30", (q,), index=False))
+    # as good as before the updates: the 20 dead entries took no place (the new versions did); rows past
+    # the first quarter of the shortlist come from the pool, whose order is relaxed (a row or two may differ)
+    assert len(got) == 30 and len(set(got) & exact) >= len(set(before) & exact) - 2
     assert len(set(nearest) & set(got)) >= (20 if table.startswith("flat") else 10)
 
 

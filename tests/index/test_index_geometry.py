@@ -60,11 +60,12 @@ def build(conn: psycopg.Connection, options: str, table: str = "g") -> None:
 
 
 def test_recall_is_the_same_on_a_rotated_copy_and_the_rotation_is_what_makes_it(conn: psycopg.Connection) -> None:
-    """Decaying variance, flat index, shortlist 50: recall within 0.03 on the data and on a randomly rotated
-    copy, and at least 0.65 (128 bits a code); without the rotation (rotate = off) the decaying data fall far
-    below (0.3.0)."""
+    """Decaying variance, flat index, shortlist 50: recall within 0.04 on the data and on a randomly rotated
+    copy (the index's own rotation of either differs: 1-bit codes vary by about that much between
+    rotations), and at least 0.65 (128 bits a code); without the rotation (rotate = off) the decaying data
+    fall far below (0.3.0)."""
     n, d = 4000, 128
-    x = decaying(n + 40, d, 28)
+    x = decaying(n + 200, d, 28)
     x, q = x[:n], x[n:]
     rot, _ = np.linalg.qr(np.random.default_rng(5).standard_normal((d, d)))
     rot = rot.astype(np.float32)
@@ -74,7 +75,7 @@ def test_recall_is_the_same_on_a_rotated_copy_and_the_rotation_is_what_makes_it(
     build(conn, "lists = 1", "g")
     build(conn, "lists = 1", "h")
     as_is, rotated = recall(conn, x, q, "g"), recall(conn, x @ rot, q @ rot, "h")
-    assert as_is >= 0.65 and rotated >= 0.65 and abs(as_is - rotated) <= 0.03, (as_is, rotated)
+    assert as_is >= 0.65 and rotated >= 0.65 and abs(as_is - rotated) <= 0.04, (as_is, rotated)
     build(conn, "lists = 1, rotate = off", "g")
     unrotated = recall(conn, x, q, "g")
     assert unrotated < as_is - 0.2, (unrotated, as_is)

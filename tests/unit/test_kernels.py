@@ -25,6 +25,31 @@ def reference_hamming(codes: np.ndarray, query: np.ndarray) -> np.ndarray:
     return np.asarray(np.unpackbits(codes ^ query, axis=1).sum(axis=1), dtype=np.uint32)
 
 
+@settings(max_examples=80, deadline=None)
+@given(dims=st.integers(1, 800), bits=st.sampled_from([8, 4, 2]), seed=st.integers(0, 2**32 - 1),
+       scale=st.sampled_from([1e-20, 1.0, 1e20]))
+def test_code_dot_equals_numpy(kernels: Kernels, dims: int, bits: int, seed: int, scale: float) -> None:
+    """The refine codes' inner product (sum q_i u_i, u_i the MSB-first bits-bit integers of the code)
+    equals numpy's at every level, up to float32 summation order."""
+    rng = np.random.default_rng(seed)
+    q = (rng.standard_normal(dims) * scale).astype(np.float32)
+    u = rng.integers(0, 1 << bits, dims)
+    per = 8 // bits
+    padded = np.zeros(-(-dims // per) * per, dtype=np.int64)
+    padded[:dims] = u
+    code = np.zeros(padded.size // per, dtype=np.uint8)
+    for j in range(per):  # dim i * per + j sits at bit offset 8 - bits * (j + 1) of byte i
+        code |= (padded[j::per] << (8 - bits * (j + 1))).astype(np.uint8)
+    want = float(q.astype(np.float64) @ u.astype(np.float64))
+    tol = 1e-5 * float(np.abs(q.astype(np.float64) * u).sum()) + 1e-45
+    for level in LEVELS:
+        if kernels.use(level) != level:
+            continue
+        got = kernels.lib.sv_code_dot(q.ctypes.data, code.ctypes.data, dims, bits)
+        assert abs(got - want) <= tol, (level, got, want)
+    kernels.use("avx512")
+
+
 @settings(max_examples=60, deadline=None)
 @given(nbytes=st.sampled_from(NBYTES), n=st.integers(0, 3000), seed=st.integers(0, 2**32 - 1), k=st.integers(0, 50))
 def test_hamming_scan_and_topk(kernels: Kernels, nbytes: int, n: int, seed: int, k: int) -> None:

@@ -4,6 +4,7 @@
  */
 #include "postgres.h"
 
+#include "storage/bufmgr.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -103,14 +104,60 @@ sv_index_cache(Relation index)
 SvListEntry
 sv_read_list(Relation index, const SvMetaData *meta, int list)
 {
+	return sv_read_list_cached(index, NULL, meta, list);
+}
+
+/* sv_read_list, through sv_read_recent when cache is given (scans). */
+SvListEntry
+sv_read_list_cached(Relation index, SvIndexCache *cache, const SvMetaData *meta, int list)
+{
 	int			per_page = SV_PAGE_CONTENT_SIZE / sizeof(SvListEntry);
-	Buffer		buf = ReadBuffer(index, meta->directory_start + list / per_page);
+	BlockNumber blk = meta->directory_start + list / per_page;
+	Buffer		buf = cache ? sv_read_recent(index, cache, blk) : ReadBuffer(index, blk);
 	SvListEntry entry;
 
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	entry = ((SvListEntry *) PageGetContents(BufferGetPage(buf)))[list % per_page];
 	UnlockReleaseBuffer(buf);
 	return entry;
+}
+
+/*
+ * ReadBuffer(index, blk) for scans: the buffer the page was last found in is pinned directly when it still
+ * holds the page (ReadRecentBuffer checks the buffer's tag), skipping the lookup in the shared buffer
+ * mapping table, a cache miss per page on a large shared_buffers.  The hints live in the relcache entry's
+ * cache (this backend only) and are only hints: a stale one costs the normal ReadBuffer.
+ */
+Buffer
+sv_read_recent(Relation index, SvIndexCache *cache, BlockNumber blk)
+{
+	Buffer		buf;
+
+	if (blk < cache->nrecent && BufferIsValid(cache->recent[blk]) &&
+#if PG_VERSION_NUM >= 160000
+		ReadRecentBuffer(index->rd_locator, MAIN_FORKNUM, blk, cache->recent[blk])
+#else
+		ReadRecentBuffer(index->rd_node, MAIN_FORKNUM, blk, cache->recent[blk])
+#endif
+		)
+		return cache->recent[blk];
+	buf = ReadBuffer(index, blk);
+	if (blk >= cache->nrecent)
+	{
+		BlockNumber n = Max(blk + 1, Max(cache->nrecent * 2, 64));
+
+		if (n > MaxAllocSize / sizeof(Buffer))
+			return buf;
+		if (cache->recent == NULL)
+			cache->recent = MemoryContextAlloc(index->rd_indexcxt, sizeof(Buffer) * n);
+		else
+			cache->recent = repalloc(cache->recent, sizeof(Buffer) * n);
+		for (BlockNumber b = cache->nrecent; b < n; b++)
+			cache->recent[b] = InvalidBuffer;
+		cache->nrecent = n;
+	}
+	cache->recent[blk] = buf;
+	return buf;
 }
 
 /* The opclass's distance kind, from support function 1. */

@@ -9,15 +9,18 @@
  * the last entry of the previous batch, returned in that order with their exact distances.  A flat
  * index yields the complete exact order.
  *
- * vector opclasses: a batch is the best `k` entries by the asymmetric estimate (the float query against
- * the sign code, see svindex.h) after the previous batch's last.  The scan fetches each candidate's heap
+ * vector opclasses: a batch is the best `k` entries by the asymmetric estimate (the query, quantized as
+ * the kernel's tables hold it, against the sign code, see svindex.h) after the previous batch's last, all
+ * found in one pass over the window's codes.  The scan fetches each candidate's heap
  * tuple under the scan's snapshot (table_index_fetch_tuple), drops those it cannot see (dead entries never
  * take a place), computes the exact distance with the ORDER BY operator's own function, and returns the
  * batch in exact (distance, TID) order without xs_recheckorderby.  Within a batch the order is exact;
  * across batches it is relaxed (as pgvector's hnsw.iterative_scan = relaxed_order): a row of a later
- * batch can be nearer than one returned before it.  The first batch holds shrinkvec.shortlist entries,
- * each later one twice the previous (bounded by work_mem), so `ORDER BY ... LIMIT n` with n up to the
- * shortlist and no filter returns the exact order of the first batch.
+ * batch can be nearer than one returned before it.  The first batch reads the rows of shrinkvec.shortlist
+ * candidates (its pass keeps at least SV_FIRST_PASS_MIN without refine codes); the first quarter goes
+ * out at once, in exact order.  Past it, rows wait in a pool: the pass's other candidates are read in
+ * estimate order as the pool needs them (no second pass for a LIMIT just past the quarter), then later
+ * passes take SV_PASS_GROWTH times as many candidates (bounded by work_mem), read the same way.
  *
  * IVF: the first batch comes from the shrinkvec.probes lists nearest the query.  Vector opclasses: once
  * rows wait in the pool (the executor wants more than the first quarter of the first batch, as a filter
@@ -44,11 +47,17 @@ static void
 sv_scan_batch(IndexScanDesc scan, int k)
 {
 	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+	instr_time	start,
+				end;
 
+	INSTR_TIME_SET_CURRENT(start);
 	if (so->cache->meta.elemtype == SV_ELEM_BIT)
 		sv_scan_bits(scan, k);
 	else
 		sv_scan_vectors(scan, k);
+	INSTR_TIME_SET_CURRENT(end);
+	INSTR_TIME_ACCUM_DIFF(so->t_codes, end, start);
+	so->passes++;
 }
 
 /* Bytes a batch keeps per candidate. */
@@ -56,6 +65,13 @@ static Size
 sv_candidate_bytes(const SvMetaData *meta)
 {
 	return meta->elemtype == SV_ELEM_BIT ? sizeof(SvCandidate) : sizeof(SvCandidate) + sizeof(SvExact);
+}
+
+/* The most candidates a pass may keep within work_mem (at least one). */
+static Size
+sv_most_candidates(const SvMetaData *meta)
+{
+	return Max((Size) work_mem * 1024 / sv_candidate_bytes(meta), 1);
 }
 
 /*
@@ -76,12 +92,12 @@ sv_check_scan_memory(const SvMetaData *meta)
 				 errhint("Lower shrinkvec.shortlist or raise work_mem.")));
 }
 
-/* The size of the batch after one of k candidates: twice as large, as far as work_mem allows. */
+/* The size of the pass after one of k candidates: SV_PASS_GROWTH times as large, as far as work_mem allows. */
 static int
 sv_next_batch_size(const SvMetaData *meta, int k)
 {
-	Size		most = (Size) work_mem * 1024 / sv_candidate_bytes(meta);
-	Size		next = (Size) k * 2;
+	Size		most = sv_most_candidates(meta);
+	Size		next = (Size) k * SV_PASS_GROWTH;
 
 	if (next > most)
 		next = Max(most, (Size) k);
@@ -210,6 +226,11 @@ sv_amrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 	so->nresults = so->next = 0;
 	so->scanned = 0;
 	so->fetched = 0;
+	so->passes = 0;
+	so->kept = 0;
+	INSTR_TIME_SET_ZERO(so->t_codes);
+	INSTR_TIME_SET_ZERO(so->t_refine);
+	INSTR_TIME_SET_ZERO(so->t_heap);
 	so->query_clamped = false;
 	so->pooling = false;
 	so->pool = NULL;
@@ -217,6 +238,8 @@ sv_amrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 	so->frontier = 0;
 	so->deferred = NULL;
 	so->ndeferred = 0;
+	so->deferred_by_estimate = false;
+	so->pass_frontier = 0;
 	so->list_qc = NULL;
 	so->over_n = so->over_sum = so->over_sum2 = 0;
 	so->null_query = false;
@@ -263,6 +286,8 @@ sv_start_batch(IndexScanDesc scan, bool *first)
 #endif
 		so->started = true;
 		so->batch_size = sv_effective_shortlist(meta);
+		if (meta->elemtype != SV_ELEM_BIT && !(meta->refine_bits > 0 && sv_rerank > 0))
+			so->batch_size = Max(so->batch_size, (int) Min((Size) SV_FIRST_PASS_MIN, sv_most_candidates(meta)));
 	}
 	else
 	{
@@ -324,6 +349,42 @@ sv_kth_exact(const SvScanOpaque *so, int k)
 	return kth;
 }
 
+/* Keep n candidates whose rows were not read as the deferred ones (in estimate order unless by_bound). */
+static void
+sv_defer(SvScanOpaque *so, const SvCandidate *cands, int n, bool by_estimate)
+{
+	so->ndeferred = n;
+	so->deferred = MemoryContextAlloc(so->cxt, sizeof(SvCandidate) * Max(n, 1));
+	memcpy(so->deferred, cands, sizeof(SvCandidate) * n);
+	so->deferred_by_estimate = by_estimate;
+}
+
+/*
+ * The frontier of the pool: every unread entry of the window has an estimate of at least this.  Deferred
+ * candidates in estimate order start at the first one's; past them, the last pass's last estimate.
+ */
+static void
+sv_set_frontier(SvScanOpaque *so)
+{
+	if (so->ndeferred > 0 && so->deferred_by_estimate)
+		so->frontier = Min(so->pass_frontier, sv_estimate_distance(so, so->deferred[0].score));
+	else
+		so->frontier = so->pass_frontier;
+}
+
+/* Read up to n deferred candidates' rows (the visible ones become exact rows of the batch). */
+static void
+sv_read_deferred(IndexScanDesc scan, int n)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+	int			take = Min(so->ndeferred, n);
+
+	sv_add_exact(scan, so->deferred, take);
+	so->deferred += take;
+	so->ndeferred -= take;
+	sv_set_frontier(so);
+}
+
 /*
  * Refine codes (the first batch only): read candidates' rows in the order of their refine lower bounds
  * until the want-th nearest row read is no farther than the next unread bound (no unread candidate can
@@ -358,18 +419,27 @@ sv_refine_first_batch(IndexScanDesc scan, int want)
 	 * read are not certified against the deferred ones (the cap may have stopped the reads early).
 	 */
 	so->unknown_refine = nread < n && lb[0] == -INFINITY;
-	so->ndeferred = n - nread;
-	so->deferred = MemoryContextAlloc(so->cxt, sizeof(SvCandidate) * Max(so->ndeferred, 1));
-	memcpy(so->deferred, so->results + nread, sizeof(SvCandidate) * so->ndeferred);
+	sv_defer(so, so->results + nread, n - nread, false);
 	pfree(lb);
 	while (so->nresults < want && so->ndeferred > 0)
-	{
-		int			take = Min(so->ndeferred, want - so->nresults);
+		sv_read_deferred(scan, want - so->nresults);
+}
 
-		sv_add_exact(scan, so->deferred, take);
-		so->deferred += take;
-		so->ndeferred -= take;
-	}
+/*
+ * The first batch without refine codes: read the rows of the first want candidates (the shortlist); the
+ * pass's other candidates are deferred in estimate order, and visible rows of them make up for dead ones.
+ */
+static void
+sv_read_first_batch(IndexScanDesc scan, int want)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+	int			n = so->nresults_est;
+	int			take = Min(n, want);
+
+	sv_add_exact(scan, so->results, take);
+	sv_defer(so, so->results + take, n - take, true);
+	while (so->nresults < want && so->ndeferred > 0)
+		sv_read_deferred(scan, want - so->nresults);
 }
 
 /*
@@ -400,9 +470,10 @@ sv_read_visible(IndexScanDesc scan, int want, bool pending, bool *reordered)
 }
 
 /*
- * The exact stage of a vector batch just scanned: read its rows (refine codes first, for the first
- * batch), then either push them into the pool (true: the caller decides what the pool may give) or sort
- * them and set how many go out at once (false).
+ * The exact stage of a vector batch just scanned.  Pooling (after the first batch): its candidates are
+ * deferred in estimate order, their rows read as the pool needs them (true: the caller decides what the
+ * pool may give).  The first batch: read the shortlist's rows (refine codes: by their bounds), sort them
+ * and set how many go out at once (false).
  */
 static bool
 sv_vector_batch(IndexScanDesc scan, bool first)
@@ -411,30 +482,37 @@ sv_vector_batch(IndexScanDesc scan, bool first)
 	const SvMetaData *meta = &so->cache->meta;
 	bool		refine = first && !so->pooling && meta->refine_bits > 0 && sv_rerank > 0 &&
 		so->nresults_est > SV_REFINE_DIRECT;
-	int			want = refine ? SV_REFINE_DIRECT : so->batch_size;
-	bool		reordered = refine;
+	int			shortlist = sv_effective_shortlist(meta);
+	int			want = refine ? SV_REFINE_DIRECT : Min(so->batch_size, first ? shortlist : so->batch_size);
+	bool		reordered = true;
 
 	so->nresults = 0;
-	if (refine)
-		sv_refine_first_batch(scan, want);
-	sv_read_visible(scan, want, !refine, &reordered);
-	/* (results in refine order have set the frontier before they were reordered) */
-	if (so->nresults_est > 0 && !reordered)
-		so->frontier = sv_estimate_distance(so, so->results[so->nresults_est - 1].score);
+	so->pass_frontier = so->nresults_est > 0 ?
+		sv_estimate_distance(so, so->results[so->nresults_est - 1].score) : so->pass_frontier;
 	if (so->pooling)
 	{
-		for (int i = 0; i < so->nresults; i++)
-			sv_pool_push(so, &so->exact[i]);
+		sv_defer(so, so->results, so->nresults_est, true);
+		sv_set_frontier(so);
 		so->nresults = so->next = 0;
 		return true;
 	}
+	if (refine)
+		sv_refine_first_batch(scan, want);
+	else if (first)
+		sv_read_first_batch(scan, want);
+	else
+		reordered = false;
+	sv_read_visible(scan, want, !reordered, &reordered);
+	if (so->nresults_est > 0 && !reordered)
+		so->pass_frontier = sv_estimate_distance(so, so->results[so->nresults_est - 1].score);
+	sv_set_frontier(so);
 	qsort(so->exact, so->nresults, sizeof(SvExact), sv_exact_cmp);
 	so->next = 0;
 
 	/*
-	 * The first quarter of the first batch goes out at once, in exact order (a plain LIMIT k with k up
-	 * to a quarter of the shortlist costs one batch); rows past it wait in the pool.  With refine codes,
-	 * the nearest SV_REFINE_DIRECT rows read: the refine bounds chose them from the whole shortlist.
+	 * The first quarter of the shortlist goes out at once, in exact order (a plain LIMIT k with k up to a
+	 * quarter of the shortlist costs one batch); rows past it wait in the pool.  With refine codes, the
+	 * nearest SV_REFINE_DIRECT rows read: the refine bounds chose them from the whole shortlist.
 	 */
 	so->ndirect = sv_order_margin <= 0 ? so->nresults :
 		refine ? Min(so->nresults, SV_REFINE_DIRECT) : Max(1, so->nresults / 4);
@@ -443,7 +521,8 @@ sv_vector_batch(IndexScanDesc scan, bool first)
 	 * Unread entries of unknown estimate (extreme values) may be nearer than anything read: then every
 	 * row waits in the pool until they are read.
 	 */
-	if (so->unknown_tail || (refine && so->unknown_refine))
+	if (so->unknown_tail || (refine && so->unknown_refine) ||
+		(so->ndeferred > 0 && so->deferred_by_estimate && so->deferred[0].score == -INFINITY))
 		so->ndirect = 0;
 	return false;
 }
@@ -493,13 +572,13 @@ sv_start_pooling(IndexScanDesc scan)
 	for (int i = so->next; i < so->nresults; i++)
 		sv_pool_push(so, &so->exact[i]);
 	so->next = so->nresults = so->ndirect = 0;
-	if (so->ndeferred > 0)
+	if (so->ndeferred > 0 && !so->deferred_by_estimate)
 	{
-		/* the first batch's candidates the refine codes put aside are read now */
-		sv_add_exact(scan, so->deferred, so->ndeferred);
+		/* the first batch's candidates the refine codes put aside are read now (they are in bound order) */
+		sv_read_deferred(scan, so->ndeferred);
 		for (int i = 0; i < so->nresults; i++)
 			sv_pool_push(so, &so->exact[i]);
-		so->nresults = so->ndeferred = 0;
+		so->nresults = 0;
 	}
 	sv_widen_window(so);
 }
@@ -521,6 +600,15 @@ sv_next_pooled(IndexScanDesc scan)
 	{
 		if (so->pool_n > 0 && (sv_pool_ready(so) || so->done))
 			break;
+		if (so->ndeferred > 0)
+		{
+			/* the next deferred candidates' rows, in estimate order, into the pool */
+			sv_read_deferred(scan, Max(SV_DEFERRED_CHUNK, (int) Min(so->fetched, (int64) 4096)));
+			for (int i = 0; i < so->nresults; i++)
+				sv_pool_push(so, &so->exact[i]);
+			so->nresults = 0;
+			continue;
+		}
 		if (!sv_next_batch(scan))
 		{
 			if (so->pool_n > 0)
@@ -603,9 +691,12 @@ sv_amendscan(IndexScanDesc scan)
 
 	if (so->started)
 		ereport(DEBUG1,
-				(errmsg_internal("shrinkvec index scan of \"%s\": %lld candidates, %lld heap rows fetched",
+				(errmsg_internal("shrinkvec index scan of \"%s\": %lld candidates, %lld heap rows fetched; "
+								 "codes %.3f ms, refine %.3f ms, heap %.3f ms, passes %d, scored %lld",
 								 RelationGetRelationName(scan->indexRelation), (long long) so->scanned,
-								 (long long) so->fetched)));
+								 (long long) so->fetched, INSTR_TIME_GET_MILLISEC(so->t_codes),
+								 INSTR_TIME_GET_MILLISEC(so->t_refine), INSTR_TIME_GET_MILLISEC(so->t_heap),
+								 so->passes, (long long) so->kept)));
 	if (so->fetch != NULL)
 	{
 		table_index_fetch_end(so->fetch);

@@ -19,6 +19,7 @@
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "executor/tuptable.h"
+#include "portability/instr_time.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/float.h"
@@ -74,8 +75,10 @@ typedef struct SvScanOpaque
 	int			nresults;		/* rows of the batch to return */
 	int			nresults_est;	/* candidates of the batch by estimate (results) */
 	int			ndirect;		/* vector: rows of the first batch returned without waiting */
-	SvCandidate *deferred;		/* refine codes: first-batch candidates whose rows were not read (yet) */
+	SvCandidate *deferred;		/* candidates of the last pass whose rows were not read (yet) */
 	int			ndeferred;
+	bool		deferred_by_estimate;	/* deferred are in estimate order (else refine bound order) */
+	double		pass_frontier;	/* the last pass's last estimate: every entry it did not take is beyond */
 	int			next;
 	int			batch_size;		/* k of the current batch */
 	bool		batch_full;		/* the batch was cut at k: more entries exist in the window */
@@ -93,6 +96,12 @@ typedef struct SvScanOpaque
 	int64		scanned;		/* candidates read (for shrinkvec.max_scan_tuples) */
 	int64		fetched;		/* heap rows fetched for exact distances (reported at DEBUG1) */
 	bool		query_clamped;	/* the query's rotation left float's range: every list is probed */
+	/* where the scan's time went (reported at DEBUG1): passes over the codes, refine codes, heap rows */
+	int			passes;
+	int64		kept;			/* entries that passed the kernel's test and were scored in float */
+	instr_time	t_codes;
+	instr_time	t_refine;
+	instr_time	t_heap;
 	bool		done;
 
 	/*
@@ -124,6 +133,16 @@ typedef struct SvScanOpaque
 	int			null_n;
 	int			null_pos;
 } SvScanOpaque;
+
+/*
+ * The first pass over the codes takes at least SV_FIRST_PASS_MIN candidates, though it reads the rows of
+ * the shortlist only: the others wait, in estimate order, for an executor that wants more rows than the
+ * shortlist gives at once (a LIMIT above a quarter of a small shortlist), so it reads them without a
+ * second pass.  Later passes take SV_PASS_GROWTH times the candidates of the one before.
+ */
+#define SV_FIRST_PASS_MIN 64
+#define SV_PASS_GROWTH 4
+#define SV_DEFERRED_CHUNK 16	/* deferred rows read at a time, at least */
 
 /* What was read of a list (SvScanOpaque.bound_state). */
 #define SV_BOUND_NONE 0			/* nothing yet */
@@ -173,6 +192,7 @@ sv_offer(SvCandidate *heap, int *n, int k, float score, ItemPointer tid, BlockNu
 typedef struct SvChain
 {
 	Relation	index;
+	SvIndexCache *cache;		/* for sv_read_recent */
 	BlockNumber next;			/* the page after the current one */
 	Buffer		buf;			/* the current page, share-locked */
 	Buffer		ahead;			/* the next page, pinned */
@@ -262,7 +282,7 @@ bool sv_next_window(SvScanOpaque *so);
 void sv_widen_window(SvScanOpaque *so);
 
 /* Start walking a chain at its first page. */
-void sv_chain_start(SvChain *c, Relation index, BlockNumber first);
+void sv_chain_start(SvChain *c, Relation index, SvIndexCache *cache, BlockNumber first);
 
 /*
  * The next page of the chain, share-locked (the previous one is released), or NULL at the end.  The
@@ -296,18 +316,10 @@ void sv_scan_bits(IndexScanDesc scan, int k);
 /* ---- scan_vectors.c ---- */
 
 /*
- * Vector opclasses: the best k entries of the window's lists by the asymmetric estimate (svindex.h),
- * after what earlier batches took.  The kernel sums give the inner product of the code's signs with
- * the quantized query (or query - centroid); the SIMD threshold test uses a lower bound of each
- * entry's score (the quantization error is at most err_l1), so an entry is skipped only when its exact
- * score cannot beat the k-th best; the entries that pass are scored exactly in float.  The shortlist
- * is that of exact float scoring.
- *
- * Extreme values (finite floats whose squares overflow): an entry whose stored factors overflowed (alpha
- * or r2 infinite) has an unknown estimate, -Infinity: it is never skipped and always read (its exact
- * distance decides).  The kernel skips only entries whose bound is a finite number above the k-th best.
- * An estimate that overflows float is recomputed in double.  A wide list (sv_list_wide) is scored in
- * double from weights scaled by a power of two, every entry, without the kernel's test.
+ * Vector opclasses: the best k entries of the window's lists by the asymmetric estimate of the quantized
+ * query (svindex.h), after what earlier batches took, in one pass over their codes: the kernel's sums
+ * give every entry's estimate, its SIMD test keeps those at most the k-th best.  Extreme values: see
+ * scan_vectors.c.
  */
 void sv_scan_vectors(IndexScanDesc scan, int k);
 

@@ -53,7 +53,10 @@ sv_add_exact(IndexScanDesc scan, const SvCandidate *cands, int n)
 	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
 	ScanKey		orderby = &scan->orderByData[0];
 	ExprContext *econtext;
+	instr_time	start,
+				end;
 
+	INSTR_TIME_SET_CURRENT(start);
 	sv_begin_fetch(scan);
 	so->fetched += n;
 	econtext = GetPerTupleExprContext(so->estate);
@@ -101,11 +104,13 @@ sv_add_exact(IndexScanDesc scan, const SvCandidate *cands, int n)
 		}
 	}
 	ExecClearTuple(so->slot);
+	INSTR_TIME_SET_CURRENT(end);
+	INSTR_TIME_ACCUM_DIFF(so->t_heap, end, start);
 }
 
-/* The inner product of q with a refine code's values u (code_bits dims of refine_bits each). */
-static float
-sv_refine_dot(const SvMetaData *meta, const float *q, const uint8 *code, float *u)
+/* The values u of a refine code (code_bits dims of refine_bits each), for the double dot of a wide query. */
+static void
+sv_refine_values(const SvMetaData *meta, const uint8 *code, float *u)
 {
 	int			dim = meta->code_bits;
 
@@ -124,7 +129,6 @@ sv_refine_dot(const SvMetaData *meta, const float *q, const uint8 *code, float *
 				u[i] = (float) ((code[i >> 2] >> (6 - 2 * (i & 3))) & 0x03);
 			break;
 	}
-	return sv_kernels.dot(q, u, dim);
 }
 
 /* A candidate's refine estimate and its lower bound, for sorting the batch by the bound. */
@@ -172,6 +176,7 @@ sv_refine_lower_bound(const SvScanOpaque *so, Page page, const SvCandidate *c, b
 					  double qn2, float *u)
 {
 	const SvMetaData *meta = &so->cache->meta;
+	const uint8 *code;
 	int			list;
 	float		lo,
 				step,
@@ -192,10 +197,13 @@ sv_refine_lower_bound(const SvScanOpaque *so, Page page, const SvCandidate *c, b
 	err2 = sv_refine_err2(page, meta)[c->rslot];
 	if (!(isfinite(lo) && isfinite(step) && isfinite(norm2) && isfinite(err2) && (int) list < meta->lists))
 		return -INFINITY;
-	dot = sv_refine_dot(meta, so->q, sv_refine_codes(page, meta) + (Size) c->rslot * meta->refine_bytes, u);
-	if (wide)
+	code = sv_refine_codes(page, meta) + (Size) c->rslot * meta->refine_bytes;
+	if (!wide)
+		dot = sv_kernels.code_dot(so->q, code, meta->code_bits, meta->refine_bits);
+	else
 	{
 		/* a query this large overflows the float dot product */
+		sv_refine_values(meta, code, u);
 		dot = 0;
 		for (int d = 0; d < meta->code_bits; d++)
 			dot += (double) so->q[d] * u[d];
@@ -236,9 +244,11 @@ sv_refine_order(IndexScanDesc scan)
 				qn2 = 0;
 	Buffer		buf = InvalidBuffer;
 	Page		page = NULL;
-
 	bool		wide = !(so->qnorm2 <= SV_SAFE_NORM2);
+	instr_time	start,
+				end;
 
+	INSTR_TIME_SET_CURRENT(start);
 	if (wide)
 		for (int d = 0; d < meta->code_bits; d++)
 		{
@@ -265,7 +275,7 @@ sv_refine_order(IndexScanDesc scan)
 			{
 				if (BufferIsValid(buf))
 					UnlockReleaseBuffer(buf);
-				buf = ReadBuffer(scan->indexRelation, c->rblk);
+				buf = sv_read_recent(scan->indexRelation, so->cache, c->rblk);
 				LockBuffer(buf, BUFFER_LOCK_SHARE);
 				page = BufferGetPage(buf);
 			}
@@ -287,5 +297,7 @@ sv_refine_order(IndexScanDesc scan)
 	pfree(byloc);
 	pfree(sorted);
 	pfree(u);
+	INSTR_TIME_SET_CURRENT(end);
+	INSTR_TIME_ACCUM_DIFF(so->t_refine, end, start);
 	return lb;
 }

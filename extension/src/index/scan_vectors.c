@@ -40,11 +40,11 @@ typedef struct SvVecBatch
 	SvBatchWork bw;				/* heap, kernel sums, selected entries, the query's nibble tables */
 	int			k;
 	int			nheap;
+	int64		kept;			/* entries the kernel's test kept (scored in float) */
 	bool		overflow;		/* entries beyond the k-th best exist (or were taken before) */
 	uint8	   *code;			/* code_bytes, for one entry's code */
 	int			rcap;			/* refine entries per refine page (0: no refine codes) */
 	float	   *w;				/* the weights: the query (cosine, IP) or query - centroid (L2) */
-	float	   *lut;			/* per-byte float tables of w for exact scores (cosine, IP), or NULL */
 	SvFsQuery	fq;				/* the quantized weights' delta, vsum and error bound */
 	float		wsum;			/* sum of w */
 	float		wabs;			/* sum of |w| */
@@ -62,7 +62,7 @@ typedef struct SvListTerms
 	double		based;			/* base in double (wide lists) */
 	double		wscale;			/* w = (q - c or q) * wscale */
 	float		f;				/* the bound's factor of alpha: -2 for L2, -1 otherwise */
-	float		c0;				/* the bound's terms (kernels.h, sv_fs_bound) */
+	float		c0;				/* the score's terms (kernels.h, sv_fs_bound) */
 	float		c1;
 } SvListTerms;
 
@@ -73,7 +73,6 @@ sv_query_weights(SvScanOpaque *so, SvVecBatch *vb)
 	const SvMetaData *meta = &so->cache->meta;
 
 	vb->w = palloc(sizeof(float) * meta->code_bits);
-	vb->lut = NULL;
 	memset(&vb->fq, 0, sizeof(vb->fq));
 	vb->wsum = 0;
 	vb->wabs = 0;
@@ -97,8 +96,6 @@ sv_query_weights(SvScanOpaque *so, SvVecBatch *vb)
 	vb->wsum = sv_kernels.sum(vb->w, meta->code_bits);
 	for (int d = 0; d < meta->code_bits; d++)
 		vb->wabs += fabsf(vb->w[d]);
-	vb->lut = palloc(sizeof(float) * 256 * meta->code_bytes);
-	sv_lut_build(vb->w, meta->code_bits, meta->code_bytes, vb->lut);
 }
 
 /* L2: the weights q - c of list's centroid c (scaled, in double, for a wide list) and their tables. */
@@ -138,7 +135,6 @@ sv_list_terms(SvScanOpaque *so, int list, SvVecBatch *vb, SvListTerms *lt)
 	const SvMetaData *meta = &so->cache->meta;
 	const float *c = (const float *) so->cache->centroids + (Size) list * meta->code_bits;
 	float		qc = (float) so->list_qc[list];
-	float		margin;
 
 	lt->list = list;
 	lt->wide = sv_list_wide(so, list);
@@ -165,12 +161,13 @@ sv_list_terms(SvScanOpaque *so, int list, SvVecBatch *vb, SvListTerms *lt)
 		lt->based = lt->base;
 
 	/*
-	 * <w, s> <= delta * (2 (S - soff) - vsum) + err_l1 (kernels.h); the margin also covers float
-	 * rounding of the bound and of the exact scores (relative to sum |w_i|).
+	 * The estimate uses the quantized weights (kernels.h): <w, s> ~ delta * (2 (S - soff) - vsum), so the
+	 * kernel's sums give every entry's score and its test is exact (the float weights bound it within
+	 * err_l1, as RaBitQ's quantized query does).  The kernel keeps an entry a hair above the k-th best, so
+	 * float rounding never drops a tie.
 	 */
-	margin = vb->fq.err_l1 * 1.001f + 1e-4f * vb->wabs + 1e-30f;
 	lt->c1 = 2.0f * vb->fq.delta;
-	lt->c0 = margin - vb->fq.delta * (float) vb->fq.vsum;
+	lt->c0 = -vb->fq.delta * (float) vb->fq.vsum;
 }
 
 /* A data page's arrays, found once per page (page.c's accessors are calls, not inlined). */
@@ -207,56 +204,54 @@ sv_page_select(const SvMetaData *meta, const SvPageArrays *pa, int n, SvVecBatch
 		tau += 1e-6f * fabsf(tau) + 1e-30f;
 	m = (int) sv_kernels.fs_select(vb->bw.sums, n, vb->soff, pa->alpha, vb->is_l2 ? pa->r2 : NULL, lt->base,
 								   lt->f, lt->c0, lt->c1, tau, vb->bw.idx);
+	vb->kept += m;
 	if (vb->nheap == vb->k && m < n)
 		vb->overflow = true;	/* entries beyond the k-th best exist (or were taken before) */
 	return m;
 }
 
 /*
- * The estimate of entry i of a page (its arrays in pa): in float, or in double when the float form overflows or the list
- * is wide (weights unscaled); -Infinity when the entry's factors are unknown (its row is read).
+ * The estimate of entry i of a page (its arrays in pa) with the quantized weights: from the kernel's sum in
+ * float, or in double when the float form overflows; -Infinity when the entry's factors are unknown (its
+ * row is read).  A wide list scores in double with the float weights (scaled), every entry.
  */
 static inline double
 sv_entry_estimate(const SvMetaData *meta, const SvPageArrays *pa, int i, SvVecBatch *vb, const SvListTerms *lt)
 {
 	const float *alpha = pa->alpha;
 	const float *r2 = pa->r2;
-	float		s;
-	double		est;
+	double		ws,
+				est;
 
-	if (vb->lut)
-		s = sv_lut_score_blocked(pa->codes, meta->lanes, meta->code_bytes, i, vb->lut);
-	else
-	{
-		sv_page_get_code(pa->page, meta, i, vb->code);
-		s = sv_kernels.masked_sum(vb->w, vb->code, meta->code_bits);
-	}
 	if (unlikely(!isfinite(alpha[i]) || (vb->is_l2 && !isfinite(r2[i]))))
 		return -INFINITY;		/* unknown: the row is read, its exact distance decides */
+	if (!lt->wide)
+	{
+		float		e = sv_fs_bound(vb->bw.sums[i], vb->soff, alpha[i], vb->is_l2 ? r2[i] : 0.0f, lt->base, lt->f,
+									lt->c0, lt->c1);
+
+		if (isfinite(e))
+			return e;
+		/* the float form overflowed: in double */
+		ws = (double) vb->fq.delta * (2.0 * ((double) (int32) vb->bw.sums[i] - vb->soff) - (double) vb->fq.vsum) /
+			lt->wscale;
+	}
 	else
 	{
-		float		e = vb->is_l2 ? lt->base + r2[i] - 2.0f * alpha[i] * (2.0f * s - vb->wsum)
-			: lt->base - alpha[i] * (2.0f * s - vb->wsum);
+		float		s;
 
-		if (!lt->wide && isfinite(e))
-			return e;
-		else
-		{
-			/* the float form overflowed (or the list is wide): in double, weights unscaled */
-			double		ws = (2.0 * (double) s - (double) vb->wsum) / lt->wscale;
-
-			est = vb->is_l2 ? lt->based + (double) r2[i] - 2.0 * (double) alpha[i] * ws
-				: lt->based - (double) alpha[i] * ws;
-			if (isnan(est))
-				est = -INFINITY;
-		}
+		sv_page_get_code(pa->page, meta, i, vb->code);
+		s = sv_kernels.masked_sum(vb->w, vb->code, meta->code_bits);
+		ws = (2.0 * (double) s - (double) vb->wsum) / lt->wscale;
 	}
-	return est;
+	est = vb->is_l2 ? lt->based + (double) r2[i] - 2.0 * (double) alpha[i] * ws
+		: lt->based - (double) alpha[i] * ws;
+	return isnan(est) ? -INFINITY : est;
 }
 
 /*
- * Score one page of a list: the entries the kernel keeps are tested again against the k-th best as it
- * improves (a bound that is not a finite number never skips), then scored exactly and offered to the heap.
+ * Score one page of a list: the entries the kernel keeps (estimate at most the k-th best, or not a finite
+ * number) are offered to the heap with their estimates.
  */
 static void
 sv_scan_vector_page(SvScanOpaque *so, Page page, SvVecBatch *vb, const SvListTerms *lt)
@@ -265,8 +260,6 @@ sv_scan_vector_page(SvScanOpaque *so, Page page, SvVecBatch *vb, const SvListTer
 	int			n = SvPageGetOpaque(page)->count;
 	ItemPointerData *tids = sv_page_tids(page, meta);
 	SvPageArrays pa = {page, sv_page_codes(page, meta), sv_page_alpha(page, meta), sv_page_r2(page, meta)};
-	const float *alpha = pa.alpha;
-	const float *r2 = pa.r2;
 	const BlockNumber *rblocks = sv_page_refine_blocks(page);
 	SvCandidate *heap = vb->bw.heap;
 	int			m;
@@ -277,20 +270,8 @@ sv_scan_vector_page(SvScanOpaque *so, Page page, SvVecBatch *vb, const SvListTer
 	for (int j = 0; j < m; j++)
 	{
 		int			i = vb->bw.idx[j];
-		float		score;
+		float		score = sv_score(sv_entry_estimate(meta, &pa, i, vb, lt));
 
-		if (!lt->wide && vb->nheap == vb->k)
-		{
-			float		lb = sv_fs_bound(vb->bw.sums[i], vb->soff, alpha[i], vb->is_l2 ? r2[i] : 0.0f, lt->base,
-										 lt->f, lt->c0, lt->c1);
-
-			if (isfinite(lb) && lb > heap[0].score + 1e-6f * fabsf(heap[0].score) + 1e-30f)
-			{
-				vb->overflow = true;
-				continue;
-			}
-		}
-		score = sv_score(sv_entry_estimate(meta, &pa, i, vb, lt));
 		if (sv_after_bound(so, lt->list, score, &tids[i]))
 			sv_offer(heap, &vb->nheap, vb->k, score, &tids[i],
 					 vb->rcap > 0 ? rblocks[i / vb->rcap] : InvalidBlockNumber, vb->rcap > 0 ? i % vb->rcap : 0,
@@ -299,18 +280,18 @@ sv_scan_vector_page(SvScanOpaque *so, Page page, SvVecBatch *vb, const SvListTer
 }
 
 /*
- * Vector opclasses: the best k entries of the window's lists by the asymmetric estimate (svindex.h),
- * after what earlier batches took.  The kernel sums give the inner product of the code's signs with
- * the quantized query (or query - centroid); the SIMD threshold test uses a lower bound of each
- * entry's score (the quantization error is at most err_l1), so an entry is skipped only when its exact
- * score cannot beat the k-th best; the entries that pass are scored exactly in float.  The shortlist
- * is that of exact float scoring.
+ * Vector opclasses: the best k entries of the window's lists by the asymmetric estimate (svindex.h) of
+ * the quantized query, after what earlier batches took.  The kernel sums give the inner product of the
+ * code's signs with the quantized query (or query - centroid), so they give every entry's estimate: the
+ * SIMD threshold test keeps the entries whose estimate is at most the k-th best (a hair above, for
+ * float rounding), and only those reach the top-k heap.  The quantized query's estimate is within
+ * alpha * err_l1 of the float query's (kernels.h), as RaBitQ's quantized query is.
  *
  * Extreme values (finite floats whose squares overflow): an entry whose stored factors overflowed (alpha
  * or r2 infinite) has an unknown estimate, -Infinity: it is never skipped and always read (its exact
- * distance decides).  The kernel skips only entries whose bound is a finite number above the k-th best.
- * An estimate that overflows float is recomputed in double.  A wide list (sv_list_wide) is scored in
- * double from weights scaled by a power of two, every entry, without the kernel's test.
+ * distance decides).  The kernel skips only entries whose estimate is a finite number above the k-th
+ * best.  An estimate that overflows float is recomputed in double.  A wide list (sv_list_wide) is scored
+ * in double with the float weights scaled by a power of two, every entry, without the kernel's test.
  */
 void
 sv_scan_vectors(IndexScanDesc scan, int k)
@@ -322,6 +303,7 @@ sv_scan_vectors(IndexScanDesc scan, int k)
 	vb.bw = sv_batch_work(meta, k);
 	vb.k = k;
 	vb.nheap = 0;
+	vb.kept = 0;
 	vb.overflow = false;
 	vb.code = palloc(meta->code_bytes);
 	vb.rcap = meta->refine_bits > 0 ? meta->refine_capacity : 0;
@@ -337,14 +319,14 @@ sv_scan_vectors(IndexScanDesc scan, int k)
 		if (so->bound_state[list] == SV_BOUND_ALL)
 			continue;			/* every entry went into earlier batches */
 		sv_list_terms(so, list, &vb, &lt);
-		sv_chain_start(&chain, scan->indexRelation, sv_read_list(scan->indexRelation, meta, list).first);
+		sv_chain_start(&chain, scan->indexRelation, so->cache,
+					   sv_read_list_cached(scan->indexRelation, so->cache, meta, list).first);
 		while ((page = sv_chain_next(&chain)) != NULL)
 			sv_scan_vector_page(so, page, &vb, &lt);
 	}
+	so->kept += vb.kept;
 	sv_finish_batch(so, vb.bw.heap, vb.nheap, vb.overflow);
 	sv_batch_work_free(&vb.bw);
 	pfree(vb.code);
 	pfree(vb.w);
-	if (vb.lut)
-		pfree(vb.lut);
 }

@@ -78,3 +78,10 @@ sv_fs_select_u32(const uint32_t *sums, size_t n, uint32_t tau, uint32_t *idx)
 {
 	return sv_kernels.fs_select_u32(sums, n, tau, idx);
 }
+
+/* sv_kernels.code_dot of the current level. */
+float
+sv_code_dot(const float *q, const uint8_t *code, size_t dims, int bits)
+{
+	return sv_kernels.code_dot(q, code, dims, bits);
+}

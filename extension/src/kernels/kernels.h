@@ -52,6 +52,8 @@ typedef struct SvKernels
 							  float base, float f, float c0, float c1, float tau, uint32_t *idx);
 	/* indices i < n with sums[i] <= tau, ascending; returns how many */
 	size_t		(*fs_select_u32) (const uint32_t *sums, size_t n, uint32_t tau, uint32_t *idx);
+	/* sum of q[i] u_i over i < dims, u_i the unsigned bits-bit (8, 4 or 2) integers of code, MSB-first */
+	float		(*code_dot) (const float *q, const uint8_t *code, size_t dims, int bits);
 } SvKernels;
 
 extern SvKernels sv_kernels;
@@ -150,6 +152,9 @@ sv_fs_keep(float lb, float tau)
 {
 	return !(lb > tau) || lb == INFINITY;
 }
+
+/* sv_kernels.code_dot as a plain function (for ctypes callers). */
+float		sv_code_dot(const float *q, const uint8_t *code, size_t dims, int bits);
 
 /* sv_kernels.fs_scan, fs_select and fs_select_u32 as plain functions (for ctypes callers). */
 void		sv_fs_scan(const uint8_t *blocks, size_t nblocks, size_t nbytes, const uint8_t *tables, uint32_t *out);

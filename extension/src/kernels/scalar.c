@@ -254,6 +254,32 @@ fs_select_u32_scalar(const uint32_t *sums, size_t n, uint32_t tau, uint32_t *idx
 	return m;
 }
 
+/* The value of dim i of a code of bits (8, 4 or 2) bits per dim, MSB-first. */
+static inline float
+code_value(const uint8_t *code, size_t i, int bits)
+{
+	if (bits == 8)
+		return (float) code[i];
+	if (bits == 4)
+		return (float) ((code[i >> 1] >> (i & 1 ? 0 : 4)) & 0x0F);
+	return (float) ((code[i >> 2] >> (6 - 2 * (i & 3))) & 0x03);
+}
+
+/* sum of q[i] u_i over the dims of an integer code, four accumulators (see SvKernels.code_dot). */
+static float
+code_dot_scalar(const float *q, const uint8_t *code, size_t dims, int bits)
+{
+	float		acc[4] = {0, 0, 0, 0};
+	size_t		i = 0;
+
+	for (; i + 4 <= dims; i += 4)
+		for (int j = 0; j < 4; j++)
+			acc[j] += q[i + j] * code_value(code, i + j, bits);
+	for (; i < dims; i++)
+		acc[0] += q[i] * code_value(code, i, bits);
+	return (acc[0] + acc[1]) + (acc[2] + acc[3]);
+}
+
 /* Fill k with the scalar kernels. */
 void
 sv_kernels_fill_scalar(SvKernels *k)
@@ -262,6 +288,7 @@ sv_kernels_fill_scalar(SvKernels *k)
 	k->popcount = popcount_scalar;
 	k->xor_popcount = xor_popcount_scalar;
 	k->masked_sum = masked_sum_scalar;
+	k->code_dot = code_dot_scalar;
 	k->sum = sum_scalar;
 	k->dot_norms = dot_norms_scalar;
 	k->dot = dot_scalar;

@@ -1,0 +1,111 @@
+"""Issue 29's batch policy: how many passes over the codes a scan makes and how many heap rows it reads, from
+the DEBUG1 line each scan writes at its end ("N candidates, M heap rows fetched; codes .. ms, refine .. ms,
+heap .. ms, passes P, scored S").  Real PostgreSQL, the demo docstrings, answers checked against numpy."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import psycopg
+import pytest
+from pgvector.psycopg import register_vector
+
+from shrinkvec import demo
+
+LINE = re.compile(r"(\d+) candidates, (\d+) heap rows fetched; codes [\d.]+ ms, refine [\d.]+ ms, heap [\d.]+ ms, "
+                  r"passes (\d+), scored (\d+)")
+
+
+@pytest.fixture(scope="module")
+def data() -> demo.DemoData:
+    return demo.load_data()
+
+
+def fill(conn: psycopg.Connection, docs: np.ndarray, options: str) -> None:
+    register_vector(conn)
+    conn.execute("CREATE TABLE d (id int PRIMARY KEY, v vector(384))")
+    with conn.cursor().copy("COPY d (id, v) FROM STDIN WITH (FORMAT BINARY)") as cp:
+        cp.set_types(["int4", "vector"])
+        for i, v in enumerate(docs):
+            cp.write_row((i, v))
+    conn.execute(f"CREATE INDEX d_v ON d USING shrinkvec (v vector_cosine_ops) WITH ({options})")
+    conn.execute("ANALYZE d")
+    conn.execute("SET enable_seqscan = off")
+
+
+def scans(conn: psycopg.Connection, queries: np.ndarray, limit: int) -> tuple[list[list[int]], list[tuple[int, ...]]]:
+    """The ids each query returns and its scan's (candidates, heap rows, passes, scored)."""
+    notes: list[str] = []
+
+    def keep(d: psycopg.errors.Diagnostic) -> None:
+        notes.append(d.message_primary or "")
+
+    conn.add_notice_handler(keep)
+    conn.execute("SET client_min_messages = debug1")
+    try:
+        ids = [[r[0] for r in conn.execute(f"SELECT id FROM d ORDER BY v <=> %s LIMIT {limit}", (q,))]
+               for q in queries]
+    finally:
+        conn.execute("RESET client_min_messages")
+        conn.remove_notice_handler(keep)
+    counts = [tuple(int(g) for g in m.groups()) for m in (LINE.search(n) for n in notes) if m]
+    assert len(counts) == len(queries), notes[:3]
+    return ids, counts
+
+
+def exact(docs: np.ndarray, q: np.ndarray, k: int) -> list[int]:
+    x = docs / np.linalg.norm(docs, axis=1, keepdims=True)
+    return [int(i) for i in np.argsort(-(x @ (q / np.linalg.norm(q))), kind="stable")[:k]]
+
+
+def test_a_limit_past_a_quarter_of_a_small_shortlist_needs_one_pass(conn: psycopg.Connection,
+                                                                    data: demo.DemoData) -> None:
+    """Shortlist 10, LIMIT 10 (flat): the first pass keeps 64 candidates but reads the rows of 10; the
+    executor wants more than the 2 that go out at once, and the scan reads the kept candidates' rows
+    instead of passing over the codes again (0.4.0 made 2 passes here and was slower than shortlist 50)."""
+    fill(conn, data.docs, "lists = 1")
+    conn.execute("SET shrinkvec.shortlist = 10")
+    q = data.queries[:30]
+    ids, counts = scans(conn, q, 10)
+    assert all(c[2] == 1 for c in counts), counts
+    assert all(c[0] == 64 for c in counts), counts  # the first pass's candidates
+    assert all(10 <= c[1] <= 64 for c in counts), counts
+    hits = np.mean([len(set(g) & set(exact(data.docs, v, 10))) / 10 for g, v in zip(ids, q, strict=True)])
+    assert hits >= 0.9, hits
+    # a shortlist of 50 reads 50 rows in one pass: the small one reads no more
+    conn.execute("SET shrinkvec.shortlist = 50")
+    _, wide = scans(conn, q, 10)
+    assert all(c[2] == 1 and c[1] == 50 for c in wide), wide
+    assert np.mean([c[1] for c in counts]) < 50
+
+
+def test_rows_past_the_first_pass_come_from_bigger_passes(conn: psycopg.Connection, data: demo.DemoData) -> None:
+    """LIMIT 300 with shortlist 50: later passes take 4x the candidates of the one before (64, 256, 1024, ..),
+    their rows read as the pool needs them; the answers are nearly those of the exact plan."""
+    fill(conn, data.docs, "lists = 1")
+    conn.execute("SET shrinkvec.shortlist = 50")
+    q = data.queries[:10]
+    ids, counts = scans(conn, q, 300)
+    for c in counts:
+        # candidates of the passes: 64 + 256 + 1024 + ... (each pass takes only entries after the last)
+        sizes = [64 * 4**i for i in range(c[2])]
+        assert c[0] <= sum(sizes) and c[0] > sum(sizes[:-1]), c
+        assert c[1] <= c[0] and c[1] >= 300
+    hits = np.mean([len(set(g) & set(exact(data.docs, v, 300))) / 300 for g, v in zip(ids, q, strict=True)])
+    assert hits >= 0.9, hits
+    assert all(len(g) == 300 for g in ids)
+
+
+def test_refine_codes_read_a_few_rows_in_one_pass(conn: psycopg.Connection, data: demo.DemoData) -> None:
+    """Refine codes, LIMIT 10 at the index's defaults: one pass of the calibrated shortlist (no minimum of
+    64: the refine bounds choose the rows), fewer heap rows than candidates, recall >= 0.95 against numpy."""
+    fill(conn, data.docs, "lists = 1, refine = 4")
+    shortlist = conn.execute("SELECT shortlist FROM shrinkvec_index_info('d_v')").fetchone()
+    assert shortlist is not None
+    q = data.queries[:30]
+    ids, counts = scans(conn, q, 10)
+    assert all(c[2] == 1 and c[0] == shortlist[0] and c[1] < c[0] for c in counts), (shortlist, counts)
+    assert all(c[3] >= c[0] for c in counts)  # every candidate was scored
+    hits = np.mean([len(set(g) & set(exact(data.docs, v, 10))) / 10 for g, v in zip(ids, q, strict=True)])
+    assert hits >= 0.95, hits
