@@ -14,6 +14,13 @@
 #include "utils/array.h"
 #include "utils/varbit.h"
 
+/* noreturn on PostgreSQL 15-18 (18 replaced pg_attribute_noreturn() by pg_noreturn). */
+#ifdef pg_noreturn
+#define SV_NORETURN pg_noreturn
+#else
+#define SV_NORETURN pg_attribute_noreturn()
+#endif
+
 /* The largest dimension accepted anywhere (pgvector's limit for vector and halfvec). */
 #define SV_MAX_DIM 16000
 

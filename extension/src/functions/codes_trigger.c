@@ -53,13 +53,6 @@
 #include "kernels/kernels.h"
 #include "shrinkvec.h"
 
-/* noreturn on PostgreSQL 15-18 (18 replaced pg_attribute_noreturn() by pg_noreturn). */
-#ifdef pg_noreturn
-#define SV_NORETURN pg_noreturn
-#else
-#define SV_NORETURN pg_attribute_noreturn()
-#endif
-
 /* The C functions of the extension that compute codes (functions/binarize.c, types/int8vec.c, functions/maxsim.c, functions/transform.c). */
 extern Datum binarize_vector(PG_FUNCTION_ARGS);
 extern Datum binarize_halfvec(PG_FUNCTION_ARGS);

@@ -5,6 +5,13 @@
  */
 #include "postgres.h"
 
+#include "utils/wait_event.h"
+
+/* PostgreSQL 17 renamed the wait event a leader waits on for its workers' messages. */
+#if PG_VERSION_NUM < 170000
+#define WAIT_EVENT_MESSAGE_QUEUE_RECEIVE WAIT_EVENT_MQ_RECEIVE
+#endif
+
 #include "build.h"
 
 /* Reserve the next block of the index for a page written later. */

@@ -4,6 +4,7 @@
  */
 #include "postgres.h"
 
+#include "pgstat.h"
 #include "storage/bufmgr.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -104,16 +105,16 @@ sv_index_cache(Relation index)
 SvListEntry
 sv_read_list(Relation index, const SvMetaData *meta, int list)
 {
-	return sv_read_list_cached(index, NULL, meta, list);
+	return sv_read_list_cached(index, meta, list, false);
 }
 
-/* sv_read_list, through sv_read_recent when cache is given (scans). */
+/* sv_read_list, through sv_read_recent when recent is set (scans). */
 SvListEntry
-sv_read_list_cached(Relation index, SvIndexCache *cache, const SvMetaData *meta, int list)
+sv_read_list_cached(Relation index, const SvMetaData *meta, int list, bool recent)
 {
 	int			per_page = SV_PAGE_CONTENT_SIZE / sizeof(SvListEntry);
 	BlockNumber blk = meta->directory_start + list / per_page;
-	Buffer		buf = cache ? sv_read_recent(index, cache, blk) : ReadBuffer(index, blk);
+	Buffer		buf = recent ? sv_read_recent(index, blk) : ReadBuffer(index, blk);
 	SvListEntry entry;
 
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
@@ -125,38 +126,37 @@ sv_read_list_cached(Relation index, SvIndexCache *cache, const SvMetaData *meta,
 /*
  * ReadBuffer(index, blk) for scans: the buffer the page was last found in is pinned directly when it still
  * holds the page (ReadRecentBuffer checks the buffer's tag), skipping the lookup in the shared buffer
- * mapping table, a cache miss per page on a large shared_buffers.  The hints live in the relcache entry's
- * cache (this backend only) and are only hints: a stale one costs the normal ReadBuffer.
+ * mapping table, a cache miss per page on a large shared_buffers.  The hints live in the relcache
+ * entry's cache (this backend only, a fixed table direct-mapped by block number) and are only hints: a
+ * stale or missing one costs the normal ReadBuffer.  The cache is looked up here, not passed in: a relcache
+ * invalidation absorbed during the scan (a TOAST lock while reading a row) frees and rebuilds it.  Temporary
+ * indexes (local buffers) take the normal path.
  */
 Buffer
-sv_read_recent(Relation index, SvIndexCache *cache, BlockNumber blk)
+sv_read_recent(Relation index, BlockNumber blk)
 {
+	SvIndexCache *cache = (SvIndexCache *) index->rd_amcache;
+	int			slot = (int) (blk & (SV_RECENT_SLOTS - 1));
 	Buffer		buf;
 
-	if (blk < cache->nrecent && BufferIsValid(cache->recent[blk]) &&
+	if (cache == NULL || RelationUsesLocalBuffers(index))
+		return ReadBuffer(index, blk);
+	if (cache->recent_blk[slot] == blk && BufferIsValid(cache->recent_buf[slot]) &&
 #if PG_VERSION_NUM >= 160000
-		ReadRecentBuffer(index->rd_locator, MAIN_FORKNUM, blk, cache->recent[blk])
+		ReadRecentBuffer(index->rd_locator, MAIN_FORKNUM, blk, cache->recent_buf[slot])
 #else
-		ReadRecentBuffer(index->rd_node, MAIN_FORKNUM, blk, cache->recent[blk])
+		ReadRecentBuffer(index->rd_node, MAIN_FORKNUM, blk, cache->recent_buf[slot])
 #endif
 		)
-		return cache->recent[blk];
-	buf = ReadBuffer(index, blk);
-	if (blk >= cache->nrecent)
 	{
-		BlockNumber n = Max(blk + 1, Max(cache->nrecent * 2, 64));
-
-		if (n > MaxAllocSize / sizeof(Buffer))
-			return buf;
-		if (cache->recent == NULL)
-			cache->recent = MemoryContextAlloc(index->rd_indexcxt, sizeof(Buffer) * n);
-		else
-			cache->recent = repalloc(cache->recent, sizeof(Buffer) * n);
-		for (BlockNumber b = cache->nrecent; b < n; b++)
-			cache->recent[b] = InvalidBuffer;
-		cache->nrecent = n;
+		/* ReadRecentBuffer does not count the access in the statistics views: as ReadBuffer would */
+		pgstat_count_buffer_read(index);
+		pgstat_count_buffer_hit(index);
+		return cache->recent_buf[slot];
 	}
-	cache->recent[blk] = buf;
+	buf = ReadBuffer(index, blk);
+	cache->recent_blk[slot] = blk;
+	cache->recent_buf[slot] = buf;
 	return buf;
 }
 

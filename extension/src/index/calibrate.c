@@ -47,19 +47,20 @@ typedef struct SvCalibRow
 	float		alpha;			/* the sign code's scale */
 	double		r2;				/* |x - c|^2 */
 	double		x2;				/* |x|^2 */
-	double		cs;				/* <c, s>: its centroid against its signs (L2 estimates) */
 	bool		usable;			/* finite, and not so long that the float arithmetic overflows */
 } SvCalibRow;
 
 /*
- * The scan's cost of a (probes, shortlist) pair, in nanoseconds, as measured on the WordLlama bench set
- * (28k rows of 256 dims, 167 lists, 2026-12): about 5 ns per code of 40 bytes scanned, and 1 us per
- * shortlisted candidate (0.8 us with refine codes, whose scoring is not yet much cheaper than a row).
+ * The scan's cost of a (probes, shortlist) pair, in nanoseconds, as measured by bench/bench_scan_engine.py
+ * (issue 29: the docstrings, 28k rows of 384 dims, flat, 2026-12): about 3 ns per code of 56 bytes (its
+ * code and factors) scanned, and 1 us per shortlisted candidate (a heap row read; 0.8 us with refine
+ * codes, whose scoring costs a refine page each and reads a fifth of the rows).  Issue 28's scan cost
+ * 5 ns per 40 bytes.
  */
 static double
 sv_calib_cost(const SvMetaData *meta, double rows, int probes, int shortlist)
 {
-	double		per_code = (meta->code_bytes + 2 * sizeof(float)) / 8.0;
+	double		per_code = (meta->code_bytes + 2 * sizeof(float)) / 18.0;
 	double		per_candidate = meta->refine_bits > 0 ? 800.0 : 1000.0;
 
 	return rows * probes / meta->lists * per_code + shortlist * per_candidate;
@@ -123,10 +124,15 @@ sv_calibrate(SvBuildState *bs, double target, int nq)
 	SvCalibRow *rows;
 	uint8	   *codes;
 	int		   *lists;
-	float	   *lut,
-			   *qs,
+	float	   *qs,
 			   *qc,
-			   *dots;
+			   *dots,
+			   *w;
+	uint8	   *pcodes,
+			   *tables;
+	uint32	   *sums;
+	int		   *perm,
+			   *lstart;
 	double	   *est;
 	int		   *listrank,
 			   *order;
@@ -164,21 +170,37 @@ sv_calibrate(SvBuildState *bs, double target, int nq)
 		const float *c = cents + (Size) lists[j] * dim;
 		float		alpha,
 					r2;
-		double		cs = 0;
 		uint8	   *code = codes + (Size) j * nbytes;
 
 		sv_encode(meta, x, c, code, &alpha, &r2);
-		for (int d = 0; d < dim; d++)
-			cs += (code[d / 8] & (0x80 >> (d % 8))) ? c[d] : -c[d];
 		rows[j].list = lists[j];
 		rows[j].alpha = alpha;
 		rows[j].r2 = r2;
 		rows[j].x2 = sv_kernels.dot(x, x, dim);
-		rows[j].cs = cs;
 		rows[j].usable = isfinite(alpha) && isfinite(r2) && sv_norm2_safe((float) rows[j].x2);
 	}
 
-	lut = palloc(sizeof(float) * (Size) nbytes * 256);
+	/* the codes grouped by list (rows perm[lstart[l] .. lstart[l + 1]) of list l), for the kernel's sums */
+	perm = palloc(sizeof(int) * m);
+	lstart = palloc0(sizeof(int) * (meta->lists + 1));
+	for (int j = 0; j < m; j++)
+		lstart[lists[j] + 1]++;
+	for (int l = 0; l < meta->lists; l++)
+		lstart[l + 1] += lstart[l];
+	{
+		int		   *fill = palloc(sizeof(int) * meta->lists);
+
+		memcpy(fill, lstart, sizeof(int) * meta->lists);
+		for (int j = 0; j < m; j++)
+			perm[fill[lists[j]]++] = j;
+		pfree(fill);
+	}
+	pcodes = palloc((Size) m * nbytes);
+	for (int i = 0; i < m; i++)
+		memcpy(pcodes + (Size) i * nbytes, codes + (Size) perm[i] * nbytes, nbytes);
+	tables = palloc(SV_FS_TABLE_BYTES(nbytes));
+	sums = palloc(sizeof(uint32) * m);
+	w = palloc(sizeof(float) * dim);
 	qs = palloc(sizeof(float) * m);
 	qc = palloc(sizeof(float) * meta->lists);
 	dots = palloc(sizeof(float) * m);
@@ -197,7 +219,6 @@ sv_calibrate(SvBuildState *bs, double target, int nq)
 		int			top[SV_CALIB_K];
 		double		topd[SV_CALIB_K];
 		int			ntop = 0;
-		double		qsum = sv_kernels.sum(q, dim);
 		CHECK_FOR_INTERRUPTS();
 		if (!rows[self].usable)
 			continue;
@@ -236,17 +257,42 @@ sv_calibrate(SvBuildState *bs, double target, int nq)
 		for (int l = 0; l < meta->lists; l++)
 			listrank[order[l]] = l;
 
-		/* every row's 1-bit estimate: <q, x> ~ <q, c> + alpha <q, s>, <q, s> = 2 (sum of q over set bits) - sum q */
-		sv_lut_build(q, dim, nbytes, lut);
-		sv_lut_scan(codes, m, nbytes, nbytes, lut, qs);
+		/*
+		 * Every row's 1-bit estimate as the scan makes it (scan_vectors.c): <w, s> of the quantized weights
+		 * w (the query; for L2, query - centroid, per list) from the kernel's sums, then <q, x> ~ <q, c> +
+		 * alpha <q, s>, or for L2 |q - x|^2 ~ |q - c|^2 + r2 - 2 alpha <q - c, s>.
+		 */
+		for (int l = 0; l < meta->lists; l++)
+		{
+			int			n = lstart[l + 1] - lstart[l];
+			SvFsQuery	fq;
+
+			if (n == 0 || (l > 0 && meta->kind != SV_KIND_L2))
+				continue;
+			if (meta->kind == SV_KIND_L2)
+			{
+				const float *c = cents + (Size) l * dim;
+
+				for (int d = 0; d < dim; d++)
+					w[d] = q[d] - c[d];
+			}
+			else
+				memcpy(w, q, sizeof(float) * dim);
+			sv_fs_tables_ip(w, dim, nbytes, tables, &fq);
+			if (meta->kind == SV_KIND_L2)
+				sv_fs_scan_lanes(pcodes + (Size) lstart[l] * nbytes, n, 1, nbytes, tables, sums + lstart[l]);
+			else
+				sv_fs_scan_lanes(pcodes, m, 1, nbytes, tables, sums);
+			for (int i = (meta->kind == SV_KIND_L2 ? lstart[l] : 0); i < (meta->kind == SV_KIND_L2 ? lstart[l + 1] : m); i++)
+				qs[perm[i]] = fq.delta * (2.0f * (float) ((int32) sums[i] - 2 * SV_FS_BIAS * nbytes) - (float) fq.vsum);
+		}
 		for (int j = 0; j < m; j++)
 		{
 			const SvCalibRow *r = &rows[j];
-			double		qsv = 2.0 * qs[j] - qsum;
+			double		qsv = qs[j];
 
 			if (meta->kind == SV_KIND_L2)
-				est[j] = q2 - 2.0 * qc[r->list] + bs->cache.centroid_norm2[r->list] + r->r2 -
-					2.0 * r->alpha * (qsv - r->cs);
+				est[j] = q2 - 2.0 * qc[r->list] + bs->cache.centroid_norm2[r->list] + r->r2 - 2.0 * r->alpha * qsv;
 			else
 				est[j] = sv_calib_exact(meta->kind, qc[r->list] + r->alpha * qsv, 0, 0);
 		}
@@ -309,7 +355,12 @@ sv_calibrate(SvBuildState *bs, double target, int nq)
 	pfree(rows);
 	pfree(codes);
 	pfree(lists);
-	pfree(lut);
+	pfree(perm);
+	pfree(lstart);
+	pfree(pcodes);
+	pfree(tables);
+	pfree(sums);
+	pfree(w);
 	pfree(qs);
 	pfree(qc);
 	pfree(dots);

@@ -24,8 +24,8 @@
  *
  * IVF: the first batch comes from the shrinkvec.probes lists nearest the query.  Vector opclasses: once
  * rows wait in the pool (the executor wants more than the first quarter of the first batch, as a filter
- * or a join makes it), the window widens to every list, so no unread entry of any list can be nearer
- * than the pool's frontier allows (what each list gave is kept per list, so nothing comes twice).
+ * or a join makes it), the window widens to every list: later passes take the best unread entries of
+ * the whole index (what each list gave is kept per list, so nothing comes twice).
  * bit_hamming_ops: when the probed lists are exhausted the scan goes on with the next lists by centroid
  * distance (iterative probing), in exact order within each window.
  *
@@ -33,8 +33,12 @@
  * codes (svindex.h), each with a lower bound from its code's error, and rows are fetched in bound order
  * only while a bound can still beat the SV_REFINE_DIRECT-th nearest row fetched (shrinkvec.rerank caps
  * the fetches); those SV_REFINE_DIRECT rows go out at once in exact order.  The others are deferred: if
- * the executor wants more, they are fetched into the pool before the scan goes on, exactly as without
- * refine codes.
+ * the executor wants more, they are all fetched into the pool before the scan goes on (they are in bound
+ * order, not estimate order, so the pool's frontier cannot move through them one by one).
+ *
+ * IVF and the frontier: rows of the pool may go out before the widened pass has read the unprobed lists,
+ * against the frontier of the lists read so far (relaxed order: an entry of an unprobed list can come
+ * after a farther row of a probed one).
  *
  * A NULL query returns every entry (distance NULL), as pgvector's indexes do.
  */
@@ -236,7 +240,7 @@ sv_amrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 	so->pool = NULL;
 	so->pool_n = so->pool_cap = 0;
 	so->frontier = 0;
-	so->deferred = NULL;
+	so->deferred = so->deferred_base = NULL;
 	so->ndeferred = 0;
 	so->deferred_by_estimate = false;
 	so->pass_frontier = 0;
@@ -349,12 +353,17 @@ sv_kth_exact(const SvScanOpaque *so, int k)
 	return kth;
 }
 
-/* Keep n candidates whose rows were not read as the deferred ones (in estimate order unless by_bound). */
+/*
+ * Keep n candidates whose rows were not read as the deferred ones (in estimate order when by_estimate,
+ * else in refine bound order), replacing the earlier ones (all read by now).
+ */
 static void
 sv_defer(SvScanOpaque *so, const SvCandidate *cands, int n, bool by_estimate)
 {
+	if (so->deferred_base != NULL)
+		pfree(so->deferred_base);
 	so->ndeferred = n;
-	so->deferred = MemoryContextAlloc(so->cxt, sizeof(SvCandidate) * Max(n, 1));
+	so->deferred_base = so->deferred = MemoryContextAlloc(so->cxt, sizeof(SvCandidate) * Max(n, 1));
 	memcpy(so->deferred, cands, sizeof(SvCandidate) * n);
 	so->deferred_by_estimate = by_estimate;
 }
@@ -403,7 +412,6 @@ sv_refine_first_batch(IndexScanDesc scan, int want)
 	int			nread = 0;
 	double	   *lb;
 
-	so->frontier = sv_estimate_distance(so, so->results[n - 1].score);
 	lb = sv_refine_order(scan);
 	while (nread < cap)
 	{
@@ -602,8 +610,13 @@ sv_next_pooled(IndexScanDesc scan)
 			break;
 		if (so->ndeferred > 0)
 		{
-			/* the next deferred candidates' rows, in estimate order, into the pool */
-			sv_read_deferred(scan, Max(SV_DEFERRED_CHUNK, (int) Min(so->fetched, (int64) 4096)));
+			/*
+			 * The next deferred candidates' rows, in estimate order, into the pool: as many as were read
+			 * so far (at least SV_DEFERRED_CHUNK), so reads double as the pool waits; the relaxed order
+			 * (order_margin 0) reads them all, and the pass goes out in exact order.
+			 */
+			sv_read_deferred(scan, sv_order_margin <= 0 ? so->ndeferred :
+							 Max(SV_DEFERRED_CHUNK, (int) Min(so->fetched, (int64) 4096)));
 			for (int i = 0; i < so->nresults; i++)
 				sv_pool_push(so, &so->exact[i]);
 			so->nresults = 0;

@@ -75,6 +75,7 @@ typedef struct SvScanOpaque
 	int			nresults;		/* rows of the batch to return */
 	int			nresults_est;	/* candidates of the batch by estimate (results) */
 	int			ndirect;		/* vector: rows of the first batch returned without waiting */
+	SvCandidate *deferred_base;	/* the allocation deferred points into */
 	SvCandidate *deferred;		/* candidates of the last pass whose rows were not read (yet) */
 	int			ndeferred;
 	bool		deferred_by_estimate;	/* deferred are in estimate order (else refine bound order) */
@@ -192,7 +193,6 @@ sv_offer(SvCandidate *heap, int *n, int k, float score, ItemPointer tid, BlockNu
 typedef struct SvChain
 {
 	Relation	index;
-	SvIndexCache *cache;		/* for sv_read_recent */
 	BlockNumber next;			/* the page after the current one */
 	Buffer		buf;			/* the current page, share-locked */
 	Buffer		ahead;			/* the next page, pinned */
@@ -282,7 +282,7 @@ bool sv_next_window(SvScanOpaque *so);
 void sv_widen_window(SvScanOpaque *so);
 
 /* Start walking a chain at its first page. */
-void sv_chain_start(SvChain *c, Relation index, SvIndexCache *cache, BlockNumber first);
+void sv_chain_start(SvChain *c, Relation index, BlockNumber first);
 
 /*
  * The next page of the chain, share-locked (the previous one is released), or NULL at the end.  The

@@ -30,8 +30,8 @@ sv_scan_bits(IndexScanDesc scan, int k)
 
 		if (so->bound_state[list] == SV_BOUND_ALL)
 			continue;			/* every entry went into earlier batches */
-		sv_chain_start(&chain, scan->indexRelation, so->cache,
-					   sv_read_list_cached(scan->indexRelation, so->cache, meta, list).first);
+		sv_chain_start(&chain, scan->indexRelation,
+					   sv_read_list_cached(scan->indexRelation, meta, list, true).first);
 		while ((page = sv_chain_next(&chain)) != NULL)
 		{
 			int			n = SvPageGetOpaque(page)->count;

@@ -164,10 +164,9 @@ sv_prefetch_page(Page page)
 
 /* Start walking a chain at its first page. */
 void
-sv_chain_start(SvChain *c, Relation index, SvIndexCache *cache, BlockNumber first)
+sv_chain_start(SvChain *c, Relation index, BlockNumber first)
 {
 	c->index = index;
-	c->cache = cache;
 	c->next = first;
 	c->buf = InvalidBuffer;
 	c->ahead = InvalidBuffer;
@@ -189,14 +188,14 @@ sv_chain_next(SvChain *c)
 	if (c->next == InvalidBlockNumber)
 		return NULL;
 	CHECK_FOR_INTERRUPTS();
-	c->buf = BufferIsValid(c->ahead) ? c->ahead : sv_read_recent(c->index, c->cache, c->next);
+	c->buf = BufferIsValid(c->ahead) ? c->ahead : sv_read_recent(c->index, c->next);
 	c->ahead = InvalidBuffer;
 	LockBuffer(c->buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(c->buf);
 	c->next = SvPageGetOpaque(page)->next;
 	if (c->next != InvalidBlockNumber)
 	{
-		c->ahead = sv_read_recent(c->index, c->cache, c->next);
+		c->ahead = sv_read_recent(c->index, c->next);
 		sv_prefetch_page(BufferGetPage(c->ahead));
 	}
 	return page;

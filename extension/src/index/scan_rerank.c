@@ -104,6 +104,8 @@ sv_add_exact(IndexScanDesc scan, const SvCandidate *cands, int n)
 		}
 	}
 	ExecClearTuple(so->slot);
+	/* reading a row may have absorbed a relcache invalidation that rebuilt the index's cache */
+	so->cache = sv_index_cache(scan->indexRelation);
 	INSTR_TIME_SET_CURRENT(end);
 	INSTR_TIME_ACCUM_DIFF(so->t_heap, end, start);
 }
@@ -275,7 +277,7 @@ sv_refine_order(IndexScanDesc scan)
 			{
 				if (BufferIsValid(buf))
 					UnlockReleaseBuffer(buf);
-				buf = sv_read_recent(scan->indexRelation, so->cache, c->rblk);
+				buf = sv_read_recent(scan->indexRelation, c->rblk);
 				LockBuffer(buf, BUFFER_LOCK_SHARE);
 				page = BufferGetPage(buf);
 			}

@@ -1,6 +1,6 @@
 /*
  * scan_vectors.c: a batch of a vector opclass scan: the best k entries by the asymmetric estimate of
- * the float query against the sign codes, computed by the FastScan kernel and bounded per page.
+ * the quantized query against the sign codes, straight from the FastScan kernel's sums.
  */
 #include "postgres.h"
 
@@ -34,12 +34,19 @@ sv_score(double est)
 	return (float) est;
 }
 
-/* The work of one vector batch: the top-k heap and the query's weights and tables. */
+/*
+ * The work of one vector batch: the candidates and the query's weights and tables.  The candidates are a
+ * buffer of up to cap = 2k entries appended in page order (no heap): when it fills, a selection keeps the
+ * best k and their worst score becomes tau, the kernel's threshold, until the next selection.  Appends
+ * cost no comparisons; a heap cost a sift of log k branchy compares per entry kept.
+ */
 typedef struct SvVecBatch
 {
 	SvBatchWork bw;				/* heap, kernel sums, selected entries, the query's nibble tables */
 	int			k;
-	int			nheap;
+	int			nheap;			/* candidates in the buffer (bw.heap) */
+	int			cap;			/* its capacity */
+	float		tau;			/* the k-th best of the last selection (+Infinity before one) */
 	int64		kept;			/* entries the kernel's test kept (scored in float) */
 	bool		overflow;		/* entries beyond the k-th best exist (or were taken before) */
 	uint8	   *code;			/* code_bytes, for one entry's code */
@@ -47,7 +54,6 @@ typedef struct SvVecBatch
 	float	   *w;				/* the weights: the query (cosine, IP) or query - centroid (L2) */
 	SvFsQuery	fq;				/* the quantized weights' delta, vsum and error bound */
 	float		wsum;			/* sum of w */
-	float		wabs;			/* sum of |w| */
 	double		qscale;			/* non-L2: w = q * qscale */
 	int32		soff;			/* the kernel sums' offset */
 	bool		is_l2;
@@ -75,7 +81,6 @@ sv_query_weights(SvScanOpaque *so, SvVecBatch *vb)
 	vb->w = palloc(sizeof(float) * meta->code_bits);
 	memset(&vb->fq, 0, sizeof(vb->fq));
 	vb->wsum = 0;
-	vb->wabs = 0;
 	vb->qscale = 1.0;
 	vb->soff = 2 * SV_FS_BIAS * meta->code_bytes;
 	vb->is_l2 = meta->kind == SV_KIND_L2;
@@ -94,8 +99,6 @@ sv_query_weights(SvScanOpaque *so, SvVecBatch *vb)
 		vb->w[d] = (float) ((double) so->q[d] * vb->qscale);
 	sv_fs_tables_ip(vb->w, meta->code_bits, meta->code_bytes, vb->bw.tables, &vb->fq);
 	vb->wsum = sv_kernels.sum(vb->w, meta->code_bits);
-	for (int d = 0; d < meta->code_bits; d++)
-		vb->wabs += fabsf(vb->w[d]);
 }
 
 /* L2: the weights q - c of list's centroid c (scaled, in double, for a wide list) and their tables. */
@@ -123,9 +126,6 @@ sv_l2_list_weights(SvScanOpaque *so, const float *c, SvVecBatch *vb, SvListTerms
 	}
 	sv_fs_tables_ip(vb->w, meta->code_bits, meta->code_bytes, vb->bw.tables, &vb->fq);
 	vb->wsum = sv_kernels.sum(vb->w, meta->code_bits);
-	vb->wabs = 0;
-	for (int d = 0; d < meta->code_bits; d++)
-		vb->wabs += fabsf(vb->w[d]);
 }
 
 /* The terms of list's entries' estimates and bounds (and, for L2, the list's weights). */
@@ -186,8 +186,7 @@ typedef struct SvPageArrays
 static int
 sv_page_select(const SvMetaData *meta, const SvPageArrays *pa, int n, SvVecBatch *vb, const SvListTerms *lt)
 {
-	SvCandidate *heap = vb->bw.heap;
-	float		tau;
+	float		tau = vb->tau;
 	int			m;
 
 	if (lt->wide)
@@ -198,14 +197,13 @@ sv_page_select(const SvMetaData *meta, const SvPageArrays *pa, int n, SvVecBatch
 		return n;
 	}
 	sv_page_sums(meta, pa->page, n, vb->bw.tables, vb->bw.sums);
-	tau = vb->nheap == vb->k ? heap[0].score : get_float4_infinity();
 	/* a hair above the k-th best, so float rounding never drops a tie */
-	if (vb->nheap == vb->k)
+	if (isfinite(tau))
 		tau += 1e-6f * fabsf(tau) + 1e-30f;
 	m = (int) sv_kernels.fs_select(vb->bw.sums, n, vb->soff, pa->alpha, vb->is_l2 ? pa->r2 : NULL, lt->base,
 								   lt->f, lt->c0, lt->c1, tau, vb->bw.idx);
 	vb->kept += m;
-	if (vb->nheap == vb->k && m < n)
+	if (m < n)
 		vb->overflow = true;	/* entries beyond the k-th best exist (or were taken before) */
 	return m;
 }
@@ -250,6 +248,92 @@ sv_entry_estimate(const SvMetaData *meta, const SvPageArrays *pa, int i, SvVecBa
 }
 
 /*
+ * Room in the candidate buffer beyond the k candidates: k more, as far as work_mem allows besides the k
+ * candidates and their exact rows (scan.c's check), and at least 64.
+ */
+static int
+sv_buffer_room(int k)
+{
+	Size		budget = (Size) work_mem * 1024;
+	Size		used = (Size) k * (sizeof(SvCandidate) + sizeof(SvExact));
+	Size		room = budget > used ? (budget - used) / sizeof(SvCandidate) : 0;
+
+	return (int) Max((Size) 64, Min((Size) k, room));
+}
+
+/* Swap two candidates. */
+static inline void
+sv_swap(SvCandidate *a, SvCandidate *b)
+{
+	SvCandidate t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+/*
+ * Put the best k of n candidates (by sv_worse: score, then TID; a strict order) in a[0 .. k), in no
+ * particular order: quickselect with a median-of-three pivot.
+ */
+static void
+sv_select_best(SvCandidate *a, int n, int k)
+{
+	int			lo = 0,
+				hi = n - 1;
+
+	while (hi > lo)
+	{
+		int			mid = lo + (hi - lo) / 2;
+		int			i = lo,
+					j = hi;
+		SvCandidate pivot;
+
+		/* the median of a[lo], a[mid], a[hi] as the pivot */
+		if (sv_worse(&a[lo], &a[mid]))
+			sv_swap(&a[lo], &a[mid]);
+		if (sv_worse(&a[mid], &a[hi]))
+			sv_swap(&a[mid], &a[hi]);
+		if (sv_worse(&a[lo], &a[mid]))
+			sv_swap(&a[lo], &a[mid]);
+		pivot = a[mid];
+		while (i <= j)
+		{
+			while (sv_worse(&pivot, &a[i]))
+				i++;
+			while (sv_worse(&a[j], &pivot))
+				j--;
+			if (i <= j)
+				sv_swap(&a[i++], &a[j--]);
+		}
+		/* a[lo .. j] are no worse than the pivot, a[i .. hi] no better, a[j + 1 .. i - 1] equal to it */
+		if (k - 1 <= j)
+			hi = j;
+		else if (k - 1 >= i)
+			lo = i;
+		else
+			break;
+	}
+}
+
+/* Keep the best k of the buffer's candidates; their worst score becomes tau. */
+static void
+sv_compact(SvVecBatch *vb)
+{
+	SvCandidate *a = vb->bw.heap;
+	float		worst = -INFINITY;
+
+	if (vb->nheap <= vb->k)
+		return;
+	sv_select_best(a, vb->nheap, vb->k);
+	vb->nheap = vb->k;
+	vb->overflow = true;
+	for (int i = 0; i < vb->k; i++)
+		if (a[i].score > worst)
+			worst = a[i].score;
+	vb->tau = worst;
+}
+
+/*
  * Score one page of a list: the entries the kernel keeps (estimate at most the k-th best, or not a finite
  * number) are offered to the heap with their estimates.
  */
@@ -272,10 +356,22 @@ sv_scan_vector_page(SvScanOpaque *so, Page page, SvVecBatch *vb, const SvListTer
 		int			i = vb->bw.idx[j];
 		float		score = sv_score(sv_entry_estimate(meta, &pa, i, vb, lt));
 
-		if (sv_after_bound(so, lt->list, score, &tids[i]))
-			sv_offer(heap, &vb->nheap, vb->k, score, &tids[i],
-					 vb->rcap > 0 ? rblocks[i / vb->rcap] : InvalidBlockNumber, vb->rcap > 0 ? i % vb->rcap : 0,
-					 &vb->overflow);
+		SvCandidate *c;
+
+		if (score > vb->tau)
+		{
+			vb->overflow = true;
+			continue;
+		}
+		if (!sv_after_bound(so, lt->list, score, &tids[i]))
+			continue;
+		if (vb->nheap == vb->cap)
+			sv_compact(vb);
+		c = &heap[vb->nheap++];
+		c->score = score;
+		c->tid = tids[i];
+		c->rblk = vb->rcap > 0 ? rblocks[i / vb->rcap] : InvalidBlockNumber;
+		c->rslot = (uint16) (vb->rcap > 0 ? i % vb->rcap : 0);
 	}
 }
 
@@ -302,6 +398,9 @@ sv_scan_vectors(IndexScanDesc scan, int k)
 
 	vb.bw = sv_batch_work(meta, k);
 	vb.k = k;
+	vb.cap = k + sv_buffer_room(k);
+	vb.bw.heap = repalloc(vb.bw.heap, sizeof(SvCandidate) * vb.cap);
+	vb.tau = get_float4_infinity();
 	vb.nheap = 0;
 	vb.kept = 0;
 	vb.overflow = false;
@@ -319,12 +418,13 @@ sv_scan_vectors(IndexScanDesc scan, int k)
 		if (so->bound_state[list] == SV_BOUND_ALL)
 			continue;			/* every entry went into earlier batches */
 		sv_list_terms(so, list, &vb, &lt);
-		sv_chain_start(&chain, scan->indexRelation, so->cache,
-					   sv_read_list_cached(scan->indexRelation, so->cache, meta, list).first);
+		sv_chain_start(&chain, scan->indexRelation,
+					   sv_read_list_cached(scan->indexRelation, meta, list, true).first);
 		while ((page = sv_chain_next(&chain)) != NULL)
 			sv_scan_vector_page(so, page, &vb, &lt);
 	}
 	so->kept += vb.kept;
+	sv_compact(&vb);
 	sv_finish_batch(so, vb.bw.heap, vb.nheap, vb.overflow);
 	sv_batch_work_free(&vb.bw);
 	pfree(vb.code);

@@ -69,6 +69,7 @@
 #include "storage/bufmgr.h"
 #include "storage/bufpage.h"
 #include "utils/relcache.h"
+#include "shrinkvec.h"
 
 #define SV_INDEX_MAGIC 0x53564958	/* "SVIX" */
 #define SV_INDEX_VERSION 3
@@ -189,6 +190,9 @@ typedef struct SvOptions
 } SvOptions;
 
 /* The fixed part of an index, cached in rd_amcache: meta page and centroids. */
+/* Slots of the buffer hints of an index's cache (a power of two; 64 kB a backend and index). */
+#define SV_RECENT_SLOTS 8192
+
 typedef struct SvIndexCache
 {
 	SvMetaData	meta;
@@ -200,9 +204,9 @@ typedef struct SvIndexCache
 	float	   *coarse_norm2;
 	int32	   *coarse_offsets; /* group g's lists are coarse_lists[coarse_offsets[g] .. coarse_offsets[g + 1]) */
 	int32	   *coarse_lists;
-	/* the buffer each page was last found in by this backend (sv_read_recent), InvalidBuffer if none */
-	Buffer	   *recent;
-	BlockNumber nrecent;
+	/* where this backend last found pages (sv_read_recent): direct-mapped by block number */
+	BlockNumber recent_blk[SV_RECENT_SLOTS];
+	Buffer		recent_buf[SV_RECENT_SLOTS];	/* InvalidBuffer: an empty slot */
 } SvIndexCache;
 
 /*
@@ -341,14 +345,14 @@ void		sv_read_stream(Relation index, BlockNumber start, char *dst, Size n);
 /* Read list i's directory entry. */
 SvListEntry sv_read_list(Relation index, const SvMetaData *meta, int list);
 
-/* sv_read_list, through sv_read_recent when cache is given (scans). */
-SvListEntry sv_read_list_cached(Relation index, SvIndexCache *cache, const SvMetaData *meta, int list);
+/* sv_read_list, through sv_read_recent when recent is set (scans). */
+SvListEntry sv_read_list_cached(Relation index, const SvMetaData *meta, int list, bool recent);
 
 /*
  * ReadBuffer(index, blk) for scans: the buffer the page was last found in is pinned directly when it still
  * holds the page (ReadRecentBuffer), skipping the lookup in the shared buffer mapping table.
  */
-Buffer		sv_read_recent(Relation index, SvIndexCache *cache, BlockNumber blk);
+Buffer		sv_read_recent(Relation index, BlockNumber blk);
 
 /* The opclass's distance kind and the indexed element type. */
 int			sv_index_kind(Relation index);
@@ -421,7 +425,7 @@ void		sv_encode_row(const SvMetaData *meta, const float *x, const float *c, bool
 void		sv_encode_bits(const SvMetaData *meta, Datum value, uint8 *code);
 
 /* The error for a bit string of the wrong length: "different bit lengths %d and %d" (+ hint). */
-pg_noreturn void sv_bit_length_error(int code_bits, int len, const char *hint);
+SV_NORETURN void sv_bit_length_error(int code_bits, int len, const char *hint);
 
 /* ---- kmeans.c: k-means and nearest centroids (a leaf: it calls only the kernels) ---- */
 

@@ -100,8 +100,9 @@ float		sv_lut_score_blocked(const uint8_t *blocks, size_t lanes, size_t nbytes, 
  * and a byte's two entries add up to at most 240 without overflowing a byte).  Then
  *     sum over set bits of v_i = S - 2 * SV_FS_BIAS * nbytes,
  * and <w, s> for signs s_i = 2 b_i - 1 satisfies |<w, s> - delta * (2 (S - 2 SV_FS_BIAS nbytes) - vsum)|
- * <= err_l1 = sum_i |w_i - delta v_i|: a bound, so a scan can skip every code whose best possible
- * score is worse than its current k-th best and score the rest exactly.
+ * <= err_l1 = sum_i |w_i - delta v_i|.  The index's scan takes delta * (2 (S - ...) - vsum) as the
+ * inner product (the quantized query's), so the sums give every code's estimate and fs_select's test
+ * against the k-th best is exact; err_l1 bounds how far that estimate is from the float query's.
  *
  * Hamming tables (bit_hamming_ops): each entry is popcount((nibble ^ query nibble) & mask), the
  * mask covering the first qbits bits; then S is the exact Hamming distance of the query prefix.
@@ -136,7 +137,8 @@ void		sv_fs_scan_lanes(const uint8_t *blocks, size_t ncodes, size_t lanes, size_
 							 const uint8_t *tables, uint32_t *out);
 
 /*
- * The lower bound sv_kernels.fs_select tests, for one code; every level computes exactly this,
+ * The bound sv_kernels.fs_select tests, for one code (the index's estimate when c0 carries no error
+ * margin); every level computes exactly this,
  * in this order, without fused multiply-adds (so every level selects the same codes):
  *     t = c0 + c1 * (float) (sums[i] - soff);  lb = (base + r2[i]) + (f * alpha[i]) * t
  * with r2[i] read as 0 when r2 is NULL.
