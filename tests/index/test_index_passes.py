@@ -109,3 +109,53 @@ def test_refine_codes_read_a_few_rows_in_one_pass(conn: psycopg.Connection, data
     assert all(c[3] >= c[0] for c in counts)  # every candidate was scored
     hits = np.mean([len(set(g) & set(exact(data.docs, v, 10))) / 10 for g, v in zip(ids, q, strict=True)])
     assert hits >= 0.95, hits
+
+
+def test_a_toasted_vector_column_gets_a_notice_at_build(conn: psycopg.Connection) -> None:
+    """600 dims (2,408 bytes a value, past TOAST_TUPLE_THRESHOLD) under pgvector's default storage: CREATE
+    INDEX says the rerank pays a TOAST lookup a row and names the ALTER TABLE that avoids it; with STORAGE
+    PLAIN, at 384 dims, or on an expression there is no notice."""
+    rng = np.random.default_rng(29)
+    register_vector(conn)
+    conn.execute("CREATE TABLE wide (id int PRIMARY KEY, v vector(600), w vector(384))")
+    with conn.cursor().copy("COPY wide (id, v, w) FROM STDIN WITH (FORMAT BINARY)") as cp:
+        cp.set_types(["int4", "vector", "vector"])
+        for i in range(50):
+            cp.write_row((i, rng.standard_normal(600).astype(np.float32), rng.standard_normal(384).astype(np.float32)))
+    notes: list[str] = []
+
+    def keep(d: psycopg.errors.Diagnostic) -> None:
+        notes.append(f"{d.message_primary} | {d.message_hint}")
+
+    conn.add_notice_handler(keep)
+
+    def build(sql_text: str) -> list[str]:
+        notes.clear()
+        conn.execute(sql_text)
+        return [n for n in notes if "TOAST" in n]
+
+    toast = build("CREATE INDEX i1 ON wide USING shrinkvec (v vector_cosine_ops)")
+    assert len(toast) == 1 and '"v"' in toast[0] and "600-dimension" in toast[0], notes
+    assert "ALTER TABLE public.wide ALTER COLUMN v SET STORAGE PLAIN" in toast[0]
+    assert build("CREATE INDEX i2 ON wide USING shrinkvec (w vector_cosine_ops)") == []
+    assert build("CREATE INDEX i3 ON wide USING shrinkvec ((subvector(v, 1, 600)::vector(600)) vector_cosine_ops)") == []
+    conn.execute("ALTER TABLE wide ALTER COLUMN v SET STORAGE PLAIN")
+    assert build("CREATE INDEX i4 ON wide USING shrinkvec (v vector_cosine_ops)") == []
+    conn.remove_notice_handler(keep)
+
+
+def test_tables_the_tools_create_keep_wide_vectors_in_the_row(conn: psycopg.Connection) -> None:
+    """ddl.create_table: vector(768) gets STORAGE PLAIN (no TOAST lookup per reranked row), vector(384) keeps
+    pgvector's default (its values fit the row anyway)."""
+    from shrinkvec.profile import Profile
+    from shrinkvec.sql import ddl
+
+    for dims, storage in ((768, "p"), (384, None)):
+        table = f"t{dims}"
+        p = ddl.located(conn, Profile(name=f"public.{table}.embedding", schema="public", table=table,
+                                      vector_column="embedding", dims=dims, codes=()))
+        ddl.create_table(conn, p)
+        got = conn.execute("SELECT attstorage, (SELECT typstorage FROM pg_type WHERE oid = atttypid) FROM pg_attribute "
+                           "WHERE attrelid = %s::regclass AND attname = 'embedding'", (table,)).fetchone()
+        assert got is not None
+        assert got[0] == (storage or got[1]), (dims, got)
