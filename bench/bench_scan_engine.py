@@ -50,7 +50,7 @@ from bench_peers import INDEX, TABLE, big_clustered, build_index, load_table, no
 from shrinkvec import codes as C  # noqa: E402
 from shrinkvec import server  # noqa: E402
 
-from common import RESULTS, docstrings, machine, write_markdown  # noqa: E402
+from common import RESULTS, docstrings, machine, random_scan_inputs, write_markdown  # noqa: E402
 from kernels_build import Kernels  # noqa: E402  (devtools/, on the path by common)
 
 HNSW_EF = (40, 80, 160, 400)
@@ -155,15 +155,9 @@ def kernel_ns(n: int, dims: int) -> float:
     for level in ("avx512", "avx2", "scalar"):
         if kernels.use(level) == level:
             break
-    rng = np.random.default_rng(0)
     n -= n % 32
     nbytes = dims // 8
-    codes = rng.integers(0, 256, (n, nbytes), dtype=np.uint8)
-    blocks = C.fs_blocks(codes)
-    w = rng.standard_normal(dims).astype(np.float32)
-    alpha = rng.random(n).astype(np.float32)
-    sums = np.empty(n, dtype=np.uint32)
-    idx = np.empty(n, dtype=np.uint32)
+    _, blocks, w, alpha, sums, idx = random_scan_inputs(np.random.default_rng(0), n, dims)
     tables, delta, vsum, _ = kernels.fs_tables_ip(w, nbytes)
     soff, c0, c1 = 2 * C.FS_BIAS * nbytes, float(-delta * vsum), float(2 * delta)
     kernels.lib.sv_fs_scan(blocks.ctypes.data, n // 32, nbytes, tables.ctypes.data, sums.ctypes.data)

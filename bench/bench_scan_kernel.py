@@ -39,7 +39,7 @@ from rich.table import Table  # noqa: E402
 
 from shrinkvec import codes as C  # noqa: E402
 
-from common import BENCH, RESULTS, machine, write_markdown  # noqa: E402
+from common import BENCH, RESULTS, machine, random_scan_inputs, write_markdown  # noqa: E402
 from kernels_build import Kernels  # noqa: E402  (devtools/, on the path by common)
 
 LEVELS = ["avx512", "avx2", "scalar"]
@@ -85,12 +85,7 @@ def main() -> None:
     plot: dict[int, dict[str, float]] = {}
     for dims in args.dims:
         nbytes = dims // 8
-        codes = rng.integers(0, 256, (n, nbytes), dtype=np.uint8)
-        blocks = C.fs_blocks(codes)
-        w = rng.standard_normal(dims).astype(np.float32)
-        alpha = rng.random(n).astype(np.float32)
-        sums = np.empty(n, dtype=np.uint32)
-        idx = np.empty(n, dtype=np.uint32)
+        codes, blocks, w, alpha, sums, idx = random_scan_inputs(rng, n, dims)
         res: dict[str, float] = {}
 
         index = faiss.IndexBinaryFlat(dims)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from shrinkvec import codes as C
+
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "devtools"))  # kernels_build: the extension's kernels via ctypes
 RESULTS = BENCH / "results"
@@ -78,3 +80,12 @@ def ms_bar_plot(path: Path, labels: list[str], ms: list[float], title: str) -> N
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def random_scan_inputs(rng: np.random.Generator, n: int, dims: int
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """n random codes of dims bits, their blocked layout, a query's weights, the codes' alphas and the
+    kernels' output arrays (sums, selected indices)."""
+    codes = rng.integers(0, 256, (n, dims // 8), dtype=np.uint8)
+    return (codes, C.fs_blocks(codes), rng.standard_normal(dims).astype(np.float32),
+            rng.random(n).astype(np.float32), np.empty(n, dtype=np.uint32), np.empty(n, dtype=np.uint32))

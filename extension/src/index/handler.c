@@ -21,7 +21,7 @@
 int			sv_shortlist = 0;
 int			sv_probes = 0;
 int			sv_max_scan_tuples = 50000;
-double		sv_order_margin = 1.0;
+double		sv_order_margin = 1.5;
 int			sv_rerank = 200;
 static relopt_kind sv_relopt_kind;
 
@@ -72,7 +72,7 @@ sv_index_init(void)
 							 "In standard deviations of the estimates' error: larger = closer to exact order "
 							 "across batches (more rows read); 0 = relaxed order: each batch goes out in exact "
 							 "order as soon as it is read.",
-							 &sv_order_margin, 1.0, 0.0, 10.0,
+							 &sv_order_margin, 1.5, 0.0, 10.0,
 							 PGC_USERSET, GUC_EXPLAIN, NULL, NULL, NULL);
 	DefineCustomIntVariable("shrinkvec.rerank",
 							"Most rows of the first batch a scan of an index with refine codes reads.",

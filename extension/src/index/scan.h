@@ -141,7 +141,7 @@ typedef struct SvScanOpaque
  * shortlist gives at once (a LIMIT above a quarter of a small shortlist), so it reads them without a
  * second pass.  Later passes take SV_PASS_GROWTH times the candidates of the one before.
  */
-#define SV_FIRST_PASS_MIN 64
+#define SV_FIRST_PASS_MIN 128
 #define SV_PASS_GROWTH 4
 #define SV_DEFERRED_CHUNK 16	/* deferred rows read at a time, at least */
 
