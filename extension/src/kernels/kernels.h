@@ -67,7 +67,7 @@ size_t		sv_hamming_topk(const uint8_t *codes, size_t ncodes, size_t nbytes, cons
 							size_t k, uint64_t *out_ids, uint32_t *out_dists);
 
 /*
- * Asymmetric scoring of sign codes by table lookup.  sv_lut_build fills lut (nbytes * 256 floats)
+ * Asymmetric scoring of sign codes by table lookup (format 1's scan; the benchmarks' baseline).  sv_lut_build fills lut (nbytes * 256 floats)
  * so that lut[j * 256 + v] is the sum of w[8j + b] over the bits b set in byte value v (MSB-first;
  * summed as the high nibble's bits, in order, plus the low nibble's);
  * w has nbits weights and the bits past nbits weigh nothing.  sv_lut_scan then writes, for each of
@@ -75,9 +75,6 @@ size_t		sv_hamming_topk(const uint8_t *codes, size_t ncodes, size_t nbytes, cons
  */
 void		sv_lut_build(const float *w, size_t nbits, size_t nbytes, float *lut);
 void		sv_lut_scan(const uint8_t *codes, size_t ncodes, size_t stride, size_t nbytes, const float *lut, float *out);
-
-/* sv_lut_scan's sum (same order of additions) for the code in slot `slot` of a blocked array. */
-float		sv_lut_score_blocked(const uint8_t *blocks, size_t lanes, size_t nbytes, size_t slot, const float *lut);
 
 /*
  * Blocked codes and nibble tables (the index's scan kernel, a FastScan over 1-bit codes).

@@ -204,10 +204,3 @@ sv_fs_scan_lanes(const uint8_t *blocks, size_t ncodes, size_t lanes, size_t nbyt
 		out[i] = s;
 	}
 }
-
-/* sv_lut_scan's sum for one code of a blocked array, read in place (byte p at stride lanes). */
-float
-sv_lut_score_blocked(const uint8_t *blocks, size_t lanes, size_t nbytes, size_t slot, const float *lut)
-{
-	return lut_sum(blocks + (slot / lanes) * lanes * nbytes + slot % lanes, lanes, nbytes, lut);
-}
