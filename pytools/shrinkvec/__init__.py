@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 # The one place of the package version: pyproject.toml reads it (dynamic version), and it matches the
 # extension's default_version (extension/shrinkvec.control).
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 # public name -> the module that defines it
 _EXPORTS: dict[str, str] = {

@@ -338,9 +338,12 @@ def test_long_codes_use_the_row_major_layout(conn: psycopg.Connection) -> None:
     assert [int(r[0]) for r in got] == expected.tolist()
 
 
-def test_old_index_format_is_refused_with_a_reindex_hint(conn: psycopg.Connection, data: demo.DemoData) -> None:
+@pytest.mark.parametrize("version", [2, 3])
+def test_old_index_format_is_refused_with_a_reindex_hint(conn: psycopg.Connection, data: demo.DemoData,
+                                                         version: int) -> None:
     """An index whose meta page says format version 2 (before the rotation) raises an error naming the
-    versions, with a REINDEX hint.
+    versions, with a REINDEX hint. Version 3 (0.4.0, before re-partitioning) reads as version 4 at
+    generation 0: it answers, takes inserts and re-partitions without a REINDEX.
 
     The page is rewritten on disk in a scratch database that then serves as the file-level template of
     another (CREATE DATABASE ... STRATEGY FILE_COPY copies the files, so the copy reads the changed page)."""
@@ -366,17 +369,24 @@ def test_old_index_format_is_refused_with_a_reindex_hint(conn: psycopg.Connectio
             c.execute("CHECKPOINT")
         with open(path, "r+b") as f:  # meta page: header (24 bytes), then magic, version
             f.seek(28)
-            assert int.from_bytes(f.read(4), "little") == 3
+            assert int.from_bytes(f.read(4), "little") == 4
             f.seek(28)
-            f.write((2).to_bytes(4, "little"))  # the format before the rotation
+            f.write(version.to_bytes(4, "little"))  # 2: the format before the rotation
         conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
             sql.Identifier(dst), sql.Identifier(src)))
         with connect(dst) as c:
             register_vector(c)
             c.execute("SET ignore_checksum_failure = on")  # the page changed under its checksum
             c.execute("SET enable_seqscan = off")
+            if version == 3:
+                assert len(knn(c, data.queries[0], "<=>")) == K
+                c.execute("INSERT INTO docs (id, embedding) SELECT id + 1000, embedding FROM docs")
+                c.execute("SELECT shrinkvec_index_repartition('ix')")
+                assert one_row(c.execute("SELECT generation FROM shrinkvec_index_info('ix')"))[0] == 1
+                assert one_row(c.execute("SELECT ok FROM shrinkvec_index_check('ix')"))[0]
+                return
             with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState,
-                               match="format version 2, this shrinkvec reads version 3") as err:
+                               match="format version 2, this shrinkvec reads versions 3 to 4") as err:
                 knn(c, data.queries[0], "<=>")
             assert "REINDEX INDEX public.ix" in (err.value.diag.message_hint or "")
             c.execute("REINDEX INDEX ix")
@@ -402,15 +412,16 @@ def test_default_lists_follow_the_row_count(conn: psycopg.Connection) -> None:
 
 
 def test_truncate_of_an_ivf_index_says_what_to_do(conn: psycopg.Connection, data: demo.DemoData) -> None:
-    """TRUNCATE rebuilds an index on an empty table: no rows to learn centroids from. It says so loudly
-    (a WARNING naming REINDEX), scans stay complete and correct meanwhile, and REINDEX brings the lists back."""
+    """TRUNCATE rebuilds an index on an empty table: no rows to learn centroids from. It says so (a NOTICE
+    saying when VACUUM re-partitions it), scans stay complete and correct meanwhile, and VACUUM brings the
+    lists back once the table has rows again (0.4.0 needed a REINDEX)."""
     load_docs(conn, data.docs[:2000])
     conn.execute("CREATE INDEX iv ON docs USING shrinkvec (embedding vector_cosine_ops) WITH (lists = 20)")
-    warnings: list[tuple[str, str, str]] = []
-    conn.add_notice_handler(lambda d: warnings.append((d.severity or "", d.message_primary or "", d.message_hint or "")))
+    notes: list[tuple[str, str, str]] = []
+    conn.add_notice_handler(lambda d: notes.append((d.severity or "", d.message_primary or "", d.message_detail or "")))
     conn.execute("TRUNCATE docs")
-    assert any(sev == "WARNING" and 'was built on an empty table: it has 1 list instead of 20' in msg
-               and "REINDEX INDEX public.iv" in hint for sev, msg, hint in warnings), warnings
+    assert any(sev == "NOTICE" and 'has 1 list instead of 20: the table has 0 rows' in msg
+               and "re-partitions it into 20 lists" in detail for sev, msg, detail in notes), notes
     with conn.cursor().copy("COPY docs (id, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy:
         copy.set_types(["int4", "vector"])
         for i, v in enumerate(data.docs[:2000]):
@@ -419,8 +430,8 @@ def test_truncate_of_an_ivf_index_says_what_to_do(conn: psycopg.Connection, data
     q = data.docs[77]
     assert knn(conn, q, "<=>")[0][0] == 77
     assert conn.execute("SELECT lists FROM shrinkvec_index_info('iv')").fetchone() == (1,)
-    conn.execute("REINDEX INDEX iv")
-    assert conn.execute("SELECT lists FROM shrinkvec_index_info('iv')").fetchone() == (20,)
+    conn.execute("VACUUM docs")
+    assert conn.execute("SELECT lists, generation FROM shrinkvec_index_info('iv')").fetchone() == (20, 1)
     assert knn(conn, q, "<=>")[0][0] == 77
 
 

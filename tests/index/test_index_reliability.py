@@ -1,4 +1,5 @@
-"""The index under faults: kill -9 of the whole server during inserts, an index build and a VACUUM;
+"""The index under faults: kill -9 of the whole server during inserts, an index build, a VACUUM and a
+re-partition;
 WAL replay on a streaming standby; 4 writers with 4 readers; the scan's memory bound.
 
 The crash and standby tests run their own embedded servers in temporary data dirs (they kill them),
@@ -274,6 +275,64 @@ def test_kill_9_during_vacuum(server_root: Path, round_: int) -> None:
                 assert check(conn, name)[-1]
 
 
+@pytest.mark.slow
+@own_server_only
+@pytest.mark.parametrize("round_", range(ROUNDS or 2))
+def test_kill_9_during_repartition(server_root: Path, round_: int) -> None:
+    """A re-partition killed midway (with a writer inserting beside it) leaves the old generation whole:
+    after recovery every committed row is indexed once and answers are exact; inserts meet no stale state
+    they cannot pass; the next re-partition completes."""
+    data_dir = server_root / "pgdata"
+    docs = synthetic(110_000, 128, 20 + round_)
+    with own_server(data_dir) as info:
+        with psycopg.connect(info.dsn(), autocommit=True) as conn:
+            register_vector(conn)
+            conn.execute("CREATE TABLE k (id int PRIMARY KEY, embedding vector(128))")
+            conn.execute("CREATE INDEX k_v ON k USING shrinkvec (embedding vector_l2_ops)")  # empty: flat
+            with conn.cursor().copy("COPY k (id, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy:
+                copy.set_types(["int4", "vector"])
+                for i, v in enumerate(docs[:100_000]):
+                    copy.write_row((i, v))
+        acked: list[int] = []
+
+        def writer() -> None:
+            try:
+                with psycopg.connect(info.dsn(), autocommit=True) as c:
+                    register_vector(c)
+                    for i in range(100_000, 110_000):
+                        c.execute("INSERT INTO k (id, embedding) VALUES (%s, %s)", (i, docs[i]))
+                        acked.append(i)
+            except psycopg.Error:
+                pass
+
+        t = threading.Thread(target=writer)
+        t.start()
+        info = kill_during(info, data_dir, ["SELECT shrinkvec_index_repartition('k_v')"], "SELECT shrinkvec_index_repartition",
+                           random.Random(round_).uniform(0.05, 0.9))
+        t.join(timeout=60)
+        with psycopg.connect(info.dsn(), autocommit=True) as conn:
+            register_vector(conn)
+            ids = {r[0] for r in conn.execute("SELECT id FROM k").fetchall()}
+            assert set(acked) <= ids
+            assert_recovered(conn, "k", ["k_v"])  # VACUUM may re-partition here: it is due
+            conn.execute("INSERT INTO k (id, embedding) SELECT id + 1000000, embedding FROM k WHERE id < 500")
+            conn.execute("SELECT shrinkvec_index_repartition('k_v')")
+            n = len(ids) + 500
+            assert check(conn, "k_v") == (n, n, 0, 0, 0, True)
+            conn.execute("SET shrinkvec.probes = 32768")
+            for q in docs[:3] + 0.01:
+                conn.execute("SET enable_seqscan = off")
+                conn.execute("SET shrinkvec.shortlist = 100000")
+                conn.execute("SET work_mem = '1GB'")
+                stmt = "SELECT embedding <-> %s FROM k ORDER BY embedding <-> %s LIMIT 10"  # copies tie: distances
+                got = [r[0] for r in conn.execute(stmt, (q, q))]
+                conn.execute("RESET enable_seqscan")
+                conn.execute("SET enable_indexscan = off")
+                exact = [r[0] for r in conn.execute(stmt, (q, q))]
+                conn.execute("RESET enable_indexscan")
+                assert got == exact
+
+
 @own_server_only
 def test_standby_replays_the_index(server_root: Path) -> None:
     """A streaming standby from a base backup taken before the indexes existed replays their build,
@@ -311,6 +370,10 @@ def test_standby_replays_the_index(server_root: Path) -> None:
                 conn.execute("VACUUM (INDEX_CLEANUP ON) r")
                 for i in range(3000, 3200):
                     conn.execute("INSERT INTO r (id, embedding) VALUES (%s, %s)", (i, data.docs[i]))
+                for name in INDEXES:  # a new generation of pages, and the old ones retired
+                    conn.execute("SELECT shrinkvec_index_repartition(%s)", (name,))
+                conn.execute("INSERT INTO r (id, embedding) SELECT id + 10000, embedding FROM r WHERE id < 3100")
+                conn.execute("VACUUM (INDEX_CLEANUP ON) r")  # recycles the retired pages
                 lsn = one_row(conn.execute("SELECT pg_current_wal_lsn()"))[0]
                 with psycopg.connect(standby_dsn, autocommit=True) as sb:
                     register_vector(sb)

@@ -266,7 +266,7 @@ def test_every_column_search_touches_is_checked(attack_db: AttackDb, column: str
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("version", ["0.1.0", "0.2.0", "0.3.0"])
+@pytest.mark.parametrize("version", ["0.1.0", "0.2.0", "0.3.0", "0.4.0"])
 def test_old_versions_cannot_be_installed(attack_db: AttackDb, version: str) -> None:
     with connect(attack_db.mallory) as m:
         with pytest.raises(psycopg.errors.InvalidParameterValue, match="no installation script"):

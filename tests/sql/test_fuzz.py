@@ -103,6 +103,7 @@ FUNCTIONS = [
     "shrinkvec_index_entries(regclass)",
     "shrinkvec_index_check(regclass)",
     "shrinkvec_index_centroids(regclass,boolean)",
+    "shrinkvec_index_repartition(regclass)",
     "shrinkvec.search(regclass,vector,integer,integer,text)",
     "shrinkvec.code_query(regclass,vector)",
     "shrinkvec.transform_vector(vector,text)",

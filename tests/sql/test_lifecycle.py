@@ -208,7 +208,7 @@ def old_install_scripts(conn: psycopg.Connection) -> Iterator[Path]:
             path.unlink(missing_ok=True)
 
 
-@pytest.mark.parametrize("version", ["0.1.0", "0.2.0", "0.3.0"])
+@pytest.mark.parametrize("version", ["0.1.0", "0.2.0", "0.3.0", "0.4.0"])
 def test_an_upgrade_gives_the_same_extension(dsn: str, conn: psycopg.Connection, other_db: str,
                                              old_install_scripts: Path, version: str) -> None:
     with psycopg.connect(other_db, autocommit=True) as old:

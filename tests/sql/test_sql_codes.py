@@ -251,6 +251,7 @@ def test_all_functions_are_commented_and_marked(conn: psycopg.Connection) -> Non
         "shrinkvec_index_entries(regclass)": ("v", "s", True),
         "shrinkvec_index_centroids(regclass,boolean)": ("v", "s", True),
         "shrinkvec_index_check(regclass)": ("v", "u", True),  # scans the table as its owner (sets search_path)
+        "shrinkvec_index_repartition(regclass)": ("v", "u", True),  # rewrites the index as the table's owner
         "shrinkvec.on_sql_drop()": ("v", "u", False),  # event triggers: change the catalog
         "shrinkvec.on_ddl_end()": ("v", "u", False),
         "shrinkvec.codes_trigger()": ("v", "u", False),  # the codes trigger: writes the row, may read a transform

@@ -38,8 +38,15 @@ sv_check_build_memory(Relation index, const SvMetaData *meta)
 						 need / 1024 + 1)));
 }
 
+/* The lists of an index whose lists follow the row count: 1 up to SV_AUTO_FLAT_ROWS rows, then sqrt(rows). */
+int
+sv_auto_list_count(int64 rows)
+{
+	return rows <= SV_AUTO_FLAT_ROWS ? 1 : (int) Min((double) SV_INDEX_MAX_LISTS, rint(sqrt((double) rows)));
+}
+
 /* Does the index take its lists from the row count (a vector opclass without WITH (lists = ...))? */
-static bool
+bool
 sv_auto_lists(Relation index, const SvMetaData *meta)
 {
 	SvOptions  *opts = (SvOptions *) index->rd_options;
@@ -51,7 +58,7 @@ sv_auto_lists(Relation index, const SvMetaData *meta)
  * How many rows to sample for the centroids: at least 10000 (64 a list for bits, 32 for vectors), the
  * square root of the estimated rows when the lists follow the row count, within maintenance_work_mem.
  */
-static int
+int
 sv_sample_target(SvBuildState *bs, Relation heap, Relation index)
 {
 	int			per_list = bs->meta.elemtype == SV_ELEM_BIT ? 64 : 32;
@@ -80,20 +87,12 @@ sv_fewer_lists(SvBuildState *bs, Relation index)
 {
 	int			lists = Max(bs->nsample, 1);
 
-	if (bs->meta.lists > 1 && bs->nsample == 0)
-		ereport(WARNING,
-				(errmsg("shrinkvec index \"%s\" was built on an empty table: it has 1 list instead of %d",
-						RelationGetRelationName(index), bs->meta.lists),
-				 errdetail("TRUNCATE and CREATE INDEX on an empty table build the index without rows to "
-						   "learn centroids from. Scans stay correct but read every entry."),
-				 errhint("Run REINDEX INDEX %s after loading rows.",
-						 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(index)),
-													RelationGetRelationName(index)))));
-	else if (bs->meta.lists > 1)
+	if (bs->meta.lists > 1)
 		ereport(NOTICE,
-				(errmsg("shrinkvec index has %d lists instead of %d: the table has only %d rows",
-						lists, bs->meta.lists, bs->nsample),
-				 errhint("Create the index after loading the data.")));
+				(errmsg("shrinkvec index \"%s\" has %d list%s instead of %d: the table has %d rows",
+						RelationGetRelationName(index), lists, lists == 1 ? "" : "s", bs->meta.lists, bs->nsample),
+				 errdetail("VACUUM (and autovacuum) re-partitions it into %d lists once it holds more than %d rows.",
+						   bs->meta.lists, Max(2 * bs->nsample, lists + 1))));
 	bs->meta.lists = lists;
 	if (bs->meta.elemtype == SV_ELEM_BIT && lists == 1)
 		bs->meta.centroid_bytes = 0;
@@ -127,21 +126,18 @@ sv_notice_toast(Relation heap, Relation index, IndexInfo *indexInfo, const SvMet
 					 quote_identifier(NameStr(att->attname)))));
 }
 
-/* The sampling pass and the centroids learned from it (lists from the row count when they follow it). */
-static void
-sv_build_centroids(SvBuildState *bs, Relation heap, Relation index, IndexInfo *indexInfo)
+/*
+ * The centroids learned from bs->sample (bs->nsample rows of bs->seen): the lists from the row count when
+ * they follow it, the calibration's rows held out of k-means, probes and shortlist chosen for the target.
+ */
+void
+sv_centroids_from_sample(SvBuildState *bs, Relation index)
 {
 	int			held,
 				all_rows;
 
-	bs->item_bytes = bs->meta.elemtype == SV_ELEM_BIT ? bs->meta.code_bytes : bs->meta.centroid_bytes;
-	bs->sample_target = sv_sample_target(bs, heap, index);
-	bs->sample = MemoryContextAllocHuge(CurrentMemoryContext, (Size) bs->sample_target * bs->item_bytes);
-	pg_prng_seed(&bs->prng, 0x5356);
-	table_index_build_scan(heap, index, indexInfo, false, true, sv_sample_callback, bs, NULL);
 	if (sv_auto_lists(index, &bs->meta))
-		bs->meta.lists = bs->seen <= SV_AUTO_FLAT_ROWS ? 1 :
-			(int) Min((double) SV_INDEX_MAX_LISTS, rint(sqrt((double) bs->seen)));
+		bs->meta.lists = sv_auto_list_count(bs->seen);
 	if (bs->nsample < bs->meta.lists)
 		sv_fewer_lists(bs, index);
 	sv_check_build_memory(index, &bs->meta);
@@ -156,6 +152,24 @@ sv_build_centroids(SvBuildState *bs, Relation heap, Relation index, IndexInfo *i
 	bs->cache.meta = bs->meta;
 	pfree(bs->sample);
 	bs->sample = NULL;
+}
+
+/* The sampling pass and the centroids learned from it (lists from the row count when they follow it). */
+static void
+sv_build_centroids(SvBuildState *bs, Relation heap, Relation index, IndexInfo *indexInfo)
+{
+	bs->item_bytes = bs->meta.elemtype == SV_ELEM_BIT ? bs->meta.code_bytes : bs->meta.centroid_bytes;
+	bs->sample_target = sv_sample_target(bs, heap, index);
+	bs->sample = MemoryContextAllocHuge(CurrentMemoryContext, (Size) bs->sample_target * bs->item_bytes);
+	pg_prng_seed(&bs->prng, 0x5356);
+	table_index_build_scan(heap, index, indexInfo, false, true, sv_sample_callback, bs, NULL);
+	sv_centroids_from_sample(bs, index);
+	if (sv_auto_lists(index, &bs->meta) && bs->meta.lists == 1)
+		ereport(NOTICE,
+				(errmsg("shrinkvec index \"%s\" is flat (1 list) for its %lld rows",
+						RelationGetRelationName(index), (long long) bs->seen),
+				 errdetail("VACUUM (and autovacuum) re-partitions it into about sqrt(rows) lists once it holds more than %d rows, and again each time its rows double; shrinkvec_index_info shows when (repartition_at).",
+						   SV_AUTO_FLAT_ROWS)));
 }
 
 /* Build the index: sample, learn centroids, then encode every row. */

@@ -73,7 +73,33 @@ typedef struct SvBuildState
 	int			pending_list[SV_BUILD_BATCH];
 	bool		pending_unknown[SV_BUILD_BATCH];	/* sv_datum_to_floats: the estimate is unknown */
 	int			npending;
+
+	/* a re-partition (repartition.c): the meta page is not written; the caller switches it */
+	bool		keep_meta;
+	struct SvBlockList *allocated;	/* a re-partition's: every block it took (freed again if it fails) */
 } SvBuildState;
+
+/* Blocks a re-partition took for its new generation. */
+typedef struct SvBlockList
+{
+	BlockNumber *blocks;
+	int			n;
+	int			max;
+} SvBlockList;
+
+/* ---- build.c ---- */
+
+/* Does the index take its lists from the row count (a vector opclass without WITH (lists = ...))? */
+bool sv_auto_lists(Relation index, const SvMetaData *meta);
+
+/* The lists of an index whose lists follow the row count, for rows rows. */
+int sv_auto_list_count(int64 rows);
+
+/* How many rows to sample for the centroids (heap: for its estimated row count). */
+int sv_sample_target(SvBuildState *bs, Relation heap, Relation index);
+
+/* The centroids (and calibration) learned from bs->sample; frees it. */
+void sv_centroids_from_sample(SvBuildState *bs, Relation index);
 
 /* ---- build_load.c ---- */
 

@@ -14,14 +14,37 @@
 
 #include "build.h"
 
-/* Reserve the next block of the index for a page written later. */
+/*
+ * Reserve the next block of the index for a page written later.  A recycled page (from the FSM, which
+ * can hand one block to two callers) is claimed under its lock with a placeholder first, so no other
+ * backend can take it too; a re-partition notes every block it takes.
+ */
 static BlockNumber
-sv_reserve_block(Relation index, ForkNumber fork)
+sv_reserve_block(SvBuildState *bs, ForkNumber fork)
 {
-	Buffer		buf = sv_new_buffer(index, fork);
+	Buffer		buf = sv_new_buffer(bs->index, fork);
 	BlockNumber blk = BufferGetBlockNumber(buf);
 
+	if (!PageIsNew(BufferGetPage(buf)))
+	{
+		GenericXLogState *state = GenericXLogStart(bs->index);
+
+		sv_page_init(GenericXLogRegisterBuffer(state, buf, GENERIC_XLOG_FULL_IMAGE), SV_PAGE_RESERVED, 0);
+		GenericXLogFinish(state);
+	}
 	UnlockReleaseBuffer(buf);
+	if (bs->allocated != NULL)
+	{
+		SvBlockList *l = bs->allocated;
+
+		if (l->n == l->max)
+		{
+			l->max = Max(256, l->max * 2);
+			l->blocks = l->blocks == NULL ? MemoryContextAlloc(GetMemoryChunkContext(l), sizeof(BlockNumber) * l->max) :
+				repalloc(l->blocks, sizeof(BlockNumber) * l->max);
+		}
+		l->blocks[l->n++] = blk;
+	}
 	return blk;
 }
 
@@ -43,7 +66,7 @@ sv_write_page(Relation index, ForkNumber fork, BlockNumber blk, Page image)
 
 /* Write n bytes as a stream of pages of the given kind; returns the first block. */
 static BlockNumber
-sv_write_stream(Relation index, ForkNumber fork, const char *src, Size n, uint16 flags, int *npages)
+sv_write_stream(SvBuildState *bs, ForkNumber fork, const char *src, Size n, uint16 flags, int *npages)
 {
 	PGAlignedBlock image;
 	BlockNumber first = InvalidBlockNumber;
@@ -52,13 +75,13 @@ sv_write_stream(Relation index, ForkNumber fork, const char *src, Size n, uint16
 	while (n > 0)
 	{
 		Size		chunk = Min(n, SV_PAGE_CONTENT_SIZE);
-		BlockNumber blk = sv_reserve_block(index, fork);
+		BlockNumber blk = sv_reserve_block(bs, fork);
 
 		if (first == InvalidBlockNumber)
 			first = blk;
 		sv_page_init(image.data, flags, 0);
 		memcpy(PageGetContents(image.data), src, chunk);
-		sv_write_page(index, fork, blk, image.data);
+		sv_write_page(bs->index, fork, blk, image.data);
 		src += chunk;
 		n -= chunk;
 		(*npages)++;
@@ -259,7 +282,7 @@ sv_build_put_refine(SvBuildState *bs, ForkNumber fork, int list, int i, ItemPoin
 	if (i % meta->refine_capacity == 0)
 	{
 		sv_build_flush_refine(bs, fork, list);
-		bs->rblocks[list] = sv_reserve_block(bs->index, fork);
+		bs->rblocks[list] = sv_reserve_block(bs, fork);
 		sv_page_refine_blocks(bs->pages[list])[i / meta->refine_capacity] = bs->rblocks[list];
 		sv_page_init(bs->rpages[list], SV_PAGE_REFINE, list);
 	}
@@ -277,7 +300,7 @@ sv_build_append(SvBuildState *bs, ForkNumber fork, int list, float alpha, float 
 
 	if (i == meta->capacity)
 	{
-		BlockNumber next = sv_reserve_block(bs->index, fork);
+		BlockNumber next = sv_reserve_block(bs, fork);
 
 		if (meta->refine_bits > 0)
 			sv_build_flush_refine(bs, fork, list);
@@ -500,10 +523,10 @@ sv_write_layout(SvBuildState *bs, ForkNumber fork)
 	PGAlignedBlock image;
 	SvListEntry *dir;
 
-	if (sv_reserve_block(bs->index, fork) != SV_META_BLKNO)
+	if (!bs->keep_meta && sv_reserve_block(bs, fork) != SV_META_BLKNO)
 		elog(ERROR, "shrinkvec index build must start on an empty relation");
 	if (meta->centroid_bytes > 0)
-		meta->centroid_start = sv_write_stream(bs->index, fork, bs->cache.centroids,
+		meta->centroid_start = sv_write_stream(bs, fork, bs->cache.centroids,
 											   (Size) meta->lists * meta->centroid_bytes,
 											   SV_PAGE_CENTROIDS, &meta->centroid_pages);
 	else
@@ -511,7 +534,7 @@ sv_write_layout(SvBuildState *bs, ForkNumber fork)
 	if (meta->coarse_groups > 0)
 	{
 		/* the stream's three arrays are contiguous in the cache (sv_coarse_build allocated them so) */
-		meta->coarse_start = sv_write_stream(bs->index, fork, (const char *) bs->cache.coarse,
+		meta->coarse_start = sv_write_stream(bs, fork, (const char *) bs->cache.coarse,
 											 sv_coarse_bytes(meta), SV_PAGE_COARSE, &meta->coarse_pages);
 	}
 	else
@@ -525,7 +548,7 @@ sv_write_layout(SvBuildState *bs, ForkNumber fork)
 	{
 		bs->pages[i] = palloc(BLCKSZ);
 		sv_page_init(bs->pages[i], SV_PAGE_DATA, i);
-		bs->blocks[i] = bs->first[i] = sv_reserve_block(bs->index, fork);
+		bs->blocks[i] = bs->first[i] = sv_reserve_block(bs, fork);
 	}
 	if (meta->refine_bits > 0)
 	{
@@ -541,10 +564,12 @@ sv_write_layout(SvBuildState *bs, ForkNumber fork)
 	dir = palloc(sizeof(SvListEntry) * meta->lists);
 	for (int i = 0; i < meta->lists; i++)
 		dir[i].first = dir[i].insert = bs->first[i];
-	meta->directory_start = sv_write_stream(bs->index, fork, (char *) dir, sizeof(SvListEntry) * meta->lists,
+	meta->directory_start = sv_write_stream(bs, fork, (char *) dir, sizeof(SvListEntry) * meta->lists,
 											SV_PAGE_DIRECTORY, &meta->directory_pages);
 	pfree(dir);
 
+	if (bs->keep_meta)
+		return;
 	sv_page_init(image.data, SV_PAGE_META, 0);
 	memcpy(SvPageGetMeta(image.data), meta, sizeof(SvMetaData));
 	sv_write_page(bs->index, fork, SV_META_BLKNO, image.data);
@@ -582,6 +607,8 @@ sv_finish_layout(SvBuildState *bs, ForkNumber fork)
 		}
 	}
 	bs->meta.build_rows = bs->indexed;
+	if (bs->keep_meta)
+		return;
 	sv_page_init(image.data, SV_PAGE_META, 0);
 	memcpy(SvPageGetMeta(image.data), &bs->meta, sizeof(SvMetaData));
 	sv_write_page(bs->index, fork, SV_META_BLKNO, image.data);

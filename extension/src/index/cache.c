@@ -1,6 +1,7 @@
 /*
  * cache.c: the meta data, centroids and coarse level of a shrinkvec index, read once per relcache entry
- * and kept in rd_amcache; the directory entry of a list; the opclass's kind and element type.
+ * and kept in a backend-local table of caches; the directory entry of a list; the opclass's kind and
+ * element type.
  */
 #include "postgres.h"
 
@@ -10,6 +11,9 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "access/xact.h"
 
 #include "svindex.h"
 #include "kernels/kernels.h"
@@ -34,24 +38,110 @@ sv_read_stream(Relation index, BlockNumber start, char *dst, Size n)
 	}
 }
 
-/* The index's meta page and centroids, read once and cached in rd_amcache. */
-SvIndexCache *
-sv_index_cache(Relation index)
+/*
+ * The caches of this backend, one per index: a hash table by index OID in TopMemoryContext.  Each holds
+ * one generation of one index in a memory context of its own.  A relcache invalidation of the index
+ * (VACUUM's statistics, REINDEX, TRUNCATE, DROP) or a newer generation on the meta page retires the
+ * cache: it leaves the table at once, and its context is deleted at the end of the transaction, when no
+ * scan can still be reading its arrays (a scan copies the SvIndexCache struct at rescan).  0.4.0 kept the
+ * cache in rd_amcache, whose arrays leaked into rd_indexcxt at every invalidation.
+ */
+typedef struct SvCacheEntry
+{
+	Oid			indexoid;		/* hash key */
+	MemoryContext cxt;			/* holds cache and its arrays */
+	SvIndexCache *cache;
+	SvRecentHints *hints;		/* sv_read_recent's hints (in cxt) */
+} SvCacheEntry;
+
+static HTAB *sv_caches = NULL;
+static List *sv_retired_caches = NIL;	/* contexts to delete at the end of the transaction */
+static SvCacheEntry *sv_last_entry = NULL;	/* the entry found last (sv_read_recent runs per page) */
+
+/* This backend's cache entry of an index, or NULL. */
+static SvCacheEntry *
+sv_find_cache(Oid oid)
+{
+	if (sv_last_entry != NULL && sv_last_entry->indexoid == oid)
+		return sv_last_entry;
+	if (sv_caches == NULL)
+		return NULL;
+	sv_last_entry = hash_search(sv_caches, &oid, HASH_FIND, NULL);
+	return sv_last_entry;
+}
+
+/* Take an index's cache out of the table; its context goes at the end of the transaction. */
+static void
+sv_retire_cache(SvCacheEntry *entry)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	sv_retired_caches = lappend(sv_retired_caches, entry->cxt);
+	MemoryContextSwitchTo(old);
+	sv_last_entry = NULL;
+	hash_search(sv_caches, &entry->indexoid, HASH_REMOVE, NULL);
+}
+
+/* Relcache invalidation callback: retire the cache of relid (every cache for InvalidOid). */
+static void
+sv_cache_invalidate(Datum arg, Oid relid)
+{
+	if (sv_caches == NULL)
+		return;
+	if (OidIsValid(relid))
+	{
+		SvCacheEntry *entry = sv_find_cache(relid);
+
+		if (entry != NULL)
+			sv_retire_cache(entry);
+	}
+	else
+	{
+		HASH_SEQ_STATUS seq;
+		SvCacheEntry *entry;
+
+		hash_seq_init(&seq, sv_caches);
+		while ((entry = hash_seq_search(&seq)) != NULL)
+			sv_retire_cache(entry);
+	}
+}
+
+/* Transaction callback: delete the contexts of the caches retired during the transaction. */
+static void
+sv_cache_xact_end(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT && event != XACT_EVENT_PARALLEL_COMMIT &&
+		event != XACT_EVENT_PARALLEL_ABORT && event != XACT_EVENT_PREPARE)
+		return;
+	foreach(lc, sv_retired_caches)
+		MemoryContextDelete((MemoryContext) lfirst(lc));
+	list_free(sv_retired_caches);
+	sv_retired_caches = NIL;
+}
+
+/* Register the cache table's callbacks (from _PG_init). */
+void
+sv_cache_init(void)
+{
+	CacheRegisterRelcacheCallback(sv_cache_invalidate, (Datum) 0);
+	RegisterXactCallback(sv_cache_xact_end, NULL);
+}
+
+/* Read the index's meta page and centroids into a new cache in cxt. */
+static SvIndexCache *
+sv_load_cache(Relation index, MemoryContext cxt)
 {
 	SvIndexCache *cache;
 	Buffer		buf;
-	MemoryContext old;
+	MemoryContext old = MemoryContextSwitchTo(cxt);
 
-	if (index->rd_amcache != NULL)
-		return (SvIndexCache *) index->rd_amcache;
-
-	old = MemoryContextSwitchTo(index->rd_indexcxt);
 	cache = palloc0(sizeof(SvIndexCache));
 	buf = ReadBuffer(index, SV_META_BLKNO);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	memcpy(&cache->meta, SvPageGetMeta(BufferGetPage(buf)), sizeof(SvMetaData));
 	UnlockReleaseBuffer(buf);
-
 	if (cache->meta.magic != SV_INDEX_MAGIC)
 		ereport(ERROR,
 				(errcode(ERRCODE_INDEX_CORRUPTED),
@@ -59,11 +149,11 @@ sv_index_cache(Relation index)
 				 errhint("REINDEX INDEX %s to rebuild it.",
 						 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(index)),
 													RelationGetRelationName(index)))));
-	if (cache->meta.version != SV_INDEX_VERSION)
+	if (cache->meta.version < SV_INDEX_MIN_VERSION || cache->meta.version > SV_INDEX_VERSION)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("index \"%s\" has shrinkvec index format version %u, this shrinkvec reads version %d",
-						RelationGetRelationName(index), cache->meta.version, SV_INDEX_VERSION),
+				 errmsg("index \"%s\" has shrinkvec index format version %u, this shrinkvec reads versions %d to %d",
+						RelationGetRelationName(index), cache->meta.version, SV_INDEX_MIN_VERSION, SV_INDEX_VERSION),
 				 errdetail("Version 3 rotates the coded dims of vector indexes before coding them."),
 				 errhint("REINDEX INDEX %s to rebuild it in the current format.",
 						 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(index)),
@@ -73,7 +163,7 @@ sv_index_cache(Relation index)
 	{
 		Size		total = (Size) cache->meta.lists * cache->meta.centroid_bytes;
 
-		cache->centroids = MemoryContextAllocHuge(index->rd_indexcxt, total);
+		cache->centroids = MemoryContextAllocHuge(cxt, total);
 		sv_read_stream(index, cache->meta.centroid_start, cache->centroids, total);
 		if (cache->meta.elemtype != SV_ELEM_BIT)
 		{
@@ -91,14 +181,69 @@ sv_index_cache(Relation index)
 	sv_cache_rotation(cache);
 	if (cache->meta.coarse_groups > 0)
 	{
-		char	   *stream = MemoryContextAllocHuge(index->rd_indexcxt, sv_coarse_bytes(&cache->meta));
+		char	   *stream = MemoryContextAllocHuge(cxt, sv_coarse_bytes(&cache->meta));
 
 		sv_read_stream(index, cache->meta.coarse_start, stream, sv_coarse_bytes(&cache->meta));
-		sv_coarse_attach(cache, stream, index->rd_indexcxt);
+		sv_coarse_attach(cache, stream, cxt);
 	}
 	MemoryContextSwitchTo(old);
-	index->rd_amcache = cache;
 	return cache;
+}
+
+/*
+ * The index's meta page and centroids: this backend's cache, read again when the meta page shows a newer
+ * generation (a re-partition) or the relcache entry was invalidated.  Costs one shared buffer read of the
+ * meta page per call.
+ */
+SvIndexCache *
+sv_index_cache(Relation index)
+{
+	Oid			oid = RelationGetRelid(index);
+	SvCacheEntry *entry;
+	bool		found;
+	Buffer		buf;
+	uint32		generation;
+	MemoryContext cxt;
+
+	if (sv_caches == NULL)
+	{
+		HASHCTL		ctl = {0};
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(SvCacheEntry);
+		ctl.hcxt = TopMemoryContext;
+		sv_caches = hash_create("shrinkvec index caches", 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	entry = sv_find_cache(oid);
+	if (entry != NULL)
+	{
+		/* the generation on the meta page, through the hints */
+		buf = sv_read_recent(index, SV_META_BLKNO);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		generation = SvPageGetMeta(BufferGetPage(buf))->generation;
+		UnlockReleaseBuffer(buf);
+		if (generation == entry->cache->meta.generation)
+			return entry->cache;
+		sv_retire_cache(entry);	/* a scan may still read that generation: kept to the transaction's end */
+	}
+	cxt = AllocSetContextCreate(TopMemoryContext, "shrinkvec index cache", ALLOCSET_DEFAULT_SIZES);
+	PG_TRY();
+	{
+		SvIndexCache *cache = sv_load_cache(index, cxt);
+
+		entry = hash_search(sv_caches, &oid, HASH_ENTER, &found);
+		entry->cxt = cxt;
+		entry->cache = cache;
+		entry->hints = RelationUsesLocalBuffers(index) ? NULL : MemoryContextAllocZero(cxt, sizeof(SvRecentHints));
+		cache->recent = entry->hints;
+	}
+	PG_CATCH();
+	{
+		MemoryContextDelete(cxt);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return entry->cache;
 }
 
 /* Read list i's directory entry. */
@@ -135,28 +280,29 @@ sv_read_list_cached(Relation index, const SvMetaData *meta, int list, bool recen
 Buffer
 sv_read_recent(Relation index, BlockNumber blk)
 {
-	SvIndexCache *cache = (SvIndexCache *) index->rd_amcache;
+	SvCacheEntry *entry = sv_find_cache(RelationGetRelid(index));
+	SvRecentHints *hints = entry != NULL ? entry->hints : NULL;
 	int			slot = (int) (blk & (SV_RECENT_SLOTS - 1));
 	Buffer		buf;
 
-	if (cache == NULL || RelationUsesLocalBuffers(index))
+	if (hints == NULL || RelationUsesLocalBuffers(index))
 		return ReadBuffer(index, blk);
-	if (cache->recent_blk[slot] == blk && BufferIsValid(cache->recent_buf[slot]) &&
+	if (hints->blk[slot] == blk && BufferIsValid(hints->buf[slot]) &&
 #if PG_VERSION_NUM >= 160000
-		ReadRecentBuffer(index->rd_locator, MAIN_FORKNUM, blk, cache->recent_buf[slot])
+		ReadRecentBuffer(index->rd_locator, MAIN_FORKNUM, blk, hints->buf[slot])
 #else
-		ReadRecentBuffer(index->rd_node, MAIN_FORKNUM, blk, cache->recent_buf[slot])
+		ReadRecentBuffer(index->rd_node, MAIN_FORKNUM, blk, hints->buf[slot])
 #endif
 		)
 	{
 		/* ReadRecentBuffer does not count the access in the statistics views: as ReadBuffer would */
 		pgstat_count_buffer_read(index);
 		pgstat_count_buffer_hit(index);
-		return cache->recent_buf[slot];
+		return hints->buf[slot];
 	}
 	buf = ReadBuffer(index, blk);
-	cache->recent_blk[slot] = blk;
-	cache->recent_buf[slot] = buf;
+	hints->blk[slot] = blk;
+	hints->buf[slot] = buf;
 	return buf;
 }
 

@@ -29,6 +29,7 @@ static relopt_kind sv_relopt_kind;
 void
 sv_index_init(void)
 {
+	sv_cache_init();
 	sv_relopt_kind = add_reloption_kind();
 	add_int_reloption(sv_relopt_kind, "lists",
 					  "Number of inverted lists (1 = flat; 0 = from the row count at build: flat up to "

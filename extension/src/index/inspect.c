@@ -23,6 +23,7 @@
 #include "utils/rel.h"
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 #include "utils/varbit.h"
 #include "executor/tuptable.h"
 #include "storage/bufmgr.h"
@@ -176,20 +177,23 @@ sv_elem_name(int elemtype)
 	return "unknown";
 }
 
-/* One row describing the index: distance, type, code size, layout, entries and size. */
+/* One row describing the index: distance, type, code size, layout, entries and size, growth. */
 Datum
 shrinkvec_index_info(PG_FUNCTION_ARGS)
 {
 	Relation	heap;
 	Relation	index = sv_open_index(PG_GETARG_OID(0), "shrinkvec_index_info", &heap);
-	SvIndexCache *cache = sv_index_cache(index);
-	const SvMetaData *meta = &cache->meta;
+	SvMetaData	meta = sv_index_cache(index)->meta;
 	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
 	int64		entries = 0;
 	int64		data_pages = 0;
+	int64		retired_pages = 0;
+	int64		free_pages = 0;
+	int64		largest = 0;
+	int64		due = -1;
 	TupleDesc	tupdesc;
-	Datum		values[20];
-	bool		nulls[20] = {0};
+	Datum		values[26];
+	bool		nulls[26] = {0};
 	int64		refine_pages = 0;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -202,38 +206,71 @@ shrinkvec_index_info(PG_FUNCTION_ARGS)
 
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		page = BufferGetPage(buf);
-		if (!PageIsNew(page) && SvPageGetOpaque(page)->flags == SV_PAGE_DATA)
+		if (PageIsNew(page))
+			;
+		else if (SvPageGetOpaque(page)->flags == SV_PAGE_FREE)
+			free_pages++;
+		else if (sv_page_stale(page, &meta))
+			retired_pages++;
+		else if (SvPageGetOpaque(page)->flags == SV_PAGE_DATA)
 		{
 			entries += SvPageGetOpaque(page)->count;
 			data_pages++;
 		}
-		else if (!PageIsNew(page) && SvPageGetOpaque(page)->flags == SV_PAGE_REFINE)
+		else if (SvPageGetOpaque(page)->flags == SV_PAGE_REFINE)
 			refine_pages++;
 		UnlockReleaseBuffer(buf);
 	}
+	/* the largest list, along the chains */
+	for (int list = 0; list < meta.lists; list++)
+	{
+		BlockNumber blk = sv_read_list(index, &meta, list).first;
+		int64		n = 0;
 
-	values[0] = CStringGetTextDatum(sv_kind_name(meta->kind));
-	values[1] = CStringGetTextDatum(sv_elem_name(meta->elemtype));
-	values[2] = Int32GetDatum(meta->dims);
-	values[3] = Int32GetDatum(meta->code_bits);
-	values[4] = Int32GetDatum(meta->code_bytes + (int) sizeof(ItemPointerData) +
-							  (meta->has_factors ? 2 * (int) sizeof(float) : 0));
-	values[5] = Int32GetDatum(meta->lists);
-	values[6] = Int32GetDatum(meta->capacity);
+		while (blk != InvalidBlockNumber)
+		{
+			Buffer		buf = ReadBuffer(index, blk);
+
+			CHECK_FOR_INTERRUPTS();
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
+			n += SvPageGetOpaque(BufferGetPage(buf))->count;
+			blk = SvPageGetOpaque(BufferGetPage(buf))->next;
+			UnlockReleaseBuffer(buf);
+		}
+		largest = Max(largest, n);
+	}
+	due = sv_repartition_at(index, &meta);
+
+	values[0] = CStringGetTextDatum(sv_kind_name(meta.kind));
+	values[1] = CStringGetTextDatum(sv_elem_name(meta.elemtype));
+	values[2] = Int32GetDatum(meta.dims);
+	values[3] = Int32GetDatum(meta.code_bits);
+	values[4] = Int32GetDatum(meta.code_bytes + (int) sizeof(ItemPointerData) +
+							  (meta.has_factors ? 2 * (int) sizeof(float) : 0));
+	values[5] = Int32GetDatum(meta.lists);
+	values[6] = Int32GetDatum(meta.capacity);
 	values[7] = Int64GetDatum(entries);
 	values[8] = Int64GetDatum(data_pages);
 	values[9] = Int64GetDatum((int64) nblocks);
 	values[10] = Int64GetDatum((int64) nblocks * BLCKSZ);
-	values[11] = Int64GetDatum(meta->build_rows);
-	values[12] = Int32GetDatum(meta->refine_bits);
+	values[11] = Int64GetDatum(meta.build_rows);
+	values[12] = Int32GetDatum(meta.refine_bits);
 	values[13] = Int64GetDatum(refine_pages);
-	values[14] = Int32GetDatum(meta->rotation_rounds);
-	values[15] = Int64GetDatum((int64) meta->rotation_seed);
-	values[16] = Float4GetDatum(meta->calib_target);
-	values[17] = Int32GetDatum(meta->calib_probes);
-	values[18] = Int32GetDatum(meta->calib_shortlist);
-	values[19] = Float4GetDatum(meta->calib_recall);
-	nulls[17] = nulls[18] = nulls[19] = meta->calib_probes == 0;
+	values[14] = Int32GetDatum(meta.rotation_rounds);
+	values[15] = Int64GetDatum((int64) meta.rotation_seed);
+	values[16] = Float4GetDatum(meta.calib_target);
+	values[17] = Int32GetDatum(meta.calib_probes);
+	values[18] = Int32GetDatum(meta.calib_shortlist);
+	values[19] = Float4GetDatum(meta.calib_recall);
+	nulls[17] = nulls[18] = nulls[19] = meta.calib_probes == 0;
+	values[20] = Int64GetDatum(largest);
+	values[21] = Int32GetDatum((int32) meta.generation);
+	values[22] = TimestampTzGetDatum((TimestampTz) meta.last_repartition);
+	nulls[22] = meta.last_repartition == 0;
+	values[23] = Int64GetDatum(due);
+	nulls[23] = due < 0;
+	values[24] = Int64GetDatum(retired_pages);
+	values[25] = Int64GetDatum(free_pages);
 	sv_close_index(index, heap);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

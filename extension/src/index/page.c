@@ -235,7 +235,10 @@ sv_new_buffer(Relation index, ForkNumber fork)
 			/* someone may have taken it since the FSM said it was free */
 			if (ConditionalLockBuffer(buf))
 			{
-				if (PageIsNew(BufferGetPage(buf)))
+				Page		page = BufferGetPage(buf);
+
+				/* a page never used, or one VACUUM recycled (repartition.c) */
+				if (PageIsNew(page) || SvPageGetOpaque(page)->flags == SV_PAGE_FREE)
 					return buf;
 				LockBuffer(buf, BUFFER_LOCK_UNLOCK);
 			}

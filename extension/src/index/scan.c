@@ -221,7 +221,8 @@ sv_amrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 	MemoryContext old;
 
 	MemoryContextReset(so->cxt);
-	so->cache = sv_index_cache(scan->indexRelation);
+	so->cache_copy = *sv_index_cache(scan->indexRelation);
+	so->cache = &so->cache_copy;
 	so->have_query = false;
 	so->started = false;
 	so->done = false;
@@ -651,8 +652,6 @@ sv_amgettuple(IndexScanDesc scan, ScanDirection dir)
 	const SvMetaData *meta;
 	bool		is_bit;
 
-	/* rd_amcache may have been rebuilt by a relcache invalidation since the last call */
-	so->cache = sv_index_cache(scan->indexRelation);
 	if (so->null_query)
 		return sv_next_null(scan);
 	if (!so->have_query)

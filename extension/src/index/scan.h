@@ -50,7 +50,8 @@ typedef struct SvExact
 /* State of one scan. */
 typedef struct SvScanOpaque
 {
-	SvIndexCache *cache;
+	SvIndexCache *cache;		/* &cache_copy: the generation the scan started with */
+	SvIndexCache cache_copy;	/* copied at rescan: a re-partition or a relcache rebuild cannot change it */
 	MemoryContext cxt;			/* reset at every rescan */
 	int			strategy;		/* of the ORDER BY operator */
 	bool		have_query;

@@ -192,6 +192,13 @@ sv_chain_next(SvChain *c)
 	c->ahead = InvalidBuffer;
 	LockBuffer(c->buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(c->buf);
+	if (PageIsNew(page) || SvPageGetOpaque(page)->flags != SV_PAGE_DATA)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("shrinkvec index \"%s\": block %u of a list is no longer a data page",
+						RelationGetRelationName(c->index), BufferGetBlockNumber(c->buf)),
+				 errdetail("A re-partition retired the pages this scan was reading and VACUUM recycled them: only a standby without hot_standby_feedback lets that happen."),
+				 errhint("Run the query again; on a standby, set hot_standby_feedback = on.")));
 	c->next = SvPageGetOpaque(page)->next;
 	if (c->next != InvalidBlockNumber)
 	{

@@ -104,8 +104,6 @@ sv_add_exact(IndexScanDesc scan, const SvCandidate *cands, int n)
 		}
 	}
 	ExecClearTuple(so->slot);
-	/* reading a row may have absorbed a relcache invalidation that rebuilt the index's cache */
-	so->cache = sv_index_cache(scan->indexRelation);
 	INSTR_TIME_SET_CURRENT(end);
 	INSTR_TIME_ACCUM_DIFF(so->t_heap, end, start);
 }

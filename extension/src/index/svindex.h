@@ -65,14 +65,19 @@
 #include "access/amapi.h"
 #include "access/generic_xlog.h"
 #include "access/relscan.h"
+#include "catalog/pg_class.h"
+#include "miscadmin.h"
 #include "nodes/execnodes.h"
+#include "postmaster/autovacuum.h"
 #include "storage/bufmgr.h"
 #include "storage/bufpage.h"
+#include "storage/lmgr.h"
 #include "utils/relcache.h"
 #include "shrinkvec.h"
 
 #define SV_INDEX_MAGIC 0x53564958	/* "SVIX" */
-#define SV_INDEX_VERSION 3
+#define SV_INDEX_VERSION 4
+#define SV_INDEX_MIN_VERSION 3		/* version 3 reads as version 4 at generation 0 (zeros in the new fields) */
 #define SV_CODES_OFFSET 64			/* page offset of the codes array (64-byte aligned) */
 #define SV_META_BLKNO 0
 #define SV_PAGE_ID 0xFF91			/* last two bytes of every page, for pg_filedump */
@@ -94,6 +99,8 @@
 #define SV_PAGE_DATA 4
 #define SV_PAGE_REFINE 5
 #define SV_PAGE_COARSE 6
+#define SV_PAGE_FREE 7				/* retired, no scan can still read it: recorded in the FSM for reuse */
+#define SV_PAGE_RESERVED 8			/* a recycled page a build or re-partition claimed, written later */
 
 /* Support functions of every opclass. */
 #define SV_KIND_PROC 1				/* the distance kind (SV_KIND_*) */
@@ -127,7 +134,7 @@ typedef struct SvPageOpaque
 	uint32		list;			/* data pages: the list */
 	uint16		count;			/* data pages: entries in use */
 	uint16		flags;			/* SV_PAGE_* */
-	uint16		unused;
+	uint16		retired;		/* 0: live; else sv_retire_tag of the generation a re-partition replaced */
 	uint16		page_id;		/* SV_PAGE_ID */
 } SvPageOpaque;
 
@@ -169,6 +176,11 @@ typedef struct SvMetaData
 	int32		calib_shortlist;
 	float		calib_recall;	/* the recall they reached on the sample */
 	float		calib_target;	/* R */
+	/* version 4: re-partitioning (repartition.c); all 0 in an index of version 3 */
+	uint32		generation;		/* re-partitions so far: the structure above is generation's */
+	int32		unused2;
+	uint64		retired_xid;	/* FullTransactionId when the last generation's pages were retired; 0: none waiting */
+	int64		last_repartition;	/* TimestampTz of the last re-partition (0: never) */
 } SvMetaData;
 
 /* One list of the directory. */
@@ -189,7 +201,11 @@ typedef struct SvOptions
 	double		target_recall;	/* vector opclasses: the recall the build chooses probes and shortlist for */
 } SvOptions;
 
-/* The fixed part of an index, cached in rd_amcache: meta page and centroids. */
+/*
+ * The fixed part of an index, cached per backend (cache.c): meta page and centroids of one generation.
+ * A retired cache's memory lives to the end of the transaction, so a scan copies the struct (small) at
+ * rescan and keeps reading the generation it started with, whatever invalidations or re-partitions happen.
+ */
 /* Slots of the buffer hints of an index's cache (a power of two; 64 kB a backend and index). */
 #define SV_RECENT_SLOTS 8192
 
@@ -204,10 +220,15 @@ typedef struct SvIndexCache
 	float	   *coarse_norm2;
 	int32	   *coarse_offsets; /* group g's lists are coarse_lists[coarse_offsets[g] .. coarse_offsets[g + 1]) */
 	int32	   *coarse_lists;
-	/* where this backend last found pages (sv_read_recent): direct-mapped by block number */
-	BlockNumber recent_blk[SV_RECENT_SLOTS];
-	Buffer		recent_buf[SV_RECENT_SLOTS];	/* InvalidBuffer: an empty slot */
+	struct SvRecentHints *recent;	/* sv_read_recent's hints (this backend's, kept across generations) */
 } SvIndexCache;
+
+/* Where this backend last found pages (sv_read_recent): direct-mapped by block number. */
+typedef struct SvRecentHints
+{
+	BlockNumber blk[SV_RECENT_SLOTS];
+	Buffer		buf[SV_RECENT_SLOTS];	/* InvalidBuffer: an empty slot */
+} SvRecentHints;
 
 /*
  * The coarse level: an IVF vector index of at least SV_COARSE_MIN_LISTS lists groups its centroids
@@ -333,8 +354,31 @@ Buffer		sv_new_buffer(Relation index, ForkNumber fork);
 
 /* ---- cache.c: the cached meta data ---- */
 
-/* The index's meta page and centroids, read once and cached in rd_amcache. */
+/*
+ * The index's meta page and centroids, cached by this backend and read again when the meta page shows a
+ * newer generation (a re-partition by another backend) or a relcache invalidation came.  The returned
+ * struct and its arrays stay valid to the end of the transaction.
+ */
 SvIndexCache *sv_index_cache(Relation index);
+
+/* Register the index caches' invalidation and end-of-transaction callbacks (from _PG_init). */
+void		sv_cache_init(void);
+
+/* The retired tag of pages of generation gen (never 0). */
+static inline uint16
+sv_retire_tag(uint32 gen)
+{
+	return (uint16) (gen % 65535 + 1);
+}
+
+/* Is the page retired from a generation older than the meta data's (no longer part of the index)? */
+static inline bool
+sv_page_stale(Page page, const SvMetaData *meta)
+{
+	uint16		r = ((SvPageOpaque *) PageGetSpecialPointer(page))->retired;
+
+	return r != 0 && r != sv_retire_tag(meta->generation);
+}
 
 /* Make cache->rotation_masks from cache->meta (in the current memory context; NULL without a rotation). */
 void		sv_cache_rotation(SvIndexCache *cache);
@@ -471,9 +515,43 @@ void		sv_order_lists(const double *score, int lists, int *order);
 /* Point list's directory entry at a new insert page (WAL-logged). */
 void		sv_set_insert_page(Relation index, const SvMetaData *meta, int list, BlockNumber blk);
 
-/* Add one entry to list's chain, extending it when full (WAL-logged). */
-void		sv_insert_entry(Relation index, const SvIndexCache *cache, int list, const uint8 *code,
-							float alpha, float r2, const SvRefine *refine, ItemPointer tid);
+/*
+ * Add one entry to list's chain, extending it when full (WAL-logged); false, with nothing written, at a
+ * retired page unless ignore_retired (the caller holds the re-partition lock: the mark is stale).
+ */
+bool		sv_insert_entry(Relation index, const SvIndexCache *cache, int list, const uint8 *code,
+							float alpha, float r2, const SvRefine *refine, ItemPointer tid, bool ignore_retired);
+
+/* ---- repartition.c: lists that follow the table ---- */
+
+/*
+ * The re-partition lock: a heavyweight lock on the index as an object (sub-id 0x5356, used by nothing
+ * else), held exclusively while a re-partition retires the pages inserts may still write and switches
+ * the meta page; an insert that met a retired page takes it shared.  Not a page lock: PostgreSQL treats
+ * those specially (no other heavyweight lock may be taken while one is held).
+ */
+#define SV_REPARTITION_LOCK_SUBID 0x5356
+
+/* PostgreSQL 17 renamed IsAutoVacuumWorkerProcess (postmaster/autovacuum.h then, miscadmin.h now). */
+#if PG_VERSION_NUM < 170000
+#define AmAutoVacuumWorkerProcess() IsAutoVacuumWorkerProcess()
+#endif
+#define sv_lock_repartition(index, mode) \
+	LockDatabaseObject(RelationRelationId, RelationGetRelid(index), SV_REPARTITION_LOCK_SUBID, (mode))
+#define sv_unlock_repartition(index, mode) \
+	UnlockDatabaseObject(RelationRelationId, RelationGetRelid(index), SV_REPARTITION_LOCK_SUBID, (mode))
+
+/* The entry count from which a re-partition is due (-1: never). */
+int64		sv_repartition_at(Relation index, const SvMetaData *meta);
+
+/* Is a re-partition due for an index of meta holding entries entries? */
+bool		sv_repartition_due(Relation index, const SvMetaData *meta, int64 entries);
+
+/*
+ * VACUUM's part: recycle the pages retired by past re-partitions once no scan can read them, and
+ * re-partition an index that holds entries entries when due.
+ */
+void		sv_vacuum_growth(IndexVacuumInfo *info, int64 entries);
 
 /* ---- access method callbacks (build.c, insert.c, vacuum.c, scan.c) ---- */
 IndexBuildResult *sv_ambuild(Relation heap, Relation index, IndexInfo *indexInfo);

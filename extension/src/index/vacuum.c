@@ -111,8 +111,9 @@ sv_ambulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 		buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, info->strategy);
 		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 		page = BufferGetPage(buf);
-		if (PageIsNew(page) || SvPageGetOpaque(page)->flags != SV_PAGE_DATA)
+		if (PageIsNew(page) || SvPageGetOpaque(page)->flags != SV_PAGE_DATA || sv_page_stale(page, meta))
 		{
+			/* retired pages (an older generation) keep their entries for the scans still reading them */
 			UnlockReleaseBuffer(buf);
 			continue;
 		}
@@ -184,25 +185,30 @@ sv_ambulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 	return stats;
 }
 
-/* Point each list's insert page at its first page with room; count entries if needed. */
+/*
+ * Point each list's insert page at its first page with room and count the entries; recycle pages retired
+ * by past re-partitions; re-partition when the index has outgrown its lists
+ * (repartition.c).  ANALYZE in autovacuum does the last two as well, so an insert-only table's index
+ * follows its growth at autovacuum's pace.
+ */
 IndexBulkDeleteResult *
 sv_amvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 {
 	Relation	index = info->index;
 	SvIndexCache *cache;
-	const SvMetaData *meta;
-	bool		count = stats == NULL;
+	SvMetaData	meta;
+	int64		entries = 0;
 
-	if (info->analyze_only)
+	if (info->analyze_only && !AmAutoVacuumWorkerProcess())
 		return stats;
 	cache = sv_index_cache(index);
-	meta = &cache->meta;
+	meta = cache->meta;
 	if (stats == NULL)
 		stats = palloc0(sizeof(IndexBulkDeleteResult));
 
-	for (int list = 0; list < meta->lists; list++)
+	for (int list = 0; list < meta.lists; list++)
 	{
-		SvListEntry entry = sv_read_list(index, meta, list);
+		SvListEntry entry = sv_read_list(index, &meta, list);
 		BlockNumber blk = entry.first;
 		BlockNumber room = InvalidBlockNumber;
 
@@ -213,19 +219,22 @@ sv_amvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 
 			LockBuffer(buf, BUFFER_LOCK_SHARE);
 			opaque = SvPageGetOpaque(BufferGetPage(buf));
-			if (room == InvalidBlockNumber && opaque->count < meta->capacity)
+			if (room == InvalidBlockNumber && opaque->count < meta.capacity)
 				room = blk;
-			if (count)
-				stats->num_index_tuples += opaque->count;
+			entries += opaque->count;
 			blk = opaque->next;
 			UnlockReleaseBuffer(buf);
-			if (room != InvalidBlockNumber && !count)
-				break;
 		}
-		if (room != InvalidBlockNumber && room != entry.insert)
-			sv_set_insert_page(index, meta, list, room);
+		if (room != InvalidBlockNumber && room != entry.insert && !info->analyze_only)
+			sv_set_insert_page(index, &meta, list, room);
 	}
-	stats->num_pages = RelationGetNumberOfBlocks(index);
-	stats->estimated_count = false;
+	/* counted along the chains: the pages of a re-partition a crash interrupted are not the index's */
+	stats->num_index_tuples = (double) entries;
+	sv_vacuum_growth(info, entries);
+	if (!info->analyze_only)
+	{
+		stats->num_pages = RelationGetNumberOfBlocks(index);
+		stats->estimated_count = false;
+	}
 	return stats;
 }
