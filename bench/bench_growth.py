@@ -8,7 +8,9 @@ Three tables get the same rows in the same order, in steps up to each size:
           then VACUUM (what autovacuum runs on an insert-only table, which re-partitions the index when due);
   built   rows loaded by COPY with no index (the no-index load time), then the shrinkvec index rebuilt after
           each step (defaults): the index a REINDEX would give;
-  hnsw    a pgvector HNSW index (m 16, ef_construction 64) created on the empty table; rows loaded by COPY.
+  hnsw    a pgvector HNSW index (m 16, ef_construction 64) created on the empty table; rows loaded by COPY;
+  flat    (load time only) a shrinkvec index WITH (lists = 1) created on the empty table: the insert cost
+          of 0.4.0, whose index made empty stayed flat, the yardstick of "inserts stay cheap".
 At each size: recall@10 against numpy's exact cosine top 10 and the median ms/query of
 `ORDER BY embedding <=> q LIMIT 10`, round-robin over the three tables' connections (each query runs on every
 table before the next, so machine load hits all alike); the grown index also right after its load, before
@@ -125,12 +127,17 @@ def main() -> None:
     admin = psycopg.connect(args.dsn, autocommit=True)
     admin.execute("CREATE EXTENSION IF NOT EXISTS vector")
     admin.execute("CREATE EXTENSION IF NOT EXISTS shrinkvec")
+    admin.execute("ALTER EXTENSION shrinkvec UPDATE")
     register_vector(admin)
     for t in tables:
         admin.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(t)))
         admin.execute(sql.SQL("CREATE TABLE {} (id int PRIMARY KEY, embedding vector({}) STORAGE PLAIN)").format(
             sql.Identifier(t), sql.Literal(d)))
     admin.execute("CREATE INDEX grow_grown_idx ON grow_grown USING shrinkvec (embedding vector_cosine_ops)")
+    admin.execute("DROP TABLE IF EXISTS grow_flat")
+    admin.execute(sql.SQL("CREATE TABLE grow_flat (id int PRIMARY KEY, embedding vector({}) STORAGE PLAIN)").format(
+        sql.Literal(d)))
+    admin.execute("CREATE INDEX grow_flat_idx ON grow_flat USING shrinkvec (embedding vector_cosine_ops) WITH (lists = 1)")
     if "grow_hnsw" in tables:
         admin.execute("CREATE INDEX grow_hnsw_idx ON grow_hnsw USING hnsw (embedding vector_cosine_ops) "
                       "WITH (m = 16, ef_construction = 64)")
@@ -144,21 +151,24 @@ def main() -> None:
     rows_out: list[list[str]] = []
     series: dict[str, list[float]] = {k: [] for k in ("grown_ms", "built_ms", "hnsw_ms", "grown_recall", "built_recall",
                                                      "hnsw_recall", "before_ms", "before_recall", "load_grown",
-                                                     "load_none", "load_hnsw", "vacuum", "build")}
+                                                     "load_none", "load_hnsw", "load_flat", "vacuum", "build")}
     loaded = 0
-    cum = {"grown": 0.0, "none": 0.0, "hnsw": 0.0, "vacuum": 0.0}
+    cum = {"grown": 0.0, "none": 0.0, "hnsw": 0.0, "vacuum": 0.0, "flat": 0.0}
     for size in sizes:
         chunk = x[loaded:size]
         log(f"{label}: loading rows {loaded}..{size}")
         cum["grown"] += copy_rows(admin, "grow_grown", chunk, loaded)
         cum["none"] += copy_rows(admin, "grow_built", chunk, loaded)
+        cum["flat"] += copy_rows(admin, "grow_flat", chunk, loaded)
+        admin.execute("VACUUM grow_flat")  # as autovacuum would (it never re-partitions: lists = 1)
         if "grow_hnsw" in tables:
             cum["hnsw"] += copy_rows(admin, "grow_hnsw", chunk, loaded)
         loaded = size
         truth = exact_top(x[:size], q)
         for t in tables:
             admin.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(t)))
-        before = round_robin(conns[:1], ["grow_grown"], q, truth)[0]
+        # the grown index right after its load, round-robin with the others as they stand (same conditions)
+        before = round_robin(conns, tables, q, truth)[0]
         gen_before = info(admin, "grow_grown_idx")["generation"]
         vac = timed(admin, sql.SQL("VACUUM grow_grown"))
         cum["vacuum"] += vac
@@ -188,18 +198,19 @@ def main() -> None:
             f"{hnsw[1] / gms:.2f}x" if hnsw[2] else "-",
             f"{before[0]:.3f} / {before[1]:.2f} (gen {gen_before})",
             f"{gi['lists']} / {bi['lists']}", f"{gi['largest_list']} / {bi['largest_list']}",
-            f"{cum['grown']:.1f} / {cum['none']:.1f}" + (f" / {cum['hnsw']:.1f}" if hnsw[2] else ""),
+            f"{cum['grown']:.1f} / {cum['none']:.1f} / {cum['flat']:.1f}" + (f" / {cum['hnsw']:.1f}" if hnsw[2] else ""),
             f"{vac:.2f} / {build:.2f}",
         ])
         for k, v in (("grown_ms", gms), ("built_ms", bms), ("hnsw_ms", hnsw[1]), ("grown_recall", gr),
                      ("built_recall", br), ("hnsw_recall", hnsw[0]), ("before_ms", before[1]),
                      ("before_recall", before[0]), ("load_grown", cum["grown"]), ("load_none", cum["none"]),
-                     ("load_hnsw", cum["hnsw"]), ("vacuum", cum["vacuum"]), ("build", build)):
+                     ("load_hnsw", cum["hnsw"]), ("load_flat", cum["flat"]), ("vacuum", cum["vacuum"]),
+                     ("build", build)):
             series[k].append(v)
 
     header = ["rows", "grown: recall / ms", "built after load: recall / ms", "grown / built time",
               "HNSW grown: recall / ms", "HNSW / grown time", "grown before VACUUM: recall / ms",
-              "lists grown / built", "largest list grown / built", "load s (cumulative): grown / no index / HNSW",
+              "lists grown / built", "largest list grown / built", "load s (cumulative): grown / no index / flat (0.4.0) / HNSW",
               "step: VACUUM of grown / build s"]
     notes = [machine(), "", f"{label}; {len(q)} queries; `ORDER BY embedding <=> q LIMIT 10`, defaults (no SET); "
              "ms is the median round trip, round-robin over the tables. VACUUM is what autovacuum runs on an "
@@ -225,6 +236,7 @@ def main() -> None:
     ax[2].plot(sizes, np.add(series["load_grown"], series["vacuum"]), "o:", color="tab:orange",
                label="+ VACUUMs (re-partitions)")
     ax[2].plot(sizes, series["load_none"], "s-", color="tab:blue", label="load, no index")
+    ax[2].plot(sizes, series["load_flat"], "d-", color="tab:green", label="load, flat index (0.4.0's grown)")
     if not args.skip_hnsw:
         ax[2].plot(sizes, series["load_hnsw"], "^-", color="tab:gray", label="load with HNSW")
     ax[2].set(xlabel="rows", ylabel="seconds (cumulative)", title="load", yscale="log")
@@ -235,7 +247,7 @@ def main() -> None:
     fig.savefig(RESULTS / f"growth_{tag}.png", dpi=110)
     for c in conns:
         c.close()
-    for t in tables:
+    for t in [*tables, "grow_flat"]:
         admin.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(t)))
     admin.close()
 

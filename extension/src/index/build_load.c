@@ -5,6 +5,7 @@
  */
 #include "postgres.h"
 
+#include "storage/lmgr.h"
 #include "utils/wait_event.h"
 
 /* PostgreSQL 17 renamed the wait event a leader waits on for its workers' messages. */
@@ -13,6 +14,23 @@
 #endif
 
 #include "build.h"
+
+/* A re-partition notes every block it takes (to free them again if it fails). */
+static void
+sv_note_allocated(SvBuildState *bs, BlockNumber blk)
+{
+	SvBlockList *l = bs->allocated;
+
+	if (l == NULL)
+		return;
+	if (l->n == l->max)
+	{
+		l->max = Max(256, l->max * 2);
+		l->blocks = l->blocks == NULL ? MemoryContextAlloc(GetMemoryChunkContext(l), sizeof(BlockNumber) * l->max) :
+			repalloc(l->blocks, sizeof(BlockNumber) * l->max);
+	}
+	l->blocks[l->n++] = blk;
+}
 
 /*
  * Reserve the next block of the index for a page written later.  A recycled page (from the FSM, which
@@ -33,18 +51,7 @@ sv_reserve_block(SvBuildState *bs, ForkNumber fork)
 		GenericXLogFinish(state);
 	}
 	UnlockReleaseBuffer(buf);
-	if (bs->allocated != NULL)
-	{
-		SvBlockList *l = bs->allocated;
-
-		if (l->n == l->max)
-		{
-			l->max = Max(256, l->max * 2);
-			l->blocks = l->blocks == NULL ? MemoryContextAlloc(GetMemoryChunkContext(l), sizeof(BlockNumber) * l->max) :
-				repalloc(l->blocks, sizeof(BlockNumber) * l->max);
-		}
-		l->blocks[l->n++] = blk;
-	}
+	sv_note_allocated(bs, blk);
 	return blk;
 }
 
@@ -64,27 +71,52 @@ sv_write_page(Relation index, ForkNumber fork, BlockNumber blk, Page image)
 	UnlockReleaseBuffer(buf);
 }
 
-/* Write n bytes as a stream of pages of the given kind; returns the first block. */
+/*
+ * Reserve npages contiguous new blocks at the end of the index (never recycled ones: a stream is read as
+ * consecutive blocks); returns the first.  The extension lock is held for the whole run, so the pages an
+ * insert adds meanwhile come before or after it.
+ */
+static BlockNumber
+sv_reserve_run(SvBuildState *bs, ForkNumber fork, int npages)
+{
+	BlockNumber first = InvalidBlockNumber;
+
+	LockRelationForExtension(bs->index, ExclusiveLock);
+	for (int i = 0; i < npages; i++)
+	{
+		Buffer		buf = ReadBufferExtended(bs->index, fork, P_NEW, RBM_NORMAL, NULL);
+		BlockNumber blk = BufferGetBlockNumber(buf);
+
+		ReleaseBuffer(buf);
+		if (first == InvalidBlockNumber)
+			first = blk;
+		if (blk != first + i)
+			elog(ERROR, "shrinkvec index \"%s\": block %u of a stream is not contiguous with block %u",
+				 RelationGetRelationName(bs->index), blk, first);
+		sv_note_allocated(bs, blk);
+	}
+	UnlockRelationForExtension(bs->index, ExclusiveLock);
+	return first;
+}
+
+/* Write n bytes as a stream of consecutive pages of the given kind; returns the first block. */
 static BlockNumber
 sv_write_stream(SvBuildState *bs, ForkNumber fork, const char *src, Size n, uint16 flags, int *npages)
 {
 	PGAlignedBlock image;
-	BlockNumber first = InvalidBlockNumber;
+	int			pages = (int) ((n + SV_PAGE_CONTENT_SIZE - 1) / SV_PAGE_CONTENT_SIZE);
+	BlockNumber first = pages > 0 ? sv_reserve_run(bs, fork, pages) : InvalidBlockNumber;
 
-	*npages = 0;
-	while (n > 0)
+	*npages = pages;
+	for (int p = 0; p < pages; p++)
 	{
 		Size		chunk = Min(n, SV_PAGE_CONTENT_SIZE);
-		BlockNumber blk = sv_reserve_block(bs, fork);
 
-		if (first == InvalidBlockNumber)
-			first = blk;
 		sv_page_init(image.data, flags, 0);
 		memcpy(PageGetContents(image.data), src, chunk);
-		sv_write_page(bs->index, fork, blk, image.data);
+		sv_write_page(bs->index, fork, first + p, image.data);
 		src += chunk;
 		n -= chunk;
-		(*npages)++;
 	}
 	return first;
 }
