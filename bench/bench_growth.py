@@ -113,6 +113,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--skip-hnsw", action="store_true")
+    ap.add_argument("--no-autovacuum", action="store_true",
+                    help="autovacuum off on the grown table, so the timed VACUUM of each step does the re-partition")
     args = ap.parse_args()
     default_sizes = "10000,25000,50000,100000,250000" if args.set == "big" else "5000,10000,20000,28000"
     sizes = [int(s) for s in (args.sizes or default_sizes).split(",")]
@@ -134,6 +136,8 @@ def main() -> None:
         admin.execute(sql.SQL("CREATE TABLE {} (id int PRIMARY KEY, embedding vector({}) STORAGE PLAIN)").format(
             sql.Identifier(t), sql.Literal(d)))
     admin.execute("CREATE INDEX grow_grown_idx ON grow_grown USING shrinkvec (embedding vector_cosine_ops)")
+    if args.no_autovacuum:
+        admin.execute("ALTER TABLE grow_grown SET (autovacuum_enabled = off)")
     admin.execute("DROP TABLE IF EXISTS grow_flat")
     admin.execute(sql.SQL("CREATE TABLE grow_flat (id int PRIMARY KEY, embedding vector({}) STORAGE PLAIN)").format(
         sql.Literal(d)))
@@ -215,7 +219,9 @@ def main() -> None:
     notes = [machine(), "", f"{label}; {len(q)} queries; `ORDER BY embedding <=> q LIMIT 10`, defaults (no SET); "
              "ms is the median round trip, round-robin over the tables. VACUUM is what autovacuum runs on an "
              "insert-only table; it re-partitions the grown index when due."]
-    tag = args.set
+    tag = args.set + ("_noautovacuum" if args.no_autovacuum else "")
+    if args.no_autovacuum:
+        notes.append("Autovacuum off on the grown table: each step's timed VACUUM does the re-partition.")
     write_markdown(RESULTS / f"growth_{tag}.md", f"Growth: {label}", header, rows_out, notes)
     print((RESULTS / f"growth_{tag}.md").read_text())
 

@@ -36,18 +36,11 @@ PG_FUNCTION_INFO_V1(shrinkvec_index_entries);
 PG_FUNCTION_INFO_V1(shrinkvec_index_check);
 PG_FUNCTION_INFO_V1(shrinkvec_index_centroids);
 
-/*
- * Open a shrinkvec index and its table for reading, after checking that the caller may read every row
- * of the table: SELECT on it, and no row-level security that applies to the caller (the entries would
- * show rows a policy hides).  A partitioned index holds no entries: it gets a clear error.
- */
-static Relation
-sv_open_index(Oid indexoid, const char *fname, Relation *heap_out)
+/* The table of an index, for the SQL function fname; errors for a relation that is not an index, or a partitioned one. */
+Oid
+sv_index_table(Oid indexoid, const char *fname)
 {
 	Oid			heapoid = IndexGetRelation(indexoid, true);
-	Relation	heap;
-	Relation	index;
-	AclResult	acl;
 
 	if (!OidIsValid(heapoid))
 		ereport(ERROR,
@@ -56,9 +49,25 @@ sv_open_index(Oid indexoid, const char *fname, Relation *heap_out)
 	if (get_rel_relkind(indexoid) == RELKIND_PARTITIONED_INDEX)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("%s cannot inspect partitioned index \"%s\"", fname, get_rel_name(indexoid)),
+				 errmsg("%s cannot work on partitioned index \"%s\"", fname, get_rel_name(indexoid)),
 				 errdetail("A partitioned index has no entries of its own."),
 				 errhint("Call %s on the index of each partition (pg_partition_tree lists them).", fname)));
+	return heapoid;
+}
+
+/*
+ * Open a shrinkvec index and its table for reading, after checking that the caller may read every row
+ * of the table: SELECT on it, and no row-level security that applies to the caller (the entries would
+ * show rows a policy hides).
+ */
+static Relation
+sv_open_index(Oid indexoid, const char *fname, Relation *heap_out)
+{
+	Oid			heapoid = sv_index_table(indexoid, fname);
+	Relation	heap;
+	Relation	index;
+	AclResult	acl;
+
 	acl = pg_class_aclcheck(heapoid, GetUserId(), ACL_SELECT);
 	if (acl != ACLCHECK_OK)
 		aclcheck_error(acl, OBJECT_TABLE, get_rel_name(heapoid));

@@ -680,7 +680,7 @@ Datum
 shrinkvec_index_repartition(PG_FUNCTION_ARGS)
 {
 	Oid			indexoid = PG_GETARG_OID(0);
-	Oid			heapoid = IndexGetRelation(indexoid, true);
+	Oid			heapoid = sv_index_table(indexoid, "shrinkvec_index_repartition");
 	Relation	heap;
 	Relation	index;
 	Oid			save_userid;
@@ -688,15 +688,6 @@ shrinkvec_index_repartition(PG_FUNCTION_ARGS)
 	int			save_nestlevel;
 	SvMetaData	meta;
 
-	if (!OidIsValid(heapoid))
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("relation with OID %u is not an index", indexoid)));
-	if (get_rel_relkind(indexoid) == RELKIND_PARTITIONED_INDEX)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("shrinkvec_index_repartition cannot re-partition partitioned index \"%s\"", get_rel_name(indexoid)),
-				 errhint("Call it on the index of each partition (pg_partition_tree lists them).")));
 	/* check before taking the lock that VACUUM takes: another AM's index (a catalog's) is refused first */
 	heap = table_open(heapoid, AccessShareLock);
 #if PG_VERSION_NUM >= 160000

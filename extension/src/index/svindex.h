@@ -522,6 +522,11 @@ void		sv_set_insert_page(Relation index, const SvMetaData *meta, int list, Block
 bool		sv_insert_entry(Relation index, const SvIndexCache *cache, int list, const uint8 *code,
 							float alpha, float r2, const SvRefine *refine, ItemPointer tid, bool ignore_retired);
 
+/* ---- inspect.c ---- */
+
+/* The table of an index, for the SQL function fname; errors for a relation that is not an index, or a partitioned one. */
+Oid			sv_index_table(Oid indexoid, const char *fname);
+
 /* ---- repartition.c: lists that follow the table ---- */
 
 /*
