@@ -92,7 +92,7 @@ sv_fewer_lists(SvBuildState *bs, Relation index)
 				(errmsg("shrinkvec index \"%s\" has %d list%s instead of %d: the table has %d rows",
 						RelationGetRelationName(index), lists, lists == 1 ? "" : "s", bs->meta.lists, bs->nsample),
 				 errdetail("VACUUM (and autovacuum) re-partitions it into %d lists once it holds more than %d rows.",
-						   bs->meta.lists, Max(2 * bs->nsample, lists + 1))));
+						   bs->meta.lists, Max(SV_REPARTITION_GROWTH * bs->nsample, lists + 1))));
 	bs->meta.lists = lists;
 	if (bs->meta.elemtype == SV_ELEM_BIT && lists == 1)
 		bs->meta.centroid_bytes = 0;
@@ -168,7 +168,7 @@ sv_build_centroids(SvBuildState *bs, Relation heap, Relation index, IndexInfo *i
 		ereport(NOTICE,
 				(errmsg("shrinkvec index \"%s\" is flat (1 list) for its %lld rows",
 						RelationGetRelationName(index), (long long) bs->seen),
-				 errdetail("VACUUM (and autovacuum) re-partitions it into about sqrt(rows) lists once it holds more than %d rows, and again each time its rows double; shrinkvec_index_info shows when (repartition_at).",
+				 errdetail("VACUUM (and autovacuum) re-partitions it into about sqrt(rows) lists once it holds more than %d rows, and again each time its rows grow fourfold; shrinkvec_index_info shows when (repartition_at).",
 						   SV_AUTO_FLAT_ROWS)));
 }
 

@@ -1,10 +1,11 @@
 /*
  * repartition.c: an index whose lists follow its table.  An index made on an empty or small table has
  * one list (flat), and a list grows with every insert into it; scans read ever more codes.  When the
- * index holds twice the rows of its last partitioning and the row count calls for more lists (build.c:
+ * index holds SV_REPARTITION_GROWTH (4) times the rows of its last partitioning and the row count calls for more lists (build.c:
  * sv_auto_list_count), VACUUM (or autovacuum, or ANALYZE in autovacuum) re-partitions it: the same work
  * as CREATE INDEX, from the index's own entries instead of a table scan, into new pages, while inserts
- * and scans go on.  Doubling keeps the total work within about twice one build of the final table.
+ * and scans go on.  Growth by 4x keeps the total work within about 4/3 of one build of the final table
+ * (bench/README.md, "Growth": 4x against 2x measured).
  *
  * A re-partition, under the table's ShareUpdateExclusiveLock (no VACUUM of the table runs beside it):
  *   1. collect the TIDs of every entry, page by page, noting each page's count;
@@ -519,7 +520,7 @@ sv_repartition_guarded(Relation heap, Relation index, bool report_only, SvMetaDa
 }
 
 /*
- * The entry count from which the index is due for a re-partition, or -1 for never: twice the rows of its
+ * The entry count from which the index is due for a re-partition, or -1 for never: SV_REPARTITION_GROWTH times the rows of its
  * last partitioning (build or re-partition), and enough rows to call for more lists than it has: over
  * 20,000 rows and sqrt(rows) rounding above its lists (build.c: sv_auto_list_count), or with WITH (lists
  * = N), more rows than lists while it has fewer than N.
@@ -529,7 +530,7 @@ sv_repartition_at(Relation index, const SvMetaData *meta)
 {
 	SvOptions  *opts = (SvOptions *) index->rd_options;
 	int			lists = opts ? opts->lists : 0;
-	int64		at = 2 * meta->build_rows;
+	int64		at = SV_REPARTITION_GROWTH * meta->build_rows;
 
 	if (meta->lists >= SV_INDEX_MAX_LISTS)
 		return -1;
