@@ -194,8 +194,10 @@ def main() -> None:
             measured = round_robin(conns, tables, q, truth)  # all three, the chosen ef in place
             hnsw = (measured[2][0], measured[2][1], hnsw[2])
         (gr, gms), (br, bms) = measured[0], measured[1]
-        log(f"{size}: grown {gr:.3f} {gms:.2f} ms ({gi['lists']} lists, gen {gi['generation']}), "
-            f"built {br:.3f} {bms:.2f} ms ({bi['lists']} lists), hnsw {hnsw[0]:.3f} {hnsw[1]:.2f} ms ef {hnsw[2]}")
+        log(f"{size}: grown {gr:.3f} {gms:.2f} ms ({gi['lists']} lists, gen {gi['generation']}, rows at partitioning "
+            f"{gi['build_rows']}, probes {gi['probes']}, shortlist {gi['shortlist']}), built {br:.3f} {bms:.2f} ms "
+            f"({bi['lists']} lists, probes {bi['probes']}, shortlist {bi['shortlist']}), "
+            f"hnsw {hnsw[0]:.3f} {hnsw[1]:.2f} ms ef {hnsw[2]}")
         rows_out.append([
             f"{size:,}", f"{gr:.3f} / {gms:.2f}", f"{br:.3f} / {bms:.2f}", f"{gms / bms:.2f}x",
             f"{hnsw[0]:.3f} / {hnsw[1]:.2f} (ef {hnsw[2]})" if hnsw[2] else "-",

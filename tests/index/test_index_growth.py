@@ -90,7 +90,7 @@ def test_an_index_made_empty_repartitions_at_vacuum(grown: tuple[psycopg.Connect
     after = info(conn, "g_v")
     assert after["lists"] == round(26_000 ** 0.5) and after["generation"] == 1
     assert after["build_rows"] == 26_000 and after["entries"] == 26_000 and after["last_repartition"] is not None
-    assert after["repartition_at"] == 4 * 26_000
+    assert after["repartition_at"] == 2 * 26_000
     assert int(after["largest_list"]) < 26_000 // 10  # type: ignore[call-overload]
     assert int(after["retired_pages"]) >= int(before["data_pages"])  # type: ignore[call-overload]
     assert after["probes"] is not None  # calibrated for target_recall, as a build is

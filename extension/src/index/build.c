@@ -168,7 +168,7 @@ sv_build_centroids(SvBuildState *bs, Relation heap, Relation index, IndexInfo *i
 		ereport(NOTICE,
 				(errmsg("shrinkvec index \"%s\" is flat (1 list) for its %lld rows",
 						RelationGetRelationName(index), (long long) bs->seen),
-				 errdetail("VACUUM (and autovacuum) re-partitions it into about sqrt(rows) lists once it holds more than %d rows, and again each time its rows grow fourfold; shrinkvec_index_info shows when (repartition_at).",
+				 errdetail("VACUUM (and autovacuum) re-partitions it into about sqrt(rows) lists once it holds more than %d rows, and again each time its rows double; shrinkvec_index_info shows when (repartition_at).",
 						   SV_AUTO_FLAT_ROWS)));
 }
 

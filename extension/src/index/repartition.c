@@ -1,11 +1,11 @@
 /*
  * repartition.c: an index whose lists follow its table.  An index made on an empty or small table has
  * one list (flat), and a list grows with every insert into it; scans read ever more codes.  When the
- * index holds SV_REPARTITION_GROWTH (4) times the rows of its last partitioning and the row count calls for more lists (build.c:
+ * index holds SV_REPARTITION_GROWTH (2) times the rows of its last partitioning and the row count calls for more lists (build.c:
  * sv_auto_list_count), VACUUM (or autovacuum, or ANALYZE in autovacuum) re-partitions it: the same work
  * as CREATE INDEX, from the index's own entries instead of a table scan, into new pages, while inserts
- * and scans go on.  Growth by 4x keeps the total work within about 4/3 of one build of the final table
- * (bench/README.md, "Growth": 4x against 2x measured).
+ * and scans go on.  Doubling keeps the total work within about twice one build of the final table
+ * (bench/README.md, "Growth": 2x against 4x measured; 4x costs less but leaves the calibration stale longer).
  *
  * A re-partition, under the table's ShareUpdateExclusiveLock (no VACUUM of the table runs beside it):
  *   1. collect the TIDs of every entry, page by page, noting each page's count;

@@ -538,7 +538,7 @@ Oid			sv_index_table(Oid indexoid, const char *fname);
 #define SV_REPARTITION_LOCK_SUBID 0x5356
 
 /* A re-partition is due when the index holds this many times the rows of its last partitioning. */
-#define SV_REPARTITION_GROWTH 4
+#define SV_REPARTITION_GROWTH 2
 
 /* PostgreSQL 17 renamed IsAutoVacuumWorkerProcess (postmaster/autovacuum.h then, miscadmin.h now). */
 #if PG_VERSION_NUM < 170000
