@@ -240,11 +240,17 @@ def test_tune_index_apply_keeps_index(table: Path, migrated_dsn: str) -> None:
             choice = tune.tune(ev, configs.parse_many(["index:lists=20:probes=2@30 index@100"]), 0.99)
             assert choice.chosen.config.spec() == "index@100" and choice.held_out.recall >= 0.98
             msg = tune.apply(conn, ev, choice)
-        assert "SET shrinkvec.shortlist = 100" in msg
+        assert "WITH (shortlist = 100)" in msg and "every connection searches with these" in msg
         names = [r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'demo'").fetchall()]
         assert any(n.startswith("shrinkvec_tuned_") for n in names) and not any("eval" in n for n in names)
+        tuned = next(n for n in names if n.startswith("shrinkvec_tuned_"))
         prof = catalog.find_profile(conn, "demo")
         assert prof is not None and prof.search_config == "index@100"
+    # a new connection with no SET gets the tuned setting (the index's own), and a SET still wins
+    with psycopg.connect(migrated_dsn, autocommit=True) as fresh:
+        assert fresh.execute("SELECT scan_shortlist FROM shrinkvec_index_info(%s)", (tuned,)).fetchone() == (100,)
+        fresh.execute("SET shrinkvec.shortlist = 30")
+        assert fresh.execute("SELECT scan_shortlist FROM shrinkvec_index_info(%s)", (tuned,)).fetchone() == (30,)
 
 
 def test_tune_says_when_nothing_reaches_the_target(table: Path, migrated_dsn: str) -> None:

@@ -159,3 +159,50 @@ def test_tables_the_tools_create_keep_wide_vectors_in_the_row(conn: psycopg.Conn
                            "WHERE attrelid = %s::regclass AND attname = 'embedding'", (table,)).fetchone()
         assert got is not None
         assert got[0] == (storage or got[1]), (dims, got)
+
+
+def test_settings_in_the_index_are_every_scans_defaults(conn: psycopg.Connection, data: demo.DemoData) -> None:
+    """WITH (shortlist = 30) (or ALTER INDEX ... SET) is the shortlist of every scan that sets none: a LIMIT 10
+    reads 30 rows; a session SET wins over it, RESET gives it back; ALTER INDEX changes it for scans to come;
+    probes = 2 on an IVF index reads two lists' codes."""
+    docs = data.docs[:3000]
+    fill(conn, docs, "lists = 1, shortlist = 30")
+    q = data.queries[:5]
+    # the first batch reads the shortlist's rows; a scan not yet sure of its 10th reads as many again
+    ids, counts = scans(conn, q, 10)
+    assert min(c[1] for c in counts) == 30 and all(c[1] % 30 == 0 for c in counts), counts
+    assert all(len(set(i) & set(exact(docs, v, 10))) >= 9 for i, v in zip(ids, q, strict=True))
+    conn.execute("SET shrinkvec.shortlist = 60")
+    counts = scans(conn, q, 10)[1]
+    assert min(c[1] for c in counts) == 60 and all(c[1] % 60 == 0 for c in counts), counts
+    conn.execute("RESET shrinkvec.shortlist")
+    conn.execute("ALTER INDEX d_v SET (shortlist = 20)")
+    counts = scans(conn, q, 10)[1]
+    assert min(c[1] for c in counts) == 20 and all(c[1] % 20 == 0 for c in counts), counts
+    assert conn.execute("SELECT scan_shortlist, scan_probes, scan_rerank FROM shrinkvec_index_info('d_v')"
+                        ).fetchone() == (20, 1, 200)
+    # rerank: the index's unless the session set shrinkvec.rerank, even to its default value
+    conn.execute("ALTER INDEX d_v SET (rerank = 7)")
+    rerank = "SELECT scan_rerank FROM shrinkvec_index_info('d_v')"
+    assert conn.execute(rerank).fetchone() == (7,)
+    conn.execute("SET shrinkvec.rerank = 200")
+    assert conn.execute(rerank).fetchone() == (200,)
+    conn.execute("RESET shrinkvec.rerank")
+    assert conn.execute(rerank).fetchone() == (7,)
+    with conn.transaction():  # a SET LOCAL ends with its transaction
+        conn.execute("SET LOCAL shrinkvec.rerank = 9")
+        assert conn.execute(rerank).fetchone() == (9,)
+    assert conn.execute(rerank).fetchone() == (7,)
+    conn.execute("DROP INDEX d_v")
+    conn.execute("CREATE INDEX d_v ON d USING shrinkvec (v vector_cosine_ops) WITH (lists = 30, probes = 2)")
+    list_of: dict[int, int] = dict(conn.execute(
+        "SELECT d.id, e.list FROM shrinkvec_index_entries('d_v') e JOIN d ON d.ctid = e.tid"))
+
+    def lists_used() -> list[int]:
+        return [len({list_of[i] for i in ids}) for ids in scans(conn, q, 10)[0]]
+
+    assert max(lists_used()) <= 2  # the index's probes: two lists' entries
+    conn.execute("SET shrinkvec.probes = 30")
+    assert max(lists_used()) > 2
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="shortlist"):
+        conn.execute("ALTER INDEX d_v SET (shortlist = -3)")

@@ -25,6 +25,52 @@ double		sv_order_margin = 1.5;
 int			sv_rerank = 200;
 static relopt_kind sv_relopt_kind;
 
+/* Is shrinkvec.rerank set (anywhere but its built-in default)?  Kept with each stacked value (assign hook). */
+static bool sv_rerank_set = false;
+
+/* Check hook of shrinkvec.rerank: note in extra whether the value comes from anywhere but the default. */
+static bool
+sv_rerank_check(int *newval, void **extra, GucSource source)
+{
+#if PG_VERSION_NUM >= 160000
+	bool	   *set = guc_malloc(LOG, sizeof(bool));	/* guc.c frees it with guc_free */
+#else
+	bool	   *set = malloc(sizeof(bool));
+#endif
+
+	if (set == NULL)
+		return false;
+	*set = source > PGC_S_DEFAULT;
+	*extra = set;
+	return true;
+}
+
+/* Assign hook of shrinkvec.rerank: whether the value in force was set. */
+static void
+sv_rerank_assign(int newval, void *extra)
+{
+	sv_rerank_set = extra != NULL && *(bool *) extra;
+}
+
+/* The settings a scan of index uses now (svindex.h: the session, the index, the build, the defaults). */
+SvScanSettings
+sv_scan_settings(Relation index, const SvMetaData *meta)
+{
+	SvOptions  *opts = (SvOptions *) index->rd_options;
+	SvScanSettings s;
+	int			lists = meta->lists;
+
+	s.probes = sv_probes > 0 ? sv_probes :
+		opts != NULL && opts->probes > 0 ? opts->probes :
+		meta->calib_probes > 0 ? meta->calib_probes : (lists + SV_AUTO_PROBES_DIVISOR - 1) / SV_AUTO_PROBES_DIVISOR;
+	s.probes = Max(1, Min(s.probes, lists));
+	s.shortlist = sv_shortlist > 0 ? sv_shortlist :
+		opts != NULL && opts->shortlist > 0 ? opts->shortlist :
+		meta->calib_shortlist > 0 ? meta->calib_shortlist : SV_DEFAULT_SHORTLIST;
+	s.rerank = sv_rerank_set || opts == NULL || opts->rerank < 0 ? sv_rerank : opts->rerank;
+	return s;
+}
+
 /* Register the reloptions and GUCs (from _PG_init). */
 void
 sv_index_init(void)
@@ -49,6 +95,19 @@ sv_index_init(void)
 					   "Recall@10 the build chooses the scan's probes and shortlist for, measured on a sample of "
 					   "the table's own rows (vector columns; 0 = no choice: a fifth of the lists and 100)",
 					   SV_DEFAULT_TARGET_RECALL, 0.0, 1.0, AccessExclusiveLock);
+	/* scan settings: ALTER INDEX ... SET needs no more than the lock of a VACUUM (scans go on) */
+	add_int_reloption(sv_relopt_kind, "shortlist",
+					  "Candidates in the first batch of a scan of this index, unless the session sets "
+					  "shrinkvec.shortlist (0 = the build's choice, else 100)",
+					  0, 0, SV_INDEX_MAX_SHORTLIST, ShareUpdateExclusiveLock);
+	add_int_reloption(sv_relopt_kind, "probes",
+					  "Lists a scan of this IVF index visits, unless the session sets shrinkvec.probes "
+					  "(0 = the build's choice, else a fifth of the lists)",
+					  0, 0, SV_INDEX_MAX_LISTS, ShareUpdateExclusiveLock);
+	add_int_reloption(sv_relopt_kind, "rerank",
+					  "Most rows of the first batch a scan of this index with refine codes reads, unless the "
+					  "session sets shrinkvec.rerank (-1 = shrinkvec.rerank's default, 200)",
+					  -1, -1, SV_INDEX_MAX_SHORTLIST, ShareUpdateExclusiveLock);
 
 	DefineCustomIntVariable("shrinkvec.shortlist",
 							"Candidates in the first batch of a shrinkvec index scan.",
@@ -82,7 +141,7 @@ sv_index_init(void)
 							"read, at most shrinkvec.rerank of them (the 20 nearest go out at once in exact "
 							"order). 0 = no refine stage: read every candidate.",
 							&sv_rerank, 200, 0, SV_INDEX_MAX_SHORTLIST,
-							PGC_USERSET, GUC_EXPLAIN, NULL, NULL, NULL);
+							PGC_USERSET, GUC_EXPLAIN, sv_rerank_check, sv_rerank_assign, NULL);
 }
 
 /* Parse and validate the index options. */
@@ -95,6 +154,9 @@ sv_amoptions(Datum reloptions, bool validate)
 		{"refine", RELOPT_TYPE_INT, offsetof(SvOptions, refine)},
 		{"rotate", RELOPT_TYPE_BOOL, offsetof(SvOptions, rotate)},
 		{"target_recall", RELOPT_TYPE_REAL, offsetof(SvOptions, target_recall)},
+		{"shortlist", RELOPT_TYPE_INT, offsetof(SvOptions, shortlist)},
+		{"probes", RELOPT_TYPE_INT, offsetof(SvOptions, probes)},
+		{"rerank", RELOPT_TYPE_INT, offsetof(SvOptions, rerank)},
 	};
 
 	return (bytea *) build_reloptions(reloptions, validate, sv_relopt_kind,
@@ -192,7 +254,8 @@ sv_amcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 				elemtype,
 				refine_bits,
 				probes,
-				shortlist;
+				shortlist,
+				rerank;
 	double		ratio,
 				spc_seq_page_cost,
 				spc_random_page_cost,
@@ -215,8 +278,13 @@ sv_amcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	dims = cache->meta.code_bits;
 	elemtype = cache->meta.elemtype;
 	refine_bits = cache->meta.refine_bits;
-	probes = sv_effective_probes(&cache->meta);
-	shortlist = sv_effective_shortlist(&cache->meta);
+	{
+		SvScanSettings settings = sv_scan_settings(index, &cache->meta);
+
+		probes = settings.probes;
+		shortlist = settings.shortlist;
+		rerank = settings.rerank;
+	}
 	if (refine_bits > 0)
 	{
 		double		data_entry = cache->meta.code_bytes + sizeof(ItemPointerData) + 2 * sizeof(float);
@@ -257,7 +325,7 @@ sv_amcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	if (elemtype != SV_ELEM_BIT)
 		per_candidate += cpu_operator_cost * dims / SV_COST_DIMS_PER_OPERATOR +
 			SV_COST_FETCH_PAGE_SHARE * spc_random_page_cost;
-	if (refine_bits > 0 && sv_rerank > 0 && 1.5 * wanted / sel <= SV_REFINE_DIRECT && SV_REFINE_DIRECT < shortlist)
+	if (refine_bits > 0 && rerank > 0 && 1.5 * wanted / sel <= SV_REFINE_DIRECT && SV_REFINE_DIRECT < shortlist)
 	{
 		/*
 		 * Refine codes: the first batch's candidates are scored from refine pages (a read of an index page
@@ -269,7 +337,7 @@ sv_amcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 		costs.indexStartupCost = costs.indexStartupCost +
 			scored * (cpu_index_tuple_cost + cpu_operator_cost * dims / SV_COST_REFINE_DIMS_PER_OPERATOR +
 					  SV_COST_REFINE_PAGE_SHARE * spc_random_page_cost) +
-			Min(scored, Min((double) sv_rerank, 2.0 * SV_REFINE_DIRECT)) * per_candidate;
+			Min(scored, Min((double) rerank, 2.0 * SV_REFINE_DIRECT)) * per_candidate;
 	}
 	else
 		costs.indexStartupCost = costs.indexStartupCost * batches + candidates * per_candidate;

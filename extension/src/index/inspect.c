@@ -201,8 +201,9 @@ shrinkvec_index_info(PG_FUNCTION_ARGS)
 	int64		largest = 0;
 	int64		due = -1;
 	TupleDesc	tupdesc;
-	Datum		values[26];
-	bool		nulls[26] = {0};
+	Datum		values[29];
+	bool		nulls[29] = {0};
+	SvScanSettings settings = sv_scan_settings(index, &meta);
 	int64		refine_pages = 0;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -280,6 +281,9 @@ shrinkvec_index_info(PG_FUNCTION_ARGS)
 	nulls[23] = due < 0;
 	values[24] = Int64GetDatum(retired_pages);
 	values[25] = Int64GetDatum(free_pages);
+	values[26] = Int32GetDatum(settings.probes);
+	values[27] = Int32GetDatum(settings.shortlist);
+	values[28] = Int32GetDatum(settings.rerank);
 	sv_close_index(index, heap);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -83,9 +83,8 @@ sv_most_candidates(const SvMetaData *meta)
  * opclass, their exact distances).  Later batches grow only as far as work_mem allows.
  */
 static void
-sv_check_scan_memory(const SvMetaData *meta)
+sv_check_scan_memory(const SvMetaData *meta, int shortlist)
 {
-	int			shortlist = sv_effective_shortlist(meta);
 	Size		need = sv_candidate_bytes(meta) * (Size) shortlist;
 
 	if (need > (Size) work_mem * 1024)
@@ -223,6 +222,7 @@ sv_amrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 	MemoryContextReset(so->cxt);
 	so->cache_copy = *sv_index_cache(scan->indexRelation);
 	so->cache = &so->cache_copy;
+	so->settings = sv_scan_settings(scan->indexRelation, &so->cache->meta);
 	so->have_query = false;
 	so->started = false;
 	so->done = false;
@@ -284,14 +284,14 @@ sv_start_batch(IndexScanDesc scan, bool *first)
 	if (!so->started)
 	{
 		*first = true;
-		sv_check_scan_memory(meta);
+		sv_check_scan_memory(meta, so->settings.shortlist);
 		sv_choose_lists(so);
 #if PG_VERSION_NUM >= 150000
 		pgstat_count_index_scan(scan->indexRelation);
 #endif
 		so->started = true;
-		so->batch_size = sv_effective_shortlist(meta);
-		if (meta->elemtype != SV_ELEM_BIT && !(meta->refine_bits > 0 && sv_rerank > 0))
+		so->batch_size = so->settings.shortlist;
+		if (meta->elemtype != SV_ELEM_BIT && !(meta->refine_bits > 0 && so->settings.rerank > 0))
 			so->batch_size = Max(so->batch_size, (int) Min((Size) SV_FIRST_PASS_MIN, sv_most_candidates(meta)));
 	}
 	else
@@ -409,7 +409,8 @@ sv_refine_first_batch(IndexScanDesc scan, int want)
 	const SvMetaData *meta = &so->cache->meta;
 	bool		bounded = meta->code_bits == meta->dims;
 	int			n = so->nresults_est;
-	int			cap = Min(n, Max(bounded ? sv_rerank : Min(sv_rerank, 2 * want), want));
+	int			rerank = so->settings.rerank;
+	int			cap = Min(n, Max(bounded ? rerank : Min(rerank, 2 * want), want));
 	int			nread = 0;
 	double	   *lb;
 
@@ -489,9 +490,9 @@ sv_vector_batch(IndexScanDesc scan, bool first)
 {
 	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
 	const SvMetaData *meta = &so->cache->meta;
-	bool		refine = first && !so->pooling && meta->refine_bits > 0 && sv_rerank > 0 &&
+	bool		refine = first && !so->pooling && meta->refine_bits > 0 && so->settings.rerank > 0 &&
 		so->nresults_est > SV_REFINE_DIRECT;
-	int			shortlist = sv_effective_shortlist(meta);
+	int			shortlist = so->settings.shortlist;
 	int			want = refine ? SV_REFINE_DIRECT : Min(so->batch_size, first ? shortlist : so->batch_size);
 	bool		reordered = true;
 

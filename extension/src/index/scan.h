@@ -52,6 +52,7 @@ typedef struct SvScanOpaque
 {
 	SvIndexCache *cache;		/* &cache_copy: the generation the scan started with */
 	SvIndexCache cache_copy;	/* copied at rescan: a re-partition or a relcache rebuild cannot change it */
+	SvScanSettings settings;	/* probes, shortlist and rerank, fixed at rescan */
 	MemoryContext cxt;			/* reset at every rescan */
 	int			strategy;		/* of the ORDER BY operator */
 	bool		have_query;

@@ -44,7 +44,7 @@ sv_choose_lists(SvScanOpaque *so)
 	uint8	   *masked = NULL;
 
 	so->nlists = meta->lists;
-	so->nprobe = so->query_clamped ? meta->lists : sv_effective_probes(meta);
+	so->nprobe = so->query_clamped ? meta->lists : so->settings.probes;
 	so->order = palloc(sizeof(int) * meta->lists);
 	so->window = 0;
 	so->bound_state = palloc0(meta->lists);

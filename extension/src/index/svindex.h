@@ -199,6 +199,10 @@ typedef struct SvOptions
 	int			refine;			/* vector opclasses: bits per dim of the refine codes (0 = none) */
 	bool		rotate;			/* vector opclasses: rotate the coded dims (default true) */
 	double		target_recall;	/* vector opclasses: the recall the build chooses probes and shortlist for */
+	/* scan settings of the index (0, or -1 for rerank: not set) */
+	int			shortlist;
+	int			probes;
+	int			rerank;
 } SvOptions;
 
 /*
@@ -265,27 +269,21 @@ extern double sv_order_margin;
 extern int	sv_rerank;
 
 /*
- * The lists a scan visits: shrinkvec.probes; when it is 0, the probes chosen at build (target_recall),
- * or a fifth of the lists for an index built without them.
+ * The settings one scan uses.  Each comes from the first of: the session's GUC (shrinkvec.probes or
+ * .shortlist above 0, shrinkvec.rerank set anywhere but its default), the index's own WITH (probes,
+ * shortlist, rerank) (ALTER INDEX ... SET: every client gets them, connection poolers and clients that
+ * cannot SET included), the probes and shortlist chosen at build for target_recall, the defaults (a fifth
+ * of the lists, 100, 200).
  */
-static inline int
-sv_effective_probes(const SvMetaData *meta)
+typedef struct SvScanSettings
 {
-	int			lists = meta->lists;
-	int			probes = sv_probes > 0 ? sv_probes :
-		meta->calib_probes > 0 ? meta->calib_probes : (lists + SV_AUTO_PROBES_DIVISOR - 1) / SV_AUTO_PROBES_DIVISOR;
+	int			probes;			/* 1 .. lists */
+	int			shortlist;
+	int			rerank;
+} SvScanSettings;
 
-	return Max(1, Min(probes, lists));
-}
-
-/* The first batch's candidates: shrinkvec.shortlist; when it is 0, the build's choice, or 100. */
-static inline int
-sv_effective_shortlist(const SvMetaData *meta)
-{
-	if (sv_shortlist > 0)
-		return sv_shortlist;
-	return meta->calib_shortlist > 0 ? meta->calib_shortlist : SV_DEFAULT_SHORTLIST;
-}
+/* The settings a scan of index (its meta data of one generation) uses now. */
+SvScanSettings sv_scan_settings(Relation index, const SvMetaData *meta);
 
 /* Bytes of page contents available to entries. */
 #define SV_PAGE_CONTENT_SIZE \

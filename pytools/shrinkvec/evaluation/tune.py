@@ -14,7 +14,8 @@ target, tune says so and names the one with the highest selection recall.
 ``apply`` stores the choice in the profile (catalog revision 0003): ``search_config`` (the config's
 spec, which `shrinkvec search` / `sql` then use by default for stage configs), ``k``, ``shortlist`` (the
 first stage's, or the index's shrinkvec.shortlist) and ``tuned`` (the report, as JSON). For an index
-configuration it also keeps the index it built, so the settings it names are ready to use.
+configuration it also keeps the index it built and stores the chosen probes, shortlist and rerank in it
+(``ALTER INDEX ... SET``), so every connection, poolers and clients that cannot SET included, searches with them.
 """
 
 from __future__ import annotations
@@ -140,7 +141,12 @@ def apply(conn: psycopg.Connection, ev: Evaluator, choice: Choice) -> str:
     conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(p.schema, name)))
     conn.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(sql.Identifier(p.schema, ev.index_name(c)),
                                                                sql.Identifier(name)))
-    sets = "; ".join(f"SET {k} = {v}" for k, v in index_settings(c).items())
+    # the settings live in the index: every connection gets them, poolers and clients that cannot SET too
+    options = {k.split(".", 1)[1]: v for k, v in index_settings(c).items()}
+    conn.execute(sql.SQL("ALTER INDEX {} SET ({})").format(
+        sql.Identifier(p.schema, name),
+        sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(int(v))) for k, v in options.items())))
     ident = sql.Identifier(p.schema, name).as_string(conn)
-    return (f"profile {p.name}: default search is now {c.spec()} (k = {ev.k}); kept index {ident}; "
-            f"search with: {sets}")
+    given = ", ".join(f"{k} = {v}" for k, v in options.items())
+    return (f"profile {p.name}: default search is now {c.spec()} (k = {ev.k}); kept index {ident} "
+            f"WITH ({given}): every connection searches with these (a session SET still overrides them)")
