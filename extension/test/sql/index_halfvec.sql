@@ -116,7 +116,7 @@ RESET shrinkvec.probes;
 CREATE INDEX ON docs USING shrinkvec (v halfvec_l2_ops) WITH (refine = 3);
 CREATE INDEX ON docs USING shrinkvec (v halfvec_l2_ops) WITH (bits = 17);
 CREATE INDEX ON docs USING shrinkvec (v halfvec_l2_ops) WITH (lists = 40000);
-CREATE INDEX ON docs USING shrinkvec (v halfvec_l2_ops) WITH (probes = 2);
+CREATE INDEX ON docs USING shrinkvec (v halfvec_l2_ops) WITH (probes = -1);
 CREATE INDEX ON docs USING shrinkvec (id, v halfvec_l2_ops);
 CREATE INDEX ON docs USING shrinkvec (id halfvec_l2_ops);
 CREATE TABLE nodims (v halfvec);
