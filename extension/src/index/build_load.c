@@ -43,8 +43,9 @@ sv_reserve_block(SvBuildState *bs, ForkNumber fork)
 	Buffer		buf = sv_new_buffer(bs->index, fork);
 	BlockNumber blk = BufferGetBlockNumber(buf);
 
-	if (!PageIsNew(BufferGetPage(buf)))
+	if (!PageIsNew(BufferGetPage(buf)) || bs->allocated != NULL)
 	{
+		/* a re-partition claims every page it takes, new or recycled, before unlocking it */
 		GenericXLogState *state = GenericXLogStart(bs->index);
 
 		sv_page_init(GenericXLogRegisterBuffer(state, buf, GENERIC_XLOG_FULL_IMAGE), SV_PAGE_RESERVED, 0);

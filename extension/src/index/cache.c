@@ -40,15 +40,19 @@ sv_read_stream(Relation index, BlockNumber start, char *dst, Size n)
 
 /*
  * The caches of this backend, one per index: a hash table by index OID in TopMemoryContext.  Each holds
- * one generation of one index in a memory context of its own.  A relcache invalidation of the index
- * (VACUUM's statistics, REINDEX, TRUNCATE, DROP) or a newer generation on the meta page retires the
- * cache: it leaves the table at once, and its context is deleted at the end of the transaction, when no
- * scan can still be reading its arrays (a scan copies the SvIndexCache struct at rescan).  0.4.0 kept the
- * cache in rd_amcache, whose arrays leaked into rd_indexcxt at every invalidation.
+ * one generation of one index in a memory context of its own.  A new relfilenode (REINDEX, TRUNCATE) or a
+ * newer generation on the meta page retires the cache: it leaves the table at once, and its context is
+ * deleted at the end of the transaction, when no scan can still be reading its arrays (a scan copies the
+ * SvIndexCache struct at rescan).  A relcache invalidation (VACUUM's statistics, ANALYZE) only marks the
+ * cache for that check, so a long transaction does not pile up copies.  0.4.0 kept the cache in
+ * rd_amcache, whose arrays leaked into rd_indexcxt at every invalidation.  The cache of a dropped index
+ * stays until the backend ends.
  */
 typedef struct SvCacheEntry
 {
 	Oid			indexoid;		/* hash key */
+	Oid			relfile;		/* the index's relfilenode number the cache was read from */
+	bool		stale;			/* a relcache invalidation came: check the relfilenode and generation */
 	MemoryContext cxt;			/* holds cache and its arrays */
 	SvIndexCache *cache;
 	SvRecentHints *hints;		/* sv_read_recent's hints (in cxt) */
@@ -82,7 +86,7 @@ sv_retire_cache(SvCacheEntry *entry)
 	hash_search(sv_caches, &entry->indexoid, HASH_REMOVE, NULL);
 }
 
-/* Relcache invalidation callback: retire the cache of relid (every cache for InvalidOid). */
+/* Relcache invalidation callback: mark the cache of relid (every cache for InvalidOid) for a check. */
 static void
 sv_cache_invalidate(Datum arg, Oid relid)
 {
@@ -93,7 +97,7 @@ sv_cache_invalidate(Datum arg, Oid relid)
 		SvCacheEntry *entry = sv_find_cache(relid);
 
 		if (entry != NULL)
-			sv_retire_cache(entry);
+			entry->stale = true;
 	}
 	else
 	{
@@ -102,7 +106,7 @@ sv_cache_invalidate(Datum arg, Oid relid)
 
 		hash_seq_init(&seq, sv_caches);
 		while ((entry = hash_seq_search(&seq)) != NULL)
-			sv_retire_cache(entry);
+			entry->stale = true;
 	}
 }
 
@@ -119,6 +123,17 @@ sv_cache_xact_end(XactEvent event, void *arg)
 		MemoryContextDelete((MemoryContext) lfirst(lc));
 	list_free(sv_retired_caches);
 	sv_retired_caches = NIL;
+}
+
+/* The relfilenode number of an index: new after REINDEX or TRUNCATE. */
+static Oid
+sv_relfile(Relation index)
+{
+#if PG_VERSION_NUM >= 160000
+	return index->rd_locator.relNumber;
+#else
+	return index->rd_node.relNode;
+#endif
 }
 
 /* Register the cache table's callbacks (from _PG_init). */
@@ -204,6 +219,7 @@ sv_index_cache(Relation index)
 	Buffer		buf;
 	uint32		generation;
 	MemoryContext cxt;
+	MemoryContext caller;
 
 	if (sv_caches == NULL)
 	{
@@ -222,16 +238,22 @@ sv_index_cache(Relation index)
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		generation = SvPageGetMeta(BufferGetPage(buf))->generation;
 		UnlockReleaseBuffer(buf);
-		if (generation == entry->cache->meta.generation)
+		if (generation == entry->cache->meta.generation && (!entry->stale || entry->relfile == sv_relfile(index)))
+		{
+			entry->stale = false;
 			return entry->cache;
+		}
 		sv_retire_cache(entry);	/* a scan may still read that generation: kept to the transaction's end */
 	}
 	cxt = AllocSetContextCreate(TopMemoryContext, "shrinkvec index cache", ALLOCSET_DEFAULT_SIZES);
+	caller = CurrentMemoryContext;
 	PG_TRY();
 	{
 		SvIndexCache *cache = sv_load_cache(index, cxt);
 
 		entry = hash_search(sv_caches, &oid, HASH_ENTER, &found);
+		entry->relfile = sv_relfile(index);
+		entry->stale = false;
 		entry->cxt = cxt;
 		entry->cache = cache;
 		entry->hints = RelationUsesLocalBuffers(index) ? NULL : MemoryContextAllocZero(cxt, sizeof(SvRecentHints));
@@ -239,6 +261,7 @@ sv_index_cache(Relation index)
 	}
 	PG_CATCH();
 	{
+		MemoryContextSwitchTo(caller);	/* sv_load_cache may have failed inside cxt */
 		MemoryContextDelete(cxt);
 		PG_RE_THROW();
 	}

@@ -661,8 +661,19 @@ sv_vacuum_growth(IndexVacuumInfo *info, int64 entries)
 		opened = true;
 	}
 	sv_recycle_retired(index, heap, info->strategy);
-	if (sv_repartition_due(index, &sv_index_cache(index)->meta, entries) &&
-		BuildIndexInfo(index)->ii_Expressions == NIL && sv_repartition_fits(index, entries))
+	if (!sv_repartition_due(index, &sv_index_cache(index)->meta, entries) ||
+		BuildIndexInfo(index)->ii_Expressions != NIL)
+		;
+#if PG_VERSION_NUM < 170000
+	else if (IsInParallelMode())
+		/* a parallel VACUUM's leader: PostgreSQL 15-16 start no subtransaction in parallel mode */
+		ereport(AmAutoVacuumWorkerProcess() ? LOG : WARNING,
+				(errmsg("shrinkvec index \"%s\" was not re-partitioned: VACUUM runs in parallel",
+						RelationGetRelationName(index)),
+				 errhint("Run VACUUM (PARALLEL 0) on the table, or SELECT shrinkvec_index_repartition('%s').",
+						 RelationGetRelationName(index))));
+#endif
+	else if (sv_repartition_fits(index, entries))
 	{
 		SvMetaData	meta;
 
