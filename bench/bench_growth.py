@@ -36,6 +36,7 @@ import psycopg  # noqa: E402
 from pgvector.psycopg import register_vector  # noqa: E402
 from psycopg import sql  # noqa: E402
 
+from bench_geometry import pca_rotated  # noqa: E402
 from bench_peers import big_clustered, normalised  # noqa: E402
 
 from common import RESULTS, machine, write_markdown  # noqa: E402
@@ -50,10 +51,13 @@ def dataset(name: str, rows: int, nq: int) -> tuple[np.ndarray, np.ndarray, str]
     if name == "big":
         x, q = big_clustered(rows, nq)
         return normalised(x), normalised(q), "clustered synthetic 768-d, sd ~ 1/sqrt(i+1)"
-    folder = {"docs": "docstrings", "wordllama": "docstrings-wordllama"}[name]
+    folder = {"docs": "docstrings", "pca": "docstrings", "wordllama": "docstrings-wordllama"}[name]
     x = np.load(SHARED / folder / "docs.f16.npy").astype(np.float32)[:rows]
     q = np.load(SHARED / folder / "queries.f16.npy").astype(np.float32)[:nq]
-    label = {"docs": "docstrings (MiniLM 384-d) as-is", "wordllama": "docstrings by WordLlama 256-d (Matryoshka)"}
+    if name == "pca":
+        x, q = pca_rotated(x, q)
+    label = {"docs": "docstrings (MiniLM 384-d) as-is", "pca": "docstrings PCA-rotated",
+             "wordllama": "docstrings by WordLlama 256-d (Matryoshka)"}
     return normalised(x), normalised(q), label[name]
 
 
@@ -109,7 +113,7 @@ def info(conn: psycopg.Connection, index: str) -> dict[str, object]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dsn", required=True)
-    ap.add_argument("--set", choices=("big", "docs", "wordllama"), default="big")
+    ap.add_argument("--set", choices=("big", "docs", "pca", "wordllama"), default="big")
     ap.add_argument("--sizes", default="")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--skip-hnsw", action="store_true")

@@ -204,6 +204,7 @@ shrinkvec_index_info(PG_FUNCTION_ARGS)
 	Datum		values[29];
 	bool		nulls[29] = {0};
 	SvScanSettings settings = sv_scan_settings(index, &meta);
+	int64	   *per_list = palloc0(sizeof(int64) * meta.lists);	/* entries of each list, from its pages */
 	int64		refine_pages = 0;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -224,31 +225,20 @@ shrinkvec_index_info(PG_FUNCTION_ARGS)
 			retired_pages++;
 		else if (SvPageGetOpaque(page)->flags == SV_PAGE_DATA)
 		{
+			uint32		list = SvPageGetOpaque(page)->list;
+
 			entries += SvPageGetOpaque(page)->count;
 			data_pages++;
+			if (list < (uint32) meta.lists)
+				per_list[list] += SvPageGetOpaque(page)->count;
 		}
 		else if (SvPageGetOpaque(page)->flags == SV_PAGE_REFINE)
 			refine_pages++;
 		UnlockReleaseBuffer(buf);
 	}
-	/* the largest list, along the chains */
 	for (int list = 0; list < meta.lists; list++)
-	{
-		BlockNumber blk = sv_read_list(index, &meta, list).first;
-		int64		n = 0;
-
-		while (blk != InvalidBlockNumber)
-		{
-			Buffer		buf = ReadBuffer(index, blk);
-
-			CHECK_FOR_INTERRUPTS();
-			LockBuffer(buf, BUFFER_LOCK_SHARE);
-			n += SvPageGetOpaque(BufferGetPage(buf))->count;
-			blk = SvPageGetOpaque(BufferGetPage(buf))->next;
-			UnlockReleaseBuffer(buf);
-		}
-		largest = Max(largest, n);
-	}
+		largest = Max(largest, per_list[list]);
+	pfree(per_list);
 	due = sv_repartition_at(index, &meta);
 
 	values[0] = CStringGetTextDatum(sv_kind_name(meta.kind));
