@@ -113,7 +113,8 @@ def run_searches(conn: psycopg.Connection, p: Profile, queries: np.ndarray, sear
         plan = query.plan(p, spec, k=K)
         start = time.perf_counter()
         found = query.search(conn, p, plan, queries)
-        results[name] = ([ids for ids, _ in found], (time.perf_counter() - start) * 1000 / len(queries))
+        results[name] = ([[int(i) for i in ids] for ids, _ in found],  # the demo table's ids are bigint
+                          (time.perf_counter() - start) * 1000 / len(queries))
     return results
 
 

@@ -163,7 +163,7 @@ def test_one_line_errors(migrated_dsn: str, tmp_path: Path) -> None:
         ("load", "missing.npy", "--table", "t"): "error: no such file: missing.npy",
         ("load", "v.csv", "--table", "t"): "error: unknown format of v.csv",
         ("load", "w.npy", "--table", "t"): "wrong dimension: expected 8 dimensions, got 9",
-        ("sql", "--table", "nope"): "error: table public.nope has no shrinkvec profile",
+        ("sql", "--table", "nope"): "error: table public.nope does not exist",
         ("search", "--table", "t", "--queries", "w.npy"): "error: expected 8 dimensions, got 9",
         ("search", "--table", "t", "--queries", "v.csv"): "error: v.csv: not a readable .npy file",
         ("load", "v.npy", "--table", "u", "--profile", "bits,prefix:99"): "prefix:99: length must be between 1 and 8",

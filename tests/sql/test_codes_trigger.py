@@ -158,11 +158,11 @@ def load_case(dsn: str, tmp_path: Path, case: str, table: str) -> Any:
     return x
 
 
-def answers(conn: psycopg.Connection, case: str, table: str, data: Any) -> list[list[int]]:
+def answers(conn: psycopg.Connection, case: str, table: str, data: Any) -> list[list[int | str]]:
     """Top ids of a few queries through every code stage (and shrinkvec.search / search_tokens)."""
     p = catalog.find_profile(conn, table)
     assert p is not None
-    out: list[list[int]] = []
+    out: list[list[int | str]] = []
     if case == "multibit":
         for q in make_docs(3, seed=7):
             ids, _ = query.search(conn, p, query.plan(p, k=5, shortlists=[30]), [q])[0]

@@ -41,7 +41,7 @@ def load_npy(dsn: str, tmp_path: Path, table: str, x: np.ndarray, profile: str |
                                        reject_file=tmp_path / f"{table}.rejects.jsonl")).loaded
 
 
-def top_ids(conn: psycopg.Connection, table: str, q: np.ndarray, schema: str = "public") -> list[int]:
+def top_ids(conn: psycopg.Connection, table: str, q: np.ndarray, schema: str = "public") -> list[int | str]:
     p = catalog.find_profile(conn, table, schema)
     assert p is not None, f"no profile for {schema}.{table}"
     ids, _ = query.search(conn, p, query.stages_for(p, ["bits"], [50]), q, k=5)[0]

@@ -66,16 +66,20 @@ def _one_line_errors() -> Iterator[None]:
         _fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
 
 
-def _profile(url: str, table: str, schema: str) -> Profile:
-    """The shrinkvec profile of schema.table (CatalogError when it has none), its column types checked
-    (profile_check.ColumnTypeError)."""
-    from shrinkvec.sql import catalog, connection, profile_check
-    from shrinkvec.sql.catalog import CatalogError
+def _profile(url: str, table: str, schema: str, column: str | None = None, id_column: str | None = None) -> Profile:
+    """The shrinkvec profile of schema.table (its id column replaced by `id_column` when given), its column
+    types checked (profile_check.ColumnTypeError); for a table without one, a profile without codes found
+    from the table (tables.table_profile), whose search is the plain ORDER BY that its index answers."""
+    from dataclasses import replace
+
+    from shrinkvec.sql import catalog, connection, profile_check, tables
 
     with connection.connect(url) as conn:
-        p = catalog.find_profile(conn, table, schema)
+        p = catalog.find_profile(conn, table, schema, column) if catalog.has_catalog(conn) else None
         if p is None:
-            raise CatalogError(f"table {schema}.{table} has no shrinkvec profile")
+            p = tables.table_profile(conn, table, schema, column, id_column)
+        elif id_column is not None:
+            p = replace(p, id_column=id_column)
         return profile_check.check_profile(conn, p)  # refuses columns of other types than the profile's
 
 

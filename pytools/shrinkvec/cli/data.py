@@ -89,3 +89,39 @@ def load_cmd(file: Path, table: str, schema: str, column: str, codes: str | None
         why = f"all {result.rejected} records were rejected (see {result.reject_file})" if result.rejected \
             else "the file has no records"
         _fail(f"nothing valid was loaded into {result.table}: {why}")
+
+
+@click.command("adopt")
+@click.option("--table", required=True, help="A pgvector table the tools did not create (LangChain, LlamaIndex, ...).")
+@click.option("--schema", default="public", show_default=True)
+@click.option("--column", default=None, help="Vector column (default: the table's only vector or halfvec column).")
+@click.option("--id-column", default=None,
+              help="Column that identifies rows (default: the primary key: integer, uuid, text or varchar).")
+@click.option("--distance", type=click.Choice(["cosine", "l2", "ip"]), default=None,
+              help="Default: that of an index on the column, else cosine.")
+@click.option("--create-index", is_flag=True,
+              help="Also CREATE INDEX CONCURRENTLY a shrinkvec index on the column when it has none.")
+@DSN_OPTION
+@DATA_DIR_OPTION
+def adopt_cmd(table: str, schema: str, column: str | None, id_column: str | None, distance: str | None,
+              create_index: bool, dsn: str | None, data_dir: Path | None) -> None:
+    """Record a profile (no code columns: the index does the work) for an existing pgvector table, so that
+    eval, tune --apply, sql and search know its id column, vector column and distance."""
+    from shrinkvec.sql import connection, tables
+
+    with _one_line_errors():
+        url = _dsn(dsn, data_dir)
+        with connection.connect(url, autocommit=True) as conn:
+            p = tables.table_profile(conn, table, schema, column, id_column, distance)
+            name = tables.adopt(conn, p)
+            click.echo(f"profile {name}: vector column {p.vector_column} ({p.vector_type}({p.dims}), {p.distance}), "
+                       f"id column {p.id_column}")
+            have = tables.shrinkvec_indexes(conn, p)
+            if have:
+                click.echo(f"searched through its shrinkvec index {', '.join(have)}")
+            elif create_index:
+                conn.execute(tables.create_index_sql(p))
+                click.echo(f"created the shrinkvec index {', '.join(tables.shrinkvec_indexes(conn, p))}")
+            else:
+                click.echo(f"it has no shrinkvec index yet: {tables.create_index_sql(p).as_string(conn)} "
+                           "(or run again with --create-index)")

@@ -40,7 +40,10 @@ def _eval_errors() -> Iterator[None]:
 EVAL_OPTIONS = [
     click.option("--table", required=True, help="The table to evaluate (with a shrinkvec profile for code stages)."),
     click.option("--schema", default="public", show_default=True),
-    click.option("--column", default=None, help="Vector column (default: the profile's, else 'embedding')."),
+    click.option("--column", default=None, help="Vector column (default: the profile's, else the table's only vector "
+                                                "column)."),
+    click.option("--id-column", default=None, help="Column that identifies rows (default: the profile's, else the "
+                                                   "primary key: integer, uuid, text or varchar)."),
     click.option("--queries", "queries_path", type=click.Path(path_type=Path), required=True,
                  help=".npy of query vectors, one a row."),
     click.option("--k", "k", type=int, default=10, show_default=True, help="Recall@k / top-k size."),
@@ -61,8 +64,8 @@ def _eval_options(f: F) -> F:
 
 
 @contextlib.contextmanager
-def _evaluator(url: str, table: str, schema: str, column: str | None, queries_path: Path, k: int,
-               qrels_path: Path | None, quiet: bool) -> Iterator[tuple[psycopg.Connection, Evaluator]]:
+def _evaluator(url: str, table: str, schema: str, column: str | None, id_column: str | None, queries_path: Path,
+               k: int, qrels_path: Path | None, quiet: bool) -> Iterator[tuple[psycopg.Connection, Evaluator]]:
     """An Evaluator on a fresh connection, with a rich progress bar on stderr."""
     from shrinkvec.evaluation import evaluate, metrics
     from shrinkvec.sql import connection
@@ -76,7 +79,7 @@ def _evaluator(url: str, table: str, schema: str, column: str | None, queries_pa
                 tasks[what] = bar.add_task(f"{what[:40]:<40}", total=total, info="")
             bar.update(tasks[what], completed=done, total=total)
 
-        profile = evaluate.resolve_profile(conn, table, schema, column)
+        profile = evaluate.resolve_profile(conn, table, schema, column, id_column)
         with evaluate.Evaluator(conn, profile, qs, k, qrels, report) as ev:
             yield conn, ev
 
@@ -121,7 +124,8 @@ def _results_table(title: str, results: Sequence[Result], k: int, qrels: bool) -
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @DSN_OPTION
 @DATA_DIR_OPTION
-def eval_cmd(table: str, schema: str, column: str | None, queries_path: Path, k: int, config_specs: tuple[str, ...],
+def eval_cmd(table: str, schema: str, column: str | None, id_column: str | None, queries_path: Path, k: int,
+             config_specs: tuple[str, ...],
              quiet: bool, qrels_path: Path | None, plot_path: Path | None, no_plot: bool, as_json: bool,
              dsn: str | None, data_dir: Path | None) -> None:
     """Recall@k (mean, p5), p50/p95 latency, bytes/row, index size and build time of each configuration,
@@ -136,7 +140,7 @@ def eval_cmd(table: str, schema: str, column: str | None, queries_path: Path, k:
         _fail(f"cannot write the plot {out}: directory {out.absolute().parent} does not exist")
     with _eval_errors():
         url = _dsn(dsn, data_dir)
-        with _evaluator(url, table, schema, column, queries_path, k, qrels_path, quiet) as (_, ev):
+        with _evaluator(url, table, schema, column, id_column, queries_path, k, qrels_path, quiet) as (_, ev):
             cands = _candidates(ev, config_specs)
             ev.truth  # noqa: B018 -- ground truth first, with its own progress line
             results = [ev.measure(c) for c in cands]
@@ -175,7 +179,8 @@ def eval_cmd(table: str, schema: str, column: str | None, queries_path: Path, k:
 @click.option("--apply", "do_apply", is_flag=True, help="Store the choice as the profile's default search.")
 @DSN_OPTION
 @DATA_DIR_OPTION
-def tune_cmd(table: str, schema: str, column: str | None, queries_path: Path, k: int, config_specs: tuple[str, ...],
+def tune_cmd(table: str, schema: str, column: str | None, id_column: str | None, queries_path: Path, k: int,
+             config_specs: tuple[str, ...],
              quiet: bool, target_recall: float, seed: int, as_json: bool, do_apply: bool, dsn: str | None,
              data_dir: Path | None) -> None:
     """The cheapest configuration (p50 latency, then bytes/row) whose recall@k on half the queries reaches
@@ -189,7 +194,7 @@ def tune_cmd(table: str, schema: str, column: str | None, queries_path: Path, k:
         if not 0 < target_recall <= 1:
             raise click.BadParameter(f"must be in (0, 1], got {target_recall}", param_hint="--target-recall")
         url = _dsn(dsn, data_dir)
-        with _evaluator(url, table, schema, column, queries_path, k, None, quiet) as (conn, ev):
+        with _evaluator(url, table, schema, column, id_column, queries_path, k, None, quiet) as (conn, ev):
             choice = tune.tune(ev, _candidates(ev, config_specs), target_recall, seed)
             applied = tune.apply(conn, ev, choice) if do_apply and choice.met else None
     if as_json:

@@ -18,8 +18,11 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 STAGE_OPTIONS = [
-    click.option("--table", required=True, help="A profiled table."),
+    click.option("--table", required=True, help="A table: profiled, or any pgvector table (searched through its index)."),
     click.option("--schema", default="public", show_default=True),
+    click.option("--column", default=None, help="Vector column (default: the profile's, else the table's only one)."),
+    click.option("--id-column", default=None, help="Column that identifies rows (default: the profile's, else the "
+                                                   "primary key)."),
     click.option("--k", "k", type=click.IntRange(min=1), default=None, help="Rows to return (default: the profile's)."),
     click.option("--shortlist", type=int, multiple=True,
                  help="Shortlist size of each stage (repeat for a funnel; default: the profile's, then halves)."),
@@ -64,13 +67,14 @@ def _plan(p: Profile, stages: tuple[str, ...], shortlist: tuple[int, ...], funne
 @_stage_options
 @DSN_OPTION
 @DATA_DIR_OPTION
-def sql_cmd(table: str, schema: str, k: int | None, shortlist: tuple[int, ...], stages: tuple[str, ...],
+def sql_cmd(table: str, schema: str, column: str | None, id_column: str | None, k: int | None,
+            shortlist: tuple[int, ...], stages: tuple[str, ...],
             funnel: bool, dsn: str | None, data_dir: Path | None) -> None:
     """Print the two-stage (or funnel) search SQL of a profiled table, with $1-style parameters."""
     from shrinkvec.sql import connection, query
     with _one_line_errors():
         url = _dsn(dsn, data_dir)
-        p = _profile(url, table, schema)
+        p = _profile(url, table, schema, column, id_column)
         pl = _plan(p, stages, shortlist, funnel, k)
         q = query.build(p, pl.stages, dollar=True, k=pl.k)
         with connection.connect(url) as conn:
@@ -86,7 +90,8 @@ def sql_cmd(table: str, schema: str, k: int | None, shortlist: tuple[int, ...], 
               help="Deprecated name of --queries.")
 @DSN_OPTION
 @DATA_DIR_OPTION
-def search_cmd(table: str, schema: str, k: int | None, shortlist: tuple[int, ...], stages: tuple[str, ...],
+def search_cmd(table: str, schema: str, column: str | None, id_column: str | None, k: int | None,
+               shortlist: tuple[int, ...], stages: tuple[str, ...],
                funnel: bool, queries_path: Path | None, query_file: Path | None, dsn: str | None,
                data_dir: Path | None) -> None:
     """Run the two-stage search for every query vector: {"query": i, "ids": [...], "distances": [...]}."""
@@ -108,7 +113,7 @@ def search_cmd(table: str, schema: str, k: int | None, shortlist: tuple[int, ...
         if not queries_path.is_file():
             raise ReadError(f"no such file: {queries_path}")
         url = _dsn(dsn, data_dir)
-        p = _profile(url, table, schema)
+        p = _profile(url, table, schema, column, id_column)
         qs: Any
         if p.multi:
             from shrinkvec.load.readers.multi import read_npz_docs

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from shrinkvec.errors import ShrinkvecError
 from shrinkvec.evaluation import configs, metrics
 from shrinkvec.evaluation.configs import Config
 from shrinkvec.profile import Profile
-from shrinkvec.sql import catalog, connection, ddl, profile_check, query
+from shrinkvec.sql import catalog, connection, profile_check, query, tables
 from shrinkvec.sql import names as sqlnames
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
@@ -45,6 +45,24 @@ FETCH_BLOCK = 20_000
 
 class EvalError(ShrinkvecError, ValueError):
     """Bad input to eval/tune (the message names the value)."""
+
+
+class IdKeys:
+    """Integer keys of a table's ids, so the truth and the answers compare as int64 arrays: an integer id is
+    its own key; any other id (uuid, text, varchar) gets the next key at its first sighting."""
+
+    def __init__(self) -> None:
+        self._keys: dict[Any, int] = {}
+
+    def __call__(self, value: Any) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        return self._keys.setdefault(value, len(self._keys))
+
+    @property
+    def mapped(self) -> bool:
+        """Whether any id was not an integer (qrels, whose documents are integer ids, cannot apply)."""
+        return bool(self._keys)
 
 
 def read_queries(path: Path) -> npt.NDArray[np.float32]:
@@ -70,8 +88,10 @@ def read_queries(path: Path) -> npt.NDArray[np.float32]:
     return np.asarray(q, dtype=np.float32)
 
 
-def resolve_profile(conn: psycopg.Connection, table: str, schema: str, column: str | None) -> Profile:
-    """The table's profile; for a table without one, a profile without codes on `column` (or `embedding`)."""
+def resolve_profile(conn: psycopg.Connection, table: str, schema: str, column: str | None,
+                    id_column: str | None = None) -> Profile:
+    """The table's profile (its id column replaced by `id_column` when given); for a table without one, a
+    profile without codes found from the table itself (tables.table_profile: its key, its vector column)."""
     if not catalog.table_exists(conn, table, schema):
         raise EvalError(f"table {schema}.{table} does not exist")
     p = catalog.find_profile(conn, table, schema, column) if catalog.has_catalog(conn) else None
@@ -79,13 +99,8 @@ def resolve_profile(conn: psycopg.Connection, table: str, schema: str, column: s
         raise EvalError(f"table {schema}.{table} has a multi-vector (maxsim) profile: shrinkvec eval and tune do not "
                         "measure late interaction yet (bench/bench_maxsim.py does)")
     if p is not None:
-        return p
-    col = column or "embedding"
-    dims = catalog.vector_dims(conn, table, col, schema)
-    if dims is None:
-        raise EvalError(f"column {schema}.{table}.{col} has no declared dimensions (or is not a vector)")
-    return ddl.located(conn, Profile(name=f"{schema}.{table}", schema=schema, table=table, vector_column=col,
-                                     dims=dims, codes=()))
+        return p if id_column is None else replace(p, id_column=id_column)
+    return tables.table_profile(conn, table, schema, column, id_column)
 
 
 @dataclass
@@ -151,6 +166,7 @@ class Evaluator:
         if k > self.rows:
             raise EvalError(f"k = {k} is more than the table's {self.rows} rows")
         self._truth: npt.NDArray[np.int64] | None = None
+        self.keys = IdKeys()
         self._indexes: dict[tuple[int, int, int], _Index] = {}
 
     # -- context -------------------------------------------------------------------------------------
@@ -171,7 +187,10 @@ class Evaluator:
     def truth(self) -> npt.NDArray[np.int64]:
         """(queries, k) ids of the exact top-k, computed on first use."""
         if self._truth is None:
-            self._truth = exact_topk(self.conn, self.profile, self.queries, self.k, self.rows, self.progress)
+            self._truth = exact_topk(self.conn, self.profile, self.queries, self.k, self.rows, self.progress, self.keys)
+            if self.qrels is not None and self.keys.mapped:
+                raise EvalError(f"--qrels names documents by integer id, and {self.profile.schema}.{self.profile.table}."
+                                f"{self.profile.id_column} is not an integer column")
         return self._truth
 
     # -- measuring -----------------------------------------------------------------------------------
@@ -206,7 +225,7 @@ class Evaluator:
                 t = time.perf_counter()
                 got = cur.execute(statement, values(int(i)), prepare=True).fetchall()
                 times.append((time.perf_counter() - t) * 1000)
-                found.append([int(r[0]) for r in got])
+                found.append([self.keys(r[0]) for r in got])
                 if self.progress and (j % 20 == 0 or j == len(idx) - 1):
                     self.progress(config.spec(), j + 1, len(idx))
         per_query = np.array([metrics.recall_at_k(f, truth[i]) for f, i in zip(found, idx, strict=True)])
@@ -288,9 +307,11 @@ class Evaluator:
 
 
 def exact_topk(conn: psycopg.Connection, profile: Profile, queries: npt.NDArray[np.float32], k: int,
-               rows: int | None = None, progress: Progress | None = None) -> npt.NDArray[np.int64]:
+               rows: int | None = None, progress: Progress | None = None,
+               keys: Callable[[Any], int] = int) -> npt.NDArray[np.int64]:
     """Exact top-k ids of every query in numpy (float64), streaming the table's vectors in blocks;
-    ties broken by id. Distances as the profile's: cosine, l2 or (negative) inner product."""
+    ties broken by id (by key: `keys` maps each id to an integer). Distances as the profile's: cosine, l2
+    or (negative) inner product."""
     connection.register_vector(conn)
     q = queries.astype(np.float64)
     if profile.distance == "cosine":
@@ -307,7 +328,7 @@ def exact_topk(conn: psycopg.Connection, profile: Profile, queries: npt.NDArray[
             block = cur.fetchmany(FETCH_BLOCK)
             if not block:
                 break
-            ids = np.fromiter((r[0] for r in block), dtype=np.int64, count=len(block))
+            ids = np.fromiter((keys(r[0]) for r in block), dtype=np.int64, count=len(block))
             x = np.stack([np.asarray(r[1].to_numpy() if hasattr(r[1], "to_numpy") else r[1], dtype=np.float64)
                           for r in block])
             dot = q @ x.T

@@ -34,6 +34,7 @@ from psycopg import sql
 
 from shrinkvec.evaluation.configs import Config
 from shrinkvec.evaluation.evaluate import EvalError, Evaluator, Result
+from shrinkvec.sql import tables
 
 
 def split(n: int, seed: int = 0) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
@@ -119,7 +120,7 @@ def apply(conn: psycopg.Connection, ev: Evaluator, choice: Choice) -> str:
         if conn.execute("SELECT to_regclass('shrinkvec.profiles') IS NOT NULL").fetchone()[0] else None  # type: ignore[index]  # always one row (an aggregate, an expression, RETURNING)
     if not exists:
         raise EvalError(f"table {p.schema}.{p.table} has no shrinkvec profile to store the choice in "
-                        "(load it with 'shrinkvec load' or add codes first)")
+                        f"(run 'shrinkvec adopt --table {p.table}' first, or load it with 'shrinkvec load')")
     has_cols = conn.execute(
         """SELECT count(*) = 2 FROM information_schema.columns WHERE table_schema = 'shrinkvec'
            AND table_name = 'profiles' AND column_name IN ('search_config', 'tuned')""").fetchone()[0]  # type: ignore[index]  # always one row (an aggregate, an expression, RETURNING)
@@ -148,5 +149,8 @@ def apply(conn: psycopg.Connection, ev: Evaluator, choice: Choice) -> str:
         sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(int(v))) for k, v in options.items())))
     ident = sql.Identifier(p.schema, name).as_string(conn)
     given = ", ".join(f"{k} = {v}" for k, v in options.items())
+    others = [n for n in tables.shrinkvec_indexes(conn, p) if n != name]
+    also = (f"; the column has other shrinkvec indexes ({', '.join(others)}), which the planner may choose "
+            "instead: drop them, or give them these settings with ALTER INDEX ... SET") if others else ""
     return (f"profile {p.name}: default search is now {c.spec()} (k = {ev.k}); kept index {ident} "
-            f"WITH ({given}): every connection searches with these (a session SET still overrides them)")
+            f"WITH ({given}): every connection searches with these (a session SET still overrides them){also}")

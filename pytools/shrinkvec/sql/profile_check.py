@@ -7,7 +7,7 @@ run as whoever runs the search (casts are not even schema-scoped: an implicit ca
 to bit is found under any search_path). So before the tools run such SQL, every column the statement
 touches must have exactly the type the profile claims, compared by OID:
 
-- the id column: int2, int4 or int8 (pg_catalog's);
+- the id column: int2, int4, int8, uuid, text or varchar (pg_catalog's);
 - the vector column: the vector extension's `vector` or `halfvec`, or `vector[]` for a maxsim profile;
 - each code column: its kind's type (`CodeKind.column_types`): pg_catalog's bit, pgvector's vector or
   halfvec, shrinkvec's int8vec or multibit, each a member of its extension (pg_depend), not a type of the
@@ -29,8 +29,10 @@ from shrinkvec.errors import ShrinkvecError
 from shrinkvec.profile import Profile
 
 # the built-in types a column may have, by their fixed OIDs
-BUILTIN_TYPES = {"smallint": 21, "integer": 23, "bigint": 20, "bit": 1560}
-ID_TYPES = ("smallint", "integer", "bigint")
+BUILTIN_TYPES = {"smallint": 21, "integer": 23, "bigint": 20, "uuid": 2950, "text": 25, "character varying": 1043,
+                 "bit": 1560}
+# the types of an id column: integers, and the keys frameworks make (LangChain: uuid or varchar)
+ID_TYPES = ("smallint", "integer", "bigint", "uuid", "text", "character varying")
 
 class ColumnTypeError(ShrinkvecError, ValueError):
     """A column of a profiled table does not have the type its profile needs (the message names it)."""

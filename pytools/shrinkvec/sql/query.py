@@ -69,6 +69,8 @@ def plan(profile: Profile, config: str | configs.Config | None = None, *, k: int
     configuration's (an index configuration takes the first as shrinkvec.shortlist)."""
     k = profile.k if k is None else k
     spec = config if config is not None else profile.search_config
+    if spec is None and not profile.codes:  # a table without codes: the plain query, which its index answers
+        return Plan({"shrinkvec.shortlist": str(shortlists[0])} if shortlists else {}, (), k)
     if spec is None:
         return Plan({}, tuple(stages_for(profile, [], shortlists)), k)
     c = configs.parse(spec) if isinstance(spec, str) else spec
@@ -302,9 +304,15 @@ def _queries(profile: Profile, queries: Any) -> Sequence[Any]:
     return list(qs)
 
 
+def _id(value: Any) -> int | str:
+    """An id as search() returns it: an integer, or the text of any other key (uuid, text, varchar)."""
+    return value if isinstance(value, int) else str(value)
+
+
 def search(conn: psycopg.Connection, profile: Profile, stages: Sequence[Stage] | Plan, queries: Any,
-           k: int | None = None) -> list[tuple[list[int], list[float]]]:
-    """Run the search for each row of `queries`: (ids, distances) per query. `stages` is a Plan (its
+           k: int | None = None) -> list[tuple[list[int | str], list[float]]]:
+    """Run the search for each row of `queries`: (ids, distances) per query; an id that is no integer
+    (uuid, text) comes back as its text. `stages` is a Plan (its
     settings are set for each query's transaction only) or code stages; k defaults to the plan's.
     Refuses (profile_check.ColumnTypeError) a table whose columns do not have the types of its profile."""
     if isinstance(stages, Plan):
@@ -329,5 +337,5 @@ def search(conn: psycopg.Connection, profile: Profile, stages: Sequence[Stage] |
                 if settings:
                     cur.execute(set_local, [v for kv in settings.items() for v in kv])
                 rows = cur.execute(statement, params(profile, stages, q, k), prepare=True).fetchall()
-            out.append(([int(r[0]) for r in rows], [float(r[1]) for r in rows]))
+            out.append(([_id(r[0]) for r in rows], [float(r[1]) for r in rows]))
     return out
