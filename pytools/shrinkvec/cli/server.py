@@ -28,10 +28,17 @@ def server() -> None:
 
 @server.command("start")
 @DATA_DIR_OPTION
-def server_start(data_dir: Path | None) -> None:
-    """Start the server (a running one is left alone) and print its DSN."""
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Also listen on localhost:PORT (TCP, password; remembered for later starts); 0: the Unix socket "
+                   "only. Default: as the last start chose.")
+def server_start(data_dir: Path | None, port: int | None) -> None:
+    """Start the server (a running one is left alone, or restarted to listen as --port asks) and print its
+    DSN (the Unix socket's; `shrinkvec server url` prints the TCP URL)."""
     with _one_line_errors():
-        click.echo(srv.start(data_dir).dsn())
+        info = srv.start(data_dir, port)
+    click.echo(info.dsn())
+    if info.tcp is not None:
+        click.echo(f"also on localhost:{info.tcp.port} (password: shrinkvec server url)", err=True)
 
 
 @server.command("stop")
@@ -54,16 +61,26 @@ def server_status(data_dir: Path | None) -> None:
         what = "not running" if state is srv.State.DOWN else state.value
         click.echo(f"{what} (data dir {data_dir or srv.default_data_dir()})")
         sys.exit(3)
-    click.echo(f"running: pid {info.pid}, data dir {info.data_dir}, socket {info.socket_dir}, port {info.port}")
+    tcp = f", TCP localhost:{info.tcp.port}" if info.tcp is not None else ""
+    click.echo(f"running: pid {info.pid}, data dir {info.data_dir}, socket {info.socket_dir}, port {info.port}{tcp}")
     click.echo(info.dsn())
 
 
 @server.command("url")
 @DATA_DIR_OPTION
 @click.option("--dbname", default="postgres", show_default=True, help="Database name in the DSN.")
-def server_url(data_dir: Path | None, dbname: str) -> None:
-    """Print the DSN of the running server (for psql, psycopg, DATABASE_URL)."""
-    click.echo(_running(data_dir).dsn(dbname))
+@click.option("--driver", default=None, metavar="NAME",
+              help="SQLAlchemy driver in the scheme, e.g. psycopg (postgresql+psycopg://), psycopg2, asyncpg.")
+@click.option("--socket", "use_socket", is_flag=True, help="The Unix socket's DSN even when the server is on TCP.")
+def server_url(data_dir: Path | None, dbname: str, driver: str | None, use_socket: bool) -> None:
+    """Print the URL of the running server (for psql, psycopg, SQLAlchemy, DATABASE_URL, the frameworks): on
+    TCP (started with --port) localhost with the password, else the Unix socket."""
+    if driver is not None and not driver.replace("_", "").isalnum():
+        _fail(f"invalid driver name {driver!r}")
+    info = _running(data_dir)
+    if use_socket:
+        info = srv.ServerInfo(info.data_dir, info.pid, info.socket_dir, info.port, info.user)
+    click.echo(info.url(dbname, driver))
 
 
 @server.command("env")
