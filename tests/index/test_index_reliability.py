@@ -374,7 +374,8 @@ def test_standby_replays_the_index(server_root: Path) -> None:
                     conn.execute("SELECT shrinkvec_index_repartition(%s)", (name,))
                 conn.execute("INSERT INTO r (id, embedding) SELECT id + 10000, embedding FROM r WHERE id < 3100")
                 conn.execute("VACUUM (INDEX_CLEANUP ON) r")  # recycles the retired pages
-                lsn = one_row(conn.execute("SELECT pg_current_wal_lsn()"))[0]
+                # the insert position: the VACUUM's last records may not be written out yet (no commit flushes them)
+                lsn = one_row(conn.execute("SELECT pg_current_wal_insert_lsn()"))[0]
                 with psycopg.connect(standby_dsn, autocommit=True) as sb:
                     register_vector(sb)
                     assert sb.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)

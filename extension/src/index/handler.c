@@ -214,6 +214,50 @@ sv_filter_has_params(RelOptInfo *rel)
 #define SV_PARAM_FILTER_SEL 0.01
 
 /*
+ * Is a restriction's selectivity one of PostgreSQL's default guesses?  A function without a support
+ * function in the filter (LangChain's jsonb_path_match(cmetadata, ...)) gets 0.3333333 (plancat.c's
+ * function_selectivity), an operator on an expression without statistics (metadata->>'key' = ...)
+ * 0.005 or 0.01, an inequality a third (selfuncs.h): numbers that say nothing of the filter.  A
+ * stats-based estimate exactly equal to one of them is rare, and only makes the cost more careful.
+ */
+#define SV_DEFAULT_FUNCTION_SEL 0.3333333
+
+static bool
+sv_is_default_selectivity(Selectivity s)
+{
+	return s == SV_DEFAULT_FUNCTION_SEL || s == DEFAULT_INEQ_SEL || s == DEFAULT_EQ_SEL ||
+		s == DEFAULT_MATCHING_SEL;
+}
+
+/* Does any restriction on the table have a default-guess selectivity (a filter the planner cannot estimate)? */
+static bool
+sv_filter_has_guesses(PlannerInfo *root, RelOptInfo *rel)
+{
+	ListCell   *lc;
+
+	foreach(lc, rel->baserestrictinfo)
+	{
+		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+
+		if (ri->pseudoconstant)
+			continue;
+		if (sv_is_default_selectivity(clause_selectivity(root, (Node *) ri, 0, JOIN_INNER, NULL)))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The filter selectivity a scan is costed with when a restriction's selectivity is a default guess.  The
+ * index reads about wanted / selectivity rows (each a heap fetch and an exact distance, then the
+ * executor's fetch and filter), the exact plan every row once; when the guess is a third and the filter
+ * keeps 0.1%, the index plan took 4x the exact plan's time (bench/bench_filters.py).  Costed as a filter
+ * that keeps 0.1% of the rows, the index is chosen only where reading wanted / 0.1% rows still beats
+ * reading all of them: a large table, where it also wins for the filters that keep more.
+ */
+#define SV_GUESS_FILTER_SEL 0.001
+
+/*
  * The cost constants of a scan, in units of the planner's own costs (cpu_operator_cost, the tablespace's
  * random_page_cost), so that they scale with whatever the installation has set:
  *
@@ -318,6 +362,8 @@ sv_amcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 		sel = Max(1e-6, Min(1.0, path->indexinfo->rel->rows / path->indexinfo->rel->tuples));
 	if (sel > SV_PARAM_FILTER_SEL && sv_filter_has_params(path->indexinfo->rel))
 		sel = SV_PARAM_FILTER_SEL;
+	if (sel > SV_GUESS_FILTER_SEL && sv_filter_has_guesses(root, path->indexinfo->rel))
+		sel = SV_GUESS_FILTER_SEL;
 	wanted = root->limit_tuples > 0 ? root->limit_tuples : path->indexinfo->rel->rows;
 	candidates = Min(path->indexinfo->tuples, Max((double) shortlist, 1.5 * wanted / sel));
 	batches = 1 + (candidates > shortlist ? log2(candidates / shortlist) : 0);

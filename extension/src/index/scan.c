@@ -41,6 +41,9 @@
  * after a farther row of a probed one).
  *
  * A NULL query returns every entry (distance NULL), as pgvector's indexes do.
+ *
+ * After every entry, the table's rows whose indexed value is NULL follow (distance NULL), as in the exact
+ * plan (scan_nulls.c).
  */
 #include "postgres.h"
 
@@ -252,6 +255,9 @@ sv_amrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 	so->null_blk = InvalidBlockNumber;
 	so->null_tids = NULL;
 	so->null_n = so->null_pos = 0;
+	so->cut = so->in_tail = so->tail_started = false;
+	so->tail_tids = NULL;
+	so->tail_n = so->tail_pos = 0;
 	if (orderbys && scan->numberOfOrderBys > 0)
 		memmove(scan->orderByData, orderbys, scan->numberOfOrderBys * sizeof(ScanKeyData));
 	if (scan->numberOfOrderBys == 0)
@@ -324,6 +330,7 @@ sv_start_batch(IndexScanDesc scan, bool *first)
 						   sv_max_scan_tuples),
 				 errhint("Raise shrinkvec.max_scan_tuples, or make the filter more selective with an index of its own.")));
 		so->done = true;
+		so->cut = true;
 		return false;
 	}
 	return true;
@@ -645,9 +652,9 @@ sv_next_pooled(IndexScanDesc scan)
 	return true;
 }
 
-/* Return the next row. */
-bool
-sv_amgettuple(IndexScanDesc scan, ScanDirection dir)
+/* The next row of the index's entries, in order (false when they are exhausted or the scan was cut). */
+static bool
+sv_next_entry(IndexScanDesc scan, ScanDirection dir)
 {
 	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
 	const SvMetaData *meta;
@@ -670,7 +677,7 @@ sv_amgettuple(IndexScanDesc scan, ScanDirection dir)
 		if (!more)
 			return false;
 		if (!is_bit && so->next >= so->ndirect)
-			return sv_amgettuple(scan, dir);	/* nothing goes out at once (unknown estimates): the pool */
+			return sv_next_entry(scan, dir);	/* nothing goes out at once (unknown estimates): the pool */
 	}
 
 	scan->xs_recheck = false;
@@ -696,6 +703,23 @@ sv_amgettuple(IndexScanDesc scan, ScanDirection dir)
 	return true;
 }
 
+/* Return the next row: the index's entries in order, then the rows whose indexed value is NULL. */
+bool
+sv_amgettuple(IndexScanDesc scan, ScanDirection dir)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+
+	if (!so->in_tail)
+	{
+		if (sv_next_entry(scan, dir))
+			return true;
+		if (so->cut || (!so->have_query && !so->null_query))
+			return false;
+		so->in_tail = true;
+	}
+	return sv_next_null_row(scan);
+}
+
 /* End a scan. */
 void
 sv_amendscan(IndexScanDesc scan)
@@ -710,6 +734,7 @@ sv_amendscan(IndexScanDesc scan)
 								 (long long) so->fetched, INSTR_TIME_GET_MILLISEC(so->t_codes),
 								 INSTR_TIME_GET_MILLISEC(so->t_refine), INSTR_TIME_GET_MILLISEC(so->t_heap),
 								 so->passes, (long long) so->kept)));
+	sv_nulls_end(so);
 	if (so->fetch != NULL)
 	{
 		table_index_fetch_end(so->fetch);

@@ -6,6 +6,7 @@
  *   scan_vectors.c  a batch of the vector opclasses (the asymmetric estimate over the sign codes)
  *   scan_rerank.c   the candidates' heap rows and exact distances, refine codes
  *   scan_pool.c     the pool of fetched rows waiting for their turn (after the first batch)
+ *   scan_nulls.c    the rows whose indexed value is NULL, after every entry
  */
 #ifndef SHRINKVEC_SCAN_H
 #define SHRINKVEC_SCAN_H
@@ -135,6 +136,19 @@ typedef struct SvScanOpaque
 	ItemPointerData *null_tids;
 	int			null_n;
 	int			null_pos;
+
+	/* after every entry: the table's rows whose indexed value is NULL (scan_nulls.c) */
+	bool		cut;			/* stopped by shrinkvec.max_scan_tuples: no tail */
+	bool		in_tail;
+	bool		tail_started;
+	bool		tail_prepared;	/* tail_predicate is set for the scan (kept across rescans) */
+	BlockNumber tail_blk;
+	BlockNumber tail_nblocks;
+	BufferAccessStrategy tail_strategy;
+	ExprState  *tail_predicate; /* a partial index's predicate, or NULL */
+	ItemPointerData *tail_tids; /* root TIDs of the current page's rows */
+	int			tail_n;
+	int			tail_pos;
 } SvScanOpaque;
 
 /*
@@ -330,11 +344,14 @@ void sv_scan_vectors(IndexScanDesc scan, int k);
 /* qsort comparator of exact rows: smaller distance first, NaN last, then TID. */
 int sv_exact_cmp(const void *a, const void *b);
 
+/* Set up what the scan needs to read heap rows and compute indexed values (once per scan). */
+void sv_begin_fetch(IndexScanDesc scan);
+
 /*
  * Add the visible ones of n estimate-ordered candidates to the vector batch as exact rows: fetch each
  * heap row visible to the scan's snapshot (the root TID of a HOT chain finds the visible version), drop
  * the others, compute the indexed value (FormIndexDatum: a column or an expression) and its distance
- * with the ORDER BY operator's own function.  The caller sorts.
+ * with the ORDER BY operator's own function.  Rows are read in heap block order; the caller sorts.
  */
 void sv_add_exact(IndexScanDesc scan, const SvCandidate *cands, int n);
 
@@ -343,6 +360,17 @@ void sv_add_exact(IndexScanDesc scan, const SvCandidate *cands, int n);
  * by lower bound; returns the bounds in that order (palloc'd; -Infinity: unknown, read first).
  */
 double	   *sv_refine_order(IndexScanDesc scan);
+
+/* ---- scan_nulls.c ---- */
+
+/*
+ * The next row whose indexed value is NULL, after every entry of the index (false at the table's end):
+ * its root TID with a NULL distance.
+ */
+bool sv_next_null_row(IndexScanDesc scan);
+
+/* Release what the tail holds (at the end of the scan). */
+void sv_nulls_end(SvScanOpaque *so);
 
 /* ---- scan_pool.c ---- */
 

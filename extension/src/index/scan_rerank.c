@@ -20,8 +20,8 @@ sv_exact_cmp(const void *a, const void *b)
 	return ItemPointerCompare((ItemPointer) &x->tid, (ItemPointer) &y->tid);
 }
 
-/* Set up what the scan needs to read candidates' heap rows (once per scan). */
-static void
+/* Set up what the scan needs to read heap rows and compute indexed values (once per scan). */
+void
 sv_begin_fetch(IndexScanDesc scan)
 {
 	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
@@ -41,22 +41,38 @@ sv_begin_fetch(IndexScanDesc scan)
 	MemoryContextSwitchTo(old);
 }
 
+/* qsort comparator of candidates by heap TID (block, then offset). */
+static int
+sv_cand_tid_cmp(const void *a, const void *b)
+{
+	return ItemPointerCompare((ItemPointer) &((const SvCandidate *) a)->tid,
+							  (ItemPointer) &((const SvCandidate *) b)->tid);
+}
+
 /*
  * Add the visible ones of n estimate-ordered candidates to the vector batch as exact rows: fetch each
  * heap row visible to the scan's snapshot (the root TID of a HOT chain finds the visible version), drop
  * the others, compute the indexed value (FormIndexDatum: a column or an expression) and its distance
- * with the ORDER BY operator's own function.  The caller sorts.
+ * with the ORDER BY operator's own function.  The rows are read in heap block order (a batch's rows on one
+ * page share a buffer pin, and pages not in shared buffers are read in file order, as a bitmap heap scan
+ * reads them); the caller sorts the exact rows.
  */
 void
-sv_add_exact(IndexScanDesc scan, const SvCandidate *cands, int n)
+sv_add_exact(IndexScanDesc scan, const SvCandidate *cands_in, int n)
 {
 	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+	SvCandidate *cands = n > 1 ? palloc(sizeof(SvCandidate) * n) : (SvCandidate *) cands_in;
 	ScanKey		orderby = &scan->orderByData[0];
 	ExprContext *econtext;
 	instr_time	start,
 				end;
 
 	INSTR_TIME_SET_CURRENT(start);
+	if (n > 1)
+	{
+		memcpy(cands, cands_in, sizeof(SvCandidate) * n);
+		qsort(cands, n, sizeof(SvCandidate), sv_cand_tid_cmp);
+	}
 	sv_begin_fetch(scan);
 	so->fetched += n;
 	econtext = GetPerTupleExprContext(so->estate);
@@ -104,6 +120,8 @@ sv_add_exact(IndexScanDesc scan, const SvCandidate *cands, int n)
 		}
 	}
 	ExecClearTuple(so->slot);
+	if (n > 1)
+		pfree(cands);
 	INSTR_TIME_SET_CURRENT(end);
 	INSTR_TIME_ACCUM_DIFF(so->t_heap, end, start);
 }
