@@ -1,14 +1,15 @@
 # shrinkvec: one entry point. Every target sets itself up from a fresh clone (python3, gcc, make).
 #
 #   make demo    venv + package + extension into the embedded server, start it, load the demo data, search
-#   make test    the same setup, then ruff + mypy --strict (make lint), pg_regress (installcheck) and pytest:
+#   make test    the same setup, then ruff + mypy --strict (make lint), pg_regress (installcheck), the framework
+#                recipes (tests/frameworks, in .venv-frameworks with LangChain and LlamaIndex) and pytest:
 #                every test, also the ones marked `slow` (kill -9 during inserts, builds, VACUUM and loads,
 #                the 4 writers + 4 readers soak, the index and SQL-function fuzzing); CI runs this (~8 min on 2 cores)
 #   make test-fast  the same without the `slow` tests (pytest -m 'not slow'): for the edit-test loop
 #                (extra pytest arguments: make test-fast PYTEST_ARGS='tests/index -x')
 #   make bench   benchmarks against pgvector and FAISS (bench/README.md)
 #   make sanitize  CI-optional: the C kernels under AddressSanitizer + UBSan, then valgrind if installed
-#   make clean   build outputs; make distclean also removes .venv and the test server's data
+#   make clean   build outputs; make distclean also removes .venv, .venv-frameworks and the test server's data
 #
 # Another PostgreSQL 15-18 with pgvector:
 #   make test PG_CONFIG=/usr/lib/postgresql/17/bin/pg_config SHRINKVEC_TEST_DSN=postgresql://...
@@ -34,6 +35,15 @@ $(VENV)/.installed-%: pyproject.toml
 
 venv: $(VENV)/.installed-test
 
+# tests/frameworks runs LangChain and LlamaIndex (the `frameworks` extra) in a venv of its own: they pin
+# SQLAlchemy < 2.1 and pgvector < 0.4, older than the main venv's (whose mypy --strict needs pgvector's types).
+# It tests against the main venv's server (its own pgserver copy has no shrinkvec build).
+FW_VENV := .venv-frameworks
+$(FW_VENV)/.installed: pyproject.toml
+	@test -x $(FW_VENV)/bin/python || $(PYTHON) -m venv $(FW_VENV)
+	$(FW_VENV)/bin/python -m pip install --disable-pip-version-check -q -e '.[test,frameworks]'
+	@touch $@
+
 extension: $(VENV)/.installed-test
 	@$(MAKE) -s -C extension install PG_CONFIG="$(PGC)"
 
@@ -54,22 +64,26 @@ PYTEST_MARK =
 test-fast: PYTEST_MARK = -m 'not slow'
 test-fast: test
 
+FW_PYTEST = $(FW_VENV)/bin/python -m pytest -q tests/frameworks
+
 ifdef SHRINKVEC_TEST_DSN
-test: extension
+test: extension $(FW_VENV)/.installed
 	@status=0; \
 	$(MAKE) -s lint || status=1; \
 	env $$($(SV) server env --dsn "$(SHRINKVEC_TEST_DSN)") $(MAKE) -s -C extension installcheck PG_CONFIG="$(PGC)" \
 		|| { cat extension/regression.diffs 2>/dev/null; status=1; }; \
+	$(FW_PYTEST) || status=1; \
 	$(PY) -m pytest $(PYTEST_MARK) $(PYTEST_ARGS) || status=1; \
 	exit $$status
 else
-test: extension
+test: extension $(FW_VENV)/.installed
 	@$(PY) devtools/pgregress_fix.py >/dev/null
 	@$(SV) server start --data-dir $(TEST_PGDATA) >/dev/null
 	@status=0; \
 	$(MAKE) -s lint || status=1; \
 	env $$($(SV) server env --data-dir $(TEST_PGDATA)) $(MAKE) -s -C extension installcheck PG_CONFIG="$(PGC)" \
 		|| { cat extension/regression.diffs 2>/dev/null; status=1; }; \
+	SHRINKVEC_TEST_DSN="$$($(SV) server url --socket --data-dir $(TEST_PGDATA))" $(FW_PYTEST) || status=1; \
 	SHRINKVEC_TEST_DATA_DIR=$(TEST_PGDATA) $(PY) -m pytest $(PYTEST_MARK) $(PYTEST_ARGS) || status=1; \
 	$(SV) server stop --data-dir $(TEST_PGDATA) >/dev/null; \
 	exit $$status
@@ -113,4 +127,4 @@ clean:
 
 distclean: clean
 	-@test -x $(SV) && $(SV) server stop --data-dir $(TEST_PGDATA) >/dev/null 2>&1 || true
-	rm -rf $(VENV) .cache pytools/*.egg-info
+	rm -rf $(VENV) $(FW_VENV) .cache pytools/*.egg-info

@@ -223,3 +223,37 @@ def test_hostile_key_types_are_refused(migrated_dsn: str, data: demo.DemoData) -
         with psycopg.connect(migrated_dsn, autocommit=True) as c:
             c.execute(f"DROP OWNED BY {mallory}")
             c.execute(f"DROP ROLE {mallory}")
+
+
+def test_eval_and_tune_on_a_partitioned_table(migrated_dsn: str, data: demo.DemoData, tmp_path: Path) -> None:
+    """A partitioned table (its key includes the partition column, so the id is named): eval's index is one per
+    partition (their sizes and entries summed, each in the plan), and tune --apply gives every partition's
+    index the chosen settings (a partitioned index takes none itself)."""
+    x = data.docs[:N].astype(np.float32)
+    with psycopg.connect(migrated_dsn, autocommit=True) as c:
+        c.execute(f"CREATE TABLE pt (id bigint, k int, embedding vector({x.shape[1]}), PRIMARY KEY (id, k)) "
+                  "PARTITION BY LIST (k)")
+        c.execute("CREATE TABLE pt0 PARTITION OF pt FOR VALUES IN (0)")
+        c.execute("CREATE TABLE pt1 PARTITION OF pt DEFAULT")
+        with c.cursor().copy("COPY pt (id, k, embedding) FROM STDIN") as cp:
+            for i, v in enumerate(x):
+                cp.write_row((i, i % 2, "[" + ",".join(f"{float(t):.8g}" for t in v) + "]"))
+    np.save(tmp_path / "q.npy", data.queries[:20])
+    out = run("eval", "--dsn", migrated_dsn, "--table", "pt", "--queries", str(tmp_path / "q.npy"), "--no-plot",
+              cwd=tmp_path)
+    assert out.returncode == 1 and "name one with --id-column" in out.stderr
+    out = run("eval", "--dsn", migrated_dsn, "--table", "pt", "--id-column", "id", "--queries", str(tmp_path / "q.npy"),
+              "--no-plot", "--json", "--configs", "exact index@50", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    res = {r["config"]: r for r in json.loads(out.stdout)["results"]}
+    assert res["exact"]["recall"] == 1.0 and res["index@50"]["recall"] >= 0.99
+    assert res["index@50"]["index_mb"] > 0
+    assert run("adopt", "--dsn", migrated_dsn, "--table", "pt", "--id-column", "id", cwd=tmp_path).returncode == 0
+    out = run("tune", "--dsn", migrated_dsn, "--table", "pt", "--queries", str(tmp_path / "q.npy"), "--quiet",
+              "--target-recall", "0.9", "--configs", "index@30", "--apply", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    with psycopg.connect(migrated_dsn) as c:
+        opts = c.execute("""SELECT c.relname, c.reloptions FROM pg_partition_tree(
+                              (SELECT oid FROM pg_class WHERE relname LIKE 'shrinkvec_tuned_%')) t
+                            JOIN pg_class c ON c.oid = t.relid WHERE t.isleaf ORDER BY 1""").fetchall()
+    assert len(opts) == 2 and all("shortlist=30" in o for _, o in opts), opts

@@ -139,6 +139,7 @@ class _Index:
     build_s: float
     size_bytes: int
     entries: int
+    leaves: tuple[str, ...] = ()  # the indexes that scans use: the index itself, or a partitioned table's partitions'
 
 
 class Evaluator:
@@ -209,7 +210,7 @@ class Evaluator:
         elif config.kind == "index":
             index = self._index(config)
             bytes_per_row = index.size_bytes / max(1, index.entries)
-            self._check_plan(statement, settings, index.name, config)
+            self._check_plan(statement, settings, index.leaves or (index.name,), config)
         else:
             bytes_per_row = float(sum(st.code.code_kind.bytes_per_row(st.code.length) for st in pl.stages))
 
@@ -267,11 +268,11 @@ class Evaluator:
     def _settings(self, settings: dict[str, str]) -> Evaluator._SettingsCtx:
         return Evaluator._SettingsCtx(self.conn, settings)
 
-    def _check_plan(self, statement: sql.Composed, settings: dict[str, str], index: str, config: Config) -> None:
+    def _check_plan(self, statement: sql.Composed, settings: dict[str, str], leaves: Sequence[str], config: Config) -> None:
         with self._settings(settings):
             plan = "\n".join(r[0] for r in self.conn.execute(sql.SQL("EXPLAIN ") + statement,
                                                               {"q": self.queries[0]}).fetchall())
-        if index not in plan:
+        if not all(leaf in plan for leaf in leaves):
             raise EvalError(f"config {config.spec()!r}: the planner does not use the evaluation index "
                             f"(another index on {self.profile.vector_column}?); plan: {plan.splitlines()[0]}")
 
@@ -298,11 +299,16 @@ class Evaluator:
             sql.Identifier(name), self.table, self.vec, sqlnames.ext_fn(self.profile, opclass), sql.Literal(config.lists),
             sql.Literal(config.bits), sql.Literal(config.refine)))
         build_s = time.perf_counter() - t
-        size, entries = self.conn.execute(
-            sql.SQL("SELECT size_bytes, entries FROM {}(%s::pg_catalog.regclass)").format(
+        # a partitioned table's index is one per partition (its leaves): sizes and entries are their sums
+        leaves = self.conn.execute(
+            sql.SQL("""SELECT c.relname::pg_catalog.text, i.size_bytes, i.entries
+                       FROM pg_catalog.pg_partition_tree(%s::pg_catalog.regclass) t
+                       JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid,
+                       LATERAL {}(t.relid) i WHERE t.isleaf""").format(
                 sqlnames.ext_fn(self.profile, "shrinkvec_index_info")),
-            (ident.as_string(self.conn),)).fetchone()  # type: ignore[misc]  # shrinkvec_index_info returns one row
-        self._indexes[key] = _Index(name, build_s, int(size), int(entries))
+            (ident.as_string(self.conn),)).fetchall()
+        self._indexes[key] = _Index(name, build_s, sum(int(r[1]) for r in leaves), sum(int(r[2]) for r in leaves),
+                                    tuple(str(r[0]) for r in leaves))
         return self._indexes[key]
 
 

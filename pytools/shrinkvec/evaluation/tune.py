@@ -144,9 +144,15 @@ def apply(conn: psycopg.Connection, ev: Evaluator, choice: Choice) -> str:
                                                                sql.Identifier(name)))
     # the settings live in the index: every connection gets them, poolers and clients that cannot SET too
     options = {k.split(".", 1)[1]: v for k, v in index_settings(c).items()}
-    conn.execute(sql.SQL("ALTER INDEX {} SET ({})").format(
-        sql.Identifier(p.schema, name),
-        sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(int(v))) for k, v in options.items())))
+    given_sql = sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(int(v))) for k, v in options.items())
+    # a partitioned table's index takes no options itself: each partition's index gets them
+    for schema, leaf in conn.execute(
+            """SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text
+               FROM pg_catalog.pg_partition_tree(%s::pg_catalog.regclass) t
+               JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid
+               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE t.isleaf""",
+            (sql.Identifier(p.schema, name).as_string(conn),)).fetchall():
+        conn.execute(sql.SQL("ALTER INDEX {} SET ({})").format(sql.Identifier(schema, leaf), given_sql))
     ident = sql.Identifier(p.schema, name).as_string(conn)
     given = ", ".join(f"{k} = {v}" for k, v in options.items())
     others = [n for n in tables.shrinkvec_indexes(conn, p) if n != name]
