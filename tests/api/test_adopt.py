@@ -161,7 +161,7 @@ def test_bad_tables_are_one_line_errors(migrated_dsn: str, data: demo.DemoData, 
         c.execute("CREATE TABLE empty_undim (id int PRIMARY KEY, embedding vector)")
     np.save(tmp_path / "q.npy", data.queries[:3])
     cases = {
-        ("nokey",): "needs a one-column primary key or unique key of type smallint, integer, bigint, uuid, text, "
+        ("nokey",): "needs a one-column primary key or NOT NULL unique key of type smallint, integer, bigint, uuid, text, "
                     "character varying to identify rows (it has none): name one with --id-column",
         ("jkey",): "(its unique keys are k, of other types)",
         ("nokey", "--id-column", "embedding"): "id column 'embedding' of public.nokey has type",
@@ -257,3 +257,14 @@ def test_eval_and_tune_on_a_partitioned_table(migrated_dsn: str, data: demo.Demo
                               (SELECT oid FROM pg_class WHERE relname LIKE 'shrinkvec_tuned_%')) t
                             JOIN pg_class c ON c.oid = t.relid WHERE t.isleaf ORDER BY 1""").fetchall()
     assert len(opts) == 2 and all("shortlist=30" in o for _, o in opts), opts
+
+
+def test_load_refuses_an_adopted_table_with_text_ids(migrated_dsn: str, data: demo.DemoData, tmp_path: Path) -> None:
+    """shrinkvec load writes its files' integer ids: into an adopted table keyed by uuid it says so, in one line."""
+    x = data.docs[:50].astype(np.float32)
+    make_table(migrated_dsn, "lcu", "uuid", x)
+    assert run("adopt", "--dsn", migrated_dsn, "--table", "lcu", cwd=tmp_path).returncode == 0
+    np.save(tmp_path / "more.npy", x[:5])
+    out = run("load", str(tmp_path / "more.npy"), "--dsn", migrated_dsn, "--table", "lcu", "--quiet", cwd=tmp_path)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "id column id is uuid: shrinkvec load writes the integer ids of its files" in out.stderr

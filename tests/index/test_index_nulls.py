@@ -174,3 +174,74 @@ def test_guessed_filter_selectivity_keeps_the_exact_plan(conn: psycopg.Connectio
     rows = conn.execute("SELECT id FROM f WHERE jsonb_path_match(meta, '$.rare == true') ORDER BY v <=> %s LIMIT 10",
                         (q,)).fetchall()
     assert sorted(r[0] for r in rows) == [0, 1000]
+
+
+def test_serializable_tail_sees_a_concurrent_insert(conn: psycopg.Connection, dsn: str, docs: np.ndarray) -> None:
+    """A serializable transaction whose index scan reads the NULL tail conflicts with a concurrent insert of a
+    row it did not see, as with the exact plan's sequential scan (write skew is caught)."""
+    fill(conn, docs)
+    conn.execute("CREATE INDEX n_v ON n USING shrinkvec (v vector_l2_ops)")
+    conn.execute("CREATE TABLE audit (x int)")
+    q = docs[4]
+    with psycopg.connect(dsn) as t1, psycopg.connect(dsn, autocommit=True) as t2:
+        register_vector(t1)
+        t1.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+        for s in ("SET enable_seqscan = off", "SET enable_sort = off"):
+            t1.execute(s)
+        t1.execute("SELECT count(*) FROM audit").fetchone()  # the snapshot
+        t2.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+        t2.execute("SELECT count(*) FROM audit").fetchone()
+        t2.execute("INSERT INTO n VALUES (99999, 101, NULL, NULL)")
+        t2.execute("COMMIT")
+        query = "SELECT id FROM n WHERE cat = 101 ORDER BY v <-> %s LIMIT 5"
+        plan = "\n".join(r[0] for r in t1.execute("EXPLAIN " + query, (q,)).fetchall())
+        assert "n_v" in plan
+        assert t1.execute(query, (q,)).fetchall() == []  # 99999 is after t1's snapshot
+        with pytest.raises(psycopg.errors.SerializationFailure):
+            t1.execute("INSERT INTO audit VALUES (1)")
+            t1.commit()
+
+
+def test_no_tail_where_no_row_can_be_null_and_the_tail_is_bounded(conn: psycopg.Connection, docs: np.ndarray) -> None:
+    """A partial index WHERE v IS NOT NULL has no NULL rows to add: an exhausted scan reads no table pages
+    after its entries. Otherwise the tail's rows count against max_scan_tuples."""
+    register_vector(conn)
+    conn.execute("CREATE TABLE s (id int PRIMARY KEY, cat int, v vector(384))")
+    with conn.cursor().copy("COPY s (id, cat, v) FROM STDIN WITH (FORMAT BINARY)") as copy:
+        copy.set_types(["int4", "int4", "vector"])
+        for i in range(6000):
+            copy.write_row((i, i % 7, docs[i % N] if i < 200 else None))
+    conn.execute("VACUUM ANALYZE s")
+    heap_pages = one(conn, "SELECT relpages FROM pg_class WHERE relname = 's'")
+    conn.execute("SET enable_seqscan = off")
+    conn.execute("SET enable_sort = off")
+
+    def buffers(query: str) -> int:
+        plan = conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + query, (docs[1],)).fetchone()[0][0]  # type: ignore[index]
+        node = plan["Plan"]["Plans"][0] if plan["Plan"]["Node Type"] == "Limit" else plan["Plan"]
+        return int(node["Shared Hit Blocks"]) + int(node["Shared Read Blocks"])
+
+    nothing = "SELECT id FROM s WHERE cat = 99 ORDER BY v <-> %s LIMIT 10"
+    conn.execute("CREATE INDEX s_all ON s USING shrinkvec (v vector_l2_ops)")
+    with_tail = buffers(nothing)
+    assert with_tail >= heap_pages  # the tail read the table
+    conn.execute("DROP INDEX s_all")
+    conn.execute("CREATE INDEX s_part ON s USING shrinkvec (v vector_l2_ops) WHERE v IS NOT NULL")
+    conn.execute("SET enable_bitmapscan = off")
+    partial = buffers(nothing.replace("WHERE", "WHERE v IS NOT NULL AND"))
+    # the same entries' pages and rows, without a read of the table's pages after them
+    assert partial <= with_tail - heap_pages + 5, (partial, with_tail, heap_pages)
+    # the bound: 200 entries, then the tail's rows until max_scan_tuples
+    conn.execute("DROP INDEX s_part")
+    conn.execute("CREATE INDEX s_all ON s USING shrinkvec (v vector_l2_ops)")
+    conn.execute("SET shrinkvec.max_scan_tuples = 1000")
+    rows = conn.execute("SELECT id FROM s ORDER BY v <-> %s LIMIT 6000", (docs[1],)).fetchall()
+    assert 200 < len(rows) < 1500, len(rows)
+    conn.execute("RESET shrinkvec.max_scan_tuples")
+    assert len(conn.execute("SELECT id FROM s ORDER BY v <-> %s LIMIT 6000", (docs[1],)).fetchall()) == 6000
+
+
+def one(conn: psycopg.Connection, query: str) -> Any:
+    row = conn.execute(query).fetchone()
+    assert row is not None
+    return row[0]

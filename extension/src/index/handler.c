@@ -229,18 +229,30 @@ sv_is_default_selectivity(Selectivity s)
 		s == DEFAULT_MATCHING_SEL;
 }
 
-/* Does any restriction on the table have a default-guess selectivity (a filter the planner cannot estimate)? */
+/*
+ * Does any restriction on the table have a default-guess selectivity (a filter the planner cannot
+ * estimate)?  Not counted: what a partial index's predicate implies (indrestrictinfo leaves it out), and a
+ * restriction on the indexed column itself (a distance threshold `v <=> q < r`: its rows come first in
+ * the index's order).
+ */
 static bool
-sv_filter_has_guesses(PlannerInfo *root, RelOptInfo *rel)
+sv_filter_has_guesses(PlannerInfo *root, IndexOptInfo *index)
 {
 	ListCell   *lc;
 
-	foreach(lc, rel->baserestrictinfo)
+	foreach(lc, index->indrestrictinfo)
 	{
 		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+		Bitmapset  *attrs = NULL;
 
 		if (ri->pseudoconstant)
 			continue;
+		if (index->indexkeys[0] != 0)
+		{
+			pull_varattnos((Node *) ri->clause, index->rel->relid, &attrs);
+			if (bms_is_member(index->indexkeys[0] - FirstLowInvalidHeapAttributeNumber, attrs))
+				continue;
+		}
 		if (sv_is_default_selectivity(clause_selectivity(root, (Node *) ri, 0, JOIN_INNER, NULL)))
 			return true;
 	}
@@ -362,7 +374,7 @@ sv_amcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 		sel = Max(1e-6, Min(1.0, path->indexinfo->rel->rows / path->indexinfo->rel->tuples));
 	if (sel > SV_PARAM_FILTER_SEL && sv_filter_has_params(path->indexinfo->rel))
 		sel = SV_PARAM_FILTER_SEL;
-	if (sel > SV_GUESS_FILTER_SEL && sv_filter_has_guesses(root, path->indexinfo->rel))
+	if (sel > SV_GUESS_FILTER_SEL && sv_filter_has_guesses(root, path->indexinfo))
 		sel = SV_GUESS_FILTER_SEL;
 	wanted = root->limit_tuples > 0 ? root->limit_tuples : path->indexinfo->rel->rows;
 	candidates = Min(path->indexinfo->tuples, Max((double) shortlist, 1.5 * wanted / sel));

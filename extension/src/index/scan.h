@@ -141,7 +141,9 @@ typedef struct SvScanOpaque
 	bool		cut;			/* stopped by shrinkvec.max_scan_tuples: no tail */
 	bool		in_tail;
 	bool		tail_started;
-	bool		tail_prepared;	/* tail_predicate is set for the scan (kept across rescans) */
+	bool		tail_prepared;	/* tail_predicate and tail_impossible are set (kept across rescans) */
+	bool		tail_impossible;	/* no row can have a NULL value (NOT NULL key, or the predicate says so) */
+	HeapTupleData tail_tuple;	/* the tuple the slot holds */
 	BlockNumber tail_blk;
 	BlockNumber tail_nblocks;
 	BufferAccessStrategy tail_strategy;

@@ -13,17 +13,65 @@
  *
  * The tail costs a read of the table, but it runs only when the executor wanted more rows than the index
  * has entries: a filter that rejected them all (the scan read every entry already), or a LIMIT above the
- * row count.  A scan stopped by shrinkvec.max_scan_tuples has no tail.  Tables of other access methods
- * than heap have none either (their rows with a NULL value are not returned).
+ * row count.  Its rows count against shrinkvec.max_scan_tuples with the entries: reaching it ends the
+ * tail with the same NOTICE.  No tail where no row can have a NULL value: an index on a NOT NULL column,
+ * or a partial index whose predicate implies the value IS NOT NULL (pgvector's usual `WHERE embedding IS
+ * NOT NULL`).  No tail either after a scan stopped by shrinkvec.max_scan_tuples, under a snapshot that is
+ * not MVCC (a HOT chain could show two visible versions), or on tables of other access methods than heap
+ * (their rows with a NULL value are not returned).
+ *
+ * Serializable transactions: the table is predicate-locked as a sequential scan locks it, and every tuple
+ * the tail looks at is checked for a conflict out (a concurrent transaction's row the snapshot does not
+ * see), as a sequential scan checks it.
  */
 #include "postgres.h"
 
 #include "access/heapam.h"
 #include "access/tableam.h"
+#include "nodes/makefuncs.h"
+#include "optimizer/optimizer.h"
 #include "storage/bufmgr.h"
 #include "storage/predicate.h"
+#include "utils/snapmgr.h"
 
 #include "scan.h"
+
+/*
+ * Can no row of the index's table have a NULL indexed value: a key column declared NOT NULL, or a partial
+ * index whose predicate implies that the key IS NOT NULL?
+ */
+static bool
+sv_nulls_impossible(Relation heap, IndexInfo *ii)
+{
+	AttrNumber	attno = ii->ii_IndexAttrNumbers[0];
+	Expr	   *key;
+	NullTest   *nt;
+
+	if (attno != 0)
+	{
+#if PG_VERSION_NUM >= 180000
+		/* a NOT NULL constraint may be NOT VALID from PostgreSQL 18: only a valid one says no row is NULL */
+		if (TupleDescCompactAttr(RelationGetDescr(heap), attno - 1)->attnullability == ATTNULLABLE_VALID)
+			return true;
+#else
+		if (TupleDescAttr(RelationGetDescr(heap), attno - 1)->attnotnull)
+			return true;
+#endif
+		key = (Expr *) makeVar(1, attno, TupleDescAttr(RelationGetDescr(heap), attno - 1)->atttypid,
+							   TupleDescAttr(RelationGetDescr(heap), attno - 1)->atttypmod,
+							   TupleDescAttr(RelationGetDescr(heap), attno - 1)->attcollation, 0);
+	}
+	else
+		key = (Expr *) linitial(ii->ii_Expressions);
+	if (ii->ii_Predicate == NIL)
+		return false;
+	nt = makeNode(NullTest);
+	nt->arg = key;
+	nt->nulltesttype = IS_NOT_NULL;
+	nt->argisrow = false;
+	nt->location = -1;
+	return predicate_implied_by(list_make1(nt), ii->ii_Predicate, false);
+}
 
 /* Prepare the tail: the table's size now, a bulk-read ring, the partial index's predicate. */
 static void
@@ -34,12 +82,20 @@ sv_nulls_begin(IndexScanDesc scan)
 
 	sv_begin_fetch(scan);
 	old = MemoryContextSwitchTo(so->parent);
-	if (!so->tail_prepared && so->index_info->ii_Predicate != NIL)
-		so->tail_predicate = ExecPrepareQual(so->index_info->ii_Predicate, so->estate);
-	so->tail_prepared = true;	/* once a scan: a rescan keeps it */
+	if (!so->tail_prepared)
+	{
+		/* once a scan: a rescan keeps it */
+		so->tail_impossible = sv_nulls_impossible(scan->heapRelation, so->index_info);
+		if (so->index_info->ii_Predicate != NIL)
+			so->tail_predicate = ExecPrepareQual(so->index_info->ii_Predicate, so->estate);
+		so->tail_prepared = true;
+	}
 	if (so->tail_strategy == NULL)
 		so->tail_strategy = GetAccessStrategy(BAS_BULKREAD);
 	MemoryContextSwitchTo(old);
+	so->tail_started = true;
+	if (so->tail_impossible)
+		return;
 	so->tail_tids = MemoryContextAlloc(so->cxt, sizeof(ItemPointerData) * MaxHeapTuplesPerPage);
 	so->tail_nblocks = RelationGetNumberOfBlocks(scan->heapRelation);
 	/* as a sequential scan of the table: a serializable transaction conflicts with any later insert */
@@ -81,6 +137,9 @@ sv_nulls_page(IndexScanDesc scan, BlockNumber blk)
 	buf = ReadBufferExtended(heap, MAIN_FORKNUM, blk, RBM_NORMAL, so->tail_strategy);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
+#if PG_VERSION_NUM < 170000
+	TestForOldSnapshot(scan->xs_snapshot, heap, page);
+#endif
 	maxoff = PageIsNew(page) ? InvalidOffsetNumber : PageGetMaxOffsetNumber(page);
 	if (maxoff != InvalidOffsetNumber)
 		heap_get_root_tuples(page, roots);
@@ -88,31 +147,41 @@ sv_nulls_page(IndexScanDesc scan, BlockNumber blk)
 	{
 		ItemId		lp = PageGetItemId(page, off);
 		HeapTupleData tup;
+		bool		valid;
 
-		if (!ItemIdIsNormal(lp) || roots[off - 1] == InvalidOffsetNumber)
+		if (!ItemIdIsNormal(lp))
 			continue;
 		tup.t_data = (HeapTupleHeader) PageGetItem(page, lp);
 		tup.t_len = ItemIdGetLength(lp);
 		tup.t_tableOid = RelationGetRelid(heap);
 		ItemPointerSet(&tup.t_self, blk, off);
-		if (HeapTupleSatisfiesVisibility(&tup, scan->xs_snapshot, buf))
-			visible[nvisible++] = off;
+		valid = HeapTupleSatisfiesVisibility(&tup, scan->xs_snapshot, buf);
+		HeapCheckForSerializableConflictOut(valid, heap, &tup, buf, scan->xs_snapshot);
+		if (!valid)
+			continue;
+		if (roots[off - 1] == InvalidOffsetNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg_internal("failed to find parent tuple for heap-only tuple at (%u,%u) in table \"%s\"",
+									 blk, off, RelationGetRelationName(heap))));
+		visible[nvisible++] = off;
 	}
 	LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+	so->scanned += nvisible;
 
 	/* the pin keeps the visible tuples in place (pruning needs a cleanup lock) while their values are computed */
 	so->tail_n = so->tail_pos = 0;
 	for (int i = 0; i < nvisible; i++)
 	{
 		ItemId		lp = PageGetItemId(page, visible[i]);
-		HeapTupleData tup;
+		HeapTuple	tup = &so->tail_tuple;	/* the slot points at it: it must outlive the loop */
 
 		CHECK_FOR_INTERRUPTS();
-		tup.t_data = (HeapTupleHeader) PageGetItem(page, lp);
-		tup.t_len = ItemIdGetLength(lp);
-		tup.t_tableOid = RelationGetRelid(heap);
-		ItemPointerSet(&tup.t_self, blk, visible[i]);
-		ExecStoreBufferHeapTuple(&tup, so->slot, buf);
+		tup->t_data = (HeapTupleHeader) PageGetItem(page, lp);
+		tup->t_len = ItemIdGetLength(lp);
+		tup->t_tableOid = RelationGetRelid(heap);
+		ItemPointerSet(&tup->t_self, blk, visible[i]);
+		ExecStoreBufferHeapTuple(tup, so->slot, buf);
 		if (sv_null_row(so))
 			ItemPointerSet(&so->tail_tids[so->tail_n++], blk, roots[visible[i] - 1]);
 	}
@@ -131,14 +200,28 @@ sv_next_null_row(IndexScanDesc scan)
 
 	if (!so->tail_started)
 	{
-		if (scan->heapRelation == NULL || scan->heapRelation->rd_tableam != GetHeapamTableAmRoutine())
+		if (scan->heapRelation == NULL || scan->heapRelation->rd_tableam != GetHeapamTableAmRoutine() ||
+			!IsMVCCSnapshot(scan->xs_snapshot))
 			return false;
 		sv_nulls_begin(scan);
 	}
+	if (so->tail_impossible)
+		return false;
 	while (so->tail_pos >= so->tail_n)
 	{
 		if (so->tail_blk >= so->tail_nblocks)
 			return false;
+		if (so->scanned >= sv_max_scan_tuples)
+		{
+			ereport(NOTICE,
+					(errmsg("shrinkvec index scan of \"%s\" stopped after %lld candidates",
+							RelationGetRelationName(scan->indexRelation), (long long) so->scanned),
+					 errdetail("shrinkvec.max_scan_tuples is %d; rows with a NULL value beyond it were not returned.",
+							   sv_max_scan_tuples),
+					 errhint("Raise shrinkvec.max_scan_tuples, or make the filter more selective with an index of its own.")));
+			so->tail_blk = so->tail_nblocks;
+			return false;
+		}
 		CHECK_FOR_INTERRUPTS();
 		sv_nulls_page(scan, so->tail_blk++);
 	}

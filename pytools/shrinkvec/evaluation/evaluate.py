@@ -300,15 +300,13 @@ class Evaluator:
             sql.Literal(config.bits), sql.Literal(config.refine)))
         build_s = time.perf_counter() - t
         # a partitioned table's index is one per partition (its leaves): sizes and entries are their sums
-        leaves = self.conn.execute(
-            sql.SQL("""SELECT c.relname::pg_catalog.text, i.size_bytes, i.entries
-                       FROM pg_catalog.pg_partition_tree(%s::pg_catalog.regclass) t
-                       JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid,
-                       LATERAL {}(t.relid) i WHERE t.isleaf""").format(
+        leaves = tables.index_leaves(self.conn, self.profile.schema, name)
+        info = [self.conn.execute(
+            sql.SQL("SELECT size_bytes, entries FROM {}(%s::pg_catalog.regclass)").format(
                 sqlnames.ext_fn(self.profile, "shrinkvec_index_info")),
-            (ident.as_string(self.conn),)).fetchall()
-        self._indexes[key] = _Index(name, build_s, sum(int(r[1]) for r in leaves), sum(int(r[2]) for r in leaves),
-                                    tuple(str(r[0]) for r in leaves))
+            (sql.Identifier(*leaf).as_string(self.conn),)).fetchone() for leaf in leaves]
+        self._indexes[key] = _Index(name, build_s, sum(int(r[0]) for r in info if r), sum(int(r[1]) for r in info if r),
+                                    tuple(n for _, n in leaves))
         return self._indexes[key]
 
 

@@ -146,12 +146,7 @@ def apply(conn: psycopg.Connection, ev: Evaluator, choice: Choice) -> str:
     options = {k.split(".", 1)[1]: v for k, v in index_settings(c).items()}
     given_sql = sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(int(v))) for k, v in options.items())
     # a partitioned table's index takes no options itself: each partition's index gets them
-    for schema, leaf in conn.execute(
-            """SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text
-               FROM pg_catalog.pg_partition_tree(%s::pg_catalog.regclass) t
-               JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid
-               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE t.isleaf""",
-            (sql.Identifier(p.schema, name).as_string(conn),)).fetchall():
+    for schema, leaf in tables.index_leaves(conn, p.schema, name):
         conn.execute(sql.SQL("ALTER INDEX {} SET ({})").format(sql.Identifier(schema, leaf), given_sql))
     ident = sql.Identifier(p.schema, name).as_string(conn)
     given = ", ".join(f"{k} = {v}" for k, v in options.items())

@@ -98,6 +98,12 @@ def _prepare_target(conn: psycopg.Connection, reader: Reader, opts: LoadOptions)
     file_dims, note = _file_dims(reader, opts)
     if existing is not None:
         profile_check.check_profile(conn, existing)  # the loader writes and reads rows by the profile's columns
+        id_type = profile_check.check_columns(conn, sql.Identifier(opts.schema, opts.table).as_string(conn), [
+            profile_check.Expected(existing.id_column, "id column",
+                                   tuple(("pg_catalog", n) for n in profile_check.ID_TYPES))]).type_names[existing.id_column]
+        if id_type not in ("smallint", "integer", "bigint"):
+            raise LoadError(f"table {opts.schema}.{opts.table}'s id column {existing.id_column} is {id_type}: shrinkvec load "
+                            "writes the integer ids of its files (load such a table through its own application)")
         if existing.vector_column != opts.column and opts.column != "embedding":
             raise LoadError(f"table {opts.table} is profiled on column {existing.vector_column!r}, not {opts.column!r}")
         if file_dims != existing.dims:

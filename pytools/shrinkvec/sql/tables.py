@@ -60,15 +60,15 @@ WHERE a.attrelid OPERATOR(pg_catalog.=) %s::pg_catalog.oid AND a.attnum OPERATOR
 ORDER BY a.attnum
 """
 
-# single-column unique keys without expression or predicate, the primary key first
+# single-column unique keys of NOT NULL columns, without expression or predicate, the primary key first
 _KEYS = """
 SELECT a.attname::pg_catalog.text
 FROM pg_catalog.pg_index i
 JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid
      AND a.attnum OPERATOR(pg_catalog.=) i.indkey[0]
 WHERE i.indrelid OPERATOR(pg_catalog.=) %s::pg_catalog.oid AND i.indisunique AND i.indisvalid
-  AND i.indnkeyatts OPERATOR(pg_catalog.=) 1 AND i.indexprs IS NULL AND i.indpred IS NULL
-ORDER BY i.indisprimary DESC, a.attnotnull DESC, a.attnum
+  AND i.indnkeyatts OPERATOR(pg_catalog.=) 1 AND i.indexprs IS NULL AND i.indpred IS NULL AND a.attnotnull
+ORDER BY i.indisprimary DESC, a.attnum
 """
 
 # operator classes of the indexes whose first key is the vector column
@@ -162,7 +162,7 @@ def _id_column(conn: psycopg.Connection, where: str, rel: int, columns: dict[str
         usable = [k for k in keys if columns[k][0].type_oid in oids]
         if not usable:
             what = f"its unique keys are {', '.join(keys)}, of other types" if keys else "it has none"
-            raise TableError(f"table {where} needs a one-column primary key or unique key of type {', '.join(allowed)} "
+            raise TableError(f"table {where} needs a one-column primary key or NOT NULL unique key of type {', '.join(allowed)} "
                              f"to identify rows ({what}): name one with --id-column")
         name = usable[0]
     col = columns[name][0]
@@ -243,3 +243,23 @@ def adopt(conn: psycopg.Connection, p: Profile) -> str:
                              f"{have.id_column!r})")
         with conn.transaction():
             return catalog.save_profile(conn, p)
+
+
+_LEAVES = """
+SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+WHERE c.oid OPERATOR(pg_catalog.=) ANY (
+    SELECT t.relid FROM pg_catalog.pg_partition_tree(%(i)s::pg_catalog.regclass) t WHERE t.isleaf
+    UNION ALL
+    SELECT r.oid FROM pg_catalog.pg_class r
+    WHERE r.oid OPERATOR(pg_catalog.=) %(i)s::pg_catalog.regclass AND r.relkind OPERATOR(pg_catalog.<>) 'I')
+ORDER BY 1, 2
+"""
+
+
+def index_leaves(conn: psycopg.Connection, schema: str, name: str) -> list[tuple[str, str]]:
+    """(schema, name) of the indexes a scan of index schema.name uses: itself, or for the index of a
+    partitioned table the index of each partition."""
+    with pinned_search_path(conn):
+        rows = conn.execute(_LEAVES, {"i": sql.Identifier(schema, name).as_string(conn)}).fetchall()
+    return [(str(s), str(n)) for s, n in rows]
