@@ -37,6 +37,7 @@
 #include "storage/indexfsm.h"
 #include "storage/lmgr.h"
 #include "utils/acl.h"
+#include "utils/datum.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 #include "miscadmin.h"
@@ -156,23 +157,43 @@ sv_rp_sort_tids(ItemPointerData *tids, int64 n)
 }
 
 /*
- * The indexed value of the row at tid (any version of it: SnapshotAny, following a HOT chain from its
+ * The indexed value of the row at tid: the last version of its HOT chain (SnapshotAny, followed from the
  * root as an index scan does); false when no tuple is there any more (pruned: dead to every snapshot).
+ * The last version, not the first: a chain that CREATE INDEX found broken (a HOT update changed the
+ * column before the index existed) starts with versions of another value, and the index entry stands for
+ * the versions after the break, which all have the value of the last one.
  */
 static bool
 sv_rp_fetch(SvRepartition *rp, ItemPointer tid, Datum *value, bool *isnull)
 {
 	ItemPointerData t = *tid;
 	bool		call_again = false,
-				all_dead = false;
+				all_dead = false,
+				found = false;
 	ExprContext *econtext = GetPerTupleExprContext(rp->estate);
 
+	Form_pg_attribute key = TupleDescAttr(RelationGetDescr(rp->index), 0);
+
 	ResetExprContext(econtext);
-	if (!table_index_fetch_tuple(rp->fetch, &t, SnapshotAny, rp->slot, &call_again, &all_dead))
-		return false;
-	econtext->ecxt_scantuple = rp->slot;
-	FormIndexDatum(rp->info, rp->slot, rp->estate, value, isnull);
-	return true;
+	for (;;)
+	{
+		MemoryContext old;
+
+		/* a call that finds no more versions overwrites the slot's tuple header: the value is copied first */
+		if (!table_index_fetch_tuple(rp->fetch, &t, SnapshotAny, rp->slot, &call_again, &all_dead))
+			break;
+		econtext->ecxt_scantuple = rp->slot;
+		FormIndexDatum(rp->info, rp->slot, rp->estate, value, isnull);
+		old = MemoryContextSwitchTo(econtext->ecxt_per_tuple_memory);
+		if (!*isnull)
+			*value = datumCopy(*value, key->attbyval, key->attlen);
+		MemoryContextSwitchTo(old);
+		found = true;
+		if (!call_again)
+			break;
+	}
+	ExecClearTuple(rp->slot);
+	return found;
 }
 
 /* Encode the rows at tids[0..n) into the new generation (their values read from the table). */

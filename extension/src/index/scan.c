@@ -295,6 +295,10 @@ sv_start_batch(IndexScanDesc scan, bool *first)
 #if PG_VERSION_NUM >= 150000
 		pgstat_count_index_scan(scan->indexRelation);
 #endif
+#if PG_VERSION_NUM >= 180000
+		if (scan->instrument)
+			scan->instrument->nsearches++;	/* EXPLAIN ANALYZE's "Index Searches" */
+#endif
 		so->started = true;
 		so->batch_size = so->settings.shortlist;
 		if (meta->elemtype != SV_ELEM_BIT && !(meta->refine_bits > 0 && so->settings.rerank > 0))

@@ -91,10 +91,16 @@ sv_add_exact(IndexScanDesc scan, const SvCandidate *cands_in, int n)
 		bool		isnull[INDEX_MAX_KEYS];
 		double		d;
 		SvExact    *e;
+		ItemPointerData tid = cands[i].tid;
 
 		CHECK_FOR_INTERRUPTS();
-		if (!table_index_fetch_tuple(so->fetch, (ItemPointer) &cands[i].tid, scan->xs_snapshot, so->slot,
-									 &call_again, &all_dead))
+
+		/*
+		 * The fetch sets tid to the version it found, a heap-only tuple after a HOT update: the row goes
+		 * out by the entry's TID (the chain's root), which the executor's fetch can follow, and a heap-only
+		 * tuple's own TID it cannot.
+		 */
+		if (!table_index_fetch_tuple(so->fetch, &tid, scan->xs_snapshot, so->slot, &call_again, &all_dead))
 			continue;
 		ResetPerTupleExprContext(so->estate);
 		econtext->ecxt_scantuple = so->slot;
