@@ -272,3 +272,25 @@ def pg_tool(name: str) -> str:
     from shrinkvec import server
 
     return str(server.bin_dir() / name)
+
+
+def start_standby(info: Any, standby_dir: Path, *settings: str) -> list[str]:
+    """A streaming standby of the embedded server `info` (a shrinkvec.server.ServerInfo): pg_basebackup into
+    standby_dir, started on a socket of its own with `-c` settings (e.g. "wal_receiver_status_interval=1s").
+    Returns the pg_ctl command prefix that stops it; the caller stops it (pg_ctl ... stop)."""
+    from shrinkvec import server
+
+    run_as = "pgserver" if os.geteuid() == 0 else None
+    standby_dir.mkdir(mode=0o700)
+    if run_as:
+        shutil.chown(standby_dir, run_as, run_as)
+    subprocess.run([str(server.bin_dir() / "pg_basebackup"), "-D", str(standby_dir), "-R", "-X", "stream",
+                    "-c", "fast", "-h", str(info.socket_dir), "-p", str(info.port), "-U", info.user],
+                   check=True, user=run_as, capture_output=True)
+    for leftover in [*standby_dir.glob(".s.PGSQL.*.lock"), standby_dir / "log"]:  # the primary's, copied
+        leftover.unlink(missing_ok=True)
+    pg_ctl = [str(server.bin_dir() / "pg_ctl"), "-D", str(standby_dir)]
+    options = [arg for s in settings for arg in ("-o", f"-c {s}")]
+    subprocess.run([*pg_ctl, "-w", "-t", "120", "-o", '-h ""', "-o", f"-k {standby_dir}", *options,
+                    "-l", str(standby_dir / "log"), "start"], check=True, user=run_as, capture_output=True)
+    return pg_ctl

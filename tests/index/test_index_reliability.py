@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import signal
 import subprocess
 import threading
@@ -27,7 +26,7 @@ import psycopg
 import pytest
 from pgvector.psycopg import register_vector
 
-from conftest import one_row
+from conftest import one_row, start_standby
 from shrinkvec import demo
 from shrinkvec.server import ServerInfo
 
@@ -337,7 +336,6 @@ def test_kill_9_during_repartition(server_root: Path, round_: int) -> None:
 def test_standby_replays_the_index(server_root: Path) -> None:
     """A streaming standby from a base backup taken before the indexes existed replays their build,
     inserts, updates, deletes and VACUUM from WAL, and answers like the primary."""
-    from shrinkvec import server
 
     data = demo.load_data()
     primary_dir, standby_dir = server_root / "primary", server_root / "standby"
@@ -346,17 +344,7 @@ def test_standby_replays_the_index(server_root: Path) -> None:
         with psycopg.connect(info.dsn(), autocommit=True) as conn:
             register_vector(conn)
             create_schema(conn, "r", data.docs[:2000])
-        standby_dir.mkdir(mode=0o700)
-        if run_as:
-            shutil.chown(standby_dir, run_as, run_as)
-        subprocess.run([str(server.bin_dir() / "pg_basebackup"), "-D", str(standby_dir), "-R", "-X", "stream",
-                        "-c", "fast", "-h", str(info.socket_dir), "-p", str(info.port), "-U", info.user],
-                       check=True, user=run_as, capture_output=True)
-        for leftover in [*standby_dir.glob(".s.PGSQL.*.lock"), standby_dir / "log"]:  # the primary's, copied
-            leftover.unlink(missing_ok=True)
-        pg_ctl = [str(server.bin_dir() / "pg_ctl"), "-D", str(standby_dir)]
-        subprocess.run([*pg_ctl, "-w", "-t", "120", "-o", '-h ""', "-o", f"-k {standby_dir}",
-                        "-l", str(standby_dir / "log"), "start"], check=True, user=run_as, capture_output=True)
+        pg_ctl = start_standby(info, standby_dir)
         try:
             standby_dsn = f"postgresql://{info.user}@/postgres?host={standby_dir}&port={info.port}"
             with psycopg.connect(info.dsn(), autocommit=True) as conn:

@@ -30,7 +30,7 @@ import pytest
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
-from conftest import one_row
+from conftest import one_row, start_standby
 from shrinkvec import demo
 
 HELD_BACK = ("mpmath", "sklearn")  # not loaded at first: they arrive by ATTACH PARTITION
@@ -478,18 +478,8 @@ def replica() -> Iterator[Replica]:
     pg_ctl = [str(server.bin_dir() / "pg_ctl"), "-D", str(standby_dir)]
     try:
         info = server.start(primary_dir)
-        standby_dir.mkdir(mode=0o700)
-        if run_as:
-            shutil.chown(standby_dir, run_as, run_as)
-        subprocess.run([str(server.bin_dir() / "pg_basebackup"), "-D", str(standby_dir), "-R", "-X", "stream",
-                        "-c", "fast", "-h", str(info.socket_dir), "-p", str(info.port), "-U", info.user],
-                       check=True, user=run_as, capture_output=True)
-        for leftover in [*standby_dir.glob(".s.PGSQL.*.lock"), standby_dir / "log"]:  # the primary's, copied
-            leftover.unlink(missing_ok=True)
         # feedback every second (not 10): the feedback test waits for the primary to see the standby's xmin
-        subprocess.run([*pg_ctl, "-w", "-t", "120", "-o", '-h ""', "-o", f"-k {standby_dir}",
-                        "-o", "-c wal_receiver_status_interval=1s", "-l", str(standby_dir / "log"), "start"],
-                       check=True, user=run_as, capture_output=True)
+        start_standby(info, standby_dir, "wal_receiver_status_interval=1s")
         rep = Replica(info.dsn(), standby_dir, info.user, info.port)
         set_feedback(rep, True)
         yield rep
