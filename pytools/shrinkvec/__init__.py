@@ -39,6 +39,9 @@ _EXPORTS: dict[str, str] = {
     "CatalogError": "shrinkvec.sql.profiles",
     "find_profile": "shrinkvec.sql.profiles",
     "save_profile": "shrinkvec.sql.profiles",
+    "table_profile": "shrinkvec.sql.tables",
+    "adopt": "shrinkvec.sql.tables",
+    "TableError": "shrinkvec.sql.tables",
     "Plan": "shrinkvec.sql.query",
     "Stage": "shrinkvec.sql.query",
     "plan": "shrinkvec.sql.query",
@@ -72,7 +75,8 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "__version__",
     "ShrinkvecError", "Profile", "ProfileError", "parse_codes", "calibrate", "Code", "CodeKind", "KindError",
-    "CodeError", "connect", "ExtensionMissing", "migrate", "CatalogError", "find_profile", "save_profile", "Plan",
+    "CodeError", "connect", "ExtensionMissing", "migrate", "CatalogError", "find_profile", "save_profile",
+    "table_profile", "adopt", "TableError", "Plan",
     "Stage", "plan", "search", "LoadOptions", "LoadError", "LoadResult", "ReadError", "Transform", "TransformError",
     "AdaptorConfig", "AdaptOptions", "AdaptResult", "AdaptError", "Config", "ConfigError", "Evaluator", "EvalError",
     "two_stage", "code_column", "bits_column", "prefix_column", "int8_column", "multibit_column",
@@ -115,6 +119,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from shrinkvec.sql.connection import ExtensionMissing, connect
     from shrinkvec.sql.profiles import CatalogError, find_profile, save_profile
     from shrinkvec.sql.query import Plan, Stage, plan, search
+    from shrinkvec.sql.tables import TableError, adopt, table_profile
     from shrinkvec.transforms.adapt import AdaptError, AdaptOptions, AdaptResult
     from shrinkvec.transforms.adaptor import AdaptorConfig
     from shrinkvec.transforms.transform import Transform, TransformError

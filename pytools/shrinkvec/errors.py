@@ -9,3 +9,8 @@ from __future__ import annotations
 
 class ShrinkvecError(Exception):
     """An error the user can fix; its message names the problem."""
+
+
+class ServerError(ShrinkvecError, RuntimeError):
+    """The embedded server could not be used (not installed, not running, failed to start); shrinkvec.server
+    and shrinkvec.server_tcp raise it."""

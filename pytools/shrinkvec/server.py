@@ -22,12 +22,7 @@ from psycopg import pq
 from psycopg.conninfo import make_conninfo
 
 from shrinkvec import server_tcp
-from shrinkvec.errors import ShrinkvecError
-
-
-class ServerError(ShrinkvecError, RuntimeError):
-    """The embedded server could not be used (not installed, not running, failed to start)."""
-
+from shrinkvec.errors import ServerError as ServerError  # its home is errors.py (server_tcp raises it too)
 
 # how long start() waits for a server that pg_ctl did not see ready in time (crash recovery)
 START_TIMEOUT_S = 120.0

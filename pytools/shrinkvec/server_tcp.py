@@ -23,6 +23,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from shrinkvec.errors import ServerError
+
 SETTINGS_FILE = "shrinkvec-tcp.json"
 HOST = "localhost"
 
@@ -43,8 +45,6 @@ def read(data_dir: Path) -> Tcp | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        from shrinkvec.server import ServerError
-
         raise ServerError(f"cannot read {data_dir / SETTINGS_FILE}: {exc}; remove it and start with --port again") from None
 
 
@@ -66,8 +66,6 @@ def forget(data_dir: Path) -> None:
 
 def check_port_free(port: int) -> None:
     """ServerError unless `port` is a valid port that nothing listens on at localhost."""
-    from shrinkvec.server import ServerError
-
     if not 1 <= port <= 65535:
         raise ServerError(f"port {port} is out of range (1 to 65535; 0 for the socket only)")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -101,8 +99,6 @@ def set_password(socket_dsn: str, password: str) -> None:
 def restart(pg_ctl: Path, data_dir: Path, socket_dir: Path, port: int | None, run_as: str | None) -> None:
     """Restart the server listening on localhost:port and its socket (port None: the socket only, on the
     default port)."""
-    from shrinkvec.server import ServerError
-
     listen = f'-h {HOST} -p {port}' if port is not None else '-h ""'
     done = subprocess.run(
         [str(pg_ctl), "-D", str(data_dir), "-w", "-m", "fast", "-l", str(data_dir / "log"),
