@@ -262,12 +262,12 @@ def backfill(conn: psycopg.Connection, p: Profile, batch_size: int = 5000) -> in
     idc = sql.Identifier(p.id_column)
     vec = sql.Identifier(p.vector_column)
     missing = sql.SQL(" OR ").join(sql.SQL("{} IS NULL").format(sql.Identifier(c.column)) for c in p.codes)
-    update = sql.SQL("UPDATE {t} SET {code} = NULL WHERE {id} = ANY(%(ids)s)").format(
+    update = sql.SQL("UPDATE {t} SET {code} = NULL WHERE {id} OPERATOR(pg_catalog.=) ANY(%(ids)s)").format(
         t=t, code=sql.Identifier(p.codes[0].column), id=idc)
     total = 0
     last: object = None
     while True:
-        after = sql.SQL("AND {} > %(last)s").format(idc) if last is not None else sql.SQL("")
+        after = sql.SQL("AND {} OPERATOR(pg_catalog.>) %(last)s").format(idc) if last is not None else sql.SQL("")
         query = sql.SQL(
             "SELECT {id} FROM {t} WHERE ({missing}) AND {vec} IS NOT NULL {after} ORDER BY {id} LIMIT %(n)s"
         ).format(id=idc, t=t, missing=missing, vec=vec, after=after)

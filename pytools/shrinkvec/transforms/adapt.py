@@ -130,7 +130,7 @@ def read_labels(conn: psycopg.Connection, p: Profile, labels: Path,
         raise AdaptError(f"{labels}: no labelled pair with relevance > 0")
     connection.register_vector(conn)
     ids = sorted({t[1] for t in triples} | ({t[0] for t in triples} if queries is None else set()))
-    q = sql.SQL("SELECT {id}, {v} FROM {t} WHERE {id} = ANY(%s)").format(
+    q = sql.SQL("SELECT {id}, {v} FROM {t} WHERE {id} OPERATOR(pg_catalog.=) ANY(%s)").format(
         id=sql.Identifier(p.id_column), v=sql.Identifier(p.vector_column), t=ddl.table_ident(p))
     vecs = {int(r[0]): _vec(r[1]) for r in conn.cursor(binary=True).execute(q, (ids,)).fetchall()}
     qmat = None if queries is None else _read_queries(queries, p.dims)

@@ -153,7 +153,7 @@ def abort(conn: psycopg.Connection, old: Profile, new: Profile) -> None:
 
 def _fill_statement(old: Profile, sh: Profile) -> sql.Composed:
     """Set a shadow column to NULL: the shadow trigger fires and writes every shadow code."""
-    return sql.SQL("UPDATE {t} SET {code} = NULL WHERE {id} = ANY(%(ids)s)").format(
+    return sql.SQL("UPDATE {t} SET {code} = NULL WHERE {id} OPERATOR(pg_catalog.=) ANY(%(ids)s)").format(
         t=ddl.table_ident(old), code=sql.Identifier(sh.codes[0].column), id=sql.Identifier(old.id_column))
 
 
@@ -162,7 +162,7 @@ def _todo_query(old: Profile, sh: Profile, after: bool) -> sql.Composed:
     missing = sql.SQL(" OR ").join(sql.SQL("{} IS NULL").format(sql.Identifier(c.column)) for c in sh.codes)
     return sql.SQL("SELECT {id} FROM {t} WHERE ({missing}) AND {vec} IS NOT NULL {after} ORDER BY {id} LIMIT %(n)s").format(
         id=idc, t=ddl.table_ident(old), missing=missing, vec=sql.Identifier(old.vector_column),
-        after=sql.SQL("AND {} > %(last)s").format(idc) if after else sql.SQL(""))
+        after=sql.SQL("AND {} OPERATOR(pg_catalog.>) %(last)s").format(idc) if after else sql.SQL(""))
 
 
 def remaining(conn: psycopg.Connection, old: Profile, new: Profile) -> int:
