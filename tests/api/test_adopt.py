@@ -115,10 +115,23 @@ def test_adopt_then_tune_apply(migrated_dsn: str, data: demo.DemoData, tmp_path:
     out = run("adopt", "--dsn", migrated_dsn, "--table", "li", "--create-index", cwd=tmp_path)
     assert out.returncode == 0 and "created the shrinkvec index li_embedding_idx" in out.stdout, out.stderr
     np.save(tmp_path / "q.npy", qs)
+    # the user's index is flat, as the measured configurations: it gets the settings, no second index is kept
     out = run("tune", "--dsn", migrated_dsn, "--table", "li", "--queries", str(tmp_path / "q.npy"), "--quiet",
               "--target-recall", "0.9", "--configs", "index@30 index@60", "--apply", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert "other shrinkvec indexes (li_embedding_idx)" in out.stdout  # the planner may pick either
+    assert 'set on the column\'s index "public"."li_embedding_idx", built as the measured one' in out.stdout, out.stdout
+    with psycopg.connect(migrated_dsn) as c:
+        assert one_row(c.execute("SELECT scan_shortlist FROM shrinkvec_index_info('li_embedding_idx')"))[0] in (30, 60)
+        assert one_row(c.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'shrinkvec_%'"))[0] == 0
+    # an index built otherwise (4 lists, for L2 here: with cosine the planner would prefer it to eval's own, and
+    # eval says so) is left alone: tune keeps its own index, and names the other
+    with psycopg.connect(migrated_dsn, autocommit=True) as c:
+        c.execute("DROP INDEX li_embedding_idx")
+        c.execute("CREATE INDEX li_ivf ON li USING shrinkvec (embedding vector_l2_ops) WITH (lists = 4)")
+    out = run("tune", "--dsn", migrated_dsn, "--table", "li", "--queries", str(tmp_path / "q.npy"), "--quiet",
+              "--target-recall", "0.9", "--configs", "index@30 index@60", "--apply", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "other shrinkvec indexes (li_ivf)" in out.stdout, out.stdout
     with psycopg.connect(migrated_dsn) as c:
         row = one_row(c.execute(
             "SELECT scan_shortlist FROM shrinkvec_index_info('public.shrinkvec_tuned_' || "

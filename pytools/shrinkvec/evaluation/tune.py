@@ -34,6 +34,7 @@ from psycopg import sql
 
 from shrinkvec.evaluation.configs import Config
 from shrinkvec.evaluation.evaluate import EvalError, Evaluator, Result
+from shrinkvec.sql import names as sqlnames
 from shrinkvec.sql import tables
 
 
@@ -113,6 +114,16 @@ def tune(ev: Evaluator, candidates: Sequence[Config], target: float, seed: int =
     return Choice(target, met, best, ev.measure(best.config, held), measured, len(sel), len(held))
 
 
+def _build(conn: psycopg.Connection, ev: Evaluator, schema: str, name: str) -> tuple[int, int, int] | None:
+    """(lists, coded dims, refine bits) of a plain (not partitioned) shrinkvec index; None for another."""
+    leaves = tables.index_leaves(conn, schema, name)
+    if leaves != [(schema, name)]:
+        return None
+    row = conn.execute(sql.SQL("SELECT lists, code_bits, refine_bits FROM {}(%s::pg_catalog.regclass)").format(
+        sqlnames.ext_fn(ev.profile, "shrinkvec_index_info")), (sql.Identifier(schema, name).as_string(conn),)).fetchone()
+    return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
+
+
 def apply(conn: psycopg.Connection, ev: Evaluator, choice: Choice) -> str:
     """Store the choice as the profile's default (see module docstring); returns what was done."""
     p = ev.profile
@@ -137,19 +148,30 @@ def apply(conn: psycopg.Connection, ev: Evaluator, choice: Choice) -> str:
                         f"{p.schema}.{p.table}?)")
     if c.kind != "index":
         return f"profile {p.name}: default search is now {c.spec()} (k = {ev.k})"
+    # the settings live in the index: every connection gets them, poolers and clients that cannot SET too
+    options = {k.split(".", 1)[1]: v for k, v in index_settings(c).items()}
+    given_sql = sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(int(v))) for k, v in options.items())
+    given = ", ".join(f"{k} = {v}" for k, v in options.items())
+    measured = _build(conn, ev, p.schema, ev.index_name(c))
+    same = [n for n in tables.shrinkvec_indexes(conn, p)
+            if n != ev.index_name(c) and measured is not None and _build(conn, ev, p.schema, n) == measured]
+    if same:
+        # an index of the column built as the measured one (lists, coded dims, refine bits): it gets the
+        # settings, and the evaluation index goes (no second index for the planner to choose between)
+        conn.execute(sql.SQL("ALTER INDEX {} SET ({})").format(sql.Identifier(p.schema, same[0]), given_sql))
+        ident = sql.Identifier(p.schema, same[0]).as_string(conn)
+        return (f"profile {p.name}: default search is now {c.spec()} (k = {ev.k}); set on the column's index {ident}, "
+                f"built as the measured one, WITH ({given}): every connection searches with these (a session SET "
+                "still overrides them)")
     # keep the index tune built, under a stable name (a previous tune's index of this column is replaced)
     name = "shrinkvec_tuned_" + ev.index_name(c).split("_")[2]
     conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(p.schema, name)))
     conn.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(sql.Identifier(p.schema, ev.index_name(c)),
                                                                sql.Identifier(name)))
-    # the settings live in the index: every connection gets them, poolers and clients that cannot SET too
-    options = {k.split(".", 1)[1]: v for k, v in index_settings(c).items()}
-    given_sql = sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(int(v))) for k, v in options.items())
     # a partitioned table's index takes no options itself: each partition's index gets them
     for schema, leaf in tables.index_leaves(conn, p.schema, name):
         conn.execute(sql.SQL("ALTER INDEX {} SET ({})").format(sql.Identifier(schema, leaf), given_sql))
     ident = sql.Identifier(p.schema, name).as_string(conn)
-    given = ", ".join(f"{k} = {v}" for k, v in options.items())
     others = [n for n in tables.shrinkvec_indexes(conn, p) if n != name]
     also = (f"; the column has other shrinkvec indexes ({', '.join(others)}), which the planner may choose "
             "instead: drop them, or give them these settings with ALTER INDEX ... SET") if others else ""
