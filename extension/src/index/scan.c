@@ -327,17 +327,25 @@ sv_start_batch(IndexScanDesc scan, bool *first)
 	}
 	if (so->scanned >= sv_max_scan_tuples)
 	{
-		ereport(NOTICE,
-				(errmsg("shrinkvec index scan of \"%s\" stopped after %lld candidates",
-						RelationGetRelationName(scan->indexRelation), (long long) so->scanned),
-				 errdetail("shrinkvec.max_scan_tuples is %d; rows beyond it were not returned.",
-						   sv_max_scan_tuples),
-				 errhint("Raise shrinkvec.max_scan_tuples, or make the filter more selective with an index of its own.")));
+		sv_notice_max_scan(scan);
 		so->done = true;
 		so->cut = true;
 		return false;
 	}
 	return true;
+}
+
+/* The NOTICE of a scan that reached shrinkvec.max_scan_tuples (entries, or rows of the NULL tail). */
+void
+sv_notice_max_scan(IndexScanDesc scan)
+{
+	SvScanOpaque *so = (SvScanOpaque *) scan->opaque;
+
+	ereport(NOTICE,
+			(errmsg("shrinkvec index scan of \"%s\" stopped after %lld candidates",
+					RelationGetRelationName(scan->indexRelation), (long long) so->scanned),
+			 errdetail("shrinkvec.max_scan_tuples is %d; rows beyond it were not returned.", sv_max_scan_tuples),
+			 errhint("Raise shrinkvec.max_scan_tuples, or make the filter more selective with an index of its own.")));
 }
 
 /* qsort comparator of doubles, ascending. */

@@ -363,6 +363,11 @@ void sv_add_exact(IndexScanDesc scan, const SvCandidate *cands, int n);
  */
 double	   *sv_refine_order(IndexScanDesc scan);
 
+/* ---- scan.c ---- */
+
+/* The NOTICE of a scan that reached shrinkvec.max_scan_tuples (entries, or rows of the NULL tail). */
+void sv_notice_max_scan(IndexScanDesc scan);
+
 /* ---- scan_nulls.c ---- */
 
 /*

@@ -213,12 +213,7 @@ sv_next_null_row(IndexScanDesc scan)
 			return false;
 		if (so->scanned >= sv_max_scan_tuples)
 		{
-			ereport(NOTICE,
-					(errmsg("shrinkvec index scan of \"%s\" stopped after %lld candidates",
-							RelationGetRelationName(scan->indexRelation), (long long) so->scanned),
-					 errdetail("shrinkvec.max_scan_tuples is %d; rows with a NULL value beyond it were not returned.",
-							   sv_max_scan_tuples),
-					 errhint("Raise shrinkvec.max_scan_tuples, or make the filter more selective with an index of its own.")));
+			sv_notice_max_scan(scan);
 			so->tail_blk = so->tail_nblocks;
 			return false;
 		}
