@@ -390,3 +390,82 @@ def wait_for_lock_waiter(conn: psycopg.Connection, runner: Repartition) -> None:
             return
         assert runner.is_alive() and time.monotonic() < deadline, runner.error
         time.sleep(0.02)
+
+
+GATE2 = """
+CREATE FUNCTION public.sv_gate2(v vector) RETURNS vector LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF pg_catalog.current_setting('sv.gate', true) OPERATOR(pg_catalog.=) 'on' THEN
+        IF (v::pg_catalog.float4[])[1] OPERATOR(pg_catalog.=) 777 THEN
+            PERFORM pg_catalog.pg_advisory_xact_lock_shared(4243);
+        ELSE
+            PERFORM pg_catalog.pg_advisory_xact_lock_shared(4242);
+        END IF;
+    END IF;
+    RETURN v;
+END $$;
+"""
+
+
+def test_an_insert_beside_a_repartition_adds_no_duplicate(conn: psycopg.Connection, dsn: str) -> None:
+    """Rows that fill the last page after the entries were read are taken when the page is retired (step 3);
+    an insert that then meets that retired page, in the same generation, links a new page and clears the
+    mark. The switch (step 4) must not take the page's rows a second time: no duplicate entries, no row
+    returned twice."""
+    register_vector(conn)
+    conn.execute(f"CREATE TABLE d (id bigint PRIMARY KEY, v vector({DIMS}))")
+    conn.execute(GATE2)
+    conn.execute(f"CREATE INDEX d_gate ON d USING shrinkvec ((sv_gate2(v)::vector({DIMS})) vector_l2_ops) WITH (lists = 1)")
+    x = rows(500, 7)
+    copy_rows(conn, "d", x, 0)
+    per_page = int(str(info(conn, "d_gate")["entries_per_page"]))
+    fill = per_page - 500 % per_page
+    extra = rows(fill, 8)
+    extra[-1, 0] = 777  # the marker: its fetch in step 3 waits on lock 4243
+    with psycopg.connect(dsn, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(4242), pg_advisory_lock(4243)")
+        runner = Repartition(dsn, "d_gate")
+        runner.start()
+        wait_for_lock_waiter(conn, runner)  # step 2 waits: the entries were read
+        with psycopg.connect(dsn, autocommit=True) as writer:
+            register_vector(writer)
+            copy_rows(writer, "d", extra, 10_000)  # the last page is now full
+            holder.execute("SELECT pg_advisory_unlock(4242)")
+            deadline = time.monotonic() + 60
+            while not one_row(conn.execute(
+                    "SELECT count(*) FROM pg_locks WHERE pid = %s AND locktype = 'advisory' AND NOT granted "
+                    "AND objid = 4243", (runner.pid,)))[0]:
+                assert runner.is_alive() and time.monotonic() < deadline, runner.error
+                time.sleep(0.02)
+            # step 3 retired the full page and waits on the marker: this insert meets the retired page
+            copy_rows(writer, "d", rows(1, 9), 20_000)
+        holder.execute("SELECT pg_advisory_unlock(4243)")
+        runner.join(timeout=120)
+    assert runner.error is None, runner.error
+    total = 500 + fill + 1
+    assert info(conn, "d_gate")["generation"] == 1
+    assert check(conn, "d_gate") == (total, total, 0, 0, 0, True)
+    conn.execute("SET enable_seqscan = off")
+    got = [r[0] for r in conn.execute(f"SELECT id FROM d ORDER BY sv_gate2(v)::vector({DIMS}) <-> %s LIMIT {total + 10}",
+                                      (x[0],)).fetchall()]
+    assert len(got) == len(set(got)) == total
+
+
+def test_repartition_skips_rows_whose_toast_is_gone(conn: psycopg.Connection) -> None:
+    """Deleted rows whose vectors lived out of line, after a VACUUM of the TOAST table alone (their chunks are
+    gone, the heap tuples not yet pruned): a re-partition reads only versions some snapshot may still see,
+    and leaves those out instead of failing on their missing chunks."""
+    register_vector(conn)
+    conn.execute("CREATE TABLE t (id int PRIMARY KEY, v vector(600))")
+    conn.execute("ALTER TABLE t ALTER COLUMN v SET STORAGE EXTERNAL")
+    rng = np.random.default_rng(3)
+    with conn.cursor().copy("COPY t (id, v) FROM STDIN WITH (FORMAT BINARY)") as copy:
+        copy.set_types(["int4", "vector"])
+        for i in range(60):
+            copy.write_row((i, rng.standard_normal(600).astype(np.float32)))
+    conn.execute("CREATE INDEX t_v ON t USING shrinkvec (v vector_l2_ops) WITH (lists = 2)")
+    conn.execute("DELETE FROM t WHERE id < 10")
+    conn.execute("VACUUM (PROCESS_MAIN false) t")
+    conn.execute("SELECT shrinkvec_index_repartition('t_v')")
+    assert info(conn, "t_v")["entries"] == 50
+    assert check(conn, "t_v") == (50, 50, 0, 0, 0, True)

@@ -514,6 +514,8 @@ shrinkvec_index_check(PG_FUNCTION_ARGS)
 	if (is_bit)
 		st.codes = palloc_extended((Size) st.maxentries * st.meta->code_bytes, MCXT_ALLOC_HUGE);
 	st.rowcode = palloc(st.meta->code_bytes);
+	/* the snapshot first (as amcheck): a row it sees was inserted, with its entry, before the entries are read */
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
 	sv_foreach_entry(index, st.meta, sv_check_collect, &st);
 	if (st.nentries > 1)
 		qsort(st.entries, st.nentries, sizeof(SvCheckEntry), sv_check_entry_cmp);
@@ -534,7 +536,6 @@ shrinkvec_index_check(PG_FUNCTION_ARGS)
 	save_nestlevel = NewGUCNestLevel();
 	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
-	snapshot = RegisterSnapshot(GetTransactionSnapshot());
 	scan = table_beginscan_strat(heap, snapshot, 0, NULL, true, true);
 	indexInfo = BuildIndexInfo(index);
 	indexInfo->ii_Concurrent = true;	/* an MVCC snapshot: rows this transaction can see */

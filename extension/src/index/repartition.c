@@ -9,7 +9,8 @@
  *
  * A re-partition, under the table's ShareUpdateExclusiveLock (no VACUUM of the table runs beside it):
  *   1. collect the TIDs of every entry, page by page, noting each page's count;
- *   2. fetch a sample of those rows (any version: SnapshotAny; a TID whose row is gone is dead to all and
+ *   2. fetch a sample of those rows (any version some snapshot may still see: a non-vacuumable snapshot;
+ *      a version dead to all is dropped, its TOAST chunks may be gone already; a TID whose row is gone is dead to all and
  *      dropped), learn centroids and calibrate as a build does, then encode every row into new pages
  *      (build_load.c), the meta page untouched: scans and inserts still use the old generation;
  *   3. walk the old chains again, mark each full page retired under its exclusive lock (no insert can
@@ -39,6 +40,7 @@
 #include "utils/acl.h"
 #include "utils/datum.h"
 #include "utils/guc.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "miscadmin.h"
 #include "postmaster/autovacuum.h"
@@ -58,6 +60,7 @@ typedef struct SvSeenPage
 /* State of one re-partition. */
 typedef struct SvRepartition
 {
+	SnapshotData nonvacuumable; /* the versions some snapshot may still see (GlobalVisTestFor the table) */
 	Relation	heap;
 	Relation	index;
 	IndexInfo  *info;
@@ -157,7 +160,31 @@ sv_rp_sort_tids(ItemPointerData *tids, int64 n)
 }
 
 /*
- * The indexed value of the row at tid: the last version of its HOT chain (SnapshotAny, followed from the
+ * Remove from the sorted, distinct tids[0..n) those in the sorted taken[0..ntaken); returns the new count.
+ * Step 4 takes the entries of pages step 3 already took again when an insert cleared a page's retired mark
+ * meanwhile (insert.c treats a mark in its own generation as left by a failed attempt): a page new since
+ * step 1 has no count to start after.
+ */
+static int64
+sv_rp_minus(ItemPointerData *tids, int64 n, const ItemPointerData *taken, int64 ntaken)
+{
+	int64		out = 0,
+				j = 0;
+
+	for (int64 i = 0; i < n; i++)
+	{
+		while (j < ntaken && ItemPointerCompare((ItemPointer) &taken[j], &tids[i]) < 0)
+			j++;
+		if (j < ntaken && ItemPointerEquals((ItemPointer) &taken[j], &tids[i]))
+			continue;
+		tids[out++] = tids[i];
+	}
+	return out;
+}
+
+/*
+ * The indexed value of the row at tid: the last version of its HOT chain (not yet dead to every snapshot:
+ * a version that is may have lost its TOAST chunks to a VACUUM of the TOAST table; followed from the
  * root as an index scan does); false when no tuple is there any more (pruned: dead to every snapshot).
  * The last version, not the first: a chain that CREATE INDEX found broken (a HOT update changed the
  * column before the index existed) starts with versions of another value, and the index entry stands for
@@ -180,7 +207,7 @@ sv_rp_fetch(SvRepartition *rp, ItemPointer tid, Datum *value, bool *isnull)
 		MemoryContext old;
 
 		/* a call that finds no more versions overwrites the slot's tuple header: the value is copied first */
-		if (!table_index_fetch_tuple(rp->fetch, &t, SnapshotAny, rp->slot, &call_again, &all_dead))
+		if (!table_index_fetch_tuple(rp->fetch, &t, &rp->nonvacuumable, rp->slot, &call_again, &all_dead))
 			break;
 		econtext->ecxt_scantuple = rp->slot;
 		FormIndexDatum(rp->info, rp->slot, rp->estate, value, isnull);
@@ -321,6 +348,8 @@ sv_rp_retire_data(SvRepartition *rp, SvRepartition *late, Buffer buf, bool only_
 	page = GenericXLogRegisterBuffer(state, buf, 0);
 	for (int i = seen != NULL ? seen->count : 0; i < n; i++)
 		sv_rp_add_tid(late, &sv_page_tids(page, meta)[i]);
+	if (seen != NULL)
+		seen->count = n;		/* taken: an insert that clears the mark (insert.c) adds only after n */
 	SvPageGetOpaque(page)->retired = tag;
 	memcpy(rblocks, sv_page_refine_blocks(page), sizeof(rblocks));
 	next = SvPageGetOpaque(page)->next;
@@ -406,6 +435,7 @@ sv_repartition(Relation heap, Relation index, SvBlockList *allocated, bool *swit
 	rp.estate = CreateExecutorState();
 	rp.slot = table_slot_create(heap, NULL);
 	rp.fetch = table_index_fetch_begin(heap);
+	InitNonVacuumableSnapshot(rp.nonvacuumable, GlobalVisTestFor(heap));
 
 	/* 1: the entries */
 	sv_rp_collect(&rp);
@@ -444,6 +474,7 @@ sv_repartition(Relation heap, Relation index, SvBlockList *allocated, bool *swit
 
 		sv_rp_retire_chains(&rp, &last, false);
 		last.ntids = sv_rp_sort_tids(last.tids, last.ntids);
+		last.ntids = sv_rp_minus(last.tids, last.ntids, late.tids, late.ntids);
 		sv_rp_load(&rp, &bs, last.tids, last.ntids);
 		late.ntids += last.ntids;
 	}
