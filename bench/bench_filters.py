@@ -10,7 +10,10 @@ measured by EXPLAIN (ANALYZE) execution time, the median over the queries), the 
 chosen plan's recall@10 against the exact plan. Target: the chosen plan never more than 1.3x the exact plan,
 and never fewer rows.
 
-    python bench/bench_filters.py --dsn "$DSN" [--rows 28000] [--queries 20]
+    python bench/bench_filters.py --dsn "$DSN" [--rows 28000] [--queries 20] [--set docs|pca|wordllama|synthetic]
+
+--set takes bench_geometry.py's four sets (the docstrings as they are, PCA-rotated, embedded by WordLlama, and
+synthetic sd ~ 1/sqrt(i+1)); without it, the docstrings (shared, else the demo's 4,000).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from psycopg.types.json import Jsonb
 
 from common import docstrings
 
+SETS = {"docs": "docstrings (", "pca": "docstrings PCA", "wordllama": "WordLlama", "synthetic": "synthetic"}
 SHARES = {"f0001": 0.001, "f001": 0.01, "f01": 0.1, "f05": 0.5}
 
 
@@ -65,8 +69,16 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=0, help="rows (default: every doc of the set)")
     ap.add_argument("--queries", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--set", choices=sorted(SETS), default=None, help="one of bench_geometry.py's four sets")
     args = ap.parse_args()
-    docs, queries, name = docstrings()
+    if args.set is not None:
+        from bench_geometry import datasets
+
+        sets = datasets(args.rows or 28_000, args.queries)
+        name = next(n for n in sets if n.startswith(SETS[args.set]))
+        docs, queries = sets[name]()
+    else:
+        docs, queries, name = docstrings()
     if args.rows:
         reps = -(-args.rows // len(docs))
         rng = np.random.default_rng(args.seed)

@@ -274,6 +274,10 @@ def pg_tool(name: str) -> str:
     return str(server.bin_dir() / name)
 
 
+# distance -> (ORDER BY operator, the shrinkvec operator class of vector columns)
+OPS = {"cosine": ("<=>", "vector_cosine_ops"), "l2": ("<->", "vector_l2_ops"), "ip": ("<#>", "vector_ip_ops")}
+
+
 def start_standby(info: Any, standby_dir: Path, *settings: str) -> list[str]:
     """A streaming standby of the embedded server `info` (a shrinkvec.server.ServerInfo): pg_basebackup into
     standby_dir, started on a socket of its own with `-c` settings (e.g. "wal_receiver_status_interval=1s").

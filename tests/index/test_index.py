@@ -17,7 +17,7 @@ from pgvector import HalfVector
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
-from conftest import one_row
+from conftest import OPS, one_row
 from shrinkvec import codes, demo
 
 K = 10
@@ -52,7 +52,6 @@ def exact_ids(docs: np.ndarray, q: np.ndarray, metric: str, k: int = K) -> list[
     return [int(i) for i in np.argsort(d, kind="stable")[:k]]
 
 
-OPS = {"cosine": ("<=>", "vector_cosine_ops"), "l2": ("<->", "vector_l2_ops"), "ip": ("<#>", "vector_ip_ops")}
 
 
 def knn(conn: psycopg.Connection, q: np.ndarray | HalfVector, op: str, k: int = K, table: str = "docs",

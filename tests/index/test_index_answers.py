@@ -17,10 +17,10 @@ import pytest
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
+from conftest import OPS
 from shrinkvec import demo
 
 N = 3000
-OPS = {"cosine": ("<=>", "vector_cosine_ops"), "l2": ("<->", "vector_l2_ops"), "ip": ("<#>", "vector_ip_ops")}
 
 
 @pytest.fixture(scope="module")

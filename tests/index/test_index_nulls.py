@@ -16,10 +16,10 @@ import psycopg
 import pytest
 from pgvector.psycopg import register_vector
 
+from conftest import OPS
 from shrinkvec import demo
 
 N = 2000
-OPS = {"cosine": ("<=>", "vector_cosine_ops"), "l2": ("<->", "vector_l2_ops"), "ip": ("<#>", "vector_ip_ops")}
 
 
 @pytest.fixture(scope="module")

@@ -39,9 +39,10 @@ class TableError(ShrinkvecError, ValueError):
 
 @dataclass(frozen=True)
 class Column:
-    """A column of a table: its name, type OID and type as format_type shows it."""
+    """A column of a table: its name, number, type OID and type as format_type shows it."""
 
     name: str
+    attnum: int
     type_oid: int
     shown: str
 
@@ -52,8 +53,8 @@ WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(%s)
 """
 
 _COLUMNS = """
-SELECT a.attname::pg_catalog.text, a.atttypid::pg_catalog.int8, pg_catalog.format_type(a.atttypid, a.atttypmod),
-       a.atttypmod
+SELECT a.attname::pg_catalog.text, a.attnum::pg_catalog.int4, a.atttypid::pg_catalog.int8,
+       pg_catalog.format_type(a.atttypid, a.atttypmod), a.atttypmod
 FROM pg_catalog.pg_attribute a
 WHERE a.attrelid OPERATOR(pg_catalog.=) %s::pg_catalog.oid AND a.attnum OPERATOR(pg_catalog.>) 0
   AND NOT a.attisdropped
@@ -115,21 +116,22 @@ def _table_profile(conn: psycopg.Connection, table: str, schema: str, column: st
     rel, relkind = int(row[0]), str(row[1])
     if relkind not in ("r", "p"):
         raise TableError(f"{where} is not a table (relkind {relkind!r})")
-    columns = {str(n): (Column(str(n), int(t), str(s)), int(m)) for n, t, s, m in conn.execute(_COLUMNS, (rel,)).fetchall()}
-    vec = _vector_column(conn, where, columns, column)
+    columns = {str(n): (Column(str(n), int(a), int(t), str(s)), int(m))
+               for n, a, t, s, m in conn.execute(_COLUMNS, (rel,)).fetchall()}
+    types = _vector_types(conn)
+    vec = _vector_column(types, where, columns, column)
     idc = _id_column(conn, where, rel, columns, id_column)
     dims = _dims(conn, ident, where, vec, columns[vec.name][1])
     dist = _distance(conn, where, rel, vec, distance)
     ext, vec_schema = extension_schemas(conn)
     return Profile(name=f"{schema}.{table}", schema=schema, table=table, vector_column=vec.name, dims=dims, codes=(),
                    id_column=idc, distance=dist, ext_schema=ext, vec_schema=vec_schema,
-                   vector_type=_vector_types(conn)[vec.type_oid])
+                   vector_type=types[vec.type_oid])
 
 
-def _vector_column(conn: psycopg.Connection, where: str, columns: dict[str, tuple[Column, int]],
+def _vector_column(types: dict[int, str], where: str, columns: dict[str, tuple[Column, int]],
                    column: str | None) -> Column:
-    """The vector column named, or the table's only vector/halfvec column."""
-    types = _vector_types(conn)
+    """The vector column named, or the table's only vector/halfvec column (types: pgvector's, by OID)."""
     if not types:
         raise TableError("the vector extension is not installed in this database")
     if column is not None:
@@ -191,9 +193,7 @@ def _distance(conn: psycopg.Connection, where: str, rel: int, vec: Column, dista
         if distance not in DISTANCES or distance == "maxsim":
             raise TableError(f"unknown distance {distance!r}: cosine, l2 or ip")
         return distance
-    attnum = conn.execute("SELECT a.attnum FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) "
-                          "%s::pg_catalog.oid AND a.attname OPERATOR(pg_catalog.=) %s", (rel, vec.name)).fetchone()
-    for (opc,) in conn.execute(_OPCLASSES, (rel, attnum[0] if attnum else 0)).fetchall():
+    for (opc,) in conn.execute(_OPCLASSES, (rel, vec.attnum)).fetchall():
         if str(opc) in OPCLASS_DISTANCE:
             return OPCLASS_DISTANCE[str(opc)]
     return "cosine"
